@@ -1,0 +1,216 @@
+/*
+ * sluice: move a large, changing set of remote assets into object storage
+ * without ever sending an origin more simultaneous requests than it allows.
+ * This is the library's whole public interface; the `sluice` tool in src/
+ * is written on it and nothing else.
+ */
+#ifndef SLUICE_H
+#define SLUICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Every error sluice reports, with its message. The enum, sluice_errname()
+ * and sluice_strerror() are all generated from this one list, so they can
+ * never fall out of step. Codes are stable: append, never renumber.
+ */
+#define SLUICE_ERRNO_MAP(XX)                                                  \
+    XX(OK, "success")                                                         \
+    XX(NOMEM, "out of memory")                                                \
+    XX(INVAL, "invalid argument")                                             \
+    XX(IO, "input/output error")                                              \
+    XX(NOENT, "no such file or directory")                                    \
+    XX(ACCES, "permission denied")                                            \
+    XX(DB, "database error")                                                  \
+    XX(NOTDB, "not a sluice database")                                        \
+    XX(DBVERSION, "database was written by a newer sluice")                   \
+    XX(READONLY, "database is read-only")                                     \
+    XX(BUSY, "database is locked by another process")                         \
+    XX(RUNNING, "another sluice run is using this database")                  \
+    XX(FORMAT, "unrecognised feed format")                                    \
+    XX(PARSE, "malformed record")                                             \
+    XX(URL, "invalid URL")                                                    \
+    XX(KEY, "invalid object key")                                             \
+    XX(TOOLONG, "too long")                                                   \
+    XX(NOTFOUND, "no such record")                                            \
+    XX(STORE, "store error")                                                  \
+    XX(NOSPACE, "no space left in the store")                                 \
+    XX(CONFIG, "configuration error")                                         \
+    XX(POLICY, "refused by the URL policy")                                   \
+    XX(HTTP, "HTTP error")                                                    \
+    XX(NETWORK, "network error")                                              \
+    XX(TIMEOUT, "timed out")                                                  \
+    XX(INTERRUPTED, "interrupted")                                            \
+    XX(UNSUPPORTED, "not supported")                                          \
+    XX(INTERNAL, "internal error")
+
+typedef enum {
+#define SLUICE_ERR_ENUM_(name, msg) SLUICE_E##name,
+    SLUICE_ERRNO_MAP(SLUICE_ERR_ENUM_)
+#undef SLUICE_ERR_ENUM_
+        SLUICE_E_COUNT_
+} sluice_err;
+
+#define SLUICE_OK SLUICE_EOK
+
+/* "NOMEM" for SLUICE_ENOMEM; "UNKNOWN" for a code outside the list. */
+const char *sluice_errname(sluice_err err);
+/* A short lower-case sentence fragment, "out of memory". Never NULL. */
+const char *sluice_strerror(sluice_err err);
+
+/* The library's version, "MAJOR.MINOR.PATCH". */
+const char *sluice_version(void);
+
+/* ---------------------------------------------------------------- queue */
+
+/*
+ * A handle on the durable queue of records. The location is a path to a
+ * SQLite file (the embedded default), or "sqlite:PATH". Other backends are
+ * chosen by URL scheme as they are added.
+ */
+typedef struct sluice_queue sluice_queue;
+
+enum {
+    /* Open for reading only: never create, migrate or write. */
+    SLUICE_QUEUE_READONLY = 1u << 0,
+    /* Fail with SLUICE_ENOENT instead of creating a missing database. */
+    SLUICE_QUEUE_NOCREATE = 1u << 1
+};
+
+typedef struct {
+    unsigned flags;          /* SLUICE_QUEUE_* */
+    unsigned busy_timeout_ms; /* wait this long for a lock; 0: 5000 */
+} sluice_queue_opts;
+
+/*
+ * Open (creating and migrating as needed) the queue at `location`. On
+ * failure *out is NULL and, when `errbuf` is given, it receives a one-line
+ * reason naming the file. The caller owns the handle and closes it.
+ */
+sluice_err sluice_queue_open(const char *location,
+                             const sluice_queue_opts *opts,
+                             sluice_queue **out, char *errbuf,
+                             size_t errbuf_size);
+void sluice_queue_close(sluice_queue *q);
+
+/*
+ * The detail of the last error on this handle, one line without a final
+ * newline ("sluice.db: database is locked by another process"). Valid until
+ * the next call on the handle.
+ */
+const char *sluice_queue_errmsg(const sluice_queue *q);
+
+/* Number of records in each state, and the age of the oldest pending. */
+typedef struct {
+    uint64_t pending;   /* ready to be fetched */
+    uint64_t in_flight; /* leased by a runner */
+    uint64_t retrying;  /* waiting for a retry time */
+    uint64_t done;      /* object stored and verified */
+    uint64_t dead;      /* in the dead-letter queue */
+    uint64_t total;
+    /* Seconds since the oldest pending record was queued; -1 if none. */
+    double oldest_pending_age;
+} sluice_counts;
+
+sluice_err sluice_queue_counts(sluice_queue *q, sluice_counts *out);
+
+/* --------------------------------------------------------------- ingest */
+
+typedef enum {
+    SLUICE_FORMAT_AUTO = 0, /* detect from the first bytes */
+    SLUICE_FORMAT_JSONL,    /* one JSON object a line */
+    SLUICE_FORMAT_CSV,      /* RFC 4180, header row naming at least url */
+    SLUICE_FORMAT_LINES     /* one URL a line, # comments */
+} sluice_format;
+
+/* "jsonl", "csv", "lines" or "auto"; -1 for anything else. */
+int sluice_format_from_name(const char *name);
+const char *sluice_format_name(sluice_format format);
+
+typedef struct {
+    uint64_t added;     /* new ids */
+    uint64_t updated;   /* known ids whose url, key or meta changed */
+    uint64_t unchanged; /* known ids ingested again as they were */
+    uint64_t rejected;  /* malformed or refused lines */
+} sluice_ingest_stats;
+
+/*
+ * Called once for each rejected record with the file name given to
+ * sluice_ingest_fd(), the 1-based line where the record starts and a short
+ * reason ("url: scheme must be http or https").
+ */
+typedef void sluice_reject_fn(void *ctx, const char *file, uint64_t line,
+                              const char *reason);
+
+/* Called after each committed batch with the totals so far. */
+typedef void sluice_ingest_progress_fn(void *ctx,
+                                       const sluice_ingest_stats *so_far);
+
+typedef struct {
+    sluice_format format;
+    sluice_reject_fn *on_reject; /* NULL: rejections are only counted */
+    sluice_ingest_progress_fn *on_progress; /* may be NULL */
+    void *ctx;                              /* passed to both */
+    /* Records per transaction; 0: a default tuned for throughput. */
+    unsigned batch_size;
+} sluice_ingest_opts;
+
+/*
+ * Read a feed from `fd` until end of file and upsert every valid record
+ * (see DESIGN.md: same id and url is a no-op, a new url replaces a pending
+ * one). Memory stays flat whatever the size of the feed. Bad records are
+ * reported through on_reject and counted, and cost nothing else. `stats`
+ * is added to, so one struct can sum several files. Returns an error only
+ * for failures that stopped the work (a read error, the database); records
+ * committed before that stay committed.
+ */
+sluice_err sluice_ingest_fd(sluice_queue *q, int fd, const char *name,
+                            const sluice_ingest_opts *opts,
+                            sluice_ingest_stats *stats);
+
+/* ------------------------------------------------------------------ dlq */
+
+/* A dead-lettered record, as sluice_dlq_list() hands it out. */
+typedef struct {
+    const char *id;
+    const char *url;
+    const char *key;
+    const char *meta;        /* JSON object text, or NULL */
+    const char *error_class; /* "http", "network", "policy", ... */
+    const char *message;     /* one line */
+    int http_status;         /* 0 when no response was received */
+    unsigned attempts;
+    int64_t failed_at; /* milliseconds since the epoch */
+} sluice_dead_record;
+
+/* Return non-zero to stop the listing early. */
+typedef int sluice_dead_fn(void *ctx, const sluice_dead_record *rec);
+
+/* Restrict dlq list/replay; NULL fields match everything. */
+typedef struct {
+    const char *error_class;
+} sluice_dlq_filter;
+
+/* Hand every dead record matching `filter` to `fn`, oldest first. */
+sluice_err sluice_dlq_list(sluice_queue *q, const sluice_dlq_filter *filter,
+                           sluice_dead_fn *fn, void *ctx);
+
+/*
+ * Put dead records back in the queue as pending with fresh attempts: those
+ * named in ids[0..n_ids) (ids that are not dead are counted in *missing),
+ * or, when ids is NULL, every dead record matching `filter`.
+ */
+sluice_err sluice_dlq_replay(sluice_queue *q, const char *const *ids,
+                             size_t n_ids, const sluice_dlq_filter *filter,
+                             uint64_t *replayed, uint64_t *missing);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SLUICE_H */

@@ -1,0 +1,350 @@
+/*
+ * The queue registry and the wrappers every caller goes through. The
+ * wrappers are the one place for argument checks, defaults for optional
+ * operations and injected faults; backends only do the work.
+ */
+#include "queue.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../fault.h"
+
+static const sl_queue_ops *const queue_backends[] = {
+    &sl_queue_sqlite,
+};
+
+const char *
+sl_state_name(sl_state state)
+{
+    switch (state) {
+    case SL_STATE_PENDING:
+        return "pending";
+    case SL_STATE_IN_FLIGHT:
+        return "in_flight";
+    case SL_STATE_RETRYING:
+        return "retrying";
+    case SL_STATE_DONE:
+        return "done";
+    case SL_STATE_DEAD:
+        return "dead";
+    }
+    return "unknown";
+}
+
+void
+sl_lease_clear(sl_lease *lease)
+{
+    sl_free(lease->id);
+    memset(lease, 0, sizeof *lease);
+}
+
+void
+sl_record_info_clear(sl_record_info *info)
+{
+    sl_free(info->id);
+    sl_free(info->url);
+    sl_free(info->key);
+    sl_free(info->meta);
+    sl_free(info->origin);
+    sl_free(info->error_class);
+    sl_free(info->message);
+    sl_free(info->sha256_hex);
+    sl_free(info->content_type);
+    sl_free(info->etag);
+    memset(info, 0, sizeof *info);
+}
+
+const sl_queue_ops *
+sl_queue_find(const char *location)
+{
+    const sl_queue_ops *fallback = NULL;
+    for (size_t i = 0; i < SL_ARRAY_LEN(queue_backends); i++) {
+        const sl_queue_ops *ops = queue_backends[i];
+        if (!ops->scheme) {
+            fallback = ops;
+            continue;
+        }
+        if (strncmp(location, ops->scheme, strlen(ops->scheme)) == 0)
+            return ops;
+    }
+    /* A string that looks like "scheme://" but names no backend is an
+     * error, not a file name. */
+    const char *colon = strstr(location, "://");
+    if (colon && strcspn(location, "/") > (size_t)(colon - location))
+        return NULL;
+    return fallback;
+}
+
+sluice_err
+sl_queue_fail(sluice_queue *q, sluice_err err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sl_vfmt(q->errmsg, sizeof q->errmsg, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+sluice_err
+sluice_queue_open(const char *location, const sluice_queue_opts *opts,
+                  sluice_queue **out, char *errbuf, size_t errbuf_size)
+{
+    static const sluice_queue_opts defaults = {0, 0};
+    sluice_queue *q = NULL;
+    sluice_err err;
+
+    *out = NULL;
+    if (!opts)
+        opts = &defaults;
+    const sl_queue_ops *ops = sl_queue_find(location);
+    if (!ops) {
+        if (errbuf)
+            sl_fmt(errbuf, errbuf_size, "%s: no queue backend for this "
+                   "scheme", location);
+        return SLUICE_EUNSUPPORTED;
+    }
+    q = sl_calloc(1, sizeof *q);
+    if (!q)
+        goto nomem;
+    q->ops = ops;
+    q->location = sl_strdup(location);
+    q->state = sl_calloc(1, ops->state_size);
+    if (!q->location || !q->state)
+        goto nomem;
+    err = ops->open(q, location, opts);
+    if (err != SLUICE_OK) {
+        if (errbuf)
+            sl_fmt(errbuf, errbuf_size, "%s", q->errmsg);
+        sl_free(q->state);
+        q->state = NULL;
+        sluice_queue_close(q);
+        return err;
+    }
+    *out = q;
+    return SLUICE_OK;
+nomem:
+    if (errbuf)
+        sl_fmt(errbuf, errbuf_size, "%s: out of memory", location);
+    if (q) {
+        sl_free(q->state);
+        q->state = NULL;
+    }
+    sluice_queue_close(q);
+    return SLUICE_ENOMEM;
+}
+
+void
+sluice_queue_close(sluice_queue *q)
+{
+    if (!q)
+        return;
+    if (q->state) {
+        if (q->in_batch)
+            sl_queue_rollback(q);
+        q->ops->close(q);
+        sl_free(q->state);
+    }
+    sl_free(q->location);
+    sl_free(q);
+}
+
+const char *
+sluice_queue_errmsg(const sluice_queue *q)
+{
+    return q->errmsg;
+}
+
+/* In test builds any queue operation may be made to fail here. */
+static sluice_err
+queue_fault(sluice_queue *q, const char *op)
+{
+    if (sl_fault_hit(SL_FAULT_DB))
+        return sl_queue_fail(q, SLUICE_EDB, "%s: %s: injected fault",
+                             q->location, op);
+    return SLUICE_OK;
+}
+
+sluice_err
+sl_queue_begin(sluice_queue *q)
+{
+    assert(!q->in_batch);
+    sluice_err err = queue_fault(q, "begin");
+    if (err == SLUICE_OK && q->ops->begin)
+        err = q->ops->begin(q);
+    if (err == SLUICE_OK)
+        q->in_batch = true;
+    return err;
+}
+
+sluice_err
+sl_queue_commit(sluice_queue *q)
+{
+    assert(q->in_batch);
+    sluice_err err = queue_fault(q, "commit");
+    if (err != SLUICE_OK)
+        return err;
+    if (q->ops->commit)
+        err = q->ops->commit(q);
+    if (err == SLUICE_OK)
+        q->in_batch = false;
+    return err;
+}
+
+sluice_err
+sl_queue_rollback(sluice_queue *q)
+{
+    sluice_err err = SLUICE_OK;
+    if (!q->in_batch)
+        return SLUICE_OK;
+    if (q->ops->rollback)
+        err = q->ops->rollback(q);
+    q->in_batch = false;
+    return err;
+}
+
+sluice_err
+sl_queue_upsert(sluice_queue *q, const sl_record *rec, int64_t now_ms,
+                sl_upsert_result *result)
+{
+    assert(rec->id.len > 0 && rec->url.len > 0 && rec->key.len > 0);
+    sluice_err err = queue_fault(q, "upsert");
+    if (err != SLUICE_OK)
+        return err;
+    return q->ops->upsert(q, rec, now_ms, result);
+}
+
+sluice_err
+sl_queue_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
+               size_t *n_out)
+{
+    assert(req->lease_ms > 0);
+    *n_out = 0;
+    if (req->max == 0)
+        return SLUICE_OK;
+    sluice_err err = queue_fault(q, "lease");
+    if (err != SLUICE_OK)
+        return err;
+    return q->ops->lease(q, req, out, n_out);
+}
+
+sluice_err
+sl_queue_complete(sluice_queue *q, const sl_lease *lease,
+                  const sl_object_info *obj, int64_t now_ms)
+{
+    assert(lease->id && obj->sha256_hex && obj->size >= 0);
+    sluice_err err = queue_fault(q, "complete");
+    if (err != SLUICE_OK)
+        return err;
+    return q->ops->complete(q, lease, obj, now_ms);
+}
+
+sluice_err
+sl_queue_retry(sluice_queue *q, const sl_lease *lease, int64_t due_ms,
+               const sl_failure *why, bool counts_attempt)
+{
+    assert(lease->id && why->error_class);
+    sluice_err err = queue_fault(q, "retry");
+    if (err != SLUICE_OK)
+        return err;
+    return q->ops->retry(q, lease, due_ms, why, counts_attempt);
+}
+
+sluice_err
+sl_queue_dead(sluice_queue *q, const sl_lease *lease, const sl_failure *why,
+              int64_t now_ms)
+{
+    assert(lease->id && why->error_class);
+    sluice_err err = queue_fault(q, "dead");
+    if (err != SLUICE_OK)
+        return err;
+    return q->ops->dead(q, lease, why, now_ms);
+}
+
+sluice_err
+sl_queue_release(sluice_queue *q, const sl_lease *lease)
+{
+    assert(lease->id);
+    return q->ops->release(q, lease);
+}
+
+sluice_err
+sl_queue_acquire_runner(sluice_queue *q)
+{
+    if (!q->ops->acquire_runner)
+        return SLUICE_OK;
+    return q->ops->acquire_runner(q);
+}
+
+sluice_err
+sl_queue_recover(sluice_queue *q, int64_t now_ms, uint64_t *recovered)
+{
+    uint64_t ignored;
+    if (!recovered)
+        recovered = &ignored;
+    *recovered = 0;
+    if (!q->ops->recover)
+        return SLUICE_OK;
+    return q->ops->recover(q, now_ms, recovered);
+}
+
+sluice_err
+sl_queue_get(sluice_queue *q, const char *id, sl_record_info *out)
+{
+    memset(out, 0, sizeof *out);
+    return q->ops->get(q, id, out);
+}
+
+sluice_err
+sluice_queue_counts(sluice_queue *q, sluice_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    out->oldest_pending_age = -1;
+    return q->ops->counts(q, sl_now_ms(), out);
+}
+
+sluice_err
+sluice_dlq_list(sluice_queue *q, const sluice_dlq_filter *filter,
+                sluice_dead_fn *fn, void *ctx)
+{
+    static const sluice_dlq_filter all = {NULL};
+    return q->ops->dlq_list(q, filter ? filter : &all, fn, ctx);
+}
+
+sluice_err
+sluice_dlq_replay(sluice_queue *q, const char *const *ids, size_t n_ids,
+                  const sluice_dlq_filter *filter, uint64_t *replayed,
+                  uint64_t *missing)
+{
+    static const sluice_dlq_filter all = {NULL};
+    uint64_t dummy_replayed, dummy_missing;
+    sluice_err err;
+
+    if (!replayed)
+        replayed = &dummy_replayed;
+    if (!missing)
+        missing = &dummy_missing;
+    *replayed = *missing = 0;
+    if (!filter)
+        filter = &all;
+    int64_t now = sl_now_ms();
+    if ((err = sl_queue_begin(q)) != SLUICE_OK)
+        return err;
+    if (!ids) {
+        err = q->ops->replay(q, NULL, filter, now, replayed);
+    } else {
+        for (size_t i = 0; i < n_ids && err == SLUICE_OK; i++) {
+            uint64_t n = 0;
+            err = q->ops->replay(q, ids[i], filter, now, &n);
+            *replayed += n;
+            *missing += n ? 0 : 1;
+        }
+    }
+    if (err != SLUICE_OK) {
+        sl_queue_rollback(q);
+        return err;
+    }
+    return sl_queue_commit(q);
+}

@@ -1,0 +1,190 @@
+/*
+ * The queue interface: the durable states of records and their leases.
+ * A backend (queue_sqlite.c, later Redis or Kinesis) is a const table of
+ * operations; everything else calls the sl_queue_* wrappers in queue.c,
+ * never the table. docs/queue.md states what a backend must guarantee.
+ */
+#ifndef SL_QUEUE_H
+#define SL_QUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../record.h"
+#include "../util.h"
+#include "sluice/sluice.h"
+
+/* A record's state. The numbers are stored: never renumber. */
+typedef enum {
+    SL_STATE_PENDING = 0,
+    SL_STATE_IN_FLIGHT = 1,
+    SL_STATE_RETRYING = 2,
+    SL_STATE_DONE = 3,
+    SL_STATE_DEAD = 4
+} sl_state;
+
+const char *sl_state_name(sl_state state);
+
+typedef enum {
+    SL_UPSERT_ADDED,
+    SL_UPSERT_UPDATED,
+    SL_UPSERT_UNCHANGED
+} sl_upsert_result;
+
+/*
+ * A leased record. The strings share one allocation owned by the lease;
+ * sl_lease_clear() frees it. `handle` and `token` identify the lease to
+ * the backend: a mark carrying a token that is no longer current (the
+ * record was re-ingested with a new url, or the lease expired and was
+ * taken again) changes nothing and returns SLUICE_ENOTFOUND.
+ */
+typedef struct {
+    uint64_t handle;
+    uint64_t token;
+    char *id;
+    char *url;
+    char *key;
+    char *origin;
+    unsigned attempts;        /* failed attempts so far, throttles excluded */
+    int64_t first_attempt_ms; /* when it was first leased */
+} sl_lease;
+
+void sl_lease_clear(sl_lease *lease);
+
+typedef struct {
+    size_t max;       /* lease at most this many */
+    int64_t now_ms;   /* wall clock */
+    int64_t lease_ms; /* the leases expire at now_ms + lease_ms */
+    /* Leave records of these origins where they are. */
+    const char *const *skip_origins;
+    size_t n_skip;
+} sl_lease_req;
+
+/* What the store reports about an object it has made durable. */
+typedef struct {
+    int64_t size;
+    const char *sha256_hex;   /* 64 hex digits */
+    const char *content_type; /* NULL if the origin sent none */
+    const char *etag;         /* NULL if the origin sent none */
+} sl_object_info;
+
+/* Why an attempt failed. */
+typedef struct {
+    const char *error_class; /* "http", "network", "timeout", ... */
+    const char *message;     /* one line */
+    int http_status;         /* 0: no response */
+} sl_failure;
+
+/* One record as the queue holds it, for inspection and tests. */
+typedef struct {
+    sl_state state;
+    char *id, *url, *key, *meta, *origin;
+    unsigned attempts, throttles;
+    int64_t next_at_ms; /* retry due time, or lease expiry */
+    char *error_class, *message;
+    int http_status;
+    int64_t size;
+    char *sha256_hex, *content_type, *etag;
+} sl_record_info;
+
+void sl_record_info_clear(sl_record_info *info);
+
+typedef struct sl_queue_ops sl_queue_ops;
+
+/* The handle: the public sluice_queue is this struct. */
+struct sluice_queue {
+    const sl_queue_ops *ops;
+    char *location;
+    void *state; /* the backend's, ops->state_size bytes, zeroed */
+    bool in_batch;
+    char errmsg[512];
+};
+
+/* Feature bits a backend declares. */
+enum {
+    SL_QUEUE_F_TRANSACTIONS = 1u << 0, /* begin/commit group writes */
+    SL_QUEUE_F_EXCLUSIVE = 1u << 1     /* acquire_runner is supported */
+};
+
+struct sl_queue_ops {
+    const char *name;   /* "sqlite" */
+    const char *scheme; /* "sqlite:"; NULL for the default (a path) */
+    unsigned features;
+    size_t state_size;
+
+    sluice_err (*open)(sluice_queue *q, const char *location,
+                       const sluice_queue_opts *opts);
+    void (*close)(sluice_queue *q);
+    /* Optional: group the writes that follow into one atomic commit. */
+    sluice_err (*begin)(sluice_queue *q);
+    sluice_err (*commit)(sluice_queue *q);
+    sluice_err (*rollback)(sluice_queue *q);
+
+    sluice_err (*upsert)(sluice_queue *q, const sl_record *rec,
+                         int64_t now_ms, sl_upsert_result *result);
+    sluice_err (*lease)(sluice_queue *q, const sl_lease_req *req,
+                        sl_lease *out, size_t *n_out);
+    sluice_err (*complete)(sluice_queue *q, const sl_lease *lease,
+                           const sl_object_info *obj, int64_t now_ms);
+    sluice_err (*retry)(sluice_queue *q, const sl_lease *lease,
+                        int64_t due_ms, const sl_failure *why,
+                        bool counts_attempt);
+    sluice_err (*dead)(sluice_queue *q, const sl_lease *lease,
+                       const sl_failure *why, int64_t now_ms);
+    sluice_err (*release)(sluice_queue *q, const sl_lease *lease);
+    /* Optional: become the only runner (SLUICE_ERUNNING if not). */
+    sluice_err (*acquire_runner)(sluice_queue *q);
+    sluice_err (*recover)(sluice_queue *q, int64_t now_ms,
+                          uint64_t *recovered);
+    sluice_err (*counts)(sluice_queue *q, int64_t now_ms,
+                         sluice_counts *out);
+    sluice_err (*get)(sluice_queue *q, const char *id,
+                      sl_record_info *out);
+    sluice_err (*dlq_list)(sluice_queue *q, const sluice_dlq_filter *filter,
+                           sluice_dead_fn *fn, void *ctx);
+    sluice_err (*replay)(sluice_queue *q, const char *id,
+                         const sluice_dlq_filter *filter, int64_t now_ms,
+                         uint64_t *replayed);
+};
+
+/* The registry: the backend for a location (scheme, else the default). */
+const sl_queue_ops *sl_queue_find(const char *location);
+
+/* Record a one-line error detail on the handle and return `err`. */
+sluice_err sl_queue_fail(sluice_queue *q, sluice_err err, const char *fmt,
+                         ...) SL_PRINTF(3, 4);
+
+/*
+ * The wrappers. Each asserts its arguments, supplies defaults for optional
+ * operations and is where test builds inject faults.
+ */
+sluice_err sl_queue_begin(sluice_queue *q);
+sluice_err sl_queue_commit(sluice_queue *q);
+sluice_err sl_queue_rollback(sluice_queue *q);
+sluice_err sl_queue_upsert(sluice_queue *q, const sl_record *rec,
+                           int64_t now_ms, sl_upsert_result *result);
+/* Lease up to req->max ready records: due retries first, then pending in
+ * feed order, then leases that expired. */
+sluice_err sl_queue_lease(sluice_queue *q, const sl_lease_req *req,
+                          sl_lease *out, size_t *n_out);
+sluice_err sl_queue_complete(sluice_queue *q, const sl_lease *lease,
+                             const sl_object_info *obj, int64_t now_ms);
+/* Back to waiting until due_ms. A throttle does not count an attempt. */
+sluice_err sl_queue_retry(sluice_queue *q, const sl_lease *lease,
+                          int64_t due_ms, const sl_failure *why,
+                          bool counts_attempt);
+/* Into the dead-letter queue, counting this attempt. */
+sluice_err sl_queue_dead(sluice_queue *q, const sl_lease *lease,
+                         const sl_failure *why, int64_t now_ms);
+/* Give back a lease that was never started: as it was, no attempt used. */
+sluice_err sl_queue_release(sluice_queue *q, const sl_lease *lease);
+sluice_err sl_queue_acquire_runner(sluice_queue *q);
+/* As the only runner: make every in-flight record ready again. */
+sluice_err sl_queue_recover(sluice_queue *q, int64_t now_ms,
+                            uint64_t *recovered);
+sluice_err sl_queue_get(sluice_queue *q, const char *id,
+                        sl_record_info *out);
+
+extern const sl_queue_ops sl_queue_sqlite;
+
+#endif /* SL_QUEUE_H */

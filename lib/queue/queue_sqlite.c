@@ -1,0 +1,944 @@
+/*
+ * The embedded queue backend: one SQLite file in WAL mode. Records live in
+ * one table indexed by (state, next_at), so leasing, counting and finding
+ * due retries are index range scans whatever the size of the queue. The
+ * schema is versioned with PRAGMA user_version; see migrations[] below.
+ */
+#include "queue.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+/* "SLIC": marks a SQLite file as sluice's. */
+#define SLUICE_APPLICATION_ID 0x534c4943
+
+/*
+ * Schema migrations: migrations[v] takes a database from user_version v to
+ * v + 1. Append new steps; never edit a released one.
+ */
+static const char *const migrations[] = {
+    /* 0 -> 1: the first schema. */
+    "CREATE TABLE records ("
+    "  rid INTEGER PRIMARY KEY,"      /* feed order */
+    "  id TEXT NOT NULL UNIQUE,"
+    "  url TEXT NOT NULL,"
+    "  key TEXT NOT NULL UNIQUE,"
+    "  meta TEXT,"
+    "  origin TEXT NOT NULL,"         /* scheme://host:port */
+    "  state INTEGER NOT NULL,"       /* sl_state */
+    "  next_at INTEGER NOT NULL,"     /* retry due / lease expiry, ms */
+    "  lease INTEGER NOT NULL DEFAULT 0," /* lease generation */
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  throttles INTEGER NOT NULL DEFAULT 0,"
+    "  queued_at INTEGER NOT NULL,"
+    "  first_attempt_at INTEGER,"
+    "  finished_at INTEGER,"
+    "  error_class TEXT,"
+    "  message TEXT,"
+    "  http_status INTEGER,"
+    "  size INTEGER,"
+    "  sha256 TEXT,"
+    "  content_type TEXT,"
+    "  etag TEXT"
+    ");"
+    "CREATE INDEX records_state ON records(state, next_at);",
+};
+
+#define SCHEMA_VERSION ((int)SL_ARRAY_LEN(migrations))
+
+/* Prepared statements, made on first use. */
+enum {
+    ST_UPSERT,
+    ST_KEY_OWNER,
+    ST_LEASE_DUE,
+    ST_LEASE_PENDING,
+    ST_MARK_LEASED,
+    ST_COMPLETE,
+    ST_RETRY,
+    ST_DEAD,
+    ST_RELEASE,
+    ST_RECOVER,
+    ST_COUNTS,
+    ST_OLDEST,
+    ST_GET,
+    ST_DLQ_LIST,
+    ST_REPLAY,
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_COUNT_
+};
+
+/* A record that is not in flight goes back to where it was. */
+#define READY_STATE "CASE WHEN error_class IS NULL THEN 0 ELSE 2 END"
+#define READY_AT(now) "CASE WHEN error_class IS NULL THEN 0 ELSE " now " END"
+/* An upsert that changes the url or key sends the record back. */
+#define REFETCH     "(url IS NOT excluded.url OR key IS NOT excluded.key)"
+
+static const char *const statements[ST_COUNT_] = {
+    [ST_UPSERT] =
+        "INSERT INTO records(id, url, key, meta, origin, state, next_at,"
+        " queued_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6)"
+        " ON CONFLICT(id) DO UPDATE SET"
+        " state = CASE WHEN " REFETCH " THEN 0 ELSE state END,"
+        " next_at = CASE WHEN " REFETCH " THEN 0 ELSE next_at END,"
+        " lease = CASE WHEN " REFETCH " THEN lease + 1 ELSE lease END,"
+        " attempts = CASE WHEN " REFETCH " THEN 0 ELSE attempts END,"
+        " throttles = CASE WHEN " REFETCH " THEN 0 ELSE throttles END,"
+        " queued_at = CASE WHEN " REFETCH " THEN excluded.queued_at"
+        "   ELSE queued_at END,"
+        " first_attempt_at = CASE WHEN " REFETCH " THEN NULL"
+        "   ELSE first_attempt_at END,"
+        " error_class = CASE WHEN " REFETCH " THEN NULL ELSE error_class END,"
+        " message = CASE WHEN " REFETCH " THEN NULL ELSE message END,"
+        " http_status = CASE WHEN " REFETCH " THEN NULL ELSE http_status END,"
+        " url = excluded.url, key = excluded.key, meta = excluded.meta,"
+        " origin = excluded.origin"
+        " WHERE " REFETCH " OR meta IS NOT excluded.meta",
+    [ST_KEY_OWNER] = "SELECT id FROM records WHERE key = ?1",
+    [ST_LEASE_DUE] =
+        "SELECT rid, id, url, key, origin, attempts, first_attempt_at"
+        " FROM records WHERE state IN (1, 2) AND next_at <= ?1"
+        " AND (?3 IS NULL OR origin NOT IN (SELECT value FROM json_each(?3)))"
+        " ORDER BY next_at LIMIT ?2",
+    [ST_LEASE_PENDING] =
+        "SELECT rid, id, url, key, origin, attempts, first_attempt_at"
+        " FROM records WHERE state = 0 AND next_at = 0"
+        " AND (?3 IS NULL OR origin NOT IN (SELECT value FROM json_each(?3)))"
+        " ORDER BY rid LIMIT ?2",
+    [ST_MARK_LEASED] =
+        "UPDATE records SET state = 1, next_at = ?2, lease = lease + 1,"
+        " first_attempt_at = coalesce(first_attempt_at, ?3)"
+        " WHERE rid = ?1 RETURNING lease",
+    [ST_COMPLETE] =
+        "UPDATE records SET state = 3, next_at = 0, finished_at = ?3,"
+        " size = ?4, sha256 = ?5, content_type = ?6, etag = ?7,"
+        " error_class = NULL, message = NULL, http_status = NULL"
+        " WHERE rid = ?1 AND lease = ?2 AND state = 1",
+    [ST_RETRY] =
+        "UPDATE records SET state = 2, next_at = ?3,"
+        " attempts = attempts + ?4, throttles = throttles + 1 - ?4,"
+        " error_class = ?5, message = ?6, http_status = ?7"
+        " WHERE rid = ?1 AND lease = ?2 AND state = 1",
+    [ST_DEAD] =
+        "UPDATE records SET state = 4, next_at = 0, finished_at = ?3,"
+        " attempts = attempts + 1,"
+        " error_class = ?4, message = ?5, http_status = ?6"
+        " WHERE rid = ?1 AND lease = ?2 AND state = 1",
+    [ST_RELEASE] =
+        "UPDATE records SET state = " READY_STATE ","
+        " next_at = " READY_AT("?2") ", lease = lease + 1"
+        " WHERE rid = ?1 AND lease = ?3 AND state = 1",
+    [ST_RECOVER] =
+        "UPDATE records SET state = " READY_STATE ","
+        " next_at = " READY_AT("?1") ", lease = lease + 1 WHERE state = 1",
+    [ST_COUNTS] = "SELECT state, count(*) FROM records GROUP BY state",
+    [ST_OLDEST] = "SELECT queued_at FROM records WHERE state = 0"
+                  " AND next_at = 0 ORDER BY rid LIMIT 1",
+    [ST_GET] =
+        "SELECT state, id, url, key, meta, origin, attempts, throttles,"
+        " next_at, error_class, message, http_status, size, sha256,"
+        " content_type, etag FROM records WHERE id = ?1",
+    [ST_DLQ_LIST] =
+        "SELECT id, url, key, meta, error_class, message, http_status,"
+        " attempts, finished_at FROM records WHERE state = 4"
+        " AND (?1 IS NULL OR error_class = ?1) ORDER BY finished_at, rid",
+    [ST_REPLAY] =
+        "UPDATE records SET state = 0, next_at = 0, lease = lease + 1,"
+        " attempts = 0, throttles = 0, first_attempt_at = NULL,"
+        " queued_at = ?3, error_class = NULL, message = NULL,"
+        " http_status = NULL, finished_at = NULL"
+        " WHERE state = 4 AND (?1 IS NULL OR id = ?1)"
+        " AND (?2 IS NULL OR error_class = ?2)",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+};
+
+typedef struct {
+    sqlite3 *db;
+    const char *path; /* within q->location */
+    int runner_fd;    /* holds the runner's flock, or -1 */
+    unsigned busy_timeout_ms;
+    sqlite3_stmt *st[ST_COUNT_];
+    sl_buf skip_json;
+} sqlite_queue;
+
+static sqlite_queue *
+state_of(sluice_queue *q)
+{
+    return q->state;
+}
+
+/* Translate a SQLite result into a sluice code with a one-line message. */
+static sluice_err
+db_fail(sluice_queue *q, int rc, const char *what)
+{
+    sqlite_queue *s = state_of(q);
+    const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+    sluice_err err;
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return sl_queue_fail(q, SLUICE_EBUSY,
+                             "%s: database is locked by another process "
+                             "(waited %u ms)",
+                             s->path, s->busy_timeout_ms);
+    case SQLITE_READONLY:
+        return sl_queue_fail(q, SLUICE_EREADONLY,
+                             "%s: database is read-only", s->path);
+    case SQLITE_NOTADB:
+        return sl_queue_fail(q, SLUICE_ENOTDB,
+                             "%s: not a SQLite database", s->path);
+    case SQLITE_NOMEM:
+        err = SLUICE_ENOMEM;
+        break;
+    case SQLITE_FULL:
+        err = SLUICE_ENOSPACE;
+        break;
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+        err = SLUICE_EIO;
+        break;
+    default:
+        err = SLUICE_EDB;
+    }
+    return sl_queue_fail(q, err, "%s: %s: %s", s->path, what, msg);
+}
+
+static sluice_err
+prep(sluice_queue *q, int which, sqlite3_stmt **out)
+{
+    sqlite_queue *s = state_of(q);
+    *out = NULL;
+    if (!s->st[which]) {
+        int rc = sqlite3_prepare_v3(s->db, statements[which], -1,
+                                    SQLITE_PREPARE_PERSISTENT, &s->st[which],
+                                    NULL);
+        if (rc != SQLITE_OK)
+            return db_fail(q, rc, "prepare");
+    }
+    *out = s->st[which];
+    return SLUICE_OK;
+}
+
+/* Run a statement that returns no rows. */
+static sluice_err
+step_done(sluice_queue *q, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return db_fail(q, rc, what);
+    return SLUICE_OK;
+}
+
+static sluice_err
+exec_sql(sluice_queue *q, const char *sql, const char *what)
+{
+    int rc = sqlite3_exec(state_of(q)->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? SLUICE_OK : db_fail(q, rc, what);
+}
+
+static sluice_err
+query_int(sluice_queue *q, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(state_of(q)->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(q, rc, "read header");
+    rc = sqlite3_step(st);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(q, rc, "read header");
+    return SLUICE_OK;
+}
+
+static sluice_err
+migrate(sluice_queue *q, int from)
+{
+    sluice_err err = exec_sql(q, "BEGIN IMMEDIATE", "migrate");
+    if (err != SLUICE_OK)
+        return err;
+    /* Someone else may have migrated while we waited for the lock. */
+    int64_t version;
+    err = query_int(q, "PRAGMA user_version", &version);
+    if (err == SLUICE_OK && version != from) {
+        exec_sql(q, "ROLLBACK", "migrate");
+        return SLUICE_OK;
+    }
+    for (int v = from; v < SCHEMA_VERSION && err == SLUICE_OK; v++)
+        err = exec_sql(q, migrations[v], "migrate");
+    if (err == SLUICE_OK) {
+        char sql[96];
+        sl_fmt(sql, sizeof sql,
+               "PRAGMA application_id = %d; PRAGMA user_version = %d",
+               SLUICE_APPLICATION_ID, SCHEMA_VERSION);
+        err = exec_sql(q, sql, "migrate");
+    }
+    if (err == SLUICE_OK)
+        err = exec_sql(q, "COMMIT", "migrate");
+    if (err != SLUICE_OK)
+        sqlite3_exec(state_of(q)->db, "ROLLBACK", NULL, NULL, NULL);
+    return err;
+}
+
+static sluice_err
+sqlite_open(sluice_queue *q, const char *location,
+            const sluice_queue_opts *opts)
+{
+    sqlite_queue *s = state_of(q);
+    const char *path = location;
+    struct stat sb;
+    sluice_err err;
+    int64_t app_id, version, objects;
+    bool readonly = opts->flags & SLUICE_QUEUE_READONLY;
+
+    if (strncmp(path, "sqlite:", 7) == 0)
+        path = q->location + 7;
+    else
+        path = q->location;
+    s->path = path;
+    s->runner_fd = -1;
+    s->busy_timeout_ms = opts->busy_timeout_ms ? opts->busy_timeout_ms : 5000;
+    sl_buf_init(&s->skip_json);
+
+    if (!*path)
+        return sl_queue_fail(q, SLUICE_EINVAL, "empty database path");
+    if (stat(path, &sb) != 0) {
+        if (errno != ENOENT)
+            return sl_queue_fail(q, SLUICE_EIO, "%s: %s", path,
+                                 strerror(errno));
+        if (readonly || (opts->flags & SLUICE_QUEUE_NOCREATE))
+            return sl_queue_fail(q, SLUICE_ENOENT,
+                                 "%s: no such database (sluice ingest "
+                                 "creates it)",
+                                 path);
+    } else if (S_ISDIR(sb.st_mode)) {
+        return sl_queue_fail(q, SLUICE_EINVAL, "%s: is a directory", path);
+    }
+
+    int flags = readonly ? SQLITE_OPEN_READONLY
+                         : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        int saved = errno;
+        const char *why = rc == SQLITE_CANTOPEN && saved
+                              ? strerror(saved)
+                              : sqlite3_errstr(rc);
+        err = (rc == SQLITE_CANTOPEN && saved == EACCES) ? SLUICE_EACCES
+                                                           : SLUICE_EIO;
+        return sl_queue_fail(q, err, "%s: cannot open database: %s", path,
+                             why);
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, (int)s->busy_timeout_ms);
+
+    if (!readonly && sqlite3_db_readonly(s->db, "main") == 1)
+        return sl_queue_fail(q, SLUICE_EREADONLY,
+                             "%s: database is read-only (check the file's "
+                             "and its directory's permissions)",
+                             path);
+
+    /* Look before touching anything: a file that is not ours stays as
+     * it is. */
+    if ((err = query_int(q, "PRAGMA application_id", &app_id)) ||
+        (err = query_int(q, "PRAGMA user_version", &version)) ||
+        (err = query_int(q, "SELECT count(*) FROM sqlite_master",
+                         &objects))) {
+        if (err == SLUICE_ENOTDB)
+            return sl_queue_fail(q, SLUICE_ENOTDB,
+                                 "%s: not a sluice database (not even "
+                                 "SQLite)",
+                                 path);
+        return err;
+    }
+    bool fresh = app_id == 0 && version == 0 && objects == 0;
+    if (!fresh && app_id != SLUICE_APPLICATION_ID)
+        return sl_queue_fail(q, SLUICE_ENOTDB,
+                             "%s: not a sluice database (a SQLite file of "
+                             "another program)",
+                             path);
+    if (version > SCHEMA_VERSION)
+        return sl_queue_fail(q, SLUICE_EDBVERSION,
+                             "%s: schema version %lld is newer than this "
+                             "sluice understands (%d); upgrade sluice",
+                             path, (long long)version, SCHEMA_VERSION);
+    if (readonly) {
+        if (fresh)
+            return sl_queue_fail(q, SLUICE_ENOENT,
+                                 "%s: empty database (sluice ingest fills "
+                                 "it)",
+                                 path);
+        if (version < SCHEMA_VERSION)
+            return sl_queue_fail(q, SLUICE_EDBVERSION,
+                                 "%s: schema version %lld needs upgrading; "
+                                 "run sluice ingest on it once",
+                                 path, (long long)version);
+        return SLUICE_OK;
+    }
+
+    /* WAL lets status and ingest read and write while a run goes on. */
+    if ((err = exec_sql(q, "PRAGMA journal_mode = WAL", "set WAL mode")) ||
+        (err = exec_sql(q,
+                        "PRAGMA synchronous = NORMAL;"
+                        "PRAGMA cache_size = -16000;"
+                        "PRAGMA temp_store = MEMORY",
+                        "configure")))
+        return err;
+    if (version < SCHEMA_VERSION)
+        return migrate(q, (int)version);
+    return SLUICE_OK;
+}
+
+static void
+sqlite_close(sluice_queue *q)
+{
+    sqlite_queue *s = state_of(q);
+    for (int i = 0; i < ST_COUNT_; i++)
+        sqlite3_finalize(s->st[i]);
+    if (s->db)
+        sqlite3_close_v2(s->db);
+    /* Only now: closing any descriptor of the file would drop SQLite's
+     * POSIX locks while the connection was open. */
+    if (s->runner_fd >= 0)
+        close(s->runner_fd);
+    sl_buf_free(&s->skip_json);
+}
+
+static sluice_err
+run_stmt(sluice_queue *q, int which, const char *what)
+{
+    sqlite3_stmt *st;
+    sluice_err err = prep(q, which, &st);
+    return err ? err : step_done(q, st, what);
+}
+
+static sluice_err
+sqlite_begin(sluice_queue *q)
+{
+    return run_stmt(q, ST_BEGIN, "begin");
+}
+
+static sluice_err
+sqlite_commit(sluice_queue *q)
+{
+    return run_stmt(q, ST_COMMIT, "commit");
+}
+
+static sluice_err
+sqlite_rollback(sluice_queue *q)
+{
+    return run_stmt(q, ST_ROLLBACK, "rollback");
+}
+
+/* For operations of several statements outside a caller's batch. */
+static sluice_err
+own_begin(sluice_queue *q)
+{
+    return q->in_batch ? SLUICE_OK : sqlite_begin(q);
+}
+
+static sluice_err
+own_end(sluice_queue *q, sluice_err err)
+{
+    if (q->in_batch)
+        return err;
+    if (err == SLUICE_OK)
+        return sqlite_commit(q);
+    sqlite_rollback(q);
+    return err;
+}
+
+static void
+bind_text(sqlite3_stmt *st, int i, const char *text, size_t len)
+{
+    if (text)
+        sqlite3_bind_text(st, i, text, (int)len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void
+bind_str(sqlite3_stmt *st, int i, const char *text)
+{
+    bind_text(st, i, text, text ? strlen(text) : 0);
+}
+
+static sluice_err
+key_conflict(sluice_queue *q, const sl_record *rec)
+{
+    sqlite3_stmt *st;
+    char owner[96] = "another record", shown[80];
+    sluice_err err = prep(q, ST_KEY_OWNER, &st);
+    if (err != SLUICE_OK)
+        return err;
+    bind_text(st, 1, rec->key.data, rec->key.len);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        sl_quote(shown, sizeof shown, id, strlen(id), 60);
+        sl_fmt(owner, sizeof owner, "id \"%s\"", shown);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return sl_queue_fail(q, SLUICE_EKEY, "key: already used by %s", owner);
+}
+
+static sluice_err
+sqlite_upsert(sluice_queue *q, const sl_record *rec, int64_t now_ms,
+              sl_upsert_result *result)
+{
+    sqlite_queue *s = state_of(q);
+    sqlite3_stmt *st;
+    sluice_err err = prep(q, ST_UPSERT, &st);
+    if (err != SLUICE_OK)
+        return err;
+    bind_text(st, 1, rec->id.data, rec->id.len);
+    bind_text(st, 2, rec->url.data, rec->url.len);
+    bind_text(st, 3, rec->key.data, rec->key.len);
+    bind_str(st, 4, rec->meta);
+    bind_text(st, 5, rec->origin.data, rec->origin.len);
+    sqlite3_bind_int64(st, 6, now_ms);
+    sqlite3_int64 before = sqlite3_last_insert_rowid(s->db);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_CONSTRAINT_UNIQUE)
+        return key_conflict(q, rec);
+    if (rc != SQLITE_DONE)
+        return db_fail(q, rc, "upsert");
+    if (sqlite3_changes(s->db) == 0)
+        *result = SL_UPSERT_UNCHANGED;
+    else if (sqlite3_last_insert_rowid(s->db) != before)
+        *result = SL_UPSERT_ADDED;
+    else
+        *result = SL_UPSERT_UPDATED;
+    return SLUICE_OK;
+}
+
+/* Copy the row's strings into one allocation owned by the lease. */
+static int
+lease_fill(sl_lease *l, sqlite3_stmt *st)
+{
+    const char *cols[4];
+    size_t lens[4], total = 0;
+    for (int i = 0; i < 4; i++) {
+        cols[i] = (const char *)sqlite3_column_text(st, i + 1);
+        lens[i] = (size_t)sqlite3_column_bytes(st, i + 1);
+        if (!cols[i])
+            return -1;
+        total += lens[i] + 1;
+    }
+    char *block = sl_malloc(total);
+    if (!block)
+        return -1;
+    char **dst[4] = {&l->id, &l->url, &l->key, &l->origin};
+    for (int i = 0; i < 4; i++) {
+        memcpy(block, cols[i], lens[i]);
+        block[lens[i]] = '\0';
+        *dst[i] = block;
+        block += lens[i] + 1;
+    }
+    l->handle = (uint64_t)sqlite3_column_int64(st, 0);
+    l->attempts = (unsigned)sqlite3_column_int(st, 5);
+    l->first_attempt_ms = sqlite3_column_int64(st, 6);
+    return 0;
+}
+
+static sluice_err
+skip_list_json(sluice_queue *q, const sl_lease_req *req, const char **out)
+{
+    sqlite_queue *s = state_of(q);
+    *out = NULL;
+    if (req->n_skip == 0)
+        return SLUICE_OK;
+    json_t *arr = json_array();
+    if (!arr)
+        return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+    for (size_t i = 0; i < req->n_skip; i++)
+        json_array_append_new(arr, json_string(req->skip_origins[i]));
+    char *text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    sl_buf_clear(&s->skip_json);
+    int rc = text ? sl_buf_append(&s->skip_json, text, strlen(text)) : -1;
+    free(text);
+    if (rc != 0)
+        return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+    *out = s->skip_json.data;
+    return SLUICE_OK;
+}
+
+/* Select up to `max` rows with `which` into out[*n...]. */
+static sluice_err
+lease_select(sluice_queue *q, int which, const sl_lease_req *req,
+             const char *skip, sl_lease *out, size_t *n)
+{
+    sqlite3_stmt *st;
+    sluice_err err = prep(q, which, &st);
+    if (err != SLUICE_OK)
+        return err;
+    sqlite3_bind_int64(st, 1, req->now_ms);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)(req->max - *n));
+    bind_str(st, 3, skip);
+    int rc = SQLITE_DONE;
+    while (*n < req->max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (lease_fill(&out[*n], st) != 0) {
+            sqlite3_reset(st);
+            return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+        }
+        (*n)++;
+    }
+    if (*n < req->max && rc != SQLITE_DONE) {
+        sqlite3_reset(st);
+        return db_fail(q, rc, "lease");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return SLUICE_OK;
+}
+
+static sluice_err
+sqlite_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
+             size_t *n_out)
+{
+    const char *skip;
+    size_t n = 0;
+    sqlite3_stmt *mark;
+    sluice_err err = skip_list_json(q, req, &skip);
+    if (err == SLUICE_OK)
+        err = prep(q, ST_MARK_LEASED, &mark);
+    if (err == SLUICE_OK)
+        err = own_begin(q);
+    if (err != SLUICE_OK)
+        return err;
+    err = lease_select(q, ST_LEASE_DUE, req, skip, out, &n);
+    if (err == SLUICE_OK)
+        err = lease_select(q, ST_LEASE_PENDING, req, skip, out, &n);
+    for (size_t i = 0; i < n && err == SLUICE_OK; i++) {
+        sqlite3_bind_int64(mark, 1, (sqlite3_int64)out[i].handle);
+        sqlite3_bind_int64(mark, 2, req->now_ms + req->lease_ms);
+        sqlite3_bind_int64(mark, 3, req->now_ms);
+        int rc = sqlite3_step(mark);
+        if (rc == SQLITE_ROW) {
+            out[i].token = (uint64_t)sqlite3_column_int64(mark, 0);
+            if (out[i].first_attempt_ms == 0)
+                out[i].first_attempt_ms = req->now_ms;
+            rc = sqlite3_step(mark);
+        }
+        sqlite3_reset(mark);
+        if (rc != SQLITE_DONE)
+            err = db_fail(q, rc, "lease");
+    }
+    err = own_end(q, err);
+    if (err != SLUICE_OK) {
+        for (size_t i = 0; i < n; i++)
+            sl_lease_clear(&out[i]);
+        n = 0;
+    }
+    *n_out = n;
+    return err;
+}
+
+/* Run a mark that must hit the leased row, else the lease is stale. */
+static sluice_err
+mark(sluice_queue *q, sqlite3_stmt *st, const sl_lease *l, const char *what)
+{
+    sluice_err err = step_done(q, st, what);
+    if (err == SLUICE_OK && sqlite3_changes(state_of(q)->db) == 0)
+        return sl_queue_fail(q, SLUICE_ENOTFOUND,
+                             "%s: lease on \"%.200s\" is no longer held",
+                             what, l->id);
+    return err;
+}
+
+static void
+bind_lease(sqlite3_stmt *st, const sl_lease *l)
+{
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)l->handle);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)l->token);
+}
+
+static sluice_err
+sqlite_complete(sluice_queue *q, const sl_lease *l,
+                const sl_object_info *obj, int64_t now_ms)
+{
+    sqlite3_stmt *st;
+    sluice_err err = prep(q, ST_COMPLETE, &st);
+    if (err != SLUICE_OK)
+        return err;
+    bind_lease(st, l);
+    sqlite3_bind_int64(st, 3, now_ms);
+    sqlite3_bind_int64(st, 4, obj->size);
+    bind_str(st, 5, obj->sha256_hex);
+    bind_str(st, 6, obj->content_type);
+    bind_str(st, 7, obj->etag);
+    return mark(q, st, l, "complete");
+}
+
+static sluice_err
+sqlite_retry(sluice_queue *q, const sl_lease *l, int64_t due_ms,
+             const sl_failure *why, bool counts_attempt)
+{
+    sqlite3_stmt *st;
+    sluice_err err = prep(q, ST_RETRY, &st);
+    if (err != SLUICE_OK)
+        return err;
+    bind_lease(st, l);
+    sqlite3_bind_int64(st, 3, due_ms);
+    sqlite3_bind_int(st, 4, counts_attempt ? 1 : 0);
+    bind_str(st, 5, why->error_class);
+    bind_str(st, 6, why->message);
+    if (why->http_status)
+        sqlite3_bind_int(st, 7, why->http_status);
+    return mark(q, st, l, "retry");
+}
+
+static sluice_err
+sqlite_dead(sluice_queue *q, const sl_lease *l, const sl_failure *why,
+            int64_t now_ms)
+{
+    sqlite3_stmt *st;
+    sluice_err err = prep(q, ST_DEAD, &st);
+    if (err != SLUICE_OK)
+        return err;
+    bind_lease(st, l);
+    sqlite3_bind_int64(st, 3, now_ms);
+    bind_str(st, 4, why->error_class);
+    bind_str(st, 5, why->message);
+    if (why->http_status)
+        sqlite3_bind_int(st, 6, why->http_status);
+    return mark(q, st, l, "dead");
+}
+
+static sluice_err
+sqlite_release(sluice_queue *q, const sl_lease *l)
+{
+    sqlite3_stmt *st;
+    sluice_err err = prep(q, ST_RELEASE, &st);
+    if (err != SLUICE_OK)
+        return err;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)l->handle);
+    sqlite3_bind_int64(st, 2, sl_now_ms());
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)l->token);
+    return mark(q, st, l, "release");
+}
+
+static sluice_err
+sqlite_acquire_runner(sluice_queue *q)
+{
+    sqlite_queue *s = state_of(q);
+    if (s->runner_fd >= 0)
+        return SLUICE_OK;
+    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sl_queue_fail(q, SLUICE_EIO, "%s: %s", s->path,
+                             strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int saved = errno;
+        close(fd);
+        if (saved == EWOULDBLOCK)
+            return sl_queue_fail(q, SLUICE_ERUNNING,
+                                 "%s: another sluice run is using this "
+                                 "database",
+                                 s->path);
+        return sl_queue_fail(q, SLUICE_EIO, "%s: lock: %s", s->path,
+                             strerror(saved));
+    }
+    s->runner_fd = fd;
+    return SLUICE_OK;
+}
+
+static sluice_err
+sqlite_recover(sluice_queue *q, int64_t now_ms, uint64_t *recovered)
+{
+    sqlite3_stmt *st;
+    sluice_err err = prep(q, ST_RECOVER, &st);
+    if (err != SLUICE_OK)
+        return err;
+    sqlite3_bind_int64(st, 1, now_ms);
+    err = step_done(q, st, "recover");
+    if (err == SLUICE_OK)
+        *recovered = (uint64_t)sqlite3_changes(state_of(q)->db);
+    return err;
+}
+
+static sluice_err
+sqlite_counts(sluice_queue *q, int64_t now_ms, sluice_counts *out)
+{
+    sqlite3_stmt *st;
+    sluice_err err = prep(q, ST_COUNTS, &st);
+    if (err != SLUICE_OK)
+        return err;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t n = (uint64_t)sqlite3_column_int64(st, 1);
+        switch (sqlite3_column_int(st, 0)) {
+        case SL_STATE_PENDING:
+            out->pending = n;
+            break;
+        case SL_STATE_IN_FLIGHT:
+            out->in_flight = n;
+            break;
+        case SL_STATE_RETRYING:
+            out->retrying = n;
+            break;
+        case SL_STATE_DONE:
+            out->done = n;
+            break;
+        case SL_STATE_DEAD:
+            out->dead = n;
+            break;
+        }
+        out->total += n;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(q, rc, "count");
+    if ((err = prep(q, ST_OLDEST, &st)) != SLUICE_OK)
+        return err;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        out->oldest_pending_age =
+            (double)(now_ms - sqlite3_column_int64(st, 0)) / 1000.0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(q, rc, "count");
+    return SLUICE_OK;
+}
+
+static char *
+column_dup(sqlite3_stmt *st, int i)
+{
+    const char *text = (const char *)sqlite3_column_text(st, i);
+    return text ? sl_strdup(text) : NULL;
+}
+
+static sluice_err
+sqlite_get(sluice_queue *q, const char *id, sl_record_info *out)
+{
+    sqlite3_stmt *st;
+    sluice_err err = prep(q, ST_GET, &st);
+    if (err != SLUICE_OK)
+        return err;
+    bind_str(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->state = (sl_state)sqlite3_column_int(st, 0);
+        out->id = column_dup(st, 1);
+        out->url = column_dup(st, 2);
+        out->key = column_dup(st, 3);
+        out->meta = column_dup(st, 4);
+        out->origin = column_dup(st, 5);
+        out->attempts = (unsigned)sqlite3_column_int(st, 6);
+        out->throttles = (unsigned)sqlite3_column_int(st, 7);
+        out->next_at_ms = sqlite3_column_int64(st, 8);
+        out->error_class = column_dup(st, 9);
+        out->message = column_dup(st, 10);
+        out->http_status = sqlite3_column_int(st, 11);
+        out->size = sqlite3_column_int64(st, 12);
+        out->sha256_hex = column_dup(st, 13);
+        out->content_type = column_dup(st, 14);
+        out->etag = column_dup(st, 15);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc == SQLITE_DONE)
+        return sl_queue_fail(q, SLUICE_ENOTFOUND, "no record with id %.200s",
+                             id);
+    if (rc != SQLITE_ROW)
+        return db_fail(q, rc, "get");
+    if (!out->id || !out->url || !out->key) {
+        sl_record_info_clear(out);
+        return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+    }
+    return SLUICE_OK;
+}
+
+static sluice_err
+sqlite_dlq_list(sluice_queue *q, const sluice_dlq_filter *filter,
+                sluice_dead_fn *fn, void *ctx)
+{
+    sqlite3_stmt *st;
+    sluice_err err = prep(q, ST_DLQ_LIST, &st);
+    if (err != SLUICE_OK)
+        return err;
+    bind_str(st, 1, filter->error_class);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sluice_dead_record rec = {
+            .id = (const char *)sqlite3_column_text(st, 0),
+            .url = (const char *)sqlite3_column_text(st, 1),
+            .key = (const char *)sqlite3_column_text(st, 2),
+            .meta = (const char *)sqlite3_column_text(st, 3),
+            .error_class = (const char *)sqlite3_column_text(st, 4),
+            .message = (const char *)sqlite3_column_text(st, 5),
+            .http_status = sqlite3_column_int(st, 6),
+            .attempts = (unsigned)sqlite3_column_int(st, 7),
+            .failed_at = sqlite3_column_int64(st, 8),
+        };
+        if (!rec.error_class)
+            rec.error_class = "unknown";
+        if (!rec.message)
+            rec.message = "";
+        if (fn(ctx, &rec) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? SLUICE_OK : db_fail(q, rc, "dlq list");
+}
+
+static sluice_err
+sqlite_replay(sluice_queue *q, const char *id,
+              const sluice_dlq_filter *filter, int64_t now_ms,
+              uint64_t *replayed)
+{
+    sqlite3_stmt *st;
+    sluice_err err = prep(q, ST_REPLAY, &st);
+    if (err != SLUICE_OK)
+        return err;
+    bind_str(st, 1, id);
+    bind_str(st, 2, filter->error_class);
+    sqlite3_bind_int64(st, 3, now_ms);
+    err = step_done(q, st, "replay");
+    if (err == SLUICE_OK)
+        *replayed = (uint64_t)sqlite3_changes(state_of(q)->db);
+    return err;
+}
+
+const sl_queue_ops sl_queue_sqlite = {
+    .name = "sqlite",
+    .scheme = NULL, /* paths, and "sqlite:PATH" (stripped in open) */
+    .features = SL_QUEUE_F_TRANSACTIONS | SL_QUEUE_F_EXCLUSIVE,
+    .state_size = sizeof(sqlite_queue),
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .begin = sqlite_begin,
+    .commit = sqlite_commit,
+    .rollback = sqlite_rollback,
+    .upsert = sqlite_upsert,
+    .lease = sqlite_lease,
+    .complete = sqlite_complete,
+    .retry = sqlite_retry,
+    .dead = sqlite_dead,
+    .release = sqlite_release,
+    .acquire_runner = sqlite_acquire_runner,
+    .recover = sqlite_recover,
+    .counts = sqlite_counts,
+    .get = sqlite_get,
+    .dlq_list = sqlite_dlq_list,
+    .replay = sqlite_replay,
+};

@@ -1,0 +1,71 @@
+/*
+ * A record as it goes into the queue: validated, with its URL normalised,
+ * its object key derived or checked, and its origin (scheme://host:port)
+ * worked out. The rules are DESIGN.md's "Concepts" and "Errors and
+ * safety"; this file is the one place that enforces them at ingest.
+ */
+#ifndef SL_RECORD_H
+#define SL_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util.h"
+
+#define SL_URL_MAX     8192 /* bytes, as given in the feed */
+#define SL_KEY_MAX     1024 /* bytes, the whole key */
+#define SL_SEGMENT_MAX 255  /* bytes, one path segment of a key */
+#define SL_ID_MAX      4096 /* bytes */
+
+/* What a feed parser found in one line, before any validation. */
+typedef struct {
+    const char *id; /* NULL when the feed gave none */
+    size_t id_len;
+    const char *url; /* NULL when missing */
+    size_t url_len;
+    const char *key; /* NULL: derive one */
+    size_t key_len;
+    const char *meta; /* compact JSON object text, or NULL */
+} sl_feed_item;
+
+/* A validated record. The buffers are reused from one record to the next. */
+typedef struct {
+    sl_buf id;
+    sl_buf url;
+    sl_buf key;
+    sl_buf origin; /* "https://example.com:443", host in lower case */
+    const char *meta;
+} sl_record;
+
+void sl_record_init(sl_record *rec);
+void sl_record_free(sl_record *rec);
+
+/*
+ * Validate `item` and fill `rec`. Returns SLUICE_OK, SLUICE_ENOMEM, or
+ * SLUICE_EURL / SLUICE_EKEY / SLUICE_EPARSE with a one-line reason in
+ * `reason` that names the field ("url: scheme must be http or https").
+ */
+sluice_err sl_record_prepare(sl_record *rec, const sl_feed_item *item,
+                             char *reason, size_t reason_size);
+
+/*
+ * Check a URL and write its normalised form (no fragment, spaces and
+ * non-ASCII bytes percent-encoded) to `url` and its origin to `origin`;
+ * either may be NULL. Same returns as sl_record_prepare.
+ */
+sluice_err sl_url_check(const char *text, size_t len, sl_buf *url,
+                        sl_buf *origin, char *reason, size_t reason_size);
+
+/* Check an object key against DESIGN.md's rules; SLUICE_EKEY if bad. */
+sluice_err sl_key_check(const char *key, size_t len, char *reason,
+                        size_t reason_size);
+
+/*
+ * The default key: for a record with an id, the id made safe plus the
+ * extension of the URL's last path segment when the id has none; for a
+ * bare URL, host/path made safe (wget -x style). `url` is normalised.
+ */
+sluice_err sl_key_derive(sl_buf *key, const char *id, size_t id_len,
+                         bool has_id, const char *url);
+
+#endif /* SL_RECORD_H */

@@ -1,0 +1,77 @@
+/*
+ * Small helpers every library file shares: allocation (the one place where
+ * test builds inject allocation failures), growable byte buffers, clocks,
+ * and one-line message formatting.
+ */
+#ifndef SL_UTIL_H
+#define SL_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/sluice.h"
+
+#define SL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define SL_MIN(a, b)    ((a) < (b) ? (a) : (b))
+#define SL_MAX(a, b)    ((a) > (b) ? (a) : (b))
+
+#if defined(__GNUC__)
+#define SL_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define SL_PRINTF(fmt, args)
+#endif
+
+/* Allocation. Each returns NULL on failure (or an injected fault). */
+void *sl_malloc(size_t size);
+void *sl_calloc(size_t n, size_t size);
+void *sl_realloc(void *ptr, size_t size);
+char *sl_strdup(const char *s);
+char *sl_strndup(const char *s, size_t len);
+void sl_free(void *ptr);
+
+/* A growable byte buffer, always NUL-terminated once anything is in it. */
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} sl_buf;
+
+void sl_buf_init(sl_buf *b);
+void sl_buf_free(sl_buf *b);
+static inline void sl_buf_clear(sl_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+/* Make room for `extra` more bytes plus the terminator. */
+int sl_buf_reserve(sl_buf *b, size_t extra);
+int sl_buf_append(sl_buf *b, const void *data, size_t len);
+int sl_buf_putc(sl_buf *b, char c);
+int sl_buf_printf(sl_buf *b, const char *fmt, ...) SL_PRINTF(2, 3);
+
+/* Milliseconds since the epoch (wall clock), and on a monotonic clock. */
+int64_t sl_now_ms(void);
+int64_t sl_mono_ms(void);
+
+/* snprintf into a fixed buffer that is always terminated; never fails. */
+void sl_fmt(char *dst, size_t size, const char *fmt, ...) SL_PRINTF(3, 4);
+void sl_vfmt(char *dst, size_t size, const char *fmt, va_list ap);
+
+/*
+ * Copy `len` bytes of untrusted text into `dst` fit for a one-line log:
+ * control bytes, quotes and backslashes escaped, cut to about `max` bytes
+ * with "..." when longer. Always terminated.
+ */
+void sl_quote(char *dst, size_t size, const char *src, size_t len,
+              size_t max);
+
+/* True when s[0..len) is well-formed UTF-8 (no overlongs, surrogates). */
+bool sl_utf8_valid(const char *s, size_t len, size_t *bad_offset);
+
+/* Parse a whole decimal number in [min, max]; 0 on success, -1 if not. */
+int sl_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+#endif /* SL_UTIL_H */

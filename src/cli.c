@@ -1,0 +1,116 @@
+/*
+ * Helpers shared by the subcommands: error output, the database default,
+ * number formatting. Nothing here knows about a particular subcommand.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("sluice: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int
+cli_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "sluice %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'sluice %s --help'.\n", cmd);
+    return EXIT_USAGE;
+}
+
+const char *
+cli_db_path(const char *opt)
+{
+    if (opt)
+        return opt;
+    const char *env = getenv("SLUICE_DB");
+    return env && *env ? env : "sluice.db";
+}
+
+sluice_queue *
+cli_open_queue(const char *db, unsigned flags)
+{
+    sluice_queue_opts opts = {flags, 0};
+    const char *env = getenv("SLUICE_BUSY_TIMEOUT_MS");
+    if (env && *env) {
+        char *end;
+        unsigned long ms = strtoul(env, &end, 10);
+        if (!*end && ms > 0 && ms < 3600000)
+            opts.busy_timeout_ms = (unsigned)ms;
+    }
+    sluice_queue *q = NULL;
+    char why[600];
+    sluice_err err = sluice_queue_open(db, &opts, &q, why, sizeof why);
+    if (err != SLUICE_OK) {
+        cli_error("%s", why);
+        return NULL;
+    }
+    return q;
+}
+
+int
+cli_exit_for(sluice_err err)
+{
+    return err == SLUICE_EINVAL ? EXIT_USAGE : EXIT_FAILED;
+}
+
+bool
+cli_parse_uint(const char *cmd, const char *opt, const char *text,
+               unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (!*text || *text == '-' || *end || errno || v > max) {
+        cli_usage(cmd, "%s: expected a whole number up to %llu, got '%s'",
+                  opt, max, text);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+void
+cli_group_digits(char *dst, size_t size, unsigned long long n)
+{
+    char raw[32], out[48];
+    int len = snprintf(raw, sizeof raw, "%llu", n);
+    size_t j = 0;
+    for (int i = 0; i < len; i++) {
+        if (i > 0 && (len - i) % 3 == 0)
+            out[j++] = ',';
+        out[j++] = raw[i];
+    }
+    out[j] = '\0';
+    snprintf(dst, size, "%s", out);
+}
+
+void
+cli_duration(char *dst, size_t size, double seconds)
+{
+    if (seconds < 0)
+        seconds = 0;
+    unsigned long long s = (unsigned long long)(seconds + 0.5);
+    if (s < 60)
+        snprintf(dst, size, "%llus", s);
+    else if (s < 3600)
+        snprintf(dst, size, "%llum%02llus", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(dst, size, "%lluh%02llum", s / 3600, s % 3600 / 60);
+    else
+        snprintf(dst, size, "%llud%02lluh", s / 86400, s % 86400 / 3600);
+}

@@ -1,0 +1,57 @@
+/*
+ * What the subcommands of the sluice tool share: exit codes, error
+ * reporting, the --db default, and opening the queue. The tool uses only
+ * the public API in include/sluice/.
+ */
+#ifndef SLUICE_CLI_H
+#define SLUICE_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "sluice/sluice.h"
+
+/* Exit codes: a contract with scripts (DESIGN.md, "The command line"). */
+enum {
+    EXIT_DONE = 0,    /* everything succeeded */
+    EXIT_PARTIAL = 1, /* some input rejected or records dead-lettered */
+    EXIT_USAGE = 2,   /* bad command line */
+    EXIT_FAILED = 3   /* the work stopped: database, I/O, store ... */
+};
+
+#if defined(__GNUC__)
+#define CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CLI_PRINTF(a, b)
+#endif
+
+/* "sluice: <message>" on stderr. */
+void cli_error(const char *fmt, ...) CLI_PRINTF(1, 2);
+/* Print a usage error for `cmd` and the hint to --help; returns 2. */
+int cli_usage(const char *cmd, const char *fmt, ...) CLI_PRINTF(2, 3);
+
+/* The database: --db if given, else $SLUICE_DB, else ./sluice.db. */
+const char *cli_db_path(const char *opt);
+
+/*
+ * Open the queue, reporting a failure on stderr. `flags` are
+ * SLUICE_QUEUE_*. Honours $SLUICE_BUSY_TIMEOUT_MS. NULL on failure.
+ */
+sluice_queue *cli_open_queue(const char *db, unsigned flags);
+
+/* Exit code for an error that stopped the work. */
+int cli_exit_for(sluice_err err);
+
+/* Parse a non-negative integer option; false (and a message) if bad. */
+bool cli_parse_uint(const char *cmd, const char *opt, const char *text,
+                    unsigned long long max, unsigned long long *out);
+
+/* Human helpers: "1,234,567", and "3m12s". */
+void cli_group_digits(char *dst, size_t size, unsigned long long n);
+void cli_duration(char *dst, size_t size, double seconds);
+
+int cmd_ingest(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_dlq(int argc, char **argv);
+
+#endif /* SLUICE_CLI_H */

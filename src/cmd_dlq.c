@@ -1,0 +1,230 @@
+/*
+ * `sluice dlq list` and `sluice dlq replay`: look at the dead-letter queue
+ * and put records back into the queue on purpose.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+static const char help_text[] =
+    "Usage: sluice dlq list   [--db FILE] [--class CLASS] [--json]\n"
+    "       sluice dlq replay [--db FILE] [--class CLASS] (--all | --id ID...)\n"
+    "\n"
+    "list    show every dead-lettered record: id, error class, HTTP status,\n"
+    "        attempts, when it died, and the last error\n"
+    "replay  put dead records back in the queue as pending, with fresh\n"
+    "        attempts: all of them (--all), or the ids given\n"
+    "\n"
+    "Options:\n"
+    "  --db FILE      queue database (default: $SLUICE_DB, else "
+    "./sluice.db)\n"
+    "  --class CLASS  only records of this error class (http, network,\n"
+    "                 timeout, throttle, policy, too_large, length, ...)\n"
+    "  --json         (list) one JSON object {\"count\": N, \"records\": "
+    "[...]}\n"
+    "  --all          (replay) every dead record (of --class, if given)\n"
+    "  --id ID...     (replay) these ids; may be repeated, and ids may "
+    "follow\n"
+    "  -h, --help     show this help\n"
+    "\n"
+    "Exit status: 0 success, 1 some ids given to replay were not dead,\n"
+    "2 usage error, 3 the work stopped.\n";
+
+typedef struct {
+    bool json;
+    bool first;
+    unsigned long long count;
+} list_ctx;
+
+static void
+format_time(char *dst, size_t size, int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || !strftime(dst, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(dst, size, "-");
+}
+
+static int
+print_dead(void *ctx, const sluice_dead_record *rec)
+{
+    list_ctx *l = ctx;
+    char when[32];
+    format_time(when, sizeof when, rec->failed_at);
+    l->count++;
+    if (!l->json) {
+        char status[8] = "-";
+        if (rec->http_status)
+            snprintf(status, sizeof status, "%d", rec->http_status);
+        printf("%s\t%s\t%s\t%u\t%s\t%s\n", rec->id, rec->error_class,
+               status, rec->attempts, when, rec->message);
+        return 0;
+    }
+    json_t *meta = NULL;
+    if (rec->meta)
+        meta = json_loads(rec->meta, 0, NULL);
+    json_t *obj = json_pack(
+        "{sssssssosssssosIss}", "id", rec->id, "url", rec->url, "key",
+        rec->key, "meta", meta ? meta : json_null(), "error_class",
+        rec->error_class, "message", rec->message, "http_status",
+        rec->http_status ? json_integer(rec->http_status) : json_null(),
+        "attempts", (json_int_t)rec->attempts, "failed_at", when);
+    if (!obj)
+        return 1;
+    fputs(l->first ? "" : ",", stdout);
+    l->first = false;
+    json_dumpf(obj, stdout, JSON_COMPACT);
+    json_decref(obj);
+    return 0;
+}
+
+static int
+dlq_list(sluice_queue *q, const sluice_dlq_filter *filter, bool json)
+{
+    list_ctx l = {json, true, 0};
+    if (json)
+        fputs("{\"records\":[", stdout);
+    else
+        printf("ID\tCLASS\tSTATUS\tATTEMPTS\tFAILED_AT\tMESSAGE\n");
+    sluice_err err = sluice_dlq_list(q, filter, print_dead, &l);
+    if (json)
+        printf("],\"count\":%llu}\n", l.count);
+    if (err != SLUICE_OK) {
+        cli_error("%s", sluice_queue_errmsg(q));
+        return cli_exit_for(err);
+    }
+    return EXIT_DONE;
+}
+
+static int
+dlq_replay(sluice_queue *q, const sluice_dlq_filter *filter,
+           const char *const *ids, size_t n_ids)
+{
+    uint64_t replayed = 0, missing = 0;
+    sluice_err err = sluice_dlq_replay(q, ids, n_ids, filter, &replayed,
+                                       &missing);
+    if (err != SLUICE_OK) {
+        cli_error("%s", sluice_queue_errmsg(q));
+        return cli_exit_for(err);
+    }
+    printf("%llu replayed\n", (unsigned long long)replayed);
+    if (missing) {
+        cli_error("%llu of the ids given %s not in the dead-letter queue",
+                  (unsigned long long)missing, missing == 1 ? "is" : "are");
+        return EXIT_PARTIAL;
+    }
+    return EXIT_DONE;
+}
+
+int
+cmd_dlq(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"db", required_argument, NULL, 'd'},
+        {"class", required_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},
+        {"all", no_argument, NULL, 'a'},
+        {"id", required_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *db_opt = NULL;
+    sluice_dlq_filter filter = {NULL};
+    bool json = false, all = false, saw_id = false;
+    const char **ids = calloc((size_t)argc + 1, sizeof *ids);
+    size_t n_ids = 0;
+    int c, status;
+
+    if (!ids) {
+        cli_error("out of memory");
+        return EXIT_FAILED;
+    }
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
+                      strcmp(argv[1], "-h") == 0)) {
+        fputs(help_text, stdout);
+        free(ids);
+        return EXIT_DONE;
+    }
+    if (argc < 2) {
+        free(ids);
+        return cli_usage("dlq", "expected 'list' or 'replay'");
+    }
+    const char *action = argv[1];
+    bool is_list = strcmp(action, "list") == 0;
+    if (!is_list && strcmp(action, "replay") != 0) {
+        free(ids);
+        return cli_usage("dlq", "expected 'list' or 'replay', got '%s'",
+                         action);
+    }
+
+    optind = 1;
+    opterr = 0;
+    argc--, argv++;
+    /* No '+': ids may follow --id as plain arguments. */
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db_opt = optarg;
+            break;
+        case 'c':
+            filter.error_class = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'a':
+            all = true;
+            break;
+        case 'i':
+            saw_id = true;
+            ids[n_ids++] = optarg;
+            break;
+        case 'h':
+            fputs(help_text, stdout);
+            free(ids);
+            return EXIT_DONE;
+        default:
+            free(ids);
+            return cli_usage("dlq", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    for (int i = optind; i < argc; i++) {
+        if (!saw_id) {
+            free(ids);
+            return cli_usage("dlq", "unexpected argument '%s'", argv[i]);
+        }
+        ids[n_ids++] = argv[i];
+    }
+    if (is_list && (all || saw_id)) {
+        free(ids);
+        return cli_usage("dlq", "--all and --id belong to 'dlq replay'");
+    }
+    if (!is_list && json) {
+        free(ids);
+        return cli_usage("dlq", "--json belongs to 'dlq list'");
+    }
+    if (!is_list && all == saw_id) {
+        free(ids);
+        return cli_usage("dlq", "replay needs exactly one of --all or --id");
+    }
+
+    sluice_queue *q = cli_open_queue(
+        cli_db_path(db_opt), is_list ? SLUICE_QUEUE_READONLY
+                                     : SLUICE_QUEUE_NOCREATE);
+    if (!q) {
+        free(ids);
+        return EXIT_FAILED;
+    }
+    if (is_list)
+        status = dlq_list(q, &filter, json);
+    else
+        status = dlq_replay(q, &filter, all ? NULL : ids, n_ids);
+    sluice_queue_close(q);
+    free(ids);
+    return status;
+}

@@ -1,0 +1,257 @@
+/*
+ * `sluice ingest`: read feeds into the queue. Every input is opened before
+ * the database is touched, so a missing file changes nothing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+static const char help_text[] =
+    "Usage: sluice ingest [--db FILE] [--format FORMAT] [--json] [FILE|-]...\n"
+    "\n"
+    "Read feeds into the queue: validate each record, dedupe by id, and\n"
+    "upsert it (same id and url: unchanged; a new url: pending again).\n"
+    "With no FILE, or with -, read standard input.\n"
+    "\n"
+    "Formats (detected from the content unless --format is given):\n"
+    "  jsonl   one JSON object a line: url, and optional id, key, meta\n"
+    "  csv     RFC 4180 with a header row naming at least url (and\n"
+    "          optionally id, key, meta); other columns go into meta\n"
+    "  lines   one URL a line; blank lines and # comments are skipped\n"
+    "\n"
+    "Options:\n"
+    "  --db FILE        queue database (default: $SLUICE_DB, else "
+    "./sluice.db)\n"
+    "  --format FORMAT  auto, jsonl, csv or lines (default: auto)\n"
+    "  --json           print the summary as one JSON object\n"
+    "  -q, --quiet      no progress line\n"
+    "  -h, --help       show this help\n"
+    "\n"
+    "Each rejected record is reported on stderr as FILE:LINE: reason; the\n"
+    "rest is ingested. Exit status: 0 all ingested, 1 some rejected,\n"
+    "2 usage error, 3 the work stopped (missing file, database error).\n";
+
+typedef struct {
+    const char *name; /* as shown in messages */
+    int fd;
+} input;
+
+typedef struct {
+    bool show;           /* draw a progress line on stderr */
+    bool drawn;          /* one is on the screen now */
+    const char *file;    /* the input being read */
+    struct timespec start;
+    double last_draw;
+    uint64_t base;       /* records of earlier files */
+} progress;
+
+static double
+seconds_since(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) +
+           (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static void
+progress_clear(progress *p)
+{
+    if (p->drawn) {
+        fputs("\r\033[K", stderr);
+        p->drawn = false;
+    }
+}
+
+static void
+on_reject(void *ctx, const char *file, uint64_t line, const char *reason)
+{
+    progress_clear(ctx);
+    fprintf(stderr, "%s:%llu: %s\n", file, (unsigned long long)line, reason);
+}
+
+static void
+on_progress(void *ctx, const sluice_ingest_stats *so_far)
+{
+    progress *p = ctx;
+    if (!p->show)
+        return;
+    double t = seconds_since(&p->start);
+    if (t - p->last_draw < 0.25)
+        return;
+    p->last_draw = t;
+    uint64_t n = so_far->added + so_far->updated + so_far->unchanged +
+                 so_far->rejected;
+    char count[32], rate[32];
+    cli_group_digits(count, sizeof count, n);
+    cli_group_digits(rate, sizeof rate,
+                     (unsigned long long)((double)n / (t > 0 ? t : 1)));
+    fprintf(stderr, "\r\033[Kingest %s: %s records, %s/s", p->file, count,
+            rate);
+    p->drawn = true;
+}
+
+static int
+open_input(const char *path, input *in)
+{
+    struct stat sb;
+    if (strcmp(path, "-") == 0) {
+        in->name = "<stdin>";
+        in->fd = STDIN_FILENO;
+        return 0;
+    }
+    in->name = path;
+    in->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (in->fd < 0) {
+        cli_error("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(in->fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        cli_error("%s: is a directory", path);
+        close(in->fd);
+        in->fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+static void
+print_summary(const sluice_ingest_stats *st, bool json)
+{
+    if (json) {
+        json_t *obj = json_pack("{sIsIsIsI}", "new", (json_int_t)st->added,
+                                "updated", (json_int_t)st->updated,
+                                "unchanged", (json_int_t)st->unchanged,
+                                "rejected", (json_int_t)st->rejected);
+        if (obj) {
+            json_dumpf(obj, stdout, JSON_COMPACT);
+            fputc('\n', stdout);
+            json_decref(obj);
+        }
+        return;
+    }
+    printf("%llu new, %llu updated, %llu unchanged, %llu rejected\n",
+           (unsigned long long)st->added, (unsigned long long)st->updated,
+           (unsigned long long)st->unchanged,
+           (unsigned long long)st->rejected);
+}
+
+int
+cmd_ingest(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"db", required_argument, NULL, 'd'},
+        {"format", required_argument, NULL, 'f'},
+        {"json", no_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *db_opt = NULL;
+    sluice_format format = SLUICE_FORMAT_AUTO;
+    bool json = false, quiet = false;
+    int c;
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db_opt = optarg;
+            break;
+        case 'f': {
+            int f = sluice_format_from_name(optarg);
+            if (f < 0)
+                return cli_usage("ingest",
+                                 "--format: expected auto, jsonl, csv or "
+                                 "lines, got '%s'",
+                                 optarg);
+            format = (sluice_format)f;
+            break;
+        }
+        case 'j':
+            json = true;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'h':
+            fputs(help_text, stdout);
+            return EXIT_DONE;
+        default:
+            return cli_usage("ingest", "unknown option '%s'",
+                             argv[optind - 1]);
+        }
+    }
+
+    int n_inputs = argc - optind;
+    bool use_stdin = n_inputs == 0;
+    if (use_stdin && isatty(STDIN_FILENO))
+        return cli_usage("ingest",
+                         "no input: give FILE, or - to read a piped feed");
+    input *inputs = calloc((size_t)(use_stdin ? 1 : n_inputs),
+                           sizeof *inputs);
+    if (!inputs) {
+        cli_error("out of memory");
+        return EXIT_FAILED;
+    }
+    int n_open = 0, status = EXIT_DONE, stdin_uses = 0;
+    for (int i = 0; i < (use_stdin ? 1 : n_inputs); i++) {
+        const char *path = use_stdin ? "-" : argv[optind + i];
+        if (strcmp(path, "-") == 0 && ++stdin_uses > 1) {
+            status = cli_usage("ingest", "standard input given twice");
+            goto out;
+        }
+        if (open_input(path, &inputs[i]) != 0) {
+            status = EXIT_FAILED;
+            goto out;
+        }
+        n_open++;
+    }
+
+    sluice_queue *q = cli_open_queue(cli_db_path(db_opt), 0);
+    if (!q) {
+        status = EXIT_FAILED;
+        goto out;
+    }
+    progress prog = {.show = !quiet && isatty(STDERR_FILENO)};
+    clock_gettime(CLOCK_MONOTONIC, &prog.start);
+    sluice_ingest_opts opts = {
+        .format = format,
+        .on_reject = on_reject,
+        .on_progress = on_progress,
+        .ctx = &prog,
+    };
+    sluice_ingest_stats stats = {0, 0, 0, 0};
+    for (int i = 0; i < n_open; i++) {
+        prog.file = inputs[i].name;
+        sluice_err err = sluice_ingest_fd(q, inputs[i].fd, inputs[i].name,
+                                          &opts, &stats);
+        if (err != SLUICE_OK) {
+            progress_clear(&prog);
+            cli_error("%s", sluice_queue_errmsg(q));
+            status = cli_exit_for(err);
+            break;
+        }
+    }
+    progress_clear(&prog);
+    sluice_queue_close(q);
+    print_summary(&stats, json);
+    if (status == EXIT_DONE && stats.rejected > 0)
+        status = EXIT_PARTIAL;
+out:
+    for (int i = 0; i < n_open; i++)
+        if (inputs[i].fd != STDIN_FILENO)
+            close(inputs[i].fd);
+    free(inputs);
+    return status;
+}

@@ -1,0 +1,109 @@
+/*
+ * `sluice status`: how many records are in each state, as a short table
+ * or one JSON object with stable field names.
+ */
+#include <getopt.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+static const char help_text[] =
+    "Usage: sluice status [--db FILE] [--json]\n"
+    "\n"
+    "Show how many records are pending, in flight, waiting to retry, done\n"
+    "and dead, the total, and the age of the oldest pending record.\n"
+    "\n"
+    "Options:\n"
+    "  --db FILE   queue database (default: $SLUICE_DB, else ./sluice.db)\n"
+    "  --json      one JSON object: pending, in_flight, retrying, done,\n"
+    "              dead, total, oldest_pending_age_s (null if none)\n"
+    "  -h, --help  show this help\n";
+
+int
+cmd_status(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"db", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *db_opt = NULL;
+    bool json = false;
+    int c;
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db_opt = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            fputs(help_text, stdout);
+            return EXIT_DONE;
+        default:
+            return cli_usage("status", "unknown option '%s'",
+                             argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage("status", "unexpected argument '%s'", argv[optind]);
+
+    sluice_queue *q = cli_open_queue(cli_db_path(db_opt),
+                                     SLUICE_QUEUE_READONLY);
+    if (!q)
+        return EXIT_FAILED;
+    sluice_counts n;
+    sluice_err err = sluice_queue_counts(q, &n);
+    if (err != SLUICE_OK) {
+        cli_error("%s", sluice_queue_errmsg(q));
+        sluice_queue_close(q);
+        return cli_exit_for(err);
+    }
+    sluice_queue_close(q);
+
+    if (json) {
+        json_t *obj = json_pack(
+            "{sIsIsIsIsIsIso}", "pending", (json_int_t)n.pending,
+            "in_flight", (json_int_t)n.in_flight, "retrying",
+            (json_int_t)n.retrying, "done", (json_int_t)n.done, "dead",
+            (json_int_t)n.dead, "total", (json_int_t)n.total,
+            "oldest_pending_age_s",
+            n.oldest_pending_age < 0 ? json_null()
+                                     : json_real(n.oldest_pending_age));
+        if (!obj) {
+            cli_error("out of memory");
+            return EXIT_FAILED;
+        }
+        json_dumpf(obj, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));
+        fputc('\n', stdout);
+        json_decref(obj);
+        return EXIT_DONE;
+    }
+
+    const struct {
+        const char *label;
+        uint64_t value;
+    } rows[] = {
+        {"pending", n.pending}, {"in flight", n.in_flight},
+        {"retrying", n.retrying}, {"done", n.done},
+        {"dead", n.dead},       {"total", n.total},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        char num[32];
+        cli_group_digits(num, sizeof num, rows[i].value);
+        printf("%-10s %15s\n", rows[i].label, num);
+    }
+    if (n.oldest_pending_age >= 0) {
+        char age[32];
+        cli_duration(age, sizeof age, n.oldest_pending_age);
+        printf("%-10s %15s\n", "oldest", age);
+    }
+    return EXIT_DONE;
+}
