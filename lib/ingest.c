@@ -1,15 +1,22 @@
 /*
  * Ingest: read a feed, validate each record, and upsert it into the queue
- * in batched transactions. A bad record is reported and counted and costs
- * nothing else; only a read or database failure stops the work.
+ * in batched transactions. Two stages on two threads: a parser thread
+ * reads, parses and validates into chunks; the caller's thread upserts
+ * them and reports rejections, in feed order. A bad record is reported and
+ * counted and costs nothing else; only a read or database failure stops
+ * the work. Memory is bounded by the few chunks in flight.
  */
+#include <pthread.h>
 #include <string.h>
 
-#include "feed.h"
+#include "feed/feed.h"
 #include "queue/queue.h"
 #include "record.h"
 
-#define DEFAULT_BATCH 20000
+#define DEFAULT_BATCH  20000
+#define CHUNK_RECORDS  1024
+#define CHUNK_BYTES    (1u << 20) /* hand a chunk over past this much text */
+#define CHUNKS_IN_USE  16
 
 int
 sluice_format_from_name(const char *name)
@@ -37,13 +44,188 @@ sluice_format_name(sluice_format format)
     return "unknown";
 }
 
-static void
-reject(const sluice_ingest_opts *opts, sluice_ingest_stats *stats,
-       const char *name, uint64_t line, const char *reason)
+/* A text in a chunk's arena. */
+typedef struct {
+    size_t off, len;
+} span;
+
+typedef struct {
+    bool rejected; /* else a record */
+    uint64_t line;
+    span id, url, key, origin, meta; /* a rejection's reason is in `id` */
+    bool has_meta;
+} chunk_item;
+
+typedef struct chunk {
+    chunk_item items[CHUNK_RECORDS];
+    size_t n;
+    sl_buf arena;
+    bool last;      /* the feed ended (or failed) with this chunk */
+    sluice_err err; /* why it failed, for the last chunk */
+    char errmsg[512];
+    struct chunk *next;
+} chunk;
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    chunk *full_head, *full_tail; /* parsed, in feed order */
+    chunk *free_list;
+    bool stop; /* the consumer gave up: the parser should too */
+    /* The parser's own. */
+    sl_feed feed;
+    sl_record_scratch scratch;
+    const char *name;
+} pipeline;
+
+static chunk *
+take_free(pipeline *p)
 {
-    stats->rejected++;
-    if (opts->on_reject)
-        opts->on_reject(opts->ctx, name, line, reason);
+    pthread_mutex_lock(&p->lock);
+    while (!p->free_list && !p->stop)
+        pthread_cond_wait(&p->changed, &p->lock);
+    chunk *c = p->stop ? NULL : p->free_list;
+    if (c)
+        p->free_list = c->next;
+    pthread_mutex_unlock(&p->lock);
+    if (c) {
+        c->n = 0;
+        c->last = false;
+        c->err = SLUICE_OK;
+        c->errmsg[0] = '\0';
+        c->next = NULL;
+        sl_buf_clear(&c->arena);
+    }
+    return c;
+}
+
+static void
+push_full(pipeline *p, chunk *c)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->full_tail)
+        p->full_tail->next = c;
+    else
+        p->full_head = c;
+    p->full_tail = c;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static chunk *
+pop_full(pipeline *p)
+{
+    pthread_mutex_lock(&p->lock);
+    while (!p->full_head)
+        pthread_cond_wait(&p->changed, &p->lock);
+    chunk *c = p->full_head;
+    p->full_head = c->next;
+    if (!p->full_head)
+        p->full_tail = NULL;
+    pthread_mutex_unlock(&p->lock);
+    return c;
+}
+
+static void
+give_back(pipeline *p, chunk *c)
+{
+    pthread_mutex_lock(&p->lock);
+    c->next = p->free_list;
+    p->free_list = c;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static int
+put(chunk *c, span *s, const char *text, size_t len)
+{
+    s->off = c->arena.len;
+    s->len = len;
+    /* Terminated, so the queue may treat each text as a C string. */
+    return sl_buf_append(&c->arena, text, len) || sl_buf_putc(&c->arena, 0);
+}
+
+static int
+add_reject(chunk *c, uint64_t line, const char *reason)
+{
+    chunk_item *it = &c->items[c->n];
+    memset(it, 0, sizeof *it);
+    it->rejected = true;
+    it->line = line;
+    if (put(c, &it->id, reason, strlen(reason)))
+        return -1;
+    c->n++;
+    return 0;
+}
+
+static int
+add_record(chunk *c, uint64_t line, const sl_record *rec)
+{
+    chunk_item *it = &c->items[c->n];
+    memset(it, 0, sizeof *it);
+    it->line = line;
+    it->has_meta = rec->meta != NULL;
+    if (put(c, &it->id, rec->id, rec->id_len) ||
+        put(c, &it->url, rec->url, rec->url_len) ||
+        put(c, &it->key, rec->key, rec->key_len) ||
+        put(c, &it->origin, rec->origin, rec->origin_len) ||
+        (rec->meta && put(c, &it->meta, rec->meta, rec->meta_len)))
+        return -1;
+    c->n++;
+    return 0;
+}
+
+/* The parser thread: the feed, turned into chunks. */
+static void *
+parse_feed(void *arg)
+{
+    pipeline *p = arg;
+    char reason[512];
+    sl_feed_item item;
+    sl_record rec;
+    chunk *c = take_free(p);
+
+    while (c) {
+        sl_feed_status st = sl_feed_next(&p->feed, &item, reason,
+                                         sizeof reason);
+        uint64_t line = p->feed.lineno;
+        int bad = 0;
+        if (st == SL_FEED_EOF) {
+            c->last = true;
+        } else if (st == SL_FEED_ERROR) {
+            c->last = true;
+            c->err = strcmp(reason, "out of memory") == 0 ? SLUICE_ENOMEM
+                                                          : SLUICE_EIO;
+            sl_fmt(c->errmsg, sizeof c->errmsg, "%s:%llu: %s", p->name,
+                   (unsigned long long)line, reason);
+        } else if (st == SL_FEED_REJECT) {
+            bad = add_reject(c, line, reason);
+        } else {
+            sluice_err err = sl_record_prepare(&p->scratch, &item, &rec,
+                                               reason, sizeof reason);
+            if (err == SLUICE_OK)
+                bad = add_record(c, line, &rec);
+            else if (err == SLUICE_ENOMEM)
+                bad = 1;
+            else
+                bad = add_reject(c, line, reason);
+        }
+        if (bad) {
+            c->last = true;
+            c->err = SLUICE_ENOMEM;
+            sl_fmt(c->errmsg, sizeof c->errmsg, "%s:%llu: out of memory",
+                   p->name, (unsigned long long)line);
+        }
+        if (c->last) {
+            push_full(p, c);
+            break;
+        }
+        if (c->n == CHUNK_RECORDS || c->arena.len >= CHUNK_BYTES) {
+            push_full(p, c);
+            c = take_free(p);
+        }
+    }
+    return NULL;
 }
 
 static void
@@ -55,92 +237,140 @@ add_stats(sluice_ingest_stats *total, sluice_ingest_stats *batch)
     memset(batch, 0, sizeof *batch);
 }
 
+static const char *
+text_at(const chunk *c, span s)
+{
+    return c->arena.data + s.off;
+}
+
+/* Upsert a chunk's records and report its rejections, in feed order. */
+static sluice_err
+consume(sluice_queue *q, const chunk *c, const char *name,
+        const sluice_ingest_opts *opts, sluice_ingest_stats *stats,
+        sluice_ingest_stats *batch, sl_record *recs)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        const chunk_item *it = &c->items[i];
+        if (it->rejected) {
+            stats->rejected++;
+            if (opts->on_reject)
+                opts->on_reject(opts->ctx, name, it->line,
+                                text_at(c, it->id));
+            continue;
+        }
+        recs[n] = (sl_record){
+            .id = text_at(c, it->id),
+            .id_len = it->id.len,
+            .url = text_at(c, it->url),
+            .url_len = it->url.len,
+            .key = text_at(c, it->key),
+            .key_len = it->key.len,
+            .origin = text_at(c, it->origin),
+            .origin_len = it->origin.len,
+            .meta = it->has_meta ? text_at(c, it->meta) : NULL,
+            .meta_len = it->meta.len,
+        };
+        n++;
+    }
+    if (n == 0)
+        return SLUICE_OK;
+    sluice_err err = SLUICE_OK;
+    if (!q->in_batch)
+        err = sl_queue_begin(q);
+    if (err == SLUICE_OK)
+        err = sl_queue_upsert(q, recs, n, sl_now_ms(), batch);
+    return err;
+}
+
 sluice_err
 sluice_ingest_fd(sluice_queue *q, int fd, const char *name,
                  const sluice_ingest_opts *opts, sluice_ingest_stats *stats)
 {
     static const sluice_ingest_opts defaults = {0};
-    sl_feed feed;
-    sl_record rec;
-    sl_feed_item item;
-    char reason[512];
-    sluice_err err;
-    unsigned batch_size, in_batch = 0;
+    chunk *chunks[CHUNKS_IN_USE] = {NULL};
+    sl_record *recs = NULL;
+    pipeline p;
+    pthread_t parser;
+    bool started = false;
+    sluice_err err = SLUICE_ENOMEM;
     /* Counted into *stats only once their transaction commits. */
     sluice_ingest_stats batch = {0, 0, 0, 0};
+    uint64_t since_commit = 0;
 
     if (!opts)
         opts = &defaults;
-    batch_size = opts->batch_size ? opts->batch_size : DEFAULT_BATCH;
-    sl_record_init(&rec);
-    err = sl_feed_init(&feed, fd, opts->format);
-    if (err != SLUICE_OK) {
-        sl_feed_free(&feed);
-        return sl_queue_fail(q, err, "%s: out of memory", name);
+    uint64_t batch_size = opts->batch_size ? opts->batch_size : DEFAULT_BATCH;
+
+    memset(&p, 0, sizeof p);
+    p.name = name;
+    pthread_mutex_init(&p.lock, NULL);
+    pthread_cond_init(&p.changed, NULL);
+    sl_record_scratch_init(&p.scratch);
+    if (sl_feed_init(&p.feed, fd, opts->format) != SLUICE_OK)
+        goto fail;
+    recs = sl_calloc(CHUNK_RECORDS, sizeof *recs);
+    if (!recs)
+        goto fail;
+    for (int i = 0; i < CHUNKS_IN_USE; i++) {
+        chunks[i] = sl_calloc(1, sizeof *chunks[i]);
+        if (!chunks[i])
+            goto fail;
+        sl_buf_init(&chunks[i]->arena);
+        chunks[i]->next = p.free_list;
+        p.free_list = chunks[i];
+    }
+    if (pthread_create(&parser, NULL, parse_feed, &p) != 0)
+        goto fail;
+    started = true;
+
+    for (;;) {
+        chunk *c = pop_full(&p);
+        err = consume(q, c, name, opts, stats, &batch, recs);
+        if (err == SLUICE_OK) {
+            since_commit += c->n;
+            if (c->last || since_commit >= batch_size) {
+                since_commit = 0;
+                if (q->in_batch)
+                    err = sl_queue_commit(q);
+                if (err == SLUICE_OK) {
+                    add_stats(stats, &batch);
+                    if (opts->on_progress)
+                        opts->on_progress(opts->ctx, stats);
+                }
+            }
+        }
+        bool last = c->last;
+        if (err == SLUICE_OK && c->err != SLUICE_OK) {
+            err = sl_queue_fail(q, c->err, "%s", c->errmsg);
+        }
+        give_back(&p, c);
+        if (last || err != SLUICE_OK)
+            break;
     }
 
-    int64_t now = sl_now_ms();
-    for (;;) {
-        sl_feed_status st = sl_feed_next(&feed, &item, reason, sizeof reason);
-        if (st == SL_FEED_EOF)
-            break;
-        if (st == SL_FEED_ERROR) {
-            err = sl_queue_fail(q, SLUICE_EIO, "%s:%llu: %s", name,
-                                (unsigned long long)feed.lineno, reason);
-            break;
-        }
-        if (st == SL_FEED_REJECT) {
-            reject(opts, stats, name, feed.lineno, reason);
-            continue;
-        }
-        err = sl_record_prepare(&rec, &item, reason, sizeof reason);
-        if (err == SLUICE_ENOMEM) {
-            sl_queue_fail(q, err, "%s: out of memory", name);
-            break;
-        }
-        if (err != SLUICE_OK) {
-            err = SLUICE_OK;
-            reject(opts, stats, name, feed.lineno, reason);
-            continue;
-        }
-        if (!q->in_batch) {
-            if ((err = sl_queue_begin(q)) != SLUICE_OK)
-                break;
-            now = sl_now_ms();
-        }
-        sl_upsert_result result;
-        err = sl_queue_upsert(q, &rec, now, &result);
-        if (err == SLUICE_EKEY) {
-            /* The key belongs to another record: this one is refused. */
-            err = SLUICE_OK;
-            reject(opts, stats, name, feed.lineno, q->errmsg);
-            continue;
-        }
-        if (err != SLUICE_OK)
-            break;
-        if (result == SL_UPSERT_ADDED)
-            batch.added++;
-        else if (result == SL_UPSERT_UPDATED)
-            batch.updated++;
-        else
-            batch.unchanged++;
-        if (++in_batch >= batch_size) {
-            in_batch = 0;
-            if ((err = sl_queue_commit(q)) != SLUICE_OK)
-                break;
-            add_stats(stats, &batch);
-            if (opts->on_progress)
-                opts->on_progress(opts->ctx, stats);
-        }
-    }
-    if (err == SLUICE_OK && q->in_batch) {
-        err = sl_queue_commit(q);
-        if (err == SLUICE_OK)
-            add_stats(stats, &batch);
-    }
-    if (err != SLUICE_OK)
+fail:
+    if (err != SLUICE_OK) {
         sl_queue_rollback(q);
-    sl_feed_free(&feed);
-    sl_record_free(&rec);
+        if (err == SLUICE_ENOMEM && !started)
+            sl_queue_fail(q, err, "%s: out of memory", name);
+    }
+    if (started) {
+        pthread_mutex_lock(&p.lock);
+        p.stop = true;
+        pthread_cond_broadcast(&p.changed);
+        pthread_mutex_unlock(&p.lock);
+        pthread_join(parser, NULL);
+    }
+    for (int i = 0; i < CHUNKS_IN_USE; i++) {
+        if (chunks[i])
+            sl_buf_free(&chunks[i]->arena);
+        sl_free(chunks[i]);
+    }
+    sl_free(recs);
+    sl_feed_free(&p.feed);
+    sl_record_scratch_free(&p.scratch);
+    pthread_cond_destroy(&p.changed);
+    pthread_mutex_destroy(&p.lock);
     return err;
 }

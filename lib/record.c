@@ -11,22 +11,24 @@
 #include <curl/curl.h>
 
 void
-sl_record_init(sl_record *rec)
+sl_record_scratch_init(sl_record_scratch *s)
 {
-    sl_buf_init(&rec->id);
-    sl_buf_init(&rec->url);
-    sl_buf_init(&rec->key);
-    sl_buf_init(&rec->origin);
-    rec->meta = NULL;
+    sl_buf_init(&s->url);
+    sl_buf_init(&s->key);
+    sl_buf_init(&s->origin);
+    sl_buf_init(&s->seg);
+    s->curl_url = NULL;
 }
 
 void
-sl_record_free(sl_record *rec)
+sl_record_scratch_free(sl_record_scratch *s)
 {
-    sl_buf_free(&rec->id);
-    sl_buf_free(&rec->url);
-    sl_buf_free(&rec->key);
-    sl_buf_free(&rec->origin);
+    sl_buf_free(&s->url);
+    sl_buf_free(&s->key);
+    sl_buf_free(&s->origin);
+    sl_buf_free(&s->seg);
+    curl_url_cleanup(s->curl_url);
+    s->curl_url = NULL;
 }
 
 static int
@@ -52,23 +54,178 @@ trim(const char **s, size_t *len)
         (*len)--;
 }
 
-static int
-append_lower(sl_buf *b, const char *s)
+/* Split a normalised URL into its parts. */
+typedef struct {
+    bool https;
+    const char *scheme;
+    size_t scheme_len;
+    const char *host; /* without userinfo and port */
+    size_t host_len;
+    const char *port; /* as written, without ':'; port_len 0 if none */
+    size_t port_len;
+    const char *path;
+    size_t path_len;
+    const char *query; /* without the '?', NULL if none */
+    size_t query_len;
+} url_parts;
+
+static void
+split_url(const char *url, url_parts *p)
 {
-    for (; *s; s++)
-        if (sl_buf_putc(b, (char)tolower((unsigned char)*s)) != 0)
-            return -1;
+    memset(p, 0, sizeof *p);
+    const char *auth = strstr(url, "://");
+    p->scheme = url;
+    p->scheme_len = auth ? (size_t)(auth - url) : 0;
+    p->https = p->scheme_len == 5;
+    auth = auth ? auth + 3 : url;
+    const char *end = auth + strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', (size_t)(end - auth));
+    if (at)
+        auth = at + 1;
+    p->host = auth;
+    p->host_len = (size_t)(end - auth);
+    /* A port follows the last ':' that is not inside [an IPv6 literal]. */
+    for (const char *c = end; c > auth; c--) {
+        if (c[-1] == ']')
+            break;
+        if (c[-1] == ':') {
+            p->port = c;
+            p->port_len = (size_t)(end - c);
+            p->host_len = (size_t)(c - 1 - auth);
+            break;
+        }
+    }
+    p->path = end;
+    p->path_len = strcspn(end, "?#");
+    if (end[p->path_len] == '?') {
+        p->query = end + p->path_len + 1;
+        p->query_len = strcspn(p->query, "#");
+    }
+}
+
+static bool
+default_port(const url_parts *p)
+{
+    const char *def = p->https ? "443" : "80";
+    return p->port_len == 0 ||
+           (p->port_len == strlen(def) && !memcmp(p->port, def, p->port_len));
+}
+
+static int
+append_lower(sl_buf *b, const char *s, size_t len)
+{
+    if (sl_buf_reserve(b, len) != 0)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        b->data[b->len + i] = (char)tolower((unsigned char)s[i]);
+    b->len += len;
+    b->data[b->len] = '\0';
     return 0;
 }
 
+int
+sl_url_origin(const char *url, sl_buf *origin)
+{
+    url_parts p;
+    split_url(url, &p);
+    sl_buf_clear(origin);
+    if (append_lower(origin, p.scheme, p.scheme_len) ||
+        sl_buf_append(origin, "://", 3) ||
+        append_lower(origin, p.host, p.host_len) ||
+        sl_buf_putc(origin, ':'))
+        return -1;
+    if (p.port_len)
+        return sl_buf_append(origin, p.port, p.port_len);
+    return sl_buf_append(origin, p.https ? "443" : "80", p.https ? 3 : 2);
+}
+
+/*
+ * True when a URL curl has accepted is already in the form curl would
+ * print it: lower-case scheme, a lower-case host name that is not an IP
+ * address in any spelling, a port without leading zeros, a path with no
+ * dot segments, no userinfo, no fragment, nothing to encode. Most feed
+ * URLs are; for them, asking curl to print the URL back (which costs as
+ * much as parsing it) can be skipped. Conservative: when in doubt, false.
+ */
+static bool
+already_normal(const char *s, size_t len)
+{
+    size_t i;
+    if (len > 8 && memcmp(s, "https://", 8) == 0)
+        i = 8;
+    else if (len > 7 && memcmp(s, "http://", 7) == 0)
+        i = 7;
+    else
+        return false;
+    size_t host = i;
+    bool letter = false;
+    for (; i < len && s[i] != '/' && s[i] != ':'; i++) {
+        char c = s[i];
+        if (c >= 'a' && c <= 'z')
+            letter = true;
+        else if (!((c >= '0' && c <= '9') || c == '-' || c == '.'))
+            return false;
+    }
+    /* A name whose last label starts with a digit may be an IPv4 form. */
+    size_t last = i;
+    while (last > host && s[last - 1] != '.')
+        last--;
+    if (i == host || !letter || last == i || (s[last] >= '0' && s[last] <= '9'))
+        return false;
+    if (i < len && s[i] == ':') {
+        size_t digits = ++i;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == digits || i - digits > 5 || s[digits] == '0')
+            return false;
+    }
+    if (i >= len || s[i] != '/')
+        return false;
+    size_t seg = i + 1;
+    for (; i < len && s[i] != '?'; i++) {
+        char c = s[i];
+        if (c == '/' || i + 1 == len || s[i + 1] == '?') {
+            size_t end = c == '/' ? i : i + 1;
+            size_t n = end - seg;
+            if ((n == 1 && s[seg] == '.') ||
+                (n == 2 && s[seg] == '.' && s[seg + 1] == '.'))
+                return false;
+            seg = i + 1;
+        }
+        if (c <= ' ' || c >= 0x7f || c == '#' || c == '\\' || c == '"' ||
+            c == '<' || c == '>' || c == '^' || c == '`' || c == '{' ||
+            c == '|' || c == '}')
+            return false;
+    }
+    for (; i < len; i++) {
+        char c = s[i];
+        if (c <= ' ' || c >= 0x7f || c == '#' || c == '\\' || c == '"' ||
+            c == '<' || c == '>' || c == '`' || c == '{' || c == '|' ||
+            c == '}')
+            return false;
+    }
+    return true;
+}
+
+/* curl rejects spaces and raw non-ASCII bytes unless asked to encode. */
+static bool
+needs_encoding(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] >= 0x80 || s[i] == ' ')
+            return true;
+    return false;
+}
+
 sluice_err
-sl_url_check(const char *text, size_t len, sl_buf *url, sl_buf *origin,
-             char *reason, size_t reason_size)
+sl_url_check(const char *text, size_t len, void *reuse, sl_buf *url,
+             sl_buf *origin, char *reason, size_t reason_size)
 {
     size_t where;
     sluice_err err = SLUICE_EURL;
-    CURLU *h = NULL;
-    char *scheme = NULL, *host = NULL, *port = NULL, *full = NULL;
+    CURLU *h = reuse;
+    char *full = NULL, *copy = NULL;
+    char stack_copy[512];
 
     trim(&text, &len);
     if (len == 0) {
@@ -113,64 +270,66 @@ sl_url_check(const char *text, size_t len, sl_buf *url, sl_buf *origin,
         return SLUICE_EURL;
     }
 
-    char *copy = sl_strndup(text, len);
-    h = curl_url();
-    if (!copy || !h) {
-        sl_free(copy);
+    if (!h && !(h = curl_url()))
+        return SLUICE_ENOMEM;
+    /* curl_url_set wants a terminated string; the text is a slice. */
+    copy = len < sizeof stack_copy ? stack_copy : sl_malloc(len + 1);
+    if (!copy) {
         err = SLUICE_ENOMEM;
-        goto fail;
+        goto done;
     }
-    CURLUcode rc = curl_url_set(h, CURLUPART_URL, copy, CURLU_URLENCODE);
-    sl_free(copy);
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    unsigned flags = needs_encoding(text, len) ? CURLU_URLENCODE : 0;
+    CURLUcode rc = curl_url_set(h, CURLUPART_URL, copy, flags);
     if (rc == CURLUE_OUT_OF_MEMORY) {
         err = SLUICE_ENOMEM;
-        goto fail;
+        goto done;
     }
     if (rc != CURLUE_OK) {
         const char *msg = curl_url_strerror(rc);
         sl_fmt(reason, reason_size, "url: %c%s",
                tolower((unsigned char)msg[0]), msg + 1);
-        goto fail;
+        goto done;
     }
-    curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0);
-    if (curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) ||
-        curl_url_get(h, CURLUPART_HOST, &host, 0) ||
-        curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) ||
-        curl_url_get(h, CURLUPART_URL, &full, 0)) {
-        sl_fmt(reason, reason_size, "url: cannot be parsed");
-        goto fail;
+    const char *normal = copy; /* terminated, unlike text */
+    if (!already_normal(text, len)) {
+        curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0);
+        if (curl_url_get(h, CURLUPART_URL, &full, 0) != CURLUE_OK) {
+            sl_fmt(reason, reason_size, "url: cannot be parsed");
+            goto done;
+        }
+        normal = full;
+        len = strlen(full);
     }
-    if (!host[0]) {
+    url_parts p;
+    split_url(normal, &p);
+    if (p.host_len == 0) {
         sl_fmt(reason, reason_size, "url: no host");
-        goto fail;
+        goto done;
     }
-    if (strcmp(port, "0") == 0) {
+    if (p.port_len == 1 && p.port[0] == '0') {
         sl_fmt(reason, reason_size, "url: port 0");
-        goto fail;
+        goto done;
     }
     if (url) {
         sl_buf_clear(url);
-        if (sl_buf_append(url, full, strlen(full)) != 0) {
+        if (sl_buf_append(url, normal, len) != 0) {
             err = SLUICE_ENOMEM;
-            goto fail;
+            goto done;
         }
     }
-    if (origin) {
-        sl_buf_clear(origin);
-        if (append_lower(origin, scheme) || sl_buf_append(origin, "://", 3) ||
-            append_lower(origin, host) || sl_buf_putc(origin, ':') ||
-            sl_buf_append(origin, port, strlen(port))) {
-            err = SLUICE_ENOMEM;
-            goto fail;
-        }
+    if (origin && sl_url_origin(url ? url->data : normal, origin) != 0) {
+        err = SLUICE_ENOMEM;
+        goto done;
     }
     err = SLUICE_OK;
-fail:
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
+done:
     curl_free(full);
-    curl_url_cleanup(h);
+    if (copy && copy != stack_copy)
+        sl_free(copy);
+    if (h != reuse)
+        curl_url_cleanup(h);
     return err;
 }
 
@@ -269,20 +428,30 @@ put_escaped(sl_buf *out, unsigned char c)
 static int
 put_segment(sl_buf *out, const char *s, size_t len, bool url_segment)
 {
+    static const char hex[] = "0123456789ABCDEF";
     bool utf8 = url_segment && sl_utf8_valid(s, len, NULL);
     bool only_dots = len > 0;
-    for (size_t i = 0; i < len; i++)
-        if (s[i] != '.')
-            only_dots = false;
+    for (size_t i = 0; i < len && only_dots; i++)
+        only_dots = s[i] == '.';
     bool reserved = len >= RESERVED_PREFIX_LEN &&
                     memcmp(s, RESERVED_PREFIX, RESERVED_PREFIX_LEN) == 0;
+    if (sl_buf_reserve(out, len * 3) != 0)
+        return -1;
+    char *dst = out->data + out->len;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         bool keep = (safe_byte(c, url_segment) || (utf8 && c >= 0x80)) &&
                     !(c == '.' && (only_dots || (reserved && i == 0)));
-        if (keep ? sl_buf_putc(out, (char)c) : put_escaped(out, c))
-            return -1;
+        if (keep) {
+            *dst++ = (char)c;
+        } else {
+            *dst++ = '%';
+            *dst++ = hex[c >> 4];
+            *dst++ = hex[c & 15];
+        }
     }
+    out->len = (size_t)(dst - out->data);
+    out->data[out->len] = '\0';
     return 0;
 }
 
@@ -331,64 +500,12 @@ extension_len(const char *s, size_t len)
     return n;
 }
 
-/* Split a normalised URL into host[:port], path and query. */
-typedef struct {
-    const char *host;
-    size_t host_len;
-    const char *path;
-    size_t path_len;
-    const char *query; /* without the '?', NULL if none */
-    size_t query_len;
-    bool default_port;
-} url_parts;
-
-static void
-split_url(const char *url, url_parts *p)
-{
-    memset(p, 0, sizeof *p);
-    const char *auth = strstr(url, "://");
-    auth = auth ? auth + 3 : url;
-    const char *end = auth + strcspn(auth, "/?#");
-    const char *at = memchr(auth, '@', (size_t)(end - auth));
-    if (at)
-        auth = at + 1;
-    p->host = auth;
-    p->host_len = (size_t)(end - auth);
-    p->path = end;
-    p->path_len = strcspn(end, "?#");
-    if (end[p->path_len] == '?') {
-        p->query = end + p->path_len + 1;
-        p->query_len = strcspn(p->query, "#");
-    }
-    /* The port is dropped from the key when it is the scheme's default. */
-    const char *colon = NULL;
-    for (const char *c = p->host + p->host_len; c > p->host; c--)
-        if (c[-1] == ':') {
-            colon = c - 1;
-            break;
-        } else if (c[-1] == ']') {
-            break;
-        }
-    p->default_port = true;
-    if (colon) {
-        size_t plen = (size_t)(p->host + p->host_len - colon - 1);
-        bool https = strncasecmp(url, "https:", 6) == 0;
-        const char *def = https ? "443" : "80";
-        p->default_port = plen == strlen(def) && !memcmp(colon + 1, def, plen);
-        if (p->default_port)
-            p->host_len = (size_t)(colon - p->host);
-    }
-}
-
 sluice_err
-sl_key_derive(sl_buf *key, const char *id, size_t id_len, bool has_id,
-              const char *url)
+sl_key_derive(sl_buf *key, sl_buf *seg, const char *id, size_t id_len,
+              bool has_id, const char *url)
 {
     url_parts p;
-    sl_buf seg;
-    sluice_err err = SLUICE_ENOMEM;
 
-    sl_buf_init(&seg);
     sl_buf_clear(key);
     split_url(url, &p);
 
@@ -401,38 +518,26 @@ sl_key_derive(sl_buf *key, const char *id, size_t id_len, bool has_id,
 
     if (has_id) {
         if (put_segment(key, id, id_len, false) != 0)
-            goto done;
+            return SLUICE_ENOMEM;
         if (extension_len(key->data, key->len) == 0) {
-            if (decode(&seg, last, last_len) != 0)
-                goto done;
-            size_t ext = extension_len(seg.data, seg.len);
-            if (ext && sl_buf_append(key, seg.data + seg.len - ext - 1,
+            if (decode(seg, last, last_len) != 0)
+                return SLUICE_ENOMEM;
+            size_t ext = extension_len(seg->data, seg->len);
+            if (ext && sl_buf_append(key, seg->data + seg->len - ext - 1,
                                      ext + 1) != 0)
-                goto done;
+                return SLUICE_ENOMEM;
         }
-        err = SLUICE_OK;
-        goto done;
+        return SLUICE_OK;
     }
 
     /* host[+port]/path[?query], each segment made safe. */
-    size_t name_len = p.host_len;
-    const char *port = NULL;
-    if (!p.default_port) {
-        port = p.host + p.host_len;
-        while (port > p.host && port[-1] != ':')
-            port--;
-        name_len = (size_t)(port - p.host) - 1;
-    }
-    sl_buf_clear(&seg);
-    for (size_t i = 0; i < name_len; i++)
-        if (sl_buf_putc(&seg, (char)tolower((unsigned char)p.host[i])))
-            goto done;
-    if (put_segment(key, seg.data, seg.len, true) != 0)
-        goto done;
-    if (port && (sl_buf_putc(key, '+') != 0 ||
-                 sl_buf_append(key, port,
-                               (size_t)(p.host + p.host_len - port)) != 0))
-        goto done;
+    sl_buf_clear(seg);
+    if (append_lower(seg, p.host, p.host_len) != 0 ||
+        put_segment(key, seg->data, seg->len, true) != 0)
+        return SLUICE_ENOMEM;
+    if (!default_port(&p) && (sl_buf_putc(key, '+') != 0 ||
+                              sl_buf_append(key, p.port, p.port_len) != 0))
+        return SLUICE_ENOMEM;
     const char *s = p.path, *end = p.path + p.path_len;
     bool wrote_last = false;
     while (s < end) {
@@ -440,93 +545,108 @@ sl_key_derive(sl_buf *key, const char *id, size_t id_len, bool has_id,
         const char *stop = slash ? slash : end;
         wrote_last = false;
         if (stop > s) {
-            if (decode(&seg, s, (size_t)(stop - s)) != 0 ||
+            if (decode(seg, s, (size_t)(stop - s)) != 0 ||
                 sl_buf_putc(key, '/') != 0 ||
-                put_segment(key, seg.data, seg.len, true) != 0)
-                goto done;
+                put_segment(key, seg->data, seg->len, true) != 0)
+                return SLUICE_ENOMEM;
             wrote_last = true;
         }
         s = slash ? slash + 1 : end;
     }
     if (!wrote_last || (p.path_len && p.path[p.path_len - 1] == '/')) {
         if (sl_buf_append(key, "/index.html", 11) != 0)
-            goto done;
+            return SLUICE_ENOMEM;
     }
     if (p.query) {
         if (put_escaped(key, '?') != 0 ||
-            decode(&seg, p.query, p.query_len) != 0 ||
-            put_segment(key, seg.data, seg.len, true) != 0)
-            goto done;
+            decode(seg, p.query, p.query_len) != 0 ||
+            put_segment(key, seg->data, seg->len, true) != 0)
+            return SLUICE_ENOMEM;
     }
-    err = SLUICE_OK;
-done:
-    sl_buf_free(&seg);
-    return err;
+    return SLUICE_OK;
+}
+
+static sluice_err
+check_id(const char *id, size_t len, char *reason, size_t reason_size)
+{
+    size_t where;
+    if (len == 0) {
+        sl_fmt(reason, reason_size, "id: empty");
+        return SLUICE_EPARSE;
+    }
+    if (len > SL_ID_MAX) {
+        sl_fmt(reason, reason_size, "id: longer than %d bytes", SL_ID_MAX);
+        return SLUICE_EPARSE;
+    }
+    if (has_byte_below(id, len, 0x20, &where)) {
+        sl_fmt(reason, reason_size, "id: control byte 0x%02x at offset %zu",
+               (unsigned char)id[where], where);
+        return SLUICE_EPARSE;
+    }
+    if (!sl_utf8_valid(id, len, &where)) {
+        sl_fmt(reason, reason_size, "id: invalid UTF-8 at offset %zu",
+               where);
+        return SLUICE_EPARSE;
+    }
+    return SLUICE_OK;
 }
 
 sluice_err
-sl_record_prepare(sl_record *rec, const sl_feed_item *item, char *reason,
-                  size_t reason_size)
+sl_record_prepare(sl_record_scratch *s, const sl_feed_item *item,
+                  sl_record *rec, char *reason, size_t reason_size)
 {
     sluice_err err;
+
+    memset(rec, 0, sizeof *rec);
     if (!item->url) {
         sl_fmt(reason, reason_size, "url: missing");
         return SLUICE_EPARSE;
     }
-    err = sl_url_check(item->url, item->url_len, &rec->url, &rec->origin,
-                       reason, reason_size);
+    if (!s->curl_url && !(s->curl_url = curl_url()))
+        return SLUICE_ENOMEM;
+    err = sl_url_check(item->url, item->url_len, s->curl_url, &s->url,
+                       &s->origin, reason, reason_size);
     if (err != SLUICE_OK)
         return err;
+    rec->url = s->url.data;
+    rec->url_len = s->url.len;
+    rec->origin = s->origin.data;
+    rec->origin_len = s->origin.len;
 
-    sl_buf_clear(&rec->id);
     if (item->id) {
-        size_t where;
-        if (item->id_len == 0) {
-            sl_fmt(reason, reason_size, "id: empty");
-            return SLUICE_EPARSE;
-        }
-        if (item->id_len > SL_ID_MAX) {
-            sl_fmt(reason, reason_size, "id: longer than %d bytes",
-                   SL_ID_MAX);
-            return SLUICE_EPARSE;
-        }
-        if (has_byte_below(item->id, item->id_len, 0x20, &where)) {
-            sl_fmt(reason, reason_size,
-                   "id: control byte 0x%02x at offset %zu",
-                   (unsigned char)item->id[where], where);
-            return SLUICE_EPARSE;
-        }
-        if (!sl_utf8_valid(item->id, item->id_len, &where)) {
-            sl_fmt(reason, reason_size, "id: invalid UTF-8 at offset %zu",
-                   where);
-            return SLUICE_EPARSE;
-        }
-        if (sl_buf_append(&rec->id, item->id, item->id_len) != 0)
-            return SLUICE_ENOMEM;
-    } else if (sl_buf_append(&rec->id, rec->url.data, rec->url.len) != 0) {
-        return SLUICE_ENOMEM;
+        err = check_id(item->id, item->id_len, reason, reason_size);
+        if (err != SLUICE_OK)
+            return err;
+        rec->id = item->id;
+        rec->id_len = item->id_len;
+    } else {
+        /* The default id is the normalised URL. */
+        rec->id = rec->url;
+        rec->id_len = rec->url_len;
     }
 
     if (item->key) {
         err = sl_key_check(item->key, item->key_len, reason, reason_size);
         if (err != SLUICE_OK)
             return err;
-        sl_buf_clear(&rec->key);
-        if (sl_buf_append(&rec->key, item->key, item->key_len) != 0)
-            return SLUICE_ENOMEM;
+        rec->key = item->key;
+        rec->key_len = item->key_len;
     } else {
-        err = sl_key_derive(&rec->key, rec->id.data, rec->id.len,
-                            item->id != NULL, rec->url.data);
+        err = sl_key_derive(&s->key, &s->seg, rec->id, rec->id_len,
+                            item->id != NULL, rec->url);
         if (err != SLUICE_OK)
             return err;
         char why[160];
-        if (sl_key_check(rec->key.data, rec->key.len, why, sizeof why) !=
+        if (sl_key_check(s->key.data, s->key.len, why, sizeof why) !=
             SLUICE_OK) {
             sl_fmt(reason, reason_size,
                    "default %s; give the record an explicit key", why);
             return SLUICE_EKEY;
         }
+        rec->key = s->key.data;
+        rec->key_len = s->key.len;
     }
     rec->meta = item->meta;
+    rec->meta_len = item->meta ? strlen(item->meta) : 0;
     return SLUICE_OK;
 }

@@ -28,33 +28,51 @@ typedef struct {
     const char *meta; /* compact JSON object text, or NULL */
 } sl_feed_item;
 
-/* A validated record. The buffers are reused from one record to the next. */
+/* A validated record as the queue stores it: views, owned elsewhere. */
 typedef struct {
-    sl_buf id;
-    sl_buf url;
-    sl_buf key;
-    sl_buf origin; /* "https://example.com:443", host in lower case */
-    const char *meta;
+    const char *id;
+    size_t id_len;
+    const char *url; /* normalised */
+    size_t url_len;
+    const char *key;
+    size_t key_len;
+    const char *origin; /* "https://example.com:443", host in lower case */
+    size_t origin_len;
+    const char *meta; /* compact JSON object text, or NULL */
+    size_t meta_len;
 } sl_record;
 
-void sl_record_init(sl_record *rec);
-void sl_record_free(sl_record *rec);
+/* Buffers sl_record_prepare() reuses from one record to the next. */
+typedef struct {
+    sl_buf url, key, origin, seg;
+    void *curl_url; /* a CURLU handle, made on first use */
+} sl_record_scratch;
+
+void sl_record_scratch_init(sl_record_scratch *s);
+void sl_record_scratch_free(sl_record_scratch *s);
 
 /*
- * Validate `item` and fill `rec`. Returns SLUICE_OK, SLUICE_ENOMEM, or
- * SLUICE_EURL / SLUICE_EKEY / SLUICE_EPARSE with a one-line reason in
- * `reason` that names the field ("url: scheme must be http or https").
+ * Validate `item` and describe it in `rec`, whose views point into the
+ * scratch buffers and the item (valid until the next call). Returns
+ * SLUICE_OK, SLUICE_ENOMEM, or SLUICE_EURL / SLUICE_EKEY / SLUICE_EPARSE
+ * with a one-line reason that names the field ("url: scheme ...").
  */
-sluice_err sl_record_prepare(sl_record *rec, const sl_feed_item *item,
-                             char *reason, size_t reason_size);
+sluice_err sl_record_prepare(sl_record_scratch *s, const sl_feed_item *item,
+                             sl_record *rec, char *reason,
+                             size_t reason_size);
 
 /*
  * Check a URL and write its normalised form (no fragment, spaces and
- * non-ASCII bytes percent-encoded) to `url` and its origin to `origin`;
- * either may be NULL. Same returns as sl_record_prepare.
+ * non-ASCII bytes percent-encoded) to `url` and its origin to `origin`
+ * (either may be NULL). `reuse` is a CURLU handle to reuse, or NULL.
+ * Same returns as sl_record_prepare.
  */
-sluice_err sl_url_check(const char *text, size_t len, sl_buf *url,
-                        sl_buf *origin, char *reason, size_t reason_size);
+sluice_err sl_url_check(const char *text, size_t len, void *reuse,
+                        sl_buf *url, sl_buf *origin, char *reason,
+                        size_t reason_size);
+
+/* The origin of a normalised URL: scheme://host:port, in lower case. */
+int sl_url_origin(const char *url, sl_buf *origin);
 
 /* Check an object key against DESIGN.md's rules; SLUICE_EKEY if bad. */
 sluice_err sl_key_check(const char *key, size_t len, char *reason,
@@ -65,7 +83,7 @@ sluice_err sl_key_check(const char *key, size_t len, char *reason,
  * extension of the URL's last path segment when the id has none; for a
  * bare URL, host/path made safe (wget -x style). `url` is normalised.
  */
-sluice_err sl_key_derive(sl_buf *key, const char *id, size_t id_len,
-                         bool has_id, const char *url);
+sluice_err sl_key_derive(sl_buf *key, sl_buf *scratch, const char *id,
+                         size_t id_len, bool has_id, const char *url);
 
 #endif /* SL_RECORD_H */

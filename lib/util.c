@@ -204,6 +204,16 @@ sl_utf8_valid(const char *s, size_t len, size_t *bad_offset)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
+        /* ASCII runs, eight bytes at a time. */
+        while (len - i >= 8) {
+            uint64_t word;
+            memcpy(&word, p + i, 8);
+            if (word & 0x8080808080808080ull)
+                break;
+            i += 8;
+        }
+        if (i == len)
+            break;
         unsigned char c = p[i];
         if (c < 0x80) {
             i++;

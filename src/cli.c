@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <yajl/yajl_tree.h>
+
 void
 cli_error(const char *fmt, ...)
 {
@@ -113,4 +115,92 @@ cli_duration(char *dst, size_t size, double seconds)
         snprintf(dst, size, "%lluh%02llum", s / 3600, s % 3600 / 60);
     else
         snprintf(dst, size, "%llud%02lluh", s / 86400, s % 86400 / 3600);
+}
+
+static void
+print_to_stdout(void *ctx, const char *text, size_t len)
+{
+    (void)ctx;
+    fwrite(text, 1, len, stdout);
+}
+
+yajl_gen
+cli_json_begin(void)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (!g) {
+        cli_error("out of memory");
+        exit(EXIT_FAILED);
+    }
+    yajl_gen_config(g, yajl_gen_print_callback, print_to_stdout, NULL);
+    return g;
+}
+
+void
+cli_json_end(yajl_gen g)
+{
+    fputc('\n', stdout);
+    yajl_gen_free(g);
+}
+
+void
+cli_json_key(yajl_gen g, const char *key)
+{
+    yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+}
+
+void
+cli_json_str(yajl_gen g, const char *value)
+{
+    if (!value)
+        yajl_gen_null(g);
+    else if (yajl_gen_string(g, (const unsigned char *)value,
+                             strlen(value)) != yajl_gen_status_ok)
+        yajl_gen_null(g);
+}
+
+void
+cli_json_uint(yajl_gen g, const char *key, unsigned long long value)
+{
+    cli_json_key(g, key);
+    yajl_gen_integer(g, (long long)value);
+}
+
+static void
+emit_tree(yajl_gen g, yajl_val v)
+{
+    if (YAJL_IS_OBJECT(v)) {
+        yajl_gen_map_open(g);
+        for (size_t i = 0; i < v->u.object.len; i++) {
+            cli_json_key(g, v->u.object.keys[i]);
+            emit_tree(g, v->u.object.values[i]);
+        }
+        yajl_gen_map_close(g);
+    } else if (YAJL_IS_ARRAY(v)) {
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < v->u.array.len; i++)
+            emit_tree(g, v->u.array.values[i]);
+        yajl_gen_array_close(g);
+    } else if (YAJL_IS_STRING(v)) {
+        cli_json_str(g, YAJL_GET_STRING(v));
+    } else if (YAJL_IS_NUMBER(v)) {
+        const char *num = YAJL_GET_NUMBER(v);
+        yajl_gen_number(g, num, strlen(num));
+    } else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
+        yajl_gen_bool(g, YAJL_IS_TRUE(v));
+    } else {
+        yajl_gen_null(g);
+    }
+}
+
+void
+cli_json_raw(yajl_gen g, const char *json_text)
+{
+    yajl_val tree = json_text ? yajl_tree_parse(json_text, NULL, 0) : NULL;
+    if (!tree) {
+        yajl_gen_null(g);
+        return;
+    }
+    emit_tree(g, tree);
+    yajl_tree_free(tree);
 }

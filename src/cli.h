@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <yajl/yajl_gen.h>
+
 #include "sluice/sluice.h"
 
 /* Exit codes: a contract with scripts (DESIGN.md, "The command line"). */
@@ -49,6 +51,18 @@ bool cli_parse_uint(const char *cmd, const char *opt, const char *text,
 /* Human helpers: "1,234,567", and "3m12s". */
 void cli_group_digits(char *dst, size_t size, unsigned long long n);
 void cli_duration(char *dst, size_t size, double seconds);
+
+/*
+ * JSON output for --json: a generator that prints compact JSON to
+ * stdout; cli_json_end() adds the newline and frees it.
+ */
+yajl_gen cli_json_begin(void);
+void cli_json_end(yajl_gen g);
+void cli_json_key(yajl_gen g, const char *key);
+void cli_json_str(yajl_gen g, const char *value);
+void cli_json_uint(yajl_gen g, const char *key, unsigned long long value);
+/* Emit JSON text (such as a record's meta) as a value; null if invalid. */
+void cli_json_raw(yajl_gen g, const char *json_text);
 
 int cmd_ingest(int argc, char **argv);
 int cmd_status(int argc, char **argv);

@@ -7,8 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <jansson.h>
-
 #include "cli.h"
 
 static const char help_text[] =
@@ -36,8 +34,7 @@ static const char help_text[] =
     "2 usage error, 3 the work stopped.\n";
 
 typedef struct {
-    bool json;
-    bool first;
+    yajl_gen json; /* NULL: tab-separated text */
     unsigned long long count;
 } list_ctx;
 
@@ -65,35 +62,50 @@ print_dead(void *ctx, const sluice_dead_record *rec)
                status, rec->attempts, when, rec->message);
         return 0;
     }
-    json_t *meta = NULL;
-    if (rec->meta)
-        meta = json_loads(rec->meta, 0, NULL);
-    json_t *obj = json_pack(
-        "{sssssssosssssosIss}", "id", rec->id, "url", rec->url, "key",
-        rec->key, "meta", meta ? meta : json_null(), "error_class",
-        rec->error_class, "message", rec->message, "http_status",
-        rec->http_status ? json_integer(rec->http_status) : json_null(),
-        "attempts", (json_int_t)rec->attempts, "failed_at", when);
-    if (!obj)
-        return 1;
-    fputs(l->first ? "" : ",", stdout);
-    l->first = false;
-    json_dumpf(obj, stdout, JSON_COMPACT);
-    json_decref(obj);
+    yajl_gen g = l->json;
+    yajl_gen_map_open(g);
+    cli_json_key(g, "id");
+    cli_json_str(g, rec->id);
+    cli_json_key(g, "url");
+    cli_json_str(g, rec->url);
+    cli_json_key(g, "key");
+    cli_json_str(g, rec->key);
+    cli_json_key(g, "meta");
+    cli_json_raw(g, rec->meta);
+    cli_json_key(g, "error_class");
+    cli_json_str(g, rec->error_class);
+    cli_json_key(g, "message");
+    cli_json_str(g, rec->message);
+    cli_json_key(g, "http_status");
+    if (rec->http_status)
+        yajl_gen_integer(g, rec->http_status);
+    else
+        yajl_gen_null(g);
+    cli_json_uint(g, "attempts", rec->attempts);
+    cli_json_key(g, "failed_at");
+    cli_json_str(g, when);
+    yajl_gen_map_close(g);
     return 0;
 }
 
 static int
 dlq_list(sluice_queue *q, const sluice_dlq_filter *filter, bool json)
 {
-    list_ctx l = {json, true, 0};
-    if (json)
-        fputs("{\"records\":[", stdout);
-    else
+    list_ctx l = {json ? cli_json_begin() : NULL, 0};
+    if (json) {
+        yajl_gen_map_open(l.json);
+        cli_json_key(l.json, "records");
+        yajl_gen_array_open(l.json);
+    } else {
         printf("ID\tCLASS\tSTATUS\tATTEMPTS\tFAILED_AT\tMESSAGE\n");
+    }
     sluice_err err = sluice_dlq_list(q, filter, print_dead, &l);
-    if (json)
-        printf("],\"count\":%llu}\n", l.count);
+    if (json) {
+        yajl_gen_array_close(l.json);
+        cli_json_uint(l.json, "count", l.count);
+        yajl_gen_map_close(l.json);
+        cli_json_end(l.json);
+    }
     if (err != SLUICE_OK) {
         cli_error("%s", sluice_queue_errmsg(q));
         return cli_exit_for(err);

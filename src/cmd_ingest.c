@@ -11,8 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "cli.h"
 
 static const char help_text[] =
@@ -128,15 +126,14 @@ static void
 print_summary(const sluice_ingest_stats *st, bool json)
 {
     if (json) {
-        json_t *obj = json_pack("{sIsIsIsI}", "new", (json_int_t)st->added,
-                                "updated", (json_int_t)st->updated,
-                                "unchanged", (json_int_t)st->unchanged,
-                                "rejected", (json_int_t)st->rejected);
-        if (obj) {
-            json_dumpf(obj, stdout, JSON_COMPACT);
-            fputc('\n', stdout);
-            json_decref(obj);
-        }
+        yajl_gen g = cli_json_begin();
+        yajl_gen_map_open(g);
+        cli_json_uint(g, "new", st->added);
+        cli_json_uint(g, "updated", st->updated);
+        cli_json_uint(g, "unchanged", st->unchanged);
+        cli_json_uint(g, "rejected", st->rejected);
+        yajl_gen_map_close(g);
+        cli_json_end(g);
         return;
     }
     printf("%llu new, %llu updated, %llu unchanged, %llu rejected\n",

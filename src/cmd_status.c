@@ -5,8 +5,6 @@
 #include <getopt.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "cli.h"
 
 static const char help_text[] =
@@ -69,21 +67,21 @@ cmd_status(int argc, char **argv)
     sluice_queue_close(q);
 
     if (json) {
-        json_t *obj = json_pack(
-            "{sIsIsIsIsIsIso}", "pending", (json_int_t)n.pending,
-            "in_flight", (json_int_t)n.in_flight, "retrying",
-            (json_int_t)n.retrying, "done", (json_int_t)n.done, "dead",
-            (json_int_t)n.dead, "total", (json_int_t)n.total,
-            "oldest_pending_age_s",
-            n.oldest_pending_age < 0 ? json_null()
-                                     : json_real(n.oldest_pending_age));
-        if (!obj) {
-            cli_error("out of memory");
-            return EXIT_FAILED;
-        }
-        json_dumpf(obj, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));
-        fputc('\n', stdout);
-        json_decref(obj);
+        yajl_gen g = cli_json_begin();
+        yajl_gen_map_open(g);
+        cli_json_uint(g, "pending", n.pending);
+        cli_json_uint(g, "in_flight", n.in_flight);
+        cli_json_uint(g, "retrying", n.retrying);
+        cli_json_uint(g, "done", n.done);
+        cli_json_uint(g, "dead", n.dead);
+        cli_json_uint(g, "total", n.total);
+        cli_json_key(g, "oldest_pending_age_s");
+        if (n.oldest_pending_age < 0)
+            yajl_gen_null(g);
+        else
+            yajl_gen_double(g, n.oldest_pending_age);
+        yajl_gen_map_close(g);
+        cli_json_end(g);
         return EXIT_DONE;
     }
 

@@ -206,14 +206,18 @@ sl_queue_rollback(sluice_queue *q)
 }
 
 sluice_err
-sl_queue_upsert(sluice_queue *q, const sl_record *rec, int64_t now_ms,
-                sl_upsert_result *result)
+sl_queue_upsert(sluice_queue *q, const sl_record *recs, size_t n,
+                int64_t now_ms, sluice_ingest_stats *counts)
 {
-    assert(rec->id.len > 0 && rec->url.len > 0 && rec->key.len > 0);
+    for (size_t i = 0; i < n; i++)
+        assert(recs[i].id_len > 0 && recs[i].url_len > 0 &&
+               recs[i].key_len > 0 && recs[i].origin_len > 0);
+    if (n == 0)
+        return SLUICE_OK;
     sluice_err err = queue_fault(q, "upsert");
     if (err != SLUICE_OK)
         return err;
-    return q->ops->upsert(q, rec, now_ms, result);
+    return q->ops->upsert(q, recs, n, now_ms, counts);
 }
 
 sluice_err

@@ -25,12 +25,6 @@ typedef enum {
 
 const char *sl_state_name(sl_state state);
 
-typedef enum {
-    SL_UPSERT_ADDED,
-    SL_UPSERT_UPDATED,
-    SL_UPSERT_UNCHANGED
-} sl_upsert_result;
-
 /*
  * A leased record. The strings share one allocation owned by the lease;
  * sl_lease_clear() frees it. `handle` and `token` identify the lease to
@@ -120,8 +114,9 @@ struct sl_queue_ops {
     sluice_err (*commit)(sluice_queue *q);
     sluice_err (*rollback)(sluice_queue *q);
 
-    sluice_err (*upsert)(sluice_queue *q, const sl_record *rec,
-                         int64_t now_ms, sl_upsert_result *result);
+    /* Adds to counts->added, updated and unchanged. */
+    sluice_err (*upsert)(sluice_queue *q, const sl_record *recs, size_t n,
+                         int64_t now_ms, sluice_ingest_stats *counts);
     sluice_err (*lease)(sluice_queue *q, const sl_lease_req *req,
                         sl_lease *out, size_t *n_out);
     sluice_err (*complete)(sluice_queue *q, const sl_lease *lease,
@@ -161,8 +156,14 @@ sluice_err sl_queue_fail(sluice_queue *q, sluice_err err, const char *fmt,
 sluice_err sl_queue_begin(sluice_queue *q);
 sluice_err sl_queue_commit(sluice_queue *q);
 sluice_err sl_queue_rollback(sluice_queue *q);
-sluice_err sl_queue_upsert(sluice_queue *q, const sl_record *rec,
-                           int64_t now_ms, sl_upsert_result *result);
+/*
+ * Insert or update recs[0..n) by id (DESIGN.md: same url and key, no-op;
+ * a new url or key, pending again; new meta, kept) and add the outcome to
+ * counts->added, ->updated and ->unchanged. Keys are not required to be
+ * unique: two records with one key write the same object.
+ */
+sluice_err sl_queue_upsert(sluice_queue *q, const sl_record *recs, size_t n,
+                           int64_t now_ms, sluice_ingest_stats *counts);
 /* Lease up to req->max ready records: due retries first, then pending in
  * feed order, then leases that expired. */
 sluice_err sl_queue_lease(sluice_queue *q, const sl_lease_req *req,

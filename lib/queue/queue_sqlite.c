@@ -6,6 +6,8 @@
  */
 #include "queue.h"
 
+#include "../json.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,7 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #include <sqlite3.h>
 
 /* "SLIC": marks a SQLite file as sluice's. */
@@ -27,13 +28,17 @@
  */
 static const char *const migrations[] = {
     /* 0 -> 1: the first schema. */
+    "CREATE TABLE origins ("
+    "  oid INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE"     /* scheme://host:port */
+    ");"
     "CREATE TABLE records ("
     "  rid INTEGER PRIMARY KEY,"      /* feed order */
     "  id TEXT NOT NULL UNIQUE,"
     "  url TEXT NOT NULL,"
-    "  key TEXT NOT NULL UNIQUE,"
+    "  key TEXT NOT NULL,"
     "  meta TEXT,"
-    "  origin TEXT NOT NULL,"         /* scheme://host:port */
+    "  origin INTEGER NOT NULL,"      /* origins.oid */
     "  state INTEGER NOT NULL,"       /* sl_state */
     "  next_at INTEGER NOT NULL,"     /* retry due / lease expiry, ms */
     "  lease INTEGER NOT NULL DEFAULT 0," /* lease generation */
@@ -58,7 +63,9 @@ static const char *const migrations[] = {
 /* Prepared statements, made on first use. */
 enum {
     ST_UPSERT,
-    ST_KEY_OWNER,
+    ST_UPSERT_MANY, /* UPSERT_ROWS rows in one statement, built in prep */
+    ST_MAX_RID,
+    ST_ORIGIN_ADD,
     ST_LEASE_DUE,
     ST_LEASE_PENDING,
     ST_MARK_LEASED,
@@ -84,36 +91,56 @@ enum {
 /* An upsert that changes the url or key sends the record back. */
 #define REFETCH     "(url IS NOT excluded.url OR key IS NOT excluded.key)"
 
+/*
+ * The upsert, in one statement for up to UPSERT_ROWS records: ?1 is the
+ * time, then five parameters a record. RETURNING tells what happened: a
+ * row comes back for each insert or update, none for a no-op.
+ */
+#define UPSERT_ROWS 64
+#define UPSERT_HEAD                                                           \
+    "INSERT INTO records(id, url, key, meta, origin, state, next_at,"         \
+    " queued_at) VALUES "
+#define UPSERT_TAIL                                                           \
+    " ON CONFLICT(id) DO UPDATE SET"                                          \
+    " state = CASE WHEN " REFETCH " THEN 0 ELSE state END,"                   \
+    " next_at = CASE WHEN " REFETCH " THEN 0 ELSE next_at END,"               \
+    " lease = CASE WHEN " REFETCH " THEN lease + 1 ELSE lease END,"           \
+    " attempts = CASE WHEN " REFETCH " THEN 0 ELSE attempts END,"             \
+    " throttles = CASE WHEN " REFETCH " THEN 0 ELSE throttles END,"           \
+    " queued_at = CASE WHEN " REFETCH " THEN excluded.queued_at"              \
+    "   ELSE queued_at END,"                                                  \
+    " first_attempt_at = CASE WHEN " REFETCH " THEN NULL"                     \
+    "   ELSE first_attempt_at END,"                                           \
+    " error_class = CASE WHEN " REFETCH " THEN NULL ELSE error_class END,"    \
+    " message = CASE WHEN " REFETCH " THEN NULL ELSE message END,"            \
+    " http_status = CASE WHEN " REFETCH " THEN NULL ELSE http_status END,"    \
+    " url = excluded.url, key = excluded.key, meta = excluded.meta,"          \
+    " origin = excluded.origin"                                               \
+    " WHERE " REFETCH " OR meta IS NOT excluded.meta"                         \
+    " RETURNING rid"
+
+/* A record's origin by name, and the lease filter on origins (?3). */
+#define ORIGIN_NAME                                                           \
+    "(SELECT name FROM origins WHERE oid = records.origin)"
+#define NOT_SKIPPED                                                           \
+    "(?3 IS NULL OR origin NOT IN (SELECT oid FROM origins WHERE name IN"     \
+    " (SELECT value FROM json_each(?3))))"
+
 static const char *const statements[ST_COUNT_] = {
-    [ST_UPSERT] =
-        "INSERT INTO records(id, url, key, meta, origin, state, next_at,"
-        " queued_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6)"
-        " ON CONFLICT(id) DO UPDATE SET"
-        " state = CASE WHEN " REFETCH " THEN 0 ELSE state END,"
-        " next_at = CASE WHEN " REFETCH " THEN 0 ELSE next_at END,"
-        " lease = CASE WHEN " REFETCH " THEN lease + 1 ELSE lease END,"
-        " attempts = CASE WHEN " REFETCH " THEN 0 ELSE attempts END,"
-        " throttles = CASE WHEN " REFETCH " THEN 0 ELSE throttles END,"
-        " queued_at = CASE WHEN " REFETCH " THEN excluded.queued_at"
-        "   ELSE queued_at END,"
-        " first_attempt_at = CASE WHEN " REFETCH " THEN NULL"
-        "   ELSE first_attempt_at END,"
-        " error_class = CASE WHEN " REFETCH " THEN NULL ELSE error_class END,"
-        " message = CASE WHEN " REFETCH " THEN NULL ELSE message END,"
-        " http_status = CASE WHEN " REFETCH " THEN NULL ELSE http_status END,"
-        " url = excluded.url, key = excluded.key, meta = excluded.meta,"
-        " origin = excluded.origin"
-        " WHERE " REFETCH " OR meta IS NOT excluded.meta",
-    [ST_KEY_OWNER] = "SELECT id FROM records WHERE key = ?1",
+    [ST_UPSERT] = UPSERT_HEAD "(?2, ?3, ?4, ?5, ?6, 0, 0, ?1)" UPSERT_TAIL,
+    [ST_MAX_RID] = "SELECT max(rid) FROM records",
+    [ST_ORIGIN_ADD] = "INSERT INTO origins(name) VALUES (?1)"
+                      " ON CONFLICT(name) DO UPDATE SET name = name"
+                      " RETURNING oid",
     [ST_LEASE_DUE] =
-        "SELECT rid, id, url, key, origin, attempts, first_attempt_at"
-        " FROM records WHERE state IN (1, 2) AND next_at <= ?1"
-        " AND (?3 IS NULL OR origin NOT IN (SELECT value FROM json_each(?3)))"
+        "SELECT rid, id, url, key, " ORIGIN_NAME ", attempts,"
+        " first_attempt_at FROM records WHERE state IN (1, 2)"
+        " AND next_at <= ?1 AND " NOT_SKIPPED
         " ORDER BY next_at LIMIT ?2",
     [ST_LEASE_PENDING] =
-        "SELECT rid, id, url, key, origin, attempts, first_attempt_at"
-        " FROM records WHERE state = 0 AND next_at = 0"
-        " AND (?3 IS NULL OR origin NOT IN (SELECT value FROM json_each(?3)))"
+        "SELECT rid, id, url, key, " ORIGIN_NAME ", attempts,"
+        " first_attempt_at FROM records WHERE state = 0 AND next_at = 0"
+        " AND " NOT_SKIPPED
         " ORDER BY rid LIMIT ?2",
     [ST_MARK_LEASED] =
         "UPDATE records SET state = 1, next_at = ?2, lease = lease + 1,"
@@ -145,7 +172,8 @@ static const char *const statements[ST_COUNT_] = {
     [ST_OLDEST] = "SELECT queued_at FROM records WHERE state = 0"
                   " AND next_at = 0 ORDER BY rid LIMIT 1",
     [ST_GET] =
-        "SELECT state, id, url, key, meta, origin, attempts, throttles,"
+        "SELECT state, id, url, key, meta, " ORIGIN_NAME ", attempts,"
+        " throttles,"
         " next_at, error_class, message, http_status, size, sha256,"
         " content_type, etag FROM records WHERE id = ?1",
     [ST_DLQ_LIST] =
@@ -164,8 +192,21 @@ static const char *const statements[ST_COUNT_] = {
     [ST_ROLLBACK] = "ROLLBACK",
 };
 
+/*
+ * Origins are stored once, records refer to them by number: a small
+ * direct-mapped cache saves a lookup per upserted record. It is cleared
+ * on rollback, since numbers handed out in the transaction are gone.
+ */
+#define ORIGIN_CACHE 64
+
+typedef struct {
+    char *name;
+    int64_t oid;
+} origin_slot;
+
 typedef struct {
     sqlite3 *db;
+    origin_slot origins[ORIGIN_CACHE];
     const char *path; /* within q->location */
     int runner_fd;    /* holds the runner's flock, or -1 */
     unsigned busy_timeout_ms;
@@ -221,9 +262,24 @@ prep(sluice_queue *q, int which, sqlite3_stmt **out)
     sqlite_queue *s = state_of(q);
     *out = NULL;
     if (!s->st[which]) {
-        int rc = sqlite3_prepare_v3(s->db, statements[which], -1,
-                                    SQLITE_PREPARE_PERSISTENT, &s->st[which],
-                                    NULL);
+        const char *sql = statements[which];
+        sl_buf many;
+        sl_buf_init(&many);
+        if (which == ST_UPSERT_MANY) {
+            int bad = sl_buf_append(&many, UPSERT_HEAD, strlen(UPSERT_HEAD));
+            for (int r = 0; r < UPSERT_ROWS && !bad; r++) {
+                int p = 2 + r * 5;
+                bad = sl_buf_printf(&many, "%s(?%d,?%d,?%d,?%d,?%d,0,0,?1)",
+                                    r ? "," : "", p, p + 1, p + 2, p + 3,
+                                    p + 4);
+            }
+            if (bad || sl_buf_append(&many, UPSERT_TAIL, strlen(UPSERT_TAIL)))
+                return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+            sql = many.data;
+        }
+        int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                    &s->st[which], NULL);
+        sl_buf_free(&many);
         if (rc != SQLITE_OK)
             return db_fail(q, rc, "prepare");
     }
@@ -404,6 +460,15 @@ sqlite_open(sluice_queue *q, const char *location,
 }
 
 static void
+forget_origins(sqlite_queue *s)
+{
+    for (int i = 0; i < ORIGIN_CACHE; i++) {
+        sl_free(s->origins[i].name);
+        s->origins[i].name = NULL;
+    }
+}
+
+static void
 sqlite_close(sluice_queue *q)
 {
     sqlite_queue *s = state_of(q);
@@ -416,6 +481,7 @@ sqlite_close(sluice_queue *q)
     if (s->runner_fd >= 0)
         close(s->runner_fd);
     sl_buf_free(&s->skip_json);
+    forget_origins(s);
 }
 
 static sluice_err
@@ -441,6 +507,7 @@ sqlite_commit(sluice_queue *q)
 static sluice_err
 sqlite_rollback(sluice_queue *q)
 {
+    forget_origins(state_of(q));
     return run_stmt(q, ST_ROLLBACK, "rollback");
 }
 
@@ -477,54 +544,121 @@ bind_str(sqlite3_stmt *st, int i, const char *text)
     bind_text(st, i, text, text ? strlen(text) : 0);
 }
 
-static sluice_err
-key_conflict(sluice_queue *q, const sl_record *rec)
+static size_t
+origin_hash(const char *name, size_t len)
 {
+    size_t h = 5381;
+    for (size_t i = 0; i < len; i++)
+        h = h * 33 + (unsigned char)name[i];
+    return h % ORIGIN_CACHE;
+}
+
+/* The number of an origin, adding it to the origins table if new. */
+static sluice_err
+origin_id(sluice_queue *q, const char *name, size_t len, int64_t *oid)
+{
+    sqlite_queue *s = state_of(q);
+    origin_slot *slot = &s->origins[origin_hash(name, len)];
+    if (slot->name && strlen(slot->name) == len &&
+        memcmp(slot->name, name, len) == 0) {
+        *oid = slot->oid;
+        return SLUICE_OK;
+    }
     sqlite3_stmt *st;
-    char owner[96] = "another record", shown[80];
-    sluice_err err = prep(q, ST_KEY_OWNER, &st);
+    sluice_err err = prep(q, ST_ORIGIN_ADD, &st);
     if (err != SLUICE_OK)
         return err;
-    bind_text(st, 1, rec->key.data, rec->key.len);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(st, 0);
-        sl_quote(shown, sizeof shown, id, strlen(id), 60);
-        sl_fmt(owner, sizeof owner, "id \"%s\"", shown);
+    bind_text(st, 1, name, len);
+    int rc = sqlite3_step(st);
+    *oid = sqlite3_column_int64(st, 0);
+    if (rc == SQLITE_ROW)
+        rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(q, rc, "add origin");
+    char *copy = sl_strndup(name, len);
+    if (copy) {
+        sl_free(slot->name);
+        slot->name = copy;
+        slot->oid = *oid;
+    }
+    return SLUICE_OK;
+}
+
+/*
+ * Run one upsert statement over recs[0..n) and classify what came back:
+ * a returned rid above the table's previous maximum is a new record (the
+ * second time it comes back, an update of it); any other is an update;
+ * records that return nothing were unchanged.
+ */
+static sluice_err
+upsert_rows(sluice_queue *q, sqlite3_stmt *st, const sl_record *recs,
+            size_t n, int64_t now_ms, sluice_ingest_stats *counts)
+{
+    sqlite3_stmt *max_st;
+    sluice_err err = prep(q, ST_MAX_RID, &max_st);
+    if (err != SLUICE_OK)
+        return err;
+    int rc = sqlite3_step(max_st);
+    sqlite3_int64 max_before = sqlite3_column_int64(max_st, 0);
+    sqlite3_reset(max_st);
+    if (rc != SQLITE_ROW)
+        return db_fail(q, rc, "upsert");
+
+    sqlite3_bind_int64(st, 1, now_ms);
+    for (size_t i = 0; i < n; i++) {
+        int p = 2 + (int)i * 5;
+        int64_t oid;
+        err = origin_id(q, recs[i].origin, recs[i].origin_len, &oid);
+        if (err != SLUICE_OK)
+            return err;
+        bind_text(st, p, recs[i].id, recs[i].id_len);
+        bind_text(st, p + 1, recs[i].url, recs[i].url_len);
+        bind_text(st, p + 2, recs[i].key, recs[i].key_len);
+        bind_text(st, p + 3, recs[i].meta, recs[i].meta_len);
+        sqlite3_bind_int64(st, p + 4, oid);
+    }
+    sqlite3_int64 added[UPSERT_ROWS];
+    size_t n_added = 0, returned = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sqlite3_int64 rid = sqlite3_column_int64(st, 0);
+        bool again = false;
+        for (size_t k = 0; k < n_added && !again; k++)
+            again = added[k] == rid;
+        if (rid > max_before && !again && n_added < UPSERT_ROWS) {
+            added[n_added++] = rid;
+            counts->added++;
+        } else {
+            counts->updated++;
+        }
+        returned++;
     }
     sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return sl_queue_fail(q, SLUICE_EKEY, "key: already used by %s", owner);
+    if (rc != SQLITE_DONE)
+        return db_fail(q, rc, "upsert");
+    counts->unchanged += n - returned;
+    return SLUICE_OK;
 }
 
 static sluice_err
-sqlite_upsert(sluice_queue *q, const sl_record *rec, int64_t now_ms,
-              sl_upsert_result *result)
+sqlite_upsert(sluice_queue *q, const sl_record *recs, size_t n,
+              int64_t now_ms, sluice_ingest_stats *counts)
 {
-    sqlite_queue *s = state_of(q);
-    sqlite3_stmt *st;
-    sluice_err err = prep(q, ST_UPSERT, &st);
-    if (err != SLUICE_OK)
+    sqlite3_stmt *many, *one;
+    sluice_err err;
+    if ((err = prep(q, ST_UPSERT_MANY, &many)) ||
+        (err = prep(q, ST_UPSERT, &one)))
         return err;
-    bind_text(st, 1, rec->id.data, rec->id.len);
-    bind_text(st, 2, rec->url.data, rec->url.len);
-    bind_text(st, 3, rec->key.data, rec->key.len);
-    bind_str(st, 4, rec->meta);
-    bind_text(st, 5, rec->origin.data, rec->origin.len);
-    sqlite3_bind_int64(st, 6, now_ms);
-    sqlite3_int64 before = sqlite3_last_insert_rowid(s->db);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc == SQLITE_CONSTRAINT_UNIQUE)
-        return key_conflict(q, rec);
-    if (rc != SQLITE_DONE)
-        return db_fail(q, rc, "upsert");
-    if (sqlite3_changes(s->db) == 0)
-        *result = SL_UPSERT_UNCHANGED;
-    else if (sqlite3_last_insert_rowid(s->db) != before)
-        *result = SL_UPSERT_ADDED;
-    else
-        *result = SL_UPSERT_UPDATED;
-    return SLUICE_OK;
+    while (n >= UPSERT_ROWS) {
+        err = upsert_rows(q, many, recs, UPSERT_ROWS, now_ms, counts);
+        if (err != SLUICE_OK)
+            return err;
+        recs += UPSERT_ROWS;
+        n -= UPSERT_ROWS;
+    }
+    for (size_t i = 0; i < n && err == SLUICE_OK; i++)
+        err = upsert_rows(q, one, &recs[i], 1, now_ms, counts);
+    return err;
 }
 
 /* Copy the row's strings into one allocation owned by the lease. */
@@ -563,16 +697,19 @@ skip_list_json(sluice_queue *q, const sl_lease_req *req, const char **out)
     *out = NULL;
     if (req->n_skip == 0)
         return SLUICE_OK;
-    json_t *arr = json_array();
-    if (!arr)
+    yajl_gen g = sl_json_gen_new();
+    if (!g)
         return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+    yajl_gen_array_open(g);
     for (size_t i = 0; i < req->n_skip; i++)
-        json_array_append_new(arr, json_string(req->skip_origins[i]));
-    char *text = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
+        yajl_gen_string(g, (const unsigned char *)req->skip_origins[i],
+                        strlen(req->skip_origins[i]));
+    yajl_gen_array_close(g);
+    size_t len;
+    const char *text = sl_json_gen_text(g, &len);
     sl_buf_clear(&s->skip_json);
-    int rc = text ? sl_buf_append(&s->skip_json, text, strlen(text)) : -1;
-    free(text);
+    int rc = sl_buf_append(&s->skip_json, text, len);
+    yajl_gen_free(g);
     if (rc != 0)
         return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
     *out = s->skip_json.data;

@@ -1,0 +1,316 @@
+/*
+ * CSV feeds (RFC 4180): a header row naming at least "url" (and maybe id,
+ * key, meta), quoted fields with "" escapes and embedded line breaks.
+ * Columns sluice does not use become string members of meta, unless the
+ * file has a meta column (a JSON object), which is then meta as it is.
+ */
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../json.h"
+#include "feed.h"
+
+#define MAX_FIELDS 10000
+
+sluice_err
+sl_csv_init(sl_csv *c)
+{
+    memset(c, 0, sizeof *c);
+    c->col_url = c->col_id = c->col_key = c->col_meta = -1;
+    sl_buf_init(&c->record);
+    sl_buf_init(&c->fields);
+    c->meta = sl_json_gen_new();
+    return c->meta ? SLUICE_OK : SLUICE_ENOMEM;
+}
+
+void
+sl_csv_free(sl_csv *c)
+{
+    sl_buf_free(&c->record);
+    sl_buf_free(&c->fields);
+    if (c->col_names) {
+        for (size_t i = 0; i < c->n_cols; i++)
+            sl_free(c->col_names[i]);
+        sl_free(c->col_names);
+    }
+    sl_free(c->field_off);
+    if (c->meta)
+        yajl_gen_free(c->meta);
+    memset(c, 0, sizeof *c);
+}
+
+int
+sl_csv_split(sl_csv *c, const char *s, size_t len, char *reason,
+             size_t reason_size)
+{
+    size_t n = 0, i = 0;
+    sl_buf_clear(&c->fields);
+    for (;;) {
+        if (n == MAX_FIELDS) {
+            sl_fmt(reason, reason_size, "more than %d fields", MAX_FIELDS);
+            return -1;
+        }
+        if (n == c->field_cap) {
+            size_t cap = c->field_cap ? c->field_cap * 2 : 16;
+            size_t *off = sl_realloc(c->field_off, (cap + 1) * sizeof *off);
+            if (!off)
+                goto nomem;
+            c->field_off = off;
+            c->field_cap = cap;
+        }
+        c->field_off[n++] = c->fields.len;
+        if (i < len && s[i] == '"') {
+            i++;
+            for (;;) {
+                if (i >= len) {
+                    sl_fmt(reason, reason_size,
+                           "field %zu: unterminated quoted field", n);
+                    return -1;
+                }
+                if (s[i] == '"') {
+                    if (i + 1 < len && s[i + 1] == '"') {
+                        if (sl_buf_putc(&c->fields, '"'))
+                            goto nomem;
+                        i += 2;
+                        continue;
+                    }
+                    i++;
+                    break;
+                }
+                if (sl_buf_putc(&c->fields, s[i++]))
+                    goto nomem;
+            }
+            if (i < len && s[i] != ',') {
+                sl_fmt(reason, reason_size,
+                       "field %zu: text after the closing quote", n);
+                return -1;
+            }
+        } else {
+            const char *comma = memchr(s + i, ',', len - i);
+            size_t stop = comma ? (size_t)(comma - s) : len;
+            if (sl_buf_append(&c->fields, s + i, stop - i))
+                goto nomem;
+            i = stop;
+        }
+        if (sl_buf_putc(&c->fields, '\0'))
+            goto nomem;
+        if (i >= len)
+            break;
+        i++; /* the comma */
+    }
+    c->field_off[n] = c->fields.len;
+    return (int)n;
+nomem:
+    sl_fmt(reason, reason_size, "out of memory");
+    return -1;
+}
+
+/* Field i of the current record, trimmed of surrounding blanks. */
+static const char *
+field(const sl_csv *c, size_t i, size_t *len, bool trim)
+{
+    const char *s = c->fields.data + c->field_off[i];
+    size_t n = c->field_off[i + 1] - c->field_off[i] - 1;
+    while (trim && n && isspace((unsigned char)*s))
+        s++, n--;
+    while (trim && n && isspace((unsigned char)s[n - 1]))
+        n--;
+    *len = n;
+    return s;
+}
+
+static sl_feed_status
+parse_header(sl_csv *c, size_t n, char *reason, size_t reason_size)
+{
+    c->col_names = sl_calloc(n, sizeof *c->col_names);
+    if (!c->col_names)
+        goto nomem;
+    c->n_cols = n;
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const char *name = field(c, i, &len, true);
+        c->col_names[i] = sl_strndup(name, len);
+        if (!c->col_names[i])
+            goto nomem;
+        for (size_t k = 0; k < i; k++) {
+            if (strcasecmp(c->col_names[k], c->col_names[i]) == 0) {
+                sl_fmt(reason, reason_size,
+                       "CSV header names column \"%.40s\" twice; file "
+                       "skipped",
+                       c->col_names[i]);
+                return SL_FEED_REJECT;
+            }
+        }
+        int *slot = NULL;
+        if (strcasecmp(c->col_names[i], "url") == 0)
+            slot = &c->col_url;
+        else if (strcasecmp(c->col_names[i], "id") == 0)
+            slot = &c->col_id;
+        else if (strcasecmp(c->col_names[i], "key") == 0)
+            slot = &c->col_key;
+        else if (strcasecmp(c->col_names[i], "meta") == 0)
+            slot = &c->col_meta;
+        if (slot)
+            *slot = (int)i;
+    }
+    if (c->col_url < 0) {
+        sl_fmt(reason, reason_size,
+               "CSV header has no \"url\" column; file skipped");
+        return SL_FEED_REJECT;
+    }
+    return SL_FEED_EOF;
+nomem:
+    sl_fmt(reason, reason_size, "out of memory");
+    return SL_FEED_ERROR;
+}
+
+static bool
+used_column(const sl_csv *c, size_t i)
+{
+    int col = (int)i;
+    return col == c->col_url || col == c->col_id || col == c->col_key ||
+           col == c->col_meta;
+}
+
+/* meta: the meta column's object, or the unused columns as strings. */
+static sl_feed_status
+build_meta(sl_csv *c, sl_feed_item *item, char *reason, size_t reason_size)
+{
+    size_t len;
+    const char *text;
+    bool any = false;
+
+    yajl_gen_reset(c->meta, NULL);
+    yajl_gen_clear(c->meta);
+    if (c->col_meta >= 0) {
+        text = field(c, (size_t)c->col_meta, &len, true);
+        if (len == 0)
+            return SL_FEED_RECORD;
+        char why[160];
+        yajl_gen_map_open(c->meta);
+        if (sl_json_copy_members(c->meta, text, len, why, sizeof why)) {
+            sl_fmt(reason, reason_size, "meta: %s", why);
+            return SL_FEED_REJECT;
+        }
+        yajl_gen_map_close(c->meta);
+        item->meta = sl_json_gen_text(c->meta, NULL);
+        return SL_FEED_RECORD;
+    }
+    for (size_t i = 0; i < c->n_cols; i++) {
+        if (used_column(c, i))
+            continue;
+        text = field(c, i, &len, false);
+        if (len == 0)
+            continue;
+        if (!any)
+            yajl_gen_map_open(c->meta);
+        any = true;
+        yajl_gen_string(c->meta, (const unsigned char *)c->col_names[i],
+                        strlen(c->col_names[i]));
+        if (memchr(text, '\0', len) ||
+            yajl_gen_string(c->meta, (const unsigned char *)text, len) !=
+                yajl_gen_status_ok) {
+            sl_fmt(reason, reason_size,
+                   "column \"%.40s\": invalid UTF-8 or a NUL byte",
+                   c->col_names[i]);
+            return SL_FEED_REJECT;
+        }
+    }
+    if (any) {
+        yajl_gen_map_close(c->meta);
+        item->meta = sl_json_gen_text(c->meta, NULL);
+    }
+    return SL_FEED_RECORD;
+}
+
+static void
+optional_field(const sl_csv *c, int col, const char **out, size_t *out_len)
+{
+    size_t len;
+    if (col < 0)
+        return;
+    const char *text = field(c, (size_t)col, &len, true);
+    if (len == 0)
+        return;
+    *out = text;
+    *out_len = len;
+}
+
+static size_t
+count_quotes(const char *s, size_t len)
+{
+    size_t n = 0;
+    const char *end = s + len;
+    while ((s = memchr(s, '"', (size_t)(end - s))) != NULL) {
+        n++;
+        s++;
+    }
+    return n;
+}
+
+sl_line_status
+sl_csv_next_record(sl_csv *c, sl_reader *r, const char **text, size_t *len,
+                   uint64_t *start)
+{
+    sl_line_status st = sl_reader_next(r, text, len);
+    *start = r->lineno;
+    if (st != SL_LINE_OK)
+        return st;
+    size_t quotes = count_quotes(*text, *len);
+    if (quotes % 2 == 0)
+        return SL_LINE_OK;
+    sl_buf_clear(&c->record);
+    if (sl_buf_append(&c->record, *text, *len) != 0)
+        return SL_LINE_ERROR;
+    while (quotes % 2 == 1) {
+        const char *more;
+        size_t more_len;
+        st = sl_reader_next(r, &more, &more_len);
+        if (st == SL_LINE_EOF)
+            break; /* sl_csv_split reports the unterminated field */
+        if (st == SL_LINE_TOOLONG ||
+            (st == SL_LINE_OK &&
+             c->record.len + 1 + more_len > r->max_line))
+            return SL_LINE_TOOLONG;
+        if (st != SL_LINE_OK)
+            return st;
+        if (sl_buf_putc(&c->record, '\n') ||
+            sl_buf_append(&c->record, more, more_len))
+            return SL_LINE_ERROR;
+        quotes += count_quotes(more, more_len);
+    }
+    *text = c->record.data;
+    *len = c->record.len;
+    return SL_LINE_OK;
+}
+
+sl_feed_status
+sl_csv_parse(sl_csv *c, const char *text, size_t len, sl_feed_item *item,
+             char *reason, size_t reason_size)
+{
+    int n = sl_csv_split(c, text, len, reason, reason_size);
+    if (n < 0) {
+        if (!c->header_done)
+            c->header_done = c->header_bad = true;
+        return SL_FEED_REJECT;
+    }
+    if (!c->header_done) {
+        c->header_done = true;
+        sl_feed_status st = parse_header(c, (size_t)n, reason, reason_size);
+        if (st != SL_FEED_EOF)
+            c->header_bad = true;
+        return st;
+    }
+    if ((size_t)n != c->n_cols) {
+        sl_fmt(reason, reason_size, "expected %zu fields, found %d",
+               c->n_cols, n);
+        return SL_FEED_REJECT;
+    }
+    size_t url_len;
+    item->url = field(c, (size_t)c->col_url, &url_len, true);
+    item->url_len = url_len;
+    optional_field(c, c->col_id, &item->id, &item->id_len);
+    optional_field(c, c->col_key, &item->key, &item->key_len);
+    return build_meta(c, item, reason, reason_size);
+}

@@ -1,0 +1,295 @@
+/*
+ * JSON Lines: one object a line with "url" and optional "id" (string or
+ * integer), "key" and "meta" (an object). Parsed with yajl's event
+ * callbacks, so no tree is built per line; meta is re-emitted compact.
+ * Other members are ignored.
+ */
+#include <stdarg.h>
+#include <string.h>
+
+#include "../json.h"
+#include "feed.h"
+
+enum { F_OTHER, F_URL, F_ID, F_KEY, F_META };
+
+static const char *const field_names[] = {"", "url", "id", "key", "meta"};
+
+#define J(ctx) ((sl_jsonl *)(ctx))
+
+static int fail(sl_jsonl *j, const char *fmt, ...) SL_PRINTF(2, 3);
+
+/* Record why the line is rejected; returning 0 stops the parser. */
+static int
+fail(sl_jsonl *j, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sl_vfmt(j->reason, sizeof j->reason, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+/* A scalar at depth 1 is the value of a top-level member. */
+static int
+top_scalar(sl_jsonl *j)
+{
+    switch (j->field) {
+    case F_URL:
+    case F_KEY:
+        return fail(j, "%s: not a string", field_names[j->field]);
+    case F_ID:
+        return fail(j, "id: not a string or an integer");
+    case F_META:
+        return fail(j, "meta: not a JSON object");
+    }
+    return 1;
+}
+
+static int
+in_meta(const sl_jsonl *j)
+{
+    return j->field == F_META && j->depth >= 2;
+}
+
+static int
+on_null(void *ctx)
+{
+    sl_jsonl *j = J(ctx);
+    if (j->depth == 0) {
+        j->not_object = 1;
+        return 0;
+    }
+    if (in_meta(j))
+        return yajl_gen_null(j->meta) == yajl_gen_status_ok;
+    if (j->depth == 1 && j->field == F_URL)
+        return fail(j, "url: not a string");
+    return 1; /* null id, key or meta: absent */
+}
+
+static int
+on_boolean(void *ctx, int value)
+{
+    sl_jsonl *j = J(ctx);
+    if (j->depth == 0) {
+        j->not_object = 1;
+        return 0;
+    }
+    if (in_meta(j))
+        return yajl_gen_bool(j->meta, value) == yajl_gen_status_ok;
+    return j->depth == 1 ? top_scalar(j) : 1;
+}
+
+static int
+integer_text(const char *s, size_t len)
+{
+    size_t i = len > 0 && s[0] == '-' ? 1 : 0;
+    if (i == len)
+        return 0;
+    for (; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+static int
+on_number(void *ctx, const char *num, size_t len)
+{
+    sl_jsonl *j = J(ctx);
+    if (j->depth == 0) {
+        j->not_object = 1;
+        return 0;
+    }
+    if (in_meta(j))
+        return yajl_gen_number(j->meta, num, len) == yajl_gen_status_ok;
+    if (j->depth == 1 && j->field == F_ID && integer_text(num, len)) {
+        j->has_id = 1;
+        return sl_buf_append(&j->id, num, len) == 0;
+    }
+    return j->depth == 1 ? top_scalar(j) : 1;
+}
+
+static int
+on_string(void *ctx, const unsigned char *s, size_t len)
+{
+    sl_jsonl *j = J(ctx);
+    sl_buf *dst = NULL;
+    if (j->depth == 0) {
+        j->not_object = 1;
+        return 0;
+    }
+    if (in_meta(j))
+        return yajl_gen_string(j->meta, s, len) == yajl_gen_status_ok;
+    if (j->depth > 1)
+        return 1;
+    switch (j->field) {
+    case F_URL:
+        dst = &j->url, j->has_url = 1;
+        break;
+    case F_ID:
+        dst = &j->id, j->has_id = 1;
+        break;
+    case F_KEY:
+        dst = &j->key, j->has_key = 1;
+        break;
+    case F_META:
+        return fail(j, "meta: not a JSON object");
+    default:
+        return 1;
+    }
+    return sl_buf_append(dst, s, len) == 0;
+}
+
+static int
+on_map_key(void *ctx, const unsigned char *key, size_t len)
+{
+    sl_jsonl *j = J(ctx);
+    if (in_meta(j))
+        return yajl_gen_string(j->meta, key, len) == yajl_gen_status_ok;
+    if (j->depth != 1)
+        return 1;
+    j->field = F_OTHER;
+    for (int f = F_URL; f <= F_META; f++) {
+        if (len == strlen(field_names[f]) &&
+            memcmp(key, field_names[f], len) == 0) {
+            if (j->seen & (1 << f))
+                return fail(j, "duplicate member \"%s\"", field_names[f]);
+            j->seen |= 1 << f;
+            j->field = f;
+        }
+    }
+    return 1;
+}
+
+static int
+on_start_map(void *ctx)
+{
+    sl_jsonl *j = J(ctx);
+    j->depth++;
+    if (j->depth == 1)
+        return 1;
+    if (j->depth == 2 && j->field != F_OTHER && j->field != F_META)
+        return top_scalar(j);
+    if (in_meta(j)) {
+        if (j->depth == 2)
+            j->has_meta = 1;
+        return yajl_gen_map_open(j->meta) == yajl_gen_status_ok;
+    }
+    return 1;
+}
+
+static int
+on_end_map(void *ctx)
+{
+    sl_jsonl *j = J(ctx);
+    int ok = in_meta(j) ? yajl_gen_map_close(j->meta) == yajl_gen_status_ok
+                        : 1;
+    j->depth--;
+    return ok;
+}
+
+static int
+on_start_array(void *ctx)
+{
+    sl_jsonl *j = J(ctx);
+    if (j->depth == 0) {
+        j->not_object = 1;
+        return 0;
+    }
+    j->depth++;
+    if (j->depth == 2 && j->field != F_OTHER)
+        return top_scalar(j);
+    if (in_meta(j))
+        return yajl_gen_array_open(j->meta) == yajl_gen_status_ok;
+    return 1;
+}
+
+static int
+on_end_array(void *ctx)
+{
+    sl_jsonl *j = J(ctx);
+    int ok = in_meta(j) ? yajl_gen_array_close(j->meta) == yajl_gen_status_ok
+                        : 1;
+    j->depth--;
+    return ok;
+}
+
+static const yajl_callbacks jsonl_callbacks = {
+    on_null,     on_boolean, NULL,         NULL,
+    on_number,   on_string,  on_start_map, on_map_key,
+    on_end_map,  on_start_array, on_end_array,
+};
+
+sluice_err
+sl_jsonl_init(sl_jsonl *j)
+{
+    memset(j, 0, sizeof *j);
+    sl_buf_init(&j->url);
+    sl_buf_init(&j->id);
+    sl_buf_init(&j->key);
+    j->meta = sl_json_gen_new();
+    return j->meta ? SLUICE_OK : SLUICE_ENOMEM;
+}
+
+void
+sl_jsonl_free(sl_jsonl *j)
+{
+    sl_buf_free(&j->url);
+    sl_buf_free(&j->id);
+    sl_buf_free(&j->key);
+    if (j->meta)
+        yajl_gen_free(j->meta);
+    j->meta = NULL;
+}
+
+sl_feed_status
+sl_jsonl_parse(sl_jsonl *j, const char *line, size_t len,
+               sl_feed_item *item, char *reason, size_t reason_size)
+{
+    sl_buf_clear(&j->url);
+    sl_buf_clear(&j->id);
+    sl_buf_clear(&j->key);
+    yajl_gen_reset(j->meta, NULL);
+    yajl_gen_clear(j->meta);
+    j->has_url = j->has_id = j->has_key = j->has_meta = 0;
+    j->depth = j->field = j->seen = j->not_object = 0;
+    j->reason[0] = '\0';
+
+    yajl_handle h = yajl_alloc(&jsonl_callbacks, NULL, j);
+    if (!h) {
+        sl_fmt(reason, reason_size, "out of memory");
+        return SL_FEED_ERROR;
+    }
+    yajl_status st = yajl_parse(h, (const unsigned char *)line, len);
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(h);
+    sl_feed_status out = SL_FEED_RECORD;
+    if (j->not_object) {
+        sl_fmt(reason, reason_size, "not a JSON object");
+        out = SL_FEED_REJECT;
+    } else if (j->reason[0]) {
+        sl_fmt(reason, reason_size, "%s", j->reason);
+        out = SL_FEED_REJECT;
+    } else if (st != yajl_status_ok) {
+        sl_json_error(h, line, len, reason, reason_size);
+        out = SL_FEED_REJECT;
+    }
+    yajl_free(h);
+    if (out != SL_FEED_RECORD)
+        return out;
+    /* sl_buf data stays NULL for an empty string: point at "" instead. */
+    if (j->has_url) {
+        item->url = j->url.data ? j->url.data : "";
+        item->url_len = j->url.len;
+    }
+    if (j->has_id) {
+        item->id = j->id.data ? j->id.data : "";
+        item->id_len = j->id.len;
+    }
+    if (j->has_key) {
+        item->key = j->key.data ? j->key.data : "";
+        item->key_len = j->key.len;
+    }
+    if (j->has_meta)
+        item->meta = sl_json_gen_text(j->meta, NULL);
+    return SL_FEED_RECORD;
+}

@@ -1,0 +1,167 @@
+/*
+ * JSON helpers on yajl: forwarding parser events into a generator (to
+ * copy, compact and merge JSON objects without building a tree) and
+ * one-line error descriptions.
+ */
+#include "json.h"
+
+#include <string.h>
+
+#define FWD(ctx) ((sl_json_forward *)(ctx))
+
+static int
+fwd_ok(yajl_gen_status st)
+{
+    return st == yajl_gen_status_ok;
+}
+
+/* A scalar at depth 0 means the top-level value is not an object. */
+static int
+fwd_top_scalar(sl_json_forward *f)
+{
+    if (f->depth == 0) {
+        f->not_object = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static int
+fwd_null(void *ctx)
+{
+    return fwd_top_scalar(FWD(ctx)) && fwd_ok(yajl_gen_null(FWD(ctx)->gen));
+}
+
+static int
+fwd_boolean(void *ctx, int value)
+{
+    return fwd_top_scalar(FWD(ctx)) &&
+           fwd_ok(yajl_gen_bool(FWD(ctx)->gen, value));
+}
+
+static int
+fwd_number(void *ctx, const char *num, size_t len)
+{
+    return fwd_top_scalar(FWD(ctx)) &&
+           fwd_ok(yajl_gen_number(FWD(ctx)->gen, num, len));
+}
+
+static int
+fwd_string(void *ctx, const unsigned char *s, size_t len)
+{
+    return fwd_top_scalar(FWD(ctx)) &&
+           fwd_ok(yajl_gen_string(FWD(ctx)->gen, s, len));
+}
+
+static int
+fwd_start_map(void *ctx)
+{
+    sl_json_forward *f = FWD(ctx);
+    if (f->depth++ == 0 && f->strip_outer)
+        return 1;
+    return fwd_ok(yajl_gen_map_open(f->gen));
+}
+
+static int
+fwd_map_key(void *ctx, const unsigned char *key, size_t len)
+{
+    return fwd_ok(yajl_gen_string(FWD(ctx)->gen, key, len));
+}
+
+static int
+fwd_end_map(void *ctx)
+{
+    sl_json_forward *f = FWD(ctx);
+    if (--f->depth == 0 && f->strip_outer)
+        return 1;
+    return fwd_ok(yajl_gen_map_close(f->gen));
+}
+
+static int
+fwd_start_array(void *ctx)
+{
+    sl_json_forward *f = FWD(ctx);
+    if (f->depth == 0) {
+        f->not_object = 1;
+        return 0;
+    }
+    f->depth++;
+    return fwd_ok(yajl_gen_array_open(f->gen));
+}
+
+static int
+fwd_end_array(void *ctx)
+{
+    FWD(ctx)->depth--;
+    return fwd_ok(yajl_gen_array_close(FWD(ctx)->gen));
+}
+
+const yajl_callbacks sl_json_forward_callbacks = {
+    fwd_null,      fwd_boolean, NULL,          NULL,
+    fwd_number,    fwd_string,  fwd_start_map, fwd_map_key,
+    fwd_end_map,   fwd_start_array, fwd_end_array,
+};
+
+void
+sl_json_error(yajl_handle h, const char *text, size_t len, char *out,
+              size_t out_size)
+{
+    size_t at = yajl_get_bytes_consumed(h);
+    unsigned char *msg = yajl_get_error(h, 0, (const unsigned char *)text,
+                                        len);
+    char *m = (char *)msg;
+    /* yajl says "lexical error: invalid char in json text.\n" */
+    size_t n = m ? strcspn(m, "\n") : 0;
+    while (n && (m[n - 1] == '.' || m[n - 1] == ' '))
+        n--;
+    sl_fmt(out, out_size, "invalid JSON near byte %zu: %.*s", at + 1,
+           (int)n, m ? m : "");
+    if (msg)
+        yajl_free_error(h, msg);
+}
+
+int
+sl_json_copy_members(yajl_gen gen, const char *text, size_t len,
+                     char *reason, size_t reason_size)
+{
+    sl_json_forward fwd = {gen, 0, 1, 0};
+    yajl_handle h = yajl_alloc(&sl_json_forward_callbacks, NULL, &fwd);
+    if (!h) {
+        sl_fmt(reason, reason_size, "out of memory");
+        return -1;
+    }
+    yajl_status st = yajl_parse(h, (const unsigned char *)text, len);
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(h);
+    int rc = 0;
+    if (fwd.not_object) {
+        sl_fmt(reason, reason_size, "not a JSON object");
+        rc = -1;
+    } else if (st != yajl_status_ok) {
+        sl_json_error(h, text, len, reason, reason_size);
+        rc = -1;
+    }
+    yajl_free(h);
+    return rc;
+}
+
+yajl_gen
+sl_json_gen_new(void)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (g)
+        yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+    return g;
+}
+
+const char *
+sl_json_gen_text(yajl_gen gen, size_t *len)
+{
+    const unsigned char *buf = NULL;
+    size_t n = 0;
+    if (yajl_gen_get_buf(gen, &buf, &n) != yajl_gen_status_ok)
+        buf = (const unsigned char *)"", n = 0;
+    if (len)
+        *len = n;
+    return (const char *)buf;
+}
