@@ -243,23 +243,67 @@ text_at(const chunk *c, span s)
     return c->arena.data + s.off;
 }
 
+/* Where the caller's thread is in the current transaction. */
+typedef struct {
+    sluice_queue *q;
+    const sluice_ingest_opts *opts;
+    sluice_ingest_stats *stats; /* committed */
+    sluice_ingest_stats batch;  /* upserted, not yet committed */
+    uint64_t batch_size, in_batch;
+} committer;
+
+static sluice_err
+commit(committer *cm)
+{
+    sluice_err err = SLUICE_OK;
+    if (cm->q->in_batch)
+        err = sl_queue_commit(cm->q);
+    if (err != SLUICE_OK)
+        return err;
+    add_stats(cm->stats, &cm->batch);
+    cm->in_batch = 0;
+    if (cm->opts->on_progress)
+        cm->opts->on_progress(cm->opts->ctx, cm->stats);
+    return SLUICE_OK;
+}
+
+static sluice_err
+upsert(committer *cm, const sl_record *recs, size_t n)
+{
+    while (n > 0) {
+        size_t take = (size_t)SL_MIN((uint64_t)n,
+                                     cm->batch_size - cm->in_batch);
+        sluice_err err = SLUICE_OK;
+        if (!cm->q->in_batch)
+            err = sl_queue_begin(cm->q);
+        if (err == SLUICE_OK)
+            err = sl_queue_upsert(cm->q, recs, take, sl_now_ms(), &cm->batch);
+        if (err != SLUICE_OK)
+            return err;
+        cm->in_batch += take;
+        recs += take;
+        n -= take;
+        if (cm->in_batch >= cm->batch_size && (err = commit(cm)))
+            return err;
+    }
+    return SLUICE_OK;
+}
+
 /* Upsert a chunk's records and report its rejections, in feed order. */
 static sluice_err
-consume(sluice_queue *q, const chunk *c, const char *name,
-        const sluice_ingest_opts *opts, sluice_ingest_stats *stats,
-        sluice_ingest_stats *batch, sl_record *recs)
+consume(committer *cm, const chunk *c, const char *name, sl_record *recs)
 {
     size_t n = 0;
     for (size_t i = 0; i < c->n; i++) {
         const chunk_item *it = &c->items[i];
         if (it->rejected) {
-            stats->rejected++;
-            if (opts->on_reject)
-                opts->on_reject(opts->ctx, name, it->line,
-                                text_at(c, it->id));
+            cm->stats->rejected++;
+            if (cm->opts->on_reject)
+                cm->opts->on_reject(cm->opts->ctx, name, it->line,
+                                    text_at(c, it->id));
             continue;
         }
-        recs[n] = (sl_record){
+        recs[n++] = (sl_record){
             .id = text_at(c, it->id),
             .id_len = it->id.len,
             .url = text_at(c, it->url),
@@ -271,16 +315,8 @@ consume(sluice_queue *q, const chunk *c, const char *name,
             .meta = it->has_meta ? text_at(c, it->meta) : NULL,
             .meta_len = it->meta.len,
         };
-        n++;
     }
-    if (n == 0)
-        return SLUICE_OK;
-    sluice_err err = SLUICE_OK;
-    if (!q->in_batch)
-        err = sl_queue_begin(q);
-    if (err == SLUICE_OK)
-        err = sl_queue_upsert(q, recs, n, sl_now_ms(), batch);
-    return err;
+    return upsert(cm, recs, n);
 }
 
 sluice_err
@@ -294,13 +330,12 @@ sluice_ingest_fd(sluice_queue *q, int fd, const char *name,
     pthread_t parser;
     bool started = false;
     sluice_err err = SLUICE_ENOMEM;
-    /* Counted into *stats only once their transaction commits. */
-    sluice_ingest_stats batch = {0, 0, 0, 0};
-    uint64_t since_commit = 0;
 
     if (!opts)
         opts = &defaults;
-    uint64_t batch_size = opts->batch_size ? opts->batch_size : DEFAULT_BATCH;
+    /* Upserts count into *stats only once their transaction commits. */
+    committer cm = {q, opts, stats, {0, 0, 0, 0}, 0, 0};
+    cm.batch_size = opts->batch_size ? opts->batch_size : DEFAULT_BATCH;
 
     memset(&p, 0, sizeof p);
     p.name = name;
@@ -326,20 +361,9 @@ sluice_ingest_fd(sluice_queue *q, int fd, const char *name,
 
     for (;;) {
         chunk *c = pop_full(&p);
-        err = consume(q, c, name, opts, stats, &batch, recs);
-        if (err == SLUICE_OK) {
-            since_commit += c->n;
-            if (c->last || since_commit >= batch_size) {
-                since_commit = 0;
-                if (q->in_batch)
-                    err = sl_queue_commit(q);
-                if (err == SLUICE_OK) {
-                    add_stats(stats, &batch);
-                    if (opts->on_progress)
-                        opts->on_progress(opts->ctx, stats);
-                }
-            }
-        }
+        err = consume(&cm, c, name, recs);
+        if (err == SLUICE_OK && c->last)
+            err = commit(&cm);
         bool last = c->last;
         if (err == SLUICE_OK && c->err != SLUICE_OK) {
             err = sl_queue_fail(q, c->err, "%s", c->errmsg);

@@ -1,2 +1,863 @@
+/*
+ * The queue interface, against the backend named by $SLUICE_TEST_QUEUE
+ * (ctest runs this file once per backend): every operation and state
+ * transition, upsert semantics, leases, the DLQ, and the nothing-lost
+ * invariant under a long random sequence of operations.
+ */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <sqlite3.h>
+
+#include "fault.h"
+#include "queue/queue.h"
 #include "test.h"
-TEST(placeholder) { ASSERT_EQ(1, 1); }
+
+#define T0 1700000000000LL /* a fixed "now", in ms */
+
+static const char *
+location(void)
+{
+    const char *loc = getenv("SLUICE_TEST_QUEUE");
+    return loc && *loc ? loc : "sqlite:queue.db";
+}
+
+static bool
+is_sqlite(void)
+{
+    return strncmp(location(), "sqlite:", 7) == 0 || !strstr(location(), ":");
+}
+
+static const char *
+sqlite_path(void)
+{
+    const char *loc = location();
+    return strncmp(loc, "sqlite:", 7) == 0 ? loc + 7 : loc;
+}
+
+static sluice_queue *
+open_queue(void)
+{
+    sluice_queue *q = NULL;
+    char why[600];
+    sluice_err err = sluice_queue_open(location(), NULL, &q, why, sizeof why);
+    if (err != SLUICE_OK)
+        TEST_FAIL_("open %s: %s", location(), why);
+    return q;
+}
+
+static sl_record
+rec(const char *id, const char *url, const char *key, const char *meta)
+{
+    const char *origin = strstr(url, "other") ? "http://other.example:80"
+                                              : "http://img.example:80";
+    return (sl_record){id,     strlen(id),     url,  strlen(url),
+                       key,    strlen(key),    origin, strlen(origin),
+                       meta,   meta ? strlen(meta) : 0};
+}
+
+static sluice_ingest_stats
+upsert1(sluice_queue *q, const char *id, const char *url, const char *key,
+        const char *meta)
+{
+    sluice_ingest_stats st = {0, 0, 0, 0};
+    sl_record r = rec(id, url, key, meta);
+    ASSERT_EQ(sl_queue_upsert(q, &r, 1, T0, &st), SLUICE_OK);
+    return st;
+}
+
+static sl_state
+state_of(sluice_queue *q, const char *id)
+{
+    sl_record_info info;
+    ASSERT_EQ(sl_queue_get(q, id, &info), SLUICE_OK);
+    sl_state s = info.state;
+    sl_record_info_clear(&info);
+    return s;
+}
+
+static size_t
+lease(sluice_queue *q, size_t max, int64_t now, sl_lease *out)
+{
+    sl_lease_req req = {max, now, 60000, NULL, 0};
+    size_t n = 0;
+    ASSERT_EQ(sl_queue_lease(q, &req, out, &n), SLUICE_OK);
+    return n;
+}
+
+static const sl_object_info some_object = {
+    1234, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "image/jpeg", "\"etag-1\""};
+
+static const sl_failure http_404 = {"http", "HTTP 404 Not Found", 404};
+static const sl_failure net_reset = {"network", "connection reset", 0};
+
+static sluice_counts
+counts(sluice_queue *q)
+{
+    sluice_counts n;
+    ASSERT_EQ(sluice_queue_counts(q, &n), SLUICE_OK);
+    ASSERT_EQ(n.total,
+              n.pending + n.in_flight + n.retrying + n.done + n.dead);
+    return n;
+}
+
+/* ------------------------------------------------------------ opening */
+
+TEST(open_creates_a_database_and_reopens_it)
+{
+    sluice_queue *q = open_queue();
+    upsert1(q, "a", "http://img.example/a.jpg", "a.jpg", NULL);
+    sluice_queue_close(q);
+    q = open_queue();
+    ASSERT_EQ(counts(q).pending, 1);
+    sluice_queue_close(q);
+    if (is_sqlite()) {
+        sqlite3 *db;
+        sqlite3_stmt *st;
+        ASSERT_EQ(sqlite3_open(sqlite_path(), &db), SQLITE_OK);
+        sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+        ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+        ASSERT_GE(sqlite3_column_int(st, 0), 1);
+        sqlite3_finalize(st);
+        sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+        ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+        ASSERT_STR_EQ((const char *)sqlite3_column_text(st, 0), "wal");
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+    }
+}
+
+TEST(an_empty_file_is_migrated_to_the_current_schema)
+{
+    if (!is_sqlite())
+        SKIP("SQLite-specific");
+    test_write_file(sqlite_path(), "", 0);
+    sluice_queue *q = open_queue();
+    ASSERT_EQ(counts(q).total, 0);
+    upsert1(q, "a", "http://img.example/a.jpg", "a.jpg", NULL);
+    ASSERT_EQ(counts(q).total, 1);
+    sluice_queue_close(q);
+}
+
+/* Open must fail with `want` and leave the file byte for byte as it was. */
+static void
+assert_refused_untouched(const char *path, sluice_err want,
+                         const char *reason_part)
+{
+    size_t before_len, after_len;
+    char *before = test_read_file(path, &before_len);
+    sluice_queue *q = NULL;
+    char why[600] = "";
+    ASSERT_EQ(sluice_queue_open(path, NULL, &q, why, sizeof why), want);
+    ASSERT_NULL(q);
+    ASSERT_STR_CONTAINS(why, path);
+    ASSERT_STR_CONTAINS(why, reason_part);
+    ASSERT(!strchr(why, '\n'));
+    char *after = test_read_file(path, &after_len);
+    ASSERT_EQ(before_len, after_len);
+    ASSERT(memcmp(before, after, before_len) == 0);
+    free(before);
+    free(after);
+}
+
+TEST(a_file_that_is_not_sqlite_is_refused_untouched)
+{
+    if (!is_sqlite())
+        SKIP("SQLite-specific");
+    char junk[4096];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (char)(i * 7 + 3);
+    test_write_file("junk.db", junk, sizeof junk);
+    assert_refused_untouched("junk.db", SLUICE_ENOTDB, "not a sluice");
+    test_write_str("text.db", "hello, world\n");
+    assert_refused_untouched("text.db", SLUICE_ENOTDB, "not a sluice");
+}
+
+TEST(another_programs_sqlite_file_is_refused_untouched)
+{
+    if (!is_sqlite())
+        SKIP("SQLite-specific");
+    sqlite3 *db;
+    ASSERT_EQ(sqlite3_open("other.db", &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES(1)",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+    assert_refused_untouched("other.db", SLUICE_ENOTDB, "another program");
+}
+
+TEST(a_database_from_a_newer_sluice_is_refused)
+{
+    if (!is_sqlite())
+        SKIP("SQLite-specific");
+    sluice_queue *q = open_queue();
+    sluice_queue_close(q);
+    sqlite3 *db;
+    ASSERT_EQ(sqlite3_open(sqlite_path(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 999", NULL, NULL,
+                           NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+    assert_refused_untouched(sqlite_path(), SLUICE_EDBVERSION, "newer");
+}
+
+TEST(readonly_and_nocreate_opens_do_not_create)
+{
+    sluice_queue *q = NULL;
+    char why[600];
+    sluice_queue_opts ro = {SLUICE_QUEUE_READONLY, 0};
+    sluice_queue_opts nc = {SLUICE_QUEUE_NOCREATE, 0};
+    ASSERT_EQ(sluice_queue_open("missing.db", &ro, &q, why, sizeof why),
+              SLUICE_ENOENT);
+    ASSERT_STR_CONTAINS(why, "missing.db");
+    ASSERT_EQ(sluice_queue_open("missing.db", &nc, &q, why, sizeof why),
+              SLUICE_ENOENT);
+    ASSERT_EQ(access("missing.db", F_OK), -1);
+    ASSERT_EQ(sluice_queue_open("no/such/dir/q.db", NULL, &q, why,
+                                sizeof why),
+              SLUICE_EIO);
+    ASSERT_STR_CONTAINS(why, "no/such/dir/q.db");
+}
+
+TEST(a_locked_database_is_reported_as_busy)
+{
+    if (!is_sqlite())
+        SKIP("SQLite-specific");
+    sluice_queue *q = open_queue();
+    sluice_queue_close(q);
+    sqlite3 *db;
+    ASSERT_EQ(sqlite3_open(sqlite_path(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+              SQLITE_OK);
+    sluice_queue_opts opts = {0, 100};
+    char why[600];
+    ASSERT_EQ(sluice_queue_open(location(), &opts, &q, why, sizeof why),
+              SLUICE_OK);
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_EBUSY);
+    ASSERT_STR_CONTAINS(sluice_queue_errmsg(q), "locked");
+    sluice_queue_close(q);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(db);
+}
+
+/* ------------------------------------------------------------ upsert */
+
+TEST(upsert_classifies_new_updated_and_unchanged)
+{
+    sluice_queue *q = open_queue();
+    sluice_ingest_stats st;
+    st = upsert1(q, "a", "http://img.example/a.jpg", "a.jpg", NULL);
+    ASSERT_EQ(st.added, 1);
+    st = upsert1(q, "a", "http://img.example/a.jpg", "a.jpg", NULL);
+    ASSERT_EQ(st.unchanged, 1);
+    st = upsert1(q, "a", "http://img.example/a2.jpg", "a.jpg", NULL);
+    ASSERT_EQ(st.updated, 1);
+    st = upsert1(q, "a", "http://img.example/a2.jpg", "other.jpg", NULL);
+    ASSERT_EQ(st.updated, 1);
+    st = upsert1(q, "a", "http://img.example/a2.jpg", "other.jpg",
+                 "{\"x\":1}");
+    ASSERT_EQ(st.updated, 1);
+    st = upsert1(q, "a", "http://img.example/a2.jpg", "other.jpg",
+                 "{\"x\":1}");
+    ASSERT_EQ(st.unchanged, 1);
+    sl_record_info info;
+    ASSERT_EQ(sl_queue_get(q, "a", &info), SLUICE_OK);
+    ASSERT_STR_EQ(info.url, "http://img.example/a2.jpg");
+    ASSERT_STR_EQ(info.key, "other.jpg");
+    ASSERT_STR_EQ(info.meta, "{\"x\":1}");
+    ASSERT_STR_EQ(info.origin, "http://img.example:80");
+    sl_record_info_clear(&info);
+    ASSERT_EQ(counts(q).total, 1);
+    sluice_queue_close(q);
+}
+
+/* Many records a call: the multi-row statement, duplicates inside it. */
+TEST(batched_upserts_count_each_record_once)
+{
+    enum { N = 300 };
+    static char ids[N][16], urls[N][64];
+    sl_record recs[N];
+    sluice_ingest_stats st = {0, 0, 0, 0};
+    sluice_queue *q = open_queue();
+    for (int i = 0; i < N; i++) {
+        /* Every tenth record repeats the id of the one before it. */
+        int id = i % 10 == 9 ? i - 1 : i;
+        snprintf(ids[i], sizeof ids[i], "r%d", id);
+        snprintf(urls[i], sizeof urls[i], "http://img.example/%d%s.jpg", id,
+                 i % 20 == 19 ? "-v2" : "");
+        recs[i] = rec(ids[i], urls[i], ids[i], NULL);
+    }
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(q, recs, N, T0, &st), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit(q), SLUICE_OK);
+    /* 270 distinct ids; of the 30 repeats, 15 change the url. */
+    ASSERT_EQ(st.added, 270);
+    ASSERT_EQ(st.updated, 15);
+    ASSERT_EQ(st.unchanged, 15);
+    ASSERT_EQ(counts(q).pending, 270);
+    memset(&st, 0, sizeof st);
+    ASSERT_EQ(sl_queue_upsert(q, recs, N, T0, &st), SLUICE_OK);
+    ASSERT_EQ(st.added, 0);
+    /* Replaying the feed: each repeated id flips between two urls. */
+    ASSERT_EQ(st.updated + st.unchanged, N);
+    sluice_queue_close(q);
+}
+
+TEST(a_done_record_with_the_same_url_stays_done)
+{
+    sluice_queue *q = open_queue();
+    sl_lease l[1];
+    upsert1(q, "a", "http://img.example/a.jpg", "a.jpg", NULL);
+    ASSERT_EQ(lease(q, 10, T0, l), 1);
+    ASSERT_EQ(sl_queue_complete(q, &l[0], &some_object, T0), SLUICE_OK);
+    sl_lease_clear(&l[0]);
+    ASSERT_EQ(upsert1(q, "a", "http://img.example/a.jpg", "a.jpg", NULL)
+                  .unchanged,
+              1);
+    ASSERT_EQ(state_of(q, "a"), SL_STATE_DONE);
+    ASSERT_EQ(lease(q, 10, T0, l), 0);
+    /* A new url: fetched again, the newest wins. */
+    ASSERT_EQ(upsert1(q, "a", "http://img.example/b.jpg", "a.jpg", NULL)
+                  .updated,
+              1);
+    ASSERT_EQ(state_of(q, "a"), SL_STATE_PENDING);
+    ASSERT_EQ(lease(q, 10, T0, l), 1);
+    ASSERT_STR_EQ(l[0].url, "http://img.example/b.jpg");
+    ASSERT_EQ(l[0].attempts, 0);
+    sl_lease_clear(&l[0]);
+    sluice_queue_close(q);
+}
+
+TEST(new_meta_alone_is_kept_without_fetching_again)
+{
+    sluice_queue *q = open_queue();
+    sl_lease l[1];
+    upsert1(q, "a", "http://img.example/a.jpg", "a.jpg", "{\"v\":1}");
+    ASSERT_EQ(lease(q, 1, T0, l), 1);
+    ASSERT_EQ(sl_queue_complete(q, &l[0], &some_object, T0), SLUICE_OK);
+    sl_lease_clear(&l[0]);
+    ASSERT_EQ(upsert1(q, "a", "http://img.example/a.jpg", "a.jpg",
+                      "{\"v\":2}")
+                  .updated,
+              1);
+    sl_record_info info;
+    ASSERT_EQ(sl_queue_get(q, "a", &info), SLUICE_OK);
+    ASSERT_EQ(info.state, SL_STATE_DONE);
+    ASSERT_STR_EQ(info.meta, "{\"v\":2}");
+    sl_record_info_clear(&info);
+    sluice_queue_close(q);
+}
+
+TEST(a_new_url_while_in_flight_makes_the_lease_stale)
+{
+    sluice_queue *q = open_queue();
+    sl_lease l[1];
+    upsert1(q, "a", "http://img.example/a.jpg", "a.jpg", NULL);
+    ASSERT_EQ(lease(q, 1, T0, l), 1);
+    upsert1(q, "a", "http://img.example/new.jpg", "a.jpg", NULL);
+    ASSERT_EQ(state_of(q, "a"), SL_STATE_PENDING);
+    /* The old fetch finishing must not mark the new url done. */
+    ASSERT_EQ(sl_queue_complete(q, &l[0], &some_object, T0),
+              SLUICE_ENOTFOUND);
+    ASSERT_EQ(sl_queue_retry(q, &l[0], T0, &net_reset, true),
+              SLUICE_ENOTFOUND);
+    ASSERT_EQ(sl_queue_dead(q, &l[0], &http_404, T0), SLUICE_ENOTFOUND);
+    ASSERT_EQ(sl_queue_release(q, &l[0]), SLUICE_ENOTFOUND);
+    ASSERT_EQ(state_of(q, "a"), SL_STATE_PENDING);
+    sl_lease_clear(&l[0]);
+    ASSERT_EQ(lease(q, 1, T0, l), 1);
+    ASSERT_STR_EQ(l[0].url, "http://img.example/new.jpg");
+    sl_lease_clear(&l[0]);
+    sluice_queue_close(q);
+}
+
+TEST(a_dead_record_with_a_new_url_is_pending_again)
+{
+    sluice_queue *q = open_queue();
+    sl_lease l[1];
+    upsert1(q, "a", "http://img.example/a.jpg", "a.jpg", NULL);
+    ASSERT_EQ(lease(q, 1, T0, l), 1);
+    ASSERT_EQ(sl_queue_dead(q, &l[0], &http_404, T0), SLUICE_OK);
+    sl_lease_clear(&l[0]);
+    ASSERT_EQ(upsert1(q, "a", "http://img.example/a.jpg", "a.jpg", NULL)
+                  .unchanged,
+              1);
+    ASSERT_EQ(state_of(q, "a"), SL_STATE_DEAD);
+    upsert1(q, "a", "http://img.example/fixed.jpg", "a.jpg", NULL);
+    sl_record_info info;
+    ASSERT_EQ(sl_queue_get(q, "a", &info), SLUICE_OK);
+    ASSERT_EQ(info.state, SL_STATE_PENDING);
+    ASSERT_EQ(info.attempts, 0);
+    ASSERT_NULL(info.error_class);
+    sl_record_info_clear(&info);
+    sluice_queue_close(q);
+}
+
+/* ------------------------------------------------------------ leases */
+
+TEST(lease_takes_pending_records_in_feed_order)
+{
+    sluice_queue *q = open_queue();
+    char id[16], url[64];
+    for (int i = 0; i < 50; i++) {
+        snprintf(id, sizeof id, "z%02d", 49 - i); /* ids sort backwards */
+        snprintf(url, sizeof url, "http://img.example/%d", i);
+        upsert1(q, id, url, id, NULL);
+    }
+    sl_lease l[50];
+    ASSERT_EQ(lease(q, 20, T0, l), 20);
+    for (int i = 0; i < 20; i++) {
+        snprintf(url, sizeof url, "http://img.example/%d", i);
+        ASSERT_STR_EQ(l[i].url, url);
+        ASSERT_EQ(l[i].first_attempt_ms, T0);
+        ASSERT_STR_EQ(l[i].origin, "http://img.example:80");
+    }
+    sluice_counts n = counts(q);
+    ASSERT_EQ(n.in_flight, 20);
+    ASSERT_EQ(n.pending, 30);
+    ASSERT_EQ(lease(q, 50, T0, l + 20), 30);
+    ASSERT_EQ(lease(q, 50, T0, l), 0);
+    for (int i = 0; i < 50; i++)
+        sl_lease_clear(&l[i]);
+    sluice_queue_close(q);
+}
+
+TEST(due_retries_come_first_and_early_ones_wait)
+{
+    sluice_queue *q = open_queue();
+    sl_lease l[4];
+    upsert1(q, "a", "http://img.example/a", "a", NULL);
+    upsert1(q, "b", "http://img.example/b", "b", NULL);
+    ASSERT_EQ(lease(q, 2, T0, l), 2);
+    ASSERT_EQ(sl_queue_retry(q, &l[0], T0 + 5000, &net_reset, true),
+              SLUICE_OK);
+    ASSERT_EQ(sl_queue_retry(q, &l[1], T0 + 1000, &net_reset, true),
+              SLUICE_OK);
+    sl_lease_clear(&l[0]);
+    sl_lease_clear(&l[1]);
+    upsert1(q, "c", "http://img.example/c", "c", NULL);
+    ASSERT_EQ(counts(q).retrying, 2);
+    /* Before any is due: only the pending one. */
+    ASSERT_EQ(lease(q, 4, T0 + 500, l), 1);
+    ASSERT_STR_EQ(l[0].id, "c");
+    sl_lease_clear(&l[0]);
+    /* Both due: earliest due first. */
+    ASSERT_EQ(lease(q, 4, T0 + 6000, l), 2);
+    ASSERT_STR_EQ(l[0].id, "b");
+    ASSERT_STR_EQ(l[1].id, "a");
+    ASSERT_EQ(l[0].attempts, 1);
+    sl_lease_clear(&l[0]);
+    sl_lease_clear(&l[1]);
+    sluice_queue_close(q);
+}
+
+TEST(lease_leaves_skipped_origins_alone)
+{
+    sluice_queue *q = open_queue();
+    upsert1(q, "a", "http://img.example/a", "a", NULL);
+    upsert1(q, "b", "http://other.example/b", "b", NULL);
+    upsert1(q, "c", "http://img.example/c", "c", NULL);
+    const char *skip[] = {"http://img.example:80"};
+    sl_lease_req req = {10, T0, 60000, skip, 1};
+    sl_lease l[3];
+    size_t n;
+    ASSERT_EQ(sl_queue_lease(q, &req, l, &n), SLUICE_OK);
+    ASSERT_EQ(n, 1);
+    ASSERT_STR_EQ(l[0].id, "b");
+    ASSERT_STR_EQ(l[0].origin, "http://other.example:80");
+    sl_lease_clear(&l[0]);
+    ASSERT_EQ(counts(q).pending, 2);
+    sluice_queue_close(q);
+}
+
+TEST(an_expired_lease_can_be_taken_again_and_the_old_one_is_stale)
+{
+    sluice_queue *q = open_queue();
+    sl_lease l[2];
+    upsert1(q, "a", "http://img.example/a", "a", NULL);
+    ASSERT_EQ(lease(q, 1, T0, l), 1);
+    ASSERT_EQ(lease(q, 1, T0 + 59000, l + 1), 0);
+    ASSERT_EQ(lease(q, 1, T0 + 61000, l + 1), 1);
+    ASSERT_NE(l[0].token, l[1].token);
+    ASSERT_EQ(sl_queue_complete(q, &l[0], &some_object, T0),
+              SLUICE_ENOTFOUND);
+    ASSERT_EQ(sl_queue_complete(q, &l[1], &some_object, T0), SLUICE_OK);
+    ASSERT_EQ(state_of(q, "a"), SL_STATE_DONE);
+    sl_lease_clear(&l[0]);
+    sl_lease_clear(&l[1]);
+    sluice_queue_close(q);
+}
+
+TEST(complete_records_the_object)
+{
+    sluice_queue *q = open_queue();
+    sl_lease l[1];
+    upsert1(q, "a", "http://img.example/a", "a", NULL);
+    ASSERT_EQ(lease(q, 1, T0, l), 1);
+    ASSERT_EQ(sl_queue_complete(q, &l[0], &some_object, T0), SLUICE_OK);
+    ASSERT_EQ(sl_queue_complete(q, &l[0], &some_object, T0),
+              SLUICE_ENOTFOUND);
+    sl_lease_clear(&l[0]);
+    sl_record_info info;
+    ASSERT_EQ(sl_queue_get(q, "a", &info), SLUICE_OK);
+    ASSERT_EQ(info.state, SL_STATE_DONE);
+    ASSERT_EQ(info.size, 1234);
+    ASSERT_STR_EQ(info.sha256_hex, some_object.sha256_hex);
+    ASSERT_STR_EQ(info.content_type, "image/jpeg");
+    ASSERT_STR_EQ(info.etag, "\"etag-1\"");
+    sl_record_info_clear(&info);
+    ASSERT_EQ(sl_queue_get(q, "nope", &info), SLUICE_ENOTFOUND);
+    sluice_queue_close(q);
+}
+
+TEST(throttles_do_not_use_up_attempts)
+{
+    sluice_queue *q = open_queue();
+    sl_lease l[1];
+    const sl_failure throttled = {"throttle", "HTTP 429", 429};
+    upsert1(q, "a", "http://img.example/a", "a", NULL);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(lease(q, 1, T0 + i * 10, l), 1);
+        ASSERT_EQ(sl_queue_retry(q, &l[0], T0 + i * 10 + 1, &throttled,
+                                 false),
+                  SLUICE_OK);
+        sl_lease_clear(&l[0]);
+    }
+    ASSERT_EQ(lease(q, 1, T0 + 100, l), 1);
+    ASSERT_EQ(sl_queue_retry(q, &l[0], T0 + 101, &net_reset, true),
+              SLUICE_OK);
+    sl_lease_clear(&l[0]);
+    sl_record_info info;
+    ASSERT_EQ(sl_queue_get(q, "a", &info), SLUICE_OK);
+    ASSERT_EQ(info.state, SL_STATE_RETRYING);
+    ASSERT_EQ(info.attempts, 1);
+    ASSERT_EQ(info.throttles, 3);
+    ASSERT_EQ(info.next_at_ms, T0 + 101);
+    ASSERT_STR_EQ(info.error_class, "network");
+    ASSERT_EQ(info.http_status, 0);
+    sl_record_info_clear(&info);
+    /* The first attempt's time is kept for --max-age. */
+    ASSERT_EQ(lease(q, 1, T0 + 200, l), 1);
+    ASSERT_EQ(l[0].first_attempt_ms, T0);
+    sl_lease_clear(&l[0]);
+    sluice_queue_close(q);
+}
+
+TEST(release_gives_a_lease_back_unchanged)
+{
+    sluice_queue *q = open_queue();
+    sl_lease l[2];
+    upsert1(q, "a", "http://img.example/a", "a", NULL);
+    upsert1(q, "b", "http://img.example/b", "b", NULL);
+    ASSERT_EQ(lease(q, 2, T0, l), 2);
+    ASSERT_EQ(sl_queue_retry(q, &l[1], T0, &net_reset, true), SLUICE_OK);
+    sl_lease_clear(&l[1]);
+    ASSERT_EQ(lease(q, 1, T0 + 1, l + 1), 1);
+    ASSERT_EQ(sl_queue_release(q, &l[0]), SLUICE_OK);
+    ASSERT_EQ(sl_queue_release(q, &l[1]), SLUICE_OK);
+    ASSERT_EQ(state_of(q, "a"), SL_STATE_PENDING);
+    ASSERT_EQ(state_of(q, "b"), SL_STATE_RETRYING);
+    sl_record_info info;
+    ASSERT_EQ(sl_queue_get(q, "b", &info), SLUICE_OK);
+    ASSERT_EQ(info.attempts, 1);
+    sl_record_info_clear(&info);
+    sl_lease_clear(&l[0]);
+    sl_lease_clear(&l[1]);
+    sluice_queue_close(q);
+}
+
+TEST(recover_returns_every_in_flight_record)
+{
+    sluice_queue *q = open_queue();
+    sl_lease l[3];
+    upsert1(q, "a", "http://img.example/a", "a", NULL);
+    upsert1(q, "b", "http://img.example/b", "b", NULL);
+    upsert1(q, "c", "http://img.example/c", "c", NULL);
+    ASSERT_EQ(lease(q, 3, T0, l), 3);
+    ASSERT_EQ(sl_queue_complete(q, &l[2], &some_object, T0), SLUICE_OK);
+    for (int i = 0; i < 3; i++)
+        sl_lease_clear(&l[i]);
+    sluice_queue_close(q);
+    /* As after a crash: a new handle finds two records in flight. */
+    q = open_queue();
+    ASSERT_EQ(counts(q).in_flight, 2);
+    ASSERT_EQ(sl_queue_acquire_runner(q), SLUICE_OK);
+    uint64_t n = 0;
+    ASSERT_EQ(sl_queue_recover(q, T0 + 1, &n), SLUICE_OK);
+    ASSERT_EQ(n, 2);
+    sluice_counts c = counts(q);
+    ASSERT_EQ(c.pending, 2);
+    ASSERT_EQ(c.done, 1);
+    ASSERT_EQ(lease(q, 3, T0 + 2, l), 2);
+    for (int i = 0; i < 2; i++)
+        sl_lease_clear(&l[i]);
+    sluice_queue_close(q);
+}
+
+TEST(only_one_runner_at_a_time)
+{
+    sluice_queue *q = open_queue();
+    int ready[2], done[2];
+    ASSERT_EQ(pipe(ready), 0);
+    ASSERT_EQ(pipe(done), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        sluice_queue *mine = open_queue();
+        char c = sl_queue_acquire_runner(mine) == SLUICE_OK ? 'y' : 'n';
+        if (write(ready[1], &c, 1) != 1 || read(done[0], &c, 1) != 1)
+            _exit(1);
+        sluice_queue_close(mine);
+        _exit(0);
+    }
+    char c;
+    ASSERT_EQ(read(ready[0], &c, 1), 1);
+    ASSERT_EQ(c, 'y');
+    ASSERT_EQ(sl_queue_acquire_runner(q), SLUICE_ERUNNING);
+    ASSERT_STR_CONTAINS(sluice_queue_errmsg(q), "another sluice run");
+    ASSERT_EQ(write(done[1], "x", 1), 1);
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_EQ(sl_queue_acquire_runner(q), SLUICE_OK);
+    sluice_queue_close(q);
+}
+
+/* ------------------------------------------------------------ DLQ */
+
+typedef struct {
+    int n;
+    char ids[8][16];
+    char classes[8][16];
+    int statuses[8];
+    unsigned attempts[8];
+} dead_list;
+
+static int
+collect_dead(void *ctx, const sluice_dead_record *r)
+{
+    dead_list *d = ctx;
+    if (d->n < 8) {
+        snprintf(d->ids[d->n], sizeof d->ids[0], "%s", r->id);
+        snprintf(d->classes[d->n], sizeof d->classes[0], "%s",
+                 r->error_class);
+        d->statuses[d->n] = r->http_status;
+        d->attempts[d->n] = r->attempts;
+    }
+    d->n++;
+    return 0;
+}
+
+/* Kill records a, b, c: a and c with 404s, b with a network error. */
+static void
+kill_three(sluice_queue *q)
+{
+    sl_lease l[3];
+    upsert1(q, "a", "http://img.example/a", "a", NULL);
+    upsert1(q, "b", "http://img.example/b", "b", NULL);
+    upsert1(q, "c", "http://img.example/c", "c", NULL);
+    upsert1(q, "d", "http://img.example/d", "d", NULL);
+    ASSERT_EQ(lease(q, 3, T0, l), 3);
+    ASSERT_EQ(sl_queue_dead(q, &l[0], &http_404, T0), SLUICE_OK);
+    ASSERT_EQ(sl_queue_dead(q, &l[1], &net_reset, T0 + 1), SLUICE_OK);
+    ASSERT_EQ(sl_queue_dead(q, &l[2], &http_404, T0 + 2), SLUICE_OK);
+    for (int i = 0; i < 3; i++)
+        sl_lease_clear(&l[i]);
+}
+
+TEST(dlq_lists_dead_records_with_their_errors)
+{
+    sluice_queue *q = open_queue();
+    kill_three(q);
+    dead_list d = {0};
+    ASSERT_EQ(sluice_dlq_list(q, NULL, collect_dead, &d), SLUICE_OK);
+    ASSERT_EQ(d.n, 3);
+    ASSERT_STR_EQ(d.ids[0], "a");
+    ASSERT_STR_EQ(d.classes[0], "http");
+    ASSERT_EQ(d.statuses[0], 404);
+    ASSERT_EQ(d.attempts[0], 1);
+    ASSERT_STR_EQ(d.ids[1], "b");
+    ASSERT_STR_EQ(d.classes[1], "network");
+    ASSERT_EQ(d.statuses[1], 0);
+    sluice_dlq_filter only_http = {"http"};
+    memset(&d, 0, sizeof d);
+    ASSERT_EQ(sluice_dlq_list(q, &only_http, collect_dead, &d), SLUICE_OK);
+    ASSERT_EQ(d.n, 2);
+    ASSERT_STR_EQ(d.ids[1], "c");
+    ASSERT_EQ(counts(q).dead, 3);
+    sluice_queue_close(q);
+}
+
+TEST(dlq_replay_by_id_class_and_all)
+{
+    sluice_queue *q = open_queue();
+    kill_three(q);
+    uint64_t replayed, missing;
+    const char *ids[] = {"b", "nope", "d"};
+    ASSERT_EQ(sluice_dlq_replay(q, ids, 3, NULL, &replayed, &missing),
+              SLUICE_OK);
+    ASSERT_EQ(replayed, 1);
+    ASSERT_EQ(missing, 2); /* "nope" is unknown, "d" is not dead */
+    sl_record_info info;
+    ASSERT_EQ(sl_queue_get(q, "b", &info), SLUICE_OK);
+    ASSERT_EQ(info.state, SL_STATE_PENDING);
+    ASSERT_EQ(info.attempts, 0);
+    ASSERT_NULL(info.error_class);
+    sl_record_info_clear(&info);
+    sluice_dlq_filter only_net = {"network"};
+    ASSERT_EQ(sluice_dlq_replay(q, NULL, 0, &only_net, &replayed, NULL),
+              SLUICE_OK);
+    ASSERT_EQ(replayed, 0);
+    ASSERT_EQ(sluice_dlq_replay(q, NULL, 0, NULL, &replayed, NULL),
+              SLUICE_OK);
+    ASSERT_EQ(replayed, 2);
+    sluice_counts n = counts(q);
+    ASSERT_EQ(n.dead, 0);
+    ASSERT_EQ(n.pending, 4); /* a, b, c replayed; d never leased */
+    sluice_queue_close(q);
+}
+
+TEST(counts_report_the_oldest_pending_age)
+{
+    sluice_queue *q = open_queue();
+    sluice_counts n = counts(q);
+    ASSERT(n.oldest_pending_age < 0);
+    sluice_ingest_stats st = {0, 0, 0, 0};
+    sl_record r = rec("a", "http://img.example/a", "a", NULL);
+    int64_t an_hour_ago = sl_now_ms() - 3600 * 1000;
+    ASSERT_EQ(sl_queue_upsert(q, &r, 1, an_hour_ago, &st), SLUICE_OK);
+    n = counts(q);
+    ASSERT(n.oldest_pending_age > 3599 && n.oldest_pending_age < 3700);
+    sluice_queue_close(q);
+}
+
+/* ------------------------------------------------------------ faults */
+
+TEST(an_injected_database_fault_is_reported_and_rolled_back)
+{
+    sluice_queue *q = open_queue();
+    sluice_ingest_stats st = {0, 0, 0, 0};
+    sl_record r = rec("a", "http://img.example/a", "a", NULL);
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(q, &r, 1, T0, &st), SLUICE_OK);
+    sl_fault_set(SL_FAULT_DB, 1);
+    ASSERT_EQ(sl_queue_commit(q), SLUICE_EDB);
+    ASSERT_STR_CONTAINS(sluice_queue_errmsg(q), "injected");
+    ASSERT_EQ(sl_queue_rollback(q), SLUICE_OK);
+    sl_fault_set(SL_FAULT_DB, 0);
+    ASSERT_EQ(counts(q).total, 0);
+    sluice_queue_close(q);
+}
+
+/* ------------------------------------------------------------ invariant */
+
+/*
+ * Invariant 2, nothing lost: drive 200 records through a long random
+ * sequence of every operation, checking after each step that every
+ * record is in exactly the state a simple model says, and the counts add
+ * up to the total.
+ */
+TEST_TIMEOUT(random_operations_never_lose_a_record, 300)
+{
+    enum { N = 200, STEPS = 4000 };
+    sl_state model[N];
+    sl_lease held[N];
+    bool holding[N];
+    char ids[N][16], urls[N][64];
+    unsigned seed = 12345;
+    int64_t now = T0;
+    sluice_queue *q = open_queue();
+
+    memset(holding, 0, sizeof holding);
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "r%03d", i);
+        snprintf(urls[i], sizeof urls[i], "http://img.example/%d", i);
+        upsert1(q, ids[i], urls[i], ids[i], NULL);
+        model[i] = SL_STATE_PENDING;
+    }
+    for (int step = 0; step < STEPS; step++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned r = (seed >> 8) % 100;
+        int i = (int)((seed >> 16) % N);
+        now += 7;
+        if (r < 25) {
+            sl_lease got[8];
+            size_t n = lease(q, 8, now, got);
+            for (size_t k = 0; k < n; k++) {
+                int idx = atoi(got[k].id + 1);
+                ASSERT(model[idx] == SL_STATE_PENDING ||
+                       model[idx] == SL_STATE_RETRYING);
+                ASSERT(!holding[idx]);
+                model[idx] = SL_STATE_IN_FLIGHT;
+                held[idx] = got[k];
+                holding[idx] = true;
+            }
+        } else if (holding[i] && r < 45) {
+            ASSERT_EQ(sl_queue_complete(q, &held[i], &some_object, now),
+                      SLUICE_OK);
+            model[i] = SL_STATE_DONE;
+        } else if (holding[i] && r < 60) {
+            ASSERT_EQ(sl_queue_retry(q, &held[i], now + 20, &net_reset,
+                                     r % 2),
+                      SLUICE_OK);
+            model[i] = SL_STATE_RETRYING;
+        } else if (holding[i] && r < 68) {
+            ASSERT_EQ(sl_queue_dead(q, &held[i], &http_404, now), SLUICE_OK);
+            model[i] = SL_STATE_DEAD;
+        } else if (holding[i] && r < 74) {
+            ASSERT_EQ(sl_queue_release(q, &held[i]), SLUICE_OK);
+            /* Pending, or retrying if it had failed before. */
+            sl_record_info info;
+            ASSERT_EQ(sl_queue_get(q, ids[i], &info), SLUICE_OK);
+            model[i] = info.state;
+            ASSERT(info.state == SL_STATE_PENDING ||
+                   info.state == SL_STATE_RETRYING);
+            sl_record_info_clear(&info);
+        } else if (r < 80) {
+            /* Re-ingest with a new url: pending again, any lease stale. */
+            snprintf(urls[i], sizeof urls[i], "http://img.example/%d-%d", i,
+                     step);
+            upsert1(q, ids[i], urls[i], ids[i], NULL);
+            if (holding[i]) {
+                ASSERT_EQ(sl_queue_complete(q, &held[i], &some_object, now),
+                          SLUICE_ENOTFOUND);
+            }
+            model[i] = SL_STATE_PENDING;
+        } else if (r < 84 && model[i] == SL_STATE_DEAD) {
+            const char *one[] = {ids[i]};
+            uint64_t replayed;
+            ASSERT_EQ(sluice_dlq_replay(q, one, 1, NULL, &replayed, NULL),
+                      SLUICE_OK);
+            ASSERT_EQ(replayed, 1);
+            model[i] = SL_STATE_PENDING;
+        } else {
+            continue;
+        }
+        if (holding[i] && model[i] != SL_STATE_IN_FLIGHT) {
+            sl_lease_clear(&held[i]);
+            holding[i] = false;
+        }
+        if (step % 100 == 0 || step == STEPS - 1) {
+            sluice_counts want = {0, 0, 0, 0, 0, N, 0};
+            for (int k = 0; k < N; k++) {
+                ASSERT_EQ(state_of(q, ids[k]), model[k]);
+                want.pending += model[k] == SL_STATE_PENDING;
+                want.in_flight += model[k] == SL_STATE_IN_FLIGHT;
+                want.retrying += model[k] == SL_STATE_RETRYING;
+                want.done += model[k] == SL_STATE_DONE;
+                want.dead += model[k] == SL_STATE_DEAD;
+            }
+            sluice_counts got = counts(q);
+            ASSERT_EQ(got.total, N);
+            ASSERT_EQ(got.pending, want.pending);
+            ASSERT_EQ(got.in_flight, want.in_flight);
+            ASSERT_EQ(got.retrying, want.retrying);
+            ASSERT_EQ(got.done, want.done);
+            ASSERT_EQ(got.dead, want.dead);
+        }
+    }
+    for (int i = 0; i < N; i++)
+        if (holding[i])
+            sl_lease_clear(&held[i]);
+    sluice_queue_close(q);
+}

@@ -116,10 +116,9 @@ sluice_queue_open(const char *location, const sluice_queue_opts *opts,
         goto nomem;
     err = ops->open(q, location, opts);
     if (err != SLUICE_OK) {
+        /* A backend's close undoes a partial open. */
         if (errbuf)
             sl_fmt(errbuf, errbuf_size, "%s", q->errmsg);
-        sl_free(q->state);
-        q->state = NULL;
         sluice_queue_close(q);
         return err;
     }

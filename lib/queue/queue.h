@@ -108,6 +108,7 @@ struct sl_queue_ops {
 
     sluice_err (*open)(sluice_queue *q, const char *location,
                        const sluice_queue_opts *opts);
+    /* Also called after a failed open, on whatever open left. */
     void (*close)(sluice_queue *q);
     /* Optional: group the writes that follow into one atomic commit. */
     sluice_err (*begin)(sluice_queue *q);

@@ -1,0 +1,24 @@
+# A thin wrapper over CMake; see README.md.
+#   make        build into build/ (tool: build/sluice)
+#   make check  the whole test suite, as CI runs it (scripts/check.sh)
+#   make demo   the main job end to end (scripts/demo.sh)
+BUILD ?= build/dev
+
+.PHONY: all check demo clean format
+all:
+	cmake -S . -B $(BUILD) >/dev/null
+	cmake --build $(BUILD) -j$$(nproc)
+	@echo "built $(BUILD)/sluice"
+
+check:
+	bash scripts/check.sh
+
+demo:
+	bash scripts/demo.sh
+
+format:
+	clang-format -i include/sluice/*.h lib/*.[ch] lib/*/*.[ch] src/*.[ch] \
+	    tests/*.[ch] bench/*.c
+
+clean:
+	rm -rf build demo

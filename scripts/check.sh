@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: install what is missing, build with
+# warnings as errors and run every test, then build with AddressSanitizer
+# and UndefinedBehaviorSanitizer and run every test again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh build test
+
+# Everything the tests need was just installed: a skip here is a failure.
+export SLUICE_TEST_NO_SKIP=1
+jobs=$(nproc)
+
+suite() {
+    local dir=$1
+    shift
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DSLUICE_WERROR=ON -DSLUICE_FAULT_INJECTION=ON "$@" >/dev/null
+    cmake --build "$dir" -j "$jobs"
+    (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 1200)
+}
+
+echo "== build (-Werror) and test"
+suite build/check
+echo "== build with ASan + UBSan and test again"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    suite build/check-asan -DSLUICE_SANITIZE=ON
+echo "== all tests passed"
