@@ -166,6 +166,14 @@ cli_json_uint(yajl_gen g, const char *key, unsigned long long value)
     yajl_gen_integer(g, (long long)value);
 }
 
+void
+cli_json_double(yajl_gen g, double value)
+{
+    char num[64];
+    int n = snprintf(num, sizeof num, "%.3f", value);
+    yajl_gen_number(g, num, (size_t)n);
+}
+
 static void
 emit_tree(yajl_gen g, yajl_val v)
 {

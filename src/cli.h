@@ -61,11 +61,14 @@ void cli_json_end(yajl_gen g);
 void cli_json_key(yajl_gen g, const char *key);
 void cli_json_str(yajl_gen g, const char *value);
 void cli_json_uint(yajl_gen g, const char *key, unsigned long long value);
+/* A number with three decimals (yajl prints doubles with 20 digits). */
+void cli_json_double(yajl_gen g, double value);
 /* Emit JSON text (such as a record's meta) as a value; null if invalid. */
 void cli_json_raw(yajl_gen g, const char *json_text);
 
 int cmd_ingest(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif /* SLUICE_CLI_H */

@@ -79,7 +79,7 @@ cmd_status(int argc, char **argv)
         if (n.oldest_pending_age < 0)
             yajl_gen_null(g);
         else
-            yajl_gen_double(g, n.oldest_pending_age);
+            cli_json_double(g, n.oldest_pending_age);
         yajl_gen_map_close(g);
         cli_json_end(g);
         return EXIT_DONE;

@@ -15,6 +15,7 @@ static const char usage_text[] =
     "\n"
     "Commands:\n"
     "  ingest   read feeds (JSON Lines, CSV, URL lines) into the queue\n"
+    "  run      fetch pending records into a store, under the cap\n"
     "  status   show how many records are in each state\n"
     "  dlq      list or replay dead-lettered records\n"
     "\n"
@@ -30,6 +31,7 @@ typedef struct {
 
 static const command commands[] = {
     {"ingest", cmd_ingest},
+    {"run", cmd_run},
     {"status", cmd_status},
     {"dlq", cmd_dlq},
 };

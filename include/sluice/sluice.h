@@ -209,6 +209,78 @@ sluice_err sluice_dlq_replay(sluice_queue *q, const char *const *ids,
                              size_t n_ids, const sluice_dlq_filter *filter,
                              uint64_t *replayed, uint64_t *missing);
 
+/* ------------------------------------------------------------------ run */
+
+/* What a run has done so far; handed to the progress callback. */
+typedef struct {
+    uint64_t done;       /* objects stored and marked done in this run */
+    uint64_t dead;       /* records dead-lettered in this run */
+    uint64_t retried;    /* attempts that will be retried */
+    uint64_t throttled;  /* 429/503 answers */
+    uint64_t bytes;      /* body bytes stored */
+    uint64_t requests;   /* requests sent, redirect hops included */
+    uint64_t in_flight;  /* requests in flight now */
+    uint64_t retrying;   /* records waiting to retry now */
+    uint64_t pending;    /* records still to fetch now (queue-wide) */
+    uint64_t total;      /* records in the queue */
+    uint64_t total_done; /* done records in the queue */
+    uint64_t total_dead; /* dead records in the queue */
+    double elapsed_s;
+    double rate; /* objects done per second, recent */
+    double eta_s; /* seconds until everything pending is done; -1 unknown */
+} sluice_run_stats;
+
+typedef void sluice_run_progress_fn(void *ctx, const sluice_run_stats *st);
+
+/* A record that was dead-lettered or hit a store problem, as it happens. */
+typedef void sluice_run_event_fn(void *ctx, const char *id, const char *url,
+                                 const char *error_class, int http_status,
+                                 const char *message);
+
+typedef struct {
+    const char *store;        /* a directory, or s3://BUCKET/PREFIX */
+    unsigned max_concurrency; /* per origin (scheme, host, port): 20 */
+    unsigned max_total;       /* over all origins; 0: no global cap */
+    unsigned max_attempts;    /* failed attempts before the DLQ: 8 */
+    double timeout_s;         /* total per request: 120; connect: <= 15 */
+    double stall_timeout_s;   /* abort a transfer silent this long: 30 */
+    uint64_t max_bytes;       /* largest body accepted: 100 MiB */
+    double max_age_s;         /* dead-letter throttled records this old: 24h */
+    double backoff_base_s;    /* first retry delay (full jitter): 1 */
+    double backoff_cap_s;     /* longest retry delay: 300 */
+    double grace_s;           /* on stop, time for transfers to finish: 5 */
+    int allow_private;        /* allow private/loopback/metadata addresses */
+    const char *const *allow_nets; /* CIDRs allowed even so, or NULL */
+    size_t n_allow_nets;
+    int follow;               /* keep polling for new records */
+    double follow_poll_s;     /* how often, with follow: 1 */
+    unsigned store_concurrency; /* uploads at once (S3): 16 */
+    /* Set *stop to non-zero (from a signal handler, say) to stop: no new
+     * records, transfers in flight get grace_s to finish, the rest are
+     * aborted and given back; the queue stays consistent. */
+    volatile int *stop;
+    sluice_run_progress_fn *on_progress;
+    double progress_interval_s; /* 0.25 */
+    sluice_run_event_fn *on_event;
+    void *ctx; /* passed to on_progress and on_event */
+} sluice_run_opts;
+
+/* Fill `opts` with the defaults above. */
+void sluice_run_opts_init(sluice_run_opts *opts);
+
+/*
+ * Fetch every pending record into the store, keeping at most
+ * max_concurrency requests in flight per origin, until nothing is pending
+ * or waiting to retry (with follow: until *stop). Returns SLUICE_OK when
+ * the run went to its end (records may have been dead-lettered: see
+ * stats->dead), or the error that stopped it with a one-line reason in
+ * `errbuf` (the store is not writable, the database failed, another run
+ * holds the queue: SLUICE_ERUNNING; SLUICE_EINTERRUPTED after *stop).
+ */
+sluice_err sluice_run(sluice_queue *q, const sluice_run_opts *opts,
+                      sluice_run_stats *stats, char *errbuf,
+                      size_t errbuf_size);
+
 #ifdef __cplusplus
 }
 #endif

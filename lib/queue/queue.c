@@ -301,6 +301,14 @@ sl_queue_get(sluice_queue *q, const char *id, sl_record_info *out)
 }
 
 sluice_err
+sl_queue_next_due(sluice_queue *q, int64_t *due_ms, bool *any)
+{
+    *any = false;
+    *due_ms = 0;
+    return q->ops->next_due(q, due_ms, any);
+}
+
+sluice_err
 sluice_queue_counts(sluice_queue *q, sluice_counts *out)
 {
     memset(out, 0, sizeof *out);

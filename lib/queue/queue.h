@@ -41,6 +41,7 @@ typedef struct {
     char *origin;
     unsigned attempts;        /* failed attempts so far, throttles excluded */
     int64_t first_attempt_ms; /* when it was first leased */
+    bool was_retrying;        /* it came from retrying, not pending */
 } sl_lease;
 
 void sl_lease_clear(sl_lease *lease);
@@ -134,6 +135,8 @@ struct sl_queue_ops {
                           uint64_t *recovered);
     sluice_err (*counts)(sluice_queue *q, int64_t now_ms,
                          sluice_counts *out);
+    /* The earliest due time of a retrying record; *any false if none. */
+    sluice_err (*next_due)(sluice_queue *q, int64_t *due_ms, bool *any);
     sluice_err (*get)(sluice_queue *q, const char *id,
                       sl_record_info *out);
     sluice_err (*dlq_list)(sluice_queue *q, const sluice_dlq_filter *filter,
@@ -186,6 +189,8 @@ sluice_err sl_queue_recover(sluice_queue *q, int64_t now_ms,
                             uint64_t *recovered);
 sluice_err sl_queue_get(sluice_queue *q, const char *id,
                         sl_record_info *out);
+/* When the next retrying record comes due; *any is false if none waits. */
+sluice_err sl_queue_next_due(sluice_queue *q, int64_t *due_ms, bool *any);
 
 extern const sl_queue_ops sl_queue_sqlite;
 

@@ -75,6 +75,7 @@ enum {
     ST_RELEASE,
     ST_RECOVER,
     ST_COUNTS,
+    ST_NEXT_DUE,
     ST_OLDEST,
     ST_GET,
     ST_DLQ_LIST,
@@ -134,12 +135,13 @@ static const char *const statements[ST_COUNT_] = {
                       " RETURNING oid",
     [ST_LEASE_DUE] =
         "SELECT rid, id, url, key, " ORIGIN_NAME ", attempts,"
-        " first_attempt_at FROM records WHERE state IN (1, 2)"
+        " first_attempt_at, state FROM records WHERE state IN (1, 2)"
         " AND next_at <= ?1 AND " NOT_SKIPPED
         " ORDER BY next_at LIMIT ?2",
     [ST_LEASE_PENDING] =
         "SELECT rid, id, url, key, " ORIGIN_NAME ", attempts,"
-        " first_attempt_at FROM records WHERE state = 0 AND next_at = 0"
+        " first_attempt_at, state FROM records WHERE state = 0"
+        " AND next_at = 0"
         " AND " NOT_SKIPPED
         " ORDER BY rid LIMIT ?2",
     [ST_MARK_LEASED] =
@@ -169,6 +171,7 @@ static const char *const statements[ST_COUNT_] = {
         "UPDATE records SET state = " READY_STATE ","
         " next_at = " READY_AT("?1") ", lease = lease + 1 WHERE state = 1",
     [ST_COUNTS] = "SELECT state, count(*) FROM records GROUP BY state",
+    [ST_NEXT_DUE] = "SELECT min(next_at) FROM records WHERE state = 2",
     [ST_OLDEST] = "SELECT queued_at FROM records WHERE state = 0"
                   " AND next_at = 0 ORDER BY rid LIMIT 1",
     [ST_GET] =
@@ -687,6 +690,7 @@ lease_fill(sl_lease *l, sqlite3_stmt *st)
     l->handle = (uint64_t)sqlite3_column_int64(st, 0);
     l->attempts = (unsigned)sqlite3_column_int(st, 5);
     l->first_attempt_ms = sqlite3_column_int64(st, 6);
+    l->was_retrying = sqlite3_column_int(st, 7) == SL_STATE_RETRYING;
     return 0;
 }
 
@@ -954,6 +958,24 @@ sqlite_counts(sluice_queue *q, int64_t now_ms, sluice_counts *out)
     return SLUICE_OK;
 }
 
+static sluice_err
+sqlite_next_due(sluice_queue *q, int64_t *due_ms, bool *any)
+{
+    sqlite3_stmt *st;
+    sluice_err err = prep(q, ST_NEXT_DUE, &st);
+    if (err != SLUICE_OK)
+        return err;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        *any = true;
+        *due_ms = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(q, rc, "next due");
+    return SLUICE_OK;
+}
+
 static char *
 column_dup(sqlite3_stmt *st, int i)
 {
@@ -1075,6 +1097,7 @@ const sl_queue_ops sl_queue_sqlite = {
     .acquire_runner = sqlite_acquire_runner,
     .recover = sqlite_recover,
     .counts = sqlite_counts,
+    .next_due = sqlite_next_due,
     .get = sqlite_get,
     .dlq_list = sqlite_dlq_list,
     .replay = sqlite_replay,

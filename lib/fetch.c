@@ -1,0 +1,247 @@
+/*
+ * The fetcher on libcurl's multi interface. Easy handles are pooled and
+ * reused (they keep their options; connections and DNS answers are shared
+ * through the multi handle). Redirects are not followed here: each hop is
+ * a new request that the run loop must admit under its origin's cap. The
+ * URL policy is applied to the resolved address of every connection, in
+ * the open-socket callback.
+ */
+#include "fetch.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+struct sl_transfer {
+    CURL *easy;
+    sl_fetcher *fetcher;
+    void *owner;
+    int status;         /* HTTP status, read at the first body byte */
+    char refused[128];  /* set by the open-socket callback */
+    char error[CURL_ERROR_SIZE];
+    sl_transfer *next_free;
+};
+
+struct sl_fetcher {
+    CURLM *multi;
+    sl_fetch_opts opts;
+    sl_transfer *free_list;
+    unsigned running;
+};
+
+static size_t
+on_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+    sl_transfer *t = arg;
+    size_t len = size * nmemb;
+    if (t->status == 0) {
+        long code = 0;
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+        t->status = (int)code;
+    }
+    if (!t->fetcher->opts.on_body(t->owner, t->status, data, len))
+        return 0; /* CURLE_WRITE_ERROR: the owner knows why */
+    return len;
+}
+
+static curl_socket_t
+on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    sl_transfer *t = arg;
+    (void)purpose;
+    const sl_guard *guard = t->fetcher->opts.guard;
+    const char *why = guard ? sl_guard_check(guard, &addr->addr) : NULL;
+    if (why) {
+        sl_fmt(t->refused, sizeof t->refused, "%s address refused", why);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC,
+                  addr->protocol);
+}
+
+sluice_err
+sl_fetcher_new(const sl_fetch_opts *opts, sl_fetcher **out)
+{
+    sl_fetcher *f = sl_calloc(1, sizeof *f);
+    *out = NULL;
+    if (!f)
+        return SLUICE_ENOMEM;
+    f->opts = *opts;
+    f->multi = curl_multi_init();
+    if (!f->multi) {
+        sl_free(f);
+        return SLUICE_ENOMEM;
+    }
+    curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, 256L);
+    *out = f;
+    return SLUICE_OK;
+}
+
+void
+sl_fetcher_free(sl_fetcher *f)
+{
+    if (!f)
+        return;
+    sl_transfer *t = f->free_list;
+    while (t) {
+        sl_transfer *next = t->next_free;
+        curl_easy_cleanup(t->easy);
+        sl_free(t);
+        t = next;
+    }
+    curl_multi_cleanup(f->multi);
+    sl_free(f);
+}
+
+/* A handle from the pool, or a new one with the options that never
+ * change. */
+static sl_transfer *
+take_transfer(sl_fetcher *f)
+{
+    sl_transfer *t = f->free_list;
+    if (t) {
+        f->free_list = t->next_free;
+        return t;
+    }
+    t = sl_calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->easy = curl_easy_init();
+    if (!t->easy) {
+        sl_free(t);
+        return NULL;
+    }
+    t->fetcher = f;
+    CURL *e = t->easy;
+    const sl_fetch_opts *o = &f->opts;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* Environment proxies would bypass the URL policy's address check. */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "sluice/" "0.1");
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, o->stall_timeout_s);
+    if (o->max_bytes)
+        curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
+                         (curl_off_t)o->max_bytes);
+    return t;
+}
+
+sl_transfer *
+sl_fetcher_start(sl_fetcher *f, const char *url, void *owner)
+{
+    sl_transfer *t = take_transfer(f);
+    if (!t)
+        return NULL;
+    t->owner = owner;
+    t->status = 0;
+    t->refused[0] = '\0';
+    t->error[0] = '\0';
+    curl_easy_setopt(t->easy, CURLOPT_URL, url);
+    if (curl_multi_add_handle(f->multi, t->easy) != CURLM_OK) {
+        t->next_free = f->free_list;
+        f->free_list = t;
+        return NULL;
+    }
+    f->running++;
+    return t;
+}
+
+static void
+give_back(sl_fetcher *f, sl_transfer *t)
+{
+    curl_multi_remove_handle(f->multi, t->easy);
+    f->running--;
+    t->owner = NULL;
+    t->next_free = f->free_list;
+    f->free_list = t;
+}
+
+void
+sl_fetcher_abort(sl_fetcher *f, sl_transfer *t)
+{
+    give_back(f, t);
+}
+
+int
+sl_fetcher_run(sl_fetcher *f, int timeout_ms, int extra_fd)
+{
+    struct curl_waitfd extra = {extra_fd, CURL_WAIT_POLLIN, 0};
+    int still = 0;
+    if (timeout_ms > 0)
+        curl_multi_poll(f->multi, extra_fd >= 0 ? &extra : NULL,
+                        extra_fd >= 0 ? 1 : 0, timeout_ms, NULL);
+    curl_multi_perform(f->multi, &still);
+    return still;
+}
+
+static void
+copy_header(CURL *e, const char *name, char *dst, size_t size)
+{
+    struct curl_header *h = NULL;
+    dst[0] = '\0';
+    if (curl_easy_header(e, name, 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
+        h && h->value)
+        sl_fmt(dst, size, "%s", h->value);
+}
+
+bool
+sl_fetcher_next_done(sl_fetcher *f, sl_fetch_result *res)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(f->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        sl_transfer *t = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        memset(res, 0, sizeof *res);
+        res->owner = t->owner;
+        res->curl_code = (int)msg->data.result;
+        sl_fmt(res->curl_error, sizeof res->curl_error, "%s",
+               t->error[0] ? t->error
+                           : curl_easy_strerror(msg->data.result));
+        long code = 0;
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+        res->http_status = (int)code;
+        curl_off_t cl = -1;
+        curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+        res->content_length = (int64_t)cl;
+        char *ct = NULL;
+        curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ct);
+        sl_fmt(res->content_type, sizeof res->content_type, "%s",
+               ct ? ct : "");
+        if (code > 0) {
+            copy_header(t->easy, "ETag", res->etag, sizeof res->etag);
+            copy_header(t->easy, "Retry-After", res->retry_after,
+                        sizeof res->retry_after);
+            struct curl_header *h = NULL;
+            if (curl_easy_header(t->easy, "Location", 0, CURLH_HEADER, -1,
+                                 &h) == CURLHE_OK &&
+                h && h->value)
+                res->location = sl_strdup(h->value);
+        }
+        sl_fmt(res->refused, sizeof res->refused, "%s", t->refused);
+        give_back(f, t);
+        return true;
+    }
+    return false;
+}
+
+unsigned
+sl_fetcher_running(const sl_fetcher *f)
+{
+    return f->running;
+}

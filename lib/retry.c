@@ -1,0 +1,124 @@
+/*
+ * Retry policy: classifying an attempt's outcome, backoff with full
+ * jitter, and Retry-After. HTTP-dates are parsed by libcurl's
+ * curl_getdate(), which knows all three formats RFC 7231 allows.
+ */
+#include "retry.h"
+
+#include <ctype.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+sl_outcome
+sl_classify(const sl_attempt *a, const char **error_class)
+{
+    *error_class = NULL;
+    if (a->refused) {
+        *error_class = "policy";
+        return SL_OUTCOME_DEAD;
+    }
+    if (a->too_large) {
+        *error_class = "too_large";
+        return SL_OUTCOME_DEAD;
+    }
+    switch (a->curl_code) {
+    case CURLE_OK:
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        *error_class = "timeout";
+        return SL_OUTCOME_RETRY;
+    case CURLE_PARTIAL_FILE:
+        *error_class = "length";
+        return SL_OUTCOME_RETRY;
+    case CURLE_FILESIZE_EXCEEDED:
+        *error_class = "too_large";
+        return SL_OUTCOME_DEAD;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+        *error_class = "redirect";
+        return SL_OUTCOME_DEAD;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+        *error_class = "tls";
+        return SL_OUTCOME_RETRY;
+    case CURLE_WEIRD_SERVER_REPLY:
+        *error_class = "protocol";
+        return SL_OUTCOME_RETRY;
+    default:
+        *error_class = "network";
+        return SL_OUTCOME_RETRY;
+    }
+    if (a->short_body) {
+        *error_class = "length";
+        return SL_OUTCOME_RETRY;
+    }
+    int s = a->http_status;
+    if (s >= 200 && s < 300)
+        return SL_OUTCOME_DONE;
+    if (s >= 300 && s < 400 && a->has_location &&
+        (s == 301 || s == 302 || s == 303 || s == 307 || s == 308))
+        return SL_OUTCOME_REDIRECT;
+    *error_class = "http";
+    if (s == 429 || s == 503)
+        return SL_OUTCOME_THROTTLE;
+    if (s == 408 || s >= 500)
+        return SL_OUTCOME_RETRY;
+    return SL_OUTCOME_DEAD;
+}
+
+uint64_t
+sl_random(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+int64_t
+sl_backoff_ms(unsigned attempt, int64_t base_ms, int64_t cap_ms,
+              uint64_t random)
+{
+    if (attempt == 0)
+        attempt = 1;
+    int64_t ceiling = base_ms;
+    for (unsigned i = 1; i < attempt && ceiling < cap_ms; i++)
+        ceiling *= 2;
+    if (ceiling > cap_ms)
+        ceiling = cap_ms;
+    if (ceiling <= 0)
+        return 0;
+    return (int64_t)(random % (uint64_t)(ceiling + 1));
+}
+
+bool
+sl_retry_after(const char *value, int64_t now_ms, int64_t *until_ms)
+{
+    while (isspace((unsigned char)*value))
+        value++;
+    if (!*value)
+        return false;
+    if (isdigit((unsigned char)*value)) {
+        int64_t secs = 0;
+        const char *p = value;
+        for (; isdigit((unsigned char)*p); p++) {
+            secs = secs * 10 + (*p - '0');
+            if (secs > 366LL * 86400) /* more than a year: clamp */
+                secs = 366LL * 86400;
+        }
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p)
+            return false;
+        *until_ms = now_ms + secs * 1000;
+        return true;
+    }
+    time_t t = curl_getdate(value, NULL);
+    if (t == (time_t)-1)
+        return false;
+    int64_t ms = (int64_t)t * 1000;
+    *until_ms = ms > now_ms ? ms : now_ms;
+    return true;
+}

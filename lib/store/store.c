@@ -1,0 +1,201 @@
+/*
+ * The store registry and wrappers: backend lookup by location, object
+ * allocation, and the fault-injection point for writes in test builds.
+ */
+#include "store.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "../fault.h"
+
+static const sl_store_ops *const store_backends[] = {
+    &sl_store_file,
+};
+
+static const sl_store_ops *
+store_find(const char *location)
+{
+    const sl_store_ops *fallback = NULL;
+    for (size_t i = 0; i < SL_ARRAY_LEN(store_backends); i++) {
+        const sl_store_ops *ops = store_backends[i];
+        if (!ops->scheme)
+            fallback = ops;
+        else if (strncmp(location, ops->scheme, strlen(ops->scheme)) == 0)
+            return ops;
+    }
+    const char *sep = strstr(location, "://");
+    if (sep && strcspn(location, "/") > (size_t)(sep - location))
+        return NULL;
+    return fallback;
+}
+
+sluice_err
+sl_store_fail(sl_store *s, sluice_err err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sl_vfmt(s->errmsg, sizeof s->errmsg, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+sluice_err
+sl_store_open(const char *location, const sl_store_opts *opts,
+              sl_store **out, char *errbuf, size_t errbuf_size)
+{
+    static const sl_store_opts defaults = {16};
+    *out = NULL;
+    if (!opts)
+        opts = &defaults;
+    const sl_store_ops *ops = store_find(location);
+    if (!ops) {
+        sl_fmt(errbuf, errbuf_size, "%s: no store for this scheme "
+               "(a directory or s3://BUCKET/PREFIX)", location);
+        return SLUICE_EINVAL;
+    }
+    sl_store *s = sl_calloc(1, sizeof *s);
+    if (!s || !(s->location = sl_strdup(location)) ||
+        !(s->state = sl_calloc(1, ops->state_size))) {
+        if (s)
+            sl_free(s->location);
+        sl_free(s);
+        sl_fmt(errbuf, errbuf_size, "out of memory");
+        return SLUICE_ENOMEM;
+    }
+    s->ops = ops;
+    sluice_err err = ops->open(s, location, opts);
+    if (err != SLUICE_OK) {
+        sl_fmt(errbuf, errbuf_size, "%s", s->errmsg);
+        sl_store_close(s);
+        return err;
+    }
+    *out = s;
+    return SLUICE_OK;
+}
+
+void
+sl_store_close(sl_store *s)
+{
+    if (!s)
+        return;
+    s->ops->close(s);
+    sl_free(s->state);
+    sl_free(s->location);
+    sl_free(s);
+}
+
+sluice_err
+sl_store_recover(sl_store *s)
+{
+    return s->ops->recover ? s->ops->recover(s) : SLUICE_OK;
+}
+
+sluice_err
+sl_store_begin(sl_store *s, const char *key, void *cookie, sl_object **out)
+{
+    *out = NULL;
+    sl_object *o = sl_calloc(1, sizeof *o + s->ops->object_size);
+    if (!o || !(o->key = sl_strdup(key))) {
+        sl_free(o);
+        return sl_store_fail(s, SLUICE_ENOMEM, "out of memory");
+    }
+    o->store = s;
+    o->cookie = cookie;
+    sluice_err err = s->ops->begin(s, o);
+    if (err != SLUICE_OK) {
+        sl_free(o->key);
+        sl_free(o);
+        return err;
+    }
+    *out = o;
+    return SLUICE_OK;
+}
+
+sluice_err
+sl_object_write(sl_object *o, const void *data, size_t len)
+{
+    if (sl_fault_hit(SL_FAULT_WRITE))
+        return sl_store_fail(o->store, SLUICE_EIO,
+                             "%s: write: injected fault", o->store->location);
+    sluice_err err = o->store->ops->write(o, data, len);
+    if (err == SLUICE_OK)
+        o->written += len;
+    return err;
+}
+
+void
+sl_object_free(sl_object *o)
+{
+    sl_free(o->key);
+    sl_free(o->meta_strings);
+    sl_free(o);
+}
+
+void
+sl_object_discard(sl_object *o)
+{
+    if (!o)
+        return;
+    o->store->ops->discard(o);
+    sl_object_free(o);
+}
+
+/* Copy the metadata's strings into one allocation owned by the object. */
+static int
+keep_meta(sl_object *o, const sl_object_meta *meta)
+{
+    const char *src[4] = {meta->content_type, meta->etag, meta->source_url,
+                          meta->sha256_hex};
+    const char **dst[4] = {&o->meta.content_type, &o->meta.etag,
+                           &o->meta.source_url, &o->meta.sha256_hex};
+    size_t total = 0;
+    for (int i = 0; i < 4; i++)
+        total += src[i] ? strlen(src[i]) + 1 : 0;
+    char *block = sl_malloc(total);
+    if (!block)
+        return -1;
+    o->meta_strings = block;
+    o->meta.size = meta->size;
+    for (int i = 0; i < 4; i++) {
+        *dst[i] = NULL;
+        if (!src[i])
+            continue;
+        size_t n = strlen(src[i]) + 1;
+        memcpy(block, src[i], n);
+        *dst[i] = block;
+        block += n;
+    }
+    return 0;
+}
+
+sluice_err
+sl_store_submit(sl_store *s, sl_object *o, const sl_object_meta *meta)
+{
+    assert(o->store == s);
+    if (keep_meta(o, meta) != 0) {
+        sl_object_discard(o);
+        return sl_store_fail(s, SLUICE_ENOMEM, "out of memory");
+    }
+    s->ops->submit(s, o);
+    return SLUICE_OK;
+}
+
+int
+sl_store_wake_fd(sl_store *s)
+{
+    return s->ops->wake_fd ? s->ops->wake_fd(s) : -1;
+}
+
+size_t
+sl_store_reap(sl_store *s, sl_store_result *out, size_t max)
+{
+    return s->ops->reap(s, out, max);
+}
+
+size_t
+sl_store_busy(sl_store *s)
+{
+    return s->ops->busy(s);
+}

@@ -1,0 +1,125 @@
+/*
+ * The store interface: where objects land. A backend (store_file.c, a
+ * local directory; later S3) is a const table of operations behind the
+ * sl_store_* / sl_object_* wrappers. Writing is synchronous (the body is
+ * streamed in as it arrives); making an object durable under its final
+ * key is asynchronous: submit it, then reap the results, so a slow fsync
+ * or upload never holds up the fetch loop.
+ */
+#ifndef SL_STORE_H
+#define SL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../util.h"
+#include "sluice/sluice.h"
+
+typedef struct sl_store sl_store;
+typedef struct sl_object sl_object;
+typedef struct sl_store_ops sl_store_ops;
+
+typedef struct {
+    unsigned concurrency; /* uploads at once, for remote stores */
+} sl_store_opts;
+
+/* What the store says about a submitted object. */
+typedef enum {
+    SL_STORED,         /* durable under its key */
+    SL_STORE_REJECTED, /* this object cannot be stored (its key is a
+                          directory, say): the record's failure */
+    SL_STORE_RETRY,    /* not stored this time; try the record again */
+    SL_STORE_FAILED    /* the store cannot work: stop the run */
+} sl_store_status;
+
+typedef struct {
+    void *cookie; /* as given to sl_store_submit */
+    sl_store_status status;
+    sluice_err err;
+    char message[256];
+} sl_store_result;
+
+/* Metadata that travels with an object (S3 keeps it on the object). */
+typedef struct {
+    const char *content_type; /* may be NULL */
+    const char *etag;         /* the origin's, may be NULL */
+    const char *source_url;
+    const char *sha256_hex;   /* of the whole body */
+    uint64_t size;
+} sl_object_meta;
+
+struct sl_store {
+    const sl_store_ops *ops;
+    char *location;
+    void *state;
+    char errmsg[512];
+};
+
+/* An object being written: the wrapper part, then the backend's. */
+struct sl_object {
+    sl_store *store;
+    char *key;
+    uint64_t written;
+    void *cookie;
+    sl_object_meta meta;
+    char *meta_strings; /* one allocation behind meta's strings */
+    /* the backend's state follows: ops->object_size bytes */
+};
+
+struct sl_store_ops {
+    const char *name;
+    const char *scheme; /* "s3://"; NULL for the default (a directory) */
+    size_t state_size;
+    size_t object_size;
+
+    sluice_err (*open)(sl_store *s, const char *location,
+                       const sl_store_opts *opts);
+    /* Also called after a failed open. */
+    void (*close)(sl_store *s);
+    /* Remove what a crashed run left behind (temp files, spools). */
+    sluice_err (*recover)(sl_store *s);
+    sluice_err (*begin)(sl_store *s, sl_object *o);
+    sluice_err (*write)(sl_object *o, const void *data, size_t len);
+    /* Forget an object that will not be submitted. */
+    void (*discard)(sl_object *o);
+    /* Make it durable, asynchronously; the store owns o from now. */
+    void (*submit)(sl_store *s, sl_object *o);
+    /* A descriptor that is readable while results wait; -1 if none. */
+    int (*wake_fd)(sl_store *s);
+    size_t (*reap)(sl_store *s, sl_store_result *out, size_t max);
+    /* Objects submitted and not yet reaped. */
+    size_t (*busy)(sl_store *s);
+};
+
+static inline void *
+sl_object_state(sl_object *o)
+{
+    return (char *)o + sizeof(sl_object);
+}
+
+sluice_err sl_store_open(const char *location, const sl_store_opts *opts,
+                         sl_store **out, char *errbuf, size_t errbuf_size);
+void sl_store_close(sl_store *s);
+sluice_err sl_store_recover(sl_store *s);
+
+/* Start an object for `key` (validated at ingest). */
+sluice_err sl_store_begin(sl_store *s, const char *key, void *cookie,
+                          sl_object **out);
+sluice_err sl_object_write(sl_object *o, const void *data, size_t len);
+void sl_object_discard(sl_object *o);
+/* Hand the finished object over; its result comes back from reap. */
+sluice_err sl_store_submit(sl_store *s, sl_object *o,
+                           const sl_object_meta *meta);
+int sl_store_wake_fd(sl_store *s);
+size_t sl_store_reap(sl_store *s, sl_store_result *out, size_t max);
+size_t sl_store_busy(sl_store *s);
+/* Free an object the backend has finished with (backends call this). */
+void sl_object_free(sl_object *o);
+
+sluice_err sl_store_fail(sl_store *s, sluice_err err, const char *fmt, ...)
+    SL_PRINTF(3, 4);
+
+extern const sl_store_ops sl_store_file;
+
+#endif /* SL_STORE_H */

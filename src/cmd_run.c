@@ -1,0 +1,428 @@
+/*
+ * `sluice run`: fetch every pending record into the store under the
+ * per-origin cap, with a progress line, a summary, and a clean stop on
+ * SIGINT/SIGTERM.
+ */
+#include <ctype.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char help_text[] =
+    "Usage: sluice run [--db FILE] --store DIR [OPTIONS]\n"
+    "\n"
+    "Fetch every pending record into the store, never sending an origin\n"
+    "(scheme, host, port) more than --max-concurrency requests at once,\n"
+    "retries and redirect hops included. Each object is verified (length,\n"
+    "SHA-256) and durable before its record is marked done. Without\n"
+    "--follow, exits when nothing is pending or waiting to retry.\n"
+    "\n"
+    "Options:\n"
+    "  --db FILE              queue database (default: $SLUICE_DB, else\n"
+    "                         ./sluice.db)\n"
+    "  --store DIR            where objects land: a directory (created if\n"
+    "                         missing); each record's key is its path\n"
+    "  --max-concurrency N    requests in flight per origin (default 20)\n"
+    "  --max-total N          requests in flight over all origins\n"
+    "                         (default: no global cap)\n"
+    "  --max-attempts N       failed attempts before the dead-letter queue\n"
+    "                         (default 8; 429/503 throttles do not count)\n"
+    "  --timeout SEC          per request, total (default 120); connecting\n"
+    "                         gets at most 15 of them\n"
+    "  --stall-timeout SEC    abort a transfer silent this long (default 30)\n"
+    "  --max-bytes N          largest body accepted, with optional k, M, G\n"
+    "                         (default 100M); larger is dead-lettered\n"
+    "  --max-age DURATION     dead-letter a record still throttled this\n"
+    "                         long after its first attempt (default 24h)\n"
+    "  --backoff-base SEC     first retry delay, doubled each attempt, with\n"
+    "                         full jitter (default 1)\n"
+    "  --backoff-cap SEC      longest retry delay (default 300)\n"
+    "  --allow-private        allow loopback, private, link-local and\n"
+    "                         metadata addresses (refused by default)\n"
+    "  --allow-net CIDR       allow this network even so (repeatable),\n"
+    "                         e.g. 10.1.0.0/16 or 127.0.0.1/32\n"
+    "  --follow               keep running, polling for new records\n"
+    "  --grace SEC            on SIGINT/SIGTERM, time for transfers in\n"
+    "                         flight to finish (default 5)\n"
+    "  --json                 print the summary as one JSON object\n"
+    "  -q, --quiet            only errors and the summary\n"
+    "  -h, --help             show this help\n"
+    "\n"
+    "Exit status: 0 every record done, 1 some records are dead (see\n"
+    "'sluice dlq list'), 2 usage error, 3 the run could not work (store\n"
+    "not writable, database error, another run on this database),\n"
+    "130/143 stopped by SIGINT/SIGTERM (the queue is consistent: run\n"
+    "again to finish).\n";
+
+static volatile int stop_requested;
+static volatile sig_atomic_t stop_signal;
+
+static void
+on_signal(int sig)
+{
+    stop_signal = sig;
+    stop_requested = stop_requested + 1;
+}
+
+typedef struct {
+    bool tty;
+    bool quiet;
+    bool drawn;
+    double last_log;
+} display;
+
+static void
+clear_line(display *d)
+{
+    if (d->drawn) {
+        fputs("\r\033[K", stderr);
+        d->drawn = false;
+    }
+}
+
+static void
+format_line(char *dst, size_t size, const sluice_run_stats *st)
+{
+    char done[32], total[32], eta[32] = "-";
+    unsigned long long finished = st->total_done + st->total_dead;
+    cli_group_digits(done, sizeof done, st->total_done);
+    cli_group_digits(total, sizeof total, st->total);
+    if (st->eta_s >= 0)
+        cli_duration(eta, sizeof eta, st->eta_s);
+    double pct = st->total ? 100.0 * (double)finished / (double)st->total
+                           : 100.0;
+    snprintf(dst, size,
+             "%s/%s done (%.0f%%), %.1f/s, %llu in flight, %llu retrying, "
+             "%llu dead, ETA %s",
+             done, total, pct, st->rate, (unsigned long long)st->in_flight,
+             (unsigned long long)st->retrying,
+             (unsigned long long)st->total_dead, eta);
+}
+
+static void
+on_progress(void *ctx, const sluice_run_stats *st)
+{
+    display *d = ctx;
+    char line[256];
+    if (d->quiet)
+        return;
+    format_line(line, sizeof line, st);
+    if (d->tty) {
+        fprintf(stderr, "\r\033[K%s", line);
+        d->drawn = true;
+    } else if (st->elapsed_s - d->last_log >= 5.0) {
+        d->last_log = st->elapsed_s;
+        fprintf(stderr, "sluice: %s\n", line);
+    }
+}
+
+static void
+on_event(void *ctx, const char *id, const char *url, const char *cls,
+         int status, const char *message)
+{
+    display *d = ctx;
+    (void)status; /* the message says "HTTP 404" already */
+    clear_line(d);
+    if (strcmp(id, url) == 0)
+        fprintf(stderr, "sluice: dead: %s: %s: %s\n", id, cls, message);
+    else
+        fprintf(stderr, "sluice: dead: %s (%s): %s: %s\n", id, url, cls,
+                message);
+}
+
+/* "100", "64k", "100M", "2G" -> bytes. */
+static bool
+parse_bytes(const char *text, uint64_t *out)
+{
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || v < 0 || !isfinite(v))
+        return false;
+    double mult = 1;
+    if (*end) {
+        switch (tolower((unsigned char)*end)) {
+        case 'k':
+            mult = 1024.0;
+            break;
+        case 'm':
+            mult = 1024.0 * 1024;
+            break;
+        case 'g':
+            mult = 1024.0 * 1024 * 1024;
+            break;
+        default:
+            return false;
+        }
+        end++;
+        if (*end == 'i' || *end == 'I')
+            end++;
+        if (*end == 'b' || *end == 'B')
+            end++;
+    }
+    if (*end || v * mult > 1e18)
+        return false;
+    *out = (uint64_t)(v * mult);
+    return true;
+}
+
+/* "90", "90s", "15m", "24h", "7d" -> seconds. */
+static bool
+parse_seconds(const char *text, double *out)
+{
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || v < 0 || !isfinite(v))
+        return false;
+    double mult = 1;
+    if (*end) {
+        switch (*end) {
+        case 's':
+            break;
+        case 'm':
+            mult = 60;
+            break;
+        case 'h':
+            mult = 3600;
+            break;
+        case 'd':
+            mult = 86400;
+            break;
+        default:
+            return false;
+        }
+        end++;
+    }
+    if (*end)
+        return false;
+    *out = v * mult;
+    return true;
+}
+
+static void
+print_summary(const sluice_run_stats *st, bool json)
+{
+    if (json) {
+        yajl_gen g = cli_json_begin();
+        yajl_gen_map_open(g);
+        cli_json_uint(g, "done", st->done);
+        cli_json_uint(g, "dead", st->dead);
+        cli_json_uint(g, "retried", st->retried);
+        cli_json_uint(g, "throttled", st->throttled);
+        cli_json_uint(g, "requests", st->requests);
+        cli_json_uint(g, "bytes", st->bytes);
+        cli_json_key(g, "elapsed_s");
+        cli_json_double(g, st->elapsed_s);
+        cli_json_key(g, "queue");
+        yajl_gen_map_open(g);
+        cli_json_uint(g, "pending", st->pending);
+        cli_json_uint(g, "retrying", st->retrying);
+        cli_json_uint(g, "done", st->total_done);
+        cli_json_uint(g, "dead", st->total_dead);
+        cli_json_uint(g, "total", st->total);
+        yajl_gen_map_close(g);
+        yajl_gen_map_close(g);
+        cli_json_end(g);
+        return;
+    }
+    char elapsed[32];
+    cli_duration(elapsed, sizeof elapsed, st->elapsed_s);
+    double rate = st->elapsed_s > 0 ? (double)st->done / st->elapsed_s : 0;
+    printf("run: %llu done, %llu dead, %llu retried, %llu throttled, "
+           "%llu requests, %.1f MB in %s (%.1f/s)\n",
+           (unsigned long long)st->done, (unsigned long long)st->dead,
+           (unsigned long long)st->retried,
+           (unsigned long long)st->throttled,
+           (unsigned long long)st->requests, (double)st->bytes / 1e6,
+           elapsed, rate);
+    printf("queue: %llu pending, %llu retrying, %llu done, %llu dead, "
+           "%llu total\n",
+           (unsigned long long)st->pending, (unsigned long long)st->retrying,
+           (unsigned long long)st->total_done,
+           (unsigned long long)st->total_dead,
+           (unsigned long long)st->total);
+}
+
+int
+cmd_run(int argc, char **argv)
+{
+    enum {
+        O_DB = 256, O_STORE, O_MAXC, O_MAXT, O_ATTEMPTS, O_TIMEOUT, O_STALL,
+        O_BYTES, O_AGE, O_BASE, O_CAP, O_PRIVATE, O_NET, O_FOLLOW, O_GRACE,
+        O_JSON
+    };
+    static const struct option longopts[] = {
+        {"db", required_argument, NULL, O_DB},
+        {"store", required_argument, NULL, O_STORE},
+        {"max-concurrency", required_argument, NULL, O_MAXC},
+        {"max-total", required_argument, NULL, O_MAXT},
+        {"max-attempts", required_argument, NULL, O_ATTEMPTS},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"stall-timeout", required_argument, NULL, O_STALL},
+        {"max-bytes", required_argument, NULL, O_BYTES},
+        {"max-age", required_argument, NULL, O_AGE},
+        {"backoff-base", required_argument, NULL, O_BASE},
+        {"backoff-cap", required_argument, NULL, O_CAP},
+        {"allow-private", no_argument, NULL, O_PRIVATE},
+        {"allow-net", required_argument, NULL, O_NET},
+        {"follow", no_argument, NULL, O_FOLLOW},
+        {"grace", required_argument, NULL, O_GRACE},
+        {"json", no_argument, NULL, O_JSON},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    sluice_run_opts o;
+    const char *db_opt = NULL;
+    bool json = false;
+    const char **nets = calloc((size_t)argc + 1, sizeof *nets);
+    size_t n_nets = 0;
+    display d = {isatty(STDERR_FILENO) != 0, false, false, -10};
+    unsigned long long n;
+    double secs;
+    int c;
+
+    if (!nets) {
+        cli_error("out of memory");
+        return EXIT_FAILED;
+    }
+    sluice_run_opts_init(&o);
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+qh", longopts, NULL)) != -1) {
+        const char *name = argv[optind - 1];
+        switch (c) {
+        case O_DB:
+            db_opt = optarg;
+            break;
+        case O_STORE:
+            o.store = optarg;
+            break;
+        case O_MAXC:
+        case O_MAXT:
+        case O_ATTEMPTS:
+            if (!cli_parse_uint("run", name, optarg, 100000, &n))
+                goto usage;
+            if (c != O_MAXT && n == 0) {
+                cli_usage("run", "%s: must be at least 1", name);
+                goto usage;
+            }
+            if (c == O_MAXC)
+                o.max_concurrency = (unsigned)n;
+            else if (c == O_MAXT)
+                o.max_total = (unsigned)n;
+            else
+                o.max_attempts = (unsigned)n;
+            break;
+        case O_TIMEOUT:
+        case O_STALL:
+        case O_AGE:
+        case O_BASE:
+        case O_CAP:
+        case O_GRACE:
+            if (!parse_seconds(optarg, &secs) ||
+                (secs <= 0 && c != O_GRACE && c != O_BASE)) {
+                cli_usage("run", "%s: expected a duration like 30, 90s, 15m "
+                          "or 24h, got '%s'", name, optarg);
+                goto usage;
+            }
+            if (c == O_TIMEOUT)
+                o.timeout_s = secs;
+            else if (c == O_STALL)
+                o.stall_timeout_s = secs;
+            else if (c == O_AGE)
+                o.max_age_s = secs;
+            else if (c == O_BASE)
+                o.backoff_base_s = secs;
+            else if (c == O_CAP)
+                o.backoff_cap_s = secs;
+            else
+                o.grace_s = secs;
+            break;
+        case O_BYTES:
+            if (!parse_bytes(optarg, &o.max_bytes) || o.max_bytes == 0) {
+                cli_usage("run", "--max-bytes: expected a size like 500k or "
+                          "100M, got '%s'", optarg);
+                goto usage;
+            }
+            break;
+        case O_PRIVATE:
+            o.allow_private = 1;
+            break;
+        case O_NET:
+            nets[n_nets++] = optarg;
+            break;
+        case O_FOLLOW:
+            o.follow = 1;
+            break;
+        case O_JSON:
+            json = true;
+            break;
+        case 'q':
+            d.quiet = true;
+            break;
+        case 'h':
+            fputs(help_text, stdout);
+            free(nets);
+            return EXIT_DONE;
+        default:
+            cli_usage("run", "unknown option '%s'", name);
+            goto usage;
+        }
+    }
+    if (optind < argc) {
+        cli_usage("run", "unexpected argument '%s'", argv[optind]);
+        goto usage;
+    }
+    if (!o.store) {
+        cli_usage("run", "--store DIR is required");
+        goto usage;
+    }
+    o.allow_nets = nets;
+    o.n_allow_nets = n_nets;
+
+    sluice_queue *q = cli_open_queue(cli_db_path(db_opt),
+                                     SLUICE_QUEUE_NOCREATE);
+    if (!q) {
+        free(nets);
+        return EXIT_FAILED;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a full file system: an error, not death */
+    o.stop = &stop_requested;
+    o.on_progress = on_progress;
+    o.on_event = on_event;
+    o.ctx = &d;
+
+    sluice_run_stats st;
+    char why[600] = "";
+    sluice_err err = sluice_run(q, &o, &st, why, sizeof why);
+    sluice_queue_close(q);
+    clear_line(&d);
+    free(nets);
+    if (err != SLUICE_OK && err != SLUICE_EINTERRUPTED) {
+        cli_error("%s", why);
+        if (st.elapsed_s > 0)
+            print_summary(&st, json);
+        return err == SLUICE_EINVAL ? EXIT_USAGE : EXIT_FAILED;
+    }
+    print_summary(&st, json);
+    if (err == SLUICE_EINTERRUPTED) {
+        cli_error("stopped by signal; run again to finish");
+        return 128 + (stop_signal ? stop_signal : SIGINT);
+    }
+    return st.total_dead > 0 ? EXIT_PARTIAL : EXIT_DONE;
+usage:
+    free(nets);
+    return EXIT_USAGE;
+}
