@@ -124,6 +124,13 @@ int
 sl_json_copy_members(yajl_gen gen, const char *text, size_t len,
                      char *reason, size_t reason_size)
 {
+    /* yajl checks only the shape of UTF-8; overlong forms and surrogates
+     * would pass through into the output. */
+    size_t bad;
+    if (!sl_utf8_valid(text, len, &bad)) {
+        sl_fmt(reason, reason_size, "invalid UTF-8 at byte %zu", bad + 1);
+        return -1;
+    }
     sl_json_forward fwd = {gen, 0, 1, 0};
     yajl_handle h = yajl_alloc(&sl_json_forward_callbacks, NULL, &fwd);
     if (!h) {
@@ -136,6 +143,10 @@ sl_json_copy_members(yajl_gen gen, const char *text, size_t len,
     int rc = 0;
     if (fwd.not_object) {
         sl_fmt(reason, reason_size, "not a JSON object");
+        rc = -1;
+    } else if (st != yajl_status_ok && fwd.depth >= YAJL_MAX_DEPTH) {
+        /* The generator refused to open one more container. */
+        sl_fmt(reason, reason_size, "nested too deeply");
         rc = -1;
     } else if (st != yajl_status_ok) {
         sl_json_error(h, text, len, reason, reason_size);

@@ -4,6 +4,7 @@
  */
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,7 +253,8 @@ int
 sl_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
     char *end;
-    if (!s || !*s || *s == ' ' || *s == '+')
+    /* strtoll would skip any leading white space and take a sign. */
+    if (!s || !*s || isspace((unsigned char)*s) || *s == '+')
         return -1;
     errno = 0;
     long long v = strtoll(s, &end, 10);

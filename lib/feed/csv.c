@@ -103,7 +103,7 @@ sl_csv_split(sl_csv *c, const char *s, size_t len, char *reason,
     return (int)n;
 nomem:
     sl_fmt(reason, reason_size, "out of memory");
-    return -1;
+    return -2;
 }
 
 /* Field i of the current record, trimmed of surrounding blanks. */
@@ -206,9 +206,16 @@ build_meta(sl_csv *c, sl_feed_item *item, char *reason, size_t reason_size)
         if (!any)
             yajl_gen_map_open(c->meta);
         any = true;
-        yajl_gen_string(c->meta, (const unsigned char *)c->col_names[i],
-                        strlen(c->col_names[i]));
-        if (memchr(text, '\0', len) ||
+        /* yajl checks only the shape of UTF-8, so check it here too. */
+        size_t name_len = strlen(c->col_names[i]);
+        if (!sl_utf8_valid(c->col_names[i], name_len, NULL) ||
+            yajl_gen_string(c->meta, (const unsigned char *)c->col_names[i],
+                            name_len) != yajl_gen_status_ok) {
+            sl_fmt(reason, reason_size, "column %zu: name is not valid UTF-8",
+                   i + 1);
+            return SL_FEED_REJECT;
+        }
+        if (memchr(text, '\0', len) || !sl_utf8_valid(text, len, NULL) ||
             yajl_gen_string(c->meta, (const unsigned char *)text, len) !=
                 yajl_gen_status_ok) {
             sl_fmt(reason, reason_size,
@@ -237,16 +244,32 @@ optional_field(const sl_csv *c, int col, const char **out, size_t *out_len)
     *out_len = len;
 }
 
-static size_t
-count_quotes(const char *s, size_t len)
+/*
+ * Whether a record is inside a quoted field at the end of s[0..len), given
+ * whether it was at the start. A quote opens a quoted field only at the
+ * start of a field (as sl_csv_split reads it); anywhere else it is just a
+ * byte, and a stray one must not swallow the lines after it.
+ */
+static bool
+ends_quoted(const char *s, size_t len, bool quoted)
 {
-    size_t n = 0;
-    const char *end = s + len;
-    while ((s = memchr(s, '"', (size_t)(end - s))) != NULL) {
-        n++;
-        s++;
+    bool field_start = !quoted;
+    for (size_t i = 0; i < len; i++) {
+        if (quoted) {
+            if (s[i] == '"') {
+                if (i + 1 < len && s[i + 1] == '"')
+                    i++;
+                else
+                    quoted = false;
+            }
+            field_start = false;
+        } else {
+            if (s[i] == '"' && field_start)
+                quoted = true;
+            field_start = s[i] == ',';
+        }
     }
-    return n;
+    return quoted;
 }
 
 sl_line_status
@@ -255,31 +278,36 @@ sl_csv_next_record(sl_csv *c, sl_reader *r, const char **text, size_t *len,
 {
     sl_line_status st = sl_reader_next(r, text, len);
     *start = r->lineno;
-    if (st != SL_LINE_OK)
+    if (st != SL_LINE_OK || !ends_quoted(*text, *len, false))
         return st;
-    size_t quotes = count_quotes(*text, *len);
-    if (quotes % 2 == 0)
-        return SL_LINE_OK;
     sl_buf_clear(&c->record);
     if (sl_buf_append(&c->record, *text, *len) != 0)
         return SL_LINE_ERROR;
-    while (quotes % 2 == 1) {
+    bool quoted = true, too_long = false;
+    while (quoted) {
         const char *more;
         size_t more_len;
         st = sl_reader_next(r, &more, &more_len);
         if (st == SL_LINE_EOF)
             break; /* sl_csv_split reports the unterminated field */
-        if (st == SL_LINE_TOOLONG ||
-            (st == SL_LINE_OK &&
-             c->record.len + 1 + more_len > r->max_line))
-            return SL_LINE_TOOLONG;
+        if (st == SL_LINE_TOOLONG) {
+            too_long = true;
+            continue;
+        }
         if (st != SL_LINE_OK)
             return st;
+        quoted = ends_quoted(more, more_len, true);
+        /* Too long: skip the rest of the record without keeping it. */
+        if (too_long || c->record.len + 1 + more_len > r->max_line) {
+            too_long = true;
+            continue;
+        }
         if (sl_buf_putc(&c->record, '\n') ||
             sl_buf_append(&c->record, more, more_len))
             return SL_LINE_ERROR;
-        quotes += count_quotes(more, more_len);
     }
+    if (too_long)
+        return SL_LINE_TOOLONG;
     *text = c->record.data;
     *len = c->record.len;
     return SL_LINE_OK;
@@ -290,6 +318,8 @@ sl_csv_parse(sl_csv *c, const char *text, size_t len, sl_feed_item *item,
              char *reason, size_t reason_size)
 {
     int n = sl_csv_split(c, text, len, reason, reason_size);
+    if (n == -2)
+        return SL_FEED_ERROR; /* out of memory: not the input's fault */
     if (n < 0) {
         if (!c->header_done)
             c->header_done = c->header_bad = true;

@@ -34,6 +34,7 @@ typedef struct {
     int field;      /* which top-level member the value belongs to */
     int seen;       /* bit set of the members seen */
     int not_object; /* the line is not an object */
+    int nomem;      /* an allocation failed */
     char reason[160];
 } sl_jsonl;
 
@@ -92,7 +93,8 @@ sl_line_status sl_csv_next_record(sl_csv *c, sl_reader *r,
 sl_feed_status sl_csv_parse(sl_csv *c, const char *text, size_t len,
                             sl_feed_item *item, char *reason,
                             size_t reason_size);
-/* Split one CSV record into fields; the count, or -1 with a reason. */
+/* Split one CSV record into fields; the count, or -1 with a reason (-2
+ * when out of memory). */
 int sl_csv_split(sl_csv *c, const char *s, size_t len, char *reason,
                  size_t reason_size);
 

@@ -29,6 +29,14 @@ fail(sl_jsonl *j, const char *fmt, ...)
     return 0;
 }
 
+/* An allocation failed: stop, to report an error rather than bad input. */
+static int
+nomem(sl_jsonl *j)
+{
+    j->nomem = 1;
+    return 0;
+}
+
 /* A scalar at depth 1 is the value of a top-level member. */
 static int
 top_scalar(sl_jsonl *j)
@@ -49,6 +57,15 @@ static int
 in_meta(const sl_jsonl *j)
 {
     return j->field == F_META && j->depth >= 2;
+}
+
+/* Opening a container in meta fails when it nests too deeply. */
+static int
+meta_open(sl_jsonl *j, yajl_gen_status st)
+{
+    if (st == yajl_max_depth_exceeded)
+        return fail(j, "meta: nested too deeply");
+    return st == yajl_gen_status_ok;
 }
 
 static int
@@ -103,7 +120,7 @@ on_number(void *ctx, const char *num, size_t len)
         return yajl_gen_number(j->meta, num, len) == yajl_gen_status_ok;
     if (j->depth == 1 && j->field == F_ID && integer_text(num, len)) {
         j->has_id = 1;
-        return sl_buf_append(&j->id, num, len) == 0;
+        return sl_buf_append(&j->id, num, len) == 0 ? 1 : nomem(j);
     }
     return j->depth == 1 ? top_scalar(j) : 1;
 }
@@ -136,7 +153,7 @@ on_string(void *ctx, const unsigned char *s, size_t len)
     default:
         return 1;
     }
-    return sl_buf_append(dst, s, len) == 0;
+    return sl_buf_append(dst, s, len) == 0 ? 1 : nomem(j);
 }
 
 static int
@@ -172,7 +189,7 @@ on_start_map(void *ctx)
     if (in_meta(j)) {
         if (j->depth == 2)
             j->has_meta = 1;
-        return yajl_gen_map_open(j->meta) == yajl_gen_status_ok;
+        return meta_open(j, yajl_gen_map_open(j->meta));
     }
     return 1;
 }
@@ -199,7 +216,7 @@ on_start_array(void *ctx)
     if (j->depth == 2 && j->field != F_OTHER)
         return top_scalar(j);
     if (in_meta(j))
-        return yajl_gen_array_open(j->meta) == yajl_gen_status_ok;
+        return meta_open(j, yajl_gen_array_open(j->meta));
     return 1;
 }
 
@@ -251,9 +268,16 @@ sl_jsonl_parse(sl_jsonl *j, const char *line, size_t len,
     yajl_gen_reset(j->meta, NULL);
     yajl_gen_clear(j->meta);
     j->has_url = j->has_id = j->has_key = j->has_meta = 0;
-    j->depth = j->field = j->seen = j->not_object = 0;
+    j->depth = j->field = j->seen = j->not_object = j->nomem = 0;
     j->reason[0] = '\0';
 
+    /* yajl checks only the shape of UTF-8 (it lets overlong forms and
+     * surrogates through, into meta), so check it properly first. */
+    size_t bad;
+    if (!sl_utf8_valid(line, len, &bad)) {
+        sl_fmt(reason, reason_size, "invalid UTF-8 at byte %zu", bad + 1);
+        return SL_FEED_REJECT;
+    }
     yajl_handle h = yajl_alloc(&jsonl_callbacks, NULL, j);
     if (!h) {
         sl_fmt(reason, reason_size, "out of memory");
@@ -263,7 +287,10 @@ sl_jsonl_parse(sl_jsonl *j, const char *line, size_t len,
     if (st == yajl_status_ok)
         st = yajl_complete_parse(h);
     sl_feed_status out = SL_FEED_RECORD;
-    if (j->not_object) {
+    if (j->nomem) {
+        sl_fmt(reason, reason_size, "out of memory");
+        out = SL_FEED_ERROR;
+    } else if (j->not_object) {
         sl_fmt(reason, reason_size, "not a JSON object");
         out = SL_FEED_REJECT;
     } else if (j->reason[0]) {

@@ -140,14 +140,16 @@ sl_reader_peek_first(sl_reader *r, const char **line, size_t *len)
 {
     if (reader_start(r) != 0)
         return SL_LINE_ERROR;
-    size_t off = 0; /* offset from r->pos of the line being looked at */
     for (;;) {
-        char *start = r->buf + r->pos + off;
-        size_t avail = r->end - r->pos - off;
+        char *start = r->buf + r->pos;
+        size_t avail = r->end - r->pos;
         char *nl = memchr(start, '\n', avail);
         size_t n = nl ? (size_t)(nl - start) : avail;
         if (nl && blank(start, n)) {
-            off += n + 1;
+            /* Consume it: kept, enough blank lines would fill the buffer,
+             * and a full buffer reads as the end of the input. */
+            r->pos += n + 1;
+            r->lineno++;
             continue;
         }
         if (nl || r->eof || avail >= READ_CHUNK) {

@@ -40,8 +40,9 @@ void sl_reader_free(sl_reader *r);
 sl_line_status sl_reader_next(sl_reader *r, const char **line, size_t *len);
 
 /*
- * Peek at the first line that is not blank without consuming anything; a
- * long line is cut at 64 KiB. SL_LINE_EOF if the input is blank.
+ * Peek at the first line that is not blank without consuming it; a long
+ * line is cut at 64 KiB. The blank lines before it are consumed (and
+ * counted in lineno). SL_LINE_EOF if the input is blank.
  */
 sl_line_status sl_reader_peek_first(sl_reader *r, const char **line,
                                     size_t *len);
