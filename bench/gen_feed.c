@@ -5,7 +5,8 @@
  * Record i is id "sku-i" with url BASE/img/i.jpg. With "faults", some
  * records ask the test origin (tests/origin) for a fault, by i:
  *   i % 50 == 7   flaky: one 500, then 200            (recoverable)
- *   i % 50 == 13  throttle: one 429, Retry-After 1 s  (recoverable)
+ *   i % 500 == 13 throttle: one 429, Retry-After 1 s  (recoverable; it
+ *                 pauses the whole origin, so it is rare)
  *   i % 50 == 21  reset mid-body once                 (recoverable)
  *   i % 50 == 29  short body (bad Content-Length) once (recoverable)
  *   i % 50 == 33  stall mid-body once                 (recoverable)
@@ -25,11 +26,11 @@ fault_for(unsigned long long i)
         return "?fault=status&code=404";
     if (i % 100 == 97)
         return "?fault=status&code=410";
+    if (i % 500 == 13)
+        return "?fault=throttle&fails=1&retry_after=1";
     switch (i % 50) {
     case 7:
         return "?fault=flaky&fails=1&code=500";
-    case 13:
-        return "?fault=throttle&fails=1&retry_after=1";
     case 21:
         return "?fault=reset&fails=1";
     case 29:

@@ -22,6 +22,7 @@ typedef struct sl_origin {
     /* Jobs waiting to start, in feed order (run.c links them). */
     struct sl_job *ready_head, *ready_tail;
     unsigned n_ready;
+    bool enough_ready; /* no more leases for it until n_ready runs low */
     unsigned jobs; /* ready + running + waiting on the store */
     struct sl_origin *hash_next;
 } sl_origin;

@@ -539,8 +539,9 @@ on_transfer_done(run_ctx *r, sl_fetch_result *res)
     if (outcome != SL_OUTCOME_DONE) {
         sl_object_discard(j->obj);
         j->obj = NULL;
-        describe(msg, sizeof msg, cls, res, j, r->o->max_bytes);
     }
+    if (cls)
+        describe(msg, sizeof msg, cls, res, j, r->o->max_bytes);
     switch (outcome) {
     case SL_OUTCOME_DONE:
         job_store(r, j, res);
@@ -615,14 +616,23 @@ top_up(run_ctx *r, int64_t now_mono)
 {
     if (r->stopping || r->fatal != SLUICE_OK)
         return;
-    if (r->jobs_used >= r->n_jobs || now_mono < r->next_lease_mono)
+    if (r->jobs_used >= r->n_jobs)
         return;
     int64_t now = sl_now_ms();
+    /* A pause that has just ended: its origin's records can be leased. */
+    SL_FOR_EACH_ORIGIN(&r->lim, o)
+    {
+        if (o->paused_until && o->paused_until <= now) {
+            o->paused_until = 0;
+            r->next_lease_mono = 0;
+        }
+    }
+    if (now_mono < r->next_lease_mono)
+        return;
     size_t n_skip = 0;
     SL_FOR_EACH_ORIGIN(&r->lim, o)
     {
-        if ((o->n_ready >= r->lim.cap || o->paused_until > now) &&
-            n_skip < r->n_jobs)
+        if ((o->enough_ready || o->paused_until > now) && n_skip < r->n_jobs)
             r->skip[n_skip++] = o->name;
     }
     size_t want = SL_MIN((size_t)(r->n_jobs - r->jobs_used),
@@ -652,6 +662,8 @@ top_up(run_ctx *r, int64_t now_mono)
         }
         job_set_origin(r, j, o);
         job_make_ready(j, false);
+        if (o->n_ready >= r->lim.cap)
+            o->enough_ready = true;
         if (j->lease.was_retrying)
             r->counts.retrying--;
         else
@@ -694,6 +706,12 @@ start_ready(run_ctx *r)
             if (!o->ready_head || !sl_limiter_may_start(&r->lim, o, now))
                 continue;
             sl_job *j = job_pop_ready(o);
+            /* Half the waiting jobs gone: lease more for this origin now,
+             * long before its slots could run dry. */
+            if (o->enough_ready && o->n_ready <= r->lim.cap / 2) {
+                o->enough_ready = false;
+                r->next_lease_mono = 0;
+            }
             sl_limiter_acquire(&r->lim, o);
             j->state = JOB_RUNNING;
             j->bytes = j->error_bytes = 0;

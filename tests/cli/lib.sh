@@ -98,3 +98,70 @@ finish() {
     echo "all cases passed"
     exit 0
 }
+
+# ------------------------------------------------------------ the origin
+ORIGIN=$BUILD_DIR/tests/origin/sluice-origin
+VERIFY=$BUILD_DIR/tests/origin/origin_verify
+GEN=$BUILD_DIR/bench/gen_feed
+
+# start_origin NAME [ORIGIN OPTIONS...]: start a test origin on an
+# ephemeral port; sets ${NAME}_port and ${NAME}_pid. Stopped at exit.
+ORIGIN_PIDS=""
+start_origin() {
+    local name=$1
+    shift
+    rm -f "$name.port"
+    "$ORIGIN" --quiet --port-file "$name.port" "$@" 2>"$name.log" &
+    local pid=$!
+    ORIGIN_PIDS="$ORIGIN_PIDS $pid"
+    for _ in $(seq 200); do
+        [ -s "$name.port" ] && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.05
+    done
+    if [ ! -s "$name.port" ]; then
+        fail "origin $name did not start: $(cat "$name.log")"
+        finish
+    fi
+    eval "${name}_port=$(cat "$name.port")"
+    eval "${name}_pid=$pid"
+}
+
+stop_origins() {
+    for pid in $ORIGIN_PIDS; do
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    ORIGIN_PIDS=""
+}
+trap 'stop_origins; rm -rf "$WORK"' EXIT
+
+# origin_stat PORT FIELD [HOST]: a number from the origin's /_stats.
+origin_stat() {
+    curl -s "http://${3:-127.0.0.1}:$1/_stats" |
+        sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"
+}
+
+# verify_objects DIR FIRST LAST SIZE_SPEC [SKIP_CMD]: every object
+# DIR/sku-i.jpg for i in FIRST..LAST is byte for byte the origin's body i
+# (records for which `SKIP_CMD i` succeeds are skipped). Prints the count
+# checked; fails the case on the first difference.
+verify_objects() {
+    local dir=$1 first=$2 last=$3 spec=$4 skip=${5:-false} n=0 size
+    for i in $(seq "$first" "$last"); do
+        if $skip "$i"; then continue; fi
+        size=$("$VERIFY" size "$spec" "$i")
+        if ! "$VERIFY" check "$i" "$size" "$dir/sku-$i.jpg" >/dev/null 2>&1; then
+            fail "object sku-$i.jpg is not byte-exact: $("$VERIFY" check "$i" "$size" "$dir/sku-$i.jpg" 2>&1)"
+            return 1
+        fi
+        n=$((n + 1))
+    done
+    echo "$n"
+}
+
+# Files left in a store other than objects: temp files, partial objects.
+stray_files() {
+    find "$1" -path "$1/.sluice-tmp" -prune -o -type f -print | grep -v '/sku-[0-9]*\.jpg$'
+    find "$1/.sluice-tmp" -type f ! -name '*.lock' 2>/dev/null
+}

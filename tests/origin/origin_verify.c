@@ -1,0 +1,136 @@
+/*
+ * origin_verify: regenerate or check a test-origin object from body.h, so
+ * shell tests can compare what a client stored with what the origin sent,
+ * byte for byte, without the server.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "body.h"
+
+#define CHUNK 65536
+
+static void
+usage(void)
+{
+    fputs("usage: origin_verify size SPEC N      print the body size of n\n"
+          "       origin_verify body N SIZE      write the body to stdout\n"
+          "       origin_verify check N SIZE FILE\n"
+          "                                      exit 0 if FILE is that body,\n"
+          "                                      1 (and say where) if not\n",
+          stderr);
+}
+
+static int
+parse_number(const char *s, uint64_t *value)
+{
+    uint64_t v = 0;
+
+    if (*s == '\0')
+        return -1;
+    for (; *s != '\0'; s++) {
+        unsigned digit = (unsigned)(unsigned char)*s - '0';
+
+        if (digit > 9 || v > (UINT64_MAX - digit) / 10)
+            return -1;
+        v = v * 10 + digit;
+    }
+    *value = v;
+    return 0;
+}
+
+/* Write object n's first size bytes to stdout. */
+static int
+write_body(uint64_t n, uint64_t size)
+{
+    static unsigned char chunk[CHUNK];
+
+    for (uint64_t off = 0; off < size;) {
+        size_t len = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
+
+        sl_origin_body_fill(n, off, chunk, len);
+        if (fwrite(chunk, 1, len, stdout) != len) {
+            perror("origin_verify: stdout");
+            return 2;
+        }
+        off += len;
+    }
+    return fflush(stdout) == 0 ? 0 : 2;
+}
+
+/* Compare path with object n of size bytes; report the first difference. */
+static int
+check_file(uint64_t n, uint64_t size, const char *path)
+{
+    static unsigned char want[CHUNK], got[CHUNK];
+    FILE *f = fopen(path, "rb");
+    uint64_t off = 0;
+
+    if (f == NULL) {
+        fprintf(stderr, "origin_verify: %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    for (;;) {
+        size_t len = fread(got, 1, CHUNK, f);
+
+        if (len == 0)
+            break;
+        if (off + len > size) {
+            fprintf(stderr,
+                    "origin_verify: %s: longer than %" PRIu64
+                    " bytes (object %" PRIu64 ")\n",
+                    path, size, n);
+            fclose(f);
+            return 1;
+        }
+        sl_origin_body_fill(n, off, want, len);
+        for (size_t i = 0; i < len; i++) {
+            if (got[i] != want[i]) {
+                fprintf(stderr,
+                        "origin_verify: %s: byte %" PRIu64
+                        " is 0x%02x, object %" PRIu64 " has 0x%02x\n",
+                        path, off + i, got[i], n, want[i]);
+                fclose(f);
+                return 1;
+            }
+        }
+        off += len;
+    }
+    fclose(f);
+    if (off != size) {
+        fprintf(stderr,
+                "origin_verify: %s: %" PRIu64 " bytes, object %" PRIu64
+                " has %" PRIu64 "\n",
+                path, off, n, size);
+        return 1;
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    uint64_t n, size;
+
+    if (argc == 4 && strcmp(argv[1], "size") == 0) {
+        struct sl_origin_size spec;
+
+        if (sl_origin_size_parse(argv[2], &spec) != 0 ||
+            parse_number(argv[3], &n) != 0) {
+            usage();
+            return 2;
+        }
+        printf("%" PRIu64 "\n", sl_origin_body_size(&spec, n));
+        return 0;
+    }
+    if (argc == 4 && strcmp(argv[1], "body") == 0 &&
+        parse_number(argv[2], &n) == 0 && parse_number(argv[3], &size) == 0)
+        return write_body(n, size);
+    if (argc == 5 && strcmp(argv[1], "check") == 0 &&
+        parse_number(argv[2], &n) == 0 && parse_number(argv[3], &size) == 0)
+        return check_file(n, size, argv[4]);
+    usage();
+    return 2;
+}

@@ -1,0 +1,486 @@
+#!/usr/bin/env bash
+# Self-test of the test origin: every route and fault, the limit, keep-alive,
+# Retry-After in both forms and byte-exact bodies, driven with curl against
+# sluice-origin ($ORIGIN_BIN) and checked with origin_verify ($ORIGIN_VERIFY,
+# else beside it). Exits 77 without curl; non-zero, naming each failed check.
+
+set -u
+ORIGIN=${ORIGIN_BIN:?ORIGIN_BIN must name the sluice-origin binary}
+VERIFY=${ORIGIN_VERIFY:-$(dirname "$ORIGIN")/origin_verify}
+
+if ! command -v curl >/dev/null 2>&1; then
+    echo "SKIP: curl is not installed" >&2
+    exit 77
+fi
+[ -x "$ORIGIN" ] || { echo "FAIL: $ORIGIN is not executable" >&2; exit 1; }
+[ -x "$VERIFY" ] || { echo "FAIL: $VERIFY is not executable" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/sluice-origin-XXXXXX)
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -KILL "$pid" 2>/dev/null
+    done
+    wait 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+cd "$WORK" || exit 1
+
+CASE=""
+CHECKS=0
+FAILED=0
+
+case_() {
+    CASE=$1
+    echo "--- $1"
+}
+
+fail() {
+    echo "FAIL [$CASE]: $*" >&2
+    FAILED=$((FAILED + 1))
+}
+
+# expect_eq WHAT GOT WANT
+expect_eq() {
+    CHECKS=$((CHECKS + 1))
+    [ "$2" = "$3" ] || fail "$1: got '$2', wanted '$3'"
+}
+
+# expect_true WHAT COMMAND...: the command succeeds.
+expect_true() {
+    local what=$1
+    shift
+    CHECKS=$((CHECKS + 1))
+    "$@" || fail "$what (failed: $*)"
+}
+
+# start_origin NAME ARGS...: start a server; sets URL_<NAME>, PID_<NAME>.
+start_origin() {
+    local name=$1 port="" i
+    shift
+    rm -f "$name.port"
+    "$ORIGIN" --port-file "$name.port" "$@" 2>"$name.err" &
+    local pid=$!
+    PIDS+=("$pid")
+    for i in $(seq 100); do
+        [ -s "$name.port" ] && break
+        sleep 0.05
+    done
+    port=$(cat "$name.port" 2>/dev/null)
+    if [ -z "$port" ]; then
+        echo "FAIL: sluice-origin $* did not start: $(cat "$name.err")" >&2
+        exit 1
+    fi
+    printf -v "URL_$name" 'http://127.0.0.1:%s' "$port"
+    printf -v "PORT_$name" '%s' "$port"
+    printf -v "PID_$name" '%s' "$pid"
+}
+
+# stop_origin NAME [SIGNAL]: stop a server; it must exit 0 within 5 s.
+stop_origin() {
+    local pid_var="PID_$1" i
+    local pid=${!pid_var}
+    kill -"${2:-TERM}" "$pid"
+    for i in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        fail "origin $1 still running 5 s after SIG${2:-TERM}"
+        kill -KILL "$pid"
+    fi
+    wait "$pid"
+    expect_eq "exit status of origin $1 after SIG${2:-TERM}" "$?" 0
+}
+
+# stat URL FIELD: a number from /_stats ("200" for that status count).
+stat() {
+    local v
+    v=$(curl -s "$1/_stats" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p")
+    echo "${v:-0}"
+}
+
+# code URL [CURL ARGS...]: the HTTP status curl saw.
+code() {
+    local url=$1
+    shift
+    curl -s -o /dev/null -w '%{http_code}' "$@" "$url"
+}
+
+# header FILE NAME: a header's value from a curl -D dump.
+header() {
+    sed -n "s/^$2: \(.*\)\r$/\1/Ip" "$1" | head -n 1
+}
+
+# raw PORT TEXT: send TEXT on a new connection, print all the server
+# sends until it closes the connection (3 s at most).
+raw() {
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+    printf '%b' "$2" >&3
+    timeout 3 cat <&3 | tr -d '\0'
+    local rc=${PIPESTATUS[0]}
+    exec 3<&- 3>&-
+    return "$rc"
+}
+
+# ---------------------------------------------------------------------------
+
+start_origin A
+U=$URL_A
+
+case_ "an object: headers and bytes"
+got=$(curl -s -o body -D head -w '%{http_code}' "$U/img/42.jpg?v=1")
+expect_eq "status" "$got" 200
+expect_eq "Content-Type" "$(header head Content-Type)" image/jpeg
+expect_eq "Content-Length" "$(header head Content-Length)" 4096
+expect_eq "ETag" "$(header head ETag)" '"42-4096"'
+expect_true "body of /img/42 is sl_origin_body(42, 4096)" \
+    "$VERIFY" check 42 4096 body
+expect_true "origin_verify notices a changed byte" \
+    bash -c "printf x | dd of=body bs=1 seek=100 conv=notrunc 2>/dev/null;
+             ! '$VERIFY' check 42 4096 body 2>/dev/null"
+"$VERIFY" body 42 4096 >expected
+expect_true "origin_verify body equals what the origin sent" \
+    cmp -s expected <(curl -s "$U/img/42")
+
+case_ "HEAD"
+got=$(curl -s -I -o /dev/null -D head -w '%{http_code} %{size_download}' \
+    "$U/img/7")
+expect_eq "HEAD status and body" "$got" "200 0"
+expect_eq "HEAD Content-Length" "$(header head Content-Length)" 4096
+
+case_ "routes that do not exist, and bad queries"
+expect_eq "/nope" "$(code "$U/nope")" 404
+expect_eq "/img/abc" "$(code "$U/img/abc")" 404
+expect_eq "/img/" "$(code "$U/img/")" 404
+expect_eq "/img/1.j-g" "$(code "$U/img/1.j-g")" 404
+expect_eq "/img/1/x" "$(code "$U/img/1/x")" 404
+expect_eq "POST" "$(code "$U/img/1" -X POST -d x)" 405
+expect_eq "unknown fault" "$(code "$U/img/1?fault=bogus")" 400
+expect_eq "bad code" "$(code "$U/img/1?fault=status&code=99")" 400
+expect_eq "bad date" "$(code "$U/img/1?fault=throttle&date=5")" 400
+expect_eq "bad fails" "$(code "$U/img/1?fault=flaky&fails=x")" 400
+expect_eq "bad to" "$(code "$U/img/1?fault=redirect&to=ftp%3A%2F%2Fx")" 400
+
+case_ "malformed and oversized request heads"
+got=$(raw "$PORT_A" 'garbage\r\n\r\n')
+expect_eq "garbage: answered and closed" "$?" 0
+expect_eq "garbage: status line" "${got%%$'\r'*}" "HTTP/1.1 400 Bad Request"
+case "$got" in
+*"Connection: close"*) ;;
+*) fail "400 without Connection: close: $got" ;;
+esac
+got=$(raw "$PORT_A" 'GET /img/1 HTTP/3.0\r\n\r\n')
+expect_eq "HTTP/3.0" "${got%%$'\r'*}" "HTTP/1.1 505 HTTP Version Not Supported"
+got=$(raw "$PORT_A" 'GET /img/1 HTTP/1.1\r\n folded: x\r\n\r\n')
+expect_eq "folded header" "${got%%$'\r'*}" "HTTP/1.1 400 Bad Request"
+big=$(head -c 17000 /dev/zero | tr '\0' a)
+expect_eq "a 17 KB header" "$(code "$U/img/1" -H "X-Big: $big")" 431
+expect_eq "a 15 KB header is fine" \
+    "$(code "$U/img/1" -H "X-Big: ${big:0:15000}")" 200
+
+case_ "/_reset and /_stats"
+expect_eq "/_reset" "$(curl -s "$U/_reset")" reset
+want='{"requests":0,"in_flight":0,"peak_in_flight":0,"violations":0,'
+want+='"connections":1,"status":{},"log_dropped":0}'
+expect_eq "stats after reset" "$(curl -s "$U/_stats")" "$want"
+expect_eq "/_log after reset" "$(curl -s "$U/_log")" ""
+
+case_ "keep-alive and pipelining"
+curl -s "$U/_reset" >/dev/null
+got=$(curl -s -o /dev/null -o /dev/null -o /dev/null \
+    -w '%{num_connects}' "$U/img/1" "$U/img/2" "$U/img/3")
+expect_eq "new connections for 3 requests" "$got" "100"
+expect_eq "connections seen by the origin" "$(stat "$U" connections)" 2
+expect_eq "requests" "$(stat "$U" requests)" 3
+got=$(raw "$PORT_A" 'GET /img/5 HTTP/1.1\r\n\r\nHEAD /img/6 HTTP/1.1\r\n\r\n'\
+'GET /_stats HTTP/1.1\r\nConnection: close\r\n\r\n')
+expect_eq "pipelined responses" "$(grep -ao 'HTTP/1.1 200' <<<"$got" | wc -l)" 3
+expect_eq "pipelined requests" "$(stat "$U" requests)" 5
+got=$(raw "$PORT_A" 'GET /img/8 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n'\
+'GET /img/9 HTTP/1.0\r\n\r\n')
+expect_eq "HTTP/1.0 keep-alive" "$(grep -ao 'HTTP/1.1 200' <<<"$got" | wc -l)" 2
+
+case_ "status counts, the log and its format"
+curl -s "$U/_reset" >/dev/null
+for i in 1 2 3; do curl -s -o /dev/null "$U/img/$i"; done
+curl -s -o /dev/null "$U/img/1?fault=status&code=404"
+expect_eq "status counts" \
+    "$(curl -s "$U/_stats" | sed 's/.*"status":\({[^}]*}\).*/\1/')" \
+    '{"200":3,"404":1}'
+curl -s "$U/_log" >log
+expect_eq "log lines" "$(wc -l <log)" 4
+expect_eq "log fields" "$(awk 'NF != 8 { bad++ } END { print bad + 0 }' log)" 0
+expect_eq "log line 4" "$(awk 'NR == 4 { print $1, $2, $5, $6, $7, $8 }' log)" \
+    "1 1 0 404 9 /img/1?fault=status&code=404"
+expect_eq "log in completion order" \
+    "$(awk '$4 < last { bad++ } { last = $4 } END { print bad + 0 }' log)" 0
+
+case_ "fault=status"
+curl -s "$U/_reset" >/dev/null
+expect_eq "first" "$(code "$U/img/3?fault=status&code=410")" 410
+expect_eq "second" "$(code "$U/img/3?fault=status&code=410")" 410
+expect_eq "default code" "$(code "$U/img/3?fault=status")" 500
+
+case_ "fault=flaky"
+expect_eq "1st" "$(code "$U/img/4?fault=flaky&fails=2&code=503")" 503
+expect_eq "2nd" "$(code "$U/img/4?fault=flaky&fails=2&code=503")" 503
+expect_eq "3rd" "$(code "$U/img/4?fault=flaky&fails=2&code=503")" 200
+expect_eq "default: 1st" "$(code "$U/img/4?fault=flaky")" 500
+expect_eq "default: 2nd" "$(code "$U/img/4?fault=flaky")" 200
+expect_eq "another key counts apart" \
+    "$(code "$U/img/4?fault=flaky&x=1")" 500
+expect_eq "attempts in the log" \
+    "$(awk '$8 == "/img/4?fault=flaky&fails=2&code=503" { print $2 }' \
+        <(curl -s "$U/_log") | tr '\n' ' ')" "1 2 3 "
+curl -s "$U/_reset" >/dev/null
+expect_eq "after /_reset the count restarts" \
+    "$(code "$U/img/4?fault=flaky")" 500
+
+case_ "fault=throttle, Retry-After in seconds"
+got=$(curl -s -o /dev/null -D head -w '%{http_code}' \
+    "$U/img/5?fault=throttle&fails=1&retry_after=7")
+expect_eq "status" "$got" 429
+expect_eq "Retry-After" "$(header head Retry-After)" 7
+expect_eq "then 200" \
+    "$(code "$U/img/5?fault=throttle&fails=1&retry_after=7")" 200
+got=$(curl -s -o /dev/null -D head -w '%{http_code}' \
+    "$U/img/5?fault=throttle&code=503&retry_after=2")
+expect_eq "code=503" "$got" 503
+expect_eq "code=503 Retry-After" "$(header head Retry-After)" 2
+
+case_ "fault=throttle, Retry-After as an HTTP-date"
+got=$(curl -s -o /dev/null -D head -w '%{http_code}' \
+    "$U/img/6?fault=throttle&retry_after=30&date=1")
+expect_eq "status" "$got" 429
+when=$(header head Retry-After)
+imf='^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} '
+imf+='(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) '
+imf+='[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT$'
+expect_true "IMF-fixdate: $when" grep -Eq "$imf" <<<"$when"
+ahead=$(($(date -d "$when" +%s) - $(date +%s)))
+expect_true "Retry-After is 30 s ahead (got $ahead)" \
+    test "$ahead" -ge 28 -a "$ahead" -le 31
+expect_true "with a Date header" test -n "$(header head Date)"
+
+case_ "fault=reset"
+curl -s "$U/_reset" >/dev/null
+curl -s -o part "$U/img/7?fault=reset&fails=1"
+rc=$?
+expect_true "curl fails (rc $rc)" test "$rc" -ne 0
+expect_true "at most half the body arrived ($(wc -c <part) bytes)" \
+    test "$(wc -c <part)" -le 2048
+expect_eq "then 200" "$(code "$U/img/7?fault=reset&fails=1")" 200
+expect_eq "log: status and bytes sent" \
+    "$(awk 'NR == 1 { print $6, $7 }' <(curl -s "$U/_log"))" "200 2048"
+expect_eq "in flight" "$(stat "$U" in_flight)" 0
+
+case_ "fault=stall"
+curl -s "$U/_reset" >/dev/null
+curl -s -o part --max-time 1.5 "$U/img/8?fault=stall&fails=1" &
+stalled=$!
+sleep 0.7
+expect_eq "the stalled request is in flight" "$(stat "$U" in_flight)" 1
+wait $stalled
+expect_eq "curl timed out" "$?" 28
+expect_eq "a quarter of the body arrived" "$(wc -c <part)" 1024
+sleep 0.2
+expect_eq "the request ended when curl left" "$(stat "$U" in_flight)" 0
+expect_eq "log: status and bytes sent" \
+    "$(awk 'NR == 1 { print $6, $7 }' <(curl -s "$U/_log"))" "200 1024"
+expect_eq "then 200" "$(code "$U/img/8?fault=stall&fails=1")" 200
+
+case_ "fault=badlen"
+got=$(curl -s -o part -D head -w '%{http_code}' "$U/img/9?fault=badlen")
+rc=$?
+expect_eq "curl sees a short body" "$rc" 18
+expect_eq "Content-Length" "$(header head Content-Length)" 4196
+expect_true "the bytes sent are the object" "$VERIFY" check 9 4096 part
+expect_eq "then 200" "$(code "$U/img/9?fault=badlen")" 200
+
+case_ "fault=redirect"
+curl -s "$U/_reset" >/dev/null
+got=$(curl -s -o /dev/null -D head -w '%{http_code}' \
+    "$U/img/10?x=1&fault=redirect&hops=3")
+expect_eq "status" "$got" 302
+expect_eq "Location" "$(header head Location)" \
+    "/img/10?x=1&fault=redirect&hops=2"
+got=$(curl -s -L -o body -w '%{http_code} %{num_redirects}' \
+    "$U/img/10?x=1&fault=redirect&hops=3")
+expect_eq "followed" "$got" "200 3"
+expect_true "the final body" "$VERIFY" check 10 4096 body
+expect_eq "no hops parameter means one hop" \
+    "$(curl -s -o /dev/null -w '%{redirect_url}' "$U/img/10?fault=redirect")" \
+    "$U/img/10?fault=redirect&hops=0"
+start_origin B
+to=$(printf '%s' "$URL_B" | sed 's/:/%3A/g; s,/,%2F,g')
+got=$(curl -s -o /dev/null -D head -w '%{http_code}' \
+    "$U/img/11?fault=redirect&hops=2&to=$to")
+expect_eq "absolute Location" "$(header head Location)" \
+    "$URL_B/img/11?fault=redirect&hops=1&to=$to"
+got=$(curl -s -L -o body -w '%{http_code} %{num_redirects}' \
+    "$U/img/11?fault=redirect&hops=2&to=$to")
+expect_eq "followed across origins" "$got" "200 2"
+expect_eq "requests at the other origin" "$(stat "$URL_B" requests)" 2
+
+case_ "fault=loop"
+got=$(curl -s -o /dev/null -D head -w '%{http_code}' \
+    "$U/img/12?fault=loop&a=b")
+expect_eq "status" "$got" 302
+expect_eq "Location" "$(header head Location)" "/img/12?fault=loop&a=b"
+curl -s -L --max-redirs 5 -o /dev/null "$U/img/12?fault=loop"
+expect_eq "curl gives up" "$?" 47
+
+case_ "sizes: uniform, and large bodies written in many pieces"
+start_origin S --size uniform:1:3000000 --quiet
+for n in 1 2 3 4; do
+    want=$("$VERIFY" size uniform:1:3000000 $n)
+    got=$(curl -s -o "obj$n" -D head -w '%{size_download}' "$URL_S/img/$n")
+    expect_eq "size of /img/$n" "$got" "$want"
+    expect_eq "ETag of /img/$n" "$(header head ETag)" "\"$n-$want\""
+    expect_true "bytes of /img/$n" "$VERIFY" check $n "$want" "obj$n"
+done
+stop_origin S
+
+case_ "latency: fixed, and applied before the head"
+start_origin L --latency fixed:300
+got=$(curl -s -o /dev/null -w '%{time_starttransfer}' "$URL_L/img/1")
+expect_true "first byte after 300 ms (got $got s)" \
+    awk -v t="$got" 'BEGIN { exit !(t >= 0.3) }'
+expect_eq "latency in the log" \
+    "$(awk '{ print $5, ($4 - $3 >= 300) }' <(curl -s "$URL_L/_log"))" "300 1"
+expect_eq "/_stats has no latency" \
+    "$(curl -s -o /dev/null -w '%{time_total}' "$URL_L/_stats" |
+        awk '{ print ($1 < 0.25) }')" 1
+
+case_ "latency: a client that leaves ends its request"
+curl -s "$URL_L/_reset" >/dev/null
+curl -s -o /dev/null --max-time 0.1 "$URL_L/img/2"
+sleep 0.1
+expect_eq "in flight" "$(stat "$URL_L" in_flight)" 0
+expect_eq "logged with no status" \
+    "$(awk '{ print $6, $7 }' <(curl -s "$URL_L/_log"))" "0 0"
+expect_eq "status 0 counted" "$(stat "$URL_L" 0)" 1
+stop_origin L INT
+
+case_ "latency: deterministic in (seed, n, attempt)"
+start_origin D1 --latency lognormal:5:1 --seed 7 --quiet
+start_origin D2 --latency lognormal:5:1 --seed 7 --quiet
+start_origin D3 --latency uniform:1:40 --seed 8 --quiet
+for u in "$URL_D1" "$URL_D2" "$URL_D3"; do
+    curl -s "$u/img/[1-8]" "$u/img/[1-8]" >/dev/null
+done
+lat() {
+    curl -s "$1/_log" | awk '{ print $1 "/" $2 ":" $5 }' | sort | tr '\n' ' '
+}
+expect_eq "same seed, same latencies" "$(lat "$URL_D1")" "$(lat "$URL_D2")"
+expect_true "latencies vary" \
+    test "$(curl -s "$URL_D1/_log" | awk '{ print $5 }' | sort -u |
+        wc -l)" -gt 3
+expect_true "uniform within bounds" \
+    awk '$5 < 1 || $5 > 40 { exit 1 }' <(curl -s "$URL_D3/_log")
+stop_origin D1
+stop_origin D2
+stop_origin D3
+
+case_ "the limit: concurrent requests over it get 503 at once"
+start_origin N --limit 3 --latency fixed:1500 --quiet
+clients=()
+for i in $(seq 8); do
+    curl -s -o "lim$i" -w '%{http_code} %{time_total}\n' "$URL_N/img/$i" \
+        >"lim$i.code" &
+    clients+=($!)
+done
+sleep 0.7
+expect_eq "in flight meanwhile" "$(stat "$URL_N" in_flight)" 3
+wait "${clients[@]}"
+expect_eq "200s" "$(cat lim*.code | grep -c '^200 ')" 3
+expect_eq "503s" "$(cat lim*.code | grep -c '^503 ')" 5
+expect_eq "503s at once" \
+    "$(cat lim*.code | awk '$1 == 503 && $2 > 1 { n++ } END { print n + 0 }')" 0
+expect_eq "violations" "$(stat "$URL_N" violations)" 5
+expect_eq "503 count" "$(stat "$URL_N" 503)" 5
+expect_eq "200 count" "$(stat "$URL_N" 200)" 3
+expect_eq "peak in flight" "$(stat "$URL_N" peak_in_flight)" 4
+expect_eq "over limit body" "$(cat "$(grep -l '^503' lim*.code | head -n 1 |
+    sed 's/\.code$//')")" "over limit"
+stop_origin N
+
+case_ "the limit: a client that keeps to it is never refused"
+start_origin K --limit 3 --latency uniform:5:30 --quiet
+curl -s --no-progress-meter --parallel --parallel-max 3 -o /dev/null \
+    -w '%{stderr}%{http_code}\n' "$URL_K/img/[1-60]" 2>codes
+expect_eq "all 200" "$(grep -c '^200$' codes)" 60
+expect_eq "violations" "$(stat "$URL_K" violations)" 0
+expect_eq "peak" "$(stat "$URL_K" peak_in_flight)" 3
+# Leaving and coming back: each request ends when its client closes.
+curl -s "$URL_K/_reset" >/dev/null
+stop_origin K
+start_origin K --limit 1 --latency fixed:2000 --quiet
+for i in 1 2 3 4 5 6; do
+    curl -s -o /dev/null --max-time 0.1 "$URL_K/img/$i"
+done
+expect_eq "no violation from clients that left" \
+    "$(stat "$URL_K" violations)" 0
+expect_eq "requests" "$(stat "$URL_K" requests)" 6
+stop_origin K
+
+case_ "many connections at once"
+start_origin P --size fixed:8192 --quiet
+t0=$(date +%s.%N)
+curl -s --no-progress-meter --parallel --parallel-max 64 -o /dev/null \
+    -w '%{stderr}%{http_code}\n' "$URL_P/img/[1-3000]" 2>codes
+t1=$(date +%s.%N)
+expect_eq "all 200" "$(grep -c '^200$' codes)" 3000
+expect_eq "requests" "$(stat "$URL_P" requests)" 3000
+expect_true "peak in flight within 64" \
+    test "$(stat "$URL_P" peak_in_flight)" -le 64
+secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+echo "    3000 requests of 8 KiB, 64 in parallel: $secs s"
+expect_true "3000 requests in under 30 s (took $secs s)" \
+    awk -v s="$secs" 'BEGIN { exit !(s < 30) }'
+stop_origin P
+
+case_ "IPv6"
+"$ORIGIN" --listen '[::1]:0' --port-file v6.port --quiet 2>v6.err &
+v6=$!
+PIDS+=("$v6")
+for i in $(seq 60); do
+    [ -s v6.port ] || kill -0 $v6 2>/dev/null || break
+    [ -s v6.port ] && break
+    sleep 0.05
+done
+if [ -s v6.port ]; then
+    expect_eq "GET over IPv6" "$(code "http://[::1]:$(cat v6.port)/img/1")" 200
+    kill -TERM $v6
+    wait $v6
+    expect_eq "exit status" "$?" 0
+else
+    wait $v6
+    echo "    skipped, no IPv6 loopback here: $(cat v6.err)"
+fi
+
+case_ "command line"
+"$ORIGIN" --latency nope 2>/dev/null
+expect_eq "bad --latency" "$?" 2
+"$ORIGIN" --size uniform:5:1 2>/dev/null
+expect_eq "bad --size" "$?" 2
+"$ORIGIN" --listen nowhere 2>/dev/null
+expect_eq "bad --listen" "$?" 2
+"$ORIGIN" --limit -1 2>/dev/null
+expect_eq "bad --limit" "$?" 2
+"$ORIGIN" extra 2>/dev/null
+expect_eq "an operand" "$?" 2
+expect_eq "listening line" "$(head -n 1 A.err)" "listening on 127.0.0.1:$PORT_A"
+expect_eq "port file" "$(cat A.port)" "$PORT_A"
+
+case_ "shutdown"
+exec 4<>"/dev/tcp/127.0.0.1/$PORT_A" # an idle connection stays open
+stop_origin A
+exec 4<&- 4>&-
+stop_origin B INT
+
+echo "origin_selftest: $((CHECKS - FAILED)) passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
