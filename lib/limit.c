@@ -100,6 +100,25 @@ sl_limiter_forget(sl_limiter *l, sl_origin *o)
 }
 
 bool
+sl_limiter_sweep(sl_limiter *l, int64_t now_ms)
+{
+    bool ended = false;
+    for (size_t b = 0; b < l->n_buckets; b++) {
+        sl_origin *next;
+        for (sl_origin *o = l->buckets[b]; o; o = next) {
+            next = o->hash_next;
+            if (o->paused_until && o->paused_until <= now_ms) {
+                o->paused_until = 0;
+                ended = true;
+            }
+            if (o->jobs == 0 && o->paused_until == 0)
+                sl_limiter_forget(l, o);
+        }
+    }
+    return ended;
+}
+
+bool
 sl_limiter_may_start(const sl_limiter *l, const sl_origin *o, int64_t now_ms)
 {
     if (o->in_flight >= l->cap)

@@ -43,6 +43,11 @@ void sl_limiter_free(sl_limiter *l);
 sl_origin *sl_limiter_origin(sl_limiter *l, const char *name);
 /* Forget an origin that holds no jobs. */
 void sl_limiter_forget(sl_limiter *l, sl_origin *o);
+/*
+ * End the pauses that are over and forget origins with no jobs and no
+ * pause in effect. True when some pause ended (its records may go now).
+ */
+bool sl_limiter_sweep(sl_limiter *l, int64_t now_ms);
 
 /* May a request to `o` start now (a free slot, not paused)? */
 bool sl_limiter_may_start(const sl_limiter *l, const sl_origin *o,

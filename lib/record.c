@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -197,6 +198,9 @@ already_normal(const char *s, size_t len)
             c == '|' || c == '}')
             return false;
     }
+    /* curl drops an empty query: "http://h/?" prints as "http://h/". */
+    if (i + 1 == len)
+        return false;
     for (; i < len; i++) {
         char c = s[i];
         if (c <= ' ' || c >= 0x7f || c == '#' || c == '\\' || c == '"' ||
@@ -389,8 +393,9 @@ sl_key_check(const char *key, size_t len, char *reason, size_t reason_size)
                    SL_SEGMENT_MAX);
             return SLUICE_EKEY;
         }
+        /* Any case: the store may sit on a case-insensitive disk. */
         if (n >= RESERVED_PREFIX_LEN &&
-            memcmp(seg, RESERVED_PREFIX, RESERVED_PREFIX_LEN) == 0) {
+            strncasecmp(seg, RESERVED_PREFIX, RESERVED_PREFIX_LEN) == 0) {
             sl_fmt(reason, reason_size,
                    "key: segments starting with \"" RESERVED_PREFIX
                    "\" are reserved");
@@ -434,7 +439,7 @@ put_segment(sl_buf *out, const char *s, size_t len, bool url_segment)
     for (size_t i = 0; i < len && only_dots; i++)
         only_dots = s[i] == '.';
     bool reserved = len >= RESERVED_PREFIX_LEN &&
-                    memcmp(s, RESERVED_PREFIX, RESERVED_PREFIX_LEN) == 0;
+                    strncasecmp(s, RESERVED_PREFIX, RESERVED_PREFIX_LEN) == 0;
     if (sl_buf_reserve(out, len * 3) != 0)
         return -1;
     char *dst = out->data + out->len;

@@ -168,11 +168,11 @@ job_new(run_ctx *r)
 static void
 job_set_origin(run_ctx *r, sl_job *j, sl_origin *o)
 {
-    if (j->origin) {
+    /* An origin without jobs is forgotten by sl_limiter_sweep, once any
+     * pause it is under is over. */
+    (void)r;
+    if (j->origin)
         j->origin->jobs--;
-        if (j->origin->jobs == 0)
-            sl_limiter_forget(&r->lim, j->origin);
-    }
     j->origin = o;
     if (o)
         o->jobs++;
@@ -305,10 +305,8 @@ static void
 release_ready(run_ctx *r, sl_origin *o)
 {
     sl_job *j;
-    o->jobs++; /* keep the origin (and its pause) while we empty it */
     while ((j = job_pop_ready(o)) != NULL)
         job_release(r, j);
-    o->jobs--;
 }
 
 static void
@@ -620,13 +618,8 @@ top_up(run_ctx *r, int64_t now_mono)
         return;
     int64_t now = sl_now_ms();
     /* A pause that has just ended: its origin's records can be leased. */
-    SL_FOR_EACH_ORIGIN(&r->lim, o)
-    {
-        if (o->paused_until && o->paused_until <= now) {
-            o->paused_until = 0;
-            r->next_lease_mono = 0;
-        }
-    }
+    if (sl_limiter_sweep(&r->lim, now))
+        r->next_lease_mono = 0;
     if (now_mono < r->next_lease_mono)
         return;
     size_t n_skip = 0;
