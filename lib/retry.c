@@ -10,6 +10,9 @@
 
 #include <curl/curl.h>
 
+/* The longest wait a Retry-After may ask for (a year); longer is clamped. */
+#define MAX_WAIT_S (366LL * 86400)
+
 sl_outcome
 sl_classify(const sl_attempt *a, const char **error_class)
 {
@@ -84,13 +87,14 @@ sl_backoff_ms(unsigned attempt, int64_t base_ms, int64_t cap_ms,
     if (attempt == 0)
         attempt = 1;
     int64_t ceiling = base_ms;
-    for (unsigned i = 1; i < attempt && ceiling < cap_ms; i++)
-        ceiling *= 2;
+    /* Stop doubling at the cap, before ceiling * 2 could overflow. */
+    for (unsigned i = 1; i < attempt && ceiling > 0 && ceiling < cap_ms; i++)
+        ceiling = ceiling > cap_ms / 2 ? cap_ms : ceiling * 2;
     if (ceiling > cap_ms)
         ceiling = cap_ms;
     if (ceiling <= 0)
         return 0;
-    return (int64_t)(random % (uint64_t)(ceiling + 1));
+    return (int64_t)(random % ((uint64_t)ceiling + 1));
 }
 
 bool
@@ -105,8 +109,8 @@ sl_retry_after(const char *value, int64_t now_ms, int64_t *until_ms)
         const char *p = value;
         for (; isdigit((unsigned char)*p); p++) {
             secs = secs * 10 + (*p - '0');
-            if (secs > 366LL * 86400) /* more than a year: clamp */
-                secs = 366LL * 86400;
+            if (secs > MAX_WAIT_S) /* more than a year: clamp */
+                secs = MAX_WAIT_S;
         }
         while (isspace((unsigned char)*p))
             p++;
@@ -119,6 +123,9 @@ sl_retry_after(const char *value, int64_t now_ms, int64_t *until_ms)
     if (t == (time_t)-1)
         return false;
     int64_t ms = (int64_t)t * 1000;
+    /* A date is held to the same limit as delta-seconds. */
+    if (ms - now_ms > MAX_WAIT_S * 1000)
+        ms = now_ms + MAX_WAIT_S * 1000;
     *until_ms = ms > now_ms ? ms : now_ms;
     return true;
 }

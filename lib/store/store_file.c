@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -132,8 +133,10 @@ file_open(sl_store *s, const char *location, const sl_store_opts *opts)
 
     /* This run's temp directory, and a lock that says it is alive. */
     char lock_name[80];
-    sl_fmt(fs->run_name, sizeof fs->run_name, "run-%ld-%llx", (long)getpid(),
-           (unsigned long long)sl_mono_ms());
+    static atomic_uint opened; /* two stores of one process differ too */
+    sl_fmt(fs->run_name, sizeof fs->run_name, "run-%ld-%llx-%u",
+           (long)getpid(), (unsigned long long)sl_mono_ms(),
+           atomic_fetch_add(&opened, 1));
     sl_fmt(lock_name, sizeof lock_name, "%s.lock", fs->run_name);
     fs->lock_fd = openat(tmp_fd, lock_name,
                          O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -222,10 +225,14 @@ file_recover(sl_store *s)
         return errno_fail(s, "cannot read " TMP_DIR, errno);
     }
     struct dirent *e;
+    size_t own_len = strlen(fs->run_name);
     while ((e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
+        /* Skip our own run: the whole name, not a run whose name is
+         * the start of ours. */
         if (len < 6 || strcmp(e->d_name + len - 5, ".lock") != 0 ||
-            strncmp(e->d_name, fs->run_name, len - 5) == 0)
+            (len - 5 == own_len &&
+             strncmp(e->d_name, fs->run_name, own_len) == 0))
             continue;
         int lock = openat(dirfd(d), e->d_name,
                           O_RDWR | O_NOFOLLOW | O_CLOEXEC);

@@ -3,6 +3,7 @@
  * shell tests can compare what a client stored with what the origin sent,
  * byte for byte, without the server.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,7 +20,10 @@ usage(void)
           "       origin_verify body N SIZE      write the body to stdout\n"
           "       origin_verify check N SIZE FILE\n"
           "                                      exit 0 if FILE is that body,\n"
-          "                                      1 (and say where) if not\n",
+          "                                      1 (and say where) if not\n"
+          "       origin_verify store SPEC DIR   check every DIR/sku-N.jpg\n"
+          "                                      against object N; print the\n"
+          "                                      count; 1 at the first bad one\n",
           stderr);
 }
 
@@ -109,6 +113,46 @@ check_file(uint64_t n, uint64_t size, const char *path)
     return 0;
 }
 
+/* Check every top-level DIR/sku-N.jpg (the keys gen_feed's records get)
+ * against object N, its size given by `spec`. */
+static int
+check_store(const struct sl_origin_size *spec, const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    uint64_t checked = 0;
+    char path[4096];
+
+    if (d == NULL) {
+        fprintf(stderr, "origin_verify: %s: %s\n", dir, strerror(errno));
+        return 2;
+    }
+    while ((e = readdir(d)) != NULL) {
+        char number[32];
+        uint64_t n;
+        size_t len = strlen(e->d_name);
+
+        if (len < 9 || len - 8 >= sizeof number ||
+            strncmp(e->d_name, "sku-", 4) != 0 ||
+            strcmp(e->d_name + len - 4, ".jpg") != 0)
+            continue;
+        memcpy(number, e->d_name + 4, len - 8);
+        number[len - 8] = '\0';
+        if (parse_number(number, &n) != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        int rc = check_file(n, sl_origin_body_size(spec, n), path);
+        if (rc != 0) {
+            closedir(d);
+            return rc;
+        }
+        checked++;
+    }
+    closedir(d);
+    printf("%" PRIu64 "\n", checked);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -128,6 +172,15 @@ main(int argc, char **argv)
     if (argc == 4 && strcmp(argv[1], "body") == 0 &&
         parse_number(argv[2], &n) == 0 && parse_number(argv[3], &size) == 0)
         return write_body(n, size);
+    if (argc == 4 && strcmp(argv[1], "store") == 0) {
+        struct sl_origin_size spec;
+
+        if (sl_origin_size_parse(argv[2], &spec) != 0) {
+            usage();
+            return 2;
+        }
+        return check_store(&spec, argv[3]);
+    }
     if (argc == 5 && strcmp(argv[1], "check") == 0 &&
         parse_number(argv[2], &n) == 0 && parse_number(argv[3], &size) == 0)
         return check_file(n, size, argv[4]);

@@ -1,0 +1,716 @@
+/*
+ * The directory store (lib/store/store_file.c) through the sl_store_*
+ * wrappers: objects land whole under their keys and nowhere else, keys
+ * blocked by files, directories or symlinks are refused, crashed runs'
+ * temp files are recovered, and injected I/O failures leave nothing.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <sys/stat.h>
+
+#include "fault.h"
+#include "store/store.h"
+#include "test.h"
+
+#define ROOT "st"
+
+static sl_store *
+open_store(const char *location)
+{
+    sl_store *s = NULL;
+    char why[600] = "";
+    if (sl_store_open(location, NULL, &s, why, sizeof why) != SLUICE_OK)
+        TEST_FAIL_("sl_store_open(%s): %s", location, why);
+    ASSERT_NOT_NULL(s);
+    return s;
+}
+
+static sl_object *
+begin(sl_store *s, const char *key, void *cookie)
+{
+    sl_object *o = NULL;
+    if (sl_store_begin(s, key, cookie, &o) != SLUICE_OK)
+        TEST_FAIL_("sl_store_begin(%s): %s", key, s->errmsg);
+    ASSERT_NOT_NULL(o);
+    return o;
+}
+
+static void
+write_all(sl_object *o, const void *data, size_t len)
+{
+    if (sl_object_write(o, data, len) != SLUICE_OK)
+        TEST_FAIL_("sl_object_write(%s): %s", o->key, o->store->errmsg);
+}
+
+static void
+submit(sl_store *s, sl_object *o)
+{
+    sl_object_meta meta = {"image/jpeg", "\"etag-1\"",
+                           "http://img.example/a.jpg",
+                           "e3b0c44298fc1c149afbf4c8996fb924"
+                           "27ae41e4649b934ca495991b7852b855",
+                           o->written};
+    ASSERT_EQ(sl_store_submit(s, o, &meta), SLUICE_OK);
+}
+
+/*
+ * Reap until `want` results have come back, waiting on the wake
+ * descriptor: it must be readable whenever results wait, so a long wait
+ * on it with nothing to show is a failure, not a reason to spin.
+ */
+static void
+wait_results(sl_store *s, sl_store_result *out, size_t want)
+{
+    size_t got = 0;
+    int fd = sl_store_wake_fd(s);
+    ASSERT_GE(fd, 0);
+    for (int turns = 0; got < want; turns++) {
+        ASSERT_LT(turns, 100000);
+        struct pollfd p = {fd, POLLIN, 0};
+        int rc = poll(&p, 1, 30000);
+        if (rc == 0)
+            TEST_FAIL_("no wake-up in 30 s with %zu of %zu results", got, want);
+        ASSERT_EQ(rc, 1);
+        /* Reap in small bites: the store must wake us for the rest. */
+        size_t room = want - got < 16 ? want - got : 16;
+        got += sl_store_reap(s, out + got, room);
+    }
+    ASSERT_EQ(got, want);
+}
+
+/* Write `len` bytes under `key` and wait for the store's verdict. */
+static sl_store_result
+store_bytes(sl_store *s, const char *key, const void *data, size_t len)
+{
+    int cookie;
+    sl_object *o = begin(s, key, &cookie);
+    /* In pieces, as a body arrives. */
+    const char *p = data;
+    size_t done = 0;
+    while (done < len) {
+        size_t piece = len - done < 1000 ? len - done : 1000;
+        write_all(o, p + done, piece);
+        done += piece;
+    }
+    ASSERT_EQ(o->written, len);
+    submit(s, o);
+    sl_store_result r;
+    wait_results(s, &r, 1);
+    ASSERT(r.cookie == &cookie);
+    ASSERT_EQ(sl_store_busy(s), 0);
+    return r;
+}
+
+static sl_store_result
+store_str(sl_store *s, const char *key, const char *text)
+{
+    return store_bytes(s, key, text, strlen(text));
+}
+
+static void
+expect_stored(sl_store_result r)
+{
+    if (r.status != SL_STORED || r.err != SLUICE_OK)
+        TEST_FAIL_("status %d, err %d: %s", (int)r.status, (int)r.err,
+                   r.message);
+}
+
+static void
+expect_file(const char *path, const void *data, size_t len)
+{
+    size_t got_len;
+    char *got = test_read_file(path, &got_len);
+    if (!got)
+        TEST_FAIL_("%s: %s", path, strerror(errno));
+    ASSERT_EQ(got_len, len);
+    ASSERT(memcmp(got, data, len) == 0);
+    free(got);
+}
+
+static bool
+exists(const char *path)
+{
+    struct stat sb;
+    return lstat(path, &sb) == 0;
+}
+
+static bool
+is_dir(const char *path)
+{
+    struct stat sb;
+    return lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* ---- Looking at what is on disk ---- */
+
+typedef struct {
+    char *paths[1024];
+    size_t n;
+} path_list;
+
+static void
+walk(const char *root, const char *rel, path_list *list, bool skip_tmp)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s%s%s", root, *rel ? "/" : "", rel);
+    DIR *d = opendir(dir);
+    if (!d)
+        TEST_FAIL_("opendir %s: %s", dir, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (skip_tmp && !*rel && !strcmp(e->d_name, ".sluice-tmp"))
+            continue;
+        char path[PATH_MAX], full[2 * PATH_MAX];
+        snprintf(path, sizeof path, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+        snprintf(full, sizeof full, "%s/%s", root, path);
+        bool dir_entry = is_dir(full);
+        ASSERT_LT(list->n, SL_ARRAY_LEN(list->paths));
+        size_t size = strlen(path) + 2;
+        list->paths[list->n] = malloc(size);
+        snprintf(list->paths[list->n++], size, "%s%s", path,
+                 dir_entry ? "/" : "");
+        if (dir_entry)
+            walk(root, path, list, skip_tmp);
+    }
+    closedir(d);
+}
+
+static int
+by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Everything under `root`, sorted, one path a line, directories with a
+ * trailing slash; the store's own .sluice-tmp is left out when
+ * `skip_tmp`. The caller frees.
+ */
+static char *
+listing_of(const char *root, bool skip_tmp)
+{
+    path_list list = {.n = 0};
+    walk(root, "", &list, skip_tmp);
+    qsort(list.paths, list.n, sizeof list.paths[0], by_name);
+    size_t total = 1;
+    for (size_t i = 0; i < list.n; i++)
+        total += strlen(list.paths[i]) + 1;
+    char *text = malloc(total);
+    size_t used = 0;
+    text[0] = '\0';
+    for (size_t i = 0; i < list.n; i++) {
+        used +=
+            (size_t)snprintf(text + used, total - used, "%s\n", list.paths[i]);
+        free(list.paths[i]);
+    }
+    return text;
+}
+
+/* The store's contents as a user sees them. */
+static void
+expect_listing(const char *root, const char *want)
+{
+    char *got = listing_of(root, true);
+    ASSERT_STR_EQ(got, want);
+    free(got);
+}
+
+/* Temp files (not locks, not directories) anywhere in .sluice-tmp. */
+static size_t
+temp_files(const char *root)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/.sluice-tmp", root);
+    char *all = listing_of(tmp, false);
+    size_t n = 0;
+    for (char *line = all; *line;) {
+        char *end = strchr(line, '\n');
+        size_t len = (size_t)(end - line);
+        bool is_lock = len > 5 && !memcmp(end - 5, ".lock", 5);
+        if (line[len - 1] != '/' && !is_lock)
+            n++;
+        line = end + 1;
+    }
+    free(all);
+    return n;
+}
+
+/* After close, .sluice-tmp holds nothing of the run. */
+static void
+expect_tmp_empty(const char *root)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/.sluice-tmp", root);
+    char *all = listing_of(tmp, false);
+    ASSERT_STR_EQ(all, "");
+    free(all);
+}
+
+/* ---- Opening ---- */
+
+TEST(open_creates_the_directory)
+{
+    ASSERT(!exists(ROOT));
+    sl_store *s = open_store(ROOT);
+    ASSERT(is_dir(ROOT));
+    ASSERT(is_dir(ROOT "/.sluice-tmp"));
+    /* The run has its temp directory and its lock while it lives. */
+    char *tmp = listing_of(ROOT "/.sluice-tmp", false);
+    ASSERT_STR_CONTAINS(tmp, "run-");
+    ASSERT_STR_CONTAINS(tmp, ".lock\n");
+    free(tmp);
+    expect_listing(ROOT, "");
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+    /* An existing directory is fine too. */
+    s = open_store(ROOT);
+    sl_store_close(s);
+}
+
+TEST(open_names_an_unwritable_location)
+{
+    /* Works as root too: nothing can be made under a regular file. */
+    test_write_str("afile", "not a directory\n");
+    sl_store *s = (sl_store *)1;
+    char why[600] = "";
+    ASSERT_NE(sl_store_open("afile/sub", NULL, &s, why, sizeof why), SLUICE_OK);
+    ASSERT_NULL(s);
+    ASSERT_STR_CONTAINS(why, "afile/sub");
+    ASSERT_STR_CONTAINS(why, "Not a directory");
+    ASSERT(!strchr(why, '\n'));
+    /* A regular file where the store should be. */
+    why[0] = '\0';
+    ASSERT_NE(sl_store_open("afile", NULL, &s, why, sizeof why), SLUICE_OK);
+    ASSERT_STR_CONTAINS(why, "afile");
+    /* A missing parent is not made. */
+    why[0] = '\0';
+    ASSERT_NE(sl_store_open("no/such/dir", NULL, &s, why, sizeof why),
+              SLUICE_OK);
+    ASSERT_STR_CONTAINS(why, "no/such/dir");
+    ASSERT(!exists("no"));
+    expect_file("afile", "not a directory\n", 16);
+}
+
+TEST(an_unknown_scheme_is_refused)
+{
+    static const char *const refused[] = {"ftp://x", "gs://bucket/p",
+                                          "file://st"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(refused); i++) {
+        sl_store *s = (sl_store *)1;
+        char why[600] = "";
+        ASSERT_EQ(sl_store_open(refused[i], NULL, &s, why, sizeof why),
+                  SLUICE_EINVAL);
+        ASSERT_NULL(s);
+        ASSERT_STR_CONTAINS(why, refused[i]);
+        ASSERT_STR_CONTAINS(why, "scheme");
+    }
+    /* Nothing was made for them. */
+    expect_listing(".", "");
+    /* A path that only contains "://" further on is a directory. */
+    ASSERT_EQ(mkdir("d", 0777), 0);
+    ASSERT_EQ(mkdir("d/a:", 0777), 0);
+    sl_store *s = open_store("d/a://b");
+    ASSERT(is_dir("d/a:/b/.sluice-tmp"));
+    sl_store_close(s);
+}
+
+TEST(an_empty_location_is_refused)
+{
+    sl_store *s = NULL;
+    char why[600] = "";
+    ASSERT_EQ(sl_store_open("", NULL, &s, why, sizeof why), SLUICE_EINVAL);
+    ASSERT_NULL(s);
+    ASSERT_STR_CONTAINS(why, "empty");
+}
+
+/* ---- Objects ---- */
+
+TEST(an_object_lands_under_its_key_with_its_bytes)
+{
+    sl_store *s = open_store(ROOT);
+    char body[5000];
+    for (size_t i = 0; i < sizeof body; i++)
+        body[i] = (char)(i * 31 + 7); /* NULs and high bytes included */
+    sl_store_result r = store_bytes(s, "a/b/c/photo.jpg", body, sizeof body);
+    expect_stored(r);
+    expect_file(ROOT "/a/b/c/photo.jpg", body, sizeof body);
+    /* Nested directories were made, and nothing else appeared. */
+    expect_listing(ROOT, "a/\na/b/\na/b/c/\na/b/c/photo.jpg\n");
+    ASSERT_EQ(temp_files(ROOT), 0);
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+    expect_file(ROOT "/a/b/c/photo.jpg", body, sizeof body);
+}
+
+TEST(an_empty_object_and_a_replaced_one)
+{
+    sl_store *s = open_store(ROOT);
+    expect_stored(store_bytes(s, "empty.bin", "", 0));
+    expect_file(ROOT "/empty.bin", "", 0);
+    /* Storing a key again replaces the object whole. */
+    expect_stored(store_str(s, "k/v.txt", "a first, longer version\n"));
+    expect_stored(store_str(s, "k/v.txt", "second\n"));
+    expect_file(ROOT "/k/v.txt", "second\n", 7);
+    expect_listing(ROOT, "empty.bin\nk/\nk/v.txt\n");
+    sl_store_close(s);
+}
+
+TEST(a_discarded_object_leaves_nothing)
+{
+    sl_store *s = open_store(ROOT);
+    int cookie;
+    sl_object *o = begin(s, "gone/soon.jpg", &cookie);
+    write_all(o, "partial body", 12);
+    ASSERT_EQ(temp_files(ROOT), 1);
+    sl_object_discard(o);
+    ASSERT_EQ(temp_files(ROOT), 0);
+    ASSERT_EQ(sl_store_busy(s), 0);
+    sl_store_result r;
+    ASSERT_EQ(sl_store_reap(s, &r, 1), 0);
+    expect_listing(ROOT, "");
+    /* The store goes on working. */
+    expect_stored(store_str(s, "kept.jpg", "kept"));
+    expect_listing(ROOT, "kept.jpg\n");
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+}
+
+/* Submit `n` objects at once, each a line naming it: object i under
+ * dNNN/objI.bin (N = i % 100) when `spread`, else all in batch/. */
+static void
+submit_many(sl_store *s, bool spread, int n, int *cookies)
+{
+    char key[64], body[64];
+    sl_object **objs = calloc((size_t)n, sizeof *objs);
+    for (int i = 0; i < n; i++) {
+        if (spread)
+            snprintf(key, sizeof key, "d%03d/obj%03d.bin", i % 100, i);
+        else
+            snprintf(key, sizeof key, "batch/%03d.bin", i);
+        snprintf(body, sizeof body, "body of object %d\n", i);
+        cookies[i] = i;
+        objs[i] = begin(s, key, &cookies[i]);
+        write_all(objs[i], body, strlen(body));
+    }
+    ASSERT_EQ(temp_files(s->location), (size_t)n);
+    /* All at once, as fast as the loop goes. */
+    for (int i = 0; i < n; i++)
+        submit(s, objs[i]);
+    free(objs);
+}
+
+TEST_TIMEOUT(many_objects_submitted_at_once_all_land, 300)
+{
+    enum { N = 200 };
+    sl_store *s = open_store(ROOT);
+    static int cookies[N];
+    /* 100 directories: more than a batch's set of directories to fsync
+     * at the end, so some are fsynced as they come. */
+    submit_many(s, true, N, cookies);
+    static sl_store_result results[N];
+    wait_results(s, results, N);
+    ASSERT_EQ(sl_store_busy(s), 0);
+    static bool seen[N];
+    for (int i = 0; i < N; i++) {
+        expect_stored(results[i]);
+        int idx = *(int *)results[i].cookie;
+        ASSERT(idx >= 0 && idx < N);
+        ASSERT(!seen[idx]);
+        seen[idx] = true;
+    }
+    for (int i = 0; i < N; i++) {
+        char path[128], body[64];
+        snprintf(path, sizeof path, ROOT "/d%03d/obj%03d.bin", i % 100, i);
+        snprintf(body, sizeof body, "body of object %d\n", i);
+        expect_file(path, body, strlen(body));
+    }
+    /* 100 directories of two objects each, and nothing more. */
+    char *all = listing_of(ROOT, true);
+    size_t lines = 0;
+    for (char *p = all; *p; p++)
+        lines += *p == '\n';
+    ASSERT_EQ(lines, 100 + N);
+    free(all);
+    ASSERT_EQ(temp_files(ROOT), 0);
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+}
+
+#ifdef SLUICE_FAULT_INJECTION
+TEST_TIMEOUT(a_large_batch_is_synced_at_once, 300)
+{
+    enum { N = 200 };
+    sl_store *s = open_store(ROOT);
+    static int cookies[N];
+    sl_fault_set(SL_FAULT_FSYNC, 0); /* count the fsyncs from here */
+    submit_many(s, false, N, cookies);
+    static sl_store_result results[N];
+    wait_results(s, results, N);
+    for (int i = 0; i < N; i++)
+        expect_stored(results[i]);
+    /* One fsync per object would be N and more: the syncer took the
+     * submitted objects in large batches, each with one syncfs. */
+    ASSERT_LT(sl_fault_count(SL_FAULT_FSYNC), N / 2);
+    expect_file(ROOT "/batch/199.bin", "body of object 199\n", 19);
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+}
+#endif
+
+/* ---- Keys that cannot be stored ---- */
+
+static void
+expect_rejected(sl_store_result r)
+{
+    if (r.status != SL_STORE_REJECTED)
+        TEST_FAIL_("status %d, want SL_STORE_REJECTED: %s", (int)r.status,
+                   r.message);
+    ASSERT_NE(r.err, SLUICE_OK);
+    ASSERT(r.message[0] != '\0');
+}
+
+TEST(a_key_under_a_regular_file_is_rejected)
+{
+    sl_store *s = open_store(ROOT);
+    expect_stored(store_str(s, "blocker", "I am a file\n"));
+    expect_rejected(store_str(s, "blocker/x.jpg", "body"));
+    expect_rejected(store_str(s, "blocker/deeper/x.jpg", "body"));
+    expect_file(ROOT "/blocker", "I am a file\n", 12);
+    ASSERT_EQ(temp_files(ROOT), 0);
+    expect_listing(ROOT, "blocker\n");
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+}
+
+TEST(a_key_that_is_a_directory_is_rejected)
+{
+    sl_store *s = open_store(ROOT);
+    ASSERT_EQ(mkdir(ROOT "/dir", 0777), 0);
+    expect_rejected(store_str(s, "dir", "body"));
+    expect_stored(store_str(s, "full/inside.jpg", "x"));
+    expect_rejected(store_str(s, "full", "body"));
+    ASSERT(is_dir(ROOT "/dir"));
+    expect_listing(ROOT, "dir/\nfull/\nfull/inside.jpg\n");
+    ASSERT_EQ(temp_files(ROOT), 0);
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+}
+
+TEST(a_key_through_a_planted_symlink_is_rejected)
+{
+    char cwd[PATH_MAX], outside[PATH_MAX + 16];
+    ASSERT_NOT_NULL(getcwd(cwd, sizeof cwd));
+    snprintf(outside, sizeof outside, "%s/outside", cwd);
+    ASSERT_EQ(mkdir("outside", 0777), 0);
+    sl_store *s = open_store(ROOT);
+    /* A link at the top, and one further down. */
+    ASSERT_EQ(symlink(outside, ROOT "/link"), 0);
+    ASSERT_EQ(mkdir(ROOT "/real", 0777), 0);
+    ASSERT_EQ(symlink(outside, ROOT "/real/link"), 0);
+    ASSERT_EQ(symlink("/tmp", ROOT "/tmplink"), 0);
+    expect_rejected(store_str(s, "link/x.jpg", "escaped"));
+    expect_rejected(store_str(s, "link/sub/x.jpg", "escaped"));
+    expect_rejected(store_str(s, "real/link/x.jpg", "escaped"));
+    expect_rejected(store_str(s, "tmplink/sluice-escape-test.jpg", "escaped"));
+    /* Nothing was written where the links point. */
+    expect_listing("outside", "");
+    ASSERT(!exists("/tmp/sluice-escape-test.jpg"));
+    ASSERT_EQ(temp_files(ROOT), 0);
+    expect_listing(ROOT, "link\nreal/\nreal/link\ntmplink\n");
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+}
+
+/* ---- Recovery ---- */
+
+/* Lay out what a run killed with -9 leaves behind. */
+static void
+plant_crashed_run(const char *root)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/.sluice-tmp", root);
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        TEST_FAIL_("mkdir %s: %s", path, strerror(errno));
+    snprintf(path, sizeof path, "%s/.sluice-tmp/run-999-abc", root);
+    ASSERT_EQ(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/.sluice-tmp/run-999-abc/1", root);
+    test_write_str(path, "half a body");
+    snprintf(path, sizeof path, "%s/.sluice-tmp/run-999-abc/sub", root);
+    ASSERT_EQ(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/.sluice-tmp/run-999-abc/sub/2", root);
+    test_write_str(path, "another half");
+    snprintf(path, sizeof path, "%s/.sluice-tmp/run-999-abc.lock", root);
+    test_write_str(path, "");
+}
+
+TEST(recover_removes_a_crashed_runs_temp_files)
+{
+    ASSERT_EQ(mkdir(ROOT, 0777), 0);
+    plant_crashed_run(ROOT);
+    sl_store *s = open_store(ROOT);
+    ASSERT_EQ(temp_files(ROOT), 2);
+    ASSERT_EQ(sl_store_recover(s), SLUICE_OK);
+    ASSERT(!exists(ROOT "/.sluice-tmp/run-999-abc"));
+    ASSERT(!exists(ROOT "/.sluice-tmp/run-999-abc.lock"));
+    ASSERT_EQ(temp_files(ROOT), 0);
+    /* Our own run is untouched and goes on working. */
+    expect_stored(store_str(s, "after.jpg", "after recovery"));
+    expect_file(ROOT "/after.jpg", "after recovery", 14);
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+}
+
+/* The name of this store's run, from its lock file (the only one). */
+static void
+own_run_name(const char *root, char *name, size_t size)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/.sluice-tmp", root);
+    DIR *d = opendir(tmp);
+    ASSERT_NOT_NULL(d);
+    struct dirent *e;
+    name[0] = '\0';
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len > 5 && !strcmp(e->d_name + len - 5, ".lock")) {
+            ASSERT_EQ(name[0], '\0');
+            snprintf(name, size, "%.*s", (int)(len - 5), e->d_name);
+        }
+    }
+    closedir(d);
+    ASSERT_GT(strlen(name), 5);
+}
+
+TEST(recover_tells_runs_apart_by_their_whole_name)
+{
+    sl_store *s = open_store(ROOT);
+    char own[128], dead[256], path[PATH_MAX];
+    own_run_name(ROOT, own, sizeof own);
+    /* A crashed run whose name is the start of ours: run-PID-ID with
+     * the same pid (pid 1 in every container) and a shorter ID. */
+    snprintf(dead, sizeof dead, ROOT "/.sluice-tmp/%.*s", (int)strlen(own) - 1,
+             own);
+    ASSERT_EQ(mkdir(dead, 0700), 0);
+    snprintf(path, sizeof path, "%s/1", dead);
+    test_write_str(path, "left behind");
+    snprintf(path, sizeof path, "%s.lock", dead);
+    test_write_str(path, "");
+    ASSERT_EQ(temp_files(ROOT), 1);
+    ASSERT_EQ(sl_store_recover(s), SLUICE_OK);
+    ASSERT(!exists(dead));
+    ASSERT(!exists(path));
+    ASSERT_EQ(temp_files(ROOT), 0);
+    expect_stored(store_str(s, "still.jpg", "working"));
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+}
+
+TEST(recover_never_removes_a_live_run)
+{
+    ASSERT_EQ(mkdir(ROOT, 0777), 0);
+    plant_crashed_run(ROOT);
+    /* Two runs on the same directory: each holds its lock. */
+    sl_store *live = open_store(ROOT);
+    int cookie;
+    sl_object *o = begin(live, "live.jpg", &cookie);
+    write_all(o, "in progress", 11);
+    /* Run names are made of the pid and the clock in ms: let the clock
+     * move on, as it would between two processes' runs. */
+    usleep(5000);
+    sl_store *other = open_store(ROOT);
+    ASSERT_EQ(temp_files(ROOT), 3);
+    ASSERT_EQ(sl_store_recover(other), SLUICE_OK);
+    /* The crashed run is gone, the live one's file is still there. */
+    ASSERT(!exists(ROOT "/.sluice-tmp/run-999-abc"));
+    ASSERT_EQ(temp_files(ROOT), 1);
+    write_all(o, ", done", 6);
+    submit(live, o);
+    sl_store_result r;
+    wait_results(live, &r, 1);
+    expect_stored(r);
+    expect_file(ROOT "/live.jpg", "in progress, done", 17);
+    /* And the live one's recovery does not remove the other's run. */
+    sl_object *o2 = begin(other, "other.jpg", &cookie);
+    write_all(o2, "other", 5);
+    ASSERT_EQ(sl_store_recover(live), SLUICE_OK);
+    submit(other, o2);
+    wait_results(other, &r, 1);
+    expect_stored(r);
+    expect_file(ROOT "/other.jpg", "other", 5);
+    sl_store_close(other);
+    sl_store_close(live);
+    expect_tmp_empty(ROOT);
+}
+
+/* ---- Injected failures ---- */
+
+#ifdef SLUICE_FAULT_INJECTION
+
+TEST(a_failed_write_is_reported)
+{
+    sl_store *s = open_store(ROOT);
+    int cookie;
+    sl_object *o = begin(s, "w.jpg", &cookie);
+    write_all(o, "first piece ", 12);
+    sl_fault_set(SL_FAULT_WRITE, 1);
+    ASSERT_EQ(sl_object_write(o, "second piece", 12), SLUICE_EIO);
+    sl_fault_set(SL_FAULT_WRITE, 0);
+    ASSERT_STR_CONTAINS(s->errmsg, ROOT);
+    ASSERT_STR_CONTAINS(s->errmsg, "write");
+    /* What failed was not counted as written. */
+    ASSERT_EQ(o->written, 12);
+    sl_object_discard(o);
+    ASSERT_EQ(temp_files(ROOT), 0);
+    expect_listing(ROOT, "");
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+}
+
+/* The object must fail, be invisible, and leave no temp file. */
+static void
+expect_failed_and_invisible(sl_store *s, sl_store_result r, const char *key,
+                            const char *what)
+{
+    if (r.status != SL_STORE_FAILED)
+        TEST_FAIL_("status %d, want SL_STORE_FAILED: %s", (int)r.status,
+                   r.message);
+    ASSERT_NE(r.err, SLUICE_OK);
+    ASSERT_STR_CONTAINS(r.message, what);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", s->location, key);
+    ASSERT(!exists(path));
+    ASSERT_EQ(temp_files(s->location), 0);
+}
+
+TEST(a_failed_fsync_leaves_the_key_empty)
+{
+    sl_store *s = open_store(ROOT);
+    sl_fault_set(SL_FAULT_FSYNC, 1);
+    sl_store_result r = store_str(s, "f/synced.jpg", "never durable");
+    sl_fault_set(SL_FAULT_FSYNC, 0);
+    expect_failed_and_invisible(s, r, "f/synced.jpg", "fsync");
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+    ASSERT(!exists(ROOT "/f/synced.jpg"));
+}
+
+TEST(a_failed_rename_leaves_the_key_empty)
+{
+    sl_store *s = open_store(ROOT);
+    sl_fault_set(SL_FAULT_RENAME, 1);
+    sl_store_result r = store_str(s, "r/renamed.jpg", "never visible");
+    sl_fault_set(SL_FAULT_RENAME, 0);
+    expect_failed_and_invisible(s, r, "r/renamed.jpg", "rename");
+    /* The rename fault was the only one: the next object lands. */
+    expect_stored(store_str(s, "r/next.jpg", "fine"));
+    expect_file(ROOT "/r/next.jpg", "fine", 4);
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+    ASSERT(!exists(ROOT "/r/renamed.jpg"));
+}
+
+#endif /* SLUICE_FAULT_INJECTION */
