@@ -5,7 +5,7 @@
  * Record i is id "sku-i" with url BASE/img/i.jpg. With "faults", some
  * records ask the test origin (tests/origin) for a fault, by i:
  *   i % 50 == 7   flaky: one 500, then 200            (recoverable)
- *   i % 500 == 13 throttle: one 429, Retry-After 1 s  (recoverable; it
+ *   i % 2000 == 13 throttle: one 429, Retry-After 1 s (recoverable; it
  *                 pauses the whole origin, so it is rare)
  *   i % 50 == 21  reset mid-body once                 (recoverable)
  *   i % 50 == 29  short body (bad Content-Length) once (recoverable)
@@ -26,7 +26,7 @@ fault_for(unsigned long long i)
         return "?fault=status&code=404";
     if (i % 100 == 97)
         return "?fault=status&code=410";
-    if (i % 500 == 13)
+    if (i % 2000 == 13)
         return "?fault=throttle&fails=1&retry_after=1";
     switch (i % 50) {
     case 7:
