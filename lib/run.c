@@ -886,6 +886,7 @@ sluice_run_opts_init(sluice_run_opts *o)
     o->grace_s = 5;
     o->follow_poll_s = 1;
     o->store_concurrency = 16;
+    o->s3_path_style = -1;
     o->progress_interval_s = 0.25;
 }
 
@@ -916,7 +917,8 @@ setup(run_ctx *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
         sl_fmt(errbuf, errbuf_size, "%s", sluice_queue_errmsg(q));
         return err;
     }
-    sl_store_opts store_opts = {o->store_concurrency};
+    sl_store_opts store_opts = {o->store_concurrency, o->s3_endpoint,
+                                o->s3_path_style, o->spool_dir};
     err = sl_store_open(o->store, &store_opts, &r->store, errbuf,
                         errbuf_size);
     if (err == SLUICE_OK && (err = sl_store_recover(r->store)) != SLUICE_OK)

@@ -27,6 +27,18 @@ static const char help_text[] =
     "                         ./sluice.db)\n"
     "  --store DIR            where objects land: a directory (created if\n"
     "                         missing); each record's key is its path\n"
+    "  --store s3://BUCKET[/PREFIX]\n"
+    "                         or S3: each object at PREFIX/KEY, credentials\n"
+    "                         and region from the AWS_* environment\n"
+    "  --store-concurrency N  uploads at once (S3; default 16); they do\n"
+    "                         not take slots of any origin's cap\n"
+    "  --s3-endpoint URL      an S3-compatible server (default:\n"
+    "                         $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, AWS)\n"
+    "  --s3-path-style        BUCKET in the path, not the host name (the\n"
+    "                         default with an endpoint other than AWS's)\n"
+    "  --s3-virtual-hosted    BUCKET in the host name (the default for AWS)\n"
+    "  --spool DIR            where bodies wait for their upload (S3;\n"
+    "                         default $TMPDIR, else /tmp)\n"
     "  --max-concurrency N    requests in flight per origin (default 20)\n"
     "  --max-total N          requests in flight over all origins\n"
     "                         (default: no global cap)\n"
@@ -253,7 +265,7 @@ cmd_run(int argc, char **argv)
     enum {
         O_DB = 256, O_STORE, O_MAXC, O_MAXT, O_ATTEMPTS, O_TIMEOUT, O_STALL,
         O_BYTES, O_AGE, O_BASE, O_CAP, O_PRIVATE, O_NET, O_FOLLOW, O_GRACE,
-        O_JSON
+        O_JSON, O_STORE_CONC, O_S3_ENDPOINT, O_S3_PATH, O_S3_VHOST, O_SPOOL
     };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
@@ -272,6 +284,11 @@ cmd_run(int argc, char **argv)
         {"follow", no_argument, NULL, O_FOLLOW},
         {"grace", required_argument, NULL, O_GRACE},
         {"json", no_argument, NULL, O_JSON},
+        {"store-concurrency", required_argument, NULL, O_STORE_CONC},
+        {"s3-endpoint", required_argument, NULL, O_S3_ENDPOINT},
+        {"s3-path-style", no_argument, NULL, O_S3_PATH},
+        {"s3-virtual-hosted", no_argument, NULL, O_S3_VHOST},
+        {"spool", required_argument, NULL, O_SPOOL},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -301,6 +318,27 @@ cmd_run(int argc, char **argv)
             break;
         case O_STORE:
             o.store = optarg;
+            break;
+        case O_STORE_CONC:
+            if (!cli_parse_uint("run", name, optarg, 1024, &n))
+                goto usage;
+            if (n == 0) {
+                cli_usage("run", "%s: must be at least 1", name);
+                goto usage;
+            }
+            o.store_concurrency = (unsigned)n;
+            break;
+        case O_S3_ENDPOINT:
+            o.s3_endpoint = optarg;
+            break;
+        case O_S3_PATH:
+            o.s3_path_style = 1;
+            break;
+        case O_S3_VHOST:
+            o.s3_path_style = 0;
+            break;
+        case O_SPOOL:
+            o.spool_dir = optarg;
             break;
         case O_MAXC:
         case O_MAXT:

@@ -255,6 +255,12 @@ typedef struct {
     int follow;               /* keep polling for new records */
     double follow_poll_s;     /* how often, with follow: 1 */
     unsigned store_concurrency; /* uploads at once (S3): 16 */
+    /* S3: the endpoint (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL,
+     * else AWS's for the region) and path-style addressing (the default
+     * for an endpoint other than AWS's). */
+    const char *s3_endpoint;
+    int s3_path_style;    /* 1: path-style, 0: virtual-hosted, -1: auto */
+    const char *spool_dir; /* S3: where bodies wait for upload; $TMPDIR */
     /* Set *stop to non-zero (from a signal handler, say) to stop: no new
      * records, transfers in flight get grace_s to finish, the rest are
      * aborted and given back; the queue stays consistent. */

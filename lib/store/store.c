@@ -45,7 +45,7 @@ sluice_err
 sl_store_open(const char *location, const sl_store_opts *opts,
               sl_store **out, char *errbuf, size_t errbuf_size)
 {
-    static const sl_store_opts defaults = {16};
+    static const sl_store_opts defaults = {16, NULL, -1, NULL};
     *out = NULL;
     if (!opts)
         opts = &defaults;

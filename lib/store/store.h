@@ -21,7 +21,10 @@ typedef struct sl_object sl_object;
 typedef struct sl_store_ops sl_store_ops;
 
 typedef struct {
-    unsigned concurrency; /* uploads at once, for remote stores */
+    unsigned concurrency;    /* uploads at once, for remote stores */
+    const char *s3_endpoint; /* NULL: from the environment */
+    int s3_path_style;       /* 1 path-style, 0 virtual-hosted, -1 auto */
+    const char *spool_dir;   /* NULL: $TMPDIR, else /tmp */
 } sl_store_opts;
 
 /* What the store says about a submitted object. */
