@@ -35,11 +35,14 @@ now() { date +%s.%N; }
 reset_origin() { curl -s "$base/_reset" >/dev/null; }
 stat_of() { curl -s "$base/_stats" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
 
-# measure TOOL CMD...: run CMD against a reset origin; append a line
-# "tool seconds ideal_ms actual_ms ratio peak violations" to results.
+# measure TOOL CMD...: run prepare_TOOL (untimed: removing the last
+# round's files), then CMD against a reset origin; append a line "tool
+# seconds ideal_ms actual_ms ratio peak violations" to results.
 measure() {
     local tool=$1
     shift
+    rm -rf q.db* store curl-out batch-*
+    mkdir curl-out
     reset_origin
     local t0 t1
     t0=$(now)
@@ -51,7 +54,6 @@ measure() {
 }
 
 run_sluice() {
-    rm -rf q.db* store
     "$bin/sluice" ingest --quiet --db q.db urls.txt >/dev/null
     "$bin/sluice" run --db q.db --store store --max-concurrency $n \
         --allow-net 127.0.0.1/32 --quiet
@@ -62,13 +64,11 @@ curl_config() { # URLs -> a curl config with one output per URL
 }
 
 run_curl() {
-    rm -rf curl-out && mkdir curl-out
     curl_config <urls.txt >curl.cfg
     curl --silent --parallel --parallel-max $n --config curl.cfg
 }
 
 run_batches() {
-    rm -rf curl-out && mkdir curl-out
     split -l $n urls.txt batch-
     for b in batch-*; do
         curl_config <"$b" >"$b.cfg"
