@@ -8,8 +8,9 @@ set -euo pipefail
 build_pkgs=(gcc make cmake pkg-config ca-certificates
             libcurl4-openssl-dev libsqlite3-dev libyajl-dev libssl-dev)
 # Test peers and tools: the sqlite3 shell (lock and inspect databases),
-# nginx (a real server enforcing a connection cap), curl, setpriv.
-test_pkgs=(sqlite3 nginx curl util-linux procps)
+# nginx (a real server enforcing a connection cap), curl, setpriv,
+# valgrind.
+test_pkgs=(sqlite3 nginx curl util-linux procps valgrind)
 bench_pkgs=(curl wget2 aria2 time)
 
 wanted=()
