@@ -111,7 +111,8 @@ sl_limiter_sweep(sl_limiter *l, int64_t now_ms)
                 o->paused_until = 0;
                 ended = true;
             }
-            if (o->jobs == 0 && o->paused_until == 0)
+            /* A down origin is remembered, to back off further. */
+            if (o->jobs == 0 && o->paused_until == 0 && !o->down_pauses)
                 sl_limiter_forget(l, o);
         }
     }

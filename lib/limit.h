@@ -19,6 +19,8 @@ typedef struct sl_origin {
     char *name;
     unsigned in_flight;
     int64_t paused_until; /* wall-clock ms; 0 when not paused */
+    unsigned refused_in_row; /* connections refused since the last answer */
+    unsigned down_pauses;    /* pauses since it was last up (backoff) */
     /* Jobs waiting to start, in feed order (run.c links them). */
     struct sl_job *ready_head, *ready_tail;
     unsigned n_ready;

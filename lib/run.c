@@ -26,6 +26,8 @@
 #define IDLE_POLL_MS    250  /* look for due records this often when idle */
 #define LONG_PAUSE_MS   2000 /* give back waiting jobs of origins paused longer */
 #define RATE_WINDOW_S   5.0
+#define DOWN_AFTER      3     /* refused connections in a row: origin down */
+#define DOWN_PAUSE_MAX_MS 60000
 
 typedef enum { JOB_FREE, JOB_READY, JOB_RUNNING, JOB_STORING } job_state;
 
@@ -218,7 +220,7 @@ job_make_ready(sl_job *j, bool front)
 }
 
 static sl_job *
-job_pop_ready(sl_origin *o)
+job_pop_ready(run_ctx *r, sl_origin *o)
 {
     sl_job *j = o->ready_head;
     if (!j)
@@ -228,6 +230,12 @@ job_pop_ready(sl_origin *o)
         o->ready_tail = NULL;
     o->n_ready--;
     j->next = NULL;
+    /* Half the waiting jobs gone: lease more for this origin now, long
+     * before its slots could run dry. */
+    if (o->enough_ready && o->n_ready <= r->lim.cap / 2) {
+        o->enough_ready = false;
+        r->next_lease_mono = 0;
+    }
     return j;
 }
 
@@ -305,7 +313,7 @@ static void
 release_ready(run_ctx *r, sl_origin *o)
 {
     sl_job *j;
-    while ((j = job_pop_ready(o)) != NULL)
+    while ((j = job_pop_ready(r, o)) != NULL)
         job_release(r, j);
 }
 
@@ -505,6 +513,48 @@ job_store(run_ctx *r, sl_job *j, const sl_fetch_result *res)
     }
 }
 
+/*
+ * An origin that refuses connections DOWN_AFTER times in a row is down:
+ * it is paused (1 s doubling to a minute, jittered) and the records that
+ * meet it down wait for it without using attempts (--max-age still
+ * applies), so an outage does not empty the queue into the DLQ. True when
+ * the job was handled so.
+ */
+static bool
+origin_down(run_ctx *r, sl_job *j, const sl_fetch_result *res,
+            const char *msg)
+{
+    sl_origin *o = j->origin;
+    if (res->http_status > 0) {
+        o->refused_in_row = 0;
+        o->down_pauses = 0;
+        return false;
+    }
+    if (res->curl_code != CURLE_COULDNT_CONNECT || res->refused[0])
+        return false;
+    if (++o->refused_in_row < DOWN_AFTER)
+        return false;
+    int64_t now = sl_now_ms();
+    if (o->paused_until <= now) {
+        int64_t pause = (int64_t)1000 << SL_MIN(o->down_pauses, 6u);
+        pause = SL_MIN(pause, (int64_t)DOWN_PAUSE_MAX_MS);
+        pause += (int64_t)(sl_random(&r->rng) % (uint64_t)(pause / 4 + 1));
+        o->down_pauses++;
+        sl_limiter_pause(&r->lim, o, now + pause);
+        if (pause > LONG_PAUSE_MS)
+            release_ready(r, o);
+    }
+    double age_s = (double)(now - j->lease.first_attempt_ms) / 1000.0;
+    if (age_s > r->o->max_age_s) {
+        job_dead(r, j, "network", 0, msg);
+        return true;
+    }
+    char why[600];
+    sl_fmt(why, sizeof why, "%s (origin down: waiting)", msg);
+    job_retry(r, j, o->paused_until, "network", 0, why, false);
+    return true;
+}
+
 static void
 on_transfer_done(run_ctx *r, sl_fetch_result *res)
 {
@@ -540,6 +590,8 @@ on_transfer_done(run_ctx *r, sl_fetch_result *res)
     }
     if (cls)
         describe(msg, sizeof msg, cls, res, j, r->o->max_bytes);
+    if (res->http_status > 0) /* it answered: it is up */
+        j->origin->refused_in_row = j->origin->down_pauses = 0;
     switch (outcome) {
     case SL_OUTCOME_DONE:
         job_store(r, j, res);
@@ -551,7 +603,8 @@ on_transfer_done(run_ctx *r, sl_fetch_result *res)
         job_throttled(r, j, res->http_status, res->retry_after);
         break;
     case SL_OUTCOME_RETRY:
-        job_failed(r, j, cls, res->http_status, msg);
+        if (!origin_down(r, j, res, msg))
+            job_failed(r, j, cls, res->http_status, msg);
         break;
     case SL_OUTCOME_DEAD:
         job_dead(r, j, cls, res->http_status, msg);
@@ -698,13 +751,7 @@ start_ready(run_ctx *r)
         {
             if (!o->ready_head || !sl_limiter_may_start(&r->lim, o, now))
                 continue;
-            sl_job *j = job_pop_ready(o);
-            /* Half the waiting jobs gone: lease more for this origin now,
-             * long before its slots could run dry. */
-            if (o->enough_ready && o->n_ready <= r->lim.cap / 2) {
-                o->enough_ready = false;
-                r->next_lease_mono = 0;
-            }
+            sl_job *j = job_pop_ready(r, o);
             sl_limiter_acquire(&r->lim, o);
             j->state = JOB_RUNNING;
             j->bytes = j->error_bytes = 0;

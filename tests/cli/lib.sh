@@ -128,6 +128,7 @@ start_origin() {
 }
 
 stop_origins() {
+    local pid
     for pid in $ORIGIN_PIDS; do
         kill "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null

@@ -1,0 +1,31 @@
+# An origin that goes down mid-run (connections refused) and comes back:
+# sluice pauses it (backing off) instead of burning every record's
+# attempts, so nothing is dead-lettered; when it is back, everything
+# finishes.
+. "$(dirname "$0")/lib.sh"
+
+RECORDS=400
+start_origin o --latency fixed:20 --size fixed:2000
+port=$o_port
+"$GEN" $RECORDS jsonl "http://127.0.0.1:$port" >feed.jsonl
+"$SLUICE" ingest feed.jsonl >/dev/null
+
+case_ "the origin dies for 6 seconds; nothing is lost, nothing dead"
+"$SLUICE" run --store out --allow-private --max-concurrency 4 \
+    --max-attempts 3 --quiet >run.out 2>&1 &
+run_pid=$!
+sleep 1
+stop_origins
+sleep 6
+start_origin o --listen 127.0.0.1:$port --latency fixed:20 --size fixed:2000
+wait $run_pid
+rc=$?
+assert_eq "$rc" 0
+assert_eq "$(status_field sluice.db done)" $RECORDS
+assert_eq "$(status_field sluice.db dead)" 0
+assert_eq "$("$VERIFY" store fixed:2000 out)" $RECORDS
+# Attempts were not used up while it was down.
+run sqlite3 sluice.db "SELECT max(attempts) FROM records"
+[ "$out" -lt 3 ] || fail "a record used $out attempts"
+
+finish
