@@ -733,8 +733,11 @@ top_up(run_ctx *r, int64_t now_mono)
     r->next_due_wall = any ? due : 0;
     int64_t wait = r->o->follow ? (int64_t)(r->o->follow_poll_s * 1000)
                                 : IDLE_POLL_MS;
-    if (any && due - now < wait)
-        wait = SL_MAX(due - now, 0);
+    /* A retry already due that the lease left alone belongs to an origin
+     * that is paused or has enough waiting: that changes by events (which
+     * reset next_lease_mono), not by polling, so never poll at once. */
+    if (any && due > now && due - now < wait)
+        wait = due - now;
     r->next_lease_mono = now_mono + wait;
 }
 
