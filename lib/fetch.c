@@ -4,23 +4,30 @@
  * through the multi handle). Redirects are not followed here: each hop is
  * a new request that the run loop must admit under its origin's cap. The
  * URL policy is applied to the resolved address of every connection, in
- * the open-socket callback.
+ * the open-socket callback. A reply that is not HTTP/1.x, or whose head
+ * passes HEAD_MAX, is reported as CURLE_WEIRD_SERVER_REPLY (a protocol
+ * error), whatever libcurl called it.
  */
 #include "fetch.h"
 
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 
+#define HEAD_MAX (256 * 1024) /* bytes of a response head, at most */
+
 struct sl_transfer {
     CURL *easy;
     sl_fetcher *fetcher;
     void *owner;
-    int status;         /* HTTP status, read at the first body byte */
-    char refused[128];  /* set by the open-socket callback */
+    int status;        /* HTTP status, read at the first body byte */
+    size_t head_bytes; /* of the response head, so far */
+    bool head_too_large;
+    char refused[128]; /* set by the open-socket callback */
     char error[CURL_ERROR_SIZE];
     sl_transfer *next_free;
 };
@@ -44,6 +51,25 @@ on_write(char *data, size_t size, size_t nmemb, void *arg)
     }
     if (!t->fetcher->opts.on_body(t->owner, t->status, data, len))
         return 0; /* CURLE_WRITE_ERROR: the owner knows why */
+    return len;
+}
+
+/*
+ * Response head lines, counted so that a head of megabytes is refused at
+ * HEAD_MAX, before libcurl's own limit (300 KB since 7.88.1 as patched
+ * for CVE-2023-38039; none before, where every header is kept in memory).
+ */
+static size_t
+on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+    sl_transfer *t = arg;
+    size_t len = size * nmemb;
+    (void)data;
+    t->head_bytes += len;
+    if (t->head_bytes > HEAD_MAX) {
+        t->head_too_large = true;
+        return 0; /* CURLE_WRITE_ERROR, reported as a protocol error */
+    }
     return len;
 }
 
@@ -120,6 +146,8 @@ take_transfer(sl_fetcher *f)
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
@@ -147,6 +175,8 @@ sl_fetcher_start(sl_fetcher *f, const char *url, void *owner)
         return NULL;
     t->owner = owner;
     t->status = 0;
+    t->head_bytes = 0;
+    t->head_too_large = false;
     t->refused[0] = '\0';
     t->error[0] = '\0';
     curl_easy_setopt(t->easy, CURLOPT_URL, url);
@@ -187,6 +217,16 @@ sl_fetcher_run(sl_fetcher *f, int timeout_ms, int extra_fd)
     return still;
 }
 
+/* Was the transfer's URL http or https? */
+static bool
+is_web_url(CURL *e)
+{
+    char *url = NULL;
+    curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &url);
+    return url && (strncasecmp(url, "http://", 7) == 0 ||
+                   strncasecmp(url, "https://", 8) == 0);
+}
+
 static void
 copy_header(CURL *e, const char *name, char *dst, size_t size)
 {
@@ -210,9 +250,24 @@ sl_fetcher_next_done(sl_fetcher *f, sl_fetch_result *res)
         memset(res, 0, sizeof *res);
         res->owner = t->owner;
         res->curl_code = (int)msg->data.result;
-        sl_fmt(res->curl_error, sizeof res->curl_error, "%s",
-               t->error[0] ? t->error
-                           : curl_easy_strerror(msg->data.result));
+        const char *error =
+            t->error[0] ? t->error : curl_easy_strerror(msg->data.result);
+        if (t->head_too_large) {
+            res->curl_code = CURLE_WEIRD_SERVER_REPLY;
+            sl_fmt(res->curl_error, sizeof res->curl_error,
+                   "response head larger than %d KiB", HEAD_MAX / 1024);
+        } else if (res->curl_code == CURLE_UNSUPPORTED_PROTOCOL &&
+                   is_web_url(t->easy)) {
+            /* For an http(s) URL, libcurl says this of a reply that is
+             * not HTTP/1.x: a malformed status line, or no status line
+             * at all (HTTP/0.9). Not a redirect's scheme: those are
+             * checked before a hop starts. */
+            res->curl_code = CURLE_WEIRD_SERVER_REPLY;
+            sl_fmt(res->curl_error, sizeof res->curl_error,
+                   "malformed response: %s", error);
+        } else {
+            sl_fmt(res->curl_error, sizeof res->curl_error, "%s", error);
+        }
         long code = 0;
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
         res->http_status = (int)code;

@@ -9,8 +9,8 @@ build_pkgs=(gcc make cmake pkg-config ca-certificates
             libcurl4-openssl-dev libsqlite3-dev libyajl-dev libssl-dev)
 # Test peers and tools: the sqlite3 shell (lock and inspect databases),
 # nginx (a real server enforcing a connection cap), curl, setpriv,
-# valgrind.
-test_pkgs=(sqlite3 nginx curl util-linux procps valgrind)
+# valgrind, GNU time (the peak memory of a run).
+test_pkgs=(sqlite3 nginx curl util-linux procps valgrind time)
 bench_pkgs=(curl wget2 aria2 time)
 
 wanted=()

@@ -44,6 +44,12 @@
 #define NS_PER_MS      ((uint64_t)1000000)
 #define LINGER_NS      (1000 * NS_PER_MS) /* drain before closing */
 #define ACCEPT_PAUSE   (100 * NS_PER_MS)  /* after EMFILE and friends */
+#define TRICKLE_NS     (1000 * NS_PER_MS) /* fault=trickle: a byte a second */
+#define FLUSH_BUDGET   (4u << 20)  /* bytes written per turn to one socket */
+#define NO_LENGTH      UINT64_MAX  /* start_response(): no Content-Length */
+#define JUNK_HEADERS   4096        /* fault=hugeheaders: X-Junk lines, */
+#define JUNK_VALUE     1000        /* each with this much value: ~4 MiB */
+#define BOMB_SIZE      (10u << 20) /* fault=gzipbomb: the inflated size */
 
 /* ---- options ------------------------------------------------------------- */
 
@@ -84,6 +90,13 @@ enum fault_kind {
     FAULT_BADLEN,
     FAULT_REDIRECT,
     FAULT_LOOP,
+    FAULT_TRICKLE,
+    FAULT_ENDLESS,
+    FAULT_HUGEHEADERS,
+    FAULT_MANYREDIRECTS,
+    FAULT_BADSTATUS,
+    FAULT_GZIPBOMB,
+    FAULT_SILENT,
 };
 
 /* The fault an /img request asked for in its query, with defaults. */
@@ -94,6 +107,8 @@ struct fault {
     uint64_t retry_after; /* seconds */
     bool date;            /* Retry-After as an HTTP-date */
     uint64_t hops;        /* redirects still to go */
+    uint64_t hop;         /* fault=manyredirects: redirects so far */
+    bool garbage;         /* fault=badstatus: no status line at all */
     char to[TO_MAX];      /* decoded base for redirects, "" for relative */
 };
 
@@ -138,18 +153,20 @@ struct request {
 };
 
 enum conn_state {
-    CONN_READING, /* waiting for (the rest of) a request head */
-    CONN_WAITING, /* an /img request waits out its latency */
-    CONN_WRITING, /* a response is being written */
-    CONN_STALLED, /* fault=stall: part of a response, then silence */
-    CONN_CLOSING, /* our side is shut; draining until the peer closes */
+    CONN_READING,   /* waiting for (the rest of) a request head */
+    CONN_WAITING,   /* an /img request waits out its latency */
+    CONN_WRITING,   /* a response is being written */
+    CONN_STALLED,   /* fault=stall, silent: silence until the client goes */
+    CONN_TRICKLING, /* fault=trickle: the next byte waits for its timer */
+    CONN_CLOSING,   /* our side is shut; draining until the peer closes */
 };
 
 /* What happens once the queued response has been written. */
 enum after_write {
-    AFTER_NEXT,  /* the request is done; next one, or close */
-    AFTER_RESET, /* reset the connection (fault=reset) */
-    AFTER_STALL, /* stall until the client leaves (fault=stall) */
+    AFTER_NEXT,    /* the request is done; next one, or close */
+    AFTER_RESET,   /* reset the connection (fault=reset) */
+    AFTER_STALL,   /* stall until the client leaves (fault=stall) */
+    AFTER_TRICKLE, /* the next body byte in a second (fault=trickle) */
 };
 
 struct buf {
@@ -209,6 +226,7 @@ struct origin {
     struct conn **sweep_conns;
     size_t sweep_cap;
     struct buf text; /* scratch for small bodies */
+    struct buf bomb; /* fault=gzipbomb's body, made on first use */
     /* counters; /_reset zeroes them and bumps epoch */
     unsigned epoch;
     uint64_t requests;
@@ -774,6 +792,135 @@ sweep_hangups(struct origin *o)
             conn_close(o, o->sweep_conns[i]);
 }
 
+/* ---- fault=gzipbomb ------------------------------------------------------ */
+
+/* Bits in deflate's order: packed into bytes from the least significant
+ * bit up (RFC 1951, 3.1.1). */
+struct bit_writer {
+    struct buf *out;
+    unsigned acc;
+    unsigned count;
+};
+
+/* Append the low `count` bits of value, least significant first: how
+ * deflate stores header fields and extra bits. */
+static void
+bits_put(struct bit_writer *w, unsigned value, unsigned count)
+{
+    for (unsigned i = 0; i < count; i++) {
+        w->acc |= ((value >> i) & 1u) << w->count;
+        if (++w->count == 8) {
+            unsigned char byte = (unsigned char)w->acc;
+
+            buf_append(w->out, &byte, 1);
+            w->acc = 0;
+            w->count = 0;
+        }
+    }
+}
+
+/* Append a Huffman code of len bits, most significant bit first. */
+static void
+bits_code(struct bit_writer *w, unsigned code, unsigned len)
+{
+    for (unsigned i = len; i-- > 0;)
+        bits_put(w, (code >> i) & 1u, 1);
+}
+
+static void
+put_le32(struct buf *b, uint32_t v)
+{
+    unsigned char bytes[4] = {(unsigned char)v, (unsigned char)(v >> 8),
+                              (unsigned char)(v >> 16),
+                              (unsigned char)(v >> 24)};
+
+    buf_append(b, bytes, sizeof bytes);
+}
+
+/* The CRC-32 (gzip's, reflected 0xEDB88320) of len zero bytes. */
+static uint32_t
+crc32_of_zeros(uint64_t len)
+{
+    uint32_t table[256];
+    uint32_t crc = 0xffffffffu;
+
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t v = i;
+
+        for (int k = 0; k < 8; k++)
+            v = v & 1 ? 0xedb88320u ^ (v >> 1) : v >> 1;
+        table[i] = v;
+    }
+    for (uint64_t i = 0; i < len; i++)
+        crc = table[crc & 0xff] ^ (crc >> 8);
+    return crc ^ 0xffffffffu;
+}
+
+/*
+ * fault=gzipbomb's body, made on first use: a gzip member (RFC 1952)
+ * whose one deflate block inflates to BOMB_SIZE zero bytes, 1026 times
+ * its own size (10,223 bytes). It is a dynamic-Huffman block with the
+ * three symbols it needs: literal 0 (2 bits), end of block (2 bits), and
+ * length 258 (1 bit) with distance 1 (1 bit), so each 258 zeros cost two
+ * bits. No zlib: the codes are few enough to write out by hand.
+ */
+static const struct buf *
+gzip_bomb(struct origin *o)
+{
+    /* The order code length code lengths are sent in (RFC 1951, 3.2.7). */
+    static const unsigned char order[19] = {16, 17, 18, 0, 8,  7, 9,  6, 10, 5,
+                                            11, 4,  12, 3, 13, 2, 14, 1, 15};
+    static const unsigned char head[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+    struct buf *b = &o->bomb;
+    struct bit_writer w = {.out = b};
+
+    if (b->len > 0)
+        return b;
+    buf_append(b, head, sizeof head); /* deflate, no name, no mtime, Unix */
+    bits_put(&w, 1, 1);               /* BFINAL: the last block */
+    bits_put(&w, 2, 2);               /* BTYPE: dynamic Huffman codes */
+    bits_put(&w, 286 - 257, 5);       /* HLIT: literal/length codes 0..285 */
+    bits_put(&w, 2 - 1, 5);           /* HDIST: distance codes 0..1 */
+    bits_put(&w, 18 - 4, 4);          /* HCLEN: up to order[17], which is 1 */
+    /* The code length code: 18 (a run of zeros) is "0", 1 is "10" and
+     * 2 is "11". */
+    for (int i = 0; i < 18; i++) {
+        unsigned sym = order[i];
+
+        bits_put(&w, sym == 18 ? 1 : sym == 1 || sym == 2 ? 2 : 0, 3);
+    }
+    /* The literal/length code lengths: 0 -> 2, 1..255 none, 256 -> 2,
+     * 257..284 none, 285 -> 1; then the distance code lengths: 0 -> 1,
+     * 1 -> 1 (unused; it makes the code complete). */
+    bits_code(&w, 3, 2);
+    bits_code(&w, 0, 1);
+    bits_put(&w, 138 - 11, 7);
+    bits_code(&w, 0, 1);
+    bits_put(&w, 117 - 11, 7);
+    bits_code(&w, 3, 2);
+    bits_code(&w, 0, 1);
+    bits_put(&w, 28 - 11, 7);
+    bits_code(&w, 2, 2);
+    bits_code(&w, 2, 2);
+    bits_code(&w, 2, 2);
+    /* The data, in the canonical codes those lengths give: 285 is "0",
+     * literal 0 "10", end of block "11"; distance code 0 is "0". */
+    uint64_t left = BOMB_SIZE - 1;
+    bits_code(&w, 2, 2); /* one zero byte */
+    for (; left >= 258; left -= 258) {
+        bits_code(&w, 0, 1); /* 258 bytes copied from ... */
+        bits_code(&w, 0, 1); /* ... 1 byte back: 258 more zeros */
+    }
+    for (; left > 0; left--)
+        bits_code(&w, 2, 2);
+    bits_code(&w, 3, 2);
+    if (w.count > 0)
+        bits_put(&w, 0, 8 - w.count);
+    put_le32(b, crc32_of_zeros(BOMB_SIZE));
+    put_le32(b, BOMB_SIZE); /* ISIZE: the size modulo 2^32 */
+    return b;
+}
+
 /* ---- responses ----------------------------------------------------------- */
 
 static const struct {
@@ -823,7 +970,8 @@ status_has_body(unsigned status)
 /*
  * Queue the head of a response on c->out (replacing whatever was there):
  * the status line, Content-Type when given, Content-Length when the
- * status allows a body, extra (whole CRLF-terminated lines, may be NULL)
+ * status allows a body and content_length is not NO_LENGTH (the body then
+ * ends with the connection), extra (whole CRLF-terminated lines, or NULL)
  * and Connection when it is not HTTP/1.1's default. Resets the body and
  * the after-write action; the caller adds a body and calls conn_send().
  */
@@ -835,7 +983,7 @@ start_response(struct conn *c, unsigned status, const char *content_type,
     buf_printf(&c->out, "HTTP/1.1 %u %s\r\n", status, reason_phrase(status));
     if (content_type != NULL)
         buf_printf(&c->out, "Content-Type: %s\r\n", content_type);
-    if (status_has_body(status))
+    if (status_has_body(status) && content_length != NO_LENGTH)
         buf_printf(&c->out, "Content-Length: %" PRIu64 "\r\n", content_length);
     if (extra != NULL)
         buf_append(&c->out, extra, strlen(extra));
@@ -853,13 +1001,17 @@ start_response(struct conn *c, unsigned status, const char *content_type,
 }
 
 /*
- * Write as much of c's response as the socket takes: c->out first, then
- * the generated body. Returns 0 when all of it is written, 1 when the
- * socket is full (wait for EPOLLOUT), -1 when the connection failed.
+ * Write as much of c's response as the socket takes, up to FLUSH_BUDGET
+ * bytes a call so that a client draining an endless body cannot starve
+ * the others: c->out first, then the generated body. Returns 0 when all
+ * of it is written, 1 when the socket is full or the budget spent (wait
+ * for EPOLLOUT), -1 when the connection failed.
  */
 static int
 conn_flush(struct origin *o, struct conn *c)
 {
+    size_t budget = FLUSH_BUDGET;
+
     for (;;) {
         struct iovec iov[2];
         struct msghdr msg = {.msg_iov = iov};
@@ -879,6 +1031,8 @@ conn_flush(struct origin *o, struct conn *c)
         }
         if (msg.msg_iovlen == 0)
             return 0;
+        if (budget == 0)
+            return 1; /* epoll reports the socket writable again at once */
         ssize_t written = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
         if (written < 0) {
             if (errno == EINTR)
@@ -891,6 +1045,7 @@ conn_flush(struct origin *o, struct conn *c)
         size_t from_out = done < out_left ? done : out_left;
         c->out.sent += from_out;
         c->body_off += done - from_out;
+        budget -= done < budget ? done : budget;
     }
 }
 
@@ -906,6 +1061,12 @@ response_done(struct origin *o, struct conn *c)
         /* The request stays in flight until the client leaves. */
         c->state = CONN_STALLED;
         conn_set_events(o, c, EPOLLRDHUP);
+        return;
+    case AFTER_TRICKLE:
+        /* In flight, and only hang-ups matter, until the next byte. */
+        c->state = CONN_TRICKLING;
+        conn_set_events(o, c, EPOLLRDHUP);
+        timer_arm(o, c, now_ns() + TRICKLE_NS);
         return;
     case AFTER_NEXT:
         break;
@@ -1006,12 +1167,14 @@ send_throttle(struct origin *o, struct conn *c)
 }
 
 /*
- * 302 to the same object with hops - 1, keeping the other parameters as
- * they came: relative, or under the to= base when one was given. With
- * loop, 302 to exactly the request's own target.
+ * 302 to the same object, keeping the other parameters as they came:
+ * fault=redirect with hops - 1, fault=manyredirects with hop + 1 (a new
+ * URL every time, so only a hop limit stops a client), relative or under
+ * the to= base when one was given. fault=loop: 302 to exactly the
+ * request's own target.
  */
 static void
-send_redirect(struct origin *o, struct conn *c, bool loop)
+send_redirect(struct origin *o, struct conn *c)
 {
     const struct fault *f = &c->req.fault;
     const char *target = c->in + c->target_off;
@@ -1019,12 +1182,16 @@ send_redirect(struct origin *o, struct conn *c, bool loop)
 
     buf_clear(h);
     buf_printf(h, "Location: ");
-    if (loop) {
+    if (f->kind == FAULT_LOOP) {
         buf_append(h, target, c->target_len);
     } else {
+        bool onward = f->kind == FAULT_MANYREDIRECTS;
+        const char *name = onward ? "hop=" : "hops=";
+        size_t name_len = strlen(name);
+        uint64_t value = onward ? f->hop + 1 : f->hops - 1;
         const char *q = target + c->path_len + 1;
         const char *end = target + c->target_len;
-        bool have_hops = false, first = true;
+        bool have_counter = false, first = true;
 
         buf_printf(h, "%s", f->to);
         buf_append(h, target, c->path_len);
@@ -1036,19 +1203,93 @@ send_redirect(struct origin *o, struct conn *c, bool loop)
             if (!first)
                 buf_append(h, "&", 1);
             first = false;
-            if ((size_t)(param_end - q) >= 5 && memcmp(q, "hops=", 5) == 0) {
-                buf_printf(h, "hops=%" PRIu64, f->hops - 1);
-                have_hops = true;
+            if ((size_t)(param_end - q) >= name_len &&
+                memcmp(q, name, name_len) == 0) {
+                buf_printf(h, "%s%" PRIu64, name, value);
+                have_counter = true;
             } else {
                 buf_append(h, q, (size_t)(param_end - q));
             }
             q = param_end + 1;
         }
-        if (!have_hops)
-            buf_printf(h, "%shops=%" PRIu64, first ? "" : "&", f->hops - 1);
+        if (!have_counter)
+            buf_printf(h, "%s%s%" PRIu64, first ? "" : "&", name, value);
     }
     buf_append(h, "\r\n", 3); /* with the NUL start_response() reads */
     send_text(o, c, 302, h->data, "redirect");
+}
+
+/* Add whole CRLF-terminated header lines to the head start_response()
+ * just queued, before its empty line (no body may be queued yet). */
+static void
+head_add(struct conn *c, const char *lines)
+{
+    c->out.len -= 2;
+    buf_append(&c->out, lines, strlen(lines));
+    buf_append(&c->out, "\r\n", 2);
+    c->head_bytes = c->out.len;
+}
+
+/* fault=hugeheaders: JUNK_HEADERS lines of X-Junk-<i> added to the head
+ * just queued, about 4 MiB of it, before the body. */
+static void
+head_add_junk(struct conn *c)
+{
+    struct buf *b = &c->out;
+
+    b->len -= 2;
+    buf_reserve(b, (size_t)JUNK_HEADERS * (JUNK_VALUE + 24) + 2);
+    for (unsigned i = 0; i < JUNK_HEADERS; i++) {
+        buf_printf(b, "X-Junk-%u: ", i);
+        memset(b->data + b->len, 'j', JUNK_VALUE);
+        b->len += JUNK_VALUE;
+        buf_append(b, "\r\n", 2);
+    }
+    buf_append(b, "\r\n", 2);
+    c->head_bytes = b->len;
+}
+
+/*
+ * fault=badstatus: a response whose status line is not one ("HTTP/1.1
+ * abc Bogus"), or with garbage=1 bytes that are not HTTP at all, then
+ * close. No status is sent, so the request is counted under status 0.
+ */
+static void
+send_bad_status(struct origin *o, struct conn *c)
+{
+    static const char bogus[] = "HTTP/1.1 abc Bogus\r\n"
+                                "Content-Type: text/plain\r\n"
+                                "Content-Length: 5\r\n"
+                                "Connection: close\r\n\r\n";
+    static const char garbage[] = "\x16\x03\x01\xde\xad\xbe\xef not HTTP "
+                                  "\x80\xff\x01\r\n\r\n";
+
+    buf_clear(&c->out);
+    if (c->req.fault.garbage) {
+        buf_append(&c->out, garbage, sizeof garbage - 1);
+        c->head_bytes = c->out.len;
+    } else {
+        buf_append(&c->out, bogus, sizeof bogus - 1);
+        c->head_bytes = c->out.len;
+        if (!c->head_only)
+            buf_append(&c->out, "bogus", 5);
+    }
+    c->body_off = 0;
+    c->body_end = 0;
+    c->after = AFTER_NEXT;
+    c->close_after = true;
+    conn_send(o, c);
+}
+
+/* fault=trickle: queue the next byte of the body; after it, the request
+ * ends or the next byte waits a second (response_done()). */
+static void
+trickle_next(struct origin *o, struct conn *c)
+{
+    c->body_end = c->body_off + 1;
+    if (c->body_end >= c->req.size)
+        c->after = AFTER_NEXT;
+    conn_send(o, c);
 }
 
 /*
@@ -1105,10 +1346,45 @@ respond_img(struct origin *o, struct conn *c)
     case FAULT_REDIRECT:
         if (f->hops == 0)
             break;
-        send_redirect(o, c, false);
+        send_redirect(o, c);
         return;
     case FAULT_LOOP:
-        send_redirect(o, c, true);
+    case FAULT_MANYREDIRECTS:
+        send_redirect(o, c);
+        return;
+    case FAULT_TRICKLE:
+        start_image(c, r->size, 0);
+        if (!c->head_only && r->size > 0)
+            c->after = AFTER_TRICKLE;
+        conn_send(o, c);
+        return;
+    case FAULT_ENDLESS:
+        c->close_after = true; /* the body ends only with the connection */
+        start_image(c, NO_LENGTH, UINT64_MAX);
+        conn_send(o, c);
+        return;
+    case FAULT_HUGEHEADERS:
+        start_image(c, r->size, r->size);
+        head_add_junk(c);
+        conn_send(o, c);
+        return;
+    case FAULT_BADSTATUS:
+        send_bad_status(o, c);
+        return;
+    case FAULT_GZIPBOMB: {
+        const struct buf *bomb = gzip_bomb(o);
+
+        start_image(c, bomb->len, 0);
+        head_add(c, "Content-Encoding: gzip\r\n");
+        if (!c->head_only)
+            buf_append(&c->out, bomb->data, bomb->len);
+        conn_send(o, c);
+        return;
+    }
+    case FAULT_SILENT:
+        /* In flight, unanswered, until the client leaves. */
+        c->state = CONN_STALLED;
+        conn_set_events(o, c, EPOLLRDHUP);
         return;
     }
     start_image(c, r->size, r->size);
@@ -1290,16 +1566,28 @@ percent_decode(const char *s, size_t len, char *dst, size_t cap,
 }
 
 static const char *const fault_names[] = {
-    [FAULT_NONE] = "none",     [FAULT_STATUS] = "status",
-    [FAULT_FLAKY] = "flaky",   [FAULT_THROTTLE] = "throttle",
-    [FAULT_RESET] = "reset",   [FAULT_STALL] = "stall",
-    [FAULT_BADLEN] = "badlen", [FAULT_REDIRECT] = "redirect",
+    [FAULT_NONE] = "none",
+    [FAULT_STATUS] = "status",
+    [FAULT_FLAKY] = "flaky",
+    [FAULT_THROTTLE] = "throttle",
+    [FAULT_RESET] = "reset",
+    [FAULT_STALL] = "stall",
+    [FAULT_BADLEN] = "badlen",
+    [FAULT_REDIRECT] = "redirect",
     [FAULT_LOOP] = "loop",
+    [FAULT_TRICKLE] = "trickle",
+    [FAULT_ENDLESS] = "endless",
+    [FAULT_HUGEHEADERS] = "hugeheaders",
+    [FAULT_MANYREDIRECTS] = "manyredirects",
+    [FAULT_BADSTATUS] = "badstatus",
+    [FAULT_GZIPBOMB] = "gzipbomb",
+    [FAULT_SILENT] = "silent",
 };
 
 /*
  * Fill *f from the query [q, q + len): fault, fails, code, retry_after,
- * date, hops, to; other parameters are ignored (cache busters are fine).
+ * date, hops, hop, garbage, to; other parameters are ignored (cache
+ * busters are fine).
  * Returns NULL, or why the query is unusable (the client gets a 400).
  */
 static const char *
@@ -1322,12 +1610,13 @@ parse_fault(const char *q, size_t len, struct fault *f)
         char text[TO_MAX];
         size_t text_len = 0;
         uint64_t number;
-        bool known = span_is(q, name_len, "fault") ||
-                     span_is(q, name_len, "fails") ||
-                     span_is(q, name_len, "code") ||
-                     span_is(q, name_len, "retry_after") ||
-                     span_is(q, name_len, "date") ||
-                     span_is(q, name_len, "hops") || span_is(q, name_len, "to");
+        bool known =
+            span_is(q, name_len, "fault") || span_is(q, name_len, "fails") ||
+            span_is(q, name_len, "code") ||
+            span_is(q, name_len, "retry_after") ||
+            span_is(q, name_len, "date") || span_is(q, name_len, "hops") ||
+            span_is(q, name_len, "hop") || span_is(q, name_len, "garbage") ||
+            span_is(q, name_len, "to");
 
         if (known && percent_decode(value, (size_t)(param_end - value), text,
                                     sizeof text, &text_len) != 0)
@@ -1358,6 +1647,13 @@ parse_fault(const char *q, size_t len, struct fault *f)
         } else if (span_is(q, name_len, "hops")) {
             if (parse_u64(text, text_len, UINT64_MAX, &f->hops) != 0)
                 return "bad hops";
+        } else if (span_is(q, name_len, "hop")) {
+            if (parse_u64(text, text_len, UINT64_MAX - 1, &f->hop) != 0)
+                return "bad hop";
+        } else if (span_is(q, name_len, "garbage")) {
+            if (parse_u64(text, text_len, 1, &number) != 0)
+                return "bad garbage (0 or 1)";
+            f->garbage = number == 1;
         } else if (span_is(q, name_len, "to")) {
             if (strncmp(text, "http://", 7) != 0 &&
                 strncmp(text, "https://", 8) != 0)
@@ -1701,6 +1997,7 @@ conn_event(struct origin *o, struct conn *c, uint32_t events)
         break;
     case CONN_WAITING:
     case CONN_STALLED:
+    case CONN_TRICKLING:
         break; /* only hang-ups matter, and those came first */
     }
 }
@@ -1768,6 +2065,9 @@ run_timers(struct origin *o)
         timer_cancel(o, c);
         if (c->state == CONN_WAITING) {
             respond_img(o, c);
+            process_input(o, c);
+        } else if (c->state == CONN_TRICKLING) {
+            trickle_next(o, c);
             process_input(o, c);
         } else if (c->state == CONN_CLOSING) {
             conn_close(o, c);
@@ -2035,6 +2335,7 @@ origin_free(struct origin *o)
     free(o->sweep_fds);
     free(o->sweep_conns);
     free(o->text.data);
+    free(o->bomb.data);
     close(o->listen_fd);
     close(o->signal_fd);
     close(o->epoll_fd);

@@ -333,6 +333,172 @@ expect_eq "Location" "$(header head Location)" "/img/12?fault=loop&a=b"
 curl -s -L --max-redirs 5 -o /dev/null "$U/img/12?fault=loop"
 expect_eq "curl gives up" "$?" 47
 
+case_ "fault=trickle"
+curl -s "$U/_reset" >/dev/null
+rm -f part
+curl -s -o part -D head --max-time 2.5 "$U/img/13?fault=trickle" &
+client=$!
+sleep 0.5
+expect_eq "the head came at once" "$(header head Content-Length)" 4096
+expect_eq "in flight while trickling" "$(stat "$U" in_flight)" 1
+wait $client
+expect_eq "curl timed out" "$?" 28
+expect_true "a byte a second: 2 or 3 bytes in 2.5 s (got $(wc -c <part))" \
+    test "$(wc -c <part)" -ge 2 -a "$(wc -c <part)" -le 3
+expect_true "the bytes are the object's first" \
+    cmp -s part <("$VERIFY" body 13 4096 | head -c "$(wc -c <part)")
+sleep 0.2
+expect_eq "the request ended when curl left" "$(stat "$U" in_flight)" 0
+expect_eq "log: status and bytes sent" \
+    "$(awk 'NR == 1 { print $6, $7 }' <(curl -s "$U/_log"))" \
+    "200 $(wc -c <part)"
+expect_eq "HEAD: the head alone" \
+    "$(curl -s -I -o /dev/null -w '%{http_code}' --max-time 2 \
+        "$U/img/13?fault=trickle")" 200
+
+case_ "fault=endless"
+curl -s "$U/_reset" >/dev/null
+curl -s -o /dev/null -D head -w '%{size_download}' --max-time 1.5 \
+    "$U/img/14?fault=endless" >endless.size &
+client=$!
+sleep 0.5
+expect_eq "in flight while sending" "$(stat "$U" in_flight)" 1
+got=$(curl -s -o /dev/null -w '%{time_total}' "$U/_stats")
+expect_true "the origin still answers others at once (took $got s)" \
+    awk -v t="$got" 'BEGIN { exit !(t < 0.5) }'
+wait $client
+expect_eq "curl timed out" "$?" 28
+expect_true "over 10 MB arrived in 1.5 s (got $(cat endless.size))" \
+    test "$(cat endless.size)" -gt 10000000
+expect_eq "no Content-Length" "$(header head Content-Length)" ""
+expect_eq "Connection: close" "$(header head Connection)" close
+sleep 0.2
+expect_eq "the request ended when curl left" "$(stat "$U" in_flight)" 0
+curl -s "$U/img/14?fault=endless" | head -c 100000 >part
+expect_true "the body is object 14, extended" \
+    cmp -s part <("$VERIFY" body 14 100000)
+sleep 0.2
+expect_eq "a client that reads a little and leaves" "$(stat "$U" in_flight)" 0
+expect_eq "both logged as 200" "$(stat "$U" 200)" 2
+
+case_ "fault=hugeheaders"
+curl -s "$U/_reset" >/dev/null
+exec 3<>"/dev/tcp/127.0.0.1/$PORT_A"
+printf 'GET /img/15?fault=hugeheaders HTTP/1.1\r\nConnection: close\r\n\r\n' >&3
+timeout 5 cat <&3 >huge
+exec 3<&- 3>&-
+head_len=$(grep -abom1 $'^\r$' huge | cut -d: -f1)
+expect_true "a head of over 4 MB (got ${head_len:-none})" \
+    test "${head_len:-0}" -gt 4000000
+expect_eq "status line" "$(head -n 1 huge | tr -d '\r')" "HTTP/1.1 200 OK"
+expect_eq "X-Junk lines" "$(grep -ac '^X-Junk-[0-9]*: j*'$'\r''$' huge)" 4096
+tail -c +$((head_len + 3)) huge >body
+expect_true "then the object" "$VERIFY" check 15 4096 body
+curl -s -o /dev/null "$U/img/15?fault=hugeheaders"
+expect_true "curl refuses it (rc $?)" test "$?" -ne 0
+sleep 0.2
+expect_eq "in flight" "$(stat "$U" in_flight)" 0
+expect_eq "requests" "$(stat "$U" requests)" 2
+
+case_ "fault=manyredirects"
+curl -s "$U/_reset" >/dev/null
+got=$(curl -s -o /dev/null -D head -w '%{http_code}' \
+    "$U/img/16.jpg?x=1&fault=manyredirects")
+expect_eq "status" "$got" 302
+expect_eq "Location" "$(header head Location)" \
+    "/img/16.jpg?x=1&fault=manyredirects&hop=1"
+curl -s -o /dev/null -D head "$U/img/16.jpg?hop=41&fault=manyredirects"
+expect_eq "the counter goes up" "$(header head Location)" \
+    "/img/16.jpg?hop=42&fault=manyredirects"
+curl -s "$U/_reset" >/dev/null
+curl -s -L --max-redirs 30 -o /dev/null "$U/img/16?fault=manyredirects"
+expect_eq "curl gives up" "$?" 47
+expect_eq "31 requests" "$(stat "$U" requests)" 31
+expect_eq "31 different URLs, each asked once" \
+    "$(curl -s "$U/_log" | awk '$2 == 1 { print $8 }' | sort -u | wc -l)" 31
+got=$(curl -s -o /dev/null -D head -w '%{http_code}' \
+    "$U/img/16?fault=manyredirects&hop=3&to=$to")
+expect_eq "absolute, with to=" "$(header head Location)" \
+    "$URL_B/img/16?fault=manyredirects&hop=4&to=$to"
+expect_eq "bad hop" "$(code "$U/img/16?fault=manyredirects&hop=x")" 400
+
+case_ "fault=badstatus"
+curl -s "$U/_reset" >/dev/null
+got=$(raw "$PORT_A" 'GET /img/17?fault=badstatus HTTP/1.1\r\n\r\n')
+expect_eq "answered and closed" "$?" 0
+expect_eq "status line" "${got%%$'\r'*}" "HTTP/1.1 abc Bogus"
+raw "$PORT_A" 'GET /img/17?fault=badstatus&garbage=1 HTTP/1.1\r\n\r\n' >part
+expect_eq "garbage: answered and closed" "$?" 0
+expect_true "garbage: not HTTP ($(head -c 20 part | od -An -c | tr -s ' '))" \
+    test -s part -a "$(head -c 5 part)" != "HTTP/"
+curl -s -o /dev/null "$U/img/17?fault=badstatus"
+expect_true "curl fails (rc $?)" test "$?" -ne 0
+expect_eq "no status was sent: counted under 0" "$(stat "$U" 0)" 3
+expect_eq "in flight" "$(stat "$U" in_flight)" 0
+expect_eq "bad garbage" "$(code "$U/img/17?fault=badstatus&garbage=2")" 400
+
+case_ "fault=gzipbomb"
+curl -s "$U/_reset" >/dev/null
+got=$(curl -s -o bomb -D head -w '%{http_code} %{size_download}' \
+    "$U/img/18?fault=gzipbomb")
+expect_eq "status and size" "$got" "200 $(header head Content-Length)"
+expect_eq "Content-Encoding" "$(header head Content-Encoding)" gzip
+expect_true "a small body ($(wc -c <bomb) bytes)" \
+    test "$(wc -c <bomb)" -lt 16384
+if command -v gzip >/dev/null 2>&1; then
+    expect_true "a valid gzip stream" gzip -t bomb
+    expect_eq "it inflates to 10 MiB" "$(gzip -dc bomb | wc -c)" 10485760
+    expect_eq "of zeros" "$(gzip -dc bomb | tr -d '\0' | wc -c)" 0
+else
+    echo "    gzip not installed: the stream itself is not checked"
+fi
+expect_eq "a client asking for gzip inflates it" \
+    "$(curl -s --compressed "$U/img/18?fault=gzipbomb" | wc -c)" 10485760
+expect_true "the same bytes every time" \
+    cmp -s bomb <(curl -s "$U/img/19?fault=gzipbomb")
+got=$(curl -s -I -o /dev/null -D head -w '%{size_download}' \
+    "$U/img/18?fault=gzipbomb")
+expect_eq "HEAD" "$got $(header head Content-Length)" "0 $(wc -c <bomb)"
+
+case_ "fault=silent"
+curl -s "$U/_reset" >/dev/null
+rm -f part
+curl -s -o part -w '%{size_header}' --max-time 1 "$U/img/20?fault=silent" \
+    >silent.size &
+client=$!
+sleep 0.5
+expect_eq "in flight while silent" "$(stat "$U" in_flight)" 1
+wait $client
+expect_eq "curl timed out" "$?" 28
+got=$(cat part 2>/dev/null | wc -c) # curl makes no file for no bytes
+expect_eq "nothing arrived" "$(cat silent.size) $got" "0 0"
+sleep 0.2
+expect_eq "the request ended when curl left" "$(stat "$U" in_flight)" 0
+expect_eq "logged with no status" \
+    "$(awk '{ print $6, $7 }' <(curl -s "$U/_log"))" "0 0"
+
+case_ "the limit counts requests that never end until their client goes"
+start_origin H --limit 3 --quiet
+clients=()
+for f in trickle endless silent; do
+    curl -s -o /dev/null --max-time 1.5 "$URL_H/img/1?fault=$f" &
+    clients+=($!)
+done
+sleep 0.5
+expect_eq "in flight" "$(stat "$URL_H" in_flight)" 3
+expect_eq "a fourth request is over the limit" "$(code "$URL_H/img/2")" 503
+wait "${clients[@]}"
+sleep 0.2
+expect_eq "in flight once they left" "$(stat "$URL_H" in_flight)" 0
+expect_eq "then a request is served" "$(code "$URL_H/img/2")" 200
+expect_eq "violations" "$(stat "$URL_H" violations)" 1
+expect_eq "peak" "$(stat "$URL_H" peak_in_flight)" 4
+expect_eq "requests = in flight + finished" \
+    "$(curl -s "$URL_H/_stats" | sed 's/.*"status":{\([^}]*\)}.*/\1/' |
+        tr ',' '\n' | awk -F: '{ n += $2 } END { print n }')" \
+    "$(stat "$URL_H" requests)"
+stop_origin H
+
 case_ "sizes: uniform, and large bodies written in many pieces"
 start_origin S --size uniform:1:3000000 --quiet
 for n in 1 2 3 4; do
