@@ -34,6 +34,7 @@ struct sl_transfer {
 
 struct sl_fetcher {
     CURLM *multi;
+    struct curl_slist *headers_identity; /* shared by every handle */
     sl_fetch_opts opts;
     sl_transfer *free_list;
     unsigned running;
@@ -119,6 +120,7 @@ sl_fetcher_free(sl_fetcher *f)
         t = next;
     }
     curl_multi_cleanup(f->multi);
+    curl_slist_free_all(f->headers_identity);
     sl_free(f);
 }
 
@@ -157,6 +159,12 @@ take_transfer(sl_fetcher *f)
     /* Environment proxies would bypass the URL policy's address check. */
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "sluice/" "0.1");
+    /* Bodies are stored as sent: ask for them unencoded. */
+    f->headers_identity = f->headers_identity
+                              ? f->headers_identity
+                              : curl_slist_append(NULL,
+                                                  "Accept-Encoding: identity");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->headers_identity);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);

@@ -297,7 +297,8 @@ job_failed(run_ctx *r, sl_job *j, const char *cls, int status,
     unsigned attempts = j->lease.attempts + 1;
     if (attempts >= r->o->max_attempts) {
         char why[512];
-        sl_fmt(why, sizeof why, "%s (after %u attempts)", msg, attempts);
+        sl_fmt(why, sizeof why, "%s (after %u attempt%s)", msg, attempts,
+               attempts == 1 ? "" : "s");
         job_dead(r, j, cls, status, why);
         return;
     }
