@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Install what sluice needs, from Debian's packages, only when missing:
-#   scripts/setup.sh [build] [test] [bench]   (default: build)
+#   scripts/setup.sh [build] [test] [bench] [fuzz]   (default: build)
 # Runs apt-get (through sudo when not root) only if something is missing,
-# so on a ready machine it does nothing and needs no network.
+# so on a ready machine it does nothing and needs no network. The test
+# group also installs the tests' npm peers (s3rver) into build/peers/.
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
 
 build_pkgs=(gcc make cmake pkg-config ca-certificates
             libcurl4-openssl-dev libsqlite3-dev libyajl-dev libssl-dev)
@@ -12,18 +14,27 @@ build_pkgs=(gcc make cmake pkg-config ca-certificates
 # valgrind, GNU time (the peak memory of a run).
 test_pkgs=(sqlite3 nginx curl util-linux procps valgrind time)
 bench_pkgs=(curl wget2 aria2 time)
+# libFuzzer: clang and its runtime (-fsanitize=fuzzer); scripts/fuzz.sh.
+fuzz_pkgs=(clang libclang-rt-14-dev)
 
 wanted=()
+peers=0 # the tests' npm peers
 [ $# -eq 0 ] && set -- build
 for group in "$@"; do
     case $group in
     build) wanted+=("${build_pkgs[@]}") ;;
-    test) wanted+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+    test) wanted+=("${build_pkgs[@]}" "${test_pkgs[@]}")
+          peers=1 ;;
     bench) wanted+=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
-    *) echo "setup.sh: unknown group '$group' (build, test, bench)" >&2
+    fuzz) wanted+=("${build_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
+    *) echo "setup.sh: unknown group '$group' (build, test, bench, fuzz)" >&2
        exit 2 ;;
     esac
 done
+# npm (and node) from Debian, unless some npm is there already.
+if [ $peers = 1 ] && ! command -v npm >/dev/null; then
+    wanted+=(nodejs npm)
+fi
 
 missing=()
 for pkg in "${wanted[@]}"; do
@@ -32,26 +43,55 @@ for pkg in "${wanted[@]}"; do
         case " ${missing[*]-} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
     fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
 
-sudo=()
-if [ "$(id -u)" != 0 ]; then
-    command -v sudo >/dev/null || {
-        echo "setup.sh: need root (or sudo) to install: ${missing[*]}" >&2
-        exit 1
-    }
-    sudo=(sudo)
-fi
-echo "setup.sh: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-for attempt in 1 2 3; do
-    if "${sudo[@]}" apt-get update -qq &&
-        "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
-            "${missing[@]}" >/dev/null; then
-        exit 0
+apt_install() {
+    local sudo=() attempt
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null || {
+            echo "setup.sh: need root (or sudo) to install: $*" >&2
+            exit 1
+        }
+        sudo=(sudo)
     fi
-    echo "setup.sh: apt-get failed (attempt $attempt); retrying" >&2
-    sleep $((attempt * 5))
-done
-echo "setup.sh: could not install: ${missing[*]}" >&2
-exit 1
+    echo "setup.sh: installing $*" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    for attempt in 1 2 3; do
+        if "${sudo[@]}" apt-get update -qq &&
+            "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+                "$@" >/dev/null; then
+            return 0
+        fi
+        echo "setup.sh: apt-get failed (attempt $attempt); retrying" >&2
+        sleep $((attempt * 5))
+    done
+    echo "setup.sh: could not install: $*" >&2
+    exit 1
+}
+
+# s3rver (an S3 API server; tests/cli/run_s3.sh) from the npm registry,
+# into the project's build/peers/ (ignored by git), only when missing.
+S3RVER_VERSION=3.7.1
+npm_peers() {
+    local prefix=$root/build/peers attempt
+    local pkg=$prefix/node_modules/s3rver/package.json
+    if [ -f "$pkg" ] &&
+        grep -q "\"version\": \"$S3RVER_VERSION\"" "$pkg"; then
+        return 0
+    fi
+    echo "setup.sh: installing s3rver@$S3RVER_VERSION (npm) into" \
+        "build/peers" >&2
+    for attempt in 1 2 3; do
+        if npm install --no-audit --no-fund --prefix "$prefix" \
+            "s3rver@$S3RVER_VERSION" >/dev/null; then
+            return 0
+        fi
+        echo "setup.sh: npm install failed (attempt $attempt); retrying" >&2
+        sleep $((attempt * 5))
+    done
+    echo "setup.sh: could not install s3rver from npm" >&2
+    exit 1
+}
+
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+[ $peers = 0 ] || npm_peers
+exit 0

@@ -12,6 +12,7 @@
 
 static const sl_store_ops *const store_backends[] = {
     &sl_store_file,
+    &sl_store_s3,
 };
 
 static const sl_store_ops *

@@ -1,7 +1,7 @@
 /*
  * The store interface: where objects land. A backend (store_file.c, a
- * local directory; later S3) is a const table of operations behind the
- * sl_store_* / sl_object_* wrappers. Writing is synchronous (the body is
+ * local directory; store_s3.c, S3) is a const table of operations behind
+ * the sl_store_* / sl_object_* wrappers. Writing is synchronous (the body is
  * streamed in as it arrives); making an object durable under its final
  * key is asynchronous: submit it, then reap the results, so a slow fsync
  * or upload never holds up the fetch loop.
@@ -91,7 +91,10 @@ struct sl_store_ops {
     /* A descriptor that is readable while results wait; -1 if none. */
     int (*wake_fd)(sl_store *s);
     size_t (*reap)(sl_store *s, sl_store_result *out, size_t max);
-    /* Objects submitted and not yet reaped. */
+    /* Objects submitted and not yet reaped, that the caller should wait
+     * for: a remote store leaves out uploads waiting out a backoff after
+     * a failure (the remote may be down for long; close gives them up,
+     * and their records stay in flight for the next run). */
     size_t (*busy)(sl_store *s);
 };
 
@@ -123,6 +126,29 @@ void sl_object_free(sl_object *o);
 sluice_err sl_store_fail(sl_store *s, sluice_err err, const char *fmt, ...)
     SL_PRINTF(3, 4);
 
+/*
+ * Per-run temp directories (rundir.c): PARENT/NAME/ holds a run's files,
+ * PARENT/NAME.lock is flocked while the run lives, so a later run can
+ * remove what a crashed one left and never touch a live one's files.
+ */
+typedef struct {
+    int dir_fd;  /* PARENT/NAME/ */
+    int lock_fd; /* PARENT/NAME.lock, locked */
+    char name[64];
+} sl_run_dir;
+
+/* Make a fresh run directory under parent_fd and lock it. Returns 0, or
+ * an errno value (the fds left open are closed by sl_run_dir_close). */
+int sl_run_dir_open(int parent_fd, sl_run_dir *rd);
+/* Remove the run's directory (whatever is in it) and its lock. */
+void sl_run_dir_close(int parent_fd, sl_run_dir *rd);
+/* Remove the directories of runs under parent_fd whose lock is free
+ * (they crashed), never own_name's. Returns 0, or an errno value. */
+int sl_run_dir_reap_dead(int parent_fd, const char *own_name);
+/* Remove parent_fd/name and everything under it; never follows a link. */
+void sl_remove_tree(int parent_fd, const char *name);
+
 extern const sl_store_ops sl_store_file;
+extern const sl_store_ops sl_store_s3;
 
 #endif /* SL_STORE_H */

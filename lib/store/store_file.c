@@ -10,14 +10,11 @@
 #define _GNU_SOURCE /* pipe2, syncfs */
 #include "store.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,9 +36,8 @@ typedef struct file_object {
 typedef struct {
     char *root;
     int root_fd;
-    int run_fd;     /* ROOT/.sluice-tmp/run-XXXX/ */
-    int lock_fd;    /* its lock, held while the run lives */
-    char run_name[64];
+    int tmp_fd;     /* ROOT/.sluice-tmp/ */
+    sl_run_dir run; /* ROOT/.sluice-tmp/run-XXXX/ and its lock */
     uint64_t seq;
     pthread_t syncer;
     bool syncer_started;
@@ -66,31 +62,6 @@ fo_of(sl_object *o)
     return sl_object_state(o);
 }
 
-/* Remove a directory tree under dirfd (the tree of one run's temp files:
- * flat, but be thorough). */
-static void
-remove_tree(int parent_fd, const char *name)
-{
-    int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                     O_CLOEXEC);
-    if (fd >= 0) {
-        DIR *d = fdopendir(fd);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d)) != NULL) {
-                if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-                    if (unlinkat(dirfd(d), e->d_name, 0) != 0 &&
-                        errno == EISDIR)
-                        remove_tree(dirfd(d), e->d_name);
-            }
-            closedir(d);
-        } else {
-            close(fd);
-        }
-    }
-    unlinkat(parent_fd, name, AT_REMOVEDIR);
-}
-
 static sluice_err
 errno_fail(sl_store *s, const char *what, int err)
 {
@@ -110,7 +81,7 @@ file_open(sl_store *s, const char *location, const sl_store_opts *opts)
 {
     file_store *fs = fs_of(s);
     (void)opts;
-    fs->root_fd = fs->run_fd = fs->lock_fd = -1;
+    fs->root_fd = fs->tmp_fd = fs->run.dir_fd = fs->run.lock_fd = -1;
     fs->wake[0] = fs->wake[1] = -1;
     pthread_mutex_init(&fs->lock, NULL);
     pthread_cond_init(&fs->wake_syncer, NULL);
@@ -126,31 +97,15 @@ file_open(sl_store *s, const char *location, const sl_store_opts *opts)
         return errno_fail(s, "cannot open the directory", errno);
     if (mkdirat(fs->root_fd, TMP_DIR, 0700) != 0 && errno != EEXIST)
         return errno_fail(s, "cannot write", errno);
-    int tmp_fd = openat(fs->root_fd, TMP_DIR,
+    fs->tmp_fd = openat(fs->root_fd, TMP_DIR,
                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (tmp_fd < 0)
+    if (fs->tmp_fd < 0)
         return errno_fail(s, "cannot open " TMP_DIR, errno);
 
     /* This run's temp directory, and a lock that says it is alive. */
-    char lock_name[80];
-    static atomic_uint opened; /* two stores of one process differ too */
-    sl_fmt(fs->run_name, sizeof fs->run_name, "run-%ld-%llx-%u",
-           (long)getpid(), (unsigned long long)sl_mono_ms(),
-           atomic_fetch_add(&opened, 1));
-    sl_fmt(lock_name, sizeof lock_name, "%s.lock", fs->run_name);
-    fs->lock_fd = openat(tmp_fd, lock_name,
-                         O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fs->lock_fd < 0 || flock(fs->lock_fd, LOCK_EX | LOCK_NB) != 0 ||
-        mkdirat(tmp_fd, fs->run_name, 0700) != 0) {
-        int saved = errno;
-        close(tmp_fd);
-        return errno_fail(s, "cannot write", saved);
-    }
-    fs->run_fd = openat(tmp_fd, fs->run_name,
-                        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    close(tmp_fd);
-    if (fs->run_fd < 0)
-        return errno_fail(s, "cannot open its temp directory", errno);
+    int err = sl_run_dir_open(fs->tmp_fd, &fs->run);
+    if (err)
+        return errno_fail(s, "cannot write", err);
     if (pipe2(fs->wake, O_NONBLOCK | O_CLOEXEC) != 0)
         return errno_fail(s, "pipe", errno);
     if (pthread_create(&fs->syncer, NULL, sync_main, s) != 0)
@@ -184,22 +139,9 @@ file_close(sl_store *s)
     }
     free_list(fs->todo_head);
     free_list(fs->done_head);
-    if (fs->run_fd >= 0) {
-        close(fs->run_fd);
-        int tmp_fd = fs->root_fd < 0 ? -1
-                                     : openat(fs->root_fd, TMP_DIR,
-                                              O_RDONLY | O_DIRECTORY |
-                                                  O_NOFOLLOW | O_CLOEXEC);
-        if (tmp_fd >= 0) {
-            char lock_name[80];
-            remove_tree(tmp_fd, fs->run_name);
-            sl_fmt(lock_name, sizeof lock_name, "%s.lock", fs->run_name);
-            unlinkat(tmp_fd, lock_name, 0);
-            close(tmp_fd);
-        }
-    }
-    if (fs->lock_fd >= 0)
-        close(fs->lock_fd);
+    sl_run_dir_close(fs->tmp_fd, &fs->run);
+    if (fs->tmp_fd >= 0)
+        close(fs->tmp_fd);
     if (fs->root_fd >= 0)
         close(fs->root_fd);
     for (int i = 0; i < 2; i++)
@@ -215,39 +157,8 @@ static sluice_err
 file_recover(sl_store *s)
 {
     file_store *fs = fs_of(s);
-    int tmp_fd = openat(fs->root_fd, TMP_DIR,
-                        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (tmp_fd < 0)
-        return errno_fail(s, "cannot open " TMP_DIR, errno);
-    DIR *d = fdopendir(tmp_fd);
-    if (!d) {
-        close(tmp_fd);
-        return errno_fail(s, "cannot read " TMP_DIR, errno);
-    }
-    struct dirent *e;
-    size_t own_len = strlen(fs->run_name);
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        /* Skip our own run: the whole name, not a run whose name is
-         * the start of ours. */
-        if (len < 6 || strcmp(e->d_name + len - 5, ".lock") != 0 ||
-            (len - 5 == own_len &&
-             strncmp(e->d_name, fs->run_name, own_len) == 0))
-            continue;
-        int lock = openat(dirfd(d), e->d_name,
-                          O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-        if (lock < 0)
-            continue;
-        if (flock(lock, LOCK_EX | LOCK_NB) == 0) {
-            char run[256];
-            sl_fmt(run, sizeof run, "%.*s", (int)(len - 5), e->d_name);
-            remove_tree(dirfd(d), run);
-            unlinkat(dirfd(d), e->d_name, 0);
-        }
-        close(lock);
-    }
-    closedir(d);
-    return SLUICE_OK;
+    int err = sl_run_dir_reap_dead(fs->tmp_fd, fs->run.name);
+    return err ? errno_fail(s, "cannot read " TMP_DIR, err) : SLUICE_OK;
 }
 
 static sluice_err
@@ -257,7 +168,7 @@ file_begin(sl_store *s, sl_object *o)
     file_object *fo = fo_of(o);
     sl_fmt(fo->tmp_name, sizeof fo->tmp_name, "%llu",
            (unsigned long long)++fs->seq);
-    fo->fd = openat(fs->run_fd, fo->tmp_name,
+    fo->fd = openat(fs->run.dir_fd, fo->tmp_name,
                     O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fo->fd < 0)
         return errno_fail(s, "cannot create a temp file", errno);
@@ -289,7 +200,7 @@ file_discard(sl_object *o)
         close(fo->fd);
         fo->fd = -1;
     }
-    unlinkat(fs_of(o->store)->run_fd, fo->tmp_name, 0);
+    unlinkat(fs_of(o->store)->run.dir_fd, fo->tmp_name, 0);
 }
 
 static void
@@ -486,7 +397,7 @@ place(file_store *fs, sl_object *o, dir_set *set)
     if (sl_fault_hit(SL_FAULT_RENAME)) {
         errno = EIO;
         object_fail(o, SL_STORE_FAILED, SLUICE_ESTORE, "rename", EIO);
-    } else if (renameat(fs->run_fd, fo_of(o)->tmp_name, dir, base) != 0) {
+    } else if (renameat(fs->run.dir_fd, fo_of(o)->tmp_name, dir, base) != 0) {
         int saved = errno;
         bool in_the_way = saved == EISDIR || saved == ENOTDIR ||
                           saved == ENOTEMPTY || saved == EEXIST;
@@ -512,7 +423,7 @@ sync_batch(sl_store *s, sl_object *batch)
 
     /* 1. The data: fsync each file, or one syncfs for a large batch. */
     if (n >= SYNCFS_MIN) {
-        if (sl_fault_hit(SL_FAULT_FSYNC) || syncfs(fs->run_fd) != 0)
+        if (sl_fault_hit(SL_FAULT_FSYNC) || syncfs(fs->run.dir_fd) != 0)
             sync_error = errno ? errno : EIO;
     }
     for (sl_object *o = batch; o; o = fo_of(o)->next) {
@@ -541,7 +452,7 @@ sync_batch(sl_store *s, sl_object *batch)
     for (sl_object *o = batch; o; o = fo_of(o)->next) {
         file_object *fo = fo_of(o);
         if (fo->status != SL_STORED) {
-            unlinkat(fs->run_fd, fo->tmp_name, 0);
+            unlinkat(fs->run.dir_fd, fo->tmp_name, 0);
             continue;
         }
         if (dir_error)

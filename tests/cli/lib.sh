@@ -166,3 +166,64 @@ stray_files() {
     find "$1" -path "$1/.sluice-tmp" -prune -o -type f -print | grep -v '/sku-[0-9]*\.jpg$'
     find "$1/.sluice-tmp" -type f ! -name '*.lock' 2>/dev/null
 }
+
+# ------------------------------------------------------------ s3rver
+# s3rver, an S3 API server from the npm registry (scripts/setup.sh test
+# installs it under build/peers/; $SLUICE_S3RVER overrides the path).
+S3RVER=${SLUICE_S3RVER:-$SOURCE_DIR/build/peers/node_modules/s3rver/bin/s3rver.js}
+
+# Skip the test (with the reason) when node or s3rver is missing.
+need_s3rver() {
+    command -v node >/dev/null ||
+        skip "node is not installed (run scripts/setup.sh test)"
+    [ -f "$S3RVER" ] ||
+        skip "s3rver is not installed at $S3RVER (run scripts/setup.sh test)"
+}
+
+# start_s3rver NAME DIR PORT [BUCKET...]: start s3rver on 127.0.0.1:PORT
+# (0: an ephemeral port) with its data in DIR, making the buckets; sets
+# ${NAME}_port and ${NAME}_pid. Its credentials are S3RVER / S3RVER.
+# Stopped at exit.
+S3RVER_PIDS=""
+start_s3rver() {
+    local name=$1 dir=$2 port=$3 bucket args=() pid
+    shift 3
+    for bucket in "$@"; do args+=(--configure-bucket "$bucket"); done
+    node "$S3RVER" -d "$dir" -a 127.0.0.1 -p "$port" --silent \
+        ${args[@]+"${args[@]}"} >"$name.out" 2>"$name.log" &
+    pid=$!
+    S3RVER_PIDS="$S3RVER_PIDS $pid"
+    for _ in $(seq 400); do
+        grep -q 'listening on' "$name.out" 2>/dev/null && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.05
+    done
+    port=$(sed -n 's/.*listening on .*:\([0-9][0-9]*\)$/\1/p' "$name.out")
+    if [ -z "$port" ]; then
+        fail "s3rver $name did not start: $(cat "$name.out" "$name.log")"
+        finish
+    fi
+    eval "${name}_port=$port"
+    eval "${name}_pid=$pid"
+}
+
+# stop_s3rver PID [SIGNAL]: stop one s3rver (default SIGTERM).
+stop_s3rver() {
+    kill "-${2:-TERM}" "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+
+stop_s3rvers() {
+    for pid in $S3RVER_PIDS; do stop_s3rver "$pid"; done
+    S3RVER_PIDS=""
+}
+trap 'stop_origins; stop_s3rvers; rm -rf "$WORK"' EXIT
+
+# s3_get URL BODY_FILE: a signed GET (SigV4, s3rver's credentials); prints
+# the response head. s3rver wants x-amz-content-sha256 on every request.
+S3_EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+s3_get() {
+    curl -s -D - -o "$2" --aws-sigv4 "aws:amz:us-east-1:s3" \
+        -u S3RVER:S3RVER -H "x-amz-content-sha256: $S3_EMPTY_SHA256" \
+        "$1" | tr -d '\r'
+}
