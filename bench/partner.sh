@@ -54,7 +54,7 @@ measure() {
 }
 
 run_sluice() {
-    "$bin/sluice" ingest --quiet --db q.db urls.txt >/dev/null
+    "$bin/sluice" ingest --allow-private --quiet --db q.db urls.txt >/dev/null
     "$bin/sluice" run --db q.db --store store --max-concurrency $n \
         --allow-net 127.0.0.1/32 --quiet
 }
@@ -103,7 +103,7 @@ done
 # Peak RSS on 10,000 records (the queue and store as a real run has them).
 "$bin/bench/gen_feed" 10000 lines "$base" >urls10k.txt
 rm -rf q.db* store
-"$bin/sluice" ingest --quiet --db q.db urls10k.txt >/dev/null
+"$bin/sluice" ingest --allow-private --quiet --db q.db urls10k.txt >/dev/null
 reset_origin
 /usr/bin/time -f "%M" -o rss.txt "$bin/sluice" run --db q.db --store store \
     --max-concurrency $n --allow-net 127.0.0.1/32 --quiet >/dev/null

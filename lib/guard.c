@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static bool
 in_prefix(const unsigned char *addr, const unsigned char *net,
@@ -106,6 +107,14 @@ allowed(const sl_guard *g, const struct sockaddr *sa)
         a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
     else
         return false;
+    /* An IPv4-mapped address is its IPv4 address for the allowed list,
+     * as it is for the ranges. */
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0,
+                                             0, 0, 0, 0, 0xff, 0xff};
+    if (family == AF_INET6 && memcmp(a, mapped, 12) == 0) {
+        family = AF_INET;
+        a += 12;
+    }
     for (size_t i = 0; i < g->n_allowed; i++) {
         const sl_cidr *c = &g->allowed[i];
         if (c->family == family && in_prefix(a, c->addr, c->prefix))
@@ -186,4 +195,46 @@ sl_guard_free(sl_guard *g)
     sl_free(g->allowed);
     g->allowed = NULL;
     g->n_allowed = 0;
+}
+
+const char *
+sl_guard_check_origin(const sl_guard *g, const char *origin)
+{
+    const char *host = strstr(origin, "://");
+    if (!host)
+        return NULL;
+    host += 3;
+    const char *end = strrchr(host, ':'); /* the port always follows */
+    if (!end || end == host)
+        return NULL;
+    char name[256];
+    size_t len = (size_t)(end - host);
+    if (len >= sizeof name)
+        return NULL;
+    memcpy(name, host, len);
+    name[len] = '\0';
+
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+    memset(&in4, 0, sizeof in4);
+    memset(&in6, 0, sizeof in6);
+    in4.sin_family = AF_INET;
+    in6.sin6_family = AF_INET6;
+    if (len > 2 && name[0] == '[' && name[len - 1] == ']') {
+        name[len - 1] = '\0';
+        if (inet_pton(AF_INET6, name + 1, &in6.sin6_addr) != 1)
+            return NULL;
+        return sl_guard_check(g, (const struct sockaddr *)&in6);
+    }
+    if (inet_pton(AF_INET, name, &in4.sin_addr) == 1)
+        return sl_guard_check(g, (const struct sockaddr *)&in4);
+    /* localhost always means loopback (RFC 6761), whatever DNS says. */
+    while (len && name[len - 1] == '.')
+        name[--len] = '\0';
+    if (strcasecmp(name, "localhost") == 0 ||
+        (len > 10 && strcasecmp(name + len - 10, ".localhost") == 0)) {
+        in4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        return sl_guard_check(g, (const struct sockaddr *)&in4);
+    }
+    return NULL;
 }

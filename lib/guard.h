@@ -39,6 +39,13 @@ void sl_guard_free(sl_guard *g);
  */
 const char *sl_guard_check(const sl_guard *g, const struct sockaddr *sa);
 
+/*
+ * The same check for a URL's origin ("http://[::1]:80") before any
+ * lookup: a literal address (as libcurl normalises them) or localhost is
+ * checked; NULL for a name, which can only be checked once resolved.
+ */
+const char *sl_guard_check_origin(const sl_guard *g, const char *origin);
+
 /* The special-purpose class of an address, or NULL for a public one. */
 const char *sl_address_class(const struct sockaddr *sa);
 

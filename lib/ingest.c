@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "feed/feed.h"
+#include "guard.h"
 #include "queue/queue.h"
 #include "record.h"
 
@@ -75,6 +76,7 @@ typedef struct {
     /* The parser's own. */
     sl_feed feed;
     sl_record_scratch scratch;
+    sl_guard guard;
     const char *name;
 } pipeline;
 
@@ -203,7 +205,17 @@ parse_feed(void *arg)
         } else {
             sluice_err err = sl_record_prepare(&p->scratch, &item, &rec,
                                                reason, sizeof reason);
-            if (err == SLUICE_OK)
+            const char *refused = err == SLUICE_OK
+                                      ? sl_guard_check_origin(&p->guard,
+                                                              rec.origin)
+                                      : NULL;
+            if (refused) {
+                sl_fmt(reason, sizeof reason,
+                       "url: %s address refused (allow it with "
+                       "--allow-private or --allow-net)",
+                       refused);
+                bad = add_reject(c, line, reason);
+            } else if (err == SLUICE_OK)
                 bad = add_record(c, line, &rec);
             else if (err == SLUICE_ENOMEM)
                 bad = 1;
@@ -342,6 +354,14 @@ sluice_ingest_fd(sluice_queue *q, int fd, const char *name,
     pthread_mutex_init(&p.lock, NULL);
     pthread_cond_init(&p.changed, NULL);
     sl_record_scratch_init(&p.scratch);
+    char why[256];
+    err = sl_guard_init(&p.guard, opts->allow_private, opts->allow_nets,
+                        opts->n_allow_nets, why, sizeof why);
+    if (err != SLUICE_OK) {
+        sl_queue_fail(q, err, "%s", why);
+        goto fail;
+    }
+    err = SLUICE_ENOMEM;
     if (sl_feed_init(&p.feed, fd, opts->format) != SLUICE_OK)
         goto fail;
     recs = sl_calloc(CHUNK_RECORDS, sizeof *recs);
@@ -394,6 +414,7 @@ fail:
     sl_free(recs);
     sl_feed_free(&p.feed);
     sl_record_scratch_free(&p.scratch);
+    sl_guard_free(&p.guard);
     pthread_cond_destroy(&p.changed);
     pthread_mutex_destroy(&p.lock);
     return err;

@@ -30,6 +30,11 @@ static const char help_text[] =
     "  --db FILE        queue database (default: $SLUICE_DB, else "
     "./sluice.db)\n"
     "  --format FORMAT  auto, jsonl, csv or lines (default: auto)\n"
+    "  --allow-private  accept URLs whose host is a loopback, private,\n"
+    "                   link-local or metadata address (refused by\n"
+    "                   default, in any spelling: 127.1, 2130706433,\n"
+    "                   [::ffff:127.0.0.1], localhost)\n"
+    "  --allow-net CIDR accept those in this network (repeatable)\n"
     "  --json           print the summary as one JSON object\n"
     "  -q, --quiet      no progress line\n"
     "  -h, --help       show this help\n"
@@ -150,13 +155,22 @@ cmd_ingest(int argc, char **argv)
         {"format", required_argument, NULL, 'f'},
         {"json", no_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},
+        {"allow-private", no_argument, NULL, 'P'},
+        {"allow-net", required_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *db_opt = NULL;
     sluice_format format = SLUICE_FORMAT_AUTO;
-    bool json = false, quiet = false;
+    bool json = false, quiet = false, allow_private = false;
+    const char **nets = calloc((size_t)argc + 1, sizeof *nets);
+    size_t n_nets = 0;
     int c;
+
+    if (!nets) {
+        cli_error("out of memory");
+        return EXIT_FAILED;
+    }
 
     optind = 1;
     opterr = 0;
@@ -167,11 +181,13 @@ cmd_ingest(int argc, char **argv)
             break;
         case 'f': {
             int f = sluice_format_from_name(optarg);
-            if (f < 0)
+            if (f < 0) {
+                free(nets);
                 return cli_usage("ingest",
                                  "--format: expected auto, jsonl, csv or "
                                  "lines, got '%s'",
                                  optarg);
+            }
             format = (sluice_format)f;
             break;
         }
@@ -181,10 +197,18 @@ cmd_ingest(int argc, char **argv)
         case 'q':
             quiet = true;
             break;
+        case 'P':
+            allow_private = true;
+            break;
+        case 'N':
+            nets[n_nets++] = optarg;
+            break;
         case 'h':
             fputs(help_text, stdout);
+            free(nets);
             return EXIT_DONE;
         default:
+            free(nets);
             return cli_usage("ingest", "unknown option '%s'",
                              argv[optind - 1]);
         }
@@ -192,12 +216,15 @@ cmd_ingest(int argc, char **argv)
 
     int n_inputs = argc - optind;
     bool use_stdin = n_inputs == 0;
-    if (use_stdin && isatty(STDIN_FILENO))
+    if (use_stdin && isatty(STDIN_FILENO)) {
+        free(nets);
         return cli_usage("ingest",
                          "no input: give FILE, or - to read a piped feed");
+    }
     input *inputs = calloc((size_t)(use_stdin ? 1 : n_inputs),
                            sizeof *inputs);
     if (!inputs) {
+        free(nets);
         cli_error("out of memory");
         return EXIT_FAILED;
     }
@@ -227,6 +254,9 @@ cmd_ingest(int argc, char **argv)
         .on_reject = on_reject,
         .on_progress = on_progress,
         .ctx = &prog,
+        .allow_private = allow_private,
+        .allow_nets = nets,
+        .n_allow_nets = n_nets,
     };
     sluice_ingest_stats stats = {0, 0, 0, 0};
     for (int i = 0; i < n_open; i++) {
@@ -235,14 +265,19 @@ cmd_ingest(int argc, char **argv)
                                           &opts, &stats);
         if (err != SLUICE_OK) {
             progress_clear(&prog);
-            cli_error("%s", sluice_queue_errmsg(q));
-            status = cli_exit_for(err);
+            if (err == SLUICE_EINVAL) {
+                status = cli_usage("ingest", "%s", sluice_queue_errmsg(q));
+            } else {
+                cli_error("%s", sluice_queue_errmsg(q));
+                status = cli_exit_for(err);
+            }
             break;
         }
     }
     progress_clear(&prog);
     sluice_queue_close(q);
-    print_summary(&stats, json);
+    if (status != EXIT_USAGE)
+        print_summary(&stats, json);
     if (status == EXIT_DONE && stats.rejected > 0)
         status = EXIT_PARTIAL;
 out:
@@ -250,5 +285,6 @@ out:
         if (inputs[i].fd != STDIN_FILENO)
             close(inputs[i].fd);
     free(inputs);
+    free(nets);
     return status;
 }

@@ -52,7 +52,11 @@ ingest_text(sluice_queue *q, const char *name, const char *text,
     test_write_str(name, text);
     int fd = open(name, O_RDONLY);
     ASSERT(fd >= 0);
-    sluice_ingest_opts opts = {format, on_reject, on_progress, r, batch};
+    sluice_ingest_opts opts = {.format = format,
+                               .on_reject = on_reject,
+                               .on_progress = on_progress,
+                               .ctx = r,
+                               .batch_size = batch};
     sluice_err err = sluice_ingest_fd(q, fd, name, &opts, st);
     close(fd);
     return err;

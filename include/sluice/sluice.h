@@ -158,6 +158,13 @@ typedef struct {
     void *ctx;                              /* passed to both */
     /* Records per transaction; 0: a default tuned for throughput. */
     unsigned batch_size;
+    /* The URL policy at ingest: a URL whose host is a literal address
+     * (any spelling) or localhost in a refused range is rejected, unless
+     * allow_private, or it is in one of allow_nets (CIDRs). Names are
+     * checked when fetched, on the address they resolve to. */
+    int allow_private;
+    const char *const *allow_nets;
+    size_t n_allow_nets;
 } sluice_ingest_opts;
 
 /*

@@ -14,7 +14,7 @@ KILLS=6
 start_origin o --limit $N --latency lognormal:10:1 --size $SIZE
 "$GEN" $RECORDS jsonl "http://127.0.0.1:$o_port" faults >feed.jsonl
 read -r want_done want_dead <<<"$("$GEN" --expect $RECORDS)"
-"$SLUICE" ingest feed.jsonl >/dev/null
+"$SLUICE" ingest --allow-private feed.jsonl >/dev/null
 
 RUN=("$SLUICE" run --store out --allow-net 127.0.0.1/32 --max-concurrency $N
      --stall-timeout 2 --backoff-base 0.05 --backoff-cap 0.5 --quiet)

@@ -7,7 +7,7 @@
 start_origin o --latency 0 --size fixed:50000
 base=http://127.0.0.1:$o_port
 printf '%s/img/1.jpg\n%s/img/2.jpg\n' "$base" "$base" >feed.txt
-"$SLUICE" ingest feed.txt >/dev/null
+"$SLUICE" ingest --allow-private feed.txt >/dev/null
 
 case_ "usage errors"
 run "$SLUICE" run
@@ -48,7 +48,7 @@ assert_eq "$(find out -type f ! -path '*/.sluice-tmp/*' | wc -l)" 0
 case_ "a stalled transfer times out and is retried"
 start_origin slow --latency 0 --size fixed:50000
 echo "http://127.0.0.1:$slow_port/img/3.jpg?fault=stall&fails=2" >stall.txt
-"$SLUICE" ingest --db stall.db stall.txt >/dev/null
+"$SLUICE" ingest --allow-private --db stall.db stall.txt >/dev/null
 run "$SLUICE" run --db stall.db --store out4 --allow-private \
     --stall-timeout 1 --backoff-base 0.01 --quiet
 assert_rc 0

@@ -12,7 +12,7 @@ start_origin o --latency uniform:1:4 --size $SIZE
 "$GEN" $RECORDS jsonl "http://127.0.0.1:$o_port" >feed.jsonl
 
 # The build must have fault injection compiled in: probe it.
-"$SLUICE" ingest --db probe.db feed.jsonl >/dev/null
+"$SLUICE" ingest --allow-private --db probe.db feed.jsonl >/dev/null
 if SLUICE_FAULT=db:1 "$SLUICE" status --db probe.db >/dev/null 2>&1 &&
     SLUICE_FAULT=db:1 "$SLUICE" run --db probe.db --store probe \
         --allow-private --quiet >/dev/null 2>&1; then
@@ -46,7 +46,7 @@ inject() {
     for nth in "$@"; do
         CURRENT_TEST="$kind:$nth"
         rm -rf sluice.db* out
-        "$SLUICE" ingest feed.jsonl >/dev/null
+        "$SLUICE" ingest --allow-private feed.jsonl >/dev/null
         run env SLUICE_FAULT="$kind:$nth" "$SLUICE" run --store out \
             --allow-private --max-concurrency 8 --quiet
         faulted=$((faulted + (rc == 3)))

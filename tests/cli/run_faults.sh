@@ -15,7 +15,7 @@ start_origin o --limit $N --latency lognormal:8:1.2 --size $SIZE
 base=http://127.0.0.1:$o_port
 "$GEN" $RECORDS jsonl "$base" faults >feed.jsonl
 read -r want_done want_dead <<<"$("$GEN" --expect $RECORDS)"
-"$SLUICE" ingest feed.jsonl >/dev/null
+"$SLUICE" ingest --allow-private feed.jsonl >/dev/null
 run "$SLUICE" run --store out --allow-net 127.0.0.1/32 \
     --max-concurrency $N --stall-timeout 2 --backoff-base 0.05 \
     --backoff-cap 0.5 --json
@@ -68,7 +68,7 @@ for i in $(seq 0 299); do
     echo "http://127.0.0.1:$t_port/img/$i.jpg"
     echo "http://localhost:$t_port/img/$i.jpg"
 done >two.txt
-"$SLUICE" ingest --db two.db two.txt >/dev/null
+"$SLUICE" ingest --allow-private --db two.db two.txt >/dev/null
 run "$SLUICE" run --db two.db --store two --allow-private \
     --max-concurrency 10 --max-total 12 --quiet
 assert_rc 0

@@ -5,7 +5,7 @@
 start_origin o --latency fixed:5 --size fixed:3000
 base=http://127.0.0.1:$o_port
 "$GEN" 50 jsonl "$base" >first.jsonl
-"$SLUICE" ingest first.jsonl >/dev/null
+"$SLUICE" ingest --allow-private first.jsonl >/dev/null
 
 case_ "records ingested during a --follow run are fetched"
 "$SLUICE" run --store out --allow-private --follow --quiet >run.out 2>&1 &
@@ -18,7 +18,7 @@ assert_eq "$(status_field sluice.db done)" 50
 kill -0 $pid 2>/dev/null || fail "the --follow run ended on its own"
 # More records for the running run, in a second ingest.
 "$GEN" 120 jsonl "$base" | tail -n 70 >second.jsonl
-"$SLUICE" ingest second.jsonl >/dev/null
+"$SLUICE" ingest --allow-private second.jsonl >/dev/null
 for _ in $(seq 100); do
     [ "$(status_field sluice.db done)" = 120 ] && break
     sleep 0.1

@@ -123,7 +123,7 @@ for i in $(seq 0 $((RECORDS - 1))); do
     printf '{"id":"sku-%d","url":"%s/img/%d.jpg%s"}\n' "$i" "$base" "$i" \
         "${f:+?fault=$f}"
 done >feed.jsonl
-"$SLUICE" ingest feed.jsonl >/dev/null
+"$SLUICE" ingest --allow-private feed.jsonl >/dev/null
 t0=$(date +%s%N)
 run timed rss.txt "$SLUICE" run --store out \
     --allow-net 127.0.0.1/32 --max-concurrency $N --timeout 5 \
@@ -232,7 +232,7 @@ for f in silent endless hugeheaders trickle badstatus "badstatus&garbage=1" \
             $n "http://127.0.0.1:$one_port" $((n + 100))
     done
 done >one.jsonl
-"$SLUICE" ingest --db one.db one.jsonl >/dev/null
+"$SLUICE" ingest --allow-private --db one.db one.jsonl >/dev/null
 run timed rss1.txt "$SLUICE" run --db one.db \
     --store one --allow-net 127.0.0.1/32 --max-concurrency 1 --timeout 3 \
     --stall-timeout 1 --max-attempts 1 --max-bytes 256k --quiet
@@ -247,7 +247,7 @@ case_ "an endless body is streamed, not held: memory does not follow it"
 start_origin big --limit 2
 printf '%s\n' "http://127.0.0.1:$big_port/img/1.jpg?fault=endless" \
     "http://127.0.0.1:$big_port/img/2.jpg?fault=endless" >big.txt
-"$SLUICE" ingest --db big.db big.txt >/dev/null
+"$SLUICE" ingest --allow-private --db big.db big.txt >/dev/null
 run timed rss2.txt "$SLUICE" run --db big.db \
     --store big --allow-net 127.0.0.1/32 --max-concurrency 2 \
     --max-bytes 64M --quiet

@@ -71,7 +71,7 @@ fetch_all() {
     for i in $(seq 0 $((FILES - 1))); do
         echo "http://127.0.0.1:$port/img/$i.jpg"
     done >feed-$limit.txt
-    "$SLUICE" ingest --db q-$limit.db feed-$limit.txt >/dev/null
+    "$SLUICE" ingest --allow-private --db q-$limit.db feed-$limit.txt >/dev/null
     run "$SLUICE" run --db q-$limit.db --store out-$limit \
         --allow-net 127.0.0.1/32 --max-concurrency $N --quiet \
         --backoff-base 0.05 --backoff-cap 0.2

@@ -8,7 +8,7 @@ RECORDS=400
 start_origin o --latency fixed:20 --size fixed:2000
 port=$o_port
 "$GEN" $RECORDS jsonl "http://127.0.0.1:$port" >feed.jsonl
-"$SLUICE" ingest feed.jsonl >/dev/null
+"$SLUICE" ingest --allow-private feed.jsonl >/dev/null
 
 case_ "the origin dies for 6 seconds; nothing is lost, nothing dead"
 "$SLUICE" run --store out --allow-private --max-concurrency 4 \

@@ -19,7 +19,7 @@ http://[::ffff:127.0.0.1]:$p/img/6.jpg
 http://[::1]:$p/img/7.jpg
 http://017700000001:$p/img/8.jpg
 FEED
-"$SLUICE" ingest feed.txt >/dev/null
+"$SLUICE" ingest --allow-private feed.txt >/dev/null
 run "$SLUICE" run --store out --quiet
 assert_rc 1
 assert_eq "$(status_field sluice.db dead)" 8
@@ -39,7 +39,7 @@ case_ "a redirect from an allowed origin to a private address is refused"
 curl -s "http://127.0.0.1:$p/_reset" >/dev/null
 start_origin private --listen 127.0.0.2:0 --latency 0 --size fixed:100
 echo "http://127.0.0.1:$p/img/9.jpg?fault=redirect&hops=1&to=http%3A%2F%2F127.0.0.2%3A$private_port" >redir.txt
-"$SLUICE" ingest --db redir.db redir.txt >/dev/null
+"$SLUICE" ingest --allow-private --db redir.db redir.txt >/dev/null
 run "$SLUICE" run --db redir.db --store out2 --allow-net 127.0.0.1/32 --quiet
 assert_rc 1
 run "$SLUICE" dlq list --db redir.db
@@ -59,7 +59,7 @@ cat >bad.txt <<FEED
 http://127.0.0.1:$p/img/10.jpg?fault=redirect&hops=6
 http://127.0.0.1:$p/img/11.jpg?fault=loop
 FEED
-"$SLUICE" ingest --db bad.db bad.txt >/dev/null
+"$SLUICE" ingest --allow-private --db bad.db bad.txt >/dev/null
 run "$SLUICE" run --db bad.db --store out3 --allow-private --quiet
 assert_rc 1
 run "$SLUICE" dlq list --db bad.db

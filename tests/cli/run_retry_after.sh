@@ -13,7 +13,7 @@ check_pause() {
         for i in $(seq 1 40); do echo "http://127.0.0.1:$o_port/img/$i.jpg"; done
     } >feed.txt
     rm -f sluice.db*
-    "$SLUICE" ingest feed.txt >/dev/null
+    "$SLUICE" ingest --allow-private feed.txt >/dev/null
     run "$SLUICE" run --store out --allow-private --max-concurrency 4 --quiet
     assert_rc 0
     assert_eq "$(status_field sluice.db done)" 41
@@ -45,7 +45,7 @@ check_pause "fault=throttle&fails=1&retry_after=3&date=1&code=503" 2
 case_ "--max-age dead-letters a record that stays throttled"
 start_origin t --latency 0
 echo "http://127.0.0.1:$t_port/img/1.jpg?fault=throttle&fails=100&retry_after=1" >t.txt
-"$SLUICE" ingest --db t.db t.txt >/dev/null
+"$SLUICE" ingest --allow-private --db t.db t.txt >/dev/null
 run "$SLUICE" run --db t.db --store out --allow-private --max-age 2 --quiet
 assert_rc 1
 run "$SLUICE" dlq list --db t.db

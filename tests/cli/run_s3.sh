@@ -54,7 +54,7 @@ start_origin o --limit $N --latency lognormal:8:1.2 --size $SIZE
 base=http://127.0.0.1:$o_port
 "$GEN" $RECORDS jsonl "$base" faults >feed.jsonl
 read -r want_done want_dead <<<"$("$GEN" --expect $RECORDS)"
-"$SLUICE" ingest feed.jsonl >/dev/null
+"$SLUICE" ingest --allow-private feed.jsonl >/dev/null
 run "$SLUICE" run --store s3://bkt/some/prefix --s3-endpoint "$EP" \
     --spool spool --allow-net 127.0.0.1/32 --max-concurrency $N \
     --stall-timeout 2 --backoff-base 0.05 --backoff-cap 0.5 --json
@@ -113,7 +113,7 @@ done
 case_ "a missing bucket stops the run before any download"
 start_origin m --size fixed:1000
 "$GEN" 50 jsonl "http://127.0.0.1:$m_port" >m.jsonl
-"$SLUICE" ingest --db m.db m.jsonl >/dev/null
+"$SLUICE" ingest --allow-private --db m.db m.jsonl >/dev/null
 run "$SLUICE" run --db m.db --store s3://nosuchbucket/x --s3-endpoint "$EP" \
     --spool spool --allow-net 127.0.0.1/32
 assert_rc 3
@@ -146,7 +146,7 @@ U=1200
 start_s3rver s3b s3b-data 0 outage
 start_origin u --limit $N --latency fixed:20 --size $SIZE
 "$GEN" $U jsonl "http://127.0.0.1:$u_port" >u.jsonl
-"$SLUICE" ingest --db u.db u.jsonl >/dev/null
+"$SLUICE" ingest --allow-private --db u.db u.jsonl >/dev/null
 "$SLUICE" run --db u.db --store s3://outage/p \
     --s3-endpoint "http://127.0.0.1:$s3b_port" --spool spool \
     --allow-net 127.0.0.1/32 --max-concurrency $N -q >u.out 2>u.err &
@@ -184,7 +184,7 @@ assert_eq "$(spool_left)" ""
 case_ "stopped while S3 is down: it exits at once, the next run finishes"
 start_s3rver s3c s3c-data 0 stop
 "$GEN" 600 jsonl "http://127.0.0.1:$u_port" >s.jsonl
-"$SLUICE" ingest --db s.db s.jsonl >/dev/null
+"$SLUICE" ingest --allow-private --db s.db s.jsonl >/dev/null
 "$SLUICE" run --db s.db --store s3://stop/p \
     --s3-endpoint "http://127.0.0.1:$s3c_port" --spool spool \
     --allow-net 127.0.0.1/32 --max-concurrency $N -q >s.out 2>s.err &
@@ -221,7 +221,7 @@ assert_eq "$(check_done s.db s3c-data/stop/p)" 600
 case_ "the bucket gone mid-run: the run stops at once, nothing dead"
 start_s3rver s3d s3d-data 0 gone
 "$GEN" 600 jsonl "http://127.0.0.1:$u_port" >g.jsonl
-"$SLUICE" ingest --db g.db g.jsonl >/dev/null
+"$SLUICE" ingest --allow-private --db g.db g.jsonl >/dev/null
 "$SLUICE" run --db g.db --store s3://gone/p \
     --s3-endpoint "http://127.0.0.1:$s3d_port" --spool spool \
     --allow-net 127.0.0.1/32 --max-concurrency $N -q >g.out 2>g.err &
@@ -254,7 +254,7 @@ assert_eq "$(spool_left)" ""
 case_ "the origin's cap holds while uploads lag"
 start_origin c --limit 10 --latency fixed:5 --size $SIZE
 "$GEN" 400 jsonl "http://127.0.0.1:$c_port" >c.jsonl
-"$SLUICE" ingest --db c.db c.jsonl >/dev/null
+"$SLUICE" ingest --allow-private --db c.db c.jsonl >/dev/null
 run "$SLUICE" run --db c.db --store s3://bkt/lag --s3-endpoint "$EP" \
     --spool spool --allow-net 127.0.0.1/32 --max-concurrency 10 \
     --store-concurrency 1 -q

@@ -9,7 +9,7 @@ RECORDS=1500
 SIZE=fixed:20000
 start_origin o --limit 8 --latency fixed:40 --size $SIZE
 "$GEN" $RECORDS jsonl "http://127.0.0.1:$o_port" >feed.jsonl
-"$SLUICE" ingest feed.jsonl >/dev/null
+"$SLUICE" ingest --allow-private feed.jsonl >/dev/null
 RUN=("$SLUICE" run --store out --allow-private --max-concurrency 8 --quiet)
 
 case_ "a second run on the same database is refused"
