@@ -1896,6 +1896,13 @@ handle_request(struct origin *o, struct conn *c)
     } else if (span_is(path, path_len, "/_reset")) {
         origin_reset(o);
         send_text(o, c, 200, NULL, "reset");
+    } else if (span_is(path, path_len, "/_clock")) {
+        /* The clock of /_log's times, so that a client can say when it
+         * started in the same terms. */
+        char now[32];
+        snprintf(now, sizeof now, "%llu",
+                 (unsigned long long)((now_ns() - o->start_ns) / NS_PER_MS));
+        send_text(o, c, 200, NULL, now);
     } else if (path_len > 5 && memcmp(path, "/img/", 5) == 0) {
         start_img(o, c);
     } else {
@@ -2357,7 +2364,8 @@ usage(FILE *to)
           "  --seed      seed of the latency draws (default 1)\n"
           "  --size      fixed:BYTES | uniform:MIN:MAX "
           "(default fixed:4096)\n"
-          "Routes: /img/<n>[.ext][?fault=...], /_stats, /_log, /_reset.\n"
+          "Routes: /img/<n>[.ext][?fault=...], /_stats, /_log, /_reset,\n"
+          "/_clock.\n"
           "See docs/test-origin.md.\n",
           to);
 }

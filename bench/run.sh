@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# `make bench`: sluice against the tools users would pick instead, on the
+# same URLs, alternating tools round by round, several rounds, medians.
+#
+# Workloads (issue 6):
+#   partner         test origin, cap 20, lognormal latency (30 ms, sigma 1),
+#                   PARTNER_N images (5,000) of a few KiB
+#   partner-faults  the same with the fault mix of bench/gen_feed.c; the
+#                   figure that matters besides speed is how many of the
+#                   recoverable images arrive byte-exact
+#   fast            nginx serving FAST_N (10,000) files of 8 KiB, cap 64:
+#                   the CPU-bound case
+#   batch           the original design (batches of 20, each waiting for
+#                   its slowest), in the partner workload, for the record
+#   ingest          bench/ingest.sh's 1,000,000 JSONL records, new and again
+#   scale           a queue of 1,000,000 pending records: time to the first
+#                   request, and peak RSS during the run
+# Tools: sluice; curl --parallel; wget2 --max-threads; aria2c -j; xargs -P
+# around curl. Output: a table, bench/results.json and bench/results.svg.
+# Environment: ROUNDS (3), PARTNER_N, FAST_N, WORKLOADS (all, or a list).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+rounds=${ROUNDS:-3}
+partner_n=${PARTNER_N:-5000}
+fast_n=${FAST_N:-10000}
+workloads=${WORKLOADS:-partner partner-faults fast ingest scale}
+
+bash scripts/setup.sh build test bench >&2
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/release -j "$(nproc)" \
+    --target sluice gen_feed sluice_origin origin_verify >/dev/null
+bin=$root/build/release
+out=$root/bench/out/run
+rm -rf "$out" && mkdir -p "$out"
+cd "$out"
+: >results.tsv # workload tool round seconds cpu_s rss_kib ratio good bad violations peak
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# ------------------------------------------------------------ servers
+
+start_origin() { # NAME ORIGIN-OPTIONS... -> ${NAME}_base
+    local name=$1
+    shift
+    rm -f "$name.port"
+    "$bin/tests/origin/sluice-origin" --quiet --port-file "$name.port" "$@" &
+    pids+=($!)
+    for _ in $(seq 200); do [ -s "$name.port" ] && break; sleep 0.05; done
+    eval "${name}_base=http://127.0.0.1:$(cat "$name.port")"
+}
+
+start_nginx() { # DIR -> nginx_base
+    local port
+    mkdir -p nginx
+    for _ in $(seq 8); do
+        port=$((20000 + RANDOM % 30000))
+        cat >nginx/nginx.conf <<CONF
+worker_processes 1;
+daemon off;
+pid $out/nginx/nginx.pid;
+error_log $out/nginx/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $out/nginx/body;
+    proxy_temp_path $out/nginx/proxy;
+    fastcgi_temp_path $out/nginx/fastcgi;
+    uwsgi_temp_path $out/nginx/uwsgi;
+    scgi_temp_path $out/nginx/scgi;
+    keepalive_requests 1000000;
+    server { listen 127.0.0.1:$port; root $1; }
+}
+CONF
+        nginx -p "$out/nginx" -c "$out/nginx/nginx.conf" 2>/dev/null &
+        pids+=($!)
+        for _ in $(seq 50); do
+            if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+                nginx_base=http://127.0.0.1:$port
+                return 0
+            fi
+            sleep 0.1
+        done
+    done
+    echo "bench: nginx did not start" >&2
+    exit 1
+}
+
+# ------------------------------------------------------------ the tools
+# Each: TOOL_fetch URLS N OUTDIR FAULTS(0/1). Output names keep the
+# object number (N.jpg...) so bench can check them byte for byte.
+
+sluice_fetch() {
+    "$bin/sluice" ingest --quiet --allow-private --db q.db "$1" >/dev/null
+    # Retries as prompt as the peers' (--retry-delay 0 and the like).
+    "$bin/sluice" run --db q.db --store "$3" --max-concurrency "$2" \
+        --allow-private --quiet --stall-timeout 2 --backoff-base 0.05 \
+        --backoff-cap 1 >/dev/null 2>&1 || true
+}
+
+curl_config() { # URLS OUTDIR -> a curl config, one output per URL
+    awk -v d="$2" '{ f = $0; sub(/.*\//, "", f); sub(/\?.*/, "", f)
+        printf "url = \"%s\"\noutput = \"%s/%s\"\n", $0, d, f }' "$1"
+}
+
+curl_fetch() {
+    local retry=()
+    [ "$4" = 1 ] && retry=(--retry 8 --retry-all-errors --retry-delay 0
+                           --speed-time 2 --speed-limit 1)
+    curl_config "$1" "$3" >curl.cfg
+    curl --silent --parallel --parallel-max "$2" "${retry[@]}" \
+        --config curl.cfg >/dev/null 2>&1 || true
+}
+
+wget2_fetch() {
+    wget2 --quiet --max-threads "$2" --no-robots --compression=none \
+        --tries 8 --waitretry 0 --read-timeout 2 --retry-connrefused \
+        --directory-prefix "$3" --input-file "$1" >/dev/null 2>&1 || true
+}
+
+aria2c_fetch() {
+    aria2c --quiet=true -j "$2" -x 1 --max-tries 8 --retry-wait 0 \
+        --lowest-speed-limit 1 --timeout 2 --allow-overwrite=true \
+        --auto-file-renaming=false --file-allocation=none \
+        --summary-interval=0 -d "$3" -i "$1" >/dev/null 2>&1 || true
+}
+
+xargs_fetch() {
+    local retry=""
+    [ "$4" = 1 ] && retry="--retry 8 --retry-all-errors --retry-delay 0 --speed-time 2 --speed-limit 1"
+    (cd "$3" && xargs -P "$2" -n 1 curl -s -O $retry <"$out/$1") \
+        >/dev/null 2>&1 || true
+}
+
+batch_fetch() { # the original design: batches of N, each waits for all
+    split -l "$2" "$1" batch-
+    for b in batch-*; do
+        curl_config "$b" "$3" >"$b.cfg"
+        curl --silent --parallel --parallel-max "$2" --config "$b.cfg" \
+            >/dev/null 2>&1 || true
+    done
+    rm -f batch-*
+}
+
+# measure WORKLOAD TOOL ROUND URLS N BASE SIZE FAULTS
+measure() {
+    local w=$1 tool=$2 round=$3 urls=$4 n=$5 base=$6 size=$7 faults=$8
+    # A fresh directory each time, and nothing deleted until the workload
+    # is over: ext4 allocates inodes slowly next to ones deleted moments
+    # ago, which would charge one tool for the previous one's cleanup.
+    local store=stores/$w-$tool-$round
+    rm -f q.db*
+    mkdir -p "$store"
+    [ "$base" = nginx ] || curl -s "$base/_reset" >/dev/null
+    /usr/bin/time -f "%e %U %S %M" -o time.txt \
+        bash -c "$(declare -f "${tool}_fetch" curl_config); bin=$bin; out=$out;
+                 ${tool}_fetch $urls $n $store $faults"
+    read -r secs user sys rss <time.txt
+    local ratio=- peak=- violations=- good bad
+    if [ "$base" != nginx ]; then
+        curl -s "$base/_log" >log.txt
+        ratio=$(awk -v N="$n" -f "$root/bench/ideal.awk" log.txt | cut -d' ' -f3)
+        local stats
+        stats=$(curl -s "$base/_stats")
+        peak=$(sed -n 's/.*"peak_in_flight":\([0-9]*\).*/\1/p' <<<"$stats")
+        violations=$(sed -n 's/.*"violations":\([0-9]*\).*/\1/p' <<<"$stats")
+    fi
+    read -r good bad <<<"$("$bin/tests/origin/origin_verify" tree "$size" "$store")"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$tool" \
+        "$round" "$secs" "$(awk -v u="$user" -v s="$sys" 'BEGIN{print u+s}')" \
+        "$rss" "$ratio" "$good" "$bad" "$violations" "$peak" >>results.tsv
+    echo "  $w $tool round $round: ${secs}s, $good good, $bad bad" >&2
+}
+
+run_capped() { # WORKLOAD URLS N BASE SIZE FAULTS TOOLS...
+    local w=$1 urls=$2 n=$3 base=$4 size=$5 faults=$6
+    shift 6
+    for r in $(seq "$rounds"); do
+        for tool in "$@"; do
+            measure "$w" "$tool" "$r" "$urls" "$n" "$base" "$size" "$faults"
+        done
+    done
+    rm -rf stores
+}
+
+tools=(sluice curl wget2 aria2c xargs)
+for w in $workloads; do
+    case $w in
+    partner | partner-faults | batch)
+        if [ -z "${partner_base:-}" ]; then
+            start_origin partner --limit 20 --latency lognormal:30:1 \
+                --size fixed:4096
+        fi
+        if [ $w = partner-faults ]; then
+            "$bin/bench/gen_feed" "$partner_n" lines "$partner_base" faults \
+                >urls-$w.txt
+            run_capped $w urls-$w.txt 20 "$partner_base" fixed:4096 1 \
+                "${tools[@]}"
+        elif [ $w = partner ]; then
+            "$bin/bench/gen_feed" "$partner_n" lines "$partner_base" \
+                >urls-$w.txt
+            run_capped $w urls-$w.txt 20 "$partner_base" fixed:4096 0 \
+                "${tools[@]}" batch
+        fi
+        ;;
+    fast)
+        mkdir -p www/img
+        "$bin/tests/origin/origin_verify" size fixed:8192 0 >/dev/null
+        for i in $(seq 0 $((fast_n - 1))); do
+            "$bin/tests/origin/origin_verify" body "$i" 8192 >www/img/$i.jpg
+        done
+        start_nginx "$out/www"
+        for i in $(seq 0 $((fast_n - 1))); do
+            echo "$nginx_base/img/$i.jpg"
+        done >urls-fast.txt
+        run_capped fast urls-fast.txt 64 nginx fixed:8192 0 "${tools[@]}"
+        ;;
+    ingest)
+        ROUNDS=$rounds bash "$root/bench/ingest.sh" | tee ingest.txt >&2
+        ;;
+    scale)
+        bash "$root/bench/scale.sh" "$bin" | tee scale.txt >&2
+        ;;
+    esac
+done
+
+# ------------------------------------------------------------ report
+awk -F'\t' -v rounds="$rounds" '
+function median(key,   n, i, j, t, a) {
+    n = split(vals[key], a, " ")
+    for (i = 2; i <= n; i++) { t = a[i]; j = i - 1
+        while (j >= 1 && a[j] + 0 > t + 0) { a[j + 1] = a[j]; j-- }
+        a[j + 1] = t }
+    return a[int((n + 1) / 2)]
+}
+{
+    k = $1 SUBSEP $2
+    if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+    vals[k SUBSEP "s"] = vals[k SUBSEP "s"] " " $4
+    vals[k SUBSEP "cpu"] = vals[k SUBSEP "cpu"] " " $5
+    vals[k SUBSEP "rss"] = vals[k SUBSEP "rss"] " " $6
+    vals[k SUBSEP "ratio"] = vals[k SUBSEP "ratio"] " " $7
+    vals[k SUBSEP "good"] = vals[k SUBSEP "good"] " " $8
+    if ($10 != "-") viol[k] += $10
+    if ($11 != "-" && $11 + 0 > peak[k] + 0) peak[k] = $11
+    count[$1] = $8 + $9
+}
+END {
+    for (i = 1; i <= n; i++) {
+        split(order[i], p, SUBSEP)
+        w = p[1]; t = p[2]; k = order[i]
+        s = median(k SUBSEP "s"); good = median(k SUBSEP "good")
+        ips[k] = good / s
+        if (t == "sluice") base[w] = good / s
+    }
+    printf "%-15s %-7s %9s %8s %13s %9s %9s %10s %5s\n", "workload", "tool",
+        "images/s", "vs_sluice", "cpu_s/1000", "rss_MiB", "ideal/act",
+        "byte-exact", "viol"
+    for (i = 1; i <= n; i++) {
+        split(order[i], p, SUBSEP)
+        w = p[1]; t = p[2]; k = order[i]
+        s = median(k SUBSEP "s"); good = median(k SUBSEP "good")
+        printf "%-15s %-7s %9.1f %7.2fx %13.3f %9.1f %9s %10d %5s\n", w, t,
+            ips[k], base[w] ? ips[k] / base[w] : 0,
+            median(k SUBSEP "cpu") / (good ? good : 1) * 1000,
+            median(k SUBSEP "rss") / 1024, median(k SUBSEP "ratio"), good,
+            (k in viol) ? viol[k] : "-"
+        json = json sprintf("%s{\"workload\":\"%s\",\"tool\":\"%s\",\"images_per_s\":%.1f,\"ratio_to_sluice\":%.3f,\"cpu_s_per_1000\":%.3f,\"peak_rss_mib\":%.1f,\"ideal_over_actual\":%s,\"byte_exact\":%d,\"violations\":%s}",
+            json ? "," : "", w, t, ips[k], base[w] ? ips[k] / base[w] : 0,
+            median(k SUBSEP "cpu") / (good ? good : 1) * 1000,
+            median(k SUBSEP "rss") / 1024,
+            median(k SUBSEP "ratio") == "-" ? "null" : median(k SUBSEP "ratio"),
+            good, (k in viol) ? viol[k] : "null")
+    }
+    printf "{\"rounds\":%d,\"results\":[%s]}\n", rounds, json > "results.json"
+}' results.tsv | tee table.txt
+[ -s ingest.txt ] && grep -E '^sluice|^sqlite3' ingest.txt | sed 's/^/ingest  /' || true
+[ -s scale.txt ] && sed 's/^/scale   /' scale.txt || true
+cp results.json "$root/bench/results.json"
+bash "$root/bench/plot.sh" results.json >"$root/bench/results.svg"
+echo "wrote bench/results.json and bench/results.svg"
