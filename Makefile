@@ -2,9 +2,12 @@
 #   make        build into build/ (tool: build/sluice)
 #   make check  the whole test suite, as CI runs it (scripts/check.sh)
 #   make demo   the main job end to end (scripts/demo.sh)
+#   make fuzz   build the fuzz harnesses and run each for FUZZ_SECONDS
+#               (default 60; scripts/fuzz.sh)
 BUILD ?= build/dev
+FUZZ_SECONDS ?= 60
 
-.PHONY: all check demo clean format
+.PHONY: all check demo fuzz clean format
 all:
 	cmake -S . -B $(BUILD) >/dev/null
 	cmake --build $(BUILD) -j$$(nproc)
@@ -15,6 +18,9 @@ check:
 
 demo:
 	bash scripts/demo.sh
+
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
 format:
 	clang-format -i include/sluice/*.h lib/*.[ch] lib/*/*.[ch] src/*.[ch] \

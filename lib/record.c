@@ -211,6 +211,17 @@ already_normal(const char *s, size_t len)
     return true;
 }
 
+/* True when the authority (from `s`, after "://", to the end of the
+ * text or the path, query or fragment) holds a %-escape. */
+static bool
+authority_escaped(const char *s, const char *end)
+{
+    for (; s < end && *s != '/' && *s != '?' && *s != '#'; s++)
+        if (*s == '%')
+            return true;
+    return false;
+}
+
 /* curl rejects spaces and raw non-ASCII bytes unless asked to encode. */
 static bool
 needs_encoding(const char *s, size_t len)
@@ -303,8 +314,40 @@ sl_url_check(const char *text, size_t len, void *reuse, sl_buf *url,
             sl_fmt(reason, reason_size, "url: cannot be parsed");
             goto done;
         }
+        bool host_escaped = authority_escaped(authority, text + len);
         normal = full;
         len = strlen(full);
+        /* curl decodes %-escapes in the host ("http://%ff/" prints as a
+         * raw 0xff): hold the result to the rules the text was held to. */
+        if (has_byte_below(normal, len, 0x20, &where) ||
+            !sl_utf8_valid(normal, len, &where)) {
+            sl_fmt(reason, reason_size,
+                   "url: host has a %%-escaped control byte or invalid "
+                   "UTF-8");
+            goto done;
+        }
+        /* What it prints may then spell another host: "4%2e967295"
+         * prints as "4.967295", which is 4.14.194.127. Such a URL has no
+         * normal form (and would be two origins for one server). */
+        if (host_escaped) {
+            char *again = NULL;
+            rc = curl_url_set(h, CURLUPART_URL, full,
+                              needs_encoding(full, len) ? CURLU_URLENCODE
+                                                        : 0);
+            if (rc == CURLUE_OK)
+                rc = curl_url_get(h, CURLUPART_URL, &again, 0);
+            bool fixed = rc == CURLUE_OK && strcmp(again, full) == 0;
+            curl_free(again);
+            if (rc == CURLUE_OUT_OF_MEMORY) {
+                err = SLUICE_ENOMEM;
+                goto done;
+            }
+            if (!fixed) {
+                sl_fmt(reason, reason_size,
+                       "url: host's %%-escapes decode to another host");
+                goto done;
+            }
+        }
     }
     url_parts p;
     split_url(normal, &p);

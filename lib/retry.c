@@ -122,8 +122,14 @@ sl_retry_after(const char *value, int64_t now_ms, int64_t *until_ms)
     time_t t = curl_getdate(value, NULL);
     if (t == (time_t)-1)
         return false;
-    int64_t ms = (int64_t)t * 1000;
-    /* A date is held to the same limit as delta-seconds. */
+    /* A date is held to the same limit as delta-seconds; clamped in
+     * seconds first, as a date far off overflows in milliseconds. */
+    int64_t secs = (int64_t)t;
+    if (secs > now_ms / 1000 + MAX_WAIT_S)
+        secs = now_ms / 1000 + MAX_WAIT_S + 1;
+    else if (secs < now_ms / 1000 - 1)
+        secs = now_ms / 1000 - 1;
+    int64_t ms = secs * 1000;
     if (ms - now_ms > MAX_WAIT_S * 1000)
         ms = now_ms + MAX_WAIT_S * 1000;
     *until_ms = ms > now_ms ? ms : now_ms;

@@ -29,8 +29,9 @@ typedef struct {
 
 /*
  * Classify an attempt; `error_class` gets a static name ("http",
- * "network", "timeout", "length", "too_large", "policy", "redirect",
- * "throttle") for everything but SL_OUTCOME_DONE.
+ * "network", "timeout", "length", "too_large", "policy", "redirect")
+ * for every outcome but SL_OUTCOME_DONE and SL_OUTCOME_REDIRECT, which
+ * leave it alone. A throttle is class "http".
  */
 sl_outcome sl_classify(const sl_attempt *a, const char **error_class);
 

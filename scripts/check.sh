@@ -26,4 +26,8 @@ echo "== build with ASan + UBSan and test again"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     suite build/check-asan -DSLUICE_SANITIZE=ON
+# The fuzz harnesses (fuzz/, clang's libFuzzer), each for 30 s from its
+# seed corpus: a crash fails the check.
+echo "== fuzz each harness for 30 s"
+FUZZ_SECONDS=30 FUZZ_JOBS="$jobs" bash scripts/fuzz.sh
 echo "== all tests passed"

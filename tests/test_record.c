@@ -1108,6 +1108,13 @@ TEST(url_rejects)
     expect_url_rejected("http://a@b@example.com/", "url: bad hostname");
     expect_url_rejected("http://example.com%2F/", "url: bad hostname");
     expect_url_rejected("http://[::1/", "url: bad IPv6 address");
+    /* Host %-escapes curl decodes: held to the rules raw text is held to,
+     * and refused when they decode to another host (found by fuzzing). */
+    expect_url_rejected("http://%ff/", "url: host has a %-escaped control "
+                                       "byte or invalid UTF-8");
+    expect_url_rejected("http://a%c3b/", "url: host has a %-escaped");
+    expect_url_rejected("http://4%2e967295/",
+                        "url: host's %-escapes decode to another host");
     expect_url_rejected("http://[::g]/", "url: bad IPv6 address");
     expect_url_rejected("http://[]/", "url: bad IPv6 address");
     expect_url_rejected("http://a b@example.com/", "url: bad user");
