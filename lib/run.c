@@ -22,7 +22,7 @@
 #define MAX_REDIRECTS   5
 #define ERROR_BODY_MAX  (64 * 1024) /* bytes of an error page read, at most */
 #define LEASE_BATCH     256
-#define JOBS_MAX        4096
+#define JOBS_MAX        4096 /* leased and not yet handed to the store */
 #define IDLE_POLL_MS    250  /* look for due records this often when idle */
 #define LONG_PAUSE_MS   2000 /* give back waiting jobs of origins paused longer */
 #define RATE_WINDOW_S   5.0
@@ -63,6 +63,8 @@ typedef struct run_ctx {
 
     sl_job *jobs;
     unsigned n_jobs, jobs_used;
+    unsigned n_active, jobs_storing; /* jobs ready or running: at most
+                                        n_active; storing: the rest */
     sl_job *free_jobs;
     sl_lease *leased; /* scratch for sl_queue_lease */
     const char **skip;
@@ -189,6 +191,8 @@ job_free(run_ctx *r, sl_job *j)
     sl_lease_clear(&j->lease);
     sl_free(j->url);
     j->url = NULL;
+    if (j->state == JOB_STORING)
+        r->jobs_storing--;
     j->state = JOB_FREE;
     j->hops = 0;
     j->next = r->free_jobs;
@@ -507,6 +511,7 @@ job_store(run_ctx *r, sl_job *j, const sl_fetch_result *res)
     sl_object *obj = j->obj;
     j->obj = NULL;
     j->state = JOB_STORING;
+    r->jobs_storing++;
     sluice_err err = sl_store_submit(r->store, obj, &meta);
     if (err != SLUICE_OK) {
         set_fatal(r, err, r->store->errmsg);
@@ -661,6 +666,19 @@ reap_store(run_ctx *r)
 
 /* ------------------------------------------------------------ leasing */
 
+/* Room for a lease: jobs free, and a quarter of n_active fewer ready or
+ * running than can start soon (one lease of many records costs far less
+ * than many of one; the rest still waiting keep the slots busy). Jobs
+ * waiting for the store do not count: a slow sync or upload must not
+ * leave slots empty. */
+static bool
+lease_room(const run_ctx *r)
+{
+    unsigned active = r->jobs_used - r->jobs_storing;
+    return r->jobs_used < r->n_jobs &&
+           active + SL_MAX(r->n_active / 4, 1u) <= r->n_active;
+}
+
 /* Lease more records when there is room, leaving alone the origins that
  * already have enough waiting (or are paused). */
 static void
@@ -668,7 +686,7 @@ top_up(run_ctx *r, int64_t now_mono)
 {
     if (r->stopping || r->fatal != SLUICE_OK)
         return;
-    if (r->jobs_used >= r->n_jobs)
+    if (!lease_room(r))
         return;
     int64_t now = sl_now_ms();
     /* A pause that has just ended: its origin's records can be leased. */
@@ -682,8 +700,10 @@ top_up(run_ctx *r, int64_t now_mono)
         if ((o->enough_ready || o->paused_until > now) && n_skip < r->n_jobs)
             r->skip[n_skip++] = o->name;
     }
-    size_t want = SL_MIN((size_t)(r->n_jobs - r->jobs_used),
-                         (size_t)LEASE_BATCH);
+    size_t want = SL_MIN(
+        SL_MIN((size_t)(r->n_jobs - r->jobs_used),
+               (size_t)(r->n_active - (r->jobs_used - r->jobs_storing))),
+        (size_t)LEASE_BATCH);
     sl_lease_req req = {
         want, now,
         (int64_t)SL_MAX(600.0, 5 * r->o->timeout_s) * 1000,
@@ -858,7 +878,7 @@ wait_ms(run_ctx *r, int64_t now_mono)
     int64_t wait = 100; /* the stop flag is looked at this often */
     if (r->next_lease_mono > now_mono)
         wait = SL_MIN(wait, r->next_lease_mono - now_mono);
-    else if (r->jobs_used < r->n_jobs && !r->stopping)
+    else if (lease_room(r) && !r->stopping)
         wait = 0;
     int64_t now = sl_now_ms();
     SL_FOR_EACH_ORIGIN(&r->lim, o)
@@ -983,11 +1003,12 @@ setup(run_ctx *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
         return err;
     }
     unsigned per_origin = o->max_concurrency;
-    r->n_jobs = (unsigned)SL_MIN((size_t)JOBS_MAX,
-                                 SL_MAX((size_t)per_origin * 2 + 16,
-                                        (size_t)64));
+    r->n_active = (unsigned)SL_MIN((size_t)JOBS_MAX,
+                                   SL_MAX((size_t)per_origin * 2 + 16,
+                                          (size_t)64));
     if (o->max_total)
-        r->n_jobs = SL_MIN(r->n_jobs, o->max_total * 2 + 16);
+        r->n_active = SL_MIN(r->n_active, o->max_total * 2 + 16);
+    r->n_jobs = r->n_active + r->store->ops->pipeline;
     r->jobs = sl_calloc(r->n_jobs, sizeof *r->jobs);
     r->leased = sl_calloc(LEASE_BATCH, sizeof *r->leased);
     r->skip = sl_calloc(r->n_jobs, sizeof *r->skip);

@@ -359,12 +359,104 @@ TEST(an_empty_object_and_a_replaced_one)
     sl_store_close(s);
 }
 
+/* A body bigger than the store keeps in memory (64 KiB). */
+#define BIG (70 * 1024)
+
+static char *
+big_body(size_t len, char seed)
+{
+    char *b = malloc(len);
+    ASSERT_NOT_NULL(b);
+    for (size_t i = 0; i < len; i++)
+        b[i] = (char)(seed + i * 7 + i / 251);
+    return b;
+}
+
+TEST(a_small_body_is_written_by_the_sync_thread)
+{
+    sl_store *s = open_store(ROOT);
+    int cookie;
+    sl_object *o = begin(s, "small/one.jpg", &cookie);
+    write_all(o, "a small body", 12);
+    /* Kept in memory: no file is created on the fetch loop's thread. */
+    ASSERT_EQ(temp_files(ROOT), 0);
+    submit(s, o);
+    sl_store_result r;
+    wait_results(s, &r, 1);
+    expect_stored(r);
+    expect_file(ROOT "/small/one.jpg", "a small body", 12);
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+}
+
+TEST(a_body_that_outgrows_memory_goes_to_its_temp_file)
+{
+    sl_store *s = open_store(ROOT);
+    char *body = big_body(BIG, 'a');
+    int cookie;
+    sl_object *o = begin(s, "big/one.bin", &cookie);
+    write_all(o, body, 1000);
+    ASSERT_EQ(temp_files(ROOT), 0);
+    write_all(o, body + 1000, BIG - 1000);
+    ASSERT_EQ(temp_files(ROOT), 1);
+    submit(s, o);
+    sl_store_result r;
+    wait_results(s, &r, 1);
+    expect_stored(r);
+    expect_file(ROOT "/big/one.bin", body, BIG);
+    /* Through store_bytes' 1000-byte pieces too. */
+    expect_stored(store_bytes(s, "big/two.bin", body, BIG));
+    expect_file(ROOT "/big/two.bin", body, BIG);
+    free(body);
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+}
+
+TEST(memory_held_for_bodies_is_bounded)
+{
+    /* 100 bodies of 60 KiB at once: 6 MB, over the 4 MiB the store keeps
+     * in memory, so the later ones go to temp files; all land intact. */
+    enum { N = 100, LEN = 60 * 1024 };
+    sl_store *s = open_store(ROOT);
+    static int cookies[N];
+    sl_object *objs[N];
+    char *bodies[N];
+    char key[64];
+    for (int i = 0; i < N; i++) {
+        bodies[i] = big_body(LEN, (char)i);
+        snprintf(key, sizeof key, "m/%03d.bin", i);
+        objs[i] = begin(s, key, &cookies[i]);
+        write_all(objs[i], bodies[i], LEN);
+    }
+    size_t on_disk = temp_files(ROOT);
+    ASSERT_GE(on_disk, (size_t)(N - (4 * 1024 * 1024) / LEN));
+    ASSERT_LT(on_disk, (size_t)N);
+    for (int i = 0; i < N; i++)
+        submit(s, objs[i]);
+    sl_store_result r[N];
+    wait_results(s, r, N);
+    for (int i = 0; i < N; i++) {
+        expect_stored(r[i]);
+        snprintf(key, sizeof key, ROOT "/m/%03d.bin", i);
+        expect_file(key, bodies[i], LEN);
+        free(bodies[i]);
+    }
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+}
+
 TEST(a_discarded_object_leaves_nothing)
 {
     sl_store *s = open_store(ROOT);
     int cookie;
+    /* In memory, then one on disk. */
     sl_object *o = begin(s, "gone/soon.jpg", &cookie);
     write_all(o, "partial body", 12);
+    sl_object_discard(o);
+    char *body = big_body(BIG, 'x');
+    o = begin(s, "gone/later.jpg", &cookie);
+    write_all(o, body, BIG);
+    free(body);
     ASSERT_EQ(temp_files(ROOT), 1);
     sl_object_discard(o);
     ASSERT_EQ(temp_files(ROOT), 0);
@@ -396,7 +488,8 @@ submit_many(sl_store *s, bool spread, int n, int *cookies)
         objs[i] = begin(s, key, &cookies[i]);
         write_all(objs[i], body, strlen(body));
     }
-    ASSERT_EQ(temp_files(s->location), (size_t)n);
+    /* Small bodies: in memory until the sync thread writes them. */
+    ASSERT_EQ(temp_files(s->location), 0);
     /* All at once, as fast as the loop goes. */
     for (int i = 0; i < n; i++)
         submit(s, objs[i]);
@@ -617,7 +710,8 @@ TEST(recover_never_removes_a_live_run)
     sl_store *live = open_store(ROOT);
     int cookie;
     sl_object *o = begin(live, "live.jpg", &cookie);
-    write_all(o, "in progress", 11);
+    char *body = big_body(BIG, 'l');
+    write_all(o, body, BIG); /* big enough to be in a temp file */
     /* Run names are made of the pid and the clock in ms: let the clock
      * move on, as it would between two processes' runs. */
     usleep(5000);
@@ -627,12 +721,12 @@ TEST(recover_never_removes_a_live_run)
     /* The crashed run is gone, the live one's file is still there. */
     ASSERT(!exists(ROOT "/.sluice-tmp/run-999-abc"));
     ASSERT_EQ(temp_files(ROOT), 1);
-    write_all(o, ", done", 6);
     submit(live, o);
     sl_store_result r;
     wait_results(live, &r, 1);
     expect_stored(r);
-    expect_file(ROOT "/live.jpg", "in progress, done", 17);
+    expect_file(ROOT "/live.jpg", body, BIG);
+    free(body);
     /* And the live one's recovery does not remove the other's run. */
     sl_object *o2 = begin(other, "other.jpg", &cookie);
     write_all(o2, "other", 5);
@@ -671,6 +765,27 @@ TEST(a_failed_write_is_reported)
 }
 
 /* The object must fail, be invisible, and leave no temp file. */
+static void expect_failed_and_invisible(sl_store *s, sl_store_result r,
+                                        const char *key, const char *what);
+
+TEST(a_failed_write_of_a_small_body_is_reported_by_reap)
+{
+    sl_store *s = open_store(ROOT);
+    int cookie;
+    sl_object *o = begin(s, "w/small.jpg", &cookie);
+    write_all(o, "small", 5);
+    /* The next write is the sync thread's, of the whole body. */
+    sl_fault_set(SL_FAULT_WRITE, 1);
+    submit(s, o);
+    sl_store_result r;
+    wait_results(s, &r, 1);
+    sl_fault_set(SL_FAULT_WRITE, 0);
+    expect_failed_and_invisible(s, r, "w/small.jpg", "write");
+    expect_stored(store_str(s, "w/next.jpg", "fine"));
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+}
+
 static void
 expect_failed_and_invisible(sl_store *s, sl_store_result r, const char *key,
                             const char *what)

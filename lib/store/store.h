@@ -75,6 +75,11 @@ struct sl_store_ops {
     const char *scheme; /* "s3://"; NULL for the default (a directory) */
     size_t state_size;
     size_t object_size;
+    /* Objects submitted and not yet reaped that a caller may hold beyond
+     * its fetching ones: worth it where making an object durable is a
+     * short wait (a sync), not where it may be a long one (an upload to
+     * a remote that is down: there the fetching must pause instead). */
+    unsigned pipeline;
 
     sluice_err (*open)(sl_store *s, const char *location,
                        const sl_store_opts *opts);

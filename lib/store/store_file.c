@@ -6,6 +6,12 @@
  * the directories it touched, and only then reports them stored. A run's
  * temp files live in their own directory, locked while the run lives, so
  * the next run can tell a crashed run's leftovers and remove them.
+ *
+ * A small body (most images) is kept in memory until it is complete, and
+ * the sync thread writes its temp file: creating a file costs more than
+ * the rest of a small transfer, and this takes it off the fetch loop's
+ * thread. A body that grows past SMALL_MAX, or arrives while BUFFERED_MAX
+ * is held, goes to its temp file as it arrives.
  */
 #define _GNU_SOURCE /* pipe2, syncfs */
 #include "store.h"
@@ -13,19 +19,26 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../fault.h"
+#include "../record.h"
 
 #define TMP_DIR     ".sluice-tmp"
 #define SYNCFS_MIN  8 /* a batch this big is cheaper with one syncfs */
 #define MAX_DIRS    64 /* distinct directories fsynced per batch, at most */
+#define SMALL_MAX    (64 * 1024)       /* a body kept in memory, at most */
+#define BUFFERED_MAX (4 * 1024 * 1024) /* all bodies kept in memory */
+#define WRITE_BEHIND_MAX 32            /* bodies waiting for the syncer */
 
 typedef struct file_object {
-    int fd;
+    int fd; /* the temp file; -1 while the body is in memory */
+    char *buf;
+    size_t len, cap;
     char tmp_name[32];
     sl_object *next; /* in the to-do or done list */
     sl_store_status status;
@@ -39,6 +52,9 @@ typedef struct {
     int tmp_fd;     /* ROOT/.sluice-tmp/ */
     sl_run_dir run; /* ROOT/.sluice-tmp/run-XXXX/ and its lock */
     uint64_t seq;
+    atomic_size_t buffered;  /* bytes of bodies held in memory */
+    atomic_size_t unwritten; /* submitted bodies the syncer has not
+                                written yet: its backlog */
     pthread_t syncer;
     bool syncer_started;
     pthread_mutex_t lock;
@@ -121,6 +137,7 @@ free_list(sl_object *o)
         sl_object *next = fo_of(o)->next;
         if (fo_of(o)->fd >= 0)
             close(fo_of(o)->fd);
+        sl_free(fo_of(o)->buf);
         sl_object_free(o);
         o = next;
     }
@@ -168,28 +185,87 @@ file_begin(sl_store *s, sl_object *o)
     file_object *fo = fo_of(o);
     sl_fmt(fo->tmp_name, sizeof fo->tmp_name, "%llu",
            (unsigned long long)++fs->seq);
+    fo->fd = -1; /* in memory until it outgrows SMALL_MAX */
+    return SLUICE_OK;
+}
+
+static int
+write_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? errno : ENOSPC;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int
+create_temp(file_store *fs, file_object *fo)
+{
     fo->fd = openat(fs->run.dir_fd, fo->tmp_name,
                     O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fo->fd < 0)
-        return errno_fail(s, "cannot create a temp file", errno);
-    return SLUICE_OK;
+    return fo->fd < 0 ? errno : 0;
+}
+
+/* Let go of an object's in-memory body. */
+static void
+drop_buffer(file_store *fs, file_object *fo)
+{
+    atomic_fetch_sub(&fs->buffered, fo->len);
+    sl_free(fo->buf);
+    fo->buf = NULL;
+    fo->len = fo->cap = 0;
+}
+
+/* Keep data in memory if the body stays small; false to spill it. */
+static bool
+buffer(file_store *fs, file_object *fo, const void *data, size_t len)
+{
+    if (fo->len + len > SMALL_MAX ||
+        atomic_load(&fs->buffered) + len > BUFFERED_MAX)
+        return false;
+    /* A sync thread that is behind gets no more files to write: the
+     * fetch thread writes them itself, and the two share the work. */
+    if (fo->len == 0 && atomic_load(&fs->unwritten) >= WRITE_BEHIND_MAX)
+        return false;
+    if (fo->len + len > fo->cap) {
+        size_t cap = fo->cap ? fo->cap : 16 * 1024;
+        while (cap < fo->len + len)
+            cap *= 2;
+        char *grown = sl_realloc(fo->buf, cap);
+        if (!grown)
+            return false; /* the file will do */
+        fo->buf = grown;
+        fo->cap = cap;
+    }
+    memcpy(fo->buf + fo->len, data, len);
+    fo->len += len;
+    atomic_fetch_add(&fs->buffered, len);
+    return true;
 }
 
 static sluice_err
 file_write(sl_object *o, const void *data, size_t len)
 {
+    file_store *fs = fs_of(o->store);
     file_object *fo = fo_of(o);
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fo->fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return errno_fail(o->store, "write", n < 0 ? errno : ENOSPC);
-        p += n;
-        len -= (size_t)n;
+    int err = 0;
+    if (fo->fd < 0) {
+        if (buffer(fs, fo, data, len))
+            return SLUICE_OK;
+        if ((err = create_temp(fs, fo)) != 0)
+            return errno_fail(o->store, "cannot create a temp file", err);
+        err = write_all(fo->fd, fo->buf, fo->len);
+        drop_buffer(fs, fo);
     }
-    return SLUICE_OK;
+    if (!err)
+        err = write_all(fo->fd, data, len);
+    return err ? errno_fail(o->store, "write", err) : SLUICE_OK;
 }
 
 static void
@@ -199,8 +275,9 @@ file_discard(sl_object *o)
     if (fo->fd >= 0) {
         close(fo->fd);
         fo->fd = -1;
+        unlinkat(fs_of(o->store)->run.dir_fd, fo->tmp_name, 0);
     }
-    unlinkat(fs_of(o->store)->run.dir_fd, fo->tmp_name, 0);
+    drop_buffer(fs_of(o->store), fo);
 }
 
 static void
@@ -208,6 +285,8 @@ file_submit(sl_store *s, sl_object *o)
 {
     file_store *fs = fs_of(s);
     fo_of(o)->next = NULL;
+    if (fo_of(o)->fd < 0)
+        atomic_fetch_add(&fs->unwritten, 1);
     pthread_mutex_lock(&fs->lock);
     if (fs->todo_tail)
         fo_of(fs->todo_tail)->next = o;
@@ -334,6 +413,18 @@ object_fail(sl_object *o, sl_store_status status, sluice_err err,
 }
 
 /*
+ * The directory a batch placed its last object in: most objects of a
+ * batch share a directory, and opening it again for each (every segment,
+ * with O_NOFOLLOW) would cost more system calls than the rest of the
+ * object. It lives for one batch only.
+ */
+typedef struct {
+    char prefix[SL_KEY_MAX + 1]; /* the key up to its last '/', or "" */
+    int fd;                      /* that directory; -1 when none */
+    bool noted;                  /* in the batch's dir_set already */
+} parent_cache;
+
+/*
  * Open the directory that will hold `key`, making missing ones (and
  * noting their parents for fsync). Never follows a symlink. Returns the
  * directory's fd and sets *base to the key's last segment, or -1.
@@ -386,12 +477,35 @@ open_parent(file_store *fs, sl_object *o, dir_set *set, const char **base)
     return fd;
 }
 
+/* The directory for `o`'s key, from the cache or opened (and cached). */
+static int
+cached_parent(file_store *fs, sl_object *o, dir_set *set,
+              parent_cache *cache, const char **base)
+{
+    const char *last = strrchr(o->key, '/');
+    size_t len = last ? (size_t)(last - o->key) : 0;
+    if (cache->fd >= 0 && strlen(cache->prefix) == len &&
+        memcmp(cache->prefix, o->key, len) == 0) {
+        *base = last ? last + 1 : o->key;
+        return cache->fd;
+    }
+    if (cache->fd >= 0)
+        close(cache->fd);
+    cache->fd = open_parent(fs, o, set, base);
+    cache->noted = false;
+    if (cache->fd >= 0) { /* len < sizeof prefix: keys are checked */
+        memcpy(cache->prefix, o->key, len);
+        cache->prefix[len] = '\0';
+    }
+    return cache->fd;
+}
+
 /* Rename one synced temp file onto its key. */
 static void
-place(file_store *fs, sl_object *o, dir_set *set)
+place(file_store *fs, sl_object *o, dir_set *set, parent_cache *cache)
 {
     const char *base;
-    int dir = open_parent(fs, o, set, &base);
+    int dir = cached_parent(fs, o, set, cache, &base);
     if (dir < 0)
         return;
     if (sl_fault_hit(SL_FAULT_RENAME)) {
@@ -406,84 +520,169 @@ place(file_store *fs, sl_object *o, dir_set *set)
                     in_the_way ? "a directory is in the way of its key"
                                : "rename",
                     saved);
-    } else if (dir_set_add(set, dir) != 0) {
-        object_fail(o, SL_STORE_FAILED, SLUICE_ESTORE, "fsync", errno);
+    } else if (!cache->noted) {
+        if (dir_set_add(set, dir) != 0)
+            object_fail(o, SL_STORE_FAILED, SLUICE_ESTORE, "fsync", errno);
+        else
+            cache->noted = true;
     }
-    close(dir);
 }
 
+/* Write an in-memory body to its temp file. */
 static void
-sync_batch(sl_store *s, sl_object *batch)
+write_out(file_store *fs, sl_object *o)
 {
-    file_store *fs = fs_of(s);
-    size_t n = 0;
-    int sync_error = 0;
-    for (sl_object *o = batch; o; o = fo_of(o)->next)
-        n++;
+    file_object *fo = fo_of(o);
+    int err = sl_fault_hit(SL_FAULT_WRITE) ? EIO : create_temp(fs, fo);
+    if (!err)
+        err = write_all(fo->fd, fo->buf, fo->len);
+    drop_buffer(fs, fo);
+    atomic_fetch_sub(&fs->unwritten, 1);
+    if (err)
+        object_fail(o, SL_STORE_FAILED,
+                    err == ENOSPC || err == EDQUOT || err == EFBIG
+                        ? SLUICE_ENOSPACE
+                        : SLUICE_ESTORE,
+                    "write", err);
+}
 
-    /* 1. The data: fsync each file, or one syncfs for a large batch. */
-    if (n >= SYNCFS_MIN) {
-        if (sl_fault_hit(SL_FAULT_FSYNC) || syncfs(fs->run.dir_fd) != 0)
-            sync_error = errno ? errno : EIO;
-    }
+/* Reset a batch's results and write out its in-memory bodies; returns
+ * how many objects it has. */
+static size_t
+prepare(file_store *fs, sl_object *batch)
+{
+    size_t n = 0;
     for (sl_object *o = batch; o; o = fo_of(o)->next) {
         file_object *fo = fo_of(o);
         fo->status = SL_STORED;
         fo->err = SLUICE_OK;
         fo->message[0] = '\0';
+        if (fo->fd < 0)
+            write_out(fs, o);
+        n++;
+    }
+    return n;
+}
+
+static int
+syncfs_checked(file_store *fs)
+{
+    if (sl_fault_hit(SL_FAULT_FSYNC) || syncfs(fs->run.dir_fd) != 0)
+        return errno ? errno : EIO;
+    return 0;
+}
+
+/* Close each temp file, after an fsync of each when `fsync_each`; an
+ * object whose data is not durable (`sync_error`, or its own) fails. */
+static void
+close_files(sl_object *batch, int sync_error, bool fsync_each)
+{
+    for (sl_object *o = batch; o; o = fo_of(o)->next) {
+        file_object *fo = fo_of(o);
+        if (fo->fd < 0)
+            continue; /* its write failed */
         int err = sync_error;
-        if (n < SYNCFS_MIN && fsync_checked(fo->fd) != 0)
+        if (fsync_each && fsync_checked(fo->fd) != 0)
             err = errno;
         if (close(fo->fd) != 0 && !err)
             err = errno;
         fo->fd = -1;
-        if (err)
+        if (err && fo->status == SL_STORED)
             object_fail(o, SL_STORE_FAILED,
                         err == ENOSPC ? SLUICE_ENOSPACE : SLUICE_ESTORE,
                         "fsync", err);
     }
+}
 
-    /* 2. Onto their keys, then the directories they are in. */
-    dir_set set = {.n = 0};
+/* Rename the batch's durable temp files onto their keys, noting the
+ * directories touched in `set`. */
+static void
+place_all(file_store *fs, sl_object *batch, dir_set *set)
+{
+    parent_cache cache = {.fd = -1};
     for (sl_object *o = batch; o; o = fo_of(o)->next)
         if (fo_of(o)->status == SL_STORED)
-            place(fs, o, &set);
-    int dir_error = dir_set_sync(&set);
+            place(fs, o, set, &cache);
+    if (cache.fd >= 0)
+        close(cache.fd);
+}
+
+/* The batch's renames are durable unless `err`: remove the temp files of
+ * objects that failed, and fail the rest on `err`. */
+static void
+finish(file_store *fs, sl_object *batch, int err, const char *what)
+{
     for (sl_object *o = batch; o; o = fo_of(o)->next) {
         file_object *fo = fo_of(o);
-        if (fo->status != SL_STORED) {
+        if (fo->status != SL_STORED)
             unlinkat(fs->run.dir_fd, fo->tmp_name, 0);
-            continue;
-        }
-        if (dir_error)
-            object_fail(o, SL_STORE_FAILED, SLUICE_ESTORE,
-                        "fsync of a directory", dir_error);
+        else if (err)
+            object_fail(o, SL_STORE_FAILED, SLUICE_ESTORE, what, err);
     }
 }
 
+/*
+ * The sync thread. A small batch (under SYNCFS_MIN, nothing else in
+ * hand): fsync each file, rename each onto its key, fsync the
+ * directories, report. Otherwise one syncfs per batch does two jobs: it
+ * makes this batch's data durable, and the previous batch's renames
+ * (syncfs writes the file system's metadata too), which are reported
+ * then; this batch is renamed and waits for the next syncfs. A record is
+ * never done before its object is durable under its key, and an object
+ * is renamed onto its key only once its data is durable.
+ */
 static void *
 sync_main(void *arg)
 {
     sl_store *s = arg;
     file_store *fs = fs_of(s);
+    sl_object *placed = NULL, *placed_last = NULL; /* renamed, not synced */
     pthread_mutex_lock(&fs->lock);
     for (;;) {
-        while (!fs->todo_head && !fs->stopping)
+        while (!fs->todo_head && !placed && !fs->stopping)
             pthread_cond_wait(&fs->wake_syncer, &fs->lock);
-        if (!fs->todo_head)
-            break;
         sl_object *batch = fs->todo_head, *last = fs->todo_tail;
+        if (!batch && !placed)
+            break; /* stopping, and nothing left */
         fs->todo_head = fs->todo_tail = NULL;
         pthread_mutex_unlock(&fs->lock);
 
-        sync_batch(s, batch);
+        sl_object *done = NULL, *done_last = NULL;
+        size_t n = batch ? prepare(fs, batch) : 0;
+        if (placed || n >= SYNCFS_MIN) {
+            int err = syncfs_checked(fs);
+            if (placed) {
+                finish(fs, placed, err, "fsync");
+                done = placed;
+                done_last = placed_last;
+                placed = placed_last = NULL;
+            }
+            if (batch) {
+                close_files(batch, err, false);
+                dir_set unused = {.n = 0}; /* the next syncfs covers them */
+                place_all(fs, batch, &unused);
+                for (size_t i = 0; i < unused.n; i++)
+                    close(unused.dirs[i].fd);
+                placed = batch;
+                placed_last = last;
+            }
+        } else {
+            close_files(batch, 0, true);
+            dir_set set = {.n = 0};
+            place_all(fs, batch, &set);
+            finish(fs, batch, dir_set_sync(&set), "fsync of a directory");
+            done = batch;
+            done_last = last;
+        }
 
         pthread_mutex_lock(&fs->lock);
+        if (!done)
+            continue;
         if (fs->done_tail)
-            fo_of(fs->done_tail)->next = batch;
+            fo_of(fs->done_tail)->next = done;
         else
-            fs->done_head = batch;
-        fs->done_tail = last;
+            fs->done_head = done;
+        fs->done_tail = done_last;
         if (write(fs->wake[1], "x", 1) < 0) {
             /* full: a wake-up is already pending */
         }
@@ -497,6 +696,7 @@ const sl_store_ops sl_store_file = {
     .scheme = NULL,
     .state_size = sizeof(file_store),
     .object_size = sizeof(file_object),
+    .pipeline = 512,
     .open = file_open,
     .close = file_close,
     .recover = file_recover,

@@ -59,7 +59,8 @@ case_ "a full store stops the run; nothing truncated is done"
 "$SLUICE" dlq replay --all >/dev/null
 run bash -c "ulimit -f 40; exec '$SLUICE' run --store full --allow-private --quiet"
 assert_rc 3
-assert_has "$err" "store full: write: File too large"
+assert_has "$err" "store full: "
+assert_has "$err" "write: File too large"
 assert_eq "$(status_field sluice.db done)" 0
 assert_eq "$(status_field sluice.db in_flight)" 0
 [ -z "$(find full -type f ! -path '*/.sluice-tmp/*')" ] ||
