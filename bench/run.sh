@@ -37,7 +37,10 @@ cd "$out"
 : >results.tsv # workload tool round seconds cpu_s rss_kib ratio good bad violations peak
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$out/stores"
+}
 trap cleanup EXIT
 
 # ------------------------------------------------------------ servers
@@ -182,7 +185,9 @@ run_capped() { # WORKLOAD URLS N BASE SIZE FAULTS TOOLS...
             measure "$w" "$tool" "$r" "$urls" "$n" "$base" "$size" "$faults"
         done
     done
-    rm -rf stores
+    # The stores stay until the end: deleting 100,000 files makes ext4
+    # slow to create new ones for minutes, which would tax the next
+    # workload's tools unevenly.
 }
 
 tools=(sluice curl wget2 aria2c xargs)
@@ -276,6 +281,10 @@ END {
     }
     printf "{\"rounds\":%d,\"results\":[%s]}\n", rounds, json > "results.json"
 }' results.tsv | tee table.txt
+if [ -s urls-partner-faults.txt ]; then
+    read -r recoverable dead <<<"$("$bin/bench/gen_feed" --expect "$partner_n")"
+    echo "partner-faults: $recoverable of $partner_n images are recoverable ($dead always fail); byte-exact above counts them"
+fi
 [ -s ingest.txt ] && grep -E '^sluice|^sqlite3' ingest.txt | sed 's/^/ingest  /' || true
 [ -s scale.txt ] && sed 's/^/scale   /' scale.txt || true
 cp results.json "$root/bench/results.json"
