@@ -11,63 +11,7 @@
 #include <curl/curl.h>
 
 #include "common.h"
-
-/*
- * What libcurl makes of `text` (trimmed, terminated): in *url the URL as
- * curl prints it once the fragment is gone, in *origin the origin built
- * from curl's own parts, or NULL when it has none ("file:///x"). False
- * when curl refuses the text. The caller frees both with free().
- */
-static bool
-curl_reference(const char *text, char **url, char **origin)
-{
-    CURLU *h = curl_url();
-    char *full = NULL, *scheme = NULL, *host = NULL, *zone = NULL;
-    char *port = NULL;
-    bool ok = false;
-    unsigned flags = 0;
-
-    FUZZ_CHECK(h, "no memory");
-    *url = *origin = NULL;
-    for (const char *c = text; *c; c++)
-        if (*c == ' ' || (unsigned char)*c >= 0x80)
-            flags = CURLU_URLENCODE;
-    if (curl_url_set(h, CURLUPART_URL, text, flags) != CURLUE_OK)
-        goto done;
-    curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0);
-    if (curl_url_get(h, CURLUPART_URL, &full, 0) != CURLUE_OK ||
-        curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
-        goto done;
-    *url = strdup(full);
-    FUZZ_CHECK(*url, "no memory");
-    ok = true;
-    curl_url_get(h, CURLUPART_ZONEID, &zone, 0);
-    if (curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-        curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
-        goto done;
-
-    /* curl gives the host of "[fe80::1%25eth0]" as "[fe80::1]". */
-    size_t host_len = strlen(host);
-    size_t cap = strlen(scheme) + host_len + strlen(port) + 16 +
-                 (zone ? strlen(zone) : 0);
-    *origin = malloc(cap);
-    FUZZ_CHECK(*origin, "no memory");
-    if (zone && host_len > 1 && host[host_len - 1] == ']')
-        snprintf(*origin, cap, "%s://%.*s%%25%s]:%s", scheme,
-                 (int)(host_len - 1), host, zone, port);
-    else
-        snprintf(*origin, cap, "%s://%s:%s", scheme, host, port);
-    for (char *c = *origin; *c; c++)
-        *c = (char)tolower((unsigned char)*c);
-done:
-    curl_free(full);
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(zone);
-    curl_free(port);
-    curl_url_cleanup(h);
-    return ok;
-}
+#include "curl_reference.h"
 
 /* The reasons sl_url_check() may give for a URL curl accepts: its own
  * stricter rules. */
@@ -151,7 +95,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(text, "no memory");
         memcpy(text, in, len);
         text[len] = '\0';
-        if (!curl_reference(text, &want_url, &want_origin)) {
+        curl_ref ref = curl_reference(text, &want_url, &want_origin);
+        FUZZ_CHECK(ref != CURL_REF_NOMEM, "no memory");
+        if (ref != CURL_REF_ACCEPTED) {
             FUZZ_CHECK(fresh.err != SLUICE_OK,
                        "url %s: curl refuses it, sl_url_check accepts it "
                        "as %s",

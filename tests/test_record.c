@@ -6,6 +6,7 @@
 
 #include <curl/curl.h>
 
+#include "curl_reference.h"
 #include "fault.h"
 #include "record.h"
 #include "test.h"
@@ -174,73 +175,20 @@ repeat(char c, size_t n, const char *head, const char *tail)
 /* The libcurl reference                                              */
 /* ------------------------------------------------------------------ */
 
-static void
-lower_ascii(char *s)
-{
-    for (; *s; s++)
-        if (*s >= 'A' && *s <= 'Z')
-            *s = (char)(*s - 'A' + 'a');
-}
-
-/*
- * What libcurl itself makes of `text` (already trimmed): in *url the URL
- * as curl prints it once the fragment is gone, in *origin the origin
- * built from curl's own parts (scheme, host with its zone id, port with
- * the scheme's default filled in). False, and nothing to free, when curl
- * rejects the text. The caller frees both with free().
- */
+/* What libcurl makes of `text` (curl_reference.h); false when curl
+ * refuses it. A URL without a host or port ("file:///x") gets the origin
+ * "(no origin)": sl_url_check must refuse it anyway. */
 static bool
-curl_reference(const char *text, char **url, char **origin)
+curl_accepts(const char *text, char **url, char **origin)
 {
-    CURLU *h = curl_url();
-    char *full = NULL, *scheme = NULL, *host = NULL, *zone = NULL;
-    char *port = NULL;
-    bool ok = false;
-    unsigned flags = 0;
-
-    ASSERT_NOT_NULL(h);
-    for (const char *c = text; *c; c++)
-        if (*c == ' ' || (unsigned char)*c >= 0x80)
-            flags = CURLU_URLENCODE;
-    if (curl_url_set(h, CURLUPART_URL, text, flags) != CURLUE_OK)
-        goto done;
-    ASSERT_EQ(curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0), CURLUE_OK);
-    ASSERT_EQ(curl_url_get(h, CURLUPART_URL, &full, 0), CURLUE_OK);
-    ASSERT_EQ(curl_url_get(h, CURLUPART_SCHEME, &scheme, 0), CURLUE_OK);
-    curl_url_get(h, CURLUPART_ZONEID, &zone, 0);
-    if (curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-        curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) !=
-            CURLUE_OK) {
-        /* "file:///x" has neither; sl_url_check must refuse it anyway. */
+    curl_ref ref = curl_reference(text, url, origin);
+    ASSERT_NE(ref, CURL_REF_NOMEM);
+    ASSERT_NE(ref, CURL_REF_UNPRINTABLE);
+    if (ref == CURL_REF_ACCEPTED && !*origin) {
         *origin = strdup("(no origin)");
         ASSERT_NOT_NULL(*origin);
-        goto accepted;
     }
-
-    /* curl gives the host of "[fe80::1%25eth0]" as "[fe80::1]". */
-    size_t host_len = strlen(host);
-    size_t cap = strlen(scheme) + host_len + strlen(port) + 16 +
-                 (zone ? strlen(zone) : 0);
-    *origin = malloc(cap);
-    ASSERT_NOT_NULL(*origin);
-    if (zone && host_len > 1 && host[host_len - 1] == ']')
-        snprintf(*origin, cap, "%s://%.*s%%25%s]:%s", scheme,
-                 (int)(host_len - 1), host, zone, port);
-    else
-        snprintf(*origin, cap, "%s://%s:%s", scheme, host, port);
-    lower_ascii(*origin);
-accepted:
-    *url = strdup(full);
-    ASSERT_NOT_NULL(*url);
-    ok = true;
-done:
-    curl_free(full);
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(zone);
-    curl_free(port);
-    curl_url_cleanup(h);
-    return ok;
+    return ref == CURL_REF_ACCEPTED;
 }
 
 /* Counts from compare_with_curl(): proof that a test compared enough. */
@@ -271,7 +219,7 @@ compare_with_curl(const char *in, void *reuse, compare_stats *stats)
     ASSERT_NOT_NULL(trimmed);
 
     char *want_url = NULL, *want_origin = NULL;
-    bool curl_ok = curl_reference(trimmed, &want_url, &want_origin);
+    bool curl_ok = curl_accepts(trimmed, &want_url, &want_origin);
     url_result fresh, reused;
     url_result_init(&fresh);
     url_result_init(&reused);
