@@ -666,6 +666,13 @@ reap_store(run_ctx *r)
 
 /* ------------------------------------------------------------ leasing */
 
+/* Jobs ready or running (not waiting for the store). */
+static unsigned
+jobs_active(const run_ctx *r)
+{
+    return r->jobs_used - r->jobs_storing;
+}
+
 /* Room for a lease: jobs free, and a quarter of n_active fewer ready or
  * running than can start soon (one lease of many records costs far less
  * than many of one; the rest still waiting keep the slots busy). Jobs
@@ -674,9 +681,8 @@ reap_store(run_ctx *r)
 static bool
 lease_room(const run_ctx *r)
 {
-    unsigned active = r->jobs_used - r->jobs_storing;
     return r->jobs_used < r->n_jobs &&
-           active + SL_MAX(r->n_active / 4, 1u) <= r->n_active;
+           jobs_active(r) + SL_MAX(r->n_active / 4, 1u) <= r->n_active;
 }
 
 /* Lease more records when there is room, leaving alone the origins that
@@ -700,10 +706,9 @@ top_up(run_ctx *r, int64_t now_mono)
         if ((o->enough_ready || o->paused_until > now) && n_skip < r->n_jobs)
             r->skip[n_skip++] = o->name;
     }
-    size_t want = SL_MIN(
-        SL_MIN((size_t)(r->n_jobs - r->jobs_used),
-               (size_t)(r->n_active - (r->jobs_used - r->jobs_storing))),
-        (size_t)LEASE_BATCH);
+    size_t want = SL_MIN(SL_MIN((size_t)(r->n_jobs - r->jobs_used),
+                                (size_t)(r->n_active - jobs_active(r))),
+                         (size_t)LEASE_BATCH);
     sl_lease_req req = {
         want, now,
         (int64_t)SL_MAX(600.0, 5 * r->o->timeout_s) * 1000,

@@ -765,8 +765,20 @@ TEST(a_failed_write_is_reported)
 }
 
 /* The object must fail, be invisible, and leave no temp file. */
-static void expect_failed_and_invisible(sl_store *s, sl_store_result r,
-                                        const char *key, const char *what);
+static void
+expect_failed_and_invisible(sl_store *s, sl_store_result r, const char *key,
+                            const char *what)
+{
+    if (r.status != SL_STORE_FAILED)
+        TEST_FAIL_("status %d, want SL_STORE_FAILED: %s", (int)r.status,
+                   r.message);
+    ASSERT_NE(r.err, SLUICE_OK);
+    ASSERT_STR_CONTAINS(r.message, what);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", s->location, key);
+    ASSERT(!exists(path));
+    ASSERT_EQ(temp_files(s->location), 0);
+}
 
 TEST(a_failed_write_of_a_small_body_is_reported_by_reap)
 {
@@ -784,21 +796,6 @@ TEST(a_failed_write_of_a_small_body_is_reported_by_reap)
     expect_stored(store_str(s, "w/next.jpg", "fine"));
     sl_store_close(s);
     expect_tmp_empty(ROOT);
-}
-
-static void
-expect_failed_and_invisible(sl_store *s, sl_store_result r, const char *key,
-                            const char *what)
-{
-    if (r.status != SL_STORE_FAILED)
-        TEST_FAIL_("status %d, want SL_STORE_FAILED: %s", (int)r.status,
-                   r.message);
-    ASSERT_NE(r.err, SLUICE_OK);
-    ASSERT_STR_CONTAINS(r.message, what);
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", s->location, key);
-    ASSERT(!exists(path));
-    ASSERT_EQ(temp_files(s->location), 0);
 }
 
 TEST(a_failed_fsync_leaves_the_key_empty)

@@ -78,16 +78,21 @@ fo_of(sl_object *o)
     return sl_object_state(o);
 }
 
+/* The error a failed write or open of the store is. */
+static sluice_err
+store_err(int err)
+{
+    return err == ENOSPC || err == EDQUOT || err == EFBIG ? SLUICE_ENOSPACE
+           : err == EACCES || err == EPERM || err == EROFS
+               ? SLUICE_EACCES
+               : SLUICE_ESTORE;
+}
+
 static sluice_err
 errno_fail(sl_store *s, const char *what, int err)
 {
-    sluice_err code = err == ENOSPC || err == EDQUOT || err == EFBIG
-                          ? SLUICE_ENOSPACE
-                      : err == EACCES || err == EPERM || err == EROFS
-                          ? SLUICE_EACCES
-                          : SLUICE_ESTORE;
-    return sl_store_fail(s, code, "store %s: %s: %s", s->location, what,
-                         strerror(err));
+    return sl_store_fail(s, store_err(err), "store %s: %s: %s", s->location,
+                         what, strerror(err));
 }
 
 static void *sync_main(void *arg);
@@ -369,10 +374,13 @@ fsync_checked(int fd)
     return fsync(fd);
 }
 
-/* Remember `fd` (a directory) for the final fsync; sync early if full. */
+/* Remember `fd` (a directory) for the final fsync; sync early if full.
+ * No set: a syncfs to come covers the directories. */
 static int
 dir_set_add(dir_set *set, int fd)
 {
+    if (!set)
+        return 0;
     struct stat sb;
     if (fstat(fd, &sb) != 0)
         return -1;
@@ -539,11 +547,7 @@ write_out(file_store *fs, sl_object *o)
     drop_buffer(fs, fo);
     atomic_fetch_sub(&fs->unwritten, 1);
     if (err)
-        object_fail(o, SL_STORE_FAILED,
-                    err == ENOSPC || err == EDQUOT || err == EFBIG
-                        ? SLUICE_ENOSPACE
-                        : SLUICE_ESTORE,
-                    "write", err);
+        object_fail(o, SL_STORE_FAILED, store_err(err), "write", err);
 }
 
 /* Reset a batch's results and write out its in-memory bodies; returns
@@ -595,7 +599,7 @@ close_files(sl_object *batch, int sync_error, bool fsync_each)
 }
 
 /* Rename the batch's durable temp files onto their keys, noting the
- * directories touched in `set`. */
+ * directories touched in `set` (NULL when a syncfs will cover them). */
 static void
 place_all(file_store *fs, sl_object *batch, dir_set *set)
 {
@@ -659,10 +663,7 @@ sync_main(void *arg)
             }
             if (batch) {
                 close_files(batch, err, false);
-                dir_set unused = {.n = 0}; /* the next syncfs covers them */
-                place_all(fs, batch, &unused);
-                for (size_t i = 0; i < unused.n; i++)
-                    close(unused.dirs[i].fd);
+                place_all(fs, batch, NULL); /* the next syncfs covers them */
                 placed = batch;
                 placed_last = last;
             }
