@@ -16,7 +16,7 @@ static atomic_ulong fault_nth[SL_FAULT_KIND_COUNT_];
 static atomic_int fault_loaded;
 
 static const char *const fault_names[SL_FAULT_KIND_COUNT_] = {
-    "alloc", "write", "fsync", "rename", "db"};
+    "alloc", "write", "fsync", "rename", "db", "tmpfile"};
 
 static void
 fault_load_env(void)

@@ -469,6 +469,13 @@ TEST(lease_leaves_skipped_origins_alone)
     ASSERT_STR_EQ(l[0].origin, "http://other.example:80");
     sl_lease_clear(&l[0]);
     ASSERT_EQ(counts(q).pending, 2);
+    /* Every origin skipped: nothing, and nothing changes. */
+    const char *both[] = {"http://other.example:80", "http://img.example:80"};
+    sl_lease_req none = {10, T0, 60000, both, 2};
+    ASSERT_EQ(sl_queue_lease(q, &none, l, &n), SLUICE_OK);
+    ASSERT_EQ(n, 0);
+    ASSERT_EQ(counts(q).pending, 2);
+    ASSERT_EQ(counts(q).in_flight, 1);
     sluice_queue_close(q);
 }
 

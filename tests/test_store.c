@@ -4,8 +4,10 @@
  * blocked by files, directories or symlinks are refused, crashed runs'
  * temp files are recovered, and injected I/O failures leave nothing.
  */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <sys/stat.h>
@@ -219,9 +221,9 @@ expect_listing(const char *root, const char *want)
     free(got);
 }
 
-/* Temp files (not locks, not directories) anywhere in .sluice-tmp. */
+/* Named temp files (not locks, not directories) anywhere in .sluice-tmp. */
 static size_t
-temp_files(const char *root)
+named_temp_files(const char *root)
 {
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s/.sluice-tmp", root);
@@ -237,6 +239,51 @@ temp_files(const char *root)
     }
     free(all);
     return n;
+}
+
+/* Nameless temp files (O_TMPFILE) this process holds open in root's
+ * .sluice-tmp: /proc shows each as "DIR/#INODE (deleted)". */
+static size_t
+nameless_temp_files(const char *root)
+{
+    char abs[PATH_MAX], prefix[PATH_MAX + 16], target[PATH_MAX];
+    ASSERT_NOT_NULL(realpath(root, abs));
+    snprintf(prefix, sizeof prefix, "%s/.sluice-tmp/", abs);
+    DIR *d = opendir("/proc/self/fd");
+    ASSERT_NOT_NULL(d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        ssize_t len =
+            readlinkat(dirfd(d), e->d_name, target, sizeof target - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        const char *tail = " (deleted)";
+        size_t tail_len = strlen(tail);
+        if (!strncmp(target, prefix, strlen(prefix)) && strstr(target, "/#") &&
+            (size_t)len > tail_len && !strcmp(target + len - tail_len, tail))
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Temp files of the store's runs, named or not. */
+static size_t
+temp_files(const char *root)
+{
+    return named_temp_files(root) + nameless_temp_files(root);
+}
+
+/* Whether the file system under `root` makes nameless temp files. */
+static bool
+has_o_tmpfile(const char *root)
+{
+    int fd = open(root, O_TMPFILE | O_WRONLY, 0600);
+    if (fd >= 0)
+        close(fd);
+    return fd >= 0;
 }
 
 /* After close, .sluice-tmp holds nothing of the run. */
@@ -407,6 +454,27 @@ TEST(a_body_that_outgrows_memory_goes_to_its_temp_file)
     /* Through store_bytes' 1000-byte pieces too. */
     expect_stored(store_bytes(s, "big/two.bin", body, BIG));
     expect_file(ROOT "/big/two.bin", body, BIG);
+    free(body);
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
+}
+
+TEST(a_temp_file_has_no_name_where_the_file_system_allows)
+{
+    sl_store *s = open_store(ROOT);
+    bool nameless = has_o_tmpfile(ROOT);
+    char *body = big_body(BIG, 'n');
+    int cookie;
+    sl_object *o = begin(s, "n/one.bin", &cookie);
+    write_all(o, body, BIG);
+    ASSERT_EQ(nameless_temp_files(ROOT), nameless ? 1 : 0);
+    ASSERT_EQ(named_temp_files(ROOT), nameless ? 0 : 1);
+    submit(s, o);
+    sl_store_result r;
+    wait_results(s, &r, 1);
+    expect_stored(r);
+    expect_file(ROOT "/n/one.bin", body, BIG);
+    ASSERT_EQ(temp_files(ROOT), 0);
     free(body);
     sl_store_close(s);
     expect_tmp_empty(ROOT);
@@ -879,6 +947,38 @@ TEST(a_failed_rename_leaves_the_key_empty)
     sl_store_close(s);
     expect_tmp_empty(ROOT);
     ASSERT(!exists(ROOT "/r/renamed.jpg"));
+}
+
+/* A file system without O_TMPFILE: temp files have names, and every
+ * path (in memory, on disk, replacing a key, discarding) still works. */
+TEST(without_o_tmpfile_temp_files_have_names)
+{
+    sl_fault_set(SL_FAULT_TMPFILE, 1);
+    sl_store *s = open_store(ROOT);
+    sl_fault_set(SL_FAULT_TMPFILE, 0);
+    char *body = big_body(BIG, 'm');
+    int cookie;
+    sl_object *o = begin(s, "m/big.bin", &cookie);
+    write_all(o, body, BIG);
+    ASSERT_EQ(named_temp_files(ROOT), 1);
+    ASSERT_EQ(nameless_temp_files(ROOT), 0);
+    submit(s, o);
+    sl_store_result r;
+    wait_results(s, &r, 1);
+    expect_stored(r);
+    expect_file(ROOT "/m/big.bin", body, BIG);
+    expect_stored(store_str(s, "m/small.txt", "first\n"));
+    expect_stored(store_str(s, "m/small.txt", "second\n"));
+    expect_file(ROOT "/m/small.txt", "second\n", 7);
+    o = begin(s, "m/discarded.bin", &cookie);
+    write_all(o, body, BIG);
+    ASSERT_EQ(named_temp_files(ROOT), 1);
+    sl_object_discard(o);
+    ASSERT_EQ(temp_files(ROOT), 0);
+    expect_listing(ROOT, "m/\nm/big.bin\nm/small.txt\n");
+    free(body);
+    sl_store_close(s);
+    expect_tmp_empty(ROOT);
 }
 
 #endif /* SLUICE_FAULT_INJECTION */

@@ -68,6 +68,7 @@ enum {
     ST_ORIGIN_ADD,
     ST_LEASE_DUE,
     ST_LEASE_PENDING,
+    ST_ANY_UNSKIPPED,
     ST_MARK_LEASED,
     ST_COMPLETE,
     ST_RETRY,
@@ -138,12 +139,17 @@ static const char *const statements[ST_COUNT_] = {
         " first_attempt_at, state FROM records WHERE state IN (1, 2)"
         " AND next_at <= ?1 AND " NOT_SKIPPED
         " ORDER BY next_at LIMIT ?2",
+    /* Pending records are leased by one statement: far cheaper than a
+     * select and an update per record. */
     [ST_LEASE_PENDING] =
-        "SELECT rid, id, url, key, " ORIGIN_NAME ", attempts,"
-        " first_attempt_at, state FROM records WHERE state = 0"
-        " AND next_at = 0"
-        " AND " NOT_SKIPPED
-        " ORDER BY rid LIMIT ?2",
+        "UPDATE records SET state = 1, next_at = ?4, lease = lease + 1,"
+        " first_attempt_at = coalesce(first_attempt_at, ?1)"
+        " WHERE rid IN (SELECT rid FROM records WHERE state = 0"
+        " AND next_at = 0 AND " NOT_SKIPPED " ORDER BY rid LIMIT ?2)"
+        " RETURNING rid, id, url, key, " ORIGIN_NAME ", attempts,"
+        " first_attempt_at, 0, lease",
+    [ST_ANY_UNSKIPPED] = "SELECT 1 FROM origins WHERE name NOT IN"
+                         " (SELECT value FROM json_each(?1)) LIMIT 1",
     [ST_MARK_LEASED] =
         "UPDATE records SET state = 1, next_at = ?2, lease = lease + 1,"
         " first_attempt_at = coalesce(first_attempt_at, ?3)"
@@ -720,7 +726,31 @@ skip_list_json(sluice_queue *q, const sl_lease_req *req, const char **out)
     return SLUICE_OK;
 }
 
-/* Select up to `max` rows with `which` into out[*n...]. */
+/*
+ * Whether any origin is left out of the skip list. None: there is nothing
+ * to lease, and the lease's queries would read every pending record of
+ * the skipped origins to find that out (an origin with enough waiting is
+ * skipped, and leases come often).
+ */
+static sluice_err
+any_unskipped(sluice_queue *q, const char *skip, bool *any)
+{
+    sqlite3_stmt *st;
+    sluice_err err = prep(q, ST_ANY_UNSKIPPED, &st);
+    if (err != SLUICE_OK)
+        return err;
+    bind_str(st, 1, skip);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(q, rc, "lease");
+    *any = rc == SQLITE_ROW;
+    return SLUICE_OK;
+}
+
+/* Select up to `max` rows with `which` into out[*n...]; leased already
+ * (with their tokens) when `which` is ST_LEASE_PENDING. */
 static sluice_err
 lease_select(sluice_queue *q, int which, const sl_lease_req *req,
              const char *skip, sl_lease *out, size_t *n)
@@ -732,12 +762,16 @@ lease_select(sluice_queue *q, int which, const sl_lease_req *req,
     sqlite3_bind_int64(st, 1, req->now_ms);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)(req->max - *n));
     bind_str(st, 3, skip);
+    if (which == ST_LEASE_PENDING)
+        sqlite3_bind_int64(st, 4, req->now_ms + req->lease_ms);
     int rc = SQLITE_DONE;
     while (*n < req->max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (lease_fill(&out[*n], st) != 0) {
             sqlite3_reset(st);
             return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
         }
+        if (which == ST_LEASE_PENDING)
+            out[*n].token = (uint64_t)sqlite3_column_int64(st, 8);
         (*n)++;
     }
     if (*n < req->max && rc != SQLITE_DONE) {
@@ -749,6 +783,14 @@ lease_select(sluice_queue *q, int which, const sl_lease_req *req,
     return SLUICE_OK;
 }
 
+static int
+by_handle(const void *a, const void *b)
+{
+    uint64_t x = ((const sl_lease *)a)->handle;
+    uint64_t y = ((const sl_lease *)b)->handle;
+    return (x > y) - (x < y);
+}
+
 static sluice_err
 sqlite_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
              size_t *n_out)
@@ -756,17 +798,22 @@ sqlite_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
     const char *skip;
     size_t n = 0;
     sqlite3_stmt *mark;
+    bool any = true;
     sluice_err err = skip_list_json(q, req, &skip);
-    if (err == SLUICE_OK)
-        err = prep(q, ST_MARK_LEASED, &mark);
+    if (err == SLUICE_OK && skip)
+        err = any_unskipped(q, skip, &any);
+    if (err != SLUICE_OK || !any) {
+        *n_out = 0;
+        return err;
+    }
+    err = prep(q, ST_MARK_LEASED, &mark);
     if (err == SLUICE_OK)
         err = own_begin(q);
     if (err != SLUICE_OK)
         return err;
     err = lease_select(q, ST_LEASE_DUE, req, skip, out, &n);
-    if (err == SLUICE_OK)
-        err = lease_select(q, ST_LEASE_PENDING, req, skip, out, &n);
-    for (size_t i = 0; i < n && err == SLUICE_OK; i++) {
+    size_t due = n;
+    for (size_t i = 0; i < due && err == SLUICE_OK; i++) {
         sqlite3_bind_int64(mark, 1, (sqlite3_int64)out[i].handle);
         sqlite3_bind_int64(mark, 2, req->now_ms + req->lease_ms);
         sqlite3_bind_int64(mark, 3, req->now_ms);
@@ -781,6 +828,10 @@ sqlite_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
         if (rc != SQLITE_DONE)
             err = db_fail(q, rc, "lease");
     }
+    if (err == SLUICE_OK)
+        err = lease_select(q, ST_LEASE_PENDING, req, skip, out, &n);
+    /* RETURNING gives rows in no set order: back to feed order. */
+    qsort(out + due, n - due, sizeof *out, by_handle);
     err = own_end(q, err);
     if (err != SLUICE_OK) {
         for (size_t i = 0; i < n; i++)

@@ -1,11 +1,18 @@
 /*
  * The directory store. A body is streamed into a temp file under
  * ROOT/.sluice-tmp/; when complete, a sync thread makes a batch of them
- * durable (fsync each, or one syncfs for a large batch), renames each onto
+ * durable (fsync each, or one syncfs for a large batch), puts each onto
  * its key (directories made as needed, never through a symlink), fsyncs
  * the directories it touched, and only then reports them stored. A run's
  * temp files live in their own directory, locked while the run lives, so
  * the next run can tell a crashed run's leftovers and remove them.
+ *
+ * Where the file system allows, a temp file has no name at all
+ * (O_TMPFILE): it is linked onto its key, or vanishes when closed. That
+ * spares a name made and removed per object, and the fetch thread and
+ * the sync thread no longer queue for the lock of the one directory both
+ * would create names in. A key that exists already takes the old way: a
+ * name in the temp directory, renamed over the key.
  *
  * A small body (most images) is kept in memory until it is complete, and
  * the sync thread writes its temp file: creating a file costs more than
@@ -36,7 +43,8 @@
 #define WRITE_BEHIND_MAX 32            /* bodies waiting for the syncer */
 
 typedef struct file_object {
-    int fd; /* the temp file; -1 while the body is in memory */
+    int fd;         /* the temp file; -1 while the body is in memory */
+    bool anonymous; /* fd is an O_TMPFILE, nameless until linked */
     char *buf;
     size_t len, cap;
     char tmp_name[32];
@@ -52,6 +60,8 @@ typedef struct {
     int tmp_fd;     /* ROOT/.sluice-tmp/ */
     sl_run_dir run; /* ROOT/.sluice-tmp/run-XXXX/ and its lock */
     uint64_t seq;
+    bool named_only;         /* no O_TMPFILE here: temp files have names */
+    bool link_by_proc;       /* linkat needs /proc/self/fd, not AT_EMPTY_PATH */
     atomic_size_t buffered;  /* bytes of bodies held in memory */
     atomic_size_t unwritten; /* submitted bodies the syncer has not
                                 written yet: its backlog */
@@ -96,6 +106,48 @@ errno_fail(sl_store *s, const char *what, int err)
 }
 
 static void *sync_main(void *arg);
+static int
+open_anonymous(file_store *fs)
+{
+    return openat(fs->run.dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+}
+
+/* Give the nameless file `fd` the name `dir`/`name`. */
+static int
+link_anonymous(file_store *fs, int fd, int dir, const char *name)
+{
+    if (!fs->link_by_proc)
+        return linkat(fd, "", dir, name, AT_EMPTY_PATH);
+    char path[40];
+    sl_fmt(path, sizeof path, "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, path, dir, name, AT_SYMLINK_FOLLOW);
+}
+
+/*
+ * Whether nameless temp files can be made here and linked: the file
+ * system must support O_TMPFILE, and linkat takes AT_EMPTY_PATH only
+ * from a process that may (CAP_DAC_READ_SEARCH), /proc's path otherwise.
+ * Neither: temp files have names.
+ */
+static void
+probe_tmpfile(file_store *fs)
+{
+    fs->named_only = true;
+    if (sl_fault_hit(SL_FAULT_TMPFILE))
+        return;
+    int fd = open_anonymous(fs);
+    if (fd < 0)
+        return;
+    for (int by_proc = 0; by_proc < 2 && fs->named_only; by_proc++) {
+        fs->link_by_proc = by_proc;
+        if (link_anonymous(fs, fd, fs->run.dir_fd, "probe") == 0) {
+            unlinkat(fs->run.dir_fd, "probe", 0);
+            fs->named_only = false;
+        }
+    }
+    close(fd);
+}
+
 
 static sluice_err
 file_open(sl_store *s, const char *location, const sl_store_opts *opts)
@@ -126,6 +178,7 @@ file_open(sl_store *s, const char *location, const sl_store_opts *opts)
     /* This run's temp directory, and a lock that says it is alive. */
     int err = sl_run_dir_open(fs->tmp_fd, &fs->run);
     if (err)
+    probe_tmpfile(fs);
         return errno_fail(s, "cannot write", err);
     if (pipe2(fs->wake, O_NONBLOCK | O_CLOEXEC) != 0)
         return errno_fail(s, "pipe", errno);
@@ -212,10 +265,25 @@ write_all(int fd, const char *p, size_t len)
 static int
 create_temp(file_store *fs, file_object *fo)
 {
-    fo->fd = openat(fs->run.dir_fd, fo->tmp_name,
-                    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    fo->anonymous = !fs->named_only;
+    fo->fd = fo->anonymous
+                 ? open_anonymous(fs)
+                 : openat(fs->run.dir_fd, fo->tmp_name,
+                          O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     return fo->fd < 0 ? errno : 0;
 }
+/* Close a temp file that will not be placed, and remove it. */
+static void
+remove_temp(file_store *fs, file_object *fo)
+{
+    if (fo->fd >= 0) {
+        close(fo->fd);
+        fo->fd = -1;
+    }
+    if (!fo->anonymous)
+        unlinkat(fs->run.dir_fd, fo->tmp_name, 0);
+}
+
 
 /* Let go of an object's in-memory body. */
 static void
@@ -277,11 +345,8 @@ static void
 file_discard(sl_object *o)
 {
     file_object *fo = fo_of(o);
-    if (fo->fd >= 0) {
-        close(fo->fd);
-        fo->fd = -1;
-        unlinkat(fs_of(o->store)->run.dir_fd, fo->tmp_name, 0);
-    }
+    if (fo->fd >= 0)
+        remove_temp(fs_of(o->store), fo);
     drop_buffer(fs_of(o->store), fo);
 }
 
@@ -508,7 +573,31 @@ cached_parent(file_store *fs, sl_object *o, dir_set *set,
     return cache->fd;
 }
 
-/* Rename one synced temp file onto its key. */
+/* Put a synced temp file onto its key `dir`/`base`: link a nameless one
+ * there, or, when the key exists, name it and rename it over the key;
+ * rename a named one. Returns 0 or an errno value. */
+static int
+put_on_key(file_store *fs, file_object *fo, int dir, const char *base)
+{
+    if (sl_fault_hit(SL_FAULT_RENAME))
+        return EIO;
+    if (fo->anonymous) {
+        int err = link_anonymous(fs, fo->fd, dir, base) == 0 ? 0 : errno;
+        if (err == EEXIST) {
+            if (link_anonymous(fs, fo->fd, fs->run.dir_fd, fo->tmp_name) == 0)
+                fo->anonymous = false; /* renamed over the key below */
+            else
+                err = errno;
+        }
+        close(fo->fd);
+        fo->fd = -1;
+        if (fo->anonymous)
+            return err;
+    }
+    return renameat(fs->run.dir_fd, fo->tmp_name, dir, base) == 0 ? 0 : errno;
+}
+
+/* Put one synced temp file onto its key. */
 static void
 place(file_store *fs, sl_object *o, dir_set *set, parent_cache *cache)
 {
@@ -516,11 +605,8 @@ place(file_store *fs, sl_object *o, dir_set *set, parent_cache *cache)
     int dir = cached_parent(fs, o, set, cache, &base);
     if (dir < 0)
         return;
-    if (sl_fault_hit(SL_FAULT_RENAME)) {
-        errno = EIO;
-        object_fail(o, SL_STORE_FAILED, SLUICE_ESTORE, "rename", EIO);
-    } else if (renameat(fs->run.dir_fd, fo_of(o)->tmp_name, dir, base) != 0) {
-        int saved = errno;
+    int saved = put_on_key(fs, fo_of(o), dir, base);
+    if (saved) {
         bool in_the_way = saved == EISDIR || saved == ENOTDIR ||
                           saved == ENOTEMPTY || saved == EEXIST;
         object_fail(o, in_the_way ? SL_STORE_REJECTED : SL_STORE_FAILED,
@@ -576,8 +662,9 @@ syncfs_checked(file_store *fs)
     return 0;
 }
 
-/* Close each temp file, after an fsync of each when `fsync_each`; an
- * object whose data is not durable (`sync_error`, or its own) fails. */
+/* Close each named temp file (a nameless one stays open to be linked),
+ * after an fsync of each when `fsync_each`; an object whose data is not
+ * durable (`sync_error`, or its own) fails. */
 static void
 close_files(sl_object *batch, int sync_error, bool fsync_each)
 {
@@ -588,9 +675,11 @@ close_files(sl_object *batch, int sync_error, bool fsync_each)
         int err = sync_error;
         if (fsync_each && fsync_checked(fo->fd) != 0)
             err = errno;
-        if (close(fo->fd) != 0 && !err)
-            err = errno;
-        fo->fd = -1;
+        if (!fo->anonymous) {
+            if (close(fo->fd) != 0 && !err)
+                err = errno;
+            fo->fd = -1;
+        }
         if (err && fo->status == SL_STORED)
             object_fail(o, SL_STORE_FAILED,
                         err == ENOSPC ? SLUICE_ENOSPACE : SLUICE_ESTORE,
@@ -598,7 +687,7 @@ close_files(sl_object *batch, int sync_error, bool fsync_each)
     }
 }
 
-/* Rename the batch's durable temp files onto their keys, noting the
+/* Put the batch's durable temp files onto their keys, noting the
  * directories touched in `set` (NULL when a syncfs will cover them). */
 static void
 place_all(file_store *fs, sl_object *batch, dir_set *set)
@@ -611,15 +700,15 @@ place_all(file_store *fs, sl_object *batch, dir_set *set)
         close(cache.fd);
 }
 
-/* The batch's renames are durable unless `err`: remove the temp files of
- * objects that failed, and fail the rest on `err`. */
+/* The batch's links and renames are durable unless `err`: remove the
+ * temp files of objects that failed, and fail the rest on `err`. */
 static void
 finish(file_store *fs, sl_object *batch, int err, const char *what)
 {
     for (sl_object *o = batch; o; o = fo_of(o)->next) {
         file_object *fo = fo_of(o);
         if (fo->status != SL_STORED)
-            unlinkat(fs->run.dir_fd, fo->tmp_name, 0);
+            remove_temp(fs, fo);
         else if (err)
             object_fail(o, SL_STORE_FAILED, SLUICE_ESTORE, what, err);
     }
