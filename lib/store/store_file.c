@@ -106,6 +106,7 @@ errno_fail(sl_store *s, const char *what, int err)
 }
 
 static void *sync_main(void *arg);
+
 static int
 open_anonymous(file_store *fs)
 {
@@ -178,8 +179,8 @@ file_open(sl_store *s, const char *location, const sl_store_opts *opts)
     /* This run's temp directory, and a lock that says it is alive. */
     int err = sl_run_dir_open(fs->tmp_fd, &fs->run);
     if (err)
-    probe_tmpfile(fs);
         return errno_fail(s, "cannot write", err);
+    probe_tmpfile(fs);
     if (pipe2(fs->wake, O_NONBLOCK | O_CLOEXEC) != 0)
         return errno_fail(s, "pipe", errno);
     if (pthread_create(&fs->syncer, NULL, sync_main, s) != 0)
