@@ -16,7 +16,9 @@
 #   scale           a queue of 1,000,000 pending records: time to the first
 #                   request, and peak RSS during the run
 # Tools: sluice; curl --parallel; wget2 --max-threads; aria2c -j; xargs -P
-# around curl. Output: a table, bench/results.json and bench/results.svg.
+# around curl; in the fast workload also curl_sync, curl followed by a
+# syncfs (curl alone never makes its files durable). Output: a table,
+# bench/results.json and bench/results.svg.
 # Environment: ROUNDS (3), PARTNER_N, FAST_N, WORKLOADS (all, or a list).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -117,6 +119,13 @@ curl_fetch() {
         --config curl.cfg >/dev/null 2>&1 || true
 }
 
+# curl, then one syncfs of the store's file system: what curl would need
+# to store durably, as sluice does (fast workload only).
+curl_sync_fetch() {
+    curl_fetch "$@"
+    sync -f "$3"
+}
+
 wget2_fetch() {
     wget2 --quiet --max-threads "$2" --no-robots --compression=none \
         --tries 8 --waitretry 0 --read-timeout 2 --retry-connrefused \
@@ -158,7 +167,8 @@ measure() {
     mkdir -p "$store"
     [ "$base" = nginx ] || curl -s "$base/_reset" >/dev/null
     /usr/bin/time -f "%e %U %S %M" -o time.txt \
-        bash -c "$(declare -f "${tool}_fetch" curl_config); bin=$bin; out=$out;
+        bash -c "$(declare -f "${tool}_fetch" curl_fetch curl_config);
+                 bin=$bin; out=$out;
                  ${tool}_fetch $urls $n $store $faults"
     read -r secs user sys rss <time.txt
     local ratio=- peak=- violations=- good bad
@@ -220,7 +230,8 @@ for w in $workloads; do
         for i in $(seq 0 $((fast_n - 1))); do
             echo "$nginx_base/img/$i.jpg"
         done >urls-fast.txt
-        run_capped fast urls-fast.txt 64 nginx fixed:8192 0 "${tools[@]}"
+        run_capped fast urls-fast.txt 64 nginx fixed:8192 0 "${tools[@]}" \
+            curl_sync
         ;;
     ingest)
         ROUNDS=$rounds bash "$root/bench/ingest.sh" | tee ingest.txt >&2
@@ -260,14 +271,14 @@ END {
         ips[k] = good / s
         if (t == "sluice") base[w] = good / s
     }
-    printf "%-15s %-7s %9s %8s %13s %9s %9s %10s %5s\n", "workload", "tool",
+    printf "%-15s %-9s %9s %8s %13s %9s %9s %10s %5s\n", "workload", "tool",
         "images/s", "vs_sluice", "cpu_s/1000", "rss_MiB", "ideal/act",
         "byte-exact", "viol"
     for (i = 1; i <= n; i++) {
         split(order[i], p, SUBSEP)
         w = p[1]; t = p[2]; k = order[i]
         s = median(k SUBSEP "s"); good = median(k SUBSEP "good")
-        printf "%-15s %-7s %9.1f %7.2fx %13.3f %9.1f %9s %10d %5s\n", w, t,
+        printf "%-15s %-9s %9.1f %7.2fx %13.3f %9.1f %9s %10d %5s\n", w, t,
             ips[k], base[w] ? ips[k] / base[w] : 0,
             median(k SUBSEP "cpu") / (good ? good : 1) * 1000,
             median(k SUBSEP "rss") / 1024, median(k SUBSEP "ratio"), good,
