@@ -62,6 +62,7 @@ typedef struct run_ctx {
     CURLU *url_parser;
 
     sl_job *jobs;
+    EVP_MD *sha256; /* fetched once: an implicit fetch per body costs */
     unsigned n_jobs, jobs_used;
     unsigned n_active, jobs_storing; /* jobs ready or running: at most
                                         n_active; storing: the rest */
@@ -785,7 +786,7 @@ start_ready(run_ctx *r)
             j->state = JOB_RUNNING;
             j->bytes = j->error_bytes = 0;
             j->too_large = false;
-            EVP_DigestInit_ex(j->sha, EVP_sha256(), NULL);
+            EVP_DigestInit_ex(j->sha, r->sha256, NULL);
             j->transfer = sl_fetcher_start(r->fetcher, j->url, j);
             if (!j->transfer) {
                 sl_limiter_release(&r->lim, o);
@@ -1018,7 +1019,8 @@ setup(run_ctx *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
     r->leased = sl_calloc(LEASE_BATCH, sizeof *r->leased);
     r->skip = sl_calloc(r->n_jobs, sizeof *r->skip);
     r->url_parser = curl_url();
-    if (!r->jobs || !r->leased || !r->skip || !r->url_parser ||
+    r->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!r->jobs || !r->leased || !r->skip || !r->url_parser || !r->sha256 ||
         sl_limiter_init(&r->lim, per_origin, o->max_total) != SLUICE_OK)
         goto nomem;
     for (unsigned i = r->n_jobs; i-- > 0;) {
@@ -1062,6 +1064,7 @@ teardown(run_ctx *r)
         sl_limiter_free(&r->lim);
     sl_guard_free(&r->guard);
     curl_url_cleanup(r->url_parser);
+    EVP_MD_free(r->sha256);
     sl_free(r->jobs);
     sl_free(r->leased);
     sl_free(r->skip);

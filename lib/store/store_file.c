@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../fault.h"
@@ -41,6 +42,8 @@
 #define SMALL_MAX    (64 * 1024)       /* a body kept in memory, at most */
 #define BUFFERED_MAX (4 * 1024 * 1024) /* all bodies kept in memory */
 #define WRITE_BEHIND_MAX 32            /* bodies waiting for the syncer */
+#define GATHER_GOAL 64                 /* a batch worth a sync at once */
+#define GATHER_NS   (2 * 1000 * 1000)  /* waited for it, at most */
 
 typedef struct file_object {
     int fd;         /* the temp file; -1 while the body is in memory */
@@ -70,6 +73,8 @@ typedef struct {
     pthread_mutex_t lock;
     pthread_cond_t wake_syncer;
     sl_object *todo_head, *todo_tail;
+    size_t todo_n;
+    size_t syncer_wants; /* todo_n the sync thread sleeps for; 0: awake */
     sl_object *done_head, *done_tail;
     size_t busy;
     bool stopping;
@@ -364,8 +369,10 @@ file_submit(sl_store *s, sl_object *o)
     else
         fs->todo_head = o;
     fs->todo_tail = o;
+    fs->todo_n++;
     fs->busy++;
-    pthread_cond_signal(&fs->wake_syncer);
+    if (fs->syncer_wants && fs->todo_n >= fs->syncer_wants)
+        pthread_cond_signal(&fs->wake_syncer);
     pthread_mutex_unlock(&fs->lock);
 }
 
@@ -716,6 +723,32 @@ finish(file_store *fs, sl_object *batch, int err, const char *what)
 }
 
 /*
+ * Objects are coming (some are in hand, or `placed` wait for a sync):
+ * wait a moment for a batch worth a sync, since a sync costs about the
+ * same for one object as for many, and each wake-up of this thread costs
+ * two context switches.
+ */
+static void
+gather(file_store *fs, bool placed)
+{
+    if ((!fs->todo_head && !placed) || fs->todo_n >= GATHER_GOAL ||
+        fs->stopping)
+        return;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += GATHER_NS;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    fs->syncer_wants = GATHER_GOAL;
+    while (fs->todo_n < GATHER_GOAL && !fs->stopping &&
+           pthread_cond_timedwait(&fs->wake_syncer, &fs->lock, &until) == 0)
+        ;
+    fs->syncer_wants = 0;
+}
+
+/*
  * The sync thread. A small batch (under SYNCFS_MIN, nothing else in
  * hand): fsync each file, rename each onto its key, fsync the
  * directories, report. Otherwise one syncfs per batch does two jobs: it
@@ -733,12 +766,17 @@ sync_main(void *arg)
     sl_object *placed = NULL, *placed_last = NULL; /* renamed, not synced */
     pthread_mutex_lock(&fs->lock);
     for (;;) {
-        while (!fs->todo_head && !placed && !fs->stopping)
+        while (!fs->todo_head && !placed && !fs->stopping) {
+            fs->syncer_wants = 1;
             pthread_cond_wait(&fs->wake_syncer, &fs->lock);
+            fs->syncer_wants = 0;
+        }
+        gather(fs, placed != NULL);
         sl_object *batch = fs->todo_head, *last = fs->todo_tail;
         if (!batch && !placed)
             break; /* stopping, and nothing left */
         fs->todo_head = fs->todo_tail = NULL;
+        fs->todo_n = 0;
         pthread_mutex_unlock(&fs->lock);
 
         sl_object *done = NULL, *done_last = NULL;
