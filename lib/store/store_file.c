@@ -41,7 +41,7 @@
 #define MAX_DIRS    64 /* distinct directories fsynced per batch, at most */
 #define SMALL_MAX    (64 * 1024)       /* a body kept in memory, at most */
 #define BUFFERED_MAX (4 * 1024 * 1024) /* all bodies kept in memory */
-#define WRITE_BEHIND_MAX 32            /* bodies waiting for the syncer */
+#define WRITE_BEHIND_MAX 256           /* bodies waiting for the syncer */
 #define GATHER_GOAL 64                 /* a batch worth a sync at once */
 #define GATHER_NS   (2 * 1000 * 1000)  /* waited for it, at most */
 
