@@ -19,7 +19,8 @@
 # around curl; in the fast workload also curl_sync, curl followed by a
 # syncfs (curl alone never makes its files durable). Output: a table,
 # bench/results.json and bench/results.svg.
-# Environment: ROUNDS (3), PARTNER_N, FAST_N, WORKLOADS (all, or a list).
+# Environment: ROUNDS (3), PARTNER_N, FAST_N, WORKLOADS (all, or a list),
+# TOOLS (sluice and every peer, or a list).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -34,14 +35,21 @@ cmake --build build/release -j "$(nproc)" \
     --target sluice gen_feed sluice_origin origin_verify >/dev/null
 bin=$root/build/release
 out=$root/bench/out/run
-rm -rf "$out" && mkdir -p "$out"
+# The last run's files are deleted at the end, not now: ext4 creates
+# files slowly for minutes after many are deleted (it steps over inodes
+# freed moments ago), which would tax the tools measured next. This run's
+# stores stay until the next run for the same reason.
+old=$root/bench/out/run.old
+rm -rf "$old"
+[ -d "$out" ] && mv "$out" "$old"
+mkdir -p "$out"
 cd "$out"
 : >results.tsv # workload tool round seconds cpu_s rss_kib ratio good bad violations peak
 
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$out/stores"
+    rm -rf "$old"
 }
 trap cleanup EXIT
 
@@ -195,12 +203,11 @@ run_capped() { # WORKLOAD URLS N BASE SIZE FAULTS TOOLS...
             measure "$w" "$tool" "$r" "$urls" "$n" "$base" "$size" "$faults"
         done
     done
-    # The stores stay until the end: deleting 100,000 files makes ext4
-    # slow to create new ones for minutes, which would tax the next
-    # workload's tools unevenly.
+    # The stores stay (see above): deleting 100,000 files would tax the
+    # next workload's tools unevenly.
 }
 
-tools=(sluice curl wget2 aria2c xargs)
+read -r -a tools <<<"${TOOLS:-sluice curl wget2 aria2c xargs}"
 for w in $workloads; do
     case $w in
     partner | partner-faults | batch)
@@ -301,3 +308,4 @@ fi
 cp results.json "$root/bench/results.json"
 bash "$root/bench/plot.sh" results.json >"$root/bench/results.svg"
 echo "wrote bench/results.json and bench/results.svg"
+[ -d "$out/stores" ] && echo "the stores are kept in bench/out/run/stores ($(du -sh "$out/stores" | cut -f1)) until the next run; rm -rf bench/out frees them"
