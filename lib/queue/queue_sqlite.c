@@ -7,6 +7,7 @@
 #include "queue.h"
 
 #include "../json.h"
+#include "checkpoint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -218,6 +219,7 @@ typedef struct {
     origin_slot origins[ORIGIN_CACHE];
     const char *path; /* within q->location */
     int runner_fd;    /* holds the runner's flock, or -1 */
+    sl_checkpointer *ckpt; /* a runner's checkpoints, off its thread */
     unsigned busy_timeout_ms;
     sqlite3_stmt *st[ST_COUNT_];
     sl_buf skip_json;
@@ -481,6 +483,7 @@ static void
 sqlite_close(sluice_queue *q)
 {
     sqlite_queue *s = state_of(q);
+    sl_checkpointer_stop(s->ckpt);
     for (int i = 0; i < ST_COUNT_; i++)
         sqlite3_finalize(s->st[i]);
     if (s->db)
@@ -948,6 +951,8 @@ sqlite_acquire_runner(sluice_queue *q)
                              strerror(saved));
     }
     s->runner_fd = fd;
+    /* A run commits from its fetch loop: checkpoints go elsewhere. */
+    s->ckpt = sl_checkpointer_start(s->db, s->path);
     return SLUICE_OK;
 }
 
