@@ -174,6 +174,9 @@ measure() {
     rm -f q.db*
     mkdir -p "$store"
     [ "$base" = nginx ] || curl -s "$base/_reset" >/dev/null
+    # Nothing left dirty by the tool before: a tool that syncs (sluice,
+    # curl_sync) would write the previous tool's files too.
+    sync
     /usr/bin/time -f "%e %U %S %M" -o time.txt \
         bash -c "$(declare -f "${tool}_fetch" curl_fetch curl_config);
                  bin=$bin; out=$out;

@@ -23,6 +23,8 @@
 #define ERROR_BODY_MAX  (64 * 1024) /* bytes of an error page read, at most */
 #define LEASE_BATCH     256
 #define JOBS_MAX        4096 /* leased and not yet handed to the store */
+#define MARK_BATCH      256  /* stored objects marked done in one commit */
+#define MARK_WAIT_MS    50   /* and the longest one waits for the rest */
 #define IDLE_POLL_MS    250  /* look for due records this often when idle */
 #define LONG_PAUSE_MS   2000 /* give back waiting jobs of origins paused longer */
 #define RATE_WINDOW_S   5.0
@@ -79,6 +81,9 @@ typedef struct run_ctx {
     bool stopping;
     int64_t stop_deadline;
     bool marks_open; /* a transaction of marks is open */
+    sl_job *to_mark, *to_mark_tail; /* stored, not yet marked done */
+    unsigned n_to_mark;
+    int64_t to_mark_since; /* mono ms of the oldest */
 
     sluice_err fatal;
     char fatal_msg[512];
@@ -619,6 +624,61 @@ on_transfer_done(run_ctx *r, sl_fetch_result *res)
     }
 }
 
+/* A stored object's record is marked done with others, in one commit
+ * (a commit per few records cost more than the marks): the job waits,
+ * holding nothing but itself, until mark_stored. */
+static void
+defer_complete(run_ctx *r, sl_job *j)
+{
+    j->next = NULL;
+    if (r->to_mark_tail)
+        r->to_mark_tail->next = j;
+    else {
+        r->to_mark = j;
+        r->to_mark_since = sl_mono_ms();
+    }
+    r->to_mark_tail = j;
+    r->n_to_mark++;
+}
+
+/* Mark done the records whose objects are stored, in the transaction of
+ * marks (committed by the caller). */
+static void
+mark_stored(run_ctx *r)
+{
+    if (!r->to_mark)
+        return;
+    int64_t now = sl_now_ms();
+    while (r->to_mark) {
+        sl_job *j = r->to_mark;
+        r->to_mark = j->next;
+        sl_object_info info = {(int64_t)j->bytes, j->sha_hex,
+                               j->content_type[0] ? j->content_type : NULL,
+                               j->etag[0] ? j->etag : NULL};
+        if (marks_begin(r) &&
+            mark_ok(r, sl_queue_complete(r->q, &j->lease, &info, now))) {
+            r->counts.in_flight--;
+            r->counts.done++;
+            r->st.done++;
+            r->st.bytes += j->bytes;
+        }
+        job_free(r, j);
+    }
+    r->to_mark_tail = NULL;
+    r->n_to_mark = 0;
+}
+
+/* Enough waiting to be marked, or the oldest has waited long enough, or
+ * nothing is being fetched (the run may be ending). */
+static bool
+marks_due(const run_ctx *r, int64_t now_mono)
+{
+    return r->to_mark &&
+           (r->n_to_mark >= MARK_BATCH ||
+            now_mono - r->to_mark_since >= MARK_WAIT_MS ||
+            r->lim.in_flight == 0 || r->stopping || r->fatal != SLUICE_OK);
+}
+
 static void
 reap_store(run_ctx *r)
 {
@@ -630,22 +690,9 @@ reap_store(run_ctx *r)
             sl_store_result *res = &results[i];
             sl_job *j = res->cookie;
             switch (res->status) {
-            case SL_STORED: {
-                sl_object_info info = {
-                    (int64_t)j->bytes, j->sha_hex,
-                    j->content_type[0] ? j->content_type : NULL,
-                    j->etag[0] ? j->etag : NULL};
-                if (marks_begin(r) &&
-                    mark_ok(r, sl_queue_complete(r->q, &j->lease, &info,
-                                                 sl_now_ms()))) {
-                    r->counts.in_flight--;
-                    r->counts.done++;
-                    r->st.done++;
-                    r->st.bytes += j->bytes;
-                }
-                job_free(r, j);
+            case SL_STORED:
+                defer_complete(r, j);
                 break;
-            }
             case SL_STORE_REJECTED:
                 job_dead(r, j, "store", 0, res->message);
                 break;
@@ -674,6 +721,17 @@ jobs_active(const run_ctx *r)
     return r->jobs_used - r->jobs_storing;
 }
 
+/* Jobs a lease may take: free ones, within the budget of those ready,
+ * running or with the store (jobs waiting only for their mark have
+ * MARK_BATCH of their own, so a store that lags still stops leasing). */
+static unsigned
+jobs_leasable(const run_ctx *r)
+{
+    unsigned busy = r->jobs_used - r->n_to_mark;
+    unsigned budget = r->n_jobs - MARK_BATCH;
+    return SL_MIN(busy < budget ? budget - busy : 0, r->n_jobs - r->jobs_used);
+}
+
 /* Room for a lease: jobs free, and a quarter of n_active fewer ready or
  * running than can start soon (one lease of many records costs far less
  * than many of one; the rest still waiting keep the slots busy). Jobs
@@ -682,7 +740,7 @@ jobs_active(const run_ctx *r)
 static bool
 lease_room(const run_ctx *r)
 {
-    return r->jobs_used < r->n_jobs &&
+    return jobs_leasable(r) > 0 &&
            jobs_active(r) + SL_MAX(r->n_active / 4, 1u) <= r->n_active;
 }
 
@@ -707,7 +765,7 @@ top_up(run_ctx *r, int64_t now_mono)
         if ((o->enough_ready || o->paused_until > now) && n_skip < r->n_jobs)
             r->skip[n_skip++] = o->name;
     }
-    size_t want = SL_MIN(SL_MIN((size_t)(r->n_jobs - r->jobs_used),
+    size_t want = SL_MIN(SL_MIN((size_t)jobs_leasable(r),
                                 (size_t)(r->n_active - jobs_active(r))),
                          (size_t)LEASE_BATCH);
     sl_lease_req req = {
@@ -716,8 +774,13 @@ top_up(run_ctx *r, int64_t now_mono)
         r->skip, n_skip,
     };
     size_t got = 0;
-    marks_commit(r); /* a lease is its own transaction */
+    /* One commit for the lease and the marks waiting: the lease joins
+     * the transaction of marks. */
+    mark_stored(r);
+    if (!marks_begin(r))
+        return;
     sluice_err err = sl_queue_lease(r->q, &req, r->leased, &got);
+    marks_commit(r);
     if (err != SLUICE_OK) {
         queue_fatal(r, err);
         return;
@@ -882,6 +945,8 @@ static int
 wait_ms(run_ctx *r, int64_t now_mono)
 {
     int64_t wait = 100; /* the stop flag is looked at this often */
+    if (r->to_mark)
+        wait = SL_MAX(0, r->to_mark_since + MARK_WAIT_MS - now_mono);
     if (r->next_lease_mono > now_mono)
         wait = SL_MIN(wait, r->next_lease_mono - now_mono);
     else if (lease_room(r) && !r->stopping)
@@ -918,6 +983,10 @@ loop(run_ctx *r)
             sl_free(res.location);
         }
         reap_store(r);
+        if (marks_due(r, sl_mono_ms())) {
+            mark_stored(r);
+            marks_commit(r);
+        }
         if (r->o->follow && now >= r->next_recount_mono) {
             /* Ingest may have added records: count afresh, now and then. */
             sluice_counts c;
@@ -945,6 +1014,7 @@ wind_down(run_ctx *r)
         sl_fetcher_run(r->fetcher, 50, sl_store_wake_fd(r->store));
         reap_store(r);
     }
+    mark_stored(r);
     marks_commit(r);
 }
 
@@ -1014,7 +1084,7 @@ setup(run_ctx *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
                                           (size_t)64));
     if (o->max_total)
         r->n_active = SL_MIN(r->n_active, o->max_total * 2 + 16);
-    r->n_jobs = r->n_active + r->store->ops->pipeline;
+    r->n_jobs = r->n_active + r->store->ops->pipeline + MARK_BATCH;
     r->jobs = sl_calloc(r->n_jobs, sizeof *r->jobs);
     r->leased = sl_calloc(LEASE_BATCH, sizeof *r->leased);
     r->skip = sl_calloc(r->n_jobs, sizeof *r->skip);

@@ -740,6 +740,37 @@ TEST(counts_report_the_oldest_pending_age)
 
 /* ------------------------------------------------------------ faults */
 
+TEST(a_failed_lease_in_a_batch_undoes_itself_and_nothing_else)
+{
+    /* A run leases inside its transaction of marks: a lease that fails
+     * half-way must leave no record in flight, and keep the marks. */
+    sluice_queue *q = open_queue();
+    upsert1(q, "a", "http://img.example/a", "a", NULL);
+    upsert1(q, "b", "http://img.example/b", "b", NULL);
+    upsert1(q, "c", "http://img.example/c", "c", NULL);
+    sl_lease l[2];
+    ASSERT_EQ(lease(q, 1, T0, l), 1);
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_complete(q, &l[0], &some_object, T0), SLUICE_OK);
+    sl_lease_clear(&l[0]);
+    sl_lease_req req = {2, T0, 60000, NULL, 0};
+    size_t n = 99;
+    sl_fault_set(SL_FAULT_ALLOC, 2); /* the second record's copy */
+    ASSERT_EQ(sl_queue_lease(q, &req, l, &n), SLUICE_ENOMEM);
+    sl_fault_set(SL_FAULT_ALLOC, 0);
+    ASSERT_EQ(n, 0);
+    ASSERT_EQ(sl_queue_commit(q), SLUICE_OK);
+    sluice_counts c = counts(q);
+    ASSERT_EQ(c.done, 1);
+    ASSERT_EQ(c.in_flight, 0);
+    ASSERT_EQ(c.pending, 2);
+    /* And the two are there to lease. */
+    ASSERT_EQ(lease(q, 2, T0, l), 2);
+    sl_lease_clear(&l[0]);
+    sl_lease_clear(&l[1]);
+    sluice_queue_close(q);
+}
+
 TEST(an_injected_database_fault_is_reported_and_rolled_back)
 {
     sluice_queue *q = open_queue();

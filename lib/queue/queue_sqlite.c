@@ -85,6 +85,9 @@ enum {
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_SAVEPOINT_RELEASE,
+    ST_SAVEPOINT_ROLLBACK,
     ST_COUNT_
 };
 
@@ -200,6 +203,9 @@ static const char *const statements[ST_COUNT_] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT own",
+    [ST_SAVEPOINT_RELEASE] = "RELEASE own",
+    [ST_SAVEPOINT_ROLLBACK] = "ROLLBACK TO own",
 };
 
 /*
@@ -523,18 +529,25 @@ sqlite_rollback(sluice_queue *q)
     return run_stmt(q, ST_ROLLBACK, "rollback");
 }
 
-/* For operations of several statements outside a caller's batch. */
+/* For operations of several statements: a transaction of their own, or
+ * in a caller's batch a savepoint, so that a failure undoes the whole
+ * operation and nothing else of the batch. */
 static sluice_err
 own_begin(sluice_queue *q)
 {
-    return q->in_batch ? SLUICE_OK : sqlite_begin(q);
+    return q->in_batch ? run_stmt(q, ST_SAVEPOINT, "savepoint")
+                       : sqlite_begin(q);
 }
 
 static sluice_err
 own_end(sluice_queue *q, sluice_err err)
 {
-    if (q->in_batch)
-        return err;
+    if (q->in_batch) {
+        if (err != SLUICE_OK)
+            run_stmt(q, ST_SAVEPOINT_ROLLBACK, "rollback");
+        sluice_err released = run_stmt(q, ST_SAVEPOINT_RELEASE, "release");
+        return err != SLUICE_OK ? err : released;
+    }
     if (err == SLUICE_OK)
         return sqlite_commit(q);
     sqlite_rollback(q);
