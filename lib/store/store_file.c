@@ -70,6 +70,12 @@ typedef struct {
                                 written yet: its backlog */
     pthread_t syncer;
     bool syncer_started;
+    pthread_t flusher; /* makes the syncfs calls for the syncer */
+    bool flusher_started;
+    pthread_mutex_t flush_lock;
+    pthread_cond_t flush_wake;
+    bool flush_asked, flush_done, flush_stopping;
+    int flush_err;
     pthread_mutex_t lock;
     pthread_cond_t wake_syncer;
     sl_object *todo_head, *todo_tail;
@@ -111,6 +117,7 @@ errno_fail(sl_store *s, const char *what, int err)
 }
 
 static void *sync_main(void *arg);
+static void *flush_main(void *arg);
 
 static int
 open_anonymous(file_store *fs)
@@ -164,6 +171,8 @@ file_open(sl_store *s, const char *location, const sl_store_opts *opts)
     fs->wake[0] = fs->wake[1] = -1;
     pthread_mutex_init(&fs->lock, NULL);
     pthread_cond_init(&fs->wake_syncer, NULL);
+    pthread_mutex_init(&fs->flush_lock, NULL);
+    pthread_cond_init(&fs->flush_wake, NULL);
     if (!*location)
         return sl_store_fail(s, SLUICE_EINVAL, "--store: empty path");
     fs->root = sl_strdup(location);
@@ -188,6 +197,9 @@ file_open(sl_store *s, const char *location, const sl_store_opts *opts)
     probe_tmpfile(fs);
     if (pipe2(fs->wake, O_NONBLOCK | O_CLOEXEC) != 0)
         return errno_fail(s, "pipe", errno);
+    if (pthread_create(&fs->flusher, NULL, flush_main, fs) != 0)
+        return sl_store_fail(s, SLUICE_ESTORE, "cannot start a thread");
+    fs->flusher_started = true;
     if (pthread_create(&fs->syncer, NULL, sync_main, s) != 0)
         return sl_store_fail(s, SLUICE_ESTORE, "cannot start a thread");
     fs->syncer_started = true;
@@ -218,6 +230,13 @@ file_close(sl_store *s)
         pthread_mutex_unlock(&fs->lock);
         pthread_join(fs->syncer, NULL);
     }
+    if (fs->flusher_started) {
+        pthread_mutex_lock(&fs->flush_lock);
+        fs->flush_stopping = true;
+        pthread_cond_broadcast(&fs->flush_wake);
+        pthread_mutex_unlock(&fs->flush_lock);
+        pthread_join(fs->flusher, NULL);
+    }
     free_list(fs->todo_head);
     free_list(fs->done_head);
     sl_run_dir_close(fs->tmp_fd, &fs->run);
@@ -230,6 +249,8 @@ file_close(sl_store *s)
             close(fs->wake[i]);
     pthread_cond_destroy(&fs->wake_syncer);
     pthread_mutex_destroy(&fs->lock);
+    pthread_cond_destroy(&fs->flush_wake);
+    pthread_mutex_destroy(&fs->flush_lock);
     sl_free(fs->root);
 }
 
@@ -748,59 +769,127 @@ gather(file_store *fs, bool placed)
     fs->syncer_wants = 0;
 }
 
+/* ------------------------------------------------------------ flusher */
+
+/*
+ * The flusher thread makes the syncfs calls the sync thread asks for, so
+ * that the sync thread writes the next batch's files while the disk
+ * flushes: a syncfs is mostly waiting for the device.
+ */
+static void *
+flush_main(void *arg)
+{
+    file_store *fs = arg;
+    pthread_mutex_lock(&fs->flush_lock);
+    for (;;) {
+        while (!fs->flush_asked && !fs->flush_stopping)
+            pthread_cond_wait(&fs->flush_wake, &fs->flush_lock);
+        if (!fs->flush_asked)
+            break; /* stopping */
+        fs->flush_asked = false;
+        pthread_mutex_unlock(&fs->flush_lock);
+        int err = syncfs_checked(fs);
+        pthread_mutex_lock(&fs->flush_lock);
+        fs->flush_err = err;
+        fs->flush_done = true;
+        pthread_cond_signal(&fs->flush_wake);
+    }
+    pthread_mutex_unlock(&fs->flush_lock);
+    return NULL;
+}
+
+static void
+flush_begin(file_store *fs)
+{
+    pthread_mutex_lock(&fs->flush_lock);
+    fs->flush_asked = true;
+    fs->flush_done = false;
+    pthread_cond_broadcast(&fs->flush_wake);
+    pthread_mutex_unlock(&fs->flush_lock);
+}
+
+/* Wait for the syncfs flush_begin asked for; its error, or 0. */
+static int
+flush_end(file_store *fs)
+{
+    pthread_mutex_lock(&fs->flush_lock);
+    while (!fs->flush_done)
+        pthread_cond_wait(&fs->flush_wake, &fs->flush_lock);
+    int err = fs->flush_err;
+    pthread_mutex_unlock(&fs->flush_lock);
+    return err;
+}
+
 /*
  * The sync thread. A small batch (under SYNCFS_MIN, nothing else in
  * hand): fsync each file, rename each onto its key, fsync the
- * directories, report. Otherwise one syncfs per batch does two jobs: it
- * makes this batch's data durable, and the previous batch's renames
- * (syncfs writes the file system's metadata too), which are reported
- * then; this batch is renamed and waits for the next syncfs. A record is
- * never done before its object is durable under its key, and an object
- * is renamed onto its key only once its data is durable.
+ * directories, report. Otherwise a pipeline of syncfs calls, each made
+ * by the flusher while this thread writes the next batch's files. A
+ * syncfs does two jobs: it makes the data of the batch written before it
+ * began durable, and the renames made before it began (syncfs writes the
+ * file system's metadata too). So: batch k is written; syncfs S(k) makes
+ * its data durable; it is renamed onto its keys; S(k+1) makes those
+ * renames durable, and then it is reported. A record is never done
+ * before its object is durable under its key, and an object is renamed
+ * onto its key only once its data is durable.
  */
 static void *
 sync_main(void *arg)
 {
     sl_store *s = arg;
     file_store *fs = fs_of(s);
-    sl_object *placed = NULL, *placed_last = NULL; /* renamed, not synced */
+    sl_object *placed = NULL, *placed_last = NULL;   /* renamed, unsynced */
+    sl_object *syncing = NULL, *syncing_last = NULL; /* in the syncfs */
+    bool flushing = false; /* a syncfs is under way */
     pthread_mutex_lock(&fs->lock);
     for (;;) {
-        while (!fs->todo_head && !placed && !fs->stopping) {
+        while (!fs->todo_head && !placed && !flushing && !fs->stopping) {
             fs->syncer_wants = 1;
             pthread_cond_wait(&fs->wake_syncer, &fs->lock);
             fs->syncer_wants = 0;
         }
-        gather(fs, placed != NULL);
+        if (!flushing)
+            gather(fs, placed != NULL);
         sl_object *batch = fs->todo_head, *last = fs->todo_tail;
-        if (!batch && !placed)
+        if (!batch && !placed && !flushing)
             break; /* stopping, and nothing left */
         fs->todo_head = fs->todo_tail = NULL;
         fs->todo_n = 0;
         pthread_mutex_unlock(&fs->lock);
 
         sl_object *done = NULL, *done_last = NULL;
-        size_t n = batch ? prepare(fs, batch) : 0;
-        if (placed || n >= SYNCFS_MIN) {
-            int err = syncfs_checked(fs);
-            if (placed) {
+        size_t n = batch ? prepare(fs, batch) : 0; /* while it flushes */
+        if (flushing) {
+            int err = flush_end(fs);
+            flushing = false;
+            if (placed) { /* renamed before that syncfs began */
                 finish(fs, placed, err, "fsync");
                 done = placed;
                 done_last = placed_last;
                 placed = placed_last = NULL;
             }
-            if (batch) {
-                close_files(batch, err, false);
-                place_all(fs, batch, NULL); /* the next syncfs covers them */
-                placed = batch;
-                placed_last = last;
+            if (syncing) { /* written before it began */
+                close_files(syncing, err, false);
+                place_all(fs, syncing, NULL);
+                placed = syncing;
+                placed_last = syncing_last;
+                syncing = syncing_last = NULL;
             }
-        } else {
+        }
+        if (placed || n >= SYNCFS_MIN) {
+            syncing = batch;
+            syncing_last = last;
+            flush_begin(fs);
+            flushing = true;
+        } else if (batch) {
             close_files(batch, 0, true);
             dir_set set = {.n = 0};
             place_all(fs, batch, &set);
             finish(fs, batch, dir_set_sync(&set), "fsync of a directory");
-            done = batch;
+            if (done)
+                fo_of(done_last)->next = batch;
+            else
+                done = batch;
             done_last = last;
         }
 
