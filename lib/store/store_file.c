@@ -161,7 +161,6 @@ probe_tmpfile(file_store *fs)
     close(fd);
 }
 
-
 static sluice_err
 file_open(sl_store *s, const char *location, const sl_store_opts *opts)
 {
@@ -299,6 +298,7 @@ create_temp(file_store *fs, file_object *fo)
                           O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     return fo->fd < 0 ? errno : 0;
 }
+
 /* Close a temp file that will not be placed, and remove it. */
 static void
 remove_temp(file_store *fs, file_object *fo)
@@ -310,7 +310,6 @@ remove_temp(file_store *fs, file_object *fo)
     if (!fo->anonymous)
         unlinkat(fs->run.dir_fd, fo->tmp_name, 0);
 }
-
 
 /* Let go of an object's in-memory body. */
 static void
