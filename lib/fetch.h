@@ -56,11 +56,11 @@ sl_transfer *sl_fetcher_start(sl_fetcher *f, const char *url, void *owner);
 void sl_fetcher_abort(sl_fetcher *f, sl_transfer *t);
 
 /*
- * Wait up to timeout_ms for network activity (or for `extra_fd`, if not
- * -1, to become readable), then move every transfer along. Returns the
- * number of transfers still running.
+ * Wait up to timeout_ms for network activity or a libcurl timer (or for
+ * `extra_fd`, if not -1, to become readable), then move along the
+ * transfers whose sockets are ready or whose timers are due.
  */
-int sl_fetcher_run(sl_fetcher *f, int timeout_ms, int extra_fd);
+void sl_fetcher_run(sl_fetcher *f, int timeout_ms, int extra_fd);
 
 /* The next finished transfer, if any; fills *res (free res->location). */
 bool sl_fetcher_next_done(sl_fetcher *f, sl_fetch_result *res);
