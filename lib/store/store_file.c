@@ -44,6 +44,7 @@
 #define WRITE_BEHIND_MAX 256           /* bodies waiting for the syncer */
 #define GATHER_GOAL 64                 /* a batch worth a sync at once */
 #define GATHER_NS   (2 * 1000 * 1000)  /* waited for it, at most */
+#define WAKE_MIN         16 /* bodies worth waking the syncer for, mid-flush */
 
 typedef struct file_object {
     int fd;         /* the temp file; -1 while the body is in memory */
@@ -72,12 +73,11 @@ typedef struct {
     bool syncer_started;
     pthread_t flusher; /* makes the syncfs calls for the syncer */
     bool flusher_started;
-    pthread_mutex_t flush_lock;
-    pthread_cond_t flush_wake;
+    pthread_mutex_t lock; /* all below */
+    pthread_cond_t wake_syncer;
+    pthread_cond_t wake_flusher;
     bool flush_asked, flush_done, flush_stopping;
     int flush_err;
-    pthread_mutex_t lock;
-    pthread_cond_t wake_syncer;
     sl_object *todo_head, *todo_tail;
     size_t todo_n;
     size_t syncer_wants; /* todo_n the sync thread sleeps for; 0: awake */
@@ -170,8 +170,7 @@ file_open(sl_store *s, const char *location, const sl_store_opts *opts)
     fs->wake[0] = fs->wake[1] = -1;
     pthread_mutex_init(&fs->lock, NULL);
     pthread_cond_init(&fs->wake_syncer, NULL);
-    pthread_mutex_init(&fs->flush_lock, NULL);
-    pthread_cond_init(&fs->flush_wake, NULL);
+    pthread_cond_init(&fs->wake_flusher, NULL);
     if (!*location)
         return sl_store_fail(s, SLUICE_EINVAL, "--store: empty path");
     fs->root = sl_strdup(location);
@@ -230,10 +229,10 @@ file_close(sl_store *s)
         pthread_join(fs->syncer, NULL);
     }
     if (fs->flusher_started) {
-        pthread_mutex_lock(&fs->flush_lock);
+        pthread_mutex_lock(&fs->lock);
         fs->flush_stopping = true;
-        pthread_cond_broadcast(&fs->flush_wake);
-        pthread_mutex_unlock(&fs->flush_lock);
+        pthread_cond_signal(&fs->wake_flusher);
+        pthread_mutex_unlock(&fs->lock);
         pthread_join(fs->flusher, NULL);
     }
     free_list(fs->todo_head);
@@ -247,9 +246,8 @@ file_close(sl_store *s)
         if (fs->wake[i] >= 0)
             close(fs->wake[i]);
     pthread_cond_destroy(&fs->wake_syncer);
+    pthread_cond_destroy(&fs->wake_flusher);
     pthread_mutex_destroy(&fs->lock);
-    pthread_cond_destroy(&fs->flush_wake);
-    pthread_mutex_destroy(&fs->flush_lock);
     sl_free(fs->root);
 }
 
@@ -772,65 +770,90 @@ gather(file_store *fs, bool placed)
 
 /*
  * The flusher thread makes the syncfs calls the sync thread asks for, so
- * that the sync thread writes the next batch's files while the disk
- * flushes: a syncfs is mostly waiting for the device.
+ * that the sync thread writes files while the disk flushes: a syncfs is
+ * mostly waiting for the device.
  */
 static void *
 flush_main(void *arg)
 {
     file_store *fs = arg;
-    pthread_mutex_lock(&fs->flush_lock);
+    pthread_mutex_lock(&fs->lock);
     for (;;) {
         while (!fs->flush_asked && !fs->flush_stopping)
-            pthread_cond_wait(&fs->flush_wake, &fs->flush_lock);
+            pthread_cond_wait(&fs->wake_flusher, &fs->lock);
         if (!fs->flush_asked)
             break; /* stopping */
         fs->flush_asked = false;
-        pthread_mutex_unlock(&fs->flush_lock);
+        pthread_mutex_unlock(&fs->lock);
         int err = syncfs_checked(fs);
-        pthread_mutex_lock(&fs->flush_lock);
+        pthread_mutex_lock(&fs->lock);
         fs->flush_err = err;
         fs->flush_done = true;
-        pthread_cond_signal(&fs->flush_wake);
+        pthread_cond_signal(&fs->wake_syncer);
     }
-    pthread_mutex_unlock(&fs->flush_lock);
+    pthread_mutex_unlock(&fs->lock);
     return NULL;
 }
 
 static void
 flush_begin(file_store *fs)
 {
-    pthread_mutex_lock(&fs->flush_lock);
+    pthread_mutex_lock(&fs->lock);
     fs->flush_asked = true;
     fs->flush_done = false;
-    pthread_cond_broadcast(&fs->flush_wake);
-    pthread_mutex_unlock(&fs->flush_lock);
+    pthread_cond_signal(&fs->wake_flusher);
+    pthread_mutex_unlock(&fs->lock);
 }
 
-/* Wait for the syncfs flush_begin asked for; its error, or 0. */
-static int
-flush_end(file_store *fs)
+/*
+ * Until the syncfs flush_begin asked for ends, write the bodies that
+ * come in meanwhile (the next syncfs covers them too), appending them to
+ * the batch *head..*tail; a fetch thread would otherwise find the sync
+ * thread behind and write them itself. Returns how many were added, and
+ * the syncfs's error (or 0) in *err.
+ */
+static size_t
+flush_end(file_store *fs, sl_object **head, sl_object **tail, int *err)
 {
-    pthread_mutex_lock(&fs->flush_lock);
-    while (!fs->flush_done)
-        pthread_cond_wait(&fs->flush_wake, &fs->flush_lock);
-    int err = fs->flush_err;
-    pthread_mutex_unlock(&fs->flush_lock);
-    return err;
+    size_t n = 0;
+    pthread_mutex_lock(&fs->lock);
+    while (!fs->flush_done) {
+        if (!fs->todo_head) {
+            fs->syncer_wants = WAKE_MIN;
+            pthread_cond_wait(&fs->wake_syncer, &fs->lock);
+            fs->syncer_wants = 0;
+            continue;
+        }
+        sl_object *more = fs->todo_head, *more_tail = fs->todo_tail;
+        fs->todo_head = fs->todo_tail = NULL;
+        fs->todo_n = 0;
+        pthread_mutex_unlock(&fs->lock);
+        n += prepare(fs, more);
+        if (*head)
+            fo_of(*tail)->next = more;
+        else
+            *head = more;
+        *tail = more_tail;
+        pthread_mutex_lock(&fs->lock);
+    }
+    *err = fs->flush_err;
+    pthread_mutex_unlock(&fs->lock);
+    return n;
 }
 
 /*
  * The sync thread. A small batch (under SYNCFS_MIN, nothing else in
  * hand): fsync each file, rename each onto its key, fsync the
  * directories, report. Otherwise a pipeline of syncfs calls, each made
- * by the flusher while this thread writes the next batch's files. A
- * syncfs does two jobs: it makes the data of the batch written before it
- * began durable, and the renames made before it began (syncfs writes the
- * file system's metadata too). So: batch k is written; syncfs S(k) makes
- * its data durable; it is renamed onto its keys; S(k+1) makes those
- * renames durable, and then it is reported. A record is never done
- * before its object is durable under its key, and an object is renamed
- * onto its key only once its data is durable.
+ * by the flusher while this thread writes the next batch's files (all
+ * that come in until the syncfs ends). A syncfs does two jobs: it makes
+ * the data of the batch written before it began durable, and the renames
+ * made before it began (syncfs writes the file system's metadata too).
+ * So: batch k is written; syncfs S(k) makes its data durable; it is
+ * renamed onto its keys; S(k+1) makes those renames durable, and then it
+ * is reported. A record is never done before its object is durable under
+ * its key, and an object is renamed onto its key only once its data is
+ * durable.
  */
 static void *
 sync_main(void *arg)
@@ -859,7 +882,8 @@ sync_main(void *arg)
         sl_object *done = NULL, *done_last = NULL;
         size_t n = batch ? prepare(fs, batch) : 0; /* while it flushes */
         if (flushing) {
-            int err = flush_end(fs);
+            int err;
+            n += flush_end(fs, &batch, &last, &err);
             flushing = false;
             if (placed) { /* renamed before that syncfs began */
                 finish(fs, placed, err, "fsync");
