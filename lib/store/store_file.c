@@ -766,6 +766,29 @@ gather(file_store *fs, bool placed)
     fs->syncer_wants = 0;
 }
 
+/* Take every submitted object (the caller holds fs->lock). */
+static sl_object *
+take_todo(file_store *fs, sl_object **tail)
+{
+    sl_object *head = fs->todo_head;
+    *tail = fs->todo_tail;
+    fs->todo_head = fs->todo_tail = NULL;
+    fs->todo_n = 0;
+    return head;
+}
+
+/* Put the list more..more_tail at the end of the list *head..*tail. */
+static void
+append_list(sl_object **head, sl_object **tail, sl_object *more,
+            sl_object *more_tail)
+{
+    if (*head)
+        fo_of(*tail)->next = more;
+    else
+        *head = more;
+    *tail = more_tail;
+}
+
 /* ------------------------------------------------------------ flusher */
 
 /*
@@ -824,16 +847,10 @@ flush_end(file_store *fs, sl_object **head, sl_object **tail, int *err)
             fs->syncer_wants = 0;
             continue;
         }
-        sl_object *more = fs->todo_head, *more_tail = fs->todo_tail;
-        fs->todo_head = fs->todo_tail = NULL;
-        fs->todo_n = 0;
+        sl_object *more_tail, *more = take_todo(fs, &more_tail);
         pthread_mutex_unlock(&fs->lock);
         n += prepare(fs, more);
-        if (*head)
-            fo_of(*tail)->next = more;
-        else
-            *head = more;
-        *tail = more_tail;
+        append_list(head, tail, more, more_tail);
         pthread_mutex_lock(&fs->lock);
     }
     *err = fs->flush_err;
@@ -872,11 +889,9 @@ sync_main(void *arg)
         }
         if (!flushing)
             gather(fs, placed != NULL);
-        sl_object *batch = fs->todo_head, *last = fs->todo_tail;
-        if (!batch && !placed && !flushing)
+        if (!fs->todo_head && !placed && !flushing)
             break; /* stopping, and nothing left */
-        fs->todo_head = fs->todo_tail = NULL;
-        fs->todo_n = 0;
+        sl_object *last, *batch = take_todo(fs, &last);
         pthread_mutex_unlock(&fs->lock);
 
         sl_object *done = NULL, *done_last = NULL;
@@ -909,21 +924,13 @@ sync_main(void *arg)
             dir_set set = {.n = 0};
             place_all(fs, batch, &set);
             finish(fs, batch, dir_set_sync(&set), "fsync of a directory");
-            if (done)
-                fo_of(done_last)->next = batch;
-            else
-                done = batch;
-            done_last = last;
+            append_list(&done, &done_last, batch, last);
         }
 
         pthread_mutex_lock(&fs->lock);
         if (!done)
             continue;
-        if (fs->done_tail)
-            fo_of(fs->done_tail)->next = done;
-        else
-            fs->done_head = done;
-        fs->done_tail = done_last;
+        append_list(&fs->done_head, &fs->done_tail, done, done_last);
         if (write(fs->wake[1], "x", 1) < 0) {
             /* full: a wake-up is already pending */
         }
