@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 
 #include "fetch.h"
 #include "guard.h"
@@ -44,12 +43,11 @@ typedef struct sl_job {
     sl_origin *origin;  /* of this hop's URL */
     struct sl_job *next; /* in the origin's ready list, or the free list */
     sl_transfer *transfer;
-    sl_object *obj;     /* the body, while it is written */
-    EVP_MD_CTX *sha;
+    sl_object *obj;       /* the body, while it is written */
     uint64_t bytes;       /* body bytes stored */
     uint64_t error_bytes; /* body bytes of an error page, discarded */
     bool too_large;
-    char sha_hex[65];
+    char sha_hex[65]; /* the stored body's, from the store */
     char content_type[128];
     char etag[256];
 } sl_job;
@@ -64,7 +62,6 @@ typedef struct run_ctx {
     CURLU *url_parser;
 
     sl_job *jobs;
-    EVP_MD *sha256; /* fetched once: an implicit fetch per body costs */
     unsigned n_jobs, jobs_used;
     unsigned n_active, jobs_storing; /* jobs ready or running: at most
                                         n_active; storing: the rest */
@@ -441,7 +438,7 @@ describe(char *dst, size_t size, const char *cls, const sl_fetch_result *res,
 
 /*
  * Body bytes, from inside the fetcher: streamed into the store object
- * (made at the first byte) and the SHA-256. Returning false aborts the
+ * (made at the first byte; the store hashes it). Returning false aborts the
  * transfer; the job says why.
  */
 static bool
@@ -472,20 +469,8 @@ on_body(void *owner, int status, const char *data, size_t len)
         set_fatal(r, err, r->store->errmsg);
         return false;
     }
-    EVP_DigestUpdate(j->sha, data, len);
     j->bytes += len;
     return true;
-}
-
-static void
-hex(char *dst, const unsigned char *src, size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        dst[2 * i] = digits[src[i] >> 4];
-        dst[2 * i + 1] = digits[src[i] & 15];
-    }
-    dst[2 * n] = '\0';
 }
 
 /* A complete body: hand it to the store; the record is done only when the
@@ -493,8 +478,6 @@ hex(char *dst, const unsigned char *src, size_t n)
 static void
 job_store(run_ctx *r, sl_job *j, const sl_fetch_result *res)
 {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int digest_len = 0;
     if (!j->obj) { /* an empty body */
         sluice_err err = sl_store_begin(r->store, j->lease.key, j, &j->obj);
         if (err != SLUICE_OK) {
@@ -503,15 +486,12 @@ job_store(run_ctx *r, sl_job *j, const sl_fetch_result *res)
             return;
         }
     }
-    EVP_DigestFinal_ex(j->sha, digest, &digest_len);
-    hex(j->sha_hex, digest, digest_len);
     sl_fmt(j->content_type, sizeof j->content_type, "%s", res->content_type);
     sl_fmt(j->etag, sizeof j->etag, "%s", res->etag);
     sl_object_meta meta = {
         j->content_type[0] ? j->content_type : NULL,
         j->etag[0] ? j->etag : NULL,
         j->lease.url,
-        j->sha_hex,
         j->bytes,
     };
     sl_object *obj = j->obj;
@@ -691,6 +671,7 @@ reap_store(run_ctx *r)
             sl_job *j = res->cookie;
             switch (res->status) {
             case SL_STORED:
+                memcpy(j->sha_hex, res->sha256_hex, sizeof j->sha_hex);
                 defer_complete(r, j);
                 break;
             case SL_STORE_REJECTED:
@@ -849,7 +830,6 @@ start_ready(run_ctx *r)
             j->state = JOB_RUNNING;
             j->bytes = j->error_bytes = 0;
             j->too_large = false;
-            EVP_DigestInit_ex(j->sha, r->sha256, NULL);
             j->transfer = sl_fetcher_start(r->fetcher, j->url, j);
             if (!j->transfer) {
                 sl_limiter_release(&r->lim, o);
@@ -1089,16 +1069,12 @@ setup(run_ctx *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
     r->leased = sl_calloc(LEASE_BATCH, sizeof *r->leased);
     r->skip = sl_calloc(r->n_jobs, sizeof *r->skip);
     r->url_parser = curl_url();
-    r->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (!r->jobs || !r->leased || !r->skip || !r->url_parser || !r->sha256 ||
+    if (!r->jobs || !r->leased || !r->skip || !r->url_parser ||
         sl_limiter_init(&r->lim, per_origin, o->max_total) != SLUICE_OK)
         goto nomem;
     for (unsigned i = r->n_jobs; i-- > 0;) {
         sl_job *j = &r->jobs[i];
         j->run = r;
-        j->sha = EVP_MD_CTX_new();
-        if (!j->sha)
-            goto nomem;
         j->next = r->free_jobs;
         r->free_jobs = j;
     }
@@ -1125,7 +1101,6 @@ teardown(run_ctx *r)
     sl_store_close(r->store);
     if (r->jobs) {
         for (unsigned i = 0; i < r->n_jobs; i++) {
-            EVP_MD_CTX_free(r->jobs[i].sha);
             sl_lease_clear(&r->jobs[i].lease);
             sl_free(r->jobs[i].url);
         }
@@ -1134,7 +1109,6 @@ teardown(run_ctx *r)
         sl_limiter_free(&r->lim);
     sl_guard_free(&r->guard);
     curl_url_cleanup(r->url_parser);
-    EVP_MD_free(r->sha256);
     sl_free(r->jobs);
     sl_free(r->leased);
     sl_free(r->skip);

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "fault.h"
 #include "store/store.h"
 #include "test.h"
@@ -54,10 +56,7 @@ static void
 submit(sl_store *s, sl_object *o)
 {
     sl_object_meta meta = {"image/jpeg", "\"etag-1\"",
-                           "http://img.example/a.jpg",
-                           "e3b0c44298fc1c149afbf4c8996fb924"
-                           "27ae41e4649b934ca495991b7852b855",
-                           o->written};
+                           "http://img.example/a.jpg", o->written};
     ASSERT_EQ(sl_store_submit(s, o, &meta), SLUICE_OK);
 }
 
@@ -121,6 +120,19 @@ expect_stored(sl_store_result r)
     if (r.status != SL_STORED || r.err != SLUICE_OK)
         TEST_FAIL_("status %d, err %d: %s", (int)r.status, (int)r.err,
                    r.message);
+}
+
+/* The result carries the SHA-256 of exactly these bytes. */
+static void
+expect_hash(sl_store_result r, const void *data, size_t len)
+{
+    unsigned char d[32];
+    unsigned n = 0;
+    ASSERT_EQ(EVP_Digest(data, len, d, &n, EVP_sha256(), NULL), 1);
+    char want[65];
+    for (unsigned i = 0; i < n; i++)
+        snprintf(want + 2 * i, 3, "%02x", d[i]);
+    ASSERT_STR_EQ(r.sha256_hex, want);
 }
 
 static void
@@ -388,6 +400,7 @@ TEST(an_object_lands_under_its_key_with_its_bytes)
         body[i] = (char)(i * 31 + 7); /* NULs and high bytes included */
     sl_store_result r = store_bytes(s, "a/b/c/photo.jpg", body, sizeof body);
     expect_stored(r);
+    expect_hash(r, body, sizeof body);
     expect_file(ROOT "/a/b/c/photo.jpg", body, sizeof body);
     /* Nested directories were made, and nothing else appeared. */
     expect_listing(ROOT, "a/\na/b/\na/b/c/\na/b/c/photo.jpg\n");
@@ -400,7 +413,9 @@ TEST(an_object_lands_under_its_key_with_its_bytes)
 TEST(an_empty_object_and_a_replaced_one)
 {
     sl_store *s = open_store(ROOT);
-    expect_stored(store_bytes(s, "empty.bin", "", 0));
+    sl_store_result r = store_bytes(s, "empty.bin", "", 0);
+    expect_stored(r);
+    expect_hash(r, "", 0); /* e3b0c442...: an empty body has a hash too */
     expect_file(ROOT "/empty.bin", "", 0);
     /* Storing a key again replaces the object whole. */
     expect_stored(store_str(s, "k/v.txt", "a first, longer version\n"));
@@ -435,6 +450,7 @@ TEST(a_small_body_is_written_by_the_sync_thread)
     sl_store_result r;
     wait_results(s, &r, 1);
     expect_stored(r);
+    expect_hash(r, "a small body", 12); /* hashed by the sync thread */
     expect_file(ROOT "/small/one.jpg", "a small body", 12);
     sl_store_close(s);
     expect_tmp_empty(ROOT);
@@ -454,9 +470,13 @@ TEST(a_body_that_outgrows_memory_goes_to_its_temp_file)
     sl_store_result r;
     wait_results(s, &r, 1);
     expect_stored(r);
+    /* The part kept in memory and the part written as it came. */
+    expect_hash(r, body, BIG);
     expect_file(ROOT "/big/one.bin", body, BIG);
     /* Through store_bytes' 1000-byte pieces too. */
-    expect_stored(store_bytes(s, "big/two.bin", body, BIG));
+    r = store_bytes(s, "big/two.bin", body, BIG);
+    expect_stored(r);
+    expect_hash(r, body, BIG);
     expect_file(ROOT "/big/two.bin", body, BIG);
     free(body);
     sl_store_close(s);

@@ -1,12 +1,15 @@
 /*
  * The store registry and wrappers: backend lookup by location, object
- * allocation, and the fault-injection point for writes in test builds.
+ * allocation and hashing, and the fault-injection point for writes in
+ * test builds.
  */
 #include "store.h"
 
 #include <assert.h>
 #include <stdarg.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "../fault.h"
 
@@ -66,6 +69,12 @@ sl_store_open(const char *location, const sl_store_opts *opts,
         return SLUICE_ENOMEM;
     }
     s->ops = ops;
+    s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!s->sha256) {
+        sl_fmt(errbuf, errbuf_size, "no SHA-256 in libcrypto");
+        sl_store_close(s);
+        return SLUICE_ENOMEM;
+    }
     sluice_err err = ops->open(s, location, opts);
     if (err != SLUICE_OK) {
         sl_fmt(errbuf, errbuf_size, "%s", s->errmsg);
@@ -82,6 +91,7 @@ sl_store_close(sl_store *s)
     if (!s)
         return;
     s->ops->close(s);
+    EVP_MD_free(s->sha256);
     sl_free(s->state);
     sl_free(s->location);
     sl_free(s);
@@ -129,9 +139,59 @@ sl_object_write(sl_object *o, const void *data, size_t len)
 void
 sl_object_free(sl_object *o)
 {
+    EVP_MD_CTX_free(o->sha);
     sl_free(o->key);
     sl_free(o->meta_strings);
     sl_free(o);
+}
+
+sluice_err
+sl_object_hash(sl_object *o, const void *data, size_t len)
+{
+    assert(!o->sha256_hex[0]);
+    if (!o->sha) {
+        o->sha = EVP_MD_CTX_new();
+        if (!o->sha || EVP_DigestInit_ex(o->sha, o->store->sha256, NULL) != 1)
+            return SLUICE_ENOMEM;
+    }
+    if (len > 0 && EVP_DigestUpdate(o->sha, data, len) != 1)
+        return SLUICE_EINTERNAL;
+    return SLUICE_OK;
+}
+
+sluice_err
+sl_object_hash_end(sl_object *o, const void *data, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    if (o->sha256_hex[0])
+        return SLUICE_OK;
+    sluice_err err = sl_object_hash(o, data, len);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (err == SLUICE_OK && EVP_DigestFinal_ex(o->sha, digest, &n) != 1)
+        err = SLUICE_EINTERNAL;
+    EVP_MD_CTX_free(o->sha);
+    o->sha = NULL;
+    if (err != SLUICE_OK || n != 32)
+        return err != SLUICE_OK ? err : SLUICE_EINTERNAL;
+    for (unsigned i = 0; i < n; i++) {
+        o->sha256_hex[2 * i] = digits[digest[i] >> 4];
+        o->sha256_hex[2 * i + 1] = digits[digest[i] & 15];
+    }
+    o->sha256_hex[64] = '\0';
+    return SLUICE_OK;
+}
+
+void
+sl_object_result(const sl_object *o, sl_store_status status, sluice_err err,
+                 const char *message, sl_store_result *out)
+{
+    out->cookie = o->cookie;
+    out->status = status;
+    out->err = err;
+    sl_fmt(out->message, sizeof out->message, "%s", message);
+    sl_fmt(out->sha256_hex, sizeof out->sha256_hex, "%s",
+           status == SL_STORED ? o->sha256_hex : "");
 }
 
 void
@@ -147,19 +207,18 @@ sl_object_discard(sl_object *o)
 static int
 keep_meta(sl_object *o, const sl_object_meta *meta)
 {
-    const char *src[4] = {meta->content_type, meta->etag, meta->source_url,
-                          meta->sha256_hex};
-    const char **dst[4] = {&o->meta.content_type, &o->meta.etag,
-                           &o->meta.source_url, &o->meta.sha256_hex};
+    const char *src[3] = {meta->content_type, meta->etag, meta->source_url};
+    const char **dst[3] = {&o->meta.content_type, &o->meta.etag,
+                           &o->meta.source_url};
     size_t total = 0;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 3; i++)
         total += src[i] ? strlen(src[i]) + 1 : 0;
     char *block = sl_malloc(total);
     if (!block)
         return -1;
     o->meta_strings = block;
     o->meta.size = meta->size;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 3; i++) {
         *dst[i] = NULL;
         if (!src[i])
             continue;

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #include "../util.h"
 #include "sluice/sluice.h"
 
@@ -41,6 +43,7 @@ typedef struct {
     sl_store_status status;
     sluice_err err;
     char message[256];
+    char sha256_hex[65]; /* SL_STORED: the SHA-256 of the stored body */
 } sl_store_result;
 
 /* Metadata that travels with an object (S3 keeps it on the object). */
@@ -48,7 +51,6 @@ typedef struct {
     const char *content_type; /* may be NULL */
     const char *etag;         /* the origin's, may be NULL */
     const char *source_url;
-    const char *sha256_hex;   /* of the whole body */
     uint64_t size;
 } sl_object_meta;
 
@@ -56,6 +58,7 @@ struct sl_store {
     const sl_store_ops *ops;
     char *location;
     void *state;
+    EVP_MD *sha256; /* fetched once: an implicit fetch per body costs */
     char errmsg[512];
 };
 
@@ -66,7 +69,9 @@ struct sl_object {
     uint64_t written;
     void *cookie;
     sl_object_meta meta;
-    char *meta_strings; /* one allocation behind meta's strings */
+    char *meta_strings;  /* one allocation behind meta's strings */
+    EVP_MD_CTX *sha;     /* the body hashed so far; NULL before any */
+    char sha256_hex[65]; /* the body's SHA-256, once hashing has ended */
     /* the backend's state follows: ops->object_size bytes */
 };
 
@@ -88,6 +93,9 @@ struct sl_store_ops {
     /* Remove what a crashed run left behind (temp files, spools). */
     sluice_err (*recover)(sl_store *s);
     sluice_err (*begin)(sl_store *s, sl_object *o);
+    /* The backend hashes the body (sl_object_hash, sl_object_hash_end)
+     * where it costs least: as it is written, or whole from memory on a
+     * thread of its own. A result SL_STORED carries the hash. */
     sluice_err (*write)(sl_object *o, const void *data, size_t len);
     /* Forget an object that will not be submitted. */
     void (*discard)(sl_object *o);
@@ -127,6 +135,15 @@ size_t sl_store_reap(sl_store *s, sl_store_result *out, size_t max);
 size_t sl_store_busy(sl_store *s);
 /* Free an object the backend has finished with (backends call this). */
 void sl_object_free(sl_object *o);
+/* Hash `len` more bytes of o's body (backends call this). */
+sluice_err sl_object_hash(sl_object *o, const void *data, size_t len);
+/* End o's hash with `len` last bytes (or none) into o->sha256_hex; a
+ * second call changes nothing (backends call this). */
+sluice_err sl_object_hash_end(sl_object *o, const void *data, size_t len);
+/* A result for o: its cookie, and its hash when stored. */
+void sl_object_result(const sl_object *o, sl_store_status status,
+                      sluice_err err, const char *message,
+                      sl_store_result *out);
 
 sluice_err sl_store_fail(sl_store *s, sluice_err err, const char *fmt, ...)
     SL_PRINTF(3, 4);

@@ -357,9 +357,15 @@ file_write(sl_object *o, const void *data, size_t len)
             return SLUICE_OK;
         if ((err = create_temp(fs, fo)) != 0)
             return errno_fail(o->store, "cannot create a temp file", err);
-        err = write_all(fo->fd, fo->buf, fo->len);
+        /* From now on this thread hashes the body as it writes it. */
+        if (sl_object_hash(o, fo->buf, fo->len) != SLUICE_OK)
+            err = ENOMEM;
+        else
+            err = write_all(fo->fd, fo->buf, fo->len);
         drop_buffer(fs, fo);
     }
+    if (!err && sl_object_hash(o, data, len) != SLUICE_OK)
+        err = ENOMEM;
     if (!err)
         err = write_all(fo->fd, data, len);
     return err ? errno_fail(o->store, "write", err) : SLUICE_OK;
@@ -416,10 +422,7 @@ file_reap(sl_store *s, sl_store_result *out, size_t max)
         if (!fs->done_head)
             fs->done_tail = NULL;
         fs->busy--;
-        out[n].cookie = o->cookie;
-        out[n].status = fo->status;
-        out[n].err = fo->err;
-        sl_fmt(out[n].message, sizeof out[n].message, "%s", fo->message);
+        sl_object_result(o, fo->status, fo->err, fo->message, &out[n]);
         sl_object_free(o);
         n++;
     }
@@ -648,7 +651,8 @@ place(file_store *fs, sl_object *o, dir_set *set, parent_cache *cache)
     }
 }
 
-/* Write an in-memory body to its temp file. */
+/* Hash and write an in-memory body to its temp file: here, not on the
+ * fetching thread, whose time is the run's. */
 static void
 write_out(file_store *fs, sl_object *o)
 {
@@ -656,14 +660,16 @@ write_out(file_store *fs, sl_object *o)
     int err = sl_fault_hit(SL_FAULT_WRITE) ? EIO : create_temp(fs, fo);
     if (!err)
         err = write_all(fo->fd, fo->buf, fo->len);
+    if (!err && sl_object_hash_end(o, fo->buf, fo->len) != SLUICE_OK)
+        err = ENOMEM;
     drop_buffer(fs, fo);
     atomic_fetch_sub(&fs->unwritten, 1);
     if (err)
         object_fail(o, SL_STORE_FAILED, store_err(err), "write", err);
 }
 
-/* Reset a batch's results and write out its in-memory bodies; returns
- * how many objects it has. */
+/* Reset a batch's results, write out its in-memory bodies and end the
+ * hashes of the others; returns how many objects it has. */
 static size_t
 prepare(file_store *fs, sl_object *batch)
 {
@@ -675,6 +681,8 @@ prepare(file_store *fs, sl_object *batch)
         fo->message[0] = '\0';
         if (fo->fd < 0)
             write_out(fs, o);
+        else if (sl_object_hash_end(o, NULL, 0) != SLUICE_OK)
+            object_fail(o, SL_STORE_FAILED, SLUICE_ENOMEM, "hash", ENOMEM);
         n++;
     }
     return n;

@@ -976,6 +976,9 @@ s3_write(sl_object *o, const void *data, size_t len)
     s3_object *so = so_of(o);
     const char *p = data;
     EVP_DigestUpdate(so->md5, data, len);
+    if (sl_object_hash(o, data, len) != SLUICE_OK)
+        return sl_store_fail(o->store, SLUICE_ENOMEM,
+                             "out of memory (SHA-256)");
     while (len > 0) {
         ssize_t n = write(so->fd, p, len);
         if (n < 0 && errno == EINTR)
@@ -1008,10 +1011,11 @@ s3_submit(sl_store *s, sl_object *o)
     size_t key_len =
         strlen(o->key) + (ss->prefix[0] ? strlen(ss->prefix) + 1 : 0);
     so->next = NULL;
-    if (!unhex_sha256(o->meta.sha256_hex, sha)) {
+    if (sl_object_hash_end(o, NULL, 0) != SLUICE_OK ||
+        !unhex_sha256(o->sha256_hex, sha)) {
         so->early = true;
         so->status = SL_STORE_FAILED;
-        so->err = SLUICE_EINTERNAL;
+        so->err = SLUICE_ENOMEM;
         sl_fmt(so->message, sizeof so->message, "no SHA-256 for the body");
     } else if (key_len > S3_KEY_MAX) {
         so->early = true;
@@ -1056,10 +1060,7 @@ s3_reap(sl_store *s, sl_store_result *out, size_t max)
         if (!ss->done_head)
             ss->done_tail = NULL;
         ss->busy--;
-        out[n].cookie = o->cookie;
-        out[n].status = so->status;
-        out[n].err = so->err;
-        sl_fmt(out[n].message, sizeof out[n].message, "%s", so->message);
+        sl_object_result(o, so->status, so->err, so->message, &out[n]);
         sl_object_free(o);
         n++;
     }
@@ -1213,7 +1214,7 @@ prepare(s3_store *ss, sl_object *o)
     ADD("Content-Type: %s", ctype);
     ADD("Content-MD5: %s", so->content_md5);
     ADD("x-amz-checksum-sha256: %s", so->checksum_sha256);
-    ADD("x-amz-content-sha256: %s", o->meta.sha256_hex);
+    ADD("x-amz-content-sha256: %s", o->sha256_hex);
     if (ss->token_header)
         ADD("%s", ss->token_header);
 #undef ADD

@@ -33,6 +33,13 @@ is_dead() { [ $(($1 % 100)) = 47 ] || [ $(($1 % 100)) = 97 ]; }
 checked=$(verify_objects out 0 $((RECORDS - 1)) $SIZE is_dead)
 assert_eq "$checked" "$want_done"
 assert_eq "$(stray_files out)" ""
+# The SHA-256 recorded with each done record is its stored object's,
+# not a retried attempt's (bodies cut short came before).
+sqlite3 sluice.db "SELECT sha256 || '  out/' || key FROM records
+                   WHERE state = 3" >sums.txt
+assert_eq "$(wc -l <sums.txt)" "$want_done"
+sha256sum --quiet -c sums.txt >/dev/null 2>&1 ||
+    fail "a recorded SHA-256 is not its object's: $(sha256sum --quiet -c sums.txt 2>&1 | head -3)"
 
 case_ "every permanent failure is in the DLQ with its class"
 run "$SLUICE" dlq list
