@@ -4,7 +4,8 @@
  * included), stream bodies into the store, and mark records done only
  * once the store says their objects are durable. Failures become retries
  * (backoff, Retry-After pausing the whole origin) or dead letters. One
- * thread, one libcurl multi handle; the store syncs on its own thread.
+ * thread, one libcurl multi handle; the store syncs on its own thread,
+ * and records are marked done on one more (marker.c).
  */
 #include <math.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "fetch.h"
 #include "guard.h"
 #include "limit.h"
+#include "marker.h"
 #include "queue/queue.h"
 #include "retry.h"
 #include "store/store.h"
@@ -22,7 +24,7 @@
 #define ERROR_BODY_MAX  (64 * 1024) /* bytes of an error page read, at most */
 #define LEASE_BATCH     256
 #define JOBS_MAX        4096 /* leased and not yet handed to the store */
-#define MARK_BATCH      256  /* stored objects marked done in one commit */
+#define MARK_BATCH      256  /* stored objects handed over at once */
 #define MARK_WAIT_MS    50   /* and the longest one waits for the rest */
 #define IDLE_POLL_MS    250  /* look for due records this often when idle */
 #define LONG_PAUSE_MS   2000 /* give back waiting jobs of origins paused longer */
@@ -54,6 +56,7 @@ typedef struct sl_job {
 
 typedef struct run_ctx {
     sluice_queue *q;
+    sl_marker *marker; /* marks records done; shares q, in turns */
     const sluice_run_opts *o;
     sl_store *store;
     sl_fetcher *fetcher;
@@ -119,15 +122,18 @@ event(run_ctx *r, const sl_job *j, const char *cls, int status,
                        msg);
 }
 
-/* Open a transaction for this round of marks, if none is open. */
+/* Open a transaction for this round of marks, if none is open: the
+ * run's turn on the queue, until marks_commit. */
 static bool
 marks_begin(run_ctx *r)
 {
     if (r->marks_open)
         return true;
+    sl_marker_queue_lock(r->marker);
     sluice_err err = sl_queue_begin(r->q);
     if (err != SLUICE_OK) {
         queue_fatal(r, err);
+        sl_marker_queue_unlock(r->marker);
         return false;
     }
     r->marks_open = true;
@@ -142,9 +148,10 @@ marks_commit(run_ctx *r)
     r->marks_open = false;
     sluice_err err = sl_queue_commit(r->q);
     if (err != SLUICE_OK) {
-        sl_queue_rollback(r->q);
         queue_fatal(r, err);
+        sl_queue_rollback(r->q);
     }
+    sl_marker_queue_unlock(r->marker);
 }
 
 /* A mark's result: a stale lease is no failure (the record changed). */
@@ -605,8 +612,8 @@ on_transfer_done(run_ctx *r, sl_fetch_result *res)
 }
 
 /* A stored object's record is marked done with others, in one commit
- * (a commit per few records cost more than the marks): the job waits,
- * holding nothing but itself, until mark_stored. */
+ * on the marker's thread (a commit per few records cost more than the
+ * marks): the job waits, holding nothing but itself, until mark_stored. */
 static void
 defer_complete(run_ctx *r, sl_job *j)
 {
@@ -621,8 +628,8 @@ defer_complete(run_ctx *r, sl_job *j)
     r->n_to_mark++;
 }
 
-/* Mark done the records whose objects are stored, in the transaction of
- * marks (committed by the caller). */
+/* Hand the records whose objects are stored to the marker, counted done
+ * (marker_news takes back any it finds changed hands). */
 static void
 mark_stored(run_ctx *r)
 {
@@ -635,8 +642,10 @@ mark_stored(run_ctx *r)
         sl_object_info info = {(int64_t)j->bytes, j->sha_hex,
                                j->content_type[0] ? j->content_type : NULL,
                                j->etag[0] ? j->etag : NULL};
-        if (marks_begin(r) &&
-            mark_ok(r, sl_queue_complete(r->q, &j->lease, &info, now))) {
+        /* Out of memory for the marker: marked here, as it once was. */
+        if (sl_marker_add(r->marker, &j->lease, &info, now) == SLUICE_OK ||
+            (marks_begin(r) &&
+             mark_ok(r, sl_queue_complete(r->q, &j->lease, &info, now)))) {
             r->counts.in_flight--;
             r->counts.done++;
             r->st.done++;
@@ -646,6 +655,24 @@ mark_stored(run_ctx *r)
     }
     r->to_mark_tail = NULL;
     r->n_to_mark = 0;
+    sl_marker_flush(r->marker);
+}
+
+/* What the marker has to say: marks that found their record changed
+ * hands (not done by this run after all), and failures. */
+static void
+marker_news(run_ctx *r)
+{
+    uint64_t lost, lost_bytes;
+    char msg[512];
+    sluice_err err =
+        sl_marker_check(r->marker, &lost, &lost_bytes, msg, sizeof msg);
+    r->counts.done -= lost;
+    r->counts.in_flight += lost;
+    r->st.done -= lost;
+    r->st.bytes -= lost_bytes;
+    if (err != SLUICE_OK)
+        set_fatal(r, err, msg);
 }
 
 /* Enough waiting to be marked, or the oldest has waited long enough, or
@@ -755,17 +782,14 @@ top_up(run_ctx *r, int64_t now_mono)
         r->skip, n_skip,
     };
     size_t got = 0;
-    /* One commit for the lease and the marks waiting: the lease joins
-     * the transaction of marks. */
-    mark_stored(r);
     if (!marks_begin(r))
         return;
     sluice_err err = sl_queue_lease(r->q, &req, r->leased, &got);
+    if (err != SLUICE_OK)
+        queue_fatal(r, err); /* while it is our turn: its message */
     marks_commit(r);
-    if (err != SLUICE_OK) {
-        queue_fatal(r, err);
+    if (err != SLUICE_OK)
         return;
-    }
     for (size_t i = 0; i < got; i++) {
         sl_job *j = job_new(r);
         sl_origin *o = sl_limiter_origin(&r->lim, r->leased[i].origin);
@@ -795,11 +819,13 @@ top_up(run_ctx *r, int64_t now_mono)
     r->queue_dry = n_skip == 0;
     bool any;
     int64_t due;
+    sl_marker_queue_lock(r->marker);
     err = sl_queue_next_due(r->q, &due, &any);
-    if (err != SLUICE_OK) {
+    if (err != SLUICE_OK)
         queue_fatal(r, err);
+    sl_marker_queue_unlock(r->marker);
+    if (err != SLUICE_OK)
         return;
-    }
     r->any_waiting = any;
     r->next_due_wall = any ? due : 0;
     int64_t wait = r->o->follow ? (int64_t)(r->o->follow_poll_s * 1000)
@@ -965,13 +991,19 @@ loop(run_ctx *r)
         reap_store(r);
         if (marks_due(r, sl_mono_ms())) {
             mark_stored(r);
-            marks_commit(r);
+            marks_commit(r); /* any marked here */
         }
+        marker_news(r);
         if (r->o->follow && now >= r->next_recount_mono) {
-            /* Ingest may have added records: count afresh, now and then. */
+            /* Ingest may have added records: count afresh, now and then
+             * (after the marks handed over are made). */
             sluice_counts c;
+            sl_marker_wait(r->marker);
+            marker_news(r);
+            sl_marker_queue_lock(r->marker);
             if (sluice_queue_counts(r->q, &c) == SLUICE_OK)
                 r->counts = c;
+            sl_marker_queue_unlock(r->marker);
             r->next_recount_mono = now + 5000;
             r->queue_dry = false;
         }
@@ -996,6 +1028,8 @@ wind_down(run_ctx *r)
     }
     mark_stored(r);
     marks_commit(r);
+    sl_marker_stop(r->marker); /* every mark handed over, committed */
+    marker_news(r);
 }
 
 void
@@ -1086,7 +1120,8 @@ setup(run_ctx *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
         .guard = &r->guard,
         .on_body = on_body,
     };
-    if (sl_fetcher_new(&fo, &r->fetcher) != SLUICE_OK)
+    if (sl_fetcher_new(&fo, &r->fetcher) != SLUICE_OK ||
+        sl_marker_start(q, &r->marker) != SLUICE_OK)
         goto nomem;
     return SLUICE_OK;
 nomem:
@@ -1097,6 +1132,7 @@ nomem:
 static void
 teardown(run_ctx *r)
 {
+    sl_marker_free(r->marker);
     sl_fetcher_free(r->fetcher);
     sl_store_close(r->store);
     if (r->jobs) {

@@ -1,0 +1,211 @@
+/*
+ * The marker (lib/marker.c): the marks handed over are committed by its
+ * thread, a mark whose lease went stale is counted lost (not done, no
+ * failure), a failed commit is reported and leaves its records in flight,
+ * and the run's turn on the queue keeps the marker out.
+ */
+#include "fault.h"
+#include "marker.h"
+#include "queue/queue.h"
+#include "test.h"
+
+#define T0 1700000000000LL /* a fixed "now", in ms */
+#define N  300
+
+static const sl_object_info object = {
+    1234, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "image/jpeg", "\"etag-1\""};
+
+/* A queue of n pending records, r0...r(n-1). */
+static sluice_queue *
+queue_of(size_t n)
+{
+    sluice_queue *q = NULL;
+    char why[600];
+    if (sluice_queue_open("sqlite:queue.db", NULL, &q, why, sizeof why) !=
+        SLUICE_OK)
+        TEST_FAIL_("open: %s", why);
+    const char *origin = "http://img.example:80";
+    for (size_t i = 0; i < n; i++) {
+        char id[32], url[64];
+        snprintf(id, sizeof id, "r%zu", i);
+        snprintf(url, sizeof url, "http://img.example/%zu.jpg", i);
+        sl_record r = {id,   strlen(id), url,    strlen(url),
+                       id,   strlen(id), origin, strlen(origin),
+                       NULL, 0};
+        sluice_ingest_stats st = {0, 0, 0, 0};
+        ASSERT_EQ(sl_queue_upsert(q, &r, 1, T0, &st), SLUICE_OK);
+    }
+    return q;
+}
+
+static size_t
+lease(sluice_queue *q, size_t max, int64_t now, sl_lease *out)
+{
+    sl_lease_req req = {max, now, 60000, NULL, 0};
+    size_t n = 0;
+    ASSERT_EQ(sl_queue_lease(q, &req, out, &n), SLUICE_OK);
+    return n;
+}
+
+/* A marker on q, started. */
+static sl_marker *
+marker(sluice_queue *q)
+{
+    sl_marker *m = NULL;
+    ASSERT_EQ(sl_marker_start(q, &m), SLUICE_OK);
+    return m;
+}
+
+/* Hand each lease of l[0..n) to the marker, done with `object`. */
+static void
+add_all(sl_marker *m, sl_lease *l, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ASSERT_EQ(sl_marker_add(m, &l[i], &object, T0 + 1), SLUICE_OK);
+        ASSERT_NULL(l[i].id); /* the lease was moved */
+    }
+}
+
+static sluice_counts
+counts(sluice_queue *q)
+{
+    sluice_counts c;
+    ASSERT_EQ(sluice_queue_counts(q, &c), SLUICE_OK);
+    return c;
+}
+
+TEST(marks_handed_over_are_committed_by_the_thread)
+{
+    sluice_queue *q = queue_of(N);
+    static sl_lease l[N];
+    ASSERT_EQ(lease(q, N, T0, l), N);
+    sl_marker *m = marker(q);
+    /* In three batches, as a run hands them over. */
+    for (size_t i = 0; i < N; i += 100) {
+        add_all(m, l + i, 100);
+        sl_marker_flush(m);
+    }
+    sl_marker_wait(m);
+    uint64_t lost = 9, lost_bytes = 9;
+    char msg[512] = "";
+    ASSERT_EQ(sl_marker_check(m, &lost, &lost_bytes, msg, sizeof msg),
+              SLUICE_OK);
+    ASSERT_EQ(lost, 0);
+    ASSERT_EQ(lost_bytes, 0);
+    sl_marker_queue_lock(m);
+    ASSERT_EQ(counts(q).done, N);
+    ASSERT_EQ(counts(q).in_flight, 0);
+    sl_record_info info;
+    ASSERT_EQ(sl_queue_get(q, "r7", &info), SLUICE_OK);
+    ASSERT_EQ(info.size, 1234);
+    ASSERT_STR_EQ(info.sha256_hex, object.sha256_hex);
+    ASSERT_STR_EQ(info.etag, "\"etag-1\"");
+    sl_record_info_clear(&info);
+    sl_marker_queue_unlock(m);
+    sl_marker_free(m);
+    sluice_queue_close(q);
+}
+
+TEST(stop_commits_what_was_added_and_not_flushed)
+{
+    sluice_queue *q = queue_of(10);
+    sl_lease l[10];
+    ASSERT_EQ(lease(q, 10, T0, l), 10);
+    sl_marker *m = marker(q);
+    add_all(m, l, 10);
+    sl_marker_stop(m);
+    ASSERT_EQ(counts(q).done, 10);
+    sl_marker_free(m);
+    sluice_queue_close(q);
+}
+
+TEST(a_stale_lease_is_counted_lost_not_done)
+{
+    sluice_queue *q = queue_of(2);
+    sl_lease l[2], again[1];
+    ASSERT_EQ(lease(q, 2, T0, l), 2);
+    /* r0's lease expires and another runner takes the record. */
+    ASSERT_EQ(lease(q, 1, T0 + 61000, again), 1);
+    ASSERT_STR_EQ(again[0].id, "r0");
+    sl_marker *m = marker(q);
+    add_all(m, l, 2);
+    sl_marker_wait(m);
+    uint64_t lost, lost_bytes;
+    char msg[512];
+    ASSERT_EQ(sl_marker_check(m, &lost, &lost_bytes, msg, sizeof msg),
+              SLUICE_OK);
+    ASSERT_EQ(lost, 1);
+    ASSERT_EQ(lost_bytes, 1234);
+    /* Asked once, told once. */
+    ASSERT_EQ(sl_marker_check(m, &lost, &lost_bytes, msg, sizeof msg),
+              SLUICE_OK);
+    ASSERT_EQ(lost, 0);
+    sl_marker_free(m);
+    ASSERT_EQ(counts(q).done, 1);
+    ASSERT_EQ(counts(q).in_flight, 1); /* the other runner's */
+    sl_lease_clear(&again[0]);
+    sluice_queue_close(q);
+}
+
+TEST(a_failed_commit_is_reported_and_its_records_stay_in_flight)
+{
+    sluice_queue *q = queue_of(5);
+    sl_lease l[5];
+    ASSERT_EQ(lease(q, 5, T0, l), 5);
+    sl_marker *m = marker(q);
+    sl_fault_set(SL_FAULT_DB, 1); /* the marker's next database step */
+    add_all(m, l, 5);
+    sl_marker_wait(m);
+    uint64_t lost, lost_bytes;
+    char msg[512] = "";
+    ASSERT_EQ(sl_marker_check(m, &lost, &lost_bytes, msg, sizeof msg),
+              SLUICE_EDB);
+    ASSERT_STR_CONTAINS(msg, "injected");
+    sl_fault_set(SL_FAULT_DB, 0);
+    sl_marker_free(m);
+    ASSERT_EQ(counts(q).done, 0);
+    ASSERT_EQ(counts(q).in_flight, 5); /* for the next run to recover */
+    sluice_queue_close(q);
+}
+
+TEST(the_runs_turn_on_the_queue_keeps_the_marker_out)
+{
+    sluice_queue *q = queue_of(20);
+    sl_lease l[20];
+    ASSERT_EQ(lease(q, 20, T0, l), 20);
+    sl_marker *m = marker(q);
+    sl_marker_queue_lock(m);
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    add_all(m, l, 20);
+    sl_marker_flush(m);
+    usleep(200 * 1000); /* the marker has had its chance */
+    /* Mid-transaction on the shared connection: nothing of the marker's
+     * got in. */
+    ASSERT_EQ(counts(q).done, 0);
+    ASSERT_EQ(sl_queue_commit(q), SLUICE_OK);
+    sl_marker_queue_unlock(m);
+    sl_marker_wait(m);
+    ASSERT_EQ(counts(q).done, 20);
+    sl_marker_free(m);
+    sluice_queue_close(q);
+}
+
+TEST(out_of_memory_leaves_the_lease_with_the_caller)
+{
+    sluice_queue *q = queue_of(1);
+    sl_lease l[1];
+    ASSERT_EQ(lease(q, 1, T0, l), 1);
+    sl_marker *m = marker(q);
+    sl_fault_set(SL_FAULT_ALLOC, 1);
+    ASSERT_EQ(sl_marker_add(m, &l[0], &object, T0 + 1), SLUICE_ENOMEM);
+    sl_fault_set(SL_FAULT_ALLOC, 0);
+    /* Still the caller's, to mark some other way (the run marks it on
+     * its own thread). */
+    ASSERT_STR_EQ(l[0].id, "r0");
+    ASSERT_EQ(sl_queue_complete(q, &l[0], &object, T0 + 1), SLUICE_OK);
+    sl_lease_clear(&l[0]);
+    sl_marker_free(m);
+    ASSERT_EQ(counts(q).done, 1);
+    sluice_queue_close(q);
+}
