@@ -19,12 +19,16 @@
 # around curl; in the fast workload also curl_sync, curl followed by a
 # syncfs (curl alone never makes its files durable). Output: a table,
 # bench/results.json and bench/results.svg.
-# Environment: ROUNDS (3), PARTNER_N, FAST_N, WORKLOADS (all, or a list),
-# TOOLS (sluice and every peer, or a list).
+# Environment: ROUNDS (3), FAST_ROUNDS (7, or ROUNDS if more), PARTNER_N,
+# FAST_N, WORKLOADS (all, or a list), TOOLS (sluice and every peer, or a
+# list).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 rounds=${ROUNDS:-3}
+# fast's runs last under a second each, and a median of 3 of them moved by
+# 5-10% from one bench to the next on this 2-core VM: it gets more.
+fast_rounds=${FAST_ROUNDS:-$((rounds > 7 ? rounds : 7))}
 partner_n=${PARTNER_N:-5000}
 fast_n=${FAST_N:-10000}
 workloads=${WORKLOADS:-partner partner-faults fast ingest scale}
@@ -240,8 +244,8 @@ for w in $workloads; do
         for i in $(seq 0 $((fast_n - 1))); do
             echo "$nginx_base/img/$i.jpg"
         done >urls-fast.txt
-        run_capped fast urls-fast.txt 64 nginx fixed:8192 0 "${tools[@]}" \
-            curl_sync
+        rounds=$fast_rounds run_capped fast urls-fast.txt 64 nginx fixed:8192 \
+            0 "${tools[@]}" curl_sync
         ;;
     ingest)
         ROUNDS=$rounds bash "$root/bench/ingest.sh" | tee ingest.txt >&2
