@@ -655,6 +655,9 @@ mark_stored(run_ctx *r)
     }
     r->to_mark_tail = NULL;
     r->n_to_mark = 0;
+    /* Our turn on the queue ends first: the marker may need one to take
+     * the batch before this one (marker.h). */
+    marks_commit(r);
     sl_marker_flush(r->marker);
 }
 
@@ -989,15 +992,14 @@ loop(run_ctx *r)
             sl_free(res.location);
         }
         reap_store(r);
-        if (marks_due(r, sl_mono_ms())) {
+        if (marks_due(r, sl_mono_ms()))
             mark_stored(r);
-            marks_commit(r); /* any marked here */
-        }
         marker_news(r);
         if (r->o->follow && now >= r->next_recount_mono) {
             /* Ingest may have added records: count afresh, now and then
              * (after the marks handed over are made). */
             sluice_counts c;
+            marks_commit(r); /* our turn ends before the wait */
             sl_marker_wait(r->marker);
             marker_news(r);
             sl_marker_queue_lock(r->marker);
@@ -1020,14 +1022,16 @@ wind_down(run_ctx *r)
         if (o->n_ready)
             release_ready(r, o);
     }
-    /* Objects being made durable: wait for them (marking those stored). */
+    /* Objects being made durable: wait for them (marking those stored),
+     * never during our turn on the queue: the marker's go on meanwhile. */
     int64_t give_up = sl_mono_ms() + 60000;
+    marks_commit(r);
     while (sl_store_busy(r->store) > 0 && sl_mono_ms() < give_up) {
         sl_fetcher_run(r->fetcher, 50, sl_store_wake_fd(r->store));
         reap_store(r);
+        marks_commit(r);
     }
     mark_stored(r);
-    marks_commit(r);
     sl_marker_stop(r->marker); /* every mark handed over, committed */
     marker_news(r);
 }
