@@ -5,6 +5,9 @@
 #include "marker.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -26,6 +29,8 @@ struct sl_marker {
     pthread_t thread;
     bool started;
     pthread_mutex_t queue_lock; /* whose turn on q */
+    atomic_bool run_turn;       /* the run holds queue_lock, */
+    pthread_t turn_owner;       /* on this thread */
     pthread_mutex_t lock;       /* what follows */
     pthread_cond_t wake;        /* work, or stopping */
     pthread_cond_t idle;        /* todo empty, no batch under way */
@@ -160,12 +165,30 @@ void
 sl_marker_queue_lock(sl_marker *m)
 {
     pthread_mutex_lock(&m->queue_lock);
+    m->turn_owner = pthread_self();
+    atomic_store(&m->run_turn, true);
 }
 
 void
 sl_marker_queue_unlock(sl_marker *m)
 {
+    atomic_store(&m->run_turn, false);
     pthread_mutex_unlock(&m->queue_lock);
+}
+
+/* Handing over during the run's turn, on the thread that holds it, could
+ * wait forever (marker.h): a bug, stopped here rather than hung. */
+static void
+not_in_turn(sl_marker *m, const char *what)
+{
+    if (atomic_load(&m->run_turn) &&
+        pthread_equal(m->turn_owner, pthread_self())) {
+        fprintf(stderr,
+                "sluice: internal error: %s during the run's turn "
+                "on the queue\n",
+                what);
+        abort();
+    }
 }
 
 sluice_err
@@ -189,6 +212,7 @@ sl_marker_add(sl_marker *m, sl_lease *lease, const sl_object_info *info,
 void
 sl_marker_flush(sl_marker *m)
 {
+    not_in_turn(m, "sl_marker_flush");
     if (m->adding.n == 0 || !m->started)
         return;
     pthread_mutex_lock(&m->lock);

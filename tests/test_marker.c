@@ -4,6 +4,10 @@
  * failure), a failed commit is reported and leaves its records in flight,
  * and the run's turn on the queue keeps the marker out.
  */
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+
 #include "fault.h"
 #include "marker.h"
 #include "queue/queue.h"
@@ -169,6 +173,21 @@ TEST(a_failed_commit_is_reported_and_its_records_stay_in_flight)
     sluice_queue_close(q);
 }
 
+typedef struct {
+    sl_marker *m;
+    sl_lease *l;
+    size_t n;
+} hand_over_args;
+
+static void *
+hand_over(void *arg)
+{
+    hand_over_args *a = arg;
+    add_all(a->m, a->l, a->n);
+    sl_marker_flush(a->m);
+    return NULL;
+}
+
 TEST(the_runs_turn_on_the_queue_keeps_the_marker_out)
 {
     sluice_queue *q = queue_of(20);
@@ -177,8 +196,11 @@ TEST(the_runs_turn_on_the_queue_keeps_the_marker_out)
     sl_marker *m = marker(q);
     sl_marker_queue_lock(m);
     ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
-    add_all(m, l, 20);
-    sl_marker_flush(m);
+    /* Handed over from another thread: the one in its turn may not. */
+    hand_over_args a = {m, l, 20};
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, hand_over, &a), 0);
+    ASSERT_EQ(pthread_join(t, NULL), 0);
     usleep(200 * 1000); /* the marker has had its chance */
     /* Mid-transaction on the shared connection: nothing of the marker's
      * got in. */
@@ -207,5 +229,30 @@ TEST(out_of_memory_leaves_the_lease_with_the_caller)
     sl_lease_clear(&l[0]);
     sl_marker_free(m);
     ASSERT_EQ(counts(q).done, 1);
+    sluice_queue_close(q);
+}
+
+TEST(handing_over_during_the_runs_turn_stops_the_program)
+{
+    sluice_queue *q = queue_of(1);
+    sl_lease l[1];
+    ASSERT_EQ(lease(q, 1, T0, l), 1);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        /* The marker may need a turn to take the batch before: waiting
+         * for it here could hang, so it is a bug, and stops. */
+        sl_marker *m = marker(q);
+        sl_marker_queue_lock(m);
+        add_all(m, l, 1);
+        freopen("/dev/null", "w", stderr);
+        sl_marker_flush(m);
+        _exit(0);
+    }
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT(WIFSIGNALED(status));
+    ASSERT_EQ(WTERMSIG(status), SIGABRT);
+    sl_lease_clear(&l[0]);
     sluice_queue_close(q);
 }
