@@ -68,7 +68,8 @@ list_reserve(mark_list *l, size_t n)
     return true;
 }
 
-/* One batch, one transaction. Returns the marks whose lease was gone. */
+/* One batch, one transaction; the marks whose lease was gone are counted
+ * in *lost and *lost_bytes, a failure's message goes to msg. */
 static sluice_err
 mark_batch(sl_marker *m, const mark_list *batch, uint64_t *lost,
            uint64_t *lost_bytes, char *msg, size_t size)

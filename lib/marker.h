@@ -7,10 +7,11 @@
  * The marker and the run share one queue connection, one at a time: the
  * run takes its turn with sl_marker_queue_lock around every use of the
  * queue while the marker lives, and never flushes, waits or stops during
- * its turn (the marker may need a turn to take the batch before). A record is marked done only after its
- * object is durable (the run hands it over only then); a crash before a
- * batch commits leaves its records in flight, for the next run to
- * recover and fetch again.
+ * its turn (the marker may need a turn to take the batch before).
+ *
+ * A record is marked done only after its object is durable (the run hands
+ * it over only then); a crash before a batch commits leaves its records
+ * in flight, for the next run to recover and fetch again.
  */
 #ifndef SL_MARKER_H
 #define SL_MARKER_H

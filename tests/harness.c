@@ -6,10 +6,14 @@
 #define _GNU_SOURCE
 #include "test.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -55,6 +59,24 @@ void
 test_write_str(const char *path, const char *text)
 {
     test_write_file(path, text, strlen(text));
+}
+
+int
+test_listen_loopback(void *(*serve)(void *), void *arg, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ASSERT_EQ(listen(fd, 16), 0);
+    socklen_t len = sizeof a;
+    ASSERT_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, serve, arg), 0);
+    pthread_detach(t);
+    return fd;
 }
 
 char *

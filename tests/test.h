@@ -92,4 +92,8 @@ void test_write_file(const char *path, const void *data, size_t len);
 void test_write_str(const char *path, const char *text);
 char *test_read_file(const char *path, size_t *len);
 
+/* A TCP socket listening on 127.0.0.1 at a free port (*port), served by
+ * a detached thread running serve(arg). Returns the socket. */
+int test_listen_loopback(void *(*serve)(void *), void *arg, int *port);
+
 #endif /* SLUICE_TEST_H */

@@ -6,11 +6,8 @@
  * number reused after a close is watched again.
  */
 #define _GNU_SOURCE /* RTLD_NEXT */
-#include <arpa/inet.h>
 #include <dlfcn.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -102,18 +99,7 @@ server_start(bool close_each, int idle_close_ms)
 {
     srv.close_each = close_each;
     srv.idle_close_ms = idle_close_ms;
-    srv.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-    ASSERT_GE(srv.listen_fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(bind(srv.listen_fd, (struct sockaddr *)&a, sizeof a), 0);
-    ASSERT_EQ(listen(srv.listen_fd, 16), 0);
-    socklen_t len = sizeof a;
-    ASSERT_EQ(getsockname(srv.listen_fd, (struct sockaddr *)&a, &len), 0);
-    srv.port = ntohs(a.sin_port);
-    pthread_t t;
-    ASSERT_EQ(pthread_create(&t, NULL, server_main, NULL), 0);
-    pthread_detach(t);
+    srv.listen_fd = test_listen_loopback(server_main, NULL, &srv.port);
 }
 
 /* ---- the client ---- */

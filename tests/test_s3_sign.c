@@ -5,11 +5,9 @@
  * HMAC, matches; retries come from the spool; S3's errors map to results.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <poll.h>
@@ -219,18 +217,7 @@ server_main(void *arg)
 static void
 server_start(void)
 {
-    srv.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-    ASSERT_GE(srv.listen_fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(bind(srv.listen_fd, (struct sockaddr *)&a, sizeof a), 0);
-    ASSERT_EQ(listen(srv.listen_fd, 16), 0);
-    socklen_t len = sizeof a;
-    ASSERT_EQ(getsockname(srv.listen_fd, (struct sockaddr *)&a, &len), 0);
-    srv.port = ntohs(a.sin_port);
-    pthread_t t;
-    ASSERT_EQ(pthread_create(&t, NULL, server_main, NULL), 0);
-    pthread_detach(t);
+    srv.listen_fd = test_listen_loopback(server_main, NULL, &srv.port);
     setenv("AWS_ACCESS_KEY_ID", KEY_ID, 1);
     setenv("AWS_SECRET_ACCESS_KEY", SECRET, 1);
     setenv("AWS_REGION", REGION, 1);

@@ -380,6 +380,29 @@ file_discard(sl_object *o)
     drop_buffer(fs_of(o->store), fo);
 }
 
+/* Take every submitted object (the caller holds fs->lock). */
+static sl_object *
+take_todo(file_store *fs, sl_object **tail)
+{
+    sl_object *head = fs->todo_head;
+    *tail = fs->todo_tail;
+    fs->todo_head = fs->todo_tail = NULL;
+    fs->todo_n = 0;
+    return head;
+}
+
+/* Put the list more..more_tail at the end of the list *head..*tail. */
+static void
+append_list(sl_object **head, sl_object **tail, sl_object *more,
+            sl_object *more_tail)
+{
+    if (*head)
+        fo_of(*tail)->next = more;
+    else
+        *head = more;
+    *tail = more_tail;
+}
+
 static void
 file_submit(sl_store *s, sl_object *o)
 {
@@ -388,11 +411,7 @@ file_submit(sl_store *s, sl_object *o)
     if (fo_of(o)->fd < 0)
         atomic_fetch_add(&fs->unwritten, 1);
     pthread_mutex_lock(&fs->lock);
-    if (fs->todo_tail)
-        fo_of(fs->todo_tail)->next = o;
-    else
-        fs->todo_head = o;
-    fs->todo_tail = o;
+    append_list(&fs->todo_head, &fs->todo_tail, o, o);
     fs->todo_n++;
     fs->busy++;
     if (fs->syncer_wants && fs->todo_n >= fs->syncer_wants)
@@ -772,29 +791,6 @@ gather(file_store *fs, bool placed)
            pthread_cond_timedwait(&fs->wake_syncer, &fs->lock, &until) == 0)
         ;
     fs->syncer_wants = 0;
-}
-
-/* Take every submitted object (the caller holds fs->lock). */
-static sl_object *
-take_todo(file_store *fs, sl_object **tail)
-{
-    sl_object *head = fs->todo_head;
-    *tail = fs->todo_tail;
-    fs->todo_head = fs->todo_tail = NULL;
-    fs->todo_n = 0;
-    return head;
-}
-
-/* Put the list more..more_tail at the end of the list *head..*tail. */
-static void
-append_list(sl_object **head, sl_object **tail, sl_object *more,
-            sl_object *more_tail)
-{
-    if (*head)
-        fo_of(*tail)->next = more;
-    else
-        *head = more;
-    *tail = more_tail;
 }
 
 /* ------------------------------------------------------------ flusher */
