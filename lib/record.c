@@ -140,10 +140,36 @@ sl_url_origin(const char *url, sl_buf *origin)
     return sl_buf_append(origin, p.https ? "443" : "80", p.https ? 3 : 2);
 }
 
+/* True when host[0..len) is an IPv4 address in the one spelling curl
+ * prints: four decimal numbers of at most 255, without leading zeros. */
+static bool
+dotted_quad(const char *host, size_t len)
+{
+    int parts = 0;
+    size_t i = 0;
+    while (i < len && parts < 4) {
+        size_t start = i;
+        unsigned value = 0;
+        while (i < len && i - start < 4 && host[i] >= '0' && host[i] <= '9')
+            value = value * 10 + (unsigned)(host[i++] - '0');
+        size_t digits = i - start;
+        if (digits == 0 || digits > 3 || value > 255 ||
+            (digits > 1 && host[start] == '0'))
+            return false;
+        parts++;
+        if (i < len && host[i] == '.' && parts < 4)
+            i++;
+        else
+            break;
+    }
+    return parts == 4 && i == len;
+}
+
 /*
  * True when a URL curl has accepted is already in the form curl would
  * print it: lower-case scheme, a lower-case host name that is not an IP
- * address in any spelling, a port without leading zeros, a path with no
+ * address in any spelling (or an IPv4 address in its usual one), a port
+ * without leading zeros, a path with no
  * dot segments, no userinfo, no fragment, nothing to encode. Most feed
  * URLs are; for them, asking curl to print the URL back (which costs as
  * much as parsing it) can be skipped. Conservative: when in doubt, false.
@@ -171,7 +197,9 @@ already_normal(const char *s, size_t len)
     size_t last = i;
     while (last > host && s[last - 1] != '.')
         last--;
-    if (i == host || !letter || last == i || (s[last] >= '0' && s[last] <= '9'))
+    if ((i == host || !letter || last == i ||
+         (s[last] >= '0' && s[last] <= '9')) &&
+        !dotted_quad(s + host, i - host))
         return false;
     if (i < len && s[i] == ':') {
         size_t digits = ++i;

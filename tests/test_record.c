@@ -680,9 +680,23 @@ gen_url_chars(char *buf, size_t size)
     static const char path_bytes[] = "a0./?%#;,=@~+!$&'()*[]:^`{}|\\\"<>2eE";
     size_t n = (size_t)snprintf(buf, size, "%s",
                                 rng_next() % 2 ? "http://" : "https://");
-    unsigned host_len = 1 + rng_next() % 8;
-    for (unsigned i = 0; i < host_len; i++)
-        buf[n++] = host_bytes[rng_next() % (sizeof host_bytes - 1)];
+    if (rng_next() % 3 == 0) {
+        /* Near an IPv4 address: 3 to 5 numbers, some out of range, some
+         * with leading zeros, now and then a letter or an empty one. */
+        static const char number_bytes[] = "0125690x";
+        unsigned parts = 3 + rng_next() % 3;
+        for (unsigned p = 0; p < parts; p++) {
+            unsigned digits = rng_next() % 5;
+            for (unsigned i = 0; i < digits; i++)
+                buf[n++] = number_bytes[rng_next() % (sizeof number_bytes - 1)];
+            if (p + 1 < parts)
+                buf[n++] = '.';
+        }
+    } else {
+        unsigned host_len = 1 + rng_next() % 8;
+        for (unsigned i = 0; i < host_len; i++)
+            buf[n++] = host_bytes[rng_next() % (sizeof host_bytes - 1)];
+    }
     if (rng_next() % 8)
         buf[n++] = '/';
     unsigned path_len = rng_next() % 10;
@@ -765,6 +779,11 @@ TEST(url_already_normal_kept)
         "http://h1.example/x",
         "http://localhost/",
         "http://a.1b/",
+        "http://127.0.0.1:38123/img/0.jpg",
+        "http://10.0.0.1/",
+        "http://0.0.0.0/x",
+        "https://255.255.255.255/",
+        "http://192.168.100.9/a?b",
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(normal); i++) {
         url_result r;
