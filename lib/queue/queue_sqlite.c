@@ -57,6 +57,10 @@ static const char *const migrations[] = {
     "  etag TEXT"
     ");"
     "CREATE INDEX records_state ON records(state, next_at);",
+    /* 1 -> 2: each origin's pending records in feed order, so that a
+     * lease skipping a busy origin does not read through its records. */
+    "CREATE INDEX records_pending ON records(origin, rid)"
+    " WHERE state = 0 AND next_at = 0;",
 };
 
 #define SCHEMA_VERSION ((int)SL_ARRAY_LEN(migrations))
@@ -69,7 +73,9 @@ enum {
     ST_ORIGIN_ADD,
     ST_LEASE_DUE,
     ST_LEASE_PENDING,
-    ST_ANY_UNSKIPPED,
+    ST_UNSKIPPED,
+    ST_PENDING_OF,
+    ST_LEASE_RID,
     ST_MARK_LEASED,
     ST_COMPLETE,
     ST_RETRY,
@@ -152,8 +158,19 @@ static const char *const statements[ST_COUNT_] = {
         " AND next_at = 0 AND " NOT_SKIPPED " ORDER BY rid LIMIT ?2)"
         " RETURNING rid, id, url, key, " ORIGIN_NAME ", attempts,"
         " first_attempt_at, 0, lease",
-    [ST_ANY_UNSKIPPED] = "SELECT 1 FROM origins WHERE name NOT IN"
-                         " (SELECT value FROM json_each(?1)) LIMIT 1",
+    [ST_UNSKIPPED] = "SELECT oid FROM origins WHERE name NOT IN"
+                     " (SELECT value FROM json_each(?1)) LIMIT ?2",
+    /* With origins skipped: one origin's pending records, and a lease of
+     * one of them (see lease_by_origin). */
+    [ST_PENDING_OF] = "SELECT rid FROM records INDEXED BY records_pending"
+                      " WHERE state = 0 AND next_at = 0 AND origin = ?1"
+                      " ORDER BY rid LIMIT ?2",
+    [ST_LEASE_RID] =
+        "UPDATE records SET state = 1, next_at = ?3, lease = lease + 1,"
+        " first_attempt_at = coalesce(first_attempt_at, ?1)"
+        " WHERE rid = ?2 AND state = 0 AND next_at = 0"
+        " RETURNING rid, id, url, key, " ORIGIN_NAME ", attempts,"
+        " first_attempt_at, 0, lease",
     [ST_MARK_LEASED] =
         "UPDATE records SET state = 1, next_at = ?2, lease = lease + 1,"
         " first_attempt_at = coalesce(first_attempt_at, ?3)"
@@ -229,6 +246,8 @@ typedef struct {
     unsigned busy_timeout_ms;
     sqlite3_stmt *st[ST_COUNT_];
     sl_buf skip_json;
+    int64_t *rids; /* lease_by_origin's candidates */
+    size_t rids_cap;
 } sqlite_queue;
 
 static sqlite_queue *
@@ -499,6 +518,7 @@ sqlite_close(sluice_queue *q)
     if (s->runner_fd >= 0)
         close(s->runner_fd);
     sl_buf_free(&s->skip_json);
+    sl_free(s->rids);
     forget_origins(s);
 }
 
@@ -743,26 +763,35 @@ skip_list_json(sluice_queue *q, const sl_lease_req *req, const char **out)
 }
 
 /*
- * Whether any origin is left out of the skip list. None: there is nothing
- * to lease, and the lease's queries would read every pending record of
- * the skipped origins to find that out (an origin with enough waiting is
- * skipped, and leases come often).
+ * With origins to skip, leases go origin by origin when there are at most
+ * this many others: one query over the whole queue, in feed order, would
+ * read every pending record of the skipped origins ahead of the first
+ * record it may take, on every lease while they are skipped (a busy
+ * origin is skipped, and leases come often).
+ */
+#define BY_ORIGIN_MAX 64
+
+/*
+ * The origins not in the skip list, up to BY_ORIGIN_MAX + 1 of them, into
+ * oids[]. None: there is nothing to lease, and the lease's queries would
+ * read every pending record of the skipped origins to find that out.
  */
 static sluice_err
-any_unskipped(sluice_queue *q, const char *skip, bool *any)
+unskipped_origins(sluice_queue *q, const char *skip, int64_t *oids, size_t *n)
 {
     sqlite3_stmt *st;
-    sluice_err err = prep(q, ST_ANY_UNSKIPPED, &st);
+    sluice_err err = prep(q, ST_UNSKIPPED, &st);
     if (err != SLUICE_OK)
         return err;
     bind_str(st, 1, skip);
-    int rc = sqlite3_step(st);
+    sqlite3_bind_int64(st, 2, BY_ORIGIN_MAX + 1);
+    int rc;
+    *n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        oids[(*n)++] = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(q, rc, "lease");
-    *any = rc == SQLITE_ROW;
-    return SLUICE_OK;
+    return rc == SQLITE_DONE ? SLUICE_OK : db_fail(q, rc, "lease");
 }
 
 /* Select up to `max` rows with `which` into out[*n...]; leased already
@@ -800,6 +829,83 @@ lease_select(sluice_queue *q, int which, const sl_lease_req *req,
 }
 
 static int
+by_rid(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Append the first `want` pending records of origin `oid` to s->rids. */
+static sluice_err
+pending_of(sluice_queue *q, int64_t oid, size_t want, size_t *n_rids)
+{
+    sqlite_queue *s = state_of(q);
+    if (s->rids_cap < *n_rids + want) {
+        size_t cap = SL_MAX(s->rids_cap * 2, *n_rids + want);
+        int64_t *grown = sl_realloc(s->rids, cap * sizeof *grown);
+        if (!grown)
+            return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+        s->rids = grown;
+        s->rids_cap = cap;
+    }
+    sqlite3_stmt *st;
+    sluice_err err = prep(q, ST_PENDING_OF, &st);
+    if (err != SLUICE_OK)
+        return err;
+    sqlite3_bind_int64(st, 1, oid);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)want);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        s->rids[(*n_rids)++] = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? SLUICE_OK : db_fail(q, rc, "lease");
+}
+
+/*
+ * Lease pending records of the origins oids[] into out[*n...], in feed
+ * order: the first records of each origin (from its own index), of which
+ * the earliest are taken. Each origin costs one short index read, however
+ * many records the skipped origins have.
+ */
+static sluice_err
+lease_by_origin(sluice_queue *q, const sl_lease_req *req, const int64_t *oids,
+                size_t n_oids, sl_lease *out, size_t *n)
+{
+    sqlite_queue *s = state_of(q);
+    size_t want = req->max - *n, n_rids = 0;
+    sluice_err err = SLUICE_OK;
+    for (size_t i = 0; i < n_oids && want > 0 && err == SLUICE_OK; i++)
+        err = pending_of(q, oids[i], want, &n_rids);
+    if (err != SLUICE_OK || n_rids == 0)
+        return err;
+    qsort(s->rids, n_rids, sizeof *s->rids, by_rid);
+    sqlite3_stmt *st;
+    if ((err = prep(q, ST_LEASE_RID, &st)) != SLUICE_OK)
+        return err;
+    for (size_t i = 0; i < n_rids && *n < req->max; i++) {
+        sqlite3_bind_int64(st, 1, req->now_ms);
+        sqlite3_bind_int64(st, 2, s->rids[i]);
+        sqlite3_bind_int64(st, 3, req->now_ms + req->lease_ms);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            if (lease_fill(&out[*n], st) != 0) {
+                sqlite3_reset(st);
+                return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+            }
+            out[*n].token = (uint64_t)sqlite3_column_int64(st, 8);
+            (*n)++;
+            rc = sqlite3_step(st);
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return db_fail(q, rc, "lease");
+    }
+    sqlite3_clear_bindings(st);
+    return SLUICE_OK;
+}
+
+static int
 by_handle(const void *a, const void *b)
 {
     uint64_t x = ((const sl_lease *)a)->handle;
@@ -812,13 +918,13 @@ sqlite_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
              size_t *n_out)
 {
     const char *skip;
-    size_t n = 0;
+    size_t n = 0, n_oids = 0;
+    int64_t oids[BY_ORIGIN_MAX + 1];
     sqlite3_stmt *mark;
-    bool any = true;
     sluice_err err = skip_list_json(q, req, &skip);
     if (err == SLUICE_OK && skip)
-        err = any_unskipped(q, skip, &any);
-    if (err != SLUICE_OK || !any) {
+        err = unskipped_origins(q, skip, oids, &n_oids);
+    if (err != SLUICE_OK || (skip && n_oids == 0)) {
         *n_out = 0;
         return err;
     }
@@ -844,7 +950,9 @@ sqlite_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
         if (rc != SQLITE_DONE)
             err = db_fail(q, rc, "lease");
     }
-    if (err == SLUICE_OK)
+    if (err == SLUICE_OK && skip && n_oids <= BY_ORIGIN_MAX)
+        err = lease_by_origin(q, req, oids, n_oids, out, &n);
+    else if (err == SLUICE_OK)
         err = lease_select(q, ST_LEASE_PENDING, req, skip, out, &n);
     /* RETURNING gives rows in no set order: back to feed order. */
     qsort(out + due, n - due, sizeof *out, by_handle);
