@@ -169,10 +169,10 @@ dotted_quad(const char *host, size_t len)
  * True when a URL curl has accepted is already in the form curl would
  * print it: lower-case scheme, a lower-case host name that is not an IP
  * address in any spelling (or an IPv4 address in its usual one), a port
- * without leading zeros, a path with no
- * dot segments, no userinfo, no fragment, nothing to encode. Most feed
- * URLs are; for them, asking curl to print the URL back (which costs as
- * much as parsing it) can be skipped. Conservative: when in doubt, false.
+ * without leading zeros, a path with no dot segments, no userinfo, no
+ * fragment, nothing to encode. Most feed URLs are; for them, asking curl to
+ * print the URL back (which costs as much as parsing it) can be skipped.
+ * Conservative: when in doubt, false.
  */
 static bool
 already_normal(const char *s, size_t len)

@@ -79,15 +79,6 @@ state_of(sluice_queue *q, const char *id)
     return s;
 }
 
-static size_t
-lease(sluice_queue *q, size_t max, int64_t now, sl_lease *out)
-{
-    sl_lease_req req = {max, now, 60000, NULL, 0};
-    size_t n = 0;
-    ASSERT_EQ(sl_queue_lease(q, &req, out, &n), SLUICE_OK);
-    return n;
-}
-
 /* Lease up to `max` records, skipping `origin` (NULL: none). */
 static size_t
 lease_skipping(sluice_queue *q, const char *origin, size_t max, int64_t now,
@@ -98,6 +89,12 @@ lease_skipping(sluice_queue *q, const char *origin, size_t max, int64_t now,
     size_t n = 0;
     ASSERT_EQ(sl_queue_lease(q, &req, out, &n), SLUICE_OK);
     return n;
+}
+
+static size_t
+lease(sluice_queue *q, size_t max, int64_t now, sl_lease *out)
+{
+    return lease_skipping(q, NULL, max, now, out);
 }
 
 static const sl_object_info some_object = {

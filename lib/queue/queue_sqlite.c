@@ -138,6 +138,15 @@ enum {
     "(?3 IS NULL OR origin NOT IN (SELECT oid FROM origins WHERE name IN"     \
     " (SELECT value FROM json_each(?3))))"
 
+/* Leasing pending records (?1 the time, ?4 the lease's expiry), and the
+ * row each leased record gives back. */
+#define LEASE_PENDING                                                         \
+    "UPDATE records SET state = 1, next_at = ?4, lease = lease + 1,"          \
+    " first_attempt_at = coalesce(first_attempt_at, ?1)"
+#define LEASED_ROW                                                            \
+    " RETURNING rid, id, url, key, " ORIGIN_NAME ", attempts,"                \
+    " first_attempt_at, 0, lease"
+
 static const char *const statements[ST_COUNT_] = {
     [ST_UPSERT] = UPSERT_HEAD "(?2, ?3, ?4, ?5, ?6, 0, 0, ?1)" UPSERT_TAIL,
     [ST_MAX_RID] = "SELECT max(rid) FROM records",
@@ -152,12 +161,9 @@ static const char *const statements[ST_COUNT_] = {
     /* Pending records are leased by one statement: far cheaper than a
      * select and an update per record. */
     [ST_LEASE_PENDING] =
-        "UPDATE records SET state = 1, next_at = ?4, lease = lease + 1,"
-        " first_attempt_at = coalesce(first_attempt_at, ?1)"
-        " WHERE rid IN (SELECT rid FROM records WHERE state = 0"
+        LEASE_PENDING " WHERE rid IN (SELECT rid FROM records WHERE state = 0"
         " AND next_at = 0 AND " NOT_SKIPPED " ORDER BY rid LIMIT ?2)"
-        " RETURNING rid, id, url, key, " ORIGIN_NAME ", attempts,"
-        " first_attempt_at, 0, lease",
+        LEASED_ROW,
     [ST_UNSKIPPED] = "SELECT oid FROM origins WHERE name NOT IN"
                      " (SELECT value FROM json_each(?1)) LIMIT ?2",
     /* With origins skipped: one origin's pending records, and a lease of
@@ -166,11 +172,8 @@ static const char *const statements[ST_COUNT_] = {
                       " WHERE state = 0 AND next_at = 0 AND origin = ?1"
                       " ORDER BY rid LIMIT ?2",
     [ST_LEASE_RID] =
-        "UPDATE records SET state = 1, next_at = ?3, lease = lease + 1,"
-        " first_attempt_at = coalesce(first_attempt_at, ?1)"
-        " WHERE rid = ?2 AND state = 0 AND next_at = 0"
-        " RETURNING rid, id, url, key, " ORIGIN_NAME ", attempts,"
-        " first_attempt_at, 0, lease",
+        LEASE_PENDING " WHERE rid = ?2 AND state = 0 AND next_at = 0"
+        LEASED_ROW,
     [ST_MARK_LEASED] =
         "UPDATE records SET state = 1, next_at = ?2, lease = lease + 1,"
         " first_attempt_at = coalesce(first_attempt_at, ?3)"
@@ -886,7 +889,7 @@ lease_by_origin(sluice_queue *q, const sl_lease_req *req, const int64_t *oids,
     for (size_t i = 0; i < n_rids && *n < req->max; i++) {
         sqlite3_bind_int64(st, 1, req->now_ms);
         sqlite3_bind_int64(st, 2, s->rids[i]);
-        sqlite3_bind_int64(st, 3, req->now_ms + req->lease_ms);
+        sqlite3_bind_int64(st, 4, req->now_ms + req->lease_ms);
         int rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
             if (lease_fill(&out[*n], st) != 0) {
