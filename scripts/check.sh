@@ -22,6 +22,11 @@ suite() {
 
 echo "== build (-Werror) and test"
 suite build/check
+# The tests above need fault injection compiled in; a plain build (make,
+# the default configuration) must build as well, tests and all.
+echo "== build the default configuration (-Werror)"
+cmake -S . -B build/check-plain -DSLUICE_WERROR=ON >/dev/null
+cmake --build build/check-plain -j "$jobs" >/dev/null
 echo "== build with ASan + UBSan and test again"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

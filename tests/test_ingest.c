@@ -198,6 +198,7 @@ TEST(a_read_error_stops_the_work_with_a_reason)
     sluice_queue_close(q);
 }
 
+#ifdef SLUICE_FAULT_INJECTION /* sl_fault_set */
 /*
  * A database failure in the middle: the batches committed before it stay,
  * the one in progress is rolled back, the counts say only what landed,
@@ -268,3 +269,4 @@ TEST_TIMEOUT(allocation_failures_are_clean, 300)
     ASSERT_EQ(counts(q).total, 40);
     sluice_queue_close(q);
 }
+#endif

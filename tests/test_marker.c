@@ -152,6 +152,7 @@ TEST(a_stale_lease_is_counted_lost_not_done)
     sluice_queue_close(q);
 }
 
+#ifdef SLUICE_FAULT_INJECTION /* sl_fault_set */
 TEST(a_failed_commit_is_reported_and_its_records_stay_in_flight)
 {
     sluice_queue *q = queue_of(5);
@@ -172,6 +173,7 @@ TEST(a_failed_commit_is_reported_and_its_records_stay_in_flight)
     ASSERT_EQ(counts(q).in_flight, 5); /* for the next run to recover */
     sluice_queue_close(q);
 }
+#endif
 
 typedef struct {
     sl_marker *m;
@@ -213,6 +215,7 @@ TEST(the_runs_turn_on_the_queue_keeps_the_marker_out)
     sluice_queue_close(q);
 }
 
+#ifdef SLUICE_FAULT_INJECTION /* sl_fault_set */
 TEST(out_of_memory_leaves_the_lease_with_the_caller)
 {
     sluice_queue *q = queue_of(1);
@@ -231,6 +234,7 @@ TEST(out_of_memory_leaves_the_lease_with_the_caller)
     ASSERT_EQ(counts(q).done, 1);
     sluice_queue_close(q);
 }
+#endif
 
 TEST(handing_over_during_the_runs_turn_stops_the_program)
 {

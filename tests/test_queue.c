@@ -869,6 +869,7 @@ TEST(counts_report_the_oldest_pending_age)
 
 /* ------------------------------------------------------------ faults */
 
+#ifdef SLUICE_FAULT_INJECTION /* sl_fault_set */
 TEST(a_failed_lease_in_a_batch_undoes_itself_and_nothing_else)
 {
     /* A run leases inside its transaction of marks: a lease that fails
@@ -915,6 +916,7 @@ TEST(an_injected_database_fault_is_reported_and_rolled_back)
     ASSERT_EQ(counts(q).total, 0);
     sluice_queue_close(q);
 }
+#endif
 
 /* ------------------------------------------------------------ invariant */
 
