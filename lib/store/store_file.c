@@ -767,6 +767,21 @@ finish(file_store *fs, sl_object *batch, int err, const char *what)
     }
 }
 
+/* The time `ns` from now, for a wait on one of the store's conditions
+ * (which use CLOCK_REALTIME). */
+static struct timespec
+deadline_in(long ns)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_nsec += ns;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
 /*
  * Objects are coming (some are in hand, or `placed` wait for a sync):
  * wait a moment for a batch worth a sync, since a sync costs about the
@@ -779,13 +794,7 @@ gather(file_store *fs, bool placed)
     if ((!fs->todo_head && !placed) || fs->todo_n >= GATHER_GOAL ||
         fs->stopping)
         return;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += GATHER_NS;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = deadline_in(GATHER_NS);
     fs->syncer_wants = GATHER_GOAL;
     while (fs->todo_n < GATHER_GOAL && !fs->stopping &&
            pthread_cond_timedwait(&fs->wake_syncer, &fs->lock, &until) == 0)
@@ -846,8 +855,12 @@ flush_end(file_store *fs, sl_object **head, sl_object **tail, int *err)
     pthread_mutex_lock(&fs->lock);
     while (!fs->flush_done) {
         if (!fs->todo_head) {
+            /* Woken by WAKE_MIN bodies, or the syncfs's end, or after
+             * GATHER_NS: fewer bodies, arriving just after a take, would
+             * otherwise wait in memory for a syncfs that may be slow. */
+            struct timespec until = deadline_in(GATHER_NS);
             fs->syncer_wants = WAKE_MIN;
-            pthread_cond_wait(&fs->wake_syncer, &fs->lock);
+            pthread_cond_timedwait(&fs->wake_syncer, &fs->lock, &until);
             fs->syncer_wants = 0;
             continue;
         }
