@@ -155,11 +155,16 @@ mkfifo hold
 (
     echo "BEGIN IMMEDIATE;"
     echo "INSERT INTO origins(name) VALUES ('held');"
+    echo ".print held"
     read -r _ <hold
     echo "ROLLBACK;"
-) | sqlite3 locked.db &
+) | sqlite3 locked.db >holder.out &
 holder=$!
-sleep 0.5
+for _ in $(seq 600); do # until the lock is held (30 s at most)
+    grep -q held holder.out 2>/dev/null && break
+    sleep 0.05
+done
+grep -q held holder.out || fail "sqlite3 did not take the lock"
 run env SLUICE_BUSY_TIMEOUT_MS=300 "$SLUICE" ingest --db locked.db f.jsonl
 echo done >hold
 wait $holder

@@ -189,6 +189,8 @@ start_s3rver() {
     local name=$1 dir=$2 port=$3 bucket args=() pid
     shift 3
     for bucket in "$@"; do args+=(--configure-bucket "$bucket"); done
+    # A restart must not read the last instance's "listening on".
+    rm -f "$name.out" "$name.log"
     node "$S3RVER" -d "$dir" -a 127.0.0.1 -p "$port" --silent \
         ${args[@]+"${args[@]}"} >"$name.out" 2>"$name.log" &
     pid=$!

@@ -50,7 +50,9 @@ CONF
             2>"$WORK/nginx-$limit/stderr" &
         nginx_pid=$!
         for _ in $(seq 50); do
-            if curl -s -o /dev/null "http://127.0.0.1:$port/img/0.jpg"; then
+            # nginx itself, not some other test's server on that port.
+            if curl -s -o /dev/null -D - "http://127.0.0.1:$port/img/0.jpg" |
+                grep -qi '^server: nginx' && kill -0 $nginx_pid 2>/dev/null; then
                 return 0
             fi
             kill -0 $nginx_pid 2>/dev/null || break

@@ -259,7 +259,10 @@ run "$SLUICE" run --db c.db --store s3://bkt/lag --s3-endpoint "$EP" \
     --spool spool --allow-net 127.0.0.1/32 --max-concurrency 10 \
     --store-concurrency 1 -q
 assert_rc 0
-assert_eq "$(origin_stat "$c_port" peak_in_flight)" 10
+# The cap is never passed, and is used: 10 at once while uploads still
+# keep up; a stall of a few ms at each of those moments may leave 9 or 8.
+peak=$(origin_stat "$c_port" peak_in_flight)
+[ "$peak" -le 10 ] && [ "$peak" -ge 8 ] || fail "peak in flight $peak, not 8-10"
 assert_eq "$(origin_stat "$c_port" violations)" 0
 assert_eq "$(status_field c.db done)" 400
 assert_eq "$(check_done c.db s3data/bkt/lag)" 400

@@ -29,7 +29,9 @@ rc=$?
 stopped=$(date +%s%N)
 assert_eq "$rc" 143
 elapsed_ms=$(((stopped - started) / 1000000))
-[ "$elapsed_ms" -lt 3000 ] || fail "took ${elapsed_ms} ms to stop"
+# Typically ~50 ms (two syncfs rounds); the bound leaves room for a busy
+# disk shared with other tests, and is far below any transfer timeout.
+[ "$elapsed_ms" -lt 10000 ] || fail "took ${elapsed_ms} ms to stop"
 assert_has "$(cat first.out)" "stopped by signal; run again to finish"
 assert_has "$(cat first.out)" "queue: "
 assert_eq "$(status_field sluice.db in_flight)" 0
