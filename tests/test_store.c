@@ -1132,13 +1132,8 @@ TEST_TIMEOUT(a_few_objects_arriving_during_a_syncfs_are_written_meanwhile,
     wait_all_written(s, N + FEW, r, &got);
     release_syncfs();
 
-    int fd = sl_store_wake_fd(s);
-    while (got < N + FEW) {
-        struct pollfd p = {fd, POLLIN, 0};
-        ASSERT_EQ(poll(&p, 1, 30000), 1);
-        got += sl_store_reap(s, r + got, N + FEW - got);
-    }
-    for (size_t i = 0; i < got; i++)
+    wait_results(s, r + got, N + FEW - got);
+    for (size_t i = 0; i < N + FEW; i++)
         expect_stored(r[i]);
     expect_file(ROOT "/c/02.bin", "c/02.bin", 8);
     sl_store_close(s);
