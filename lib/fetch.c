@@ -413,7 +413,7 @@ copy_header(CURL *e, const char *name, char *dst, size_t size)
     dst[0] = '\0';
     if (curl_easy_header(e, name, 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
         h && h->value)
-        sl_fmt(dst, size, "%s", h->value);
+        sl_copy(dst, size, h->value);
 }
 
 bool
@@ -445,7 +445,7 @@ sl_fetcher_next_done(sl_fetcher *f, sl_fetch_result *res)
             sl_fmt(res->curl_error, sizeof res->curl_error,
                    "malformed response: %s", error);
         } else {
-            sl_fmt(res->curl_error, sizeof res->curl_error, "%s", error);
+            sl_copy(res->curl_error, sizeof res->curl_error, error);
         }
         long code = 0;
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
@@ -455,8 +455,7 @@ sl_fetcher_next_done(sl_fetcher *f, sl_fetch_result *res)
         res->content_length = (int64_t)cl;
         char *ct = NULL;
         curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ct);
-        sl_fmt(res->content_type, sizeof res->content_type, "%s",
-               ct ? ct : "");
+        sl_copy(res->content_type, sizeof res->content_type, ct ? ct : "");
         if (code > 0) {
             copy_header(t->easy, "ETag", res->etag, sizeof res->etag);
             copy_header(t->easy, "Retry-After", res->retry_after,
@@ -467,7 +466,7 @@ sl_fetcher_next_done(sl_fetcher *f, sl_fetch_result *res)
                 h && h->value)
                 res->location = sl_strdup(h->value);
         }
-        sl_fmt(res->refused, sizeof res->refused, "%s", t->refused);
+        sl_copy(res->refused, sizeof res->refused, t->refused);
         give_back(f, t);
         return true;
     }

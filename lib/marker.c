@@ -90,7 +90,7 @@ mark_batch(sl_marker *m, const mark_list *batch, uint64_t *lost,
     if (err == SLUICE_OK)
         err = sl_queue_commit(m->q);
     if (err != SLUICE_OK) {
-        sl_fmt(msg, size, "%s", sluice_queue_errmsg(m->q));
+        sl_copy(msg, size, sluice_queue_errmsg(m->q));
         sl_queue_rollback(m->q);
     }
     return err;
@@ -131,7 +131,7 @@ marker_main(void *arg)
         m->lost_bytes += lost_bytes;
         if (err != SLUICE_OK && m->err == SLUICE_OK) {
             m->err = err;
-            sl_fmt(m->errmsg, sizeof m->errmsg, "%s", msg);
+            sl_copy(m->errmsg, sizeof m->errmsg, msg);
         }
     }
     pthread_mutex_unlock(&m->lock);
@@ -203,10 +203,10 @@ sl_marker_add(sl_marker *m, sl_lease *lease, const sl_object_info *info,
     memset(lease, 0, sizeof *lease);
     k->size = info->size;
     k->now_ms = now_ms;
-    sl_fmt(k->sha256_hex, sizeof k->sha256_hex, "%s", info->sha256_hex);
-    sl_fmt(k->content_type, sizeof k->content_type, "%s",
-           info->content_type ? info->content_type : "");
-    sl_fmt(k->etag, sizeof k->etag, "%s", info->etag ? info->etag : "");
+    sl_copy(k->sha256_hex, sizeof k->sha256_hex, info->sha256_hex);
+    sl_copy(k->content_type, sizeof k->content_type,
+            info->content_type ? info->content_type : "");
+    sl_copy(k->etag, sizeof k->etag, info->etag ? info->etag : "");
     return SLUICE_OK;
 }
 
@@ -239,7 +239,7 @@ sl_marker_check(sl_marker *m, uint64_t *lost, uint64_t *lost_bytes, char *msg,
     m->lost = m->lost_bytes = 0;
     sluice_err err = m->err;
     if (err != SLUICE_OK)
-        sl_fmt(msg, size, "%s", m->errmsg);
+        sl_copy(msg, size, m->errmsg);
     pthread_mutex_unlock(&m->lock);
     return err;
 }

@@ -104,7 +104,7 @@ set_fatal(run_ctx *r, sluice_err err, const char *msg)
     if (r->fatal != SLUICE_OK)
         return;
     r->fatal = err;
-    sl_fmt(r->fatal_msg, sizeof r->fatal_msg, "%s", msg);
+    sl_copy(r->fatal_msg, sizeof r->fatal_msg, msg);
 }
 
 static void
@@ -428,8 +428,8 @@ describe(char *dst, size_t size, const char *cls, const sl_fetch_result *res,
          const sl_job *j, uint64_t max_bytes)
 {
     if (strcmp(cls, "policy") == 0)
-        sl_fmt(dst, size, "%s", res->refused[0] ? res->refused
-                                                : "refused by the URL policy");
+        sl_copy(dst, size,
+                res->refused[0] ? res->refused : "refused by the URL policy");
     else if (strcmp(cls, "too_large") == 0)
         sl_fmt(dst, size, "body larger than --max-bytes (%llu)",
                (unsigned long long)max_bytes);
@@ -438,7 +438,7 @@ describe(char *dst, size_t size, const char *cls, const sl_fetch_result *res,
         sl_fmt(dst, size, "short body: %llu of %lld bytes",
                (unsigned long long)j->bytes, (long long)res->content_length);
     else if (res->curl_code != 0)
-        sl_fmt(dst, size, "%s", res->curl_error);
+        sl_copy(dst, size, res->curl_error);
     else
         sl_fmt(dst, size, "HTTP %d", res->http_status);
 }
@@ -493,8 +493,8 @@ job_store(run_ctx *r, sl_job *j, const sl_fetch_result *res)
             return;
         }
     }
-    sl_fmt(j->content_type, sizeof j->content_type, "%s", res->content_type);
-    sl_fmt(j->etag, sizeof j->etag, "%s", res->etag);
+    sl_copy(j->content_type, sizeof j->content_type, res->content_type);
+    sl_copy(j->etag, sizeof j->etag, res->etag);
     sl_object_meta meta = {
         j->content_type[0] ? j->content_type : NULL,
         j->etag[0] ? j->etag : NULL,
@@ -1079,7 +1079,7 @@ setup(run_ctx *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
     if (err != SLUICE_OK)
         return err;
     if ((err = sl_queue_acquire_runner(q)) != SLUICE_OK) {
-        sl_fmt(errbuf, errbuf_size, "%s", sluice_queue_errmsg(q));
+        sl_copy(errbuf, errbuf_size, sluice_queue_errmsg(q));
         return err;
     }
     sl_store_opts store_opts = {o->store_concurrency, o->s3_endpoint,
@@ -1087,13 +1087,13 @@ setup(run_ctx *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
     err = sl_store_open(o->store, &store_opts, &r->store, errbuf,
                         errbuf_size);
     if (err == SLUICE_OK && (err = sl_store_recover(r->store)) != SLUICE_OK)
-        sl_fmt(errbuf, errbuf_size, "%s", r->store->errmsg);
+        sl_copy(errbuf, errbuf_size, r->store->errmsg);
     if (err != SLUICE_OK)
         return err;
     uint64_t recovered;
     if ((err = sl_queue_recover(q, sl_now_ms(), &recovered)) != SLUICE_OK ||
         (err = sluice_queue_counts(q, &r->counts)) != SLUICE_OK) {
-        sl_fmt(errbuf, errbuf_size, "%s", sluice_queue_errmsg(q));
+        sl_copy(errbuf, errbuf_size, sluice_queue_errmsg(q));
         return err;
     }
     unsigned per_origin = o->max_concurrency;
@@ -1171,7 +1171,7 @@ sluice_run(sluice_queue *q, const sluice_run_opts *opts,
         progress(&r, true);
         err = r.fatal;
         if (err != SLUICE_OK)
-            sl_fmt(errbuf, errbuf_size, "%s", r.fatal_msg);
+            sl_copy(errbuf, errbuf_size, r.fatal_msg);
         else if (opts->stop && *opts->stop)
             err = SLUICE_EINTERRUPTED;
     }

@@ -163,6 +163,18 @@ sl_fmt(char *dst, size_t size, const char *fmt, ...)
 }
 
 void
+sl_copy(char *dst, size_t size, const char *src)
+{
+    if (size == 0)
+        return;
+    if (!src)
+        src = "";
+    size_t len = strnlen(src, size - 1);
+    memmove(dst, src, len);
+    dst[len] = '\0';
+}
+
+void
 sl_quote(char *dst, size_t size, const char *src, size_t len, size_t max)
 {
     static const char hex[] = "0123456789abcdef";

@@ -58,6 +58,9 @@ int64_t sl_mono_ms(void);
 
 /* snprintf into a fixed buffer that is always terminated; never fails. */
 void sl_fmt(char *dst, size_t size, const char *fmt, ...) SL_PRINTF(3, 4);
+/* Copy the string src (NULL: "") into dst (size bytes), cut short if need
+ * be: sl_fmt(dst, size, "%s", src) without vsnprintf's cost. */
+void sl_copy(char *dst, size_t size, const char *src);
 void sl_vfmt(char *dst, size_t size, const char *fmt, va_list ap);
 
 /*

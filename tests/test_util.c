@@ -228,6 +228,30 @@ TEST(fmt_truncates_and_terminates)
     ASSERT_EQ(out[0], 'Z');
 }
 
+/* sl_copy is sl_fmt(dst, size, "%s", src), faster: the same results. */
+TEST(copy_truncates_and_terminates_like_fmt)
+{
+    const char *cases[] = {"", "ab", "0123456", "01234567", "0123456789"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++)
+        for (size_t size = 1; size <= 9; size++) {
+            char want[9], got[9];
+            sl_fmt(want, size, "%s", cases[i]);
+            memset(got, 'Z', sizeof got);
+            sl_copy(got, size, cases[i]);
+            ASSERT_STR_EQ(got, want);
+        }
+    char out[8];
+    memset(out, 'Z', sizeof out);
+    sl_copy(out, 0, "x"); /* size 0: nothing written */
+    ASSERT_EQ(out[0], 'Z');
+    sl_copy(out, sizeof out, NULL);
+    ASSERT_STR_EQ(out, "");
+    /* A copy onto itself, or onto its own tail, is no overlap bug. */
+    sl_copy(out, sizeof out, "abcdef");
+    sl_copy(out, sizeof out, out + 2);
+    ASSERT_STR_EQ(out, "cdef");
+}
+
 /* ---- sl_utf8_valid ---- */
 
 static bool

@@ -294,7 +294,7 @@ sl_jsonl_parse(sl_jsonl *j, const char *line, size_t len,
         sl_fmt(reason, reason_size, "not a JSON object");
         out = SL_FEED_REJECT;
     } else if (j->reason[0]) {
-        sl_fmt(reason, reason_size, "%s", j->reason);
+        sl_copy(reason, reason_size, j->reason);
         out = SL_FEED_REJECT;
     } else if (st != yajl_status_ok) {
         sl_json_error(h, line, len, reason, reason_size);

@@ -118,7 +118,7 @@ sluice_queue_open(const char *location, const sluice_queue_opts *opts,
     if (err != SLUICE_OK) {
         /* A backend's close undoes a partial open. */
         if (errbuf)
-            sl_fmt(errbuf, errbuf_size, "%s", q->errmsg);
+            sl_copy(errbuf, errbuf_size, q->errmsg);
         sluice_queue_close(q);
         return err;
     }

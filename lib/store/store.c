@@ -77,7 +77,7 @@ sl_store_open(const char *location, const sl_store_opts *opts,
     }
     sluice_err err = ops->open(s, location, opts);
     if (err != SLUICE_OK) {
-        sl_fmt(errbuf, errbuf_size, "%s", s->errmsg);
+        sl_copy(errbuf, errbuf_size, s->errmsg);
         sl_store_close(s);
         return err;
     }
@@ -189,9 +189,9 @@ sl_object_result(const sl_object *o, sl_store_status status, sluice_err err,
     out->cookie = o->cookie;
     out->status = status;
     out->err = err;
-    sl_fmt(out->message, sizeof out->message, "%s", message);
-    sl_fmt(out->sha256_hex, sizeof out->sha256_hex, "%s",
-           status == SL_STORED ? o->sha256_hex : "");
+    sl_copy(out->message, sizeof out->message, message);
+    sl_copy(out->sha256_hex, sizeof out->sha256_hex,
+            status == SL_STORED ? o->sha256_hex : "");
 }
 
 void

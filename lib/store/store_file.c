@@ -35,6 +35,7 @@
 
 #include "../fault.h"
 #include "../record.h"
+#include "body_pool.h"
 
 #define TMP_DIR     ".sluice-tmp"
 #define SYNCFS_MIN  8 /* a batch this big is cheaper with one syncfs */
@@ -42,6 +43,7 @@
 #define SMALL_MAX    (64 * 1024)       /* a body kept in memory, at most */
 #define BUFFERED_MAX (4 * 1024 * 1024) /* all bodies kept in memory */
 #define WRITE_BEHIND_MAX 256           /* bodies waiting for the syncer */
+#define SPARE_MAX        (2 * 1024 * 1024) /* written bodies' buffers kept */
 #define GATHER_GOAL 64                 /* a batch worth a sync at once */
 #define GATHER_NS   (2 * 1000 * 1000)  /* waited for it, at most */
 #define WAKE_MIN         16 /* bodies worth waking the syncer for, mid-flush */
@@ -51,7 +53,8 @@ typedef struct file_object {
     bool anonymous; /* fd is an O_TMPFILE, nameless until linked */
     char *buf;
     size_t len, cap;
-    char tmp_name[32];
+    uint64_t seq;      /* names the temp file, if it needs a name */
+    char tmp_name[24]; /* "" until temp_name() makes it */
     sl_object *next; /* in the to-do or done list */
     sl_store_status status;
     sluice_err err;
@@ -69,6 +72,7 @@ typedef struct {
     atomic_size_t buffered;  /* bytes of bodies held in memory */
     atomic_size_t unwritten; /* submitted bodies the syncer has not
                                 written yet: its backlog */
+    sl_body_pool spares;     /* buffers of written bodies, for new ones */
     pthread_t syncer;
     bool syncer_started;
     pthread_t flusher; /* makes the syncfs calls for the syncer */
@@ -171,6 +175,7 @@ file_open(sl_store *s, const char *location, const sl_store_opts *opts)
     pthread_mutex_init(&fs->lock, NULL);
     pthread_cond_init(&fs->wake_syncer, NULL);
     pthread_cond_init(&fs->wake_flusher, NULL);
+    sl_body_pool_init(&fs->spares, SPARE_MAX);
     if (!*location)
         return sl_store_fail(s, SLUICE_EINVAL, "--store: empty path");
     fs->root = sl_strdup(location);
@@ -237,6 +242,7 @@ file_close(sl_store *s)
     }
     free_list(fs->todo_head);
     free_list(fs->done_head);
+    sl_body_pool_clear(&fs->spares);
     sl_run_dir_close(fs->tmp_fd, &fs->run);
     if (fs->tmp_fd >= 0)
         close(fs->tmp_fd);
@@ -265,8 +271,8 @@ file_begin(sl_store *s, sl_object *o)
 {
     file_store *fs = fs_of(s);
     file_object *fo = fo_of(o);
-    sl_fmt(fo->tmp_name, sizeof fo->tmp_name, "%llu",
-           (unsigned long long)++fs->seq);
+    fo->seq = ++fs->seq;
+    fo->tmp_name[0] = '\0';
     fo->fd = -1; /* in memory until it outgrows SMALL_MAX */
     return SLUICE_OK;
 }
@@ -286,13 +292,24 @@ write_all(int fd, const char *p, size_t len)
     return 0;
 }
 
+/* The temp file's name in the run's directory. Most temp files need
+ * none (O_TMPFILE), so it is made only when asked for. */
+static const char *
+temp_name(file_object *fo)
+{
+    if (!fo->tmp_name[0])
+        sl_fmt(fo->tmp_name, sizeof fo->tmp_name, "%llu",
+               (unsigned long long)fo->seq);
+    return fo->tmp_name;
+}
+
 static int
 create_temp(file_store *fs, file_object *fo)
 {
     fo->anonymous = !fs->named_only;
     fo->fd = fo->anonymous
                  ? open_anonymous(fs)
-                 : openat(fs->run.dir_fd, fo->tmp_name,
+                 : openat(fs->run.dir_fd, temp_name(fo),
                           O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     return fo->fd < 0 ? errno : 0;
 }
@@ -306,15 +323,20 @@ remove_temp(file_store *fs, file_object *fo)
         fo->fd = -1;
     }
     if (!fo->anonymous)
-        unlinkat(fs->run.dir_fd, fo->tmp_name, 0);
+        unlinkat(fs->run.dir_fd, temp_name(fo), 0);
 }
 
-/* Let go of an object's in-memory body. */
+/* Let go of an object's in-memory body: its buffer is kept for the next
+ * body, on the fetch thread, or added to `given` on the sync thread, to
+ * be handed back to the fetch thread with the rest of the batch's. */
 static void
-drop_buffer(file_store *fs, file_object *fo)
+drop_buffer(file_store *fs, file_object *fo, sl_body_batch *given)
 {
     atomic_fetch_sub(&fs->buffered, fo->len);
-    sl_free(fo->buf);
+    if (given)
+        sl_body_pool_collect(&fs->spares, given, fo->buf, fo->cap);
+    else
+        sl_body_pool_keep(&fs->spares, fo->buf, fo->cap);
     fo->buf = NULL;
     fo->len = fo->cap = 0;
 }
@@ -330,6 +352,8 @@ buffer(file_store *fs, file_object *fo, const void *data, size_t len)
      * fetch thread writes them itself, and the two share the work. */
     if (fo->len == 0 && atomic_load(&fs->unwritten) >= WRITE_BEHIND_MAX)
         return false;
+    if (!fo->buf)
+        fo->buf = sl_body_pool_take(&fs->spares, &fo->cap);
     if (fo->len + len > fo->cap) {
         size_t cap = fo->cap ? fo->cap : 16 * 1024;
         while (cap < fo->len + len)
@@ -362,7 +386,7 @@ file_write(sl_object *o, const void *data, size_t len)
             err = ENOMEM;
         else
             err = write_all(fo->fd, fo->buf, fo->len);
-        drop_buffer(fs, fo);
+        drop_buffer(fs, fo, NULL);
     }
     if (!err && sl_object_hash(o, data, len) != SLUICE_OK)
         err = ENOMEM;
@@ -377,7 +401,7 @@ file_discard(sl_object *o)
     file_object *fo = fo_of(o);
     if (fo->fd >= 0)
         remove_temp(fs_of(o->store), fo);
-    drop_buffer(fs_of(o->store), fo);
+    drop_buffer(fs_of(o->store), fo, NULL);
 }
 
 /* Take every submitted object (the caller holds fs->lock). */
@@ -632,7 +656,7 @@ put_on_key(file_store *fs, file_object *fo, int dir, const char *base)
     if (fo->anonymous) {
         int err = link_anonymous(fs, fo->fd, dir, base) == 0 ? 0 : errno;
         if (err == EEXIST) {
-            if (link_anonymous(fs, fo->fd, fs->run.dir_fd, fo->tmp_name) == 0)
+            if (link_anonymous(fs, fo->fd, fs->run.dir_fd, temp_name(fo)) == 0)
                 fo->anonymous = false; /* renamed over the key below */
             else
                 err = errno;
@@ -642,7 +666,7 @@ put_on_key(file_store *fs, file_object *fo, int dir, const char *base)
         if (fo->anonymous)
             return err;
     }
-    return renameat(fs->run.dir_fd, fo->tmp_name, dir, base) == 0 ? 0 : errno;
+    return renameat(fs->run.dir_fd, temp_name(fo), dir, base) == 0 ? 0 : errno;
 }
 
 /* Put one synced temp file onto its key. */
@@ -673,7 +697,7 @@ place(file_store *fs, sl_object *o, dir_set *set, parent_cache *cache)
 /* Hash and write an in-memory body to its temp file: here, not on the
  * fetching thread, whose time is the run's. */
 static void
-write_out(file_store *fs, sl_object *o)
+write_out(file_store *fs, sl_object *o, sl_body_batch *given)
 {
     file_object *fo = fo_of(o);
     int err = sl_fault_hit(SL_FAULT_WRITE) ? EIO : create_temp(fs, fo);
@@ -681,7 +705,7 @@ write_out(file_store *fs, sl_object *o)
         err = write_all(fo->fd, fo->buf, fo->len);
     if (!err && sl_object_hash_end(o, fo->buf, fo->len) != SLUICE_OK)
         err = ENOMEM;
-    drop_buffer(fs, fo);
+    drop_buffer(fs, fo, given);
     atomic_fetch_sub(&fs->unwritten, 1);
     if (err)
         object_fail(o, SL_STORE_FAILED, store_err(err), "write", err);
@@ -693,17 +717,19 @@ static size_t
 prepare(file_store *fs, sl_object *batch)
 {
     size_t n = 0;
+    sl_body_batch given = {0};
     for (sl_object *o = batch; o; o = fo_of(o)->next) {
         file_object *fo = fo_of(o);
         fo->status = SL_STORED;
         fo->err = SLUICE_OK;
         fo->message[0] = '\0';
         if (fo->fd < 0)
-            write_out(fs, o);
+            write_out(fs, o, &given);
         else if (sl_object_hash_end(o, NULL, 0) != SLUICE_OK)
             object_fail(o, SL_STORE_FAILED, SLUICE_ENOMEM, "hash", ENOMEM);
         n++;
     }
+    sl_body_pool_give(&fs->spares, &given);
     return n;
 }
 

@@ -1131,7 +1131,7 @@ finish(s3_store *ss, sl_object *o, sl_store_status status, sluice_err err,
     so->status = status;
     so->err = err;
     if (msg != so->message)
-        sl_fmt(so->message, sizeof so->message, "%s", msg);
+        sl_copy(so->message, sizeof so->message, msg);
     so->next = NULL;
     pthread_mutex_lock(&ss->lock);
     if (ss->done_tail)
@@ -1344,7 +1344,7 @@ upload_done(s3_store *ss, CURL *e, CURLcode rc)
         break;
     case V_FATAL:
         ss->broken = true;
-        sl_fmt(ss->broken_msg, sizeof ss->broken_msg, "%s", so->message);
+        sl_copy(ss->broken_msg, sizeof ss->broken_msg, so->message);
         /* Every upload's result comes now: count the ones backing off as
          * busy again before the run sees this one, or it might stop
          * waiting before their results are in. */
