@@ -1,8 +1,6 @@
 /* Spare body buffers handed from one thread to another: body_pool.h. */
 #include "body_pool.h"
 
-#include <assert.h>
-
 #include "../util.h"
 
 struct sl_spare {
@@ -38,20 +36,20 @@ sl_body_pool_clear(sl_body_pool *p)
     atomic_store(&p->bytes, 0);
 }
 
-/* Count `cap` bytes in, unless that would pass max_bytes. */
-static bool
-reserve(sl_body_pool *p, size_t cap)
-{
-    if (atomic_fetch_add(&p->bytes, cap) + cap <= p->max_bytes)
-        return true;
-    atomic_fetch_sub(&p->bytes, cap);
-    return false;
-}
-
+/* `buf` as a spare, or NULL once it is freed: it is none, too small to
+ * hold the pool's header, or the pool is full. */
 static sl_spare *
-as_spare(char *buf, size_t cap)
+admit(sl_body_pool *p, char *buf, size_t cap)
 {
-    assert(cap >= SL_BODY_POOL_MIN_CAP);
+    if (!buf)
+        return NULL;
+    if (cap < SL_BODY_POOL_MIN_CAP ||
+        atomic_fetch_add(&p->bytes, cap) + cap > p->max_bytes) {
+        if (cap >= SL_BODY_POOL_MIN_CAP)
+            atomic_fetch_sub(&p->bytes, cap);
+        sl_free(buf);
+        return NULL;
+    }
     sl_spare *s = (sl_spare *)(void *)buf;
     s->next = NULL;
     s->cap = cap;
@@ -75,28 +73,20 @@ sl_body_pool_take(sl_body_pool *p, size_t *cap)
 void
 sl_body_pool_keep(sl_body_pool *p, char *buf, size_t cap)
 {
-    if (!buf)
-        return;
-    if (cap < SL_BODY_POOL_MIN_CAP || !reserve(p, cap)) {
-        sl_free(buf);
-        return;
+    sl_spare *s = admit(p, buf, cap);
+    if (s) {
+        s->next = p->mine;
+        p->mine = s;
     }
-    sl_spare *s = as_spare(buf, cap);
-    s->next = p->mine;
-    p->mine = s;
 }
 
 void
 sl_body_pool_collect(sl_body_pool *p, sl_body_batch *batch, char *buf,
                      size_t cap)
 {
-    if (!buf)
+    sl_spare *s = admit(p, buf, cap);
+    if (!s)
         return;
-    if (cap < SL_BODY_POOL_MIN_CAP || !reserve(p, cap)) {
-        sl_free(buf);
-        return;
-    }
-    sl_spare *s = as_spare(buf, cap);
     if (batch->tail)
         batch->tail->next = s;
     else
