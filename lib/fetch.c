@@ -455,7 +455,7 @@ sl_fetcher_next_done(sl_fetcher *f, sl_fetch_result *res)
         res->content_length = (int64_t)cl;
         char *ct = NULL;
         curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ct);
-        sl_copy(res->content_type, sizeof res->content_type, ct ? ct : "");
+        sl_copy(res->content_type, sizeof res->content_type, ct);
         if (code > 0) {
             copy_header(t->easy, "ETag", res->etag, sizeof res->etag);
             copy_header(t->easy, "Retry-After", res->retry_after,

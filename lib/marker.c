@@ -204,9 +204,8 @@ sl_marker_add(sl_marker *m, sl_lease *lease, const sl_object_info *info,
     k->size = info->size;
     k->now_ms = now_ms;
     sl_copy(k->sha256_hex, sizeof k->sha256_hex, info->sha256_hex);
-    sl_copy(k->content_type, sizeof k->content_type,
-            info->content_type ? info->content_type : "");
-    sl_copy(k->etag, sizeof k->etag, info->etag ? info->etag : "");
+    sl_copy(k->content_type, sizeof k->content_type, info->content_type);
+    sl_copy(k->etag, sizeof k->etag, info->etag);
     return SLUICE_OK;
 }
 

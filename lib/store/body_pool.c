@@ -43,10 +43,12 @@ admit(sl_body_pool *p, char *buf, size_t cap)
 {
     if (!buf)
         return NULL;
-    if (cap < SL_BODY_POOL_MIN_CAP ||
-        atomic_fetch_add(&p->bytes, cap) + cap > p->max_bytes) {
-        if (cap >= SL_BODY_POOL_MIN_CAP)
-            atomic_fetch_sub(&p->bytes, cap);
+    if (cap < SL_BODY_POOL_MIN_CAP) {
+        sl_free(buf);
+        return NULL;
+    }
+    if (atomic_fetch_add(&p->bytes, cap) + cap > p->max_bytes) {
+        atomic_fetch_sub(&p->bytes, cap);
         sl_free(buf);
         return NULL;
     }
