@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "feed/feed.h"
-#include "record.h"
+#include "source/feed.h"
+#include "record/record.h"
 #include "util.h"
 
 /* libFuzzer's entry point: every harness defines it. */

@@ -1,6 +1,6 @@
 /*
  * libFuzzer harness: JSON Lines feeds through the real feed code
- * (lib/feed/jsonl.c over the line reader), every record then through
+ * (lib/source/jsonl.c over the line reader), every record then through
  * sl_record_prepare(). The properties are fuzz_feed()'s (common.c).
  */
 #include "common.h"

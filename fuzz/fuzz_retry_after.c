@@ -1,6 +1,6 @@
 /*
  * libFuzzer harness: the Retry-After parser (sl_retry_after in
- * lib/retry.c: delta-seconds, or an HTTP-date through curl_getdate). An
+ * lib/run/retry.c: delta-seconds, or an HTTP-date through curl_getdate). An
  * accepted value is a time no earlier than now and at most the clamp (a
  * year) later. sl_classify and sl_backoff_ms run on the input's bytes.
  */
@@ -11,7 +11,7 @@
 #include <curl/curl.h>
 
 #include "common.h"
-#include "retry.h"
+#include "run/retry.h"
 
 /* retry.c's clamp on any wait: a year. */
 #define MAX_WAIT_MS (366LL * 86400 * 1000)

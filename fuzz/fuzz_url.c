@@ -1,6 +1,6 @@
 /*
  * libFuzzer harness: URL validation and normalisation (sl_url_check in
- * lib/record.c) held against libcurl itself, as tests/test_record.c does:
+ * lib/record/) held against libcurl itself, as tests/test_record.c does:
  * a URL it accepts is exactly what curl prints for it, one curl refuses
  * it refuses too, and its normal form normalises to itself.
  */

@@ -275,3 +275,28 @@ sl_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
     *out = v;
     return 0;
 }
+
+int
+sl_buf_append_lower(sl_buf *b, const char *s, size_t len)
+{
+    if (sl_buf_reserve(b, len) != 0)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        b->data[b->len + i] = (char)tolower((unsigned char)s[i]);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+bool
+sl_find_control(const char *s, size_t len, size_t *where)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f) {
+            *where = i;
+            return true;
+        }
+    }
+    return false;
+}

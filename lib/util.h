@@ -51,6 +51,8 @@ int sl_buf_reserve(sl_buf *b, size_t extra);
 int sl_buf_append(sl_buf *b, const void *data, size_t len);
 int sl_buf_putc(sl_buf *b, char c);
 int sl_buf_printf(sl_buf *b, const char *fmt, ...) SL_PRINTF(2, 3);
+/* Append s[0..len) in ASCII lower case. */
+int sl_buf_append_lower(sl_buf *b, const char *s, size_t len);
 
 /* Milliseconds since the epoch (wall clock), and on a monotonic clock. */
 int64_t sl_now_ms(void);
@@ -70,6 +72,10 @@ void sl_vfmt(char *dst, size_t size, const char *fmt, va_list ap);
  */
 void sl_quote(char *dst, size_t size, const char *src, size_t len,
               size_t max);
+
+/* True when s[0..len) holds a control byte (below 0x20, or 0x7f); its
+ * offset goes to *where. */
+bool sl_find_control(const char *s, size_t len, size_t *where);
 
 /* True when s[0..len) is well-formed UTF-8 (no overlongs, surrogates). */
 bool sl_utf8_valid(const char *s, size_t len, size_t *bad_offset);

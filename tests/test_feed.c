@@ -1,5 +1,5 @@
 /*
- * The feed parsers (lib/feed/): the line reader's limits, format
+ * The feed parsers (lib/source/): the line reader's limits, format
  * detection, and JSON Lines, CSV and plain-line records and rejections,
  * each checked down to the fields, the line numbers and the reasons.
  */
@@ -7,7 +7,7 @@
 #include <fcntl.h>
 #include <sys/wait.h>
 
-#include "feed/feed.h"
+#include "source/feed.h"
 #include "test.h"
 
 #ifdef SLUICE_FAULT_INJECTION

@@ -1,5 +1,5 @@
 /*
- * The fetcher (lib/fetch.c) against a small HTTP server of its own: the
+ * The fetcher (lib/run/fetch.c) against a small HTTP server of its own: the
  * socket of a kept-alive connection stays in the epoll set between
  * transfers (no epoll_ctl per transfer), a connection the server closes
  * while it idles is taken out of the set (no wake-up spin), and a socket
@@ -12,7 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
-#include "fetch.h"
+#include "run/fetch.h"
 #include "test.h"
 
 #define BODY "hello"

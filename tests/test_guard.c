@@ -1,5 +1,5 @@
 /*
- * The URL policy (lib/guard.c): which resolved addresses sluice may
+ * The URL policy (lib/run/guard.c): which resolved addresses sluice may
  * connect to. Every special-purpose range, IPv4 carried inside IPv6,
  * --allow-private, and the --allow-net networks and their parsing.
  */
@@ -7,7 +7,7 @@
 #include <netinet/in.h>
 #include <sys/un.h>
 
-#include "guard.h"
+#include "run/guard.h"
 #include "test.h"
 
 /* A socket address for an IPv4 or IPv6 literal, as the resolver gives. */

@@ -1,10 +1,10 @@
 /*
- * The limiter (lib/limit.c): origins made and found by name in a hash
+ * The limiter (lib/run/limit.c): origins made and found by name in a hash
  * table that grows, the per-origin cap and the total across origins,
  * pauses that only ever extend, slot counting and the peak, forgetting.
  */
 #include "fault.h"
-#include "limit.h"
+#include "run/limit.h"
 #include "test.h"
 
 static sl_limiter

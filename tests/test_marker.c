@@ -1,5 +1,5 @@
 /*
- * The marker (lib/marker.c): the marks handed over are committed by its
+ * The marker (lib/run/marker.c): the marks handed over are committed by its
  * thread, a mark whose lease went stale is counted lost (not done, no
  * failure), a failed commit is reported and leaves its records in flight,
  * and the run's turn on the queue keeps the marker out.
@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 
 #include "fault.h"
-#include "marker.h"
+#include "run/marker.h"
 #include "queue/queue.h"
 #include "test.h"
 

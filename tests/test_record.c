@@ -1,5 +1,5 @@
 /*
- * Record validation at ingest (lib/record.c): URLs held against libcurl
+ * Record validation at ingest (lib/record/): URLs held against libcurl
  * itself, origins, object key rules, default keys, sl_record_prepare.
  */
 #include <ctype.h>
@@ -8,7 +8,7 @@
 
 #include "curl_reference.h"
 #include "fault.h"
-#include "record.h"
+#include "record/record.h"
 #include "test.h"
 #include "util.h"
 

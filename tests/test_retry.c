@@ -1,11 +1,11 @@
 /*
- * The retry policy (lib/retry.c): how each kind of attempt is classified
+ * The retry policy (lib/run/retry.c, lib/backoff.c): how each kind of attempt is classified
  * (DESIGN.md, "Errors and safety"), backoff with full jitter, and
  * Retry-After in delta-seconds and the three HTTP-date formats.
  */
 #include <curl/curl.h>
 
-#include "retry.h"
+#include "run/retry.h"
 #include "test.h"
 #include "util.h"
 

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../record.h"
+#include "../record/record.h"
 #include "../util.h"
 #include "sluice/sluice.h"
 

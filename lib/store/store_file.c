@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "../fault.h"
-#include "../record.h"
+#include "../record/record.h"
 #include "body_pool.h"
 
 #define TMP_DIR     ".sluice-tmp"

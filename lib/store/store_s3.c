@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../retry.h"
+#include "../backoff.h"
 
 #define ERROR_BODY_MAX  4096  /* of an error response, kept for its XML */
 #define BACKOFF_BASE_MS 200   /* first retry of an upload, at most */

@@ -9,10 +9,10 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "feed/feed.h"
-#include "guard.h"
-#include "queue/queue.h"
-#include "record.h"
+#include "feed.h"
+#include "../run/guard.h"
+#include "../queue/queue.h"
+#include "../record/record.h"
 
 #define DEFAULT_BATCH  20000
 #define CHUNK_RECORDS  1024

@@ -1,8 +1,9 @@
 /*
- * A record as it goes into the queue: validated, with its URL normalised,
- * its object key derived or checked, and its origin (scheme://host:port)
- * worked out. The rules are DESIGN.md's "Concepts" and "Errors and
- * safety"; this file is the one place that enforces them at ingest.
+ * A record as it goes into the queue: validated, with its URL normalised
+ * (url.c), its object key derived or checked (key.c), and its origin
+ * (scheme://host:port) worked out. The rules are DESIGN.md's "Concepts"
+ * and "Errors and safety"; this folder is the one place that enforces
+ * them at ingest.
  */
 #ifndef SL_RECORD_H
 #define SL_RECORD_H
@@ -10,7 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "util.h"
+#include "../util.h"
 
 #define SL_URL_MAX     8192 /* bytes, as given in the feed */
 #define SL_KEY_MAX     1024 /* bytes, the whole key */
@@ -85,5 +86,25 @@ sluice_err sl_key_check(const char *key, size_t len, char *reason,
  */
 sluice_err sl_key_derive(sl_buf *key, sl_buf *scratch, const char *id,
                          size_t id_len, bool has_id, const char *url);
+
+/* A normalised URL's parts, as views into it. */
+typedef struct {
+    bool https;
+    const char *scheme;
+    size_t scheme_len;
+    const char *host; /* without userinfo and port */
+    size_t host_len;
+    const char *port; /* as written, without ':'; port_len 0 if none */
+    size_t port_len;
+    const char *path;
+    size_t path_len;
+    const char *query; /* without the '?', NULL if none */
+    size_t query_len;
+} sl_url_parts;
+
+/* Split a normalised URL (as sl_url_check writes it) into its parts. */
+void sl_url_split(const char *url, sl_url_parts *p);
+/* No port, or the scheme's own (80, 443). */
+bool sl_url_default_port(const sl_url_parts *p);
 
 #endif /* SL_RECORD_H */

@@ -16,9 +16,9 @@
 #include "guard.h"
 #include "limit.h"
 #include "marker.h"
-#include "queue/queue.h"
+#include "../queue/queue.h"
 #include "retry.h"
-#include "store/store.h"
+#include "../store/store.h"
 
 #define MAX_REDIRECTS   5
 #define ERROR_BODY_MAX  (64 * 1024) /* bytes of an error page read, at most */

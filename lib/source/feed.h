@@ -11,7 +11,7 @@
 
 #include <yajl/yajl_gen.h>
 
-#include "../record.h"
+#include "../record/record.h"
 #include "../util.h"
 #include "reader.h"
 

@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#include "queue/queue.h"
+#include "../queue/queue.h"
 
 typedef struct sl_marker sl_marker;
 

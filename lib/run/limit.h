@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "util.h"
+#include "../util.h"
 
 struct sl_job; /* run.c's */
 

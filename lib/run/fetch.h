@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "guard.h"
-#include "util.h"
+#include "../util.h"
 
 typedef struct sl_fetcher sl_fetcher;
 typedef struct sl_transfer sl_transfer;

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "util.h"
+#include "../util.h"
 
 typedef struct {
     unsigned char addr[16]; /* IPv4 addresses in the first 4 bytes */

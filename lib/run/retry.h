@@ -1,13 +1,15 @@
 /*
  * What to do after an attempt: the classification of outcomes (DESIGN.md,
- * "Errors and safety"), exponential backoff with full jitter, and the
- * Retry-After header (delta-seconds or HTTP-date).
+ * "Errors and safety") and the Retry-After header (delta-seconds or
+ * HTTP-date). The backoff between attempts is ../backoff.h.
  */
 #ifndef SL_RETRY_H
 #define SL_RETRY_H
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "../backoff.h"
 
 typedef enum {
     SL_OUTCOME_DONE,     /* a body to store */
@@ -36,22 +38,11 @@ typedef struct {
 sl_outcome sl_classify(const sl_attempt *a, const char **error_class);
 
 /*
- * The delay before retry number `attempt` (1 for the first retry): a
- * uniformly random value in [0, min(cap, base * 2^(attempt-1))] ("full
- * jitter"). `random` is a uniform 64-bit value.
- */
-int64_t sl_backoff_ms(unsigned attempt, int64_t base_ms, int64_t cap_ms,
-                      uint64_t random);
-
-/*
  * Parse a Retry-After value: delta-seconds ("120") or an HTTP-date
  * ("Fri, 31 Dec 1999 23:59:59 GMT"). On success *until_ms is the wall
  * clock time to wait until (never before now_ms); returns false for a
  * value that is neither.
  */
 bool sl_retry_after(const char *value, int64_t now_ms, int64_t *until_ms);
-
-/* A fast PRNG (splitmix64) for jitter; `state` is any seed. */
-uint64_t sl_random(uint64_t *state);
 
 #endif /* SL_RETRY_H */

@@ -1,0 +1,117 @@
+/*
+ * Record validation at ingest: a feed item's url, id and key checked (or
+ * the key derived) into a record the queue can take. Everything a feed can
+ * get wrong about a single record is caught here or in url.c and key.c,
+ * with a reason naming the field.
+ */
+#include "record.h"
+
+#include <string.h>
+
+#include <curl/curl.h>
+
+void
+sl_record_scratch_init(sl_record_scratch *s)
+{
+    sl_buf_init(&s->url);
+    sl_buf_init(&s->key);
+    sl_buf_init(&s->origin);
+    sl_buf_init(&s->seg);
+    s->curl_url = NULL;
+}
+
+void
+sl_record_scratch_free(sl_record_scratch *s)
+{
+    sl_buf_free(&s->url);
+    sl_buf_free(&s->key);
+    sl_buf_free(&s->origin);
+    sl_buf_free(&s->seg);
+    curl_url_cleanup(s->curl_url);
+    s->curl_url = NULL;
+}
+
+static sluice_err
+check_id(const char *id, size_t len, char *reason, size_t reason_size)
+{
+    size_t where;
+    if (len == 0) {
+        sl_fmt(reason, reason_size, "id: empty");
+        return SLUICE_EPARSE;
+    }
+    if (len > SL_ID_MAX) {
+        sl_fmt(reason, reason_size, "id: longer than %d bytes", SL_ID_MAX);
+        return SLUICE_EPARSE;
+    }
+    if (sl_find_control(id, len, &where)) {
+        sl_fmt(reason, reason_size, "id: control byte 0x%02x at offset %zu",
+               (unsigned char)id[where], where);
+        return SLUICE_EPARSE;
+    }
+    if (!sl_utf8_valid(id, len, &where)) {
+        sl_fmt(reason, reason_size, "id: invalid UTF-8 at offset %zu",
+               where);
+        return SLUICE_EPARSE;
+    }
+    return SLUICE_OK;
+}
+
+sluice_err
+sl_record_prepare(sl_record_scratch *s, const sl_feed_item *item,
+                  sl_record *rec, char *reason, size_t reason_size)
+{
+    sluice_err err;
+
+    memset(rec, 0, sizeof *rec);
+    if (!item->url) {
+        sl_fmt(reason, reason_size, "url: missing");
+        return SLUICE_EPARSE;
+    }
+    if (!s->curl_url && !(s->curl_url = curl_url()))
+        return SLUICE_ENOMEM;
+    err = sl_url_check(item->url, item->url_len, s->curl_url, &s->url,
+                       &s->origin, reason, reason_size);
+    if (err != SLUICE_OK)
+        return err;
+    rec->url = s->url.data;
+    rec->url_len = s->url.len;
+    rec->origin = s->origin.data;
+    rec->origin_len = s->origin.len;
+
+    if (item->id) {
+        err = check_id(item->id, item->id_len, reason, reason_size);
+        if (err != SLUICE_OK)
+            return err;
+        rec->id = item->id;
+        rec->id_len = item->id_len;
+    } else {
+        /* The default id is the normalised URL. */
+        rec->id = rec->url;
+        rec->id_len = rec->url_len;
+    }
+
+    if (item->key) {
+        err = sl_key_check(item->key, item->key_len, reason, reason_size);
+        if (err != SLUICE_OK)
+            return err;
+        rec->key = item->key;
+        rec->key_len = item->key_len;
+    } else {
+        err = sl_key_derive(&s->key, &s->seg, rec->id, rec->id_len,
+                            item->id != NULL, rec->url);
+        if (err != SLUICE_OK)
+            return err;
+        char why[160];
+        if (sl_key_check(s->key.data, s->key.len, why, sizeof why) !=
+            SLUICE_OK) {
+            sl_fmt(reason, reason_size,
+                   "default %s; give the record an explicit key", why);
+            return SLUICE_EKEY;
+        }
+        rec->key = s->key.data;
+        rec->key_len = s->key.len;
+    }
+    rec->meta = item->meta;
+    rec->meta_len = item->meta ? strlen(item->meta) : 0;
+    return SLUICE_OK;
+}

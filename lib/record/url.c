@@ -1,0 +1,349 @@
+/*
+ * URLs at ingest: checked and normalised through libcurl's URL API, split
+ * into their parts, and reduced to their origin (scheme://host:port), the
+ * unit the cap counts by.
+ */
+#include "record.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+static void
+trim(const char **s, size_t *len)
+{
+    while (*len && isspace((unsigned char)(*s)[0]))
+        (*s)++, (*len)--;
+    while (*len && isspace((unsigned char)(*s)[*len - 1]))
+        (*len)--;
+}
+
+
+/* Split a normalised URL into its parts (record.h). */
+void
+sl_url_split(const char *url, sl_url_parts *p)
+{
+    memset(p, 0, sizeof *p);
+    const char *auth = strstr(url, "://");
+    p->scheme = url;
+    p->scheme_len = auth ? (size_t)(auth - url) : 0;
+    p->https = p->scheme_len == 5;
+    auth = auth ? auth + 3 : url;
+    const char *end = auth + strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', (size_t)(end - auth));
+    if (at)
+        auth = at + 1;
+    p->host = auth;
+    p->host_len = (size_t)(end - auth);
+    /* A port follows the last ':' that is not inside [an IPv6 literal]. */
+    for (const char *c = end; c > auth; c--) {
+        if (c[-1] == ']')
+            break;
+        if (c[-1] == ':') {
+            p->port = c;
+            p->port_len = (size_t)(end - c);
+            p->host_len = (size_t)(c - 1 - auth);
+            break;
+        }
+    }
+    p->path = end;
+    p->path_len = strcspn(end, "?#");
+    if (end[p->path_len] == '?') {
+        p->query = end + p->path_len + 1;
+        p->query_len = strcspn(p->query, "#");
+    }
+}
+
+bool
+sl_url_default_port(const sl_url_parts *p)
+{
+    const char *def = p->https ? "443" : "80";
+    return p->port_len == 0 ||
+           (p->port_len == strlen(def) && !memcmp(p->port, def, p->port_len));
+}
+
+int
+sl_url_origin(const char *url, sl_buf *origin)
+{
+    sl_url_parts p;
+    sl_url_split(url, &p);
+    sl_buf_clear(origin);
+    if (sl_buf_append_lower(origin, p.scheme, p.scheme_len) ||
+        sl_buf_append(origin, "://", 3) ||
+        sl_buf_append_lower(origin, p.host, p.host_len) ||
+        sl_buf_putc(origin, ':'))
+        return -1;
+    if (p.port_len)
+        return sl_buf_append(origin, p.port, p.port_len);
+    return sl_buf_append(origin, p.https ? "443" : "80", p.https ? 3 : 2);
+}
+
+/* True when host[0..len) is an IPv4 address in the one spelling curl
+ * prints: four decimal numbers of at most 255, without leading zeros. */
+static bool
+dotted_quad(const char *host, size_t len)
+{
+    int parts = 0;
+    size_t i = 0;
+    while (i < len && parts < 4) {
+        size_t start = i;
+        unsigned value = 0;
+        while (i < len && i - start < 4 && host[i] >= '0' && host[i] <= '9')
+            value = value * 10 + (unsigned)(host[i++] - '0');
+        size_t digits = i - start;
+        if (digits == 0 || digits > 3 || value > 255 ||
+            (digits > 1 && host[start] == '0'))
+            return false;
+        parts++;
+        if (i < len && host[i] == '.' && parts < 4)
+            i++;
+        else
+            break;
+    }
+    return parts == 4 && i == len;
+}
+
+/*
+ * True when a URL curl has accepted is already in the form curl would
+ * print it: lower-case scheme, a lower-case host name that is not an IP
+ * address in any spelling (or an IPv4 address in its usual one), a port
+ * without leading zeros, a path with no dot segments, no userinfo, no
+ * fragment, nothing to encode. Most feed URLs are; for them, asking curl to
+ * print the URL back (which costs as much as parsing it) can be skipped.
+ * Conservative: when in doubt, false.
+ */
+static bool
+already_normal(const char *s, size_t len)
+{
+    size_t i;
+    if (len > 8 && memcmp(s, "https://", 8) == 0)
+        i = 8;
+    else if (len > 7 && memcmp(s, "http://", 7) == 0)
+        i = 7;
+    else
+        return false;
+    size_t host = i;
+    bool letter = false;
+    for (; i < len && s[i] != '/' && s[i] != ':'; i++) {
+        char c = s[i];
+        if (c >= 'a' && c <= 'z')
+            letter = true;
+        else if (!((c >= '0' && c <= '9') || c == '-' || c == '.'))
+            return false;
+    }
+    /* A name whose last label starts with a digit may be an IPv4 form. */
+    size_t last = i;
+    while (last > host && s[last - 1] != '.')
+        last--;
+    if ((i == host || !letter || last == i ||
+         (s[last] >= '0' && s[last] <= '9')) &&
+        !dotted_quad(s + host, i - host))
+        return false;
+    if (i < len && s[i] == ':') {
+        size_t digits = ++i;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == digits || i - digits > 5 || s[digits] == '0')
+            return false;
+    }
+    if (i >= len || s[i] != '/')
+        return false;
+    size_t seg = i + 1;
+    for (; i < len && s[i] != '?'; i++) {
+        char c = s[i];
+        if (c == '/' || i + 1 == len || s[i + 1] == '?') {
+            size_t end = c == '/' ? i : i + 1;
+            size_t n = end - seg;
+            if ((n == 1 && s[seg] == '.') ||
+                (n == 2 && s[seg] == '.' && s[seg + 1] == '.'))
+                return false;
+            seg = i + 1;
+        }
+        if (c <= ' ' || c >= 0x7f || c == '#' || c == '\\' || c == '"' ||
+            c == '<' || c == '>' || c == '^' || c == '`' || c == '{' ||
+            c == '|' || c == '}')
+            return false;
+    }
+    /* curl drops an empty query: "http://h/?" prints as "http://h/". */
+    if (i + 1 == len)
+        return false;
+    for (; i < len; i++) {
+        char c = s[i];
+        if (c <= ' ' || c >= 0x7f || c == '#' || c == '\\' || c == '"' ||
+            c == '<' || c == '>' || c == '`' || c == '{' || c == '|' ||
+            c == '}')
+            return false;
+    }
+    return true;
+}
+
+/* True when the authority (from `s`, after "://", to the end of the
+ * text or the path, query or fragment) holds a %-escape. */
+static bool
+authority_escaped(const char *s, const char *end)
+{
+    for (; s < end && *s != '/' && *s != '?' && *s != '#'; s++)
+        if (*s == '%')
+            return true;
+    return false;
+}
+
+/* curl rejects spaces and raw non-ASCII bytes unless asked to encode. */
+static bool
+needs_encoding(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] >= 0x80 || s[i] == ' ')
+            return true;
+    return false;
+}
+
+sluice_err
+sl_url_check(const char *text, size_t len, void *reuse, sl_buf *url,
+             sl_buf *origin, char *reason, size_t reason_size)
+{
+    size_t where;
+    sluice_err err = SLUICE_EURL;
+    CURLU *h = reuse;
+    char *full = NULL, *copy = NULL;
+    char stack_copy[512];
+
+    trim(&text, &len);
+    if (len == 0) {
+        sl_fmt(reason, reason_size, "url: empty");
+        return SLUICE_EURL;
+    }
+    if (len > SL_URL_MAX) {
+        sl_fmt(reason, reason_size, "url: longer than %d bytes (%zu)",
+               SL_URL_MAX, len);
+        return SLUICE_EURL;
+    }
+    if (sl_find_control(text, len, &where)) {
+        sl_fmt(reason, reason_size,
+               "url: control byte 0x%02x at offset %zu",
+               (unsigned char)text[where], where);
+        return SLUICE_EURL;
+    }
+    if (!sl_utf8_valid(text, len, &where)) {
+        sl_fmt(reason, reason_size, "url: invalid UTF-8 at offset %zu",
+               where);
+        return SLUICE_EURL;
+    }
+    const char *sep = memchr(text, ':', len);
+    if (!sep || (size_t)(text + len - sep) < 3 || memcmp(sep, "://", 3)) {
+        sl_fmt(reason, reason_size,
+               "url: not an absolute http:// or https:// URL");
+        return SLUICE_EURL;
+    }
+    size_t scheme_len = (size_t)(sep - text);
+    if (!((scheme_len == 4 && strncasecmp(text, "http", 4) == 0) ||
+          (scheme_len == 5 && strncasecmp(text, "https", 5) == 0))) {
+        char shown[40];
+        sl_quote(shown, sizeof shown, text, scheme_len, 16);
+        sl_fmt(reason, reason_size,
+               "url: scheme \"%s\" is not http or https", shown);
+        return SLUICE_EURL;
+    }
+    const char *authority = sep + 3;
+    if (authority == text + len || *authority == '/' || *authority == '?' ||
+        *authority == '#') {
+        sl_fmt(reason, reason_size, "url: no host");
+        return SLUICE_EURL;
+    }
+
+    if (!h && !(h = curl_url()))
+        return SLUICE_ENOMEM;
+    /* curl_url_set wants a terminated string; the text is a slice. */
+    copy = len < sizeof stack_copy ? stack_copy : sl_malloc(len + 1);
+    if (!copy) {
+        err = SLUICE_ENOMEM;
+        goto done;
+    }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    unsigned flags = needs_encoding(text, len) ? CURLU_URLENCODE : 0;
+    CURLUcode rc = curl_url_set(h, CURLUPART_URL, copy, flags);
+    if (rc == CURLUE_OUT_OF_MEMORY) {
+        err = SLUICE_ENOMEM;
+        goto done;
+    }
+    if (rc != CURLUE_OK) {
+        const char *msg = curl_url_strerror(rc);
+        sl_fmt(reason, reason_size, "url: %c%s",
+               tolower((unsigned char)msg[0]), msg + 1);
+        goto done;
+    }
+    const char *normal = copy; /* terminated, unlike text */
+    if (!already_normal(text, len)) {
+        curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0);
+        if (curl_url_get(h, CURLUPART_URL, &full, 0) != CURLUE_OK) {
+            sl_fmt(reason, reason_size, "url: cannot be parsed");
+            goto done;
+        }
+        bool host_escaped = authority_escaped(authority, text + len);
+        normal = full;
+        len = strlen(full);
+        /* curl decodes %-escapes in the host ("http://%ff/" prints as a
+         * raw 0xff): hold the result to the rules the text was held to. */
+        if (sl_find_control(normal, len, &where) ||
+            !sl_utf8_valid(normal, len, &where)) {
+            sl_fmt(reason, reason_size,
+                   "url: host has a %%-escaped control byte or invalid "
+                   "UTF-8");
+            goto done;
+        }
+        /* What it prints may then spell another host: "4%2e967295"
+         * prints as "4.967295", which is 4.14.194.127. Such a URL has no
+         * normal form (and would be two origins for one server). */
+        if (host_escaped) {
+            char *again = NULL;
+            rc = curl_url_set(h, CURLUPART_URL, full,
+                              needs_encoding(full, len) ? CURLU_URLENCODE
+                                                        : 0);
+            if (rc == CURLUE_OK)
+                rc = curl_url_get(h, CURLUPART_URL, &again, 0);
+            bool fixed = rc == CURLUE_OK && strcmp(again, full) == 0;
+            curl_free(again);
+            if (rc == CURLUE_OUT_OF_MEMORY) {
+                err = SLUICE_ENOMEM;
+                goto done;
+            }
+            if (!fixed) {
+                sl_fmt(reason, reason_size,
+                       "url: host's %%-escapes decode to another host");
+                goto done;
+            }
+        }
+    }
+    sl_url_parts p;
+    sl_url_split(normal, &p);
+    if (p.host_len == 0) {
+        sl_fmt(reason, reason_size, "url: no host");
+        goto done;
+    }
+    if (p.port_len == 1 && p.port[0] == '0') {
+        sl_fmt(reason, reason_size, "url: port 0");
+        goto done;
+    }
+    if (url) {
+        sl_buf_clear(url);
+        if (sl_buf_append(url, normal, len) != 0) {
+            err = SLUICE_ENOMEM;
+            goto done;
+        }
+    }
+    if (origin && sl_url_origin(url ? url->data : normal, origin) != 0) {
+        err = SLUICE_ENOMEM;
+        goto done;
+    }
+    err = SLUICE_OK;
+done:
+    curl_free(full);
+    if (copy && copy != stack_copy)
+        sl_free(copy);
+    if (h != reuse)
+        curl_url_cleanup(h);
+    return err;
+}
