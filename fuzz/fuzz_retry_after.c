@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 
 #include "common.h"
+#include "backoff.h"
 #include "run/retry.h"
 
 /* retry.c's clamp on any wait: a year. */
@@ -70,7 +71,8 @@ static void
 check_classify(const uint8_t *data, size_t size)
 {
     sl_attempt a = {
-        .curl_code = (int)byte_at(data, size, 0),
+        .error =
+            (sl_xfer_error)(byte_at(data, size, 0) % (SL_XFER_NETWORK + 1)),
         .http_status =
             (int)(byte_at(data, size, 1) << 8 | byte_at(data, size, 2)) % 1000,
         .has_location = byte_at(data, size, 3) & 1,
@@ -78,24 +80,25 @@ check_classify(const uint8_t *data, size_t size)
         .refused = byte_at(data, size, 3) & 4,
         .short_body = byte_at(data, size, 3) & 8,
     };
-    const char *cls = "unset";
-    sl_outcome o = sl_classify(&a, &cls);
+    sl_error_class got = SL_CLASS_COUNT_; /* unset */
+    sl_outcome o = sl_classify(&a, &got);
+    const char *cls = sl_error_class_name(got);
     FUZZ_CHECK(o == SL_OUTCOME_DONE || o == SL_OUTCOME_REDIRECT ||
                    o == SL_OUTCOME_RETRY || o == SL_OUTCOME_THROTTLE ||
                    o == SL_OUTCOME_DEAD,
                "outcome %d", (int)o);
-    /* run.c describes every failure by its class. */
+    /* The outcome policy describes every failure by its class. */
     FUZZ_CHECK(o == SL_OUTCOME_DONE || o == SL_OUTCOME_REDIRECT
                    ? cls == NULL
                    : cls != NULL && *cls,
-               "curl %d, status %d: outcome %d with class %s", a.curl_code,
+               "error %d, status %d: outcome %d with class %s", (int)a.error,
                a.http_status, (int)o, cls ? cls : "(none)");
     if (a.refused)
         FUZZ_CHECK(o == SL_OUTCOME_DEAD, "a refused URL is not dead");
     if (o == SL_OUTCOME_DONE)
-        FUZZ_CHECK(a.curl_code == 0 && a.http_status >= 200 &&
+        FUZZ_CHECK(a.error == SL_XFER_OK && a.http_status >= 200 &&
                        a.http_status < 300 && !a.short_body,
-                   "curl %d, status %d is done", a.curl_code, a.http_status);
+                   "error %d, status %d is done", (int)a.error, a.http_status);
     if (o == SL_OUTCOME_THROTTLE)
         FUZZ_CHECK(a.http_status == 429 || a.http_status == 503,
                    "status %d throttles", a.http_status);

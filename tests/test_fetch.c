@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE /* RTLD_NEXT */
 #include <dlfcn.h>
+#include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <sys/epoll.h>
@@ -146,14 +147,14 @@ fetch_one(sl_fetcher *f)
     for (int turns = 0;; turns++) {
         if (turns > 500) /* 10 s */
             TEST_FAIL_("the transfer did not end: its socket is unwatched");
-        sl_fetcher_run(f, 20, -1);
+        sl_fetcher_run(f, 20);
         if (sl_fetcher_next_done(f, &res))
             break;
     }
     sl_free(res.location);
     ASSERT(res.owner == &owner);
-    if (res.curl_code != 0)
-        TEST_FAIL_("curl error %d: %s", res.curl_code, res.curl_error);
+    if (res.error != SL_XFER_OK)
+        TEST_FAIL_("transfer error %d: %s", (int)res.error, res.error_text);
     ASSERT_EQ(res.http_status, 200);
     ASSERT_EQ(body_bytes, strlen(BODY));
 }
@@ -188,7 +189,7 @@ TEST(an_idle_socket_the_server_closes_does_not_wake_the_loop)
     int waits = 0;
     int64_t until = sl_mono_ms() + 400;
     while (sl_mono_ms() < until) {
-        sl_fetcher_run(f, 20, -1);
+        sl_fetcher_run(f, 20);
         waits++;
     }
     ASSERT_LE(waits, 40); /* ~20 waits of 20 ms; a spin is thousands */
@@ -208,5 +209,54 @@ TEST(a_socket_number_reused_after_a_close_is_watched)
         fetch_one(f);
     ASSERT_EQ(atomic_load(&srv.accepted), 10);
     ASSERT_EQ(atomic_load(&srv.served), 10);
+    sl_fetcher_free(f);
+}
+
+/* ---- watched descriptors ---- */
+
+static int woken[3];
+
+static void
+on_wake(void *arg, int fd)
+{
+    char drain[16];
+    if (read(fd, drain, sizeof drain) < 0)
+        TEST_FAIL_("read a watched pipe: %s", strerror(errno));
+    woken[(intptr_t)arg]++;
+}
+
+TEST(any_number_of_watched_descriptors_wake_the_loop)
+{
+    server_start(false, 0);
+    sl_fetcher *f = fetcher();
+    int p[3][2];
+    for (intptr_t i = 0; i < 3; i++) {
+        ASSERT_EQ(pipe(p[i]), 0);
+        ASSERT_EQ(sl_fetcher_watch(f, p[i][0], on_wake, (void *)i), SLUICE_OK);
+    }
+    /* One descriptor is watched once. */
+    ASSERT_EQ(sl_fetcher_watch(f, p[0][0], on_wake, NULL), SLUICE_EINVAL);
+    ASSERT_EQ(sl_fetcher_watch(f, -1, on_wake, NULL), SLUICE_EINVAL);
+    ASSERT_EQ(write(p[1][1], "x", 1), 1);
+    ASSERT_EQ(write(p[2][1], "x", 1), 1);
+    int64_t t0 = sl_mono_ms();
+    sl_fetcher_run(f, 5000);
+    ASSERT_LT(sl_mono_ms() - t0, 2000); /* woken, not timed out */
+    ASSERT_EQ(woken[0], 0);
+    ASSERT_EQ(woken[1], 1);
+    ASSERT_EQ(woken[2], 1);
+    /* Unwatched: no call; watched again (its entry reused): called. */
+    sl_fetcher_unwatch(f, p[1][0]);
+    ASSERT_EQ(write(p[1][1], "x", 1), 1);
+    sl_fetcher_run(f, 50);
+    ASSERT_EQ(woken[1], 1);
+    ASSERT_EQ(sl_fetcher_watch(f, p[1][0], on_wake, (void *)(intptr_t)1),
+              SLUICE_OK);
+    sl_fetcher_run(f, 50);
+    ASSERT_EQ(woken[1], 2);
+    /* Transfers go on beside them. */
+    ASSERT_EQ(write(p[0][1], "x", 1), 1);
+    fetch_one(f);
+    ASSERT_EQ(woken[0], 1);
     sl_fetcher_free(f);
 }

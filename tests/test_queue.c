@@ -101,8 +101,10 @@ static const sl_object_info some_object = {
     1234, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
     "image/jpeg", "\"etag-1\""};
 
-static const sl_failure http_404 = {"http", "HTTP 404 Not Found", 404};
-static const sl_failure net_reset = {"network", "connection reset", 0};
+static const sl_failure http_404 = {SL_CLASS_HTTP, "HTTP 404 Not Found",
+                                    404};
+static const sl_failure net_reset = {SL_CLASS_NETWORK, "connection reset",
+                                     0};
 
 static sluice_counts
 counts(sluice_queue *q)
@@ -652,7 +654,7 @@ TEST(throttles_do_not_use_up_attempts)
 {
     sluice_queue *q = open_queue();
     sl_lease l[1];
-    const sl_failure throttled = {"throttle", "HTTP 429", 429};
+    const sl_failure throttled = {SL_CLASS_THROTTLE, "HTTP 429", 429};
     upsert1(q, "a", "http://img.example/a", "a", NULL);
     for (int i = 0; i < 3; i++) {
         ASSERT_EQ(lease(q, 1, T0 + i * 10, l), 1);

@@ -1,10 +1,11 @@
 /*
- * The retry policy (lib/run/retry.c, lib/backoff.c): how each kind of attempt is classified
- * (DESIGN.md, "Errors and safety"), backoff with full jitter, and
+ * The retry policy (lib/run/retry.c, lib/backoff.c): how each kind of attempt
+ * is classified (DESIGN.md, "Errors and safety"), backoff with full jitter, and
  * Retry-After in delta-seconds and the three HTTP-date formats.
  */
 #include <curl/curl.h>
 
+#include "backoff.h"
 #include "run/retry.h"
 #include "test.h"
 #include "util.h"
@@ -19,17 +20,18 @@
 static void
 expect(sl_attempt a, sl_outcome want, const char *want_class, int line)
 {
-    const char *cls = "unset";
-    sl_outcome got = sl_classify(&a, &cls);
+    sl_error_class got_class = SL_CLASS_COUNT_; /* unset */
+    sl_outcome got = sl_classify(&a, &got_class);
+    const char *cls = sl_error_class_name(got_class);
     if (got != want)
         TEST_FAIL_("line %d: curl %d, HTTP %d: outcome %d, want %d", line,
-                   a.curl_code, a.http_status, (int)got, (int)want);
+                   (int)a.error, a.http_status, (int)got, (int)want);
     if (!want_class && cls)
         TEST_FAIL_("line %d: HTTP %d: class \"%s\", want none", line,
                    a.http_status, cls);
     if (want_class && (!cls || strcmp(cls, want_class) != 0))
         TEST_FAIL_("line %d: curl %d, HTTP %d: class \"%s\", want \"%s\"", line,
-                   a.curl_code, a.http_status, cls ? cls : "(null)",
+                   (int)a.error, a.http_status, cls ? cls : "(null)",
                    want_class);
 }
 
@@ -44,7 +46,7 @@ http(int status)
 static sl_attempt
 curl_error(CURLcode code)
 {
-    return (sl_attempt){.curl_code = (int)code};
+    return (sl_attempt){.error = sl_fetch_error_of((int)code)};
 }
 
 /* ---- Classification ---- */
@@ -91,14 +93,14 @@ TEST(transient_http_statuses_are_retried)
 
 TEST(throttle_statuses_pause_the_origin)
 {
-    const char *cls = NULL;
+    sl_error_class cls = SL_CLASS_NONE;
     sl_attempt a = http(429);
     ASSERT_EQ(sl_classify(&a, &cls), SL_OUTCOME_THROTTLE);
-    ASSERT_NOT_NULL(cls);
+    ASSERT_NOT_NULL(sl_error_class_name(cls));
     a = http(503);
-    cls = NULL;
+    cls = SL_CLASS_NONE;
     ASSERT_EQ(sl_classify(&a, &cls), SL_OUTCOME_THROTTLE);
-    ASSERT_NOT_NULL(cls);
+    ASSERT_NOT_NULL(sl_error_class_name(cls));
     /* A throttle even when it names a Location. */
     a.has_location = true;
     ASSERT_EQ(sl_classify(&a, &cls), SL_OUTCOME_THROTTLE);
@@ -151,11 +153,11 @@ TEST(a_curl_error_outranks_the_status)
 {
     /* A 200 whose body was cut off by a timeout is not done. */
     sl_attempt a = http(200);
-    a.curl_code = CURLE_OPERATION_TIMEDOUT;
+    a.error = sl_fetch_error_of(CURLE_OPERATION_TIMEDOUT);
     EXPECT(a, SL_OUTCOME_RETRY, "timeout");
     /* Nor is a 404 whose connection was reset a permanent failure. */
     a = http(404);
-    a.curl_code = CURLE_RECV_ERROR;
+    a.error = sl_fetch_error_of(CURLE_RECV_ERROR);
     EXPECT(a, SL_OUTCOME_RETRY, "network");
 }
 
@@ -165,7 +167,7 @@ TEST(a_short_body_is_retried)
     a.short_body = true;
     EXPECT(a, SL_OUTCOME_RETRY, "length");
     /* The curl error says more about what happened. */
-    a.curl_code = CURLE_RECV_ERROR;
+    a.error = sl_fetch_error_of(CURLE_RECV_ERROR);
     EXPECT(a, SL_OUTCOME_RETRY, "network");
 }
 

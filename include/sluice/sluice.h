@@ -47,7 +47,8 @@ extern "C" {
     XX(TIMEOUT, "timed out")                                                  \
     XX(INTERRUPTED, "interrupted")                                            \
     XX(UNSUPPORTED, "not supported")                                          \
-    XX(INTERNAL, "internal error")
+    XX(INTERNAL, "internal error")                                            \
+    XX(AGAIN, "not now: try again later")
 
 typedef enum {
 #define SLUICE_ERR_ENUM_(name, msg) SLUICE_E##name,

@@ -12,10 +12,6 @@
 
 #include "../fault.h"
 
-static const sl_queue_ops *const queue_backends[] = {
-    &sl_queue_sqlite,
-};
-
 const char *
 sl_state_name(sl_state state)
 {
@@ -57,27 +53,6 @@ sl_record_info_clear(sl_record_info *info)
     memset(info, 0, sizeof *info);
 }
 
-const sl_queue_ops *
-sl_queue_find(const char *location)
-{
-    const sl_queue_ops *fallback = NULL;
-    for (size_t i = 0; i < SL_ARRAY_LEN(queue_backends); i++) {
-        const sl_queue_ops *ops = queue_backends[i];
-        if (!ops->scheme) {
-            fallback = ops;
-            continue;
-        }
-        if (strncmp(location, ops->scheme, strlen(ops->scheme)) == 0)
-            return ops;
-    }
-    /* A string that looks like "scheme://" but names no backend is an
-     * error, not a file name. */
-    const char *colon = strstr(location, "://");
-    if (colon && strcspn(location, "/") > (size_t)(colon - location))
-        return NULL;
-    return fallback;
-}
-
 sluice_err
 sl_queue_fail(sluice_queue *q, sluice_err err, const char *fmt, ...)
 {
@@ -99,7 +74,8 @@ sluice_queue_open(const char *location, const sluice_queue_opts *opts,
     *out = NULL;
     if (!opts)
         opts = &defaults;
-    const sl_queue_ops *ops = sl_queue_find(location);
+    const sl_queue_ops *ops =
+        (const sl_queue_ops *)sl_backend_find(SL_FAMILY_QUEUE, location);
     if (!ops) {
         if (errbuf)
             sl_fmt(errbuf, errbuf_size, "%s: no queue backend for this "
@@ -279,6 +255,12 @@ sl_queue_acquire_runner(sluice_queue *q)
     if (!q->ops->acquire_runner)
         return SLUICE_OK;
     return q->ops->acquire_runner(q);
+}
+
+const char *
+sl_queue_slots(const sluice_queue *q)
+{
+    return q->ops->slots;
 }
 
 sluice_err

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../backend.h"
+#include "../failure.h"
 #include "../record/record.h"
 #include "../util.h"
 #include "sluice/sluice.h"
@@ -63,13 +65,6 @@ typedef struct {
     const char *etag;         /* NULL if the origin sent none */
 } sl_object_info;
 
-/* Why an attempt failed. */
-typedef struct {
-    const char *error_class; /* "http", "network", "timeout", ... */
-    const char *message;     /* one line */
-    int http_status;         /* 0: no response */
-} sl_failure;
-
 /* One record as the queue holds it, for inspection and tests. */
 typedef struct {
     sl_state state;
@@ -102,9 +97,10 @@ enum {
 };
 
 struct sl_queue_ops {
-    const char *name;   /* "sqlite" */
-    const char *scheme; /* "sqlite:"; NULL for the default (a path) */
+    sl_backend backend; /* family SL_FAMILY_QUEUE */
     unsigned features;
+    /* The slot service that keeps its slots (slots/slots.h), by name. */
+    const char *slots;
     size_t state_size;
 
     sluice_err (*open)(sluice_queue *q, const char *location,
@@ -146,9 +142,6 @@ struct sl_queue_ops {
                          uint64_t *replayed);
 };
 
-/* The registry: the backend for a location (scheme, else the default). */
-const sl_queue_ops *sl_queue_find(const char *location);
-
 /* Record a one-line error detail on the handle and return `err`. */
 sluice_err sl_queue_fail(sluice_queue *q, sluice_err err, const char *fmt,
                          ...) SL_PRINTF(3, 4);
@@ -184,6 +177,8 @@ sluice_err sl_queue_dead(sluice_queue *q, const sl_lease *lease,
 /* Give back a lease that was never started: as it was, no attempt used. */
 sluice_err sl_queue_release(sluice_queue *q, const sl_lease *lease);
 sluice_err sl_queue_acquire_runner(sluice_queue *q);
+/* The slot service that keeps this queue's slots (slots/slots.h). */
+const char *sl_queue_slots(const sluice_queue *q);
 /* As the only runner: make every in-flight record ready again. */
 sluice_err sl_queue_recover(sluice_queue *q, int64_t now_ms,
                             uint64_t *recovered);

@@ -1016,7 +1016,7 @@ sqlite_retry(sluice_queue *q, const sl_lease *l, int64_t due_ms,
     bind_lease(st, l);
     sqlite3_bind_int64(st, 3, due_ms);
     sqlite3_bind_int(st, 4, counts_attempt ? 1 : 0);
-    bind_str(st, 5, why->error_class);
+    bind_str(st, 5, sl_error_class_name(why->error_class));
     bind_str(st, 6, why->message);
     if (why->http_status)
         sqlite3_bind_int(st, 7, why->http_status);
@@ -1033,7 +1033,7 @@ sqlite_dead(sluice_queue *q, const sl_lease *l, const sl_failure *why,
         return err;
     bind_lease(st, l);
     sqlite3_bind_int64(st, 3, now_ms);
-    bind_str(st, 4, why->error_class);
+    bind_str(st, 4, sl_error_class_name(why->error_class));
     bind_str(st, 5, why->message);
     if (why->http_status)
         sqlite3_bind_int(st, 6, why->http_status);
@@ -1259,9 +1259,10 @@ sqlite_replay(sluice_queue *q, const char *id,
 }
 
 const sl_queue_ops sl_queue_sqlite = {
-    .name = "sqlite",
-    .scheme = NULL, /* paths, and "sqlite:PATH" (stripped in open) */
+    /* Paths, and "sqlite:PATH" (stripped in open). */
+    .backend = {SL_FAMILY_QUEUE, "sqlite", NULL},
     .features = SL_QUEUE_F_TRANSACTIONS | SL_QUEUE_F_EXCLUSIVE,
+    .slots = "memory",
     .state_size = sizeof(sqlite_queue),
     .open = sqlite_open,
     .close = sqlite_close,

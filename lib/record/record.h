@@ -59,8 +59,7 @@ void sl_record_scratch_free(sl_record_scratch *s);
  * with a one-line reason that names the field ("url: scheme ...").
  */
 sluice_err sl_record_prepare(sl_record_scratch *s, const sl_feed_item *item,
-                             sl_record *rec, char *reason,
-                             size_t reason_size);
+                             sl_record *rec, char *reason, size_t reason_size);
 
 /*
  * Check a URL and write its normalised form (no fragment, spaces and
@@ -68,9 +67,17 @@ sluice_err sl_record_prepare(sl_record_scratch *s, const sl_feed_item *item,
  * (either may be NULL). `reuse` is a CURLU handle to reuse, or NULL.
  * Same returns as sl_record_prepare.
  */
-sluice_err sl_url_check(const char *text, size_t len, void *reuse,
-                        sl_buf *url, sl_buf *origin, char *reason,
-                        size_t reason_size);
+sluice_err sl_url_check(const char *text, size_t len, void *reuse, sl_buf *url,
+                        sl_buf *origin, char *reason, size_t reason_size);
+
+/*
+ * The next hop of a redirect: `location` resolved against the URL `base`
+ * through libcurl's URL API (a CURLU handle, `reuse`), fragment dropped,
+ * into `next`. SLUICE_EPOLICY when it is no URL or not http(s) (refused),
+ * SLUICE_EURL when libcurl cannot write it out, SLUICE_ENOMEM.
+ */
+sluice_err sl_url_redirect(void *reuse, const char *base, const char *location,
+                           sl_buf *next);
 
 /* The origin of a normalised URL: scheme://host:port, in lower case. */
 int sl_url_origin(const char *url, sl_buf *origin);

@@ -347,3 +347,29 @@ done:
         curl_url_cleanup(h);
     return err;
 }
+
+sluice_err
+sl_url_redirect(void *reuse, const char *base, const char *location,
+                sl_buf *next)
+{
+    CURLU *h = reuse;
+    char *scheme = NULL, *full = NULL;
+    CURLUcode rc = curl_url_set(h, CURLUPART_URL, base, 0);
+    if (rc == CURLUE_OK)
+        rc = curl_url_set(h, CURLUPART_URL, location, CURLU_URLENCODE);
+    if (rc == CURLUE_OK)
+        rc = curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0);
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(h, CURLUPART_SCHEME, &scheme, 0);
+    bool web = rc == CURLUE_OK &&
+               (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0);
+    curl_free(scheme);
+    if (!web)
+        return SLUICE_EPOLICY;
+    if (curl_url_get(h, CURLUPART_URL, &full, 0) != CURLUE_OK || !full)
+        return SLUICE_EURL;
+    sl_buf_clear(next);
+    int bad = sl_buf_append(next, full, strlen(full));
+    curl_free(full);
+    return bad ? SLUICE_ENOMEM : SLUICE_OK;
+}

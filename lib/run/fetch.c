@@ -8,6 +8,10 @@
  * passes HEAD_MAX, is reported as CURLE_WEIRD_SERVER_REPLY (a protocol
  * error), whatever libcurl called it.
  *
+ * The caller's descriptors (a store's wake pipe, later a queue's
+ * connection or a listener) wait in the same epoll set, any number of
+ * them, each with its callback (sl_fetcher_watch).
+ *
  * Waiting is libcurl's socket interface on an epoll set: a wake-up costs
  * the sockets that are ready, not a scan of every transfer's socket (with
  * 64 transfers, curl_multi_poll() and curl_multi_perform() were a third
@@ -54,12 +58,24 @@ enum {
     SOCK_EVENTS = SOCK_READ | SOCK_WRITE
 };
 
+/* A descriptor the caller watches (sl_fetcher_watch); fd -1: unused. */
+typedef struct {
+    int fd;
+    sl_watch_fn *fn;
+    void *arg;
+} fd_watch;
+
+/* In the epoll set, a watched descriptor's entry carries this bit and
+ * its index in `watches`; a socket's carries the socket alone. */
+#define WATCH_TAG (UINT64_C(1) << 32)
+
 struct sl_fetcher {
     CURLM *multi;
-    int epoll_fd;      /* libcurl's sockets, and extra_fd */
-    uint8_t *socks;    /* SOCK_* by descriptor, for the sockets we opened */
+    int epoll_fd;   /* libcurl's sockets, and the watched descriptors */
+    uint8_t *socks; /* SOCK_* by descriptor, for the sockets we opened */
     size_t n_socks;
-    int extra_fd;      /* the caller's fd in epoll_fd, or -1 */
+    fd_watch *watches;
+    size_t n_watches;
     int64_t timer_due; /* sl_mono_ms() when libcurl wants a call; -1: none */
     struct curl_slist *headers_identity; /* shared by every handle */
     sl_fetch_opts opts;
@@ -152,7 +168,7 @@ on_close_socket(void *arg, curl_socket_t s)
 static int
 set_events(sl_fetcher *f, curl_socket_t s, uint32_t events, bool in_set)
 {
-    struct epoll_event ev = {.events = events, .data.fd = s};
+    struct epoll_event ev = {.events = events, .data.u64 = (uint32_t)s};
     if (epoll_ctl(f->epoll_fd, in_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s,
                   &ev) == 0)
         return 0;
@@ -217,7 +233,6 @@ sl_fetcher_new(const sl_fetch_opts *opts, sl_fetcher **out)
     if (!f)
         return SLUICE_ENOMEM;
     f->opts = *opts;
-    f->extra_fd = -1;
     f->timer_due = -1;
     f->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     f->multi = f->epoll_fd >= 0 ? curl_multi_init() : NULL;
@@ -252,6 +267,7 @@ sl_fetcher_free(sl_fetcher *f)
     close(f->epoll_fd);
     curl_slist_free_all(f->headers_identity);
     sl_free(f->socks);
+    sl_free(f->watches);
     sl_free(f);
 }
 
@@ -291,12 +307,14 @@ take_transfer(sl_fetcher *f)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     /* Environment proxies would bypass the URL policy's address check. */
     curl_easy_setopt(e, CURLOPT_PROXY, "");
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "sluice/" "0.1");
+    curl_easy_setopt(e, CURLOPT_USERAGENT,
+                     "sluice/"
+                     "0.1");
     /* Bodies are stored as sent: ask for them unencoded. */
-    f->headers_identity = f->headers_identity
-                              ? f->headers_identity
-                              : curl_slist_append(NULL,
-                                                  "Accept-Encoding: identity");
+    f->headers_identity =
+        f->headers_identity
+            ? f->headers_identity
+            : curl_slist_append(NULL, "Accept-Encoding: identity");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->headers_identity);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
@@ -346,36 +364,61 @@ sl_fetcher_abort(sl_fetcher *f, sl_transfer *t)
     give_back(f, t);
 }
 
-/* Make `fd` the caller's fd in the epoll set (-1: none). */
-static void
-watch_extra(sl_fetcher *f, int fd)
+sluice_err
+sl_fetcher_watch(sl_fetcher *f, int fd, sl_watch_fn *fn, void *arg)
 {
-    if (fd == f->extra_fd)
-        return;
-    if (f->extra_fd >= 0)
-        epoll_ctl(f->epoll_fd, EPOLL_CTL_DEL, f->extra_fd, NULL);
-    f->extra_fd = -1;
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
-    if (fd >= 0 && epoll_ctl(f->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0)
-        f->extra_fd = fd;
+    size_t i = f->n_watches; /* an unused entry, else a new one */
+    for (size_t j = 0; j < f->n_watches; j++) {
+        if (f->watches[j].fd == fd)
+            return SLUICE_EINVAL;
+        if (f->watches[j].fd < 0 && i == f->n_watches)
+            i = j;
+    }
+    if (i == f->n_watches) {
+        fd_watch *grown = sl_realloc(f->watches, (i + 1) * sizeof *grown);
+        if (!grown)
+            return SLUICE_ENOMEM;
+        f->watches = grown;
+        f->watches[i].fd = -1;
+        f->n_watches++;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WATCH_TAG | i};
+    if (fd < 0 || epoll_ctl(f->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        f->watches[i].fd = -1;
+        return errno == ENOMEM ? SLUICE_ENOMEM : SLUICE_EINVAL;
+    }
+    f->watches[i] = (fd_watch){fd, fn, arg};
+    return SLUICE_OK;
 }
 
 void
-sl_fetcher_run(sl_fetcher *f, int timeout_ms, int extra_fd)
+sl_fetcher_unwatch(sl_fetcher *f, int fd)
+{
+    for (size_t i = 0; i < f->n_watches; i++) {
+        if (f->watches[i].fd == fd) {
+            epoll_ctl(f->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+            f->watches[i].fd = -1;
+        }
+    }
+}
+
+void
+sl_fetcher_run(sl_fetcher *f, int timeout_ms)
 {
     struct epoll_event ev[64];
     int still = 0;
-    watch_extra(f, extra_fd);
-    if (extra_fd >= 0 && f->extra_fd != extra_fd)
-        timeout_ms = SL_MIN(timeout_ms, 10); /* could not watch it: look */
     if (f->timer_due >= 0)
         timeout_ms =
             (int)SL_MIN(timeout_ms, SL_MAX(0, f->timer_due - sl_mono_ms()));
     int n = epoll_wait(f->epoll_fd, ev, 64, SL_MAX(timeout_ms, 0));
     for (int i = 0; i < n; i++) {
-        int fd = ev[i].data.fd;
-        if (fd == f->extra_fd)
-            continue; /* the caller's to read */
+        if (ev[i].data.u64 & WATCH_TAG) {
+            size_t w = (size_t)(ev[i].data.u64 & ~WATCH_TAG);
+            if (w < f->n_watches && f->watches[w].fd >= 0)
+                f->watches[w].fn(f->watches[w].arg, f->watches[w].fd);
+            continue;
+        }
+        int fd = (int)(uint32_t)ev[i].data.u64;
         uint8_t *st = sock_of(f, fd);
         if (st && !(*st & SOCK_WANTED)) {
             /* Idle between transfers, and stirring: out of the set,
@@ -411,8 +454,8 @@ copy_header(CURL *e, const char *name, char *dst, size_t size)
 {
     struct curl_header *h = NULL;
     dst[0] = '\0';
-    if (curl_easy_header(e, name, 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
-        h && h->value)
+    if (curl_easy_header(e, name, 0, CURLH_HEADER, -1, &h) == CURLHE_OK && h &&
+        h->value)
         sl_copy(dst, size, h->value);
 }
 
@@ -428,25 +471,24 @@ sl_fetcher_next_done(sl_fetcher *f, sl_fetch_result *res)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
         memset(res, 0, sizeof *res);
         res->owner = t->owner;
-        res->curl_code = (int)msg->data.result;
-        const char *error =
-            t->error[0] ? t->error : curl_easy_strerror(msg->data.result);
+        CURLcode rc = msg->data.result;
+        const char *error = t->error[0] ? t->error : curl_easy_strerror(rc);
         if (t->head_too_large) {
-            res->curl_code = CURLE_WEIRD_SERVER_REPLY;
-            sl_fmt(res->curl_error, sizeof res->curl_error,
+            rc = CURLE_WEIRD_SERVER_REPLY;
+            sl_fmt(res->error_text, sizeof res->error_text,
                    "response head larger than %d KiB", HEAD_MAX / 1024);
-        } else if (res->curl_code == CURLE_UNSUPPORTED_PROTOCOL &&
-                   is_web_url(t->easy)) {
+        } else if (rc == CURLE_UNSUPPORTED_PROTOCOL && is_web_url(t->easy)) {
             /* For an http(s) URL, libcurl says this of a reply that is
              * not HTTP/1.x: a malformed status line, or no status line
              * at all (HTTP/0.9). Not a redirect's scheme: those are
              * checked before a hop starts. */
-            res->curl_code = CURLE_WEIRD_SERVER_REPLY;
-            sl_fmt(res->curl_error, sizeof res->curl_error,
+            rc = CURLE_WEIRD_SERVER_REPLY;
+            sl_fmt(res->error_text, sizeof res->error_text,
                    "malformed response: %s", error);
         } else {
-            sl_copy(res->curl_error, sizeof res->curl_error, error);
+            sl_copy(res->error_text, sizeof res->error_text, error);
         }
+        res->error = sl_fetch_error_of((int)rc);
         long code = 0;
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
         res->http_status = (int)code;
@@ -471,6 +513,36 @@ sl_fetcher_next_done(sl_fetcher *f, sl_fetch_result *res)
         return true;
     }
     return false;
+}
+
+sl_xfer_error
+sl_fetch_error_of(int curl_code)
+{
+    switch ((CURLcode)curl_code) {
+    case CURLE_OK:
+        return SL_XFER_OK;
+    case CURLE_OPERATION_TIMEDOUT:
+        return SL_XFER_TIMEOUT;
+    case CURLE_PARTIAL_FILE:
+        return SL_XFER_PARTIAL;
+    case CURLE_FILESIZE_EXCEEDED:
+        return SL_XFER_TOO_LARGE;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+        return SL_XFER_BAD_URL;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+        return SL_XFER_TLS;
+    case CURLE_WEIRD_SERVER_REPLY:
+        return SL_XFER_PROTOCOL;
+    case CURLE_COULDNT_CONNECT:
+        return SL_XFER_CONNECT;
+    case CURLE_WRITE_ERROR: /* on_write returned short: the owner's call */
+        return SL_XFER_ABORTED;
+    default:
+        return SL_XFER_NETWORK;
+    }
 }
 
 unsigned

@@ -16,12 +16,30 @@
 typedef struct sl_fetcher sl_fetcher;
 typedef struct sl_transfer sl_transfer;
 
+/* How a transfer ended, as far as the network goes: libcurl's result
+ * codes, translated here so that nothing above the fetcher reads them. */
+typedef enum {
+    SL_XFER_OK = 0,    /* a complete response (of any status) */
+    SL_XFER_TIMEOUT,   /* --timeout or --stall-timeout passed */
+    SL_XFER_PARTIAL,   /* the body ended before its Content-Length */
+    SL_XFER_TOO_LARGE, /* a Content-Length over max_bytes */
+    SL_XFER_BAD_URL,   /* not a URL, or a scheme that is not http(s) */
+    SL_XFER_TLS,       /* the peer's certificate, or our CA file */
+    SL_XFER_PROTOCOL,  /* a malformed response, or a head over the limit */
+    SL_XFER_CONNECT,   /* the connection was refused or not made */
+    SL_XFER_ABORTED,   /* the owner's on_body said stop */
+    SL_XFER_NETWORK    /* resolving, a reset, nothing received, ... */
+} sl_xfer_error;
+
+/* The kind of a libcurl result code (a CURLcode); for the fetcher, and
+ * for tests that hold the classification of every code to account. */
+sl_xfer_error sl_fetch_error_of(int curl_code);
+
 /*
  * Body bytes for `owner`, as they arrive. `status` is the response's HTTP
  * status. Return false to abort the transfer.
  */
-typedef bool sl_body_fn(void *owner, int status, const char *data,
-                        size_t len);
+typedef bool sl_body_fn(void *owner, int status, const char *data, size_t len);
 
 typedef struct {
     long connect_timeout_ms;
@@ -35,9 +53,9 @@ typedef struct {
 /* What a finished transfer tells. Strings are owned by the struct. */
 typedef struct {
     void *owner;
-    int curl_code;     /* CURLcode */
-    char curl_error[256];
-    int http_status;   /* 0 if no response */
+    sl_xfer_error error;
+    char error_text[256];   /* libcurl's words for it, when not SL_XFER_OK */
+    int http_status;        /* 0 if no response */
     int64_t content_length; /* -1 if not given */
     char content_type[128];
     char etag[256];
@@ -55,12 +73,27 @@ sl_transfer *sl_fetcher_start(sl_fetcher *f, const char *url, void *owner);
 /* Abort a transfer that has not ended; it will not be reported. */
 void sl_fetcher_abort(sl_fetcher *f, sl_transfer *t);
 
+/* A watched descriptor is readable (or has hung up). */
+typedef void sl_watch_fn(void *arg, int fd);
+
 /*
- * Wait up to timeout_ms for network activity or a libcurl timer (or for
- * `extra_fd`, if not -1, to become readable), then move along the
- * transfers whose sockets are ready or whose timers are due.
+ * Watch `fd` in the fetcher's wait as well: when it is readable,
+ * sl_fetcher_run calls fn(arg, fd) (level-triggered: until it is read).
+ * Any number of descriptors may be watched (a store's wake pipe, a
+ * queue's connection, a listener). SLUICE_ENOMEM, or SLUICE_EINVAL for
+ * a descriptor that cannot be watched or is watched already.
  */
-void sl_fetcher_run(sl_fetcher *f, int timeout_ms, int extra_fd);
+sluice_err sl_fetcher_watch(sl_fetcher *f, int fd, sl_watch_fn *fn, void *arg);
+/* Stop watching `fd` (before closing it). */
+void sl_fetcher_unwatch(sl_fetcher *f, int fd);
+
+/*
+ * Wait up to timeout_ms for network activity, a libcurl timer or a
+ * watched descriptor, then move along the transfers whose sockets are
+ * ready or whose timers are due, and call back the watchers of the
+ * descriptors that are readable.
+ */
+void sl_fetcher_run(sl_fetcher *f, int timeout_ms);
 
 /* The next finished transfer, if any; fills *res (free res->location). */
 bool sl_fetcher_next_done(sl_fetcher *f, sl_fetch_result *res);

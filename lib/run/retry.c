@@ -14,47 +14,46 @@
 #define MAX_WAIT_S (366LL * 86400)
 
 sl_outcome
-sl_classify(const sl_attempt *a, const char **error_class)
+sl_classify(const sl_attempt *a, sl_error_class *error_class)
 {
-    *error_class = NULL;
+    *error_class = SL_CLASS_NONE;
     if (a->refused) {
-        *error_class = "policy";
+        *error_class = SL_CLASS_POLICY;
         return SL_OUTCOME_DEAD;
     }
     if (a->too_large) {
-        *error_class = "too_large";
+        *error_class = SL_CLASS_TOO_LARGE;
         return SL_OUTCOME_DEAD;
     }
-    switch (a->curl_code) {
-    case CURLE_OK:
+    switch (a->error) {
+    case SL_XFER_OK:
         break;
-    case CURLE_OPERATION_TIMEDOUT:
-        *error_class = "timeout";
+    case SL_XFER_TIMEOUT:
+        *error_class = SL_CLASS_TIMEOUT;
         return SL_OUTCOME_RETRY;
-    case CURLE_PARTIAL_FILE:
-        *error_class = "length";
+    case SL_XFER_PARTIAL:
+        *error_class = SL_CLASS_LENGTH;
         return SL_OUTCOME_RETRY;
-    case CURLE_FILESIZE_EXCEEDED:
-        *error_class = "too_large";
+    case SL_XFER_TOO_LARGE:
+        *error_class = SL_CLASS_TOO_LARGE;
         return SL_OUTCOME_DEAD;
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-        *error_class = "redirect";
+    case SL_XFER_BAD_URL:
+        *error_class = SL_CLASS_REDIRECT;
         return SL_OUTCOME_DEAD;
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CACERT_BADFILE:
-        *error_class = "tls";
+    case SL_XFER_TLS:
+        *error_class = SL_CLASS_TLS;
         return SL_OUTCOME_RETRY;
-    case CURLE_WEIRD_SERVER_REPLY:
-        *error_class = "protocol";
+    case SL_XFER_PROTOCOL:
+        *error_class = SL_CLASS_PROTOCOL;
         return SL_OUTCOME_RETRY;
-    default:
-        *error_class = "network";
+    case SL_XFER_CONNECT:
+    case SL_XFER_ABORTED:
+    case SL_XFER_NETWORK:
+        *error_class = SL_CLASS_NETWORK;
         return SL_OUTCOME_RETRY;
     }
     if (a->short_body) {
-        *error_class = "length";
+        *error_class = SL_CLASS_LENGTH;
         return SL_OUTCOME_RETRY;
     }
     int s = a->http_status;
@@ -63,7 +62,7 @@ sl_classify(const sl_attempt *a, const char **error_class)
     if (s >= 300 && s < 400 && a->has_location &&
         (s == 301 || s == 302 || s == 303 || s == 307 || s == 308))
         return SL_OUTCOME_REDIRECT;
-    *error_class = "http";
+    *error_class = SL_CLASS_HTTP;
     if (s == 429 || s == 503)
         return SL_OUTCOME_THROTTLE;
     if (s == 408 || s >= 500)

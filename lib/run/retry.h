@@ -9,7 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../backoff.h"
+#include "../failure.h"
+#include "fetch.h"
 
 typedef enum {
     SL_OUTCOME_DONE,     /* a body to store */
@@ -19,23 +20,22 @@ typedef enum {
     SL_OUTCOME_DEAD      /* permanent: dead-letter now */
 } sl_outcome;
 
-/* What went wrong with a transfer, from libcurl and the response. */
+/* What went wrong with a transfer, from the fetcher and the response. */
 typedef struct {
-    int curl_code;      /* CURLcode; 0 when the transfer completed */
-    int http_status;    /* 0 when no response */
-    bool has_location;  /* a 3xx came with a Location header */
-    bool too_large;     /* the body passed --max-bytes */
-    bool refused;       /* the URL policy refused the address */
-    bool short_body;    /* fewer bytes than Content-Length */
+    sl_xfer_error error; /* SL_XFER_OK when the transfer completed */
+    int http_status;     /* 0 when no response */
+    bool has_location;   /* a 3xx came with a Location header */
+    bool too_large;      /* the body passed --max-bytes */
+    bool refused;        /* the URL policy refused the address */
+    bool short_body;     /* fewer bytes than Content-Length */
 } sl_attempt;
 
 /*
- * Classify an attempt; `error_class` gets a static name ("http",
- * "network", "timeout", "length", "too_large", "policy", "redirect")
- * for every outcome but SL_OUTCOME_DONE and SL_OUTCOME_REDIRECT, which
- * leave it alone. A throttle is class "http".
+ * Classify an attempt; `error_class` gets its class for every outcome
+ * but SL_OUTCOME_DONE and SL_OUTCOME_REDIRECT, which set SL_CLASS_NONE.
+ * A throttle is class SL_CLASS_HTTP.
  */
-sl_outcome sl_classify(const sl_attempt *a, const char **error_class);
+sl_outcome sl_classify(const sl_attempt *a, sl_error_class *error_class);
 
 /*
  * Parse a Retry-After value: delta-seconds ("120") or an HTTP-date

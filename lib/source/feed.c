@@ -77,17 +77,18 @@ sl_feed_free(sl_feed *f)
 static sl_feed_status
 line_error(sl_feed *f, char *reason, size_t reason_size)
 {
-    if (f->reader.error == 0 || f->reader.error == ENOMEM)
+    if (f->reader.error == 0 || f->reader.error == ENOMEM) {
         sl_fmt(reason, reason_size, "out of memory");
-    else
+    } else {
+        f->error = SLUICE_EIO;
         sl_fmt(reason, reason_size, "read error: %s",
                strerror(f->reader.error));
+    }
     return SL_FEED_ERROR;
 }
 
-sl_feed_status
-sl_feed_next(sl_feed *f, sl_feed_item *item, char *reason,
-             size_t reason_size)
+static sl_feed_status
+feed_next(sl_feed *f, sl_feed_item *item, char *reason, size_t reason_size)
 {
     const char *line;
     size_t len;
@@ -148,4 +149,15 @@ sl_feed_next(sl_feed *f, sl_feed_item *item, char *reason,
         item->url_len = len;
         return SL_FEED_RECORD;
     }
+}
+
+sl_feed_status
+sl_feed_next(sl_feed *f, sl_feed_item *item, char *reason,
+             size_t reason_size)
+{
+    f->error = SLUICE_ENOMEM; /* the parsers fail only for want of memory */
+    sl_feed_status st = feed_next(f, item, reason, reason_size);
+    if (st != SL_FEED_ERROR)
+        f->error = SLUICE_OK;
+    return st;
 }

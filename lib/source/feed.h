@@ -56,6 +56,8 @@ typedef struct {
     sl_reader reader;
     sluice_format format;
     uint64_t lineno; /* line where the current record starts */
+    /* After SL_FEED_ERROR: SLUICE_EIO (a read error) or SLUICE_ENOMEM. */
+    sluice_err error;
     sl_jsonl jsonl;
     sl_csv csv;
 } sl_feed;
@@ -86,9 +88,8 @@ sluice_err sl_csv_init(sl_csv *c);
 void sl_csv_free(sl_csv *c);
 /* The next CSV record from the reader (a line, or several when a quoted
  * field holds line breaks); sets *start to the line it began on. */
-sl_line_status sl_csv_next_record(sl_csv *c, sl_reader *r,
-                                  const char **text, size_t *len,
-                                  uint64_t *start);
+sl_line_status sl_csv_next_record(sl_csv *c, sl_reader *r, const char **text,
+                                  size_t *len, uint64_t *start);
 /* Parse a record: the first is the header. SL_FEED_EOF for the header. */
 sl_feed_status sl_csv_parse(sl_csv *c, const char *text, size_t len,
                             sl_feed_item *item, char *reason,

@@ -196,8 +196,7 @@ parse_feed(void *arg)
             c->last = true;
         } else if (st == SL_FEED_ERROR) {
             c->last = true;
-            c->err = strcmp(reason, "out of memory") == 0 ? SLUICE_ENOMEM
-                                                          : SLUICE_EIO;
+            c->err = p->feed.error;
             sl_fmt(c->errmsg, sizeof c->errmsg, "%s:%llu: %s", p->name,
                    (unsigned long long)line, reason);
         } else if (st == SL_FEED_REJECT) {

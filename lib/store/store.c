@@ -1,7 +1,7 @@
 /*
- * The store registry and wrappers: backend lookup by location, object
- * allocation and hashing, and the fault-injection point for writes in
- * test builds.
+ * The store's wrappers: opening the backend a location names (through
+ * the registry, backend.h), object allocation and hashing, and the
+ * fault-injection point for writes in test builds.
  */
 #include "store.h"
 
@@ -12,28 +12,6 @@
 #include <openssl/evp.h>
 
 #include "../fault.h"
-
-static const sl_store_ops *const store_backends[] = {
-    &sl_store_file,
-    &sl_store_s3,
-};
-
-static const sl_store_ops *
-store_find(const char *location)
-{
-    const sl_store_ops *fallback = NULL;
-    for (size_t i = 0; i < SL_ARRAY_LEN(store_backends); i++) {
-        const sl_store_ops *ops = store_backends[i];
-        if (!ops->scheme)
-            fallback = ops;
-        else if (strncmp(location, ops->scheme, strlen(ops->scheme)) == 0)
-            return ops;
-    }
-    const char *sep = strstr(location, "://");
-    if (sep && strcspn(location, "/") > (size_t)(sep - location))
-        return NULL;
-    return fallback;
-}
 
 sluice_err
 sl_store_fail(sl_store *s, sluice_err err, const char *fmt, ...)
@@ -53,7 +31,8 @@ sl_store_open(const char *location, const sl_store_opts *opts,
     *out = NULL;
     if (!opts)
         opts = &defaults;
-    const sl_store_ops *ops = store_find(location);
+    const sl_store_ops *ops =
+        (const sl_store_ops *)sl_backend_find(SL_FAMILY_STORE, location);
     if (!ops) {
         sl_fmt(errbuf, errbuf_size, "%s: no store for this scheme "
                "(a directory or s3://BUCKET/PREFIX)", location);
@@ -258,4 +237,22 @@ size_t
 sl_store_busy(sl_store *s)
 {
     return s->ops->busy(s);
+}
+
+size_t
+sl_store_pipeline(const sl_store *s)
+{
+    return s->ops->pipeline;
+}
+
+const char *
+sl_store_location(const sl_store *s)
+{
+    return s->location;
+}
+
+const char *
+sl_store_errmsg(const sl_store *s)
+{
+    return s->errmsg;
 }

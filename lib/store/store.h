@@ -15,6 +15,7 @@
 
 #include <openssl/types.h>
 
+#include "../backend.h"
 #include "../util.h"
 #include "sluice/sluice.h"
 
@@ -76,8 +77,8 @@ struct sl_object {
 };
 
 struct sl_store_ops {
-    const char *name;
-    const char *scheme; /* "s3://"; NULL for the default (a directory) */
+    sl_backend backend; /* family SL_FAMILY_STORE; scheme "s3://", or NULL
+                           for the default (a directory) */
     size_t state_size;
     size_t object_size;
     /* Objects submitted and not yet reaped that a caller may hold beyond
@@ -133,6 +134,12 @@ sluice_err sl_store_submit(sl_store *s, sl_object *o,
 int sl_store_wake_fd(sl_store *s);
 size_t sl_store_reap(sl_store *s, sl_store_result *out, size_t max);
 size_t sl_store_busy(sl_store *s);
+/* Objects submitted and not yet reaped a caller may hold beyond its
+ * fetching ones (ops->pipeline). */
+size_t sl_store_pipeline(const sl_store *s);
+/* The store's location, and the detail of its last error. */
+const char *sl_store_location(const sl_store *s);
+const char *sl_store_errmsg(const sl_store *s);
 /* Free an object the backend has finished with (backends call this). */
 void sl_object_free(sl_object *o);
 /* Hash `len` more bytes of o's body (backends call this). */

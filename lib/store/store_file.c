@@ -983,8 +983,7 @@ sync_main(void *arg)
 }
 
 const sl_store_ops sl_store_file = {
-    .name = "file",
-    .scheme = NULL,
+    .backend = {SL_FAMILY_STORE, "file", NULL},
     .state_size = sizeof(file_store),
     .object_size = sizeof(file_object),
     .pipeline = 512,

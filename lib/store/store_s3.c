@@ -1416,8 +1416,7 @@ upload_main(void *arg)
 }
 
 const sl_store_ops sl_store_s3 = {
-    .name = "s3",
-    .scheme = "s3://",
+    .backend = {SL_FAMILY_STORE, "s3", "s3://"},
     .state_size = sizeof(s3_store),
     .object_size = sizeof(s3_object),
     .open = s3_open,

@@ -1,0 +1,226 @@
+/*
+ * The run's writes to the queue, and its counts. Releases, retries and
+ * dead letters are written in the run's turn on the queue, a transaction
+ * that stays open for a round of the loop; done marks go to the marker's
+ * thread in batches (marker.h), and only once the store says the object
+ * is durable (invariant 3). The counts are the queue's, kept up to date
+ * by the run's own marks between counts of the queue itself.
+ */
+#include "run.h"
+
+#define MARK_WAIT_MS 50 /* and the longest one waits for the rest */
+
+bool
+sl_marks_begin(sl_run *r)
+{
+    if (r->marks.open)
+        return true;
+    sl_marker_queue_lock(r->marks.marker);
+    sluice_err err = sl_queue_begin(r->q);
+    if (err != SLUICE_OK) {
+        sl_run_fail(r, err, sluice_queue_errmsg(r->q));
+        sl_marker_queue_unlock(r->marks.marker);
+        return false;
+    }
+    r->marks.open = true;
+    return true;
+}
+
+void
+sl_marks_commit(sl_run *r)
+{
+    if (!r->marks.open)
+        return;
+    r->marks.open = false;
+    sluice_err err = sl_queue_commit(r->q);
+    if (err != SLUICE_OK) {
+        sl_run_fail(r, err, sluice_queue_errmsg(r->q));
+        sl_queue_rollback(r->q);
+    }
+    sl_marker_queue_unlock(r->marks.marker);
+}
+
+void
+sl_marks_lock(sl_run *r)
+{
+    sl_marker_queue_lock(r->marks.marker);
+}
+
+void
+sl_marks_unlock(sl_run *r)
+{
+    sl_marker_queue_unlock(r->marks.marker);
+}
+
+/* A mark's result: a stale lease is no failure (the record changed). */
+static bool
+mark_ok(sl_run *r, sluice_err err)
+{
+    if (err == SLUICE_OK)
+        return true;
+    if (err != SLUICE_ENOTFOUND)
+        sl_run_fail(r, err, sluice_queue_errmsg(r->q));
+    return false;
+}
+
+void
+sl_marks_count_leased(sl_run *r, const sl_lease *lease)
+{
+    sluice_counts *c = &r->marks.counts;
+    if (lease->was_retrying)
+        c->retrying--;
+    else
+        c->pending--;
+    c->in_flight++;
+}
+
+void
+sl_job_release(sl_run *r, sl_job *j)
+{
+    sluice_counts *c = &r->marks.counts;
+    if (sl_marks_begin(r) && mark_ok(r, sl_queue_release(r->q, &j->lease))) {
+        c->in_flight--;
+        if (j->lease.was_retrying)
+            c->retrying++;
+        else
+            c->pending++;
+    }
+    sl_job_free(r, j);
+}
+
+void
+sl_job_dead(sl_run *r, sl_job *j, sl_error_class cls, int status,
+            const char *msg)
+{
+    sl_failure why = {cls, msg, status};
+    if (sl_marks_begin(r) &&
+        mark_ok(r, sl_queue_dead(r->q, &j->lease, &why, sl_now_ms()))) {
+        r->marks.counts.in_flight--;
+        r->marks.counts.dead++;
+        r->st.dead++;
+        sl_run_event(r, j, cls, status, msg);
+    }
+    sl_job_free(r, j);
+}
+
+void
+sl_job_retry(sl_run *r, sl_job *j, int64_t due_ms, sl_error_class cls,
+             int status, const char *msg, bool counts_attempt)
+{
+    sl_failure why = {cls, msg, status};
+    sl_sched *s = &r->sched;
+    if (sl_marks_begin(r) && mark_ok(r, sl_queue_retry(r->q, &j->lease, due_ms,
+                                                       &why, counts_attempt))) {
+        r->marks.counts.in_flight--;
+        r->marks.counts.retrying++;
+        r->st.retried++;
+        s->any_waiting = true;
+        if (!s->next_due_wall || due_ms < s->next_due_wall)
+            s->next_due_wall = due_ms;
+    }
+    sl_job_free(r, j);
+}
+
+/* A stored object's record is marked done with others, in one commit on
+ * the marker's thread (a commit per few records cost more than the
+ * marks): the job waits, holding nothing but itself, until it is handed
+ * over. */
+void
+sl_job_stored(sl_run *r, sl_job *j)
+{
+    sl_marks *m = &r->marks;
+    j->next = NULL;
+    if (m->to_mark_tail)
+        m->to_mark_tail->next = j;
+    else {
+        m->to_mark = j;
+        m->to_mark_since = sl_mono_ms();
+    }
+    m->to_mark_tail = j;
+    m->n_to_mark++;
+}
+
+/* Hand the records whose objects are stored to the marker, counted done
+ * (sl_marks_news takes back any it finds changed hands). */
+void
+sl_marks_flush(sl_run *r)
+{
+    sl_marks *m = &r->marks;
+    if (!m->to_mark)
+        return;
+    int64_t now = sl_now_ms();
+    while (m->to_mark) {
+        sl_job *j = m->to_mark;
+        m->to_mark = j->next;
+        sl_object_info info = {(int64_t)j->bytes, j->sha_hex,
+                               j->content_type[0] ? j->content_type : NULL,
+                               j->etag[0] ? j->etag : NULL};
+        /* Out of memory for the marker: marked here, as it once was. */
+        if (sl_marker_add(m->marker, &j->lease, &info, now) == SLUICE_OK ||
+            (sl_marks_begin(r) &&
+             mark_ok(r, sl_queue_complete(r->q, &j->lease, &info, now)))) {
+            m->counts.in_flight--;
+            m->counts.done++;
+            r->st.done++;
+            r->st.bytes += j->bytes;
+        }
+        sl_job_free(r, j);
+    }
+    m->to_mark_tail = NULL;
+    m->n_to_mark = 0;
+    /* Our turn on the queue ends first: the marker may need one to take
+     * the batch before this one (marker.h). */
+    sl_marks_commit(r);
+    sl_marker_flush(m->marker);
+}
+
+/* Enough waiting to be marked, or the oldest has waited long enough, or
+ * nothing is being fetched (the run may be ending). */
+void
+sl_marks_flush_due(sl_run *r, int64_t now_mono)
+{
+    const sl_marks *m = &r->marks;
+    if (m->to_mark &&
+        (m->n_to_mark >= SL_MARK_BATCH ||
+         now_mono - m->to_mark_since >= MARK_WAIT_MS || r->sched.running == 0 ||
+         r->stopping || r->fatal != SLUICE_OK))
+        sl_marks_flush(r);
+}
+
+/* When the oldest stored record waiting for its mark must be handed
+ * over (mono ms), or -1 when none waits. */
+int64_t
+sl_marks_due_mono(const sl_run *r)
+{
+    return r->marks.to_mark ? r->marks.to_mark_since + MARK_WAIT_MS : -1;
+}
+
+/* What the marker has to say: marks that found their record changed
+ * hands (not done by this run after all), and failures. */
+void
+sl_marks_news(sl_run *r)
+{
+    uint64_t lost, lost_bytes;
+    char msg[512];
+    sluice_err err =
+        sl_marker_check(r->marks.marker, &lost, &lost_bytes, msg, sizeof msg);
+    r->marks.counts.done -= lost;
+    r->marks.counts.in_flight += lost;
+    r->st.done -= lost;
+    r->st.bytes -= lost_bytes;
+    if (err != SLUICE_OK)
+        sl_run_fail(r, err, msg);
+}
+
+void
+sl_marks_recount(sl_run *r)
+{
+    sluice_counts c;
+    sl_marks_commit(r); /* our turn ends before the wait */
+    sl_marker_wait(r->marks.marker);
+    sl_marks_news(r);
+    sl_marks_lock(r);
+    if (sluice_queue_counts(r->q, &c) == SLUICE_OK)
+        r->marks.counts = c;
+    sl_marks_unlock(r);
+}

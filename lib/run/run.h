@@ -1,0 +1,243 @@
+/*
+ * The run's insides, shared by the files of lib/run/. A run is one thread
+ * around one event loop (run.c); the scheduler (sched.c, over the origins
+ * of origins.c) decides what starts when, under the slot service; the
+ * outcome policy (outcome.c) judges each finished transfer; bodies stream
+ * into the store (body.c); the run's writes to the queue and its counts
+ * are marks.c's; progress.c reports. docs/architecture.md draws the map.
+ */
+#ifndef SL_RUN_H
+#define SL_RUN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../failure.h"
+#include "../queue/queue.h"
+#include "../slots/slots.h"
+#include "../store/store.h"
+#include "fetch.h"
+#include "guard.h"
+#include "marker.h"
+
+typedef struct sl_run sl_run;
+typedef struct sl_origin sl_origin;
+
+/* Stored records handed to the marker at once; a run keeps this many
+ * jobs beyond its active ones for records waiting for their mark. */
+#define SL_MARK_BATCH 256
+
+/* ------------------------------------------------------------ jobs */
+
+typedef enum {
+    SL_JOB_FREE,    /* in the pool */
+    SL_JOB_READY,   /* leased, waiting on its origin's ready list */
+    SL_JOB_RUNNING, /* its request holds a slot */
+    SL_JOB_STORING  /* its body is with the store, or waits for its mark */
+} sl_job_state;
+
+/* A leased record being worked on, from its lease to its mark. */
+typedef struct sl_job {
+    sl_run *run;
+    sl_job_state state;
+    sl_lease lease;
+    char *url;           /* this hop's URL */
+    unsigned hops;       /* redirects followed */
+    sl_origin *origin;   /* of this hop's URL */
+    struct sl_job *next; /* in a ready list, the to-mark list, or free */
+    sl_transfer *transfer;
+    sl_slot slot;         /* held while its request runs */
+    sl_object *obj;       /* the body, while it is written */
+    uint64_t bytes;       /* body bytes stored */
+    uint64_t error_bytes; /* body bytes of an error page, discarded */
+    bool too_large;
+    char sha_hex[65]; /* the stored body's, from the store */
+    char content_type[128];
+    char etag[256];
+} sl_job;
+
+/* ------------------------------------------------------------ origins */
+
+/* What the run knows of an origin (origins.c). */
+struct sl_origin {
+    char *name;              /* scheme://host:port */
+    sl_slot_origin *slots;   /* the slot service's handle on it */
+    int64_t paused_until;    /* wall ms, as the slot service last said */
+    unsigned refused_in_row; /* connections refused since the last answer */
+    unsigned down_pauses;    /* pauses since it was last up (backoff) */
+    /* Jobs waiting to start, in feed order. */
+    sl_job *ready_head, *ready_tail;
+    unsigned n_ready;
+    bool enough_ready; /* no more leases for it until n_ready runs low */
+    unsigned jobs;     /* ready + running + with the store */
+    sl_origin *hash_next;
+};
+
+/* The run's origins, by name, in a hash table that grows. */
+typedef struct {
+    sl_slots *slots;
+    sl_origin **buckets;
+    size_t n_buckets, n_origins;
+} sl_origins;
+
+sluice_err sl_origins_init(sl_origins *t, sl_slots *slots);
+/* Forget every origin; their slot handles go back. */
+void sl_origins_free(sl_origins *t);
+/* The origin named `name`, made on first use; NULL if out of memory. */
+sl_origin *sl_origins_get(sl_origins *t, const char *name);
+/* Forget an origin that holds no jobs. */
+void sl_origins_forget(sl_origins *t, sl_origin *o);
+/*
+ * End the pauses that are over (by the slot service's word) and forget
+ * the origins with no jobs, no pause in effect and no outage to back off
+ * from. True when some pause ended (its records may go now).
+ */
+bool sl_origins_sweep(sl_origins *t, int64_t now_ms);
+/* Pause `o` until until_ms (extends, never shortens) in the slot
+ * service, and learn the pause in effect. */
+void sl_origins_pause(sl_origins *t, sl_origin *o, int64_t until_ms);
+
+/* Visit every origin. */
+#define SL_FOR_EACH_ORIGIN(t, o)                                               \
+    for (size_t b_ = 0; b_ < (t)->n_buckets; b_++)                             \
+        for (sl_origin *o = (t)->buckets[b_]; o; o = o->hash_next)
+
+/* ------------------------------------------------------------ scheduler */
+
+/* The job pool and the leasing state (sched.c). */
+typedef struct {
+    sl_job *jobs;
+    unsigned n_jobs, jobs_used;
+    unsigned n_active;     /* jobs ready or running, at most */
+    unsigned jobs_storing; /* with the store or waiting for a mark */
+    unsigned running;      /* requests in flight */
+    sl_job *free_jobs;
+    sl_lease *leased;        /* scratch for sl_queue_lease */
+    const char **skip;       /* origins a lease leaves alone */
+    int64_t next_lease_mono; /* do not ask the queue before this */
+    bool queue_dry;          /* nothing ready for us, last we looked */
+    bool any_waiting;        /* some records wait to retry */
+    int64_t next_due_wall;
+} sl_sched;
+
+/* Room for `n_jobs` jobs, n_active of them ready or running at once. */
+sluice_err sl_sched_init(sl_run *r, unsigned n_active, unsigned n_jobs);
+void sl_sched_free(sl_run *r);
+/* Lease more records when there is room, leaving alone the origins that
+ * have enough waiting or are paused. */
+void sl_sched_top_up(sl_run *r, int64_t now_mono);
+/* Start every ready job whose origin has a free slot, round-robin. */
+void sl_sched_start_ready(sl_run *r);
+/* Queue a job on its origin's ready list (at the front: a redirect hop,
+ * the continuation of a record already started). */
+void sl_job_make_ready(sl_job *j, bool front);
+/* Move a job to another origin (a redirect hop's). */
+void sl_job_set_origin(sl_job *j, sl_origin *o);
+/* Back to the pool. */
+void sl_job_free(sl_run *r, sl_job *j);
+/* Give back the ready jobs of `o` untouched (a long pause, a stop). */
+void sl_sched_release_ready(sl_run *r, sl_origin *o);
+/* A running job's request is over: its slot goes back. */
+void sl_sched_request_ended(sl_run *r, sl_job *j, bool complete);
+/* Abort every running transfer and give its record back. */
+void sl_sched_abort_running(sl_run *r);
+/* Whether there is room for a lease: jobs free, and fewer ready or
+ * running than keep the slots busy. */
+bool sl_sched_lease_room(const sl_run *r);
+
+/* ------------------------------------------------------------ marks */
+
+/* The run's writes to the queue and its view of the queue's counts
+ * (marks.c). */
+typedef struct {
+    sl_marker *marker; /* marks records done on its thread; shares q */
+    bool open;         /* a transaction of marks is open: our turn */
+    sl_job *to_mark, *to_mark_tail; /* stored, not yet handed over */
+    unsigned n_to_mark;
+    int64_t to_mark_since; /* mono ms of the oldest */
+    sluice_counts counts;  /* queue-wide, kept up to date by our marks */
+} sl_marks;
+
+/* Begin the run's turn on the queue (a transaction), if not begun; false
+ * when that failed (the run has failed). */
+bool sl_marks_begin(sl_run *r);
+/* End the run's turn: commit. */
+void sl_marks_commit(sl_run *r);
+/* A turn on the queue without a transaction, for reads. */
+void sl_marks_lock(sl_run *r);
+void sl_marks_unlock(sl_run *r);
+/* A record was leased: count it in flight. */
+void sl_marks_count_leased(sl_run *r, const sl_lease *lease);
+/* The record of `j` back to the queue untouched (no attempt used). */
+void sl_job_release(sl_run *r, sl_job *j);
+/* Into the dead-letter queue. */
+void sl_job_dead(sl_run *r, sl_job *j, sl_error_class cls, int status,
+                 const char *msg);
+/* Back to waiting until due_ms. */
+void sl_job_retry(sl_run *r, sl_job *j, int64_t due_ms, sl_error_class cls,
+                  int status, const char *msg, bool counts_attempt);
+/* Its object is durable: mark it done, with others, soon. */
+void sl_job_stored(sl_run *r, sl_job *j);
+/* Hand the stored records to the marker when enough wait or waited. */
+void sl_marks_flush_due(sl_run *r, int64_t now_mono);
+/* Hand every stored record to the marker now. */
+void sl_marks_flush(sl_run *r);
+/* When the oldest stored record must be handed over (mono ms); -1: none
+ * waits. */
+int64_t sl_marks_due_mono(const sl_run *r);
+/* Take in what the marker says: lost marks and failures. */
+void sl_marks_news(sl_run *r);
+/* Count the queue afresh (ingest may have added records). */
+void sl_marks_recount(sl_run *r);
+
+/* ------------------------------------------------------------ the run */
+
+struct sl_run {
+    sluice_queue *q;
+    const sluice_run_opts *o;
+    sl_store *store;
+    sl_fetcher *fetcher;
+    sl_slots *slots;
+    sl_guard guard;
+    sl_origins origins;
+    sl_sched sched;
+    sl_marks marks;
+    void *url_parser; /* for redirects' Location (record/url.c) */
+    uint64_t rng;
+    int64_t start_mono;
+    bool stopping;
+    int64_t stop_deadline;
+    sluice_err fatal;
+    char fatal_msg[512];
+    int64_t next_recount_mono; /* with follow: count the queue afresh */
+    sluice_run_stats st;
+    struct {
+        int64_t next_mono;   /* the next on_progress */
+        double rate_t0;      /* the rate's window began at this elapsed_s */
+        uint64_t rate_done0; /* with this many done */
+    } progress;              /* progress.c's */
+};
+
+/* The first failure that stops the run; later ones are dropped. */
+void sl_run_fail(sl_run *r, sluice_err err, const char *msg);
+/* Report a record that died or hit a store problem (opts->on_event). */
+void sl_run_event(sl_run *r, const sl_job *j, sl_error_class cls, int status,
+                  const char *msg);
+
+/* outcome.c: what a finished transfer means for its record. */
+void sl_outcome_transfer_done(sl_run *r, sl_fetch_result *res);
+/* A transient failure: retry after a backoff, or dead when exhausted. */
+void sl_outcome_failed(sl_run *r, sl_job *j, sl_error_class cls, int status,
+                       const char *msg);
+
+/* body.c: body bytes into the store, whole bodies handed over, and the
+ * store's results taken in. */
+bool sl_body_write(void *owner, int status, const char *data, size_t len);
+void sl_body_complete(sl_run *r, sl_job *j, const sl_fetch_result *res);
+void sl_body_reap(sl_run *r);
+
+/* progress.c: refresh the stats and call on_progress, at most every
+ * progress_interval_s unless `force`. */
+void sl_progress(sl_run *r, bool force);
+
+#endif /* SL_RUN_H */

@@ -1,0 +1,341 @@
+/*
+ * The scheduler: admission (leasing records from the queue into jobs, as
+ * many as keep every slot busy and no more) and starting (a ready job's
+ * request goes the moment its origin has a free slot, never one more:
+ * invariant 1, with retries and redirect hops counted like any request).
+ * The jobs of each origin wait on its ready list in feed order, so a slow
+ * or paused origin holds no other back (invariant 4).
+ */
+#include "run.h"
+
+#include <string.h>
+
+#define LEASE_BATCH  256
+#define IDLE_POLL_MS 250 /* look for due records this often when idle */
+
+sluice_err
+sl_sched_init(sl_run *r, unsigned n_active, unsigned n_jobs)
+{
+    sl_sched *s = &r->sched;
+    memset(s, 0, sizeof *s);
+    s->n_active = n_active;
+    s->n_jobs = n_jobs;
+    s->jobs = sl_calloc(n_jobs, sizeof *s->jobs);
+    s->leased = sl_calloc(LEASE_BATCH, sizeof *s->leased);
+    s->skip = sl_calloc(n_jobs, sizeof *s->skip);
+    if (!s->jobs || !s->leased || !s->skip)
+        return SLUICE_ENOMEM;
+    for (unsigned i = n_jobs; i-- > 0;) {
+        sl_job *j = &s->jobs[i];
+        j->run = r;
+        j->next = s->free_jobs;
+        s->free_jobs = j;
+    }
+    return SLUICE_OK;
+}
+
+void
+sl_sched_free(sl_run *r)
+{
+    sl_sched *s = &r->sched;
+    if (s->jobs) {
+        for (unsigned i = 0; i < s->n_jobs; i++) {
+            sl_lease_clear(&s->jobs[i].lease);
+            sl_free(s->jobs[i].url);
+        }
+    }
+    sl_free(s->jobs);
+    sl_free(s->leased);
+    sl_free(s->skip);
+    memset(s, 0, sizeof *s);
+}
+
+/* ------------------------------------------------------------ jobs */
+
+static sl_job *
+job_new(sl_sched *s)
+{
+    sl_job *j = s->free_jobs;
+    if (!j)
+        return NULL;
+    s->free_jobs = j->next;
+    j->next = NULL;
+    s->jobs_used++;
+    return j;
+}
+
+void
+sl_job_set_origin(sl_job *j, sl_origin *o)
+{
+    /* An origin without jobs is forgotten by sl_origins_sweep, once any
+     * pause it is under is over. */
+    if (j->origin)
+        j->origin->jobs--;
+    j->origin = o;
+    if (o)
+        o->jobs++;
+}
+
+void
+sl_job_free(sl_run *r, sl_job *j)
+{
+    sl_sched *s = &r->sched;
+    sl_object_discard(j->obj);
+    j->obj = NULL;
+    sl_job_set_origin(j, NULL);
+    sl_lease_clear(&j->lease);
+    sl_free(j->url);
+    j->url = NULL;
+    if (j->state == SL_JOB_STORING)
+        s->jobs_storing--;
+    j->state = SL_JOB_FREE;
+    j->hops = 0;
+    j->next = s->free_jobs;
+    s->free_jobs = j;
+    s->jobs_used--;
+}
+
+void
+sl_job_make_ready(sl_job *j, bool front)
+{
+    sl_origin *o = j->origin;
+    j->state = SL_JOB_READY;
+    j->next = NULL;
+    if (front) {
+        j->next = o->ready_head;
+        o->ready_head = j;
+        if (!o->ready_tail)
+            o->ready_tail = j;
+    } else {
+        if (o->ready_tail)
+            o->ready_tail->next = j;
+        else
+            o->ready_head = j;
+        o->ready_tail = j;
+    }
+    o->n_ready++;
+}
+
+static sl_job *
+pop_ready(sl_run *r, sl_origin *o)
+{
+    sl_job *j = o->ready_head;
+    if (!j)
+        return NULL;
+    o->ready_head = j->next;
+    if (!o->ready_head)
+        o->ready_tail = NULL;
+    o->n_ready--;
+    j->next = NULL;
+    /* Half the waiting jobs gone: lease more for this origin now, long
+     * before its slots could run dry. */
+    if (o->enough_ready && o->n_ready <= r->slots->opts.cap / 2) {
+        o->enough_ready = false;
+        r->sched.next_lease_mono = 0;
+    }
+    return j;
+}
+
+void
+sl_sched_release_ready(sl_run *r, sl_origin *o)
+{
+    sl_job *j;
+    while ((j = pop_ready(r, o)) != NULL)
+        sl_job_release(r, j);
+}
+
+/* ------------------------------------------------------------ leasing */
+
+/* Jobs ready or running (not waiting for the store). */
+static unsigned
+jobs_active(const sl_sched *s)
+{
+    return s->jobs_used - s->jobs_storing;
+}
+
+/* Jobs a lease may take: free ones, within the budget of those ready,
+ * running or with the store (jobs waiting only for their mark have
+ * SL_MARK_BATCH of their own, so a store that lags still stops leasing). */
+static unsigned
+jobs_leasable(const sl_run *r)
+{
+    const sl_sched *s = &r->sched;
+    unsigned busy = s->jobs_used - r->marks.n_to_mark;
+    unsigned budget = s->n_jobs - SL_MARK_BATCH;
+    return SL_MIN(busy < budget ? budget - busy : 0, s->n_jobs - s->jobs_used);
+}
+
+/* Room for a lease: jobs free, and a quarter of n_active fewer ready or
+ * running than can start soon (one lease of many records costs far less
+ * than many of one; the rest still waiting keep the slots busy). Jobs
+ * waiting for the store do not count: a slow sync or upload must not
+ * leave slots empty. */
+bool
+sl_sched_lease_room(const sl_run *r)
+{
+    const sl_sched *s = &r->sched;
+    return jobs_leasable(r) > 0 &&
+           jobs_active(s) + SL_MAX(s->n_active / 4, 1u) <= s->n_active;
+}
+
+/* Nothing more is ready: look again when something comes due. */
+static void
+wait_for_due(sl_run *r, int64_t now, int64_t now_mono, size_t n_skip)
+{
+    sl_sched *s = &r->sched;
+    bool any;
+    int64_t due;
+    s->queue_dry = n_skip == 0;
+    sl_marks_lock(r);
+    sluice_err err = sl_queue_next_due(r->q, &due, &any);
+    if (err != SLUICE_OK)
+        sl_run_fail(r, err, sluice_queue_errmsg(r->q));
+    sl_marks_unlock(r);
+    if (err != SLUICE_OK)
+        return;
+    s->any_waiting = any;
+    s->next_due_wall = any ? due : 0;
+    int64_t wait =
+        r->o->follow ? (int64_t)(r->o->follow_poll_s * 1000) : IDLE_POLL_MS;
+    /* A retry already due that the lease left alone belongs to an origin
+     * that is paused or has enough waiting: that changes by events (which
+     * reset next_lease_mono), not by polling, so never poll at once. */
+    if (any && due > now && due - now < wait)
+        wait = due - now;
+    s->next_lease_mono = now_mono + wait;
+}
+
+void
+sl_sched_top_up(sl_run *r, int64_t now_mono)
+{
+    sl_sched *s = &r->sched;
+    if (r->stopping || r->fatal != SLUICE_OK)
+        return;
+    if (!sl_sched_lease_room(r))
+        return;
+    int64_t now = sl_now_ms();
+    /* A pause that has just ended: its origin's records can be leased. */
+    if (sl_origins_sweep(&r->origins, now))
+        s->next_lease_mono = 0;
+    if (now_mono < s->next_lease_mono)
+        return;
+    size_t n_skip = 0;
+    SL_FOR_EACH_ORIGIN(&r->origins, o)
+    {
+        if ((o->enough_ready || o->paused_until > now) && n_skip < s->n_jobs)
+            s->skip[n_skip++] = o->name;
+    }
+    size_t want = SL_MIN(SL_MIN((size_t)jobs_leasable(r),
+                                (size_t)(s->n_active - jobs_active(s))),
+                         (size_t)LEASE_BATCH);
+    sl_lease_req req = {
+        want,    now,    (int64_t)SL_MAX(600.0, 5 * r->o->timeout_s) * 1000,
+        s->skip, n_skip,
+    };
+    size_t got = 0;
+    if (!sl_marks_begin(r))
+        return;
+    sluice_err err = sl_queue_lease(r->q, &req, s->leased, &got);
+    if (err != SLUICE_OK) /* while it is our turn: its message */
+        sl_run_fail(r, err, sluice_queue_errmsg(r->q));
+    sl_marks_commit(r);
+    if (err != SLUICE_OK)
+        return;
+    for (size_t i = 0; i < got; i++) {
+        sl_job *j = job_new(s);
+        sl_origin *o = sl_origins_get(&r->origins, s->leased[i].origin);
+        j->lease = s->leased[i];
+        memset(&s->leased[i], 0, sizeof s->leased[i]);
+        j->url = sl_strdup(j->lease.url);
+        if (!o || !j->url) {
+            sl_run_fail(r, SLUICE_ENOMEM, "out of memory");
+            sl_job_release(r, j);
+            continue;
+        }
+        sl_job_set_origin(j, o);
+        sl_job_make_ready(j, false);
+        if (o->n_ready >= r->slots->opts.cap)
+            o->enough_ready = true;
+        sl_marks_count_leased(r, &j->lease);
+    }
+    if (got == want) {
+        s->next_lease_mono = 0;
+        return;
+    }
+    wait_for_due(r, now, now_mono, n_skip);
+}
+
+/* ------------------------------------------------------------ starting */
+
+/* Start `o`'s first ready job if a slot is free: true when it started. */
+static bool
+start_one(sl_run *r, sl_origin *o, int64_t now)
+{
+    sl_job *j = o->ready_head;
+    int64_t free_at;
+    sluice_err err = sl_slots_take(r->slots, o->slots, now, &j->slot, &free_at);
+    if (err == SLUICE_EAGAIN) {
+        if (free_at > o->paused_until) /* paused by someone: learn it */
+            o->paused_until = free_at;
+        return false;
+    }
+    if (err != SLUICE_OK) {
+        sl_run_fail(r, err, r->slots->errmsg);
+        return false;
+    }
+    pop_ready(r, o);
+    j->state = SL_JOB_RUNNING;
+    j->bytes = j->error_bytes = 0;
+    j->too_large = false;
+    j->transfer = sl_fetcher_start(r->fetcher, j->url, j);
+    if (!j->transfer) {
+        sl_slots_release(r->slots, &j->slot, true); /* nothing was sent */
+        sl_run_fail(r, SLUICE_ENOMEM, "cannot start a transfer");
+        sl_job_release(r, j);
+        return false;
+    }
+    r->sched.running++;
+    r->st.requests++;
+    return true;
+}
+
+void
+sl_sched_start_ready(sl_run *r)
+{
+    int64_t now = sl_now_ms();
+    bool started = !r->stopping;
+    while (started && r->fatal == SLUICE_OK) {
+        started = false;
+        SL_FOR_EACH_ORIGIN(&r->origins, o)
+        {
+            if (!o->ready_head || o->paused_until > now)
+                continue;
+            if (start_one(r, o, now))
+                started = true;
+            else if (r->fatal != SLUICE_OK)
+                return;
+        }
+    }
+}
+
+void
+sl_sched_request_ended(sl_run *r, sl_job *j, bool complete)
+{
+    sl_slots_release(r->slots, &j->slot, complete);
+    j->transfer = NULL;
+    r->sched.running--;
+}
+
+void
+sl_sched_abort_running(sl_run *r)
+{
+    sl_sched *s = &r->sched;
+    for (unsigned i = 0; i < s->n_jobs; i++) {
+        sl_job *j = &s->jobs[i];
+        if (j->state != SL_JOB_RUNNING)
+            continue;
+        sl_fetcher_abort(r->fetcher, j->transfer);
+        sl_sched_request_ended(r, j, false);
+        sl_job_release(r, j);
+    }
+}

@@ -1,0 +1,122 @@
+/*
+ * The slot service's wrappers (slots.h): opening by backend name, and
+ * the checks every backend gets for free: a slot is taken only when the
+ * backend says one is free, released once, and the cap is never passed.
+ */
+#include "slots.h"
+
+#include <assert.h>
+#include <string.h>
+
+sluice_err
+sl_slots_open(const char *name, const sl_slots_opts *opts, sl_slots **out,
+              char *errbuf, size_t errbuf_size)
+{
+    *out = NULL;
+    const sl_backend *b = sl_backend_named(SL_FAMILY_SLOTS, name);
+    if (!b) {
+        sl_fmt(errbuf, errbuf_size, "no slot service '%s'", name);
+        return SLUICE_EUNSUPPORTED;
+    }
+    const sl_slots_ops *ops = (const sl_slots_ops *)b;
+    sl_slots *s = sl_calloc(1, sizeof *s);
+    if (!s || !(s->state = sl_calloc(1, SL_MAX(ops->state_size, 1)))) {
+        sl_free(s);
+        sl_fmt(errbuf, errbuf_size, "out of memory");
+        return SLUICE_ENOMEM;
+    }
+    s->ops = ops;
+    s->opts = *opts;
+    if (s->opts.cap == 0)
+        s->opts.cap = 1;
+    sluice_err err = ops->open(s);
+    if (err != SLUICE_OK) {
+        sl_copy(errbuf, errbuf_size, s->errmsg);
+        sl_slots_close(s);
+        return err;
+    }
+    *out = s;
+    return SLUICE_OK;
+}
+
+void
+sl_slots_close(sl_slots *s)
+{
+    if (!s)
+        return;
+    s->ops->close(s);
+    sl_free(s->state);
+    sl_free(s);
+}
+
+sl_slot_origin *
+sl_slots_origin_open(sl_slots *s, const char *name)
+{
+    assert(name && *name);
+    return s->ops->origin_open(s, name);
+}
+
+void
+sl_slots_origin_close(sl_slots *s, sl_slot_origin *o)
+{
+    if (!o)
+        return;
+    assert(s->ops->held(s, o) == 0);
+    s->ops->origin_close(s, o);
+}
+
+sluice_err
+sl_slots_take(sl_slots *s, sl_slot_origin *o, int64_t now_ms, sl_slot *out,
+              int64_t *free_at_ms)
+{
+    assert(o);
+    *free_at_ms = 0;
+    memset(out, 0, sizeof *out);
+    sluice_err err = s->ops->take(s, o, now_ms, sl_mono_ms(), out, free_at_ms);
+    if (err != SLUICE_OK)
+        return err;
+    /* Taking a slot past the cap is a bug, not a condition. */
+    unsigned held = s->ops->held(s, o);
+    assert(out->origin == o && out->token != 0);
+    assert(held <= s->opts.cap);
+    assert(!s->opts.max_total || s->n_held < s->opts.max_total);
+    s->n_held++;
+    if (held > s->peak)
+        s->peak = held;
+    return SLUICE_OK;
+}
+
+void
+sl_slots_release(sl_slots *s, sl_slot *slot, bool complete)
+{
+    assert(slot->origin && slot->token != 0);
+    if (s->ops->release(s, slot, complete)) {
+        assert(s->n_held > 0);
+        s->n_held--;
+    }
+    memset(slot, 0, sizeof *slot);
+}
+
+void
+sl_slots_pause(sl_slots *s, sl_slot_origin *o, int64_t until_ms)
+{
+    s->ops->pause(s, o, until_ms);
+}
+
+int64_t
+sl_slots_paused_until(sl_slots *s, sl_slot_origin *o)
+{
+    return s->ops->paused_until(s, o);
+}
+
+unsigned
+sl_slots_held(sl_slots *s, sl_slot_origin *o)
+{
+    return s->ops->held(s, o);
+}
+
+sluice_err
+sl_slots_list(sl_slots *s, sl_slot_fn *fn, void *ctx)
+{
+    return s->ops->list(s, fn, ctx);
+}

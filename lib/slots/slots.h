@@ -1,0 +1,124 @@
+/*
+ * The slot service: the cap (DESIGN.md, invariant 1) as slots. An origin
+ * (scheme, host, port) has `cap` slots, all origins together at most
+ * `max_total`; a request is sent only while it holds one. A backend is a
+ * const ops table behind the sl_slots_* wrappers, which are the one place
+ * for asserts and injected faults. slots_memory.c keeps slots in this
+ * process; a backend may keep them where the queue is (DESIGN.md, "Slots").
+ */
+#ifndef SL_SLOTS_H
+#define SL_SLOTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../backend.h"
+#include "../util.h"
+
+typedef struct sl_slots sl_slots;
+typedef struct sl_slots_ops sl_slots_ops;
+/* An origin as a backend knows it; opaque above the backend. */
+typedef struct sl_slot_origin sl_slot_origin;
+
+typedef struct {
+    unsigned cap;       /* per origin, at least 1 */
+    unsigned max_total; /* over all origins; 0: none */
+    /* How long a slot may be held: a request's --timeout. A slot's
+     * deadline is its taking plus this; its holder must have ended the
+     * request by then. */
+    int64_t hold_ms;
+} sl_slots_opts;
+
+/*
+ * A slot held. `token` identifies this taking: tokens only increase, and
+ * a release carrying a token that is no longer the slot's changes
+ * nothing. Deadlines are on the holder's monotonic clock (sl_mono_ms).
+ */
+typedef struct {
+    sl_slot_origin *origin;
+    unsigned index; /* which of the origin's slots */
+    uint64_t token;
+    int64_t taken_mono;
+    int64_t deadline_mono;
+} sl_slot;
+
+/* A held slot, as sl_slots_list hands it out. */
+typedef struct {
+    const char *origin; /* scheme://host:port */
+    uint64_t token;
+    int64_t taken_mono;
+    int64_t deadline_mono;
+} sl_slot_info;
+
+/* Return non-zero to stop the listing. */
+typedef int sl_slot_fn(void *ctx, const sl_slot_info *slot);
+
+struct sl_slots {
+    const sl_slots_ops *ops;
+    sl_slots_opts opts;
+    void *state;     /* the backend's, ops->state_size bytes, zeroed */
+    unsigned peak;   /* the most slots one origin held at once */
+    unsigned n_held; /* slots held through this handle now */
+    char errmsg[256];
+};
+
+struct sl_slots_ops {
+    sl_backend backend; /* family SL_FAMILY_SLOTS */
+    size_t state_size;
+
+    sluice_err (*open)(sl_slots *s);
+    void (*close)(sl_slots *s);
+    /* The backend's handle on the origin `name`, made on first use; NULL
+     * when out of memory. The caller gives it back with origin_close. */
+    sl_slot_origin *(*origin_open)(sl_slots *s, const char *name);
+    void (*origin_close)(sl_slots *s, sl_slot_origin *o);
+    /* Take a free slot now, or SLUICE_EAGAIN with *free_at_ms the wall
+     * time a slot could be free (a pause's end), 0 when none is free
+     * until one is released. */
+    sluice_err (*take)(sl_slots *s, sl_slot_origin *o, int64_t now_ms,
+                       int64_t now_mono, sl_slot *out, int64_t *free_at_ms);
+    /* False when the slot's token is stale: nothing was released. */
+    bool (*release)(sl_slots *s, const sl_slot *slot, bool complete);
+    void (*pause)(sl_slots *s, sl_slot_origin *o, int64_t until_ms);
+    int64_t (*paused_until)(sl_slots *s, sl_slot_origin *o);
+    unsigned (*held)(sl_slots *s, sl_slot_origin *o);
+    sluice_err (*list)(sl_slots *s, sl_slot_fn *fn, void *ctx);
+};
+
+/* The slot service of backend `name` (the queue says which goes with
+ * it). On failure *out is NULL and errbuf says why. */
+sluice_err sl_slots_open(const char *name, const sl_slots_opts *opts,
+                         sl_slots **out, char *errbuf, size_t errbuf_size);
+void sl_slots_close(sl_slots *s);
+
+sl_slot_origin *sl_slots_origin_open(sl_slots *s, const char *name);
+/* Give back an origin holding no slots. NULL is fine. */
+void sl_slots_origin_close(sl_slots *s, sl_slot_origin *o);
+
+/*
+ * Take a slot of origin `o` before sending a request to it. SLUICE_OK
+ * with *out filled; SLUICE_EAGAIN when none is free, with *free_at_ms the
+ * wall-clock time one may be (a pause), or 0: after a release.
+ */
+sluice_err sl_slots_take(sl_slots *s, sl_slot_origin *o, int64_t now_ms,
+                         sl_slot *out, int64_t *free_at_ms);
+/*
+ * Give a slot back. `complete`: its request ended with a whole response,
+ * so the origin is done with it; otherwise (aborted, timed out) a backend
+ * may keep the slot taken until its deadline, since the origin may still
+ * be working on the request. A slot whose token is stale changes nothing.
+ */
+void sl_slots_release(sl_slots *s, sl_slot *slot, bool complete);
+/* No request to `o` before until_ms: extends a pause, never shortens it. */
+void sl_slots_pause(sl_slots *s, sl_slot_origin *o, int64_t until_ms);
+/* The end of o's pause (wall ms), or 0 when it is not paused. */
+int64_t sl_slots_paused_until(sl_slots *s, sl_slot_origin *o);
+/* Slots of `o` held now. */
+unsigned sl_slots_held(sl_slots *s, sl_slot_origin *o);
+/* Hand every held slot to `fn`. */
+sluice_err sl_slots_list(sl_slots *s, sl_slot_fn *fn, void *ctx);
+
+extern const sl_slots_ops sl_slots_memory;
+
+#endif /* SL_SLOTS_H */
