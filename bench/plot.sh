@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Draw bench/results.json as an SVG bar chart: images/s per tool, one
 # group of bars per workload (each group scaled to its own fastest tool,
-# the figure printed on each bar). Usage: bench/plot.sh results.json
+# the figure printed on each bar; sluice in blue, sluice_base, BASE's
+# sluice, in light blue). Usage: bench/plot.sh results.json
 set -euo pipefail
 tr '{' '\n' <"$1" | sed -n 's/.*"workload":"\([^"]*\)","tool":"\([^"]*\)","images_per_s":\([0-9.]*\).*/\1 \2 \3/p' |
 awk '
@@ -22,7 +23,8 @@ END {
         for (i = 1; i <= NR; i++) {
             if (w[i] != name) continue
             len = max[name] > 0 ? (width - label - 90) * v[i] / max[name] : 0
-            color = t[i] == "sluice" ? "#1f77b4" : "#aaaaaa"
+            color = t[i] == "sluice" ? "#1f77b4" : \
+                t[i] == "sluice_base" ? "#9ecae1" : "#aaaaaa"
             printf "<text x=\"20\" y=\"%d\">%s</text>\n", y + 15, t[i]
             printf "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>\n", label, y + 2, len, bar - 6, color
             printf "<text x=\"%.1f\" y=\"%d\">%.1f</text>\n", label + len + 6, y + 15, v[i]

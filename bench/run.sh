@@ -21,7 +21,9 @@
 # bench/results.json and bench/results.svg.
 # Environment: ROUNDS (3), FAST_ROUNDS (7, or ROUNDS if more), PARTNER_N,
 # FAST_N, WORKLOADS (all, or a list), TOOLS (sluice and every peer, or a
-# list).
+# list), BASE (a git revision: its sluice, built apart, runs as the tool
+# sluice_base beside sluice every round, TOOLS defaults to those two, and
+# the summary gives sluice's time over sluice_base's round by round).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -38,6 +40,54 @@ cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/release -j "$(nproc)" \
     --target sluice gen_feed sluice_origin origin_verify >/dev/null
 bin=$root/build/release
+
+# BASE=REV: REV's sluice, from a clean export of that commit (uncommitted
+# changes and other worktrees play no part) in a release build of its own,
+# kept in build/bench-base and reused while REV names the same commit. It
+# runs as the tool sluice_base, exactly as sluice does. Comparing two
+# commits is the point then, so TOOLS defaults to those two, and the extra
+# peers (batch, curl_sync) run only when TOOLS is given, as they always do.
+base_rev=${BASE:-}
+if [ -n "$base_rev" ]; then
+    read -r -a tools <<<"${TOOLS:-sluice sluice_base}"
+else
+    read -r -a tools <<<"${TOOLS:-sluice curl wget2 aria2c xargs}"
+fi
+partner_extra=(batch)
+fast_extra=(curl_sync)
+if [ -n "$base_rev" ] && [ -z "${TOOLS:-}" ]; then
+    partner_extra=()
+    fast_extra=()
+fi
+base_bin=
+if [[ " ${tools[*]} " == *" sluice_base "* ]]; then
+    if [ -z "$base_rev" ]; then
+        echo "bench: the tool sluice_base needs BASE=REV" >&2
+        exit 1
+    fi
+    if ! base_commit=$(git rev-parse --verify --quiet "$base_rev^{commit}")
+    then
+        echo "bench: BASE=$base_rev names no commit" >&2
+        exit 1
+    fi
+    base_dir=$root/build/bench-base
+    if [ "$(cat "$base_dir/commit" 2>/dev/null)" != "$base_commit" ] ||
+        [ ! -x "$base_dir/build/sluice" ]; then
+        echo "bench: building sluice at BASE=$base_rev ($base_commit)" >&2
+        rm -rf "$base_dir"
+        mkdir -p "$base_dir/src"
+        git archive "$base_commit" | tar -x -C "$base_dir/src"
+        cmake -S "$base_dir/src" -B "$base_dir/build" \
+            -DCMAKE_BUILD_TYPE=Release >/dev/null
+        cmake --build "$base_dir/build" -j "$(nproc)" --target sluice \
+            >/dev/null
+        echo "$base_commit" >"$base_dir/commit"
+    fi
+    base_bin=$base_dir/build
+elif [ -n "$base_rev" ]; then
+    echo "bench: BASE is set but TOOLS has no sluice_base: nothing to compare" >&2
+fi
+
 out=$root/bench/out/run
 # The last run's files are deleted at the end, not now: ext4 creates
 # files slowly for minutes after many are deleted (it steps over inodes
@@ -48,7 +98,7 @@ rm -rf "$old"
 [ -d "$out" ] && mv "$out" "$old"
 mkdir -p "$out"
 cd "$out"
-: >results.tsv # workload tool round seconds cpu_s rss_kib ratio good bad violations peak
+: >results.tsv # workload tool round seconds cpu_s rss_kib ratio good bad violations peak wall_s
 
 pids=()
 cleanup() {
@@ -109,13 +159,20 @@ CONF
 # Each: TOOL_fetch URLS N OUTDIR FAULTS(0/1). Output names keep the
 # object number (N.jpg...) so bench can check them byte for byte.
 
-sluice_fetch() {
-    "$bin/sluice" ingest --quiet --allow-private --db q.db "$1" >/dev/null
+sluice_with() { # SLUICE-BINARY URLS N OUTDIR FAULTS
+    local sluice=$1
+    shift
+    "$sluice" ingest --quiet --allow-private --db q.db "$1" >/dev/null
     # Retries as prompt as the peers' (--retry-delay 0 and the like).
-    "$bin/sluice" run --db q.db --store "$3" --max-concurrency "$2" \
+    "$sluice" run --db q.db --store "$3" --max-concurrency "$2" \
         --allow-private --quiet --stall-timeout 2 --backoff-base 0.05 \
         --backoff-cap 1 >/dev/null 2>&1 || true
 }
+
+sluice_fetch() { sluice_with "$bin/sluice" "$@"; }
+
+# BASE's sluice (see above), for a paired comparison of two commits.
+sluice_base_fetch() { sluice_with "$base_bin/sluice" "$@"; }
 
 curl_config() { # URLS OUTDIR -> a curl config, one output per URL
     awk -v d="$2" '{ f = $0; sub(/.*\//, "", f); sub(/\?.*/, "", f)
@@ -181,10 +238,15 @@ measure() {
     # Nothing left dirty by the tool before: a tool that syncs (sluice,
     # curl_sync) would write the previous tool's files too.
     sync
-    /usr/bin/time -f "%e %U %S %M" -o time.txt \
-        bash -c "$(declare -f "${tool}_fetch" curl_fetch curl_config);
-                 bin=$bin; out=$out;
-                 ${tool}_fetch $urls $n $store $faults"
+    local script start end
+    script="$(declare -f "${tool}_fetch" curl_fetch curl_config sluice_with);
+            bin=$bin; out=$out; base_bin=$base_bin;
+            ${tool}_fetch $urls $n $store $faults"
+    # time's %e has hundredths; the wall clock around it, microseconds,
+    # serves the paired ratios of the summary (a fast run is 0.6 s).
+    start=$EPOCHREALTIME
+    /usr/bin/time -f "%e %U %S %M" -o time.txt bash -c "$script"
+    end=$EPOCHREALTIME
     read -r secs user sys rss <time.txt
     local ratio=- peak=- violations=- good bad
     if [ "$base" != nginx ]; then
@@ -196,9 +258,12 @@ measure() {
         violations=$(sed -n 's/.*"violations":\([0-9]*\).*/\1/p' <<<"$stats")
     fi
     read -r good bad <<<"$("$bin/tests/origin/origin_verify" tree "$size" "$store")"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$tool" \
-        "$round" "$secs" "$(awk -v u="$user" -v s="$sys" 'BEGIN{print u+s}')" \
-        "$rss" "$ratio" "$good" "$bad" "$violations" "$peak" >>results.tsv
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" \
+        "$tool" "$round" "$secs" \
+        "$(awk -v u="$user" -v s="$sys" 'BEGIN{print u+s}')" \
+        "$rss" "$ratio" "$good" "$bad" "$violations" "$peak" \
+        "$(awk -v a="${start/,/.}" -v b="${end/,/.}" \
+            'BEGIN{printf "%.6f", b - a}')" >>results.tsv
     echo "  $w $tool round $round: ${secs}s, $good good, $bad bad" >&2
 }
 
@@ -214,7 +279,6 @@ run_capped() { # WORKLOAD URLS N BASE SIZE FAULTS TOOLS...
     # next workload's tools unevenly.
 }
 
-read -r -a tools <<<"${TOOLS:-sluice curl wget2 aria2c xargs}"
 for w in $workloads; do
     case $w in
     partner | partner-faults | batch)
@@ -231,7 +295,7 @@ for w in $workloads; do
             "$bin/bench/gen_feed" "$partner_n" lines "$partner_base" \
                 >urls-$w.txt
             run_capped $w urls-$w.txt 20 "$partner_base" fixed:4096 0 \
-                "${tools[@]}" batch
+                "${tools[@]}" "${partner_extra[@]}"
         fi
         ;;
     fast)
@@ -245,7 +309,7 @@ for w in $workloads; do
             echo "$nginx_base/img/$i.jpg"
         done >urls-fast.txt
         rounds=$fast_rounds run_capped fast urls-fast.txt 64 nginx fixed:8192 \
-            0 "${tools[@]}" curl_sync
+            0 "${tools[@]}" "${fast_extra[@]}"
         ;;
     ingest)
         ROUNDS=$rounds bash "$root/bench/ingest.sh" | tee ingest.txt >&2
@@ -278,21 +342,23 @@ function median(key,   n, i, j, t, a) {
     count[$1] = $8 + $9
 }
 END {
+    tw = 9 # the tool column: wider only for sluice_base
     for (i = 1; i <= n; i++) {
         split(order[i], p, SUBSEP)
         w = p[1]; t = p[2]; k = order[i]
         s = median(k SUBSEP "s"); good = median(k SUBSEP "good")
         ips[k] = good / s
         if (t == "sluice") base[w] = good / s
+        if (length(t) > tw) tw = length(t)
     }
-    printf "%-15s %-9s %9s %8s %13s %9s %9s %10s %5s\n", "workload", "tool",
+    printf "%-15s %-" tw "s %9s %8s %13s %9s %9s %10s %5s\n", "workload", "tool",
         "images/s", "vs_sluice", "cpu_s/1000", "rss_MiB", "ideal/act",
         "byte-exact", "viol"
     for (i = 1; i <= n; i++) {
         split(order[i], p, SUBSEP)
         w = p[1]; t = p[2]; k = order[i]
         s = median(k SUBSEP "s"); good = median(k SUBSEP "good")
-        printf "%-15s %-9s %9.1f %7.2fx %13.3f %9.1f %9s %10d %5s\n", w, t,
+        printf "%-15s %-" tw "s %9.1f %7.2fx %13.3f %9.1f %9s %10d %5s\n", w, t,
             ips[k], base[w] ? ips[k] / base[w] : 0,
             median(k SUBSEP "cpu") / (good ? good : 1) * 1000,
             median(k SUBSEP "rss") / 1024, median(k SUBSEP "ratio"), good,
@@ -306,6 +372,48 @@ END {
     }
     printf "{\"rounds\":%d,\"results\":[%s]}\n", rounds, json > "results.json"
 }' results.tsv | tee table.txt
+if [ -n "$base_bin" ]; then
+    short=$(git -C "$root" rev-parse --short "$base_commit")
+    echo "paired: sluice (this tree) against sluice_base (BASE=$base_rev," \
+        "$short), per round sluice's time over sluice_base's:"
+    awk -F'\t' -v rev="$base_rev" -v commit="$base_commit" '
+    function fmt(x) { return sprintf("%.3f", x) }
+    $2 == "sluice" || $2 == "sluice_base" {
+        if (!($1 in seen)) { seen[$1] = 1; order[++nw] = $1 }
+        t[$1, $3, $2] = $12; good[$1, $3, $2] = $8
+        if (!(($1, $3) in rseen)) { rseen[$1, $3] = 1; rs[$1] = rs[$1] " " $3 }
+    }
+    END {
+        for (i = 1; i <= nw; i++) {
+            w = order[i]; n = 0; differ = 0; list = ""
+            m = split(rs[w], r, " ")
+            for (j = 1; j <= m; j++) {
+                k = w SUBSEP r[j]
+                if (!((k, "sluice") in t) || !((k, "sluice_base") in t) ||
+                    t[k, "sluice_base"] <= 0) continue
+                x = t[k, "sluice"] / t[k, "sluice_base"]
+                v[++n] = x; list = list (n > 1 ? "," : "") fmt(x)
+                if (good[k, "sluice"] != good[k, "sluice_base"]) differ = 1
+            }
+            if (n == 0) continue
+            for (a = 2; a <= n; a++) { x = v[a]; b = a - 1
+                while (b >= 1 && v[b] > x) { v[b + 1] = v[b]; b-- }
+                v[b + 1] = x }
+            med = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+            printf "%s: sluice/sluice_base time ratio median %s (%s-%s) over %d rounds%s\n",
+                w, fmt(med), fmt(v[1]), fmt(v[n]), n,
+                differ ? "; the byte-exact counts differ, see the table" : ""
+            json = json sprintf("%s{\"workload\":\"%s\",\"time_ratio\":\"sluice/sluice_base\",\"rounds\":%d,\"median\":%s,\"min\":%s,\"max\":%s,\"per_round\":[%s],\"byte_exact_differ\":%s}",
+                json ? "," : "", w, n, fmt(med), fmt(v[1]), fmt(v[n]), list,
+                differ ? "true" : "false")
+        }
+        gsub(/["\\]/, "", rev) # JSON-safe; the commit names it anyway
+        printf "\"base\":{\"rev\":\"%s\",\"commit\":\"%s\"},\"paired\":[%s]",
+            rev, commit, json > "paired.json"
+    }' results.tsv | tee paired.txt
+    results=$(cat results.json)
+    printf '%s,%s}\n' "${results%\}}" "$(cat paired.json)" >results.json
+fi
 if [ -s urls-partner-faults.txt ]; then
     read -r recoverable dead <<<"$("$bin/bench/gen_feed" --expect "$partner_n")"
     echo "partner-faults: $recoverable of $partner_n images are recoverable ($dead always fail); byte-exact above counts them"
