@@ -1102,7 +1102,7 @@ setup(run_ctx *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
                                           (size_t)64));
     if (o->max_total)
         r->n_active = SL_MIN(r->n_active, o->max_total * 2 + 16);
-    r->n_jobs = r->n_active + r->store->ops->pipeline + MARK_BATCH;
+    r->n_jobs = r->n_active + sl_store_pipeline(r->store) + MARK_BATCH;
     r->jobs = sl_calloc(r->n_jobs, sizeof *r->jobs);
     r->leased = sl_calloc(LEASE_BATCH, sizeof *r->leased);
     r->skip = sl_calloc(r->n_jobs, sizeof *r->skip);

@@ -4,7 +4,8 @@
  * the sl_store_* / sl_object_* wrappers. Writing is synchronous (the body is
  * streamed in as it arrives); making an object durable under its final
  * key is asynchronous: submit it, then reap the results, so a slow fsync
- * or upload never holds up the fetch loop.
+ * or upload never holds up the fetch loop (async.h: the machinery the
+ * backends share for that).
  */
 #ifndef SL_STORE_H
 #define SL_STORE_H
@@ -72,6 +73,11 @@ struct sl_object {
     char *meta_strings;  /* one allocation behind meta's strings */
     EVP_MD_CTX *sha;     /* the body hashed so far; NULL before any */
     char sha256_hex[65]; /* the body's SHA-256, once hashing has ended */
+    /* Once submitted, the backend's (async.h): */
+    sl_object *next; /* in one of the backend's lists */
+    sl_store_status status;
+    sluice_err err;
+    char message[200];
     /* the backend's state follows: ops->object_size bytes */
 };
 
@@ -133,6 +139,9 @@ sluice_err sl_store_submit(sl_store *s, sl_object *o,
 int sl_store_wake_fd(sl_store *s);
 size_t sl_store_reap(sl_store *s, sl_store_result *out, size_t max);
 size_t sl_store_busy(sl_store *s);
+/* How many objects the caller may hold submitted beyond its fetching
+ * ones (ops->pipeline). */
+size_t sl_store_pipeline(sl_store *s);
 /* Free an object the backend has finished with (backends call this). */
 void sl_object_free(sl_object *o);
 /* Hash `len` more bytes of o's body (backends call this). */
@@ -140,10 +149,6 @@ sluice_err sl_object_hash(sl_object *o, const void *data, size_t len);
 /* End o's hash with `len` last bytes (or none) into o->sha256_hex; a
  * second call changes nothing (backends call this). */
 sluice_err sl_object_hash_end(sl_object *o, const void *data, size_t len);
-/* A result for o: its cookie, and its hash when stored. */
-void sl_object_result(const sl_object *o, sl_store_status status,
-                      sluice_err err, const char *message,
-                      sl_store_result *out);
 
 sluice_err sl_store_fail(sl_store *s, sluice_err err, const char *fmt, ...)
     SL_PRINTF(3, 4);
