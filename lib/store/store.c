@@ -162,18 +162,6 @@ sl_object_hash_end(sl_object *o, const void *data, size_t len)
 }
 
 void
-sl_object_result(const sl_object *o, sl_store_status status, sluice_err err,
-                 const char *message, sl_store_result *out)
-{
-    out->cookie = o->cookie;
-    out->status = status;
-    out->err = err;
-    sl_copy(out->message, sizeof out->message, message);
-    sl_copy(out->sha256_hex, sizeof out->sha256_hex,
-            status == SL_STORED ? o->sha256_hex : "");
-}
-
-void
 sl_object_discard(sl_object *o)
 {
     if (!o)

@@ -4,7 +4,8 @@
  * the sl_store_* / sl_object_* wrappers. Writing is synchronous (the body is
  * streamed in as it arrives); making an object durable under its final
  * key is asynchronous: submit it, then reap the results, so a slow fsync
- * or upload never holds up the fetch loop.
+ * or upload never holds up the fetch loop (async.h: the machinery the
+ * backends share for that).
  */
 #ifndef SL_STORE_H
 #define SL_STORE_H
@@ -73,6 +74,11 @@ struct sl_object {
     char *meta_strings;  /* one allocation behind meta's strings */
     EVP_MD_CTX *sha;     /* the body hashed so far; NULL before any */
     char sha256_hex[65]; /* the body's SHA-256, once hashing has ended */
+    /* Once submitted, the backend's (async.h): */
+    sl_object *next; /* in one of the backend's lists */
+    sl_store_status status;
+    sluice_err err;
+    char message[200];
     /* the backend's state follows: ops->object_size bytes */
 };
 
@@ -147,10 +153,6 @@ sluice_err sl_object_hash(sl_object *o, const void *data, size_t len);
 /* End o's hash with `len` last bytes (or none) into o->sha256_hex; a
  * second call changes nothing (backends call this). */
 sluice_err sl_object_hash_end(sl_object *o, const void *data, size_t len);
-/* A result for o: its cookie, and its hash when stored. */
-void sl_object_result(const sl_object *o, sl_store_status status,
-                      sluice_err err, const char *message,
-                      sl_store_result *out);
 
 sluice_err sl_store_fail(sl_store *s, sluice_err err, const char *fmt, ...)
     SL_PRINTF(3, 4);

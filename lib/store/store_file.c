@@ -20,7 +20,7 @@
  * thread. A body that grows past SMALL_MAX, or arrives while BUFFERED_MAX
  * is held, goes to its temp file as it arrives.
  */
-#define _GNU_SOURCE /* pipe2, syncfs */
+#define _GNU_SOURCE /* syncfs */
 #include "store.h"
 
 #include <errno.h>
@@ -35,17 +35,18 @@
 
 #include "../fault.h"
 #include "../record/record.h"
+#include "async.h"
 #include "body_pool.h"
 
-#define TMP_DIR     ".sluice-tmp"
-#define SYNCFS_MIN  8 /* a batch this big is cheaper with one syncfs */
-#define MAX_DIRS    64 /* distinct directories fsynced per batch, at most */
-#define SMALL_MAX    (64 * 1024)       /* a body kept in memory, at most */
-#define BUFFERED_MAX (4 * 1024 * 1024) /* all bodies kept in memory */
-#define WRITE_BEHIND_MAX 256           /* bodies waiting for the syncer */
+#define TMP_DIR          ".sluice-tmp"
+#define SYNCFS_MIN       8  /* a batch this big is cheaper with one syncfs */
+#define MAX_DIRS         64 /* distinct directories a batch fsyncs, at most */
+#define SMALL_MAX        (64 * 1024)       /* a body kept in memory, at most */
+#define BUFFERED_MAX     (4 * 1024 * 1024) /* all bodies kept in memory */
+#define WRITE_BEHIND_MAX 256               /* bodies waiting for the syncer */
 #define SPARE_MAX        (2 * 1024 * 1024) /* written bodies' buffers kept */
-#define GATHER_GOAL 64                 /* a batch worth a sync at once */
-#define GATHER_NS   (2 * 1000 * 1000)  /* waited for it, at most */
+#define GATHER_GOAL      64                /* a batch worth a sync at once */
+#define GATHER_NS        (2 * 1000 * 1000) /* waited for it, at most */
 #define WAKE_MIN         16 /* bodies worth waking the syncer for, mid-flush */
 
 typedef struct file_object {
@@ -55,10 +56,6 @@ typedef struct file_object {
     size_t len, cap;
     uint64_t seq;      /* names the temp file, if it needs a name */
     char tmp_name[24]; /* "" until temp_name() makes it */
-    sl_object *next; /* in the to-do or done list */
-    sl_store_status status;
-    sluice_err err;
-    char message[200];
 } file_object;
 
 typedef struct {
@@ -77,18 +74,12 @@ typedef struct {
     bool syncer_started;
     pthread_t flusher; /* makes the syncfs calls for the syncer */
     bool flusher_started;
-    pthread_mutex_t lock; /* all below */
+    sl_async async; /* its lock guards all below too */
     pthread_cond_t wake_syncer;
     pthread_cond_t wake_flusher;
     bool flush_asked, flush_done, flush_stopping;
     int flush_err;
-    sl_object *todo_head, *todo_tail;
-    size_t todo_n;
     size_t syncer_wants; /* todo_n the sync thread sleeps for; 0: awake */
-    sl_object *done_head, *done_tail;
-    size_t busy;
-    bool stopping;
-    int wake[2]; /* a byte is written when results are waiting */
 } file_store;
 
 static file_store *
@@ -107,10 +98,9 @@ fo_of(sl_object *o)
 static sluice_err
 store_err(int err)
 {
-    return err == ENOSPC || err == EDQUOT || err == EFBIG ? SLUICE_ENOSPACE
-           : err == EACCES || err == EPERM || err == EROFS
-               ? SLUICE_EACCES
-               : SLUICE_ESTORE;
+    return err == ENOSPC || err == EDQUOT || err == EFBIG  ? SLUICE_ENOSPACE
+           : err == EACCES || err == EPERM || err == EROFS ? SLUICE_EACCES
+                                                           : SLUICE_ESTORE;
 }
 
 static sluice_err
@@ -171,8 +161,7 @@ file_open(sl_store *s, const char *location, const sl_store_opts *opts)
     file_store *fs = fs_of(s);
     (void)opts;
     fs->root_fd = fs->tmp_fd = fs->run.dir_fd = fs->run.lock_fd = -1;
-    fs->wake[0] = fs->wake[1] = -1;
-    pthread_mutex_init(&fs->lock, NULL);
+    sl_async_init(&fs->async);
     pthread_cond_init(&fs->wake_syncer, NULL);
     pthread_cond_init(&fs->wake_flusher, NULL);
     sl_body_pool_init(&fs->spares, SPARE_MAX);
@@ -198,8 +187,8 @@ file_open(sl_store *s, const char *location, const sl_store_opts *opts)
     if (err)
         return errno_fail(s, "cannot write", err);
     probe_tmpfile(fs);
-    if (pipe2(fs->wake, O_NONBLOCK | O_CLOEXEC) != 0)
-        return errno_fail(s, "pipe", errno);
+    if ((err = sl_async_open_pipe(&fs->async)) != 0)
+        return errno_fail(s, "pipe", err);
     if (pthread_create(&fs->flusher, NULL, flush_main, fs) != 0)
         return sl_store_fail(s, SLUICE_ESTORE, "cannot start a thread");
     fs->flusher_started = true;
@@ -209,17 +198,13 @@ file_open(sl_store *s, const char *location, const sl_store_opts *opts)
     return SLUICE_OK;
 }
 
+/* Let go of an object that will not be reported: the store is closing. */
 static void
-free_list(sl_object *o)
+forget(sl_object *o)
 {
-    while (o) {
-        sl_object *next = fo_of(o)->next;
-        if (fo_of(o)->fd >= 0)
-            close(fo_of(o)->fd);
-        sl_free(fo_of(o)->buf);
-        sl_object_free(o);
-        o = next;
-    }
+    if (fo_of(o)->fd >= 0)
+        close(fo_of(o)->fd);
+    sl_free(fo_of(o)->buf);
 }
 
 static void
@@ -227,33 +212,28 @@ file_close(sl_store *s)
 {
     file_store *fs = fs_of(s);
     if (fs->syncer_started) {
-        pthread_mutex_lock(&fs->lock);
-        fs->stopping = true;
+        pthread_mutex_lock(&fs->async.lock);
+        fs->async.stopping = true;
         pthread_cond_signal(&fs->wake_syncer);
-        pthread_mutex_unlock(&fs->lock);
+        pthread_mutex_unlock(&fs->async.lock);
         pthread_join(fs->syncer, NULL);
     }
     if (fs->flusher_started) {
-        pthread_mutex_lock(&fs->lock);
+        pthread_mutex_lock(&fs->async.lock);
         fs->flush_stopping = true;
         pthread_cond_signal(&fs->wake_flusher);
-        pthread_mutex_unlock(&fs->lock);
+        pthread_mutex_unlock(&fs->async.lock);
         pthread_join(fs->flusher, NULL);
     }
-    free_list(fs->todo_head);
-    free_list(fs->done_head);
+    sl_async_fini(&fs->async, forget);
     sl_body_pool_clear(&fs->spares);
     sl_run_dir_close(fs->tmp_fd, &fs->run);
     if (fs->tmp_fd >= 0)
         close(fs->tmp_fd);
     if (fs->root_fd >= 0)
         close(fs->root_fd);
-    for (int i = 0; i < 2; i++)
-        if (fs->wake[i] >= 0)
-            close(fs->wake[i]);
     pthread_cond_destroy(&fs->wake_syncer);
     pthread_cond_destroy(&fs->wake_flusher);
-    pthread_mutex_destroy(&fs->lock);
     sl_free(fs->root);
 }
 
@@ -404,87 +384,37 @@ file_discard(sl_object *o)
     drop_buffer(fs_of(o->store), fo, NULL);
 }
 
-/* Take every submitted object (the caller holds fs->lock). */
-static sl_object *
-take_todo(file_store *fs, sl_object **tail)
-{
-    sl_object *head = fs->todo_head;
-    *tail = fs->todo_tail;
-    fs->todo_head = fs->todo_tail = NULL;
-    fs->todo_n = 0;
-    return head;
-}
-
-/* Put the list more..more_tail at the end of the list *head..*tail. */
-static void
-append_list(sl_object **head, sl_object **tail, sl_object *more,
-            sl_object *more_tail)
-{
-    if (*head)
-        fo_of(*tail)->next = more;
-    else
-        *head = more;
-    *tail = more_tail;
-}
-
+/* One lock hand-off per object; the sync thread is woken only when it
+ * sleeps for as many as are waiting now. */
 static void
 file_submit(sl_store *s, sl_object *o)
 {
     file_store *fs = fs_of(s);
-    fo_of(o)->next = NULL;
     if (fo_of(o)->fd < 0)
         atomic_fetch_add(&fs->unwritten, 1);
-    pthread_mutex_lock(&fs->lock);
-    append_list(&fs->todo_head, &fs->todo_tail, o, o);
-    fs->todo_n++;
-    fs->busy++;
-    if (fs->syncer_wants && fs->todo_n >= fs->syncer_wants)
+    pthread_mutex_lock(&fs->async.lock);
+    size_t todo_n = sl_async_push(&fs->async, o);
+    if (fs->syncer_wants && todo_n >= fs->syncer_wants)
         pthread_cond_signal(&fs->wake_syncer);
-    pthread_mutex_unlock(&fs->lock);
+    pthread_mutex_unlock(&fs->async.lock);
 }
 
 static int
 file_wake_fd(sl_store *s)
 {
-    return fs_of(s)->wake[0];
+    return sl_async_wake_fd(&fs_of(s)->async);
 }
 
 static size_t
 file_reap(sl_store *s, sl_store_result *out, size_t max)
 {
-    file_store *fs = fs_of(s);
-    char drain[64];
-    while (read(fs->wake[0], drain, sizeof drain) > 0)
-        ;
-    size_t n = 0;
-    pthread_mutex_lock(&fs->lock);
-    while (n < max && fs->done_head) {
-        sl_object *o = fs->done_head;
-        file_object *fo = fo_of(o);
-        fs->done_head = fo->next;
-        if (!fs->done_head)
-            fs->done_tail = NULL;
-        fs->busy--;
-        sl_object_result(o, fo->status, fo->err, fo->message, &out[n]);
-        sl_object_free(o);
-        n++;
-    }
-    /* More left: make sure the caller is woken again. */
-    if (fs->done_head && write(fs->wake[1], "x", 1) < 0) {
-        /* the pipe is full: a wake-up is already pending */
-    }
-    pthread_mutex_unlock(&fs->lock);
-    return n;
+    return sl_async_reap(&fs_of(s)->async, out, max);
 }
 
 static size_t
 file_busy(sl_store *s)
 {
-    file_store *fs = fs_of(s);
-    pthread_mutex_lock(&fs->lock);
-    size_t n = fs->busy;
-    pthread_mutex_unlock(&fs->lock);
-    return n;
+    return sl_async_busy(&fs_of(s)->async);
 }
 
 /* ------------------------------------------------------------ syncing */
@@ -550,11 +480,9 @@ static void
 object_fail(sl_object *o, sl_store_status status, sluice_err err,
             const char *what, int errnum)
 {
-    file_object *fo = fo_of(o);
-    fo->status = status;
-    fo->err = err;
-    sl_fmt(fo->message, sizeof fo->message, "%s: %s", what,
-           strerror(errnum));
+    o->status = status;
+    o->err = err;
+    sl_fmt(o->message, sizeof o->message, "%s: %s", what, strerror(errnum));
 }
 
 /*
@@ -582,8 +510,8 @@ open_parent(file_store *fs, sl_object *o, dir_set *set, const char **base)
     char *seg = key, *slash;
     while (fd >= 0 && (slash = strchr(seg, '/')) != NULL) {
         *slash = '\0';
-        int next = openat(fd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                       O_CLOEXEC);
+        int next =
+            openat(fd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (next < 0 && errno == ENOENT) {
             if (mkdirat(fd, seg, 0777) != 0 && errno != EEXIST) {
                 object_fail(o, SL_STORE_FAILED, SLUICE_ESTORE,
@@ -593,14 +521,13 @@ open_parent(file_store *fs, sl_object *o, dir_set *set, const char **base)
                 return -1;
             }
             if (dir_set_add(set, fd) != 0) {
-                object_fail(o, SL_STORE_FAILED, SLUICE_ESTORE, "fsync",
-                            errno);
+                object_fail(o, SL_STORE_FAILED, SLUICE_ESTORE, "fsync", errno);
                 *slash = '/';
                 close(fd);
                 return -1;
             }
-            next = openat(fd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                       O_CLOEXEC);
+            next = openat(fd, seg,
+                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         }
         int saved = errno;
         *slash = '/';
@@ -624,8 +551,8 @@ open_parent(file_store *fs, sl_object *o, dir_set *set, const char **base)
 
 /* The directory for `o`'s key, from the cache or opened (and cached). */
 static int
-cached_parent(file_store *fs, sl_object *o, dir_set *set,
-              parent_cache *cache, const char **base)
+cached_parent(file_store *fs, sl_object *o, dir_set *set, parent_cache *cache,
+              const char **base)
 {
     const char *last = strrchr(o->key, '/');
     size_t len = last ? (size_t)(last - o->key) : 0;
@@ -681,11 +608,10 @@ place(file_store *fs, sl_object *o, dir_set *set, parent_cache *cache)
     if (saved) {
         bool in_the_way = saved == EISDIR || saved == ENOTDIR ||
                           saved == ENOTEMPTY || saved == EEXIST;
-        object_fail(o, in_the_way ? SL_STORE_REJECTED : SL_STORE_FAILED,
-                    SLUICE_ESTORE,
-                    in_the_way ? "a directory is in the way of its key"
-                               : "rename",
-                    saved);
+        object_fail(
+            o, in_the_way ? SL_STORE_REJECTED : SL_STORE_FAILED, SLUICE_ESTORE,
+            in_the_way ? "a directory is in the way of its key" : "rename",
+            saved);
     } else if (!cache->noted) {
         if (dir_set_add(set, dir) != 0)
             object_fail(o, SL_STORE_FAILED, SLUICE_ESTORE, "fsync", errno);
@@ -718,12 +644,11 @@ prepare(file_store *fs, sl_object *batch)
 {
     size_t n = 0;
     sl_body_batch given = {0};
-    for (sl_object *o = batch; o; o = fo_of(o)->next) {
-        file_object *fo = fo_of(o);
-        fo->status = SL_STORED;
-        fo->err = SLUICE_OK;
-        fo->message[0] = '\0';
-        if (fo->fd < 0)
+    for (sl_object *o = batch; o; o = o->next) {
+        o->status = SL_STORED;
+        o->err = SLUICE_OK;
+        o->message[0] = '\0';
+        if (fo_of(o)->fd < 0)
             write_out(fs, o, &given);
         else if (sl_object_hash_end(o, NULL, 0) != SLUICE_OK)
             object_fail(o, SL_STORE_FAILED, SLUICE_ENOMEM, "hash", ENOMEM);
@@ -747,7 +672,7 @@ syncfs_checked(file_store *fs)
 static void
 close_files(sl_object *batch, int sync_error, bool fsync_each)
 {
-    for (sl_object *o = batch; o; o = fo_of(o)->next) {
+    for (sl_object *o = batch; o; o = o->next) {
         file_object *fo = fo_of(o);
         if (fo->fd < 0)
             continue; /* its write failed */
@@ -759,7 +684,7 @@ close_files(sl_object *batch, int sync_error, bool fsync_each)
                 err = errno;
             fo->fd = -1;
         }
-        if (err && fo->status == SL_STORED)
+        if (err && o->status == SL_STORED)
             object_fail(o, SL_STORE_FAILED,
                         err == ENOSPC ? SLUICE_ENOSPACE : SLUICE_ESTORE,
                         "fsync", err);
@@ -772,8 +697,8 @@ static void
 place_all(file_store *fs, sl_object *batch, dir_set *set)
 {
     parent_cache cache = {.fd = -1};
-    for (sl_object *o = batch; o; o = fo_of(o)->next)
-        if (fo_of(o)->status == SL_STORED)
+    for (sl_object *o = batch; o; o = o->next)
+        if (o->status == SL_STORED)
             place(fs, o, set, &cache);
     if (cache.fd >= 0)
         close(cache.fd);
@@ -784,10 +709,9 @@ place_all(file_store *fs, sl_object *batch, dir_set *set)
 static void
 finish(file_store *fs, sl_object *batch, int err, const char *what)
 {
-    for (sl_object *o = batch; o; o = fo_of(o)->next) {
-        file_object *fo = fo_of(o);
-        if (fo->status != SL_STORED)
-            remove_temp(fs, fo);
+    for (sl_object *o = batch; o; o = o->next) {
+        if (o->status != SL_STORED)
+            remove_temp(fs, fo_of(o));
         else if (err)
             object_fail(o, SL_STORE_FAILED, SLUICE_ESTORE, what, err);
     }
@@ -817,13 +741,13 @@ deadline_in(long ns)
 static void
 gather(file_store *fs, bool placed)
 {
-    if ((!fs->todo_head && !placed) || fs->todo_n >= GATHER_GOAL ||
-        fs->stopping)
+    sl_async *a = &fs->async;
+    if ((!a->todo_head && !placed) || a->todo_n >= GATHER_GOAL || a->stopping)
         return;
     struct timespec until = deadline_in(GATHER_NS);
     fs->syncer_wants = GATHER_GOAL;
-    while (fs->todo_n < GATHER_GOAL && !fs->stopping &&
-           pthread_cond_timedwait(&fs->wake_syncer, &fs->lock, &until) == 0)
+    while (a->todo_n < GATHER_GOAL && !a->stopping &&
+           pthread_cond_timedwait(&fs->wake_syncer, &a->lock, &until) == 0)
         ;
     fs->syncer_wants = 0;
 }
@@ -839,32 +763,32 @@ static void *
 flush_main(void *arg)
 {
     file_store *fs = arg;
-    pthread_mutex_lock(&fs->lock);
+    pthread_mutex_lock(&fs->async.lock);
     for (;;) {
         while (!fs->flush_asked && !fs->flush_stopping)
-            pthread_cond_wait(&fs->wake_flusher, &fs->lock);
+            pthread_cond_wait(&fs->wake_flusher, &fs->async.lock);
         if (!fs->flush_asked)
             break; /* stopping */
         fs->flush_asked = false;
-        pthread_mutex_unlock(&fs->lock);
+        pthread_mutex_unlock(&fs->async.lock);
         int err = syncfs_checked(fs);
-        pthread_mutex_lock(&fs->lock);
+        pthread_mutex_lock(&fs->async.lock);
         fs->flush_err = err;
         fs->flush_done = true;
         pthread_cond_signal(&fs->wake_syncer);
     }
-    pthread_mutex_unlock(&fs->lock);
+    pthread_mutex_unlock(&fs->async.lock);
     return NULL;
 }
 
 static void
 flush_begin(file_store *fs)
 {
-    pthread_mutex_lock(&fs->lock);
+    pthread_mutex_lock(&fs->async.lock);
     fs->flush_asked = true;
     fs->flush_done = false;
     pthread_cond_signal(&fs->wake_flusher);
-    pthread_mutex_unlock(&fs->lock);
+    pthread_mutex_unlock(&fs->async.lock);
 }
 
 /*
@@ -878,26 +802,26 @@ static size_t
 flush_end(file_store *fs, sl_object **head, sl_object **tail, int *err)
 {
     size_t n = 0;
-    pthread_mutex_lock(&fs->lock);
+    pthread_mutex_lock(&fs->async.lock);
     while (!fs->flush_done) {
-        if (!fs->todo_head) {
+        if (!fs->async.todo_head) {
             /* Woken by WAKE_MIN bodies, or the syncfs's end, or after
              * GATHER_NS: fewer bodies, arriving just after a take, would
              * otherwise wait in memory for a syncfs that may be slow. */
             struct timespec until = deadline_in(GATHER_NS);
             fs->syncer_wants = WAKE_MIN;
-            pthread_cond_timedwait(&fs->wake_syncer, &fs->lock, &until);
+            pthread_cond_timedwait(&fs->wake_syncer, &fs->async.lock, &until);
             fs->syncer_wants = 0;
             continue;
         }
-        sl_object *more_tail, *more = take_todo(fs, &more_tail);
-        pthread_mutex_unlock(&fs->lock);
+        sl_object *more_tail, *more = sl_async_take(&fs->async, &more_tail);
+        pthread_mutex_unlock(&fs->async.lock);
         n += prepare(fs, more);
-        append_list(head, tail, more, more_tail);
-        pthread_mutex_lock(&fs->lock);
+        sl_object_list_append(head, tail, more, more_tail);
+        pthread_mutex_lock(&fs->async.lock);
     }
     *err = fs->flush_err;
-    pthread_mutex_unlock(&fs->lock);
+    pthread_mutex_unlock(&fs->async.lock);
     return n;
 }
 
@@ -920,22 +844,23 @@ sync_main(void *arg)
 {
     sl_store *s = arg;
     file_store *fs = fs_of(s);
+    sl_async *a = &fs->async;
     sl_object *placed = NULL, *placed_last = NULL;   /* renamed, unsynced */
     sl_object *syncing = NULL, *syncing_last = NULL; /* in the syncfs */
-    bool flushing = false; /* a syncfs is under way */
-    pthread_mutex_lock(&fs->lock);
+    bool flushing = false;                           /* a syncfs is under way */
+    pthread_mutex_lock(&fs->async.lock);
     for (;;) {
-        while (!fs->todo_head && !placed && !flushing && !fs->stopping) {
+        while (!a->todo_head && !placed && !flushing && !a->stopping) {
             fs->syncer_wants = 1;
-            pthread_cond_wait(&fs->wake_syncer, &fs->lock);
+            pthread_cond_wait(&fs->wake_syncer, &a->lock);
             fs->syncer_wants = 0;
         }
         if (!flushing)
             gather(fs, placed != NULL);
-        if (!fs->todo_head && !placed && !flushing)
+        if (!a->todo_head && !placed && !flushing)
             break; /* stopping, and nothing left */
-        sl_object *last, *batch = take_todo(fs, &last);
-        pthread_mutex_unlock(&fs->lock);
+        sl_object *last, *batch = sl_async_take(a, &last);
+        pthread_mutex_unlock(&fs->async.lock);
 
         sl_object *done = NULL, *done_last = NULL;
         size_t n = batch ? prepare(fs, batch) : 0; /* while it flushes */
@@ -967,18 +892,15 @@ sync_main(void *arg)
             dir_set set = {.n = 0};
             place_all(fs, batch, &set);
             finish(fs, batch, dir_set_sync(&set), "fsync of a directory");
-            append_list(&done, &done_last, batch, last);
+            sl_object_list_append(&done, &done_last, batch, last);
         }
 
-        pthread_mutex_lock(&fs->lock);
+        pthread_mutex_lock(&fs->async.lock);
         if (!done)
             continue;
-        append_list(&fs->done_head, &fs->done_tail, done, done_last);
-        if (write(fs->wake[1], "x", 1) < 0) {
-            /* full: a wake-up is already pending */
-        }
+        sl_async_post(a, done, done_last);
     }
-    pthread_mutex_unlock(&fs->lock);
+    pthread_mutex_unlock(&fs->async.lock);
     return NULL;
 }
 
