@@ -300,3 +300,12 @@ sl_find_control(const char *s, size_t len, size_t *where)
     }
     return false;
 }
+
+bool
+sl_is_blank(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!isspace((unsigned char)s[i]))
+            return false;
+    return true;
+}

@@ -73,6 +73,9 @@ void sl_vfmt(char *dst, size_t size, const char *fmt, va_list ap);
 void sl_quote(char *dst, size_t size, const char *src, size_t len,
               size_t max);
 
+/* True when s[0..len) is empty or white space only. */
+bool sl_is_blank(const char *s, size_t len);
+
 /* True when s[0..len) holds a control byte (below 0x20, or 0x7f); its
  * offset goes to *where. */
 bool sl_find_control(const char *s, size_t len, size_t *where);

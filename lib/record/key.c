@@ -15,27 +15,10 @@
 sluice_err
 sl_key_check(const char *key, size_t len, char *reason, size_t reason_size)
 {
-    size_t where;
-    if (len == 0) {
-        sl_fmt(reason, reason_size, "key: empty");
-        return SLUICE_EKEY;
-    }
-    if (len > SL_KEY_MAX) {
-        sl_fmt(reason, reason_size, "key: longer than %d bytes (%zu)",
-               SL_KEY_MAX, len);
-        return SLUICE_EKEY;
-    }
-    if (sl_find_control(key, len, &where)) {
-        sl_fmt(reason, reason_size,
-               "key: control byte 0x%02x at offset %zu",
-               (unsigned char)key[where], where);
-        return SLUICE_EKEY;
-    }
-    if (!sl_utf8_valid(key, len, &where)) {
-        sl_fmt(reason, reason_size, "key: invalid UTF-8 at offset %zu",
-               where);
-        return SLUICE_EKEY;
-    }
+    sluice_err err = sl_field_check("key", key, len, SL_KEY_MAX, SLUICE_EKEY,
+                                    reason, reason_size);
+    if (err != SLUICE_OK)
+        return err;
     if (key[0] == '/') {
         sl_fmt(reason, reason_size, "key: absolute (starts with /)");
         return SLUICE_EKEY;

@@ -31,27 +31,29 @@ sl_record_scratch_free(sl_record_scratch *s)
     s->curl_url = NULL;
 }
 
-static sluice_err
-check_id(const char *id, size_t len, char *reason, size_t reason_size)
+sluice_err
+sl_field_check(const char *field, const char *s, size_t len, size_t max,
+               sluice_err err, char *reason, size_t reason_size)
 {
     size_t where;
     if (len == 0) {
-        sl_fmt(reason, reason_size, "id: empty");
-        return SLUICE_EPARSE;
+        sl_fmt(reason, reason_size, "%s: empty", field);
+        return err;
     }
-    if (len > SL_ID_MAX) {
-        sl_fmt(reason, reason_size, "id: longer than %d bytes", SL_ID_MAX);
-        return SLUICE_EPARSE;
+    if (len > max) {
+        sl_fmt(reason, reason_size, "%s: longer than %zu bytes (%zu)", field,
+               max, len);
+        return err;
     }
-    if (sl_find_control(id, len, &where)) {
-        sl_fmt(reason, reason_size, "id: control byte 0x%02x at offset %zu",
-               (unsigned char)id[where], where);
-        return SLUICE_EPARSE;
+    if (sl_find_control(s, len, &where)) {
+        sl_fmt(reason, reason_size, "%s: control byte 0x%02x at offset %zu",
+               field, (unsigned char)s[where], where);
+        return err;
     }
-    if (!sl_utf8_valid(id, len, &where)) {
-        sl_fmt(reason, reason_size, "id: invalid UTF-8 at offset %zu",
+    if (!sl_utf8_valid(s, len, &where)) {
+        sl_fmt(reason, reason_size, "%s: invalid UTF-8 at offset %zu", field,
                where);
-        return SLUICE_EPARSE;
+        return err;
     }
     return SLUICE_OK;
 }
@@ -79,7 +81,8 @@ sl_record_prepare(sl_record_scratch *s, const sl_feed_item *item,
     rec->origin_len = s->origin.len;
 
     if (item->id) {
-        err = check_id(item->id, item->id_len, reason, reason_size);
+        err = sl_field_check("id", item->id, item->id_len, SL_ID_MAX,
+                             SLUICE_EPARSE, reason, reason_size);
         if (err != SLUICE_OK)
             return err;
         rec->id = item->id;

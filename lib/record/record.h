@@ -62,6 +62,15 @@ sluice_err sl_record_prepare(sl_record_scratch *s, const sl_feed_item *item,
                              sl_record *rec, char *reason, size_t reason_size);
 
 /*
+ * What every text field of a record must be: not empty, at most `max`
+ * bytes, no control byte, UTF-8. SLUICE_OK, or `err` with a reason naming
+ * `field` ("id: control byte 0x0a at offset 2").
+ */
+sluice_err sl_field_check(const char *field, const char *s, size_t len,
+                          size_t max, sluice_err err, char *reason,
+                          size_t reason_size);
+
+/*
  * Check a URL and write its normalised form (no fragment, spaces and
  * non-ASCII bytes percent-encoded) to `url` and its origin to `origin`
  * (either may be NULL). `reuse` is a CURLU handle to reuse, or NULL.

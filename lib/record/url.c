@@ -211,26 +211,9 @@ sl_url_check(const char *text, size_t len, void *reuse, sl_buf *url,
     char stack_copy[512];
 
     trim(&text, &len);
-    if (len == 0) {
-        sl_fmt(reason, reason_size, "url: empty");
+    if (sl_field_check("url", text, len, SL_URL_MAX, SLUICE_EURL, reason,
+                       reason_size) != SLUICE_OK)
         return SLUICE_EURL;
-    }
-    if (len > SL_URL_MAX) {
-        sl_fmt(reason, reason_size, "url: longer than %d bytes (%zu)",
-               SL_URL_MAX, len);
-        return SLUICE_EURL;
-    }
-    if (sl_find_control(text, len, &where)) {
-        sl_fmt(reason, reason_size,
-               "url: control byte 0x%02x at offset %zu",
-               (unsigned char)text[where], where);
-        return SLUICE_EURL;
-    }
-    if (!sl_utf8_valid(text, len, &where)) {
-        sl_fmt(reason, reason_size, "url: invalid UTF-8 at offset %zu",
-               where);
-        return SLUICE_EURL;
-    }
     const char *sep = memchr(text, ':', len);
     if (!sep || (size_t)(text + len - sep) < 3 || memcmp(sep, "://", 3)) {
         sl_fmt(reason, reason_size,

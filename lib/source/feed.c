@@ -11,15 +11,6 @@
 #include <strings.h>
 
 static bool
-blank(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (!isspace((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
-static bool
 is_name(const char *s, size_t len, const char *name)
 {
     while (len && isspace((unsigned char)*s))
@@ -128,7 +119,7 @@ feed_next(sl_feed *f, sl_feed_item *item, char *reason, size_t reason_size)
                 f->csv.header_done = f->csv.header_bad = true;
             return SL_FEED_REJECT;
         }
-        if (blank(line, len))
+        if (sl_is_blank(line, len))
             continue;
         if (f->format == SLUICE_FORMAT_JSONL)
             return sl_jsonl_parse(&f->jsonl, line, len, item, reason,

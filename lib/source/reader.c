@@ -4,7 +4,6 @@
  */
 #include "reader.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -126,15 +125,6 @@ sl_reader_next(sl_reader *r, const char **line, size_t *len)
     }
 }
 
-static bool
-blank(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (!isspace((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
 sl_line_status
 sl_reader_peek_first(sl_reader *r, const char **line, size_t *len)
 {
@@ -145,7 +135,7 @@ sl_reader_peek_first(sl_reader *r, const char **line, size_t *len)
         size_t avail = r->end - r->pos;
         char *nl = memchr(start, '\n', avail);
         size_t n = nl ? (size_t)(nl - start) : avail;
-        if (nl && blank(start, n)) {
+        if (nl && sl_is_blank(start, n)) {
             /* Consume it: kept, enough blank lines would fill the buffer,
              * and a full buffer reads as the end of the input. */
             r->pos += n + 1;
@@ -153,7 +143,7 @@ sl_reader_peek_first(sl_reader *r, const char **line, size_t *len)
             continue;
         }
         if (nl || r->eof || avail >= READ_CHUNK) {
-            if (!nl && r->eof && blank(start, n))
+            if (!nl && r->eof && sl_is_blank(start, n))
                 return SL_LINE_EOF;
             *line = start;
             *len = n;

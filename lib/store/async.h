@@ -16,7 +16,7 @@
 /* Backends read these fields under `lock`. They set `stopping` there
  * themselves, then wake their worker their own way; the lists and counts
  * change only through the functions below. */
-typedef struct {
+struct sl_async {
     pthread_mutex_t lock;
     sl_object *todo_head, *todo_tail; /* submitted, not taken yet */
     size_t todo_n;                    /* on the to-do list */
@@ -25,7 +25,7 @@ typedef struct {
     size_t backing_off; /* of busy: not to be waited for (sl_async_busy) */
     bool stopping;      /* the store is closing: the worker ends */
     int wake[2];        /* a byte is written while results wait */
-} sl_async;
+};
 
 /* Put the list more..more_tail (linked by `next`) at the end of the list
  * *head..*tail. */
@@ -44,12 +44,14 @@ sl_object_list_append(sl_object **head, sl_object **tail, sl_object *more,
  * let go of what the backend holds for it. */
 void sl_object_list_free(sl_object *head, void (*forget)(sl_object *o));
 
-/* Ready `a` for sl_async_fini; it has no wake pipe yet. Cannot fail. */
+/* Ready `a` for sl_async_fini; it has no wake pipe yet. Cannot fail.
+ * sl_store_open does this for every store (s->async). */
 void sl_async_init(sl_async *a);
 /* Make the wake pipe. Returns 0, or an errno value. */
 int sl_async_open_pipe(sl_async *a);
 /* Free the objects left on both lists (see sl_object_list_free), close
- * the pipe and destroy the lock. The worker must have ended. */
+ * the pipe and destroy the lock. The worker must have ended: a backend's
+ * close calls this. */
 void sl_async_fini(sl_async *a, void (*forget)(sl_object *o));
 
 /* Submit o: onto the to-do list, and busy until reaped. The caller holds

@@ -60,7 +60,7 @@ typedef struct {
     CURLM *multi;
     pthread_t uploader;
     bool uploader_started;
-    sl_async async; /* submitted objects and results; busy, backing off */
+    sl_async *async; /* the store's: submitted objects and results */
     /* The uploader's own (an object is on one list at a time, by next): */
     sl_object *wait_head, *wait_tail; /* to upload once due */
     sl_object *active;                /* uploading now */

@@ -56,9 +56,9 @@ finish(sl_s3_store *ss, sl_object *o, sl_store_status status, sluice_err err,
     if (msg != o->message)
         sl_copy(o->message, sizeof o->message, msg);
     o->next = NULL;
-    pthread_mutex_lock(&ss->async.lock);
-    sl_async_post(&ss->async, o, o);
-    pthread_mutex_unlock(&ss->async.lock);
+    pthread_mutex_lock(&ss->async->lock);
+    sl_async_post(ss->async, o, o);
+    pthread_mutex_unlock(&ss->async->lock);
 }
 
 static void
@@ -203,7 +203,7 @@ start_due(sl_s3_store *ss, int64_t now)
         if (ss->wait_tail == o)
             ss->wait_tail = prev;
         if (so->tries > 0)
-            sl_async_count_backing_off(&ss->async, -1);
+            sl_async_count_backing_off(ss->async, -1);
         start_upload(ss, o);
     }
 }
@@ -246,7 +246,7 @@ upload_done(sl_s3_store *ss, CURL *e, CURLcode rc)
         so->due_mono =
             sl_mono_ms() + sl_backoff_ms(so->tries, BACKOFF_BASE_MS,
                                          BACKOFF_CAP_MS, sl_random(&ss->rng));
-        sl_async_count_backing_off(&ss->async, 1);
+        sl_async_count_backing_off(ss->async, 1);
         wait_append(ss, o);
         break;
     case SL_S3_RECORD:
@@ -261,7 +261,7 @@ upload_done(sl_s3_store *ss, CURL *e, CURLcode rc)
         /* Every upload's result comes now: count the ones backing off as
          * busy again before the run sees this one, or it might stop
          * waiting before their results are in. */
-        sl_async_clear_backing_off(&ss->async);
+        sl_async_clear_backing_off(ss->async);
         finish(ss, o, SL_STORE_FAILED, err, o->message);
         give_up_all(ss);
         break;
@@ -294,10 +294,10 @@ upload_main(void *arg)
 {
     sl_s3_store *ss = arg;
     for (;;) {
-        pthread_mutex_lock(&ss->async.lock);
-        bool stop = ss->async.stopping;
-        sl_object *taken = sl_async_take(&ss->async, NULL);
-        pthread_mutex_unlock(&ss->async.lock);
+        pthread_mutex_lock(&ss->async->lock);
+        bool stop = ss->async->stopping;
+        sl_object *taken = sl_async_take(ss->async, NULL);
+        pthread_mutex_unlock(&ss->async->lock);
         take_submitted(ss, taken);
         if (stop)
             break;
@@ -348,9 +348,9 @@ sl_s3_uploader_stop(sl_s3_store *ss)
 {
     if (!ss->uploader_started)
         return;
-    pthread_mutex_lock(&ss->async.lock);
-    ss->async.stopping = true;
-    pthread_mutex_unlock(&ss->async.lock);
+    pthread_mutex_lock(&ss->async->lock);
+    ss->async->stopping = true;
+    pthread_mutex_unlock(&ss->async->lock);
     curl_multi_wakeup(ss->multi);
     pthread_join(ss->uploader, NULL);
 }

@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "../fault.h"
+#include "async.h"
 
 sluice_err
 sl_store_fail(sl_store *s, sluice_err err, const char *fmt, ...)
@@ -40,14 +41,18 @@ sl_store_open(const char *location, const sl_store_opts *opts,
     }
     sl_store *s = sl_calloc(1, sizeof *s);
     if (!s || !(s->location = sl_strdup(location)) ||
-        !(s->state = sl_calloc(1, ops->state_size))) {
-        if (s)
+        !(s->state = sl_calloc(1, ops->state_size)) ||
+        !(s->async = sl_calloc(1, sizeof *s->async))) {
+        if (s) {
             sl_free(s->location);
+            sl_free(s->state);
+        }
         sl_free(s);
         sl_fmt(errbuf, errbuf_size, "out of memory");
         return SLUICE_ENOMEM;
     }
     s->ops = ops;
+    sl_async_init(s->async);
     s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     if (!s->sha256) {
         sl_fmt(errbuf, errbuf_size, "no SHA-256 in libcrypto");
@@ -69,8 +74,9 @@ sl_store_close(sl_store *s)
 {
     if (!s)
         return;
-    s->ops->close(s);
+    s->ops->close(s); /* it ends its worker, then sl_async_fini */
     EVP_MD_free(s->sha256);
+    sl_free(s->async);
     sl_free(s->state);
     sl_free(s->location);
     sl_free(s);
@@ -212,19 +218,19 @@ sl_store_submit(sl_store *s, sl_object *o, const sl_object_meta *meta)
 int
 sl_store_wake_fd(sl_store *s)
 {
-    return s->ops->wake_fd ? s->ops->wake_fd(s) : -1;
+    return sl_async_wake_fd(s->async);
 }
 
 size_t
 sl_store_reap(sl_store *s, sl_store_result *out, size_t max)
 {
-    return s->ops->reap(s, out, max);
+    return sl_async_reap(s->async, out, max);
 }
 
 size_t
 sl_store_busy(sl_store *s)
 {
-    return s->ops->busy(s);
+    return sl_async_busy(s->async);
 }
 
 size_t

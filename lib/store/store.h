@@ -23,6 +23,7 @@
 typedef struct sl_store sl_store;
 typedef struct sl_object sl_object;
 typedef struct sl_store_ops sl_store_ops;
+typedef struct sl_async sl_async; /* async.h */
 
 typedef struct {
     unsigned concurrency;    /* uploads at once, for remote stores */
@@ -61,6 +62,9 @@ struct sl_store {
     char *location;
     void *state;
     EVP_MD *sha256; /* fetched once: an implicit fetch per body costs */
+    /* Submitted objects and their results, shared by every backend
+     * (async.h): made before the backend opens, freed after it closes. */
+    sl_async *async;
     char errmsg[512];
 };
 
@@ -106,16 +110,10 @@ struct sl_store_ops {
     sluice_err (*write)(sl_object *o, const void *data, size_t len);
     /* Forget an object that will not be submitted. */
     void (*discard)(sl_object *o);
-    /* Make it durable, asynchronously; the store owns o from now. */
+    /* Make it durable, asynchronously: the store owns o from now; the
+     * backend's worker posts its result to s->async (async.h), which the
+     * wrappers reap. */
     void (*submit)(sl_store *s, sl_object *o);
-    /* A descriptor that is readable while results wait; -1 if none. */
-    int (*wake_fd)(sl_store *s);
-    size_t (*reap)(sl_store *s, sl_store_result *out, size_t max);
-    /* Objects submitted and not yet reaped, that the caller should wait
-     * for: a remote store leaves out uploads waiting out a backoff after
-     * a failure (the remote may be down for long; close gives them up,
-     * and their records stay in flight for the next run). */
-    size_t (*busy)(sl_store *s);
 };
 
 static inline void *
@@ -137,8 +135,14 @@ void sl_object_discard(sl_object *o);
 /* Hand the finished object over; its result comes back from reap. */
 sluice_err sl_store_submit(sl_store *s, sl_object *o,
                            const sl_object_meta *meta);
+/* A descriptor that is readable while results wait. */
 int sl_store_wake_fd(sl_store *s);
+/* Up to `max` results of submitted objects, their objects freed. */
 size_t sl_store_reap(sl_store *s, sl_store_result *out, size_t max);
+/* Objects submitted and not yet reaped, that the caller should wait for:
+ * a remote store leaves out uploads waiting out a backoff after a failure
+ * (the remote may be down for long; close gives them up, and their
+ * records stay in flight for the next run). */
 size_t sl_store_busy(sl_store *s);
 /* Objects submitted and not yet reaped a caller may hold beyond its
  * fetching ones (ops->pipeline). */

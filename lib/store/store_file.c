@@ -74,7 +74,7 @@ typedef struct {
     bool syncer_started;
     pthread_t flusher; /* makes the syncfs calls for the syncer */
     bool flusher_started;
-    sl_async async; /* its lock guards all below too */
+    sl_async *async; /* the store's (async.h); its lock guards all below */
     pthread_cond_t wake_syncer;
     pthread_cond_t wake_flusher;
     bool flush_asked, flush_done, flush_stopping;
@@ -161,7 +161,7 @@ file_open(sl_store *s, const char *location, const sl_store_opts *opts)
     file_store *fs = fs_of(s);
     (void)opts;
     fs->root_fd = fs->tmp_fd = fs->run.dir_fd = fs->run.lock_fd = -1;
-    sl_async_init(&fs->async);
+    fs->async = s->async;
     pthread_cond_init(&fs->wake_syncer, NULL);
     pthread_cond_init(&fs->wake_flusher, NULL);
     sl_body_pool_init(&fs->spares, SPARE_MAX);
@@ -187,7 +187,7 @@ file_open(sl_store *s, const char *location, const sl_store_opts *opts)
     if (err)
         return errno_fail(s, "cannot write", err);
     probe_tmpfile(fs);
-    if ((err = sl_async_open_pipe(&fs->async)) != 0)
+    if ((err = sl_async_open_pipe(fs->async)) != 0)
         return errno_fail(s, "pipe", err);
     if (pthread_create(&fs->flusher, NULL, flush_main, fs) != 0)
         return sl_store_fail(s, SLUICE_ESTORE, "cannot start a thread");
@@ -212,20 +212,20 @@ file_close(sl_store *s)
 {
     file_store *fs = fs_of(s);
     if (fs->syncer_started) {
-        pthread_mutex_lock(&fs->async.lock);
-        fs->async.stopping = true;
+        pthread_mutex_lock(&fs->async->lock);
+        fs->async->stopping = true;
         pthread_cond_signal(&fs->wake_syncer);
-        pthread_mutex_unlock(&fs->async.lock);
+        pthread_mutex_unlock(&fs->async->lock);
         pthread_join(fs->syncer, NULL);
     }
     if (fs->flusher_started) {
-        pthread_mutex_lock(&fs->async.lock);
+        pthread_mutex_lock(&fs->async->lock);
         fs->flush_stopping = true;
         pthread_cond_signal(&fs->wake_flusher);
-        pthread_mutex_unlock(&fs->async.lock);
+        pthread_mutex_unlock(&fs->async->lock);
         pthread_join(fs->flusher, NULL);
     }
-    sl_async_fini(&fs->async, forget);
+    sl_async_fini(fs->async, forget);
     sl_body_pool_clear(&fs->spares);
     sl_run_dir_close(fs->tmp_fd, &fs->run);
     if (fs->tmp_fd >= 0)
@@ -392,29 +392,11 @@ file_submit(sl_store *s, sl_object *o)
     file_store *fs = fs_of(s);
     if (fo_of(o)->fd < 0)
         atomic_fetch_add(&fs->unwritten, 1);
-    pthread_mutex_lock(&fs->async.lock);
-    size_t todo_n = sl_async_push(&fs->async, o);
+    pthread_mutex_lock(&fs->async->lock);
+    size_t todo_n = sl_async_push(fs->async, o);
     if (fs->syncer_wants && todo_n >= fs->syncer_wants)
         pthread_cond_signal(&fs->wake_syncer);
-    pthread_mutex_unlock(&fs->async.lock);
-}
-
-static int
-file_wake_fd(sl_store *s)
-{
-    return sl_async_wake_fd(&fs_of(s)->async);
-}
-
-static size_t
-file_reap(sl_store *s, sl_store_result *out, size_t max)
-{
-    return sl_async_reap(&fs_of(s)->async, out, max);
-}
-
-static size_t
-file_busy(sl_store *s)
-{
-    return sl_async_busy(&fs_of(s)->async);
+    pthread_mutex_unlock(&fs->async->lock);
 }
 
 /* ------------------------------------------------------------ syncing */
@@ -741,7 +723,7 @@ deadline_in(long ns)
 static void
 gather(file_store *fs, bool placed)
 {
-    sl_async *a = &fs->async;
+    sl_async *a = fs->async;
     if ((!a->todo_head && !placed) || a->todo_n >= GATHER_GOAL || a->stopping)
         return;
     struct timespec until = deadline_in(GATHER_NS);
@@ -763,32 +745,32 @@ static void *
 flush_main(void *arg)
 {
     file_store *fs = arg;
-    pthread_mutex_lock(&fs->async.lock);
+    pthread_mutex_lock(&fs->async->lock);
     for (;;) {
         while (!fs->flush_asked && !fs->flush_stopping)
-            pthread_cond_wait(&fs->wake_flusher, &fs->async.lock);
+            pthread_cond_wait(&fs->wake_flusher, &fs->async->lock);
         if (!fs->flush_asked)
             break; /* stopping */
         fs->flush_asked = false;
-        pthread_mutex_unlock(&fs->async.lock);
+        pthread_mutex_unlock(&fs->async->lock);
         int err = syncfs_checked(fs);
-        pthread_mutex_lock(&fs->async.lock);
+        pthread_mutex_lock(&fs->async->lock);
         fs->flush_err = err;
         fs->flush_done = true;
         pthread_cond_signal(&fs->wake_syncer);
     }
-    pthread_mutex_unlock(&fs->async.lock);
+    pthread_mutex_unlock(&fs->async->lock);
     return NULL;
 }
 
 static void
 flush_begin(file_store *fs)
 {
-    pthread_mutex_lock(&fs->async.lock);
+    pthread_mutex_lock(&fs->async->lock);
     fs->flush_asked = true;
     fs->flush_done = false;
     pthread_cond_signal(&fs->wake_flusher);
-    pthread_mutex_unlock(&fs->async.lock);
+    pthread_mutex_unlock(&fs->async->lock);
 }
 
 /*
@@ -802,26 +784,26 @@ static size_t
 flush_end(file_store *fs, sl_object **head, sl_object **tail, int *err)
 {
     size_t n = 0;
-    pthread_mutex_lock(&fs->async.lock);
+    pthread_mutex_lock(&fs->async->lock);
     while (!fs->flush_done) {
-        if (!fs->async.todo_head) {
+        if (!fs->async->todo_head) {
             /* Woken by WAKE_MIN bodies, or the syncfs's end, or after
              * GATHER_NS: fewer bodies, arriving just after a take, would
              * otherwise wait in memory for a syncfs that may be slow. */
             struct timespec until = deadline_in(GATHER_NS);
             fs->syncer_wants = WAKE_MIN;
-            pthread_cond_timedwait(&fs->wake_syncer, &fs->async.lock, &until);
+            pthread_cond_timedwait(&fs->wake_syncer, &fs->async->lock, &until);
             fs->syncer_wants = 0;
             continue;
         }
-        sl_object *more_tail, *more = sl_async_take(&fs->async, &more_tail);
-        pthread_mutex_unlock(&fs->async.lock);
+        sl_object *more_tail, *more = sl_async_take(fs->async, &more_tail);
+        pthread_mutex_unlock(&fs->async->lock);
         n += prepare(fs, more);
         sl_object_list_append(head, tail, more, more_tail);
-        pthread_mutex_lock(&fs->async.lock);
+        pthread_mutex_lock(&fs->async->lock);
     }
     *err = fs->flush_err;
-    pthread_mutex_unlock(&fs->async.lock);
+    pthread_mutex_unlock(&fs->async->lock);
     return n;
 }
 
@@ -844,11 +826,11 @@ sync_main(void *arg)
 {
     sl_store *s = arg;
     file_store *fs = fs_of(s);
-    sl_async *a = &fs->async;
+    sl_async *a = fs->async;
     sl_object *placed = NULL, *placed_last = NULL;   /* renamed, unsynced */
     sl_object *syncing = NULL, *syncing_last = NULL; /* in the syncfs */
     bool flushing = false;                           /* a syncfs is under way */
-    pthread_mutex_lock(&fs->async.lock);
+    pthread_mutex_lock(&fs->async->lock);
     for (;;) {
         while (!a->todo_head && !placed && !flushing && !a->stopping) {
             fs->syncer_wants = 1;
@@ -860,7 +842,7 @@ sync_main(void *arg)
         if (!a->todo_head && !placed && !flushing)
             break; /* stopping, and nothing left */
         sl_object *last, *batch = sl_async_take(a, &last);
-        pthread_mutex_unlock(&fs->async.lock);
+        pthread_mutex_unlock(&fs->async->lock);
 
         sl_object *done = NULL, *done_last = NULL;
         size_t n = batch ? prepare(fs, batch) : 0; /* while it flushes */
@@ -895,12 +877,12 @@ sync_main(void *arg)
             sl_object_list_append(&done, &done_last, batch, last);
         }
 
-        pthread_mutex_lock(&fs->async.lock);
+        pthread_mutex_lock(&fs->async->lock);
         if (!done)
             continue;
         sl_async_post(a, done, done_last);
     }
-    pthread_mutex_unlock(&fs->async.lock);
+    pthread_mutex_unlock(&fs->async->lock);
     return NULL;
 }
 
@@ -916,7 +898,4 @@ const sl_store_ops sl_store_file = {
     .write = file_write,
     .discard = file_discard,
     .submit = file_submit,
-    .wake_fd = file_wake_fd,
-    .reap = file_reap,
-    .busy = file_busy,
 };

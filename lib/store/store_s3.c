@@ -30,7 +30,7 @@ s3_open(sl_store *s, const char *location, const sl_store_opts *opts)
 {
     sl_s3_store *ss = sl_s3_state(s);
     ss->spool_fd = ss->run.dir_fd = ss->run.lock_fd = -1;
-    sl_async_init(&ss->async);
+    ss->async = s->async;
     ss->concurrency = opts->concurrency ? opts->concurrency : 16;
     ss->rng = (uint64_t)sl_now_ms() ^ ((uint64_t)(uintptr_t)ss << 12);
     sluice_err err;
@@ -44,7 +44,7 @@ s3_open(sl_store *s, const char *location, const sl_store_opts *opts)
     if ((err = sl_s3_probe(s)) != SLUICE_OK ||
         (err = sl_s3_open_spool(s, opts->spool_dir)) != SLUICE_OK)
         return err;
-    int pipe_err = sl_async_open_pipe(&ss->async);
+    int pipe_err = sl_async_open_pipe(ss->async);
     if (pipe_err)
         return sl_store_fail(s, SLUICE_ESTORE, "store %s: pipe: %s",
                              s->location, strerror(pipe_err));
@@ -84,7 +84,7 @@ s3_close(sl_store *s)
     sl_s3_uploader_stop(ss);
     sl_object_list_free(ss->wait_head, sl_s3_object_clear);
     sl_object_list_free(ss->active, sl_s3_object_clear);
-    sl_async_fini(&ss->async, sl_s3_object_clear);
+    sl_async_fini(ss->async, sl_s3_object_clear);
     if (ss->multi)
         curl_multi_cleanup(ss->multi);
     sl_run_dir_close(ss->spool_fd, &ss->run);
@@ -197,31 +197,10 @@ s3_submit(sl_store *s, sl_object *o)
     } else {
         sl_s3_base64(so->checksum_sha256, sha, sizeof sha);
     }
-    pthread_mutex_lock(&ss->async.lock);
-    sl_async_push(&ss->async, o);
-    pthread_mutex_unlock(&ss->async.lock);
+    pthread_mutex_lock(&ss->async->lock);
+    sl_async_push(ss->async, o);
+    pthread_mutex_unlock(&ss->async->lock);
     curl_multi_wakeup(ss->multi);
-}
-
-static int
-s3_wake_fd(sl_store *s)
-{
-    return sl_async_wake_fd(&sl_s3_state(s)->async);
-}
-
-static size_t
-s3_reap(sl_store *s, sl_store_result *out, size_t max)
-{
-    return sl_async_reap(&sl_s3_state(s)->async, out, max);
-}
-
-/* Uploads waiting out a backoff are not counted: S3 may be down for a
- * long time, and a run that is stopping must not wait for it (closing
- * gives them up; their records stay in flight for the next run). */
-static size_t
-s3_busy(sl_store *s)
-{
-    return sl_async_busy(&sl_s3_state(s)->async);
 }
 
 const sl_store_ops sl_store_s3 = {
@@ -235,7 +214,4 @@ const sl_store_ops sl_store_s3 = {
     .write = s3_write,
     .discard = s3_discard,
     .submit = s3_submit,
-    .wake_fd = s3_wake_fd,
-    .reap = s3_reap,
-    .busy = s3_busy,
 };
