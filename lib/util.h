@@ -57,6 +57,13 @@ int sl_buf_append_lower(sl_buf *b, const char *s, size_t len);
 /* Milliseconds since the epoch (wall clock), and on a monotonic clock. */
 int64_t sl_now_ms(void);
 int64_t sl_mono_ms(void);
+/* Milliseconds since this machine booted, suspended time included
+ * (CLOCK_BOOTTIME): steps of the wall clock do not move it, and a suspend
+ * does not stop it. Deadlines an origin keeps to are on this clock. */
+int64_t sl_boot_ms(void);
+/* This boot's id (/proc/sys/kernel/random/boot_id, 36 characters), or ""
+ * when it cannot be read; the caller's buffer of at least 37 bytes. */
+void sl_boot_id(char *dst, size_t size);
 
 /* snprintf into a fixed buffer that is always terminated; never fails. */
 void sl_fmt(char *dst, size_t size, const char *fmt, ...) SL_PRINTF(3, 4);

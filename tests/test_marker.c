@@ -97,7 +97,7 @@ TEST(marks_handed_over_are_committed_by_the_thread)
               SLUICE_OK);
     ASSERT_EQ(lost, 0);
     ASSERT_EQ(lost_bytes, 0);
-    sl_marker_queue_lock(m);
+    sl_queue_lock(q);
     ASSERT_EQ(counts(q).done, N);
     ASSERT_EQ(counts(q).in_flight, 0);
     sl_record_info info;
@@ -106,7 +106,7 @@ TEST(marks_handed_over_are_committed_by_the_thread)
     ASSERT_STR_EQ(info.sha256_hex, object.sha256_hex);
     ASSERT_STR_EQ(info.etag, "\"etag-1\"");
     sl_record_info_clear(&info);
-    sl_marker_queue_unlock(m);
+    sl_queue_unlock(q);
     sl_marker_free(m);
     sluice_queue_close(q);
 }
@@ -196,7 +196,7 @@ TEST(the_runs_turn_on_the_queue_keeps_the_marker_out)
     sl_lease l[20];
     ASSERT_EQ(lease(q, 20, T0, l), 20);
     sl_marker *m = marker(q);
-    sl_marker_queue_lock(m);
+    sl_queue_lock(q);
     ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
     /* Handed over from another thread: the one in its turn may not. */
     hand_over_args a = {m, l, 20};
@@ -208,7 +208,7 @@ TEST(the_runs_turn_on_the_queue_keeps_the_marker_out)
      * got in. */
     ASSERT_EQ(counts(q).done, 0);
     ASSERT_EQ(sl_queue_commit(q), SLUICE_OK);
-    sl_marker_queue_unlock(m);
+    sl_queue_unlock(q);
     sl_marker_wait(m);
     ASSERT_EQ(counts(q).done, 20);
     sl_marker_free(m);
@@ -247,7 +247,7 @@ TEST(handing_over_during_the_runs_turn_stops_the_program)
         /* The marker may need a turn to take the batch before: waiting
          * for it here could hang, so it is a bug, and stops. */
         sl_marker *m = marker(q);
-        sl_marker_queue_lock(m);
+        sl_queue_lock(q);
         add_all(m, l, 1);
         freopen("/dev/null", "w", stderr);
         sl_marker_flush(m);

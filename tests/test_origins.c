@@ -69,7 +69,7 @@ TEST(an_origin_is_found_by_its_name)
     /* Names differ by scheme and port too. */
     ASSERT(origin(&f, "http://img.example:443") != a);
     ASSERT(origin(&f, "https://img.example:8443") != a);
-    ASSERT_EQ(f.t.n_origins, 4);
+    ASSERT_EQ(f.t.table.n, 4);
     ASSERT_EQ(count_origins(&f.t), 4);
     teardown(&f);
 }
@@ -78,7 +78,7 @@ TEST(many_origins_grow_the_table_and_stay_found)
 {
     fixture f;
     setup(&f, 2);
-    size_t buckets_before = f.t.n_buckets;
+    size_t buckets_before = f.t.table.n_buckets;
     enum { N = 1000 };
     static sl_origin *made[N];
     char name[64];
@@ -88,8 +88,8 @@ TEST(many_origins_grow_the_table_and_stay_found)
         /* Give each a state of its own to find again. */
         made[i]->down_pauses = (unsigned)i + 1;
     }
-    ASSERT_EQ(f.t.n_origins, N);
-    ASSERT_GT(f.t.n_buckets, buckets_before);
+    ASSERT_EQ(f.t.table.n, N);
+    ASSERT_GT(f.t.table.n_buckets, buckets_before);
     ASSERT_EQ(count_origins(&f.t), N);
     for (int i = 0; i < N; i++) {
         snprintf(name, sizeof name, "https://host%d.example:443", i);
@@ -99,7 +99,7 @@ TEST(many_origins_grow_the_table_and_stay_found)
         ASSERT_STR_EQ(o->name, name);
     }
     /* Looking them up made no new ones. */
-    ASSERT_EQ(f.t.n_origins, N);
+    ASSERT_EQ(f.t.table.n, N);
     teardown(&f);
 }
 
@@ -128,20 +128,20 @@ TEST(a_sweep_ends_pauses_that_are_over_and_forgets_idle_origins)
     b->jobs = 1; /* holds a job: stays whatever happens */
     /* Before a's pause ends: the idle one goes, a stays. */
     ASSERT(!sl_origins_sweep(&f.t, now));
-    ASSERT_EQ(f.t.n_origins, 2);
+    ASSERT_EQ(f.t.table.n, 2);
     ASSERT(origin(&f, "a") == a);
     /* After it: the pause ended (true), and a is forgotten. */
     ASSERT(sl_origins_sweep(&f.t, now + 1000));
-    ASSERT_EQ(f.t.n_origins, 1);
+    ASSERT_EQ(f.t.table.n, 1);
     ASSERT(origin(&f, "b") == b);
     /* A down origin is remembered, to back off further. */
     b->jobs = 0;
     b->down_pauses = 1;
     ASSERT(!sl_origins_sweep(&f.t, now + 2000));
-    ASSERT_EQ(f.t.n_origins, 1);
+    ASSERT_EQ(f.t.table.n, 1);
     b->down_pauses = 0;
     sl_origins_sweep(&f.t, now + 2000);
-    ASSERT_EQ(f.t.n_origins, 0);
+    ASSERT_EQ(f.t.table.n, 0);
     teardown(&f);
 }
 
@@ -157,7 +157,7 @@ TEST(a_forgotten_origin_starts_afresh)
               SLUICE_OK);
     sl_slots_release(f.slots, &slot, true);
     sl_origins_forget(&f.t, a);
-    ASSERT_EQ(f.t.n_origins, 1);
+    ASSERT_EQ(f.t.table.n, 1);
     ASSERT_EQ(count_origins(&f.t), 1);
     ASSERT(origin(&f, "b") == b);
     a = origin(&f, "a");
@@ -165,7 +165,7 @@ TEST(a_forgotten_origin_starts_afresh)
     ASSERT_EQ(sl_slots_held(f.slots, a->slots), 0);
     ASSERT_EQ(sl_slots_take(f.slots, a->slots, 0, &slot, &free_at), SLUICE_OK);
     sl_slots_release(f.slots, &slot, true);
-    ASSERT_EQ(f.t.n_origins, 2);
+    ASSERT_EQ(f.t.table.n, 2);
     teardown(&f);
 }
 
@@ -183,7 +183,7 @@ TEST(forgetting_after_growth_keeps_the_others)
     /* Forget the even ones. */
     for (int i = 0; i < N; i += 2)
         sl_origins_forget(&f.t, made[i]);
-    ASSERT_EQ(f.t.n_origins, N / 2);
+    ASSERT_EQ(f.t.table.n, N / 2);
     ASSERT_EQ(count_origins(&f.t), N / 2);
     size_t odd = 0;
     SL_FOR_EACH_ORIGIN(&f.t, o)
@@ -195,7 +195,7 @@ TEST(forgetting_after_growth_keeps_the_others)
         snprintf(name, sizeof name, "o%d", i);
         ASSERT(origin(&f, name) == made[i]);
     }
-    ASSERT_EQ(f.t.n_origins, N / 2);
+    ASSERT_EQ(f.t.table.n, N / 2);
     teardown(&f);
 }
 
@@ -220,34 +220,34 @@ TEST(allocation_failures_are_clean)
         sl_fault_set(SL_FAULT_ALLOC, nth);
         ASSERT_NULL(sl_origins_get(&f.t, "a"));
         sl_fault_set(SL_FAULT_ALLOC, 0);
-        ASSERT_EQ(f.t.n_origins, 0);
+        ASSERT_EQ(f.t.table.n, 0);
         ASSERT_EQ(count_origins(&f.t), 0);
     }
     /* Fill the table to the point where the next origin grows it, and
      * fail that growth (the fifth allocation of a new origin). */
     char name[32];
-    size_t buckets = f.t.n_buckets;
+    size_t buckets = f.t.table.n_buckets;
     for (size_t i = 0; i < 2 * buckets; i++) {
         snprintf(name, sizeof name, "o%zu", i);
         origin(&f, name);
     }
-    ASSERT_EQ(f.t.n_buckets, buckets);
+    ASSERT_EQ(f.t.table.n_buckets, buckets);
     sl_fault_set(SL_FAULT_ALLOC, 5);
     sl_origin *one = origin(&f, "one more");
     sl_fault_set(SL_FAULT_ALLOC, 0);
-    ASSERT_EQ(f.t.n_buckets, buckets);
+    ASSERT_EQ(f.t.table.n_buckets, buckets);
     ASSERT(origin(&f, "one more") == one);
     /* The next one grows it, and every origin is still there. */
     origin(&f, "and another");
-    ASSERT_GT(f.t.n_buckets, buckets);
-    ASSERT_EQ(f.t.n_origins, 2 * buckets + 2);
+    ASSERT_GT(f.t.table.n_buckets, buckets);
+    ASSERT_EQ(f.t.table.n, 2 * buckets + 2);
     ASSERT_EQ(count_origins(&f.t), 2 * buckets + 2);
     ASSERT(origin(&f, "one more") == one);
     for (size_t i = 0; i < 2 * buckets; i++) {
         snprintf(name, sizeof name, "o%zu", i);
         ASSERT_STR_EQ(origin(&f, name)->name, name);
     }
-    ASSERT_EQ(f.t.n_origins, 2 * buckets + 2);
+    ASSERT_EQ(f.t.table.n, 2 * buckets + 2);
     teardown(&f);
 }
 #endif

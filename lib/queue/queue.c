@@ -8,6 +8,7 @@
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../fault.h"
@@ -86,6 +87,7 @@ sluice_queue_open(const char *location, const sluice_queue_opts *opts,
     if (!q)
         goto nomem;
     q->ops = ops;
+    pthread_mutex_init(&q->turn, NULL);
     q->location = sl_strdup(location);
     q->state = sl_calloc(1, ops->state_size);
     if (!q->location || !q->state)
@@ -122,8 +124,37 @@ sluice_queue_close(sluice_queue *q)
         q->ops->close(q);
         sl_free(q->state);
     }
+    pthread_mutex_destroy(&q->turn);
     sl_free(q->location);
     sl_free(q);
+}
+
+bool
+sl_queue_holds_turn(sluice_queue *q)
+{
+    return atomic_load(&q->turn_taken) &&
+           pthread_equal(q->turn_owner, pthread_self());
+}
+
+void
+sl_queue_lock(sluice_queue *q)
+{
+    if (sl_queue_holds_turn(q)) {
+        fprintf(stderr, "sluice: internal error: a second turn on the "
+                        "queue, on the thread that holds one\n");
+        abort();
+    }
+    pthread_mutex_lock(&q->turn);
+    q->turn_owner = pthread_self();
+    atomic_store(&q->turn_taken, true);
+}
+
+void
+sl_queue_unlock(sluice_queue *q)
+{
+    assert(sl_queue_holds_turn(q));
+    atomic_store(&q->turn_taken, false);
+    pthread_mutex_unlock(&q->turn);
 }
 
 const char *

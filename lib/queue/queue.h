@@ -7,6 +7,8 @@
 #ifndef SL_QUEUE_H
 #define SL_QUEUE_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -87,6 +89,11 @@ struct sluice_queue {
     char *location;
     void *state; /* the backend's, ops->state_size bytes, zeroed */
     bool in_batch;
+    /* Threads that share the handle (a run's loop, its marker, its slot
+     * service) take turns on it: sl_queue_lock. */
+    pthread_mutex_t turn;
+    atomic_bool turn_taken;
+    pthread_t turn_owner;
     char errmsg[512];
 };
 
@@ -145,6 +152,17 @@ struct sl_queue_ops {
 /* Record a one-line error detail on the handle and return `err`. */
 sluice_err sl_queue_fail(sluice_queue *q, sluice_err err, const char *fmt,
                          ...) SL_PRINTF(3, 4);
+
+/*
+ * A turn on the handle for the calling thread, for every use of it while
+ * another thread may use it too: a transaction, or one call. Taking a
+ * turn the thread holds already is a bug that would hang: it stops the
+ * program with a message instead.
+ */
+void sl_queue_lock(sluice_queue *q);
+void sl_queue_unlock(sluice_queue *q);
+/* True when the calling thread holds the turn. */
+bool sl_queue_holds_turn(sluice_queue *q);
 
 /*
  * The wrappers. Each asserts its arguments, supplies defaults for optional

@@ -5,7 +5,6 @@
 #include "marker.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +27,6 @@ struct sl_marker {
     sluice_queue *q;
     pthread_t thread;
     bool started;
-    pthread_mutex_t queue_lock; /* whose turn on q */
-    atomic_bool run_turn;       /* the run holds queue_lock, */
-    pthread_t turn_owner;       /* on this thread */
     pthread_mutex_t lock;       /* what follows */
     pthread_cond_t wake;        /* work, or stopping */
     pthread_cond_t idle;        /* todo empty, no batch under way */
@@ -119,10 +115,10 @@ marker_main(void *arg)
         uint64_t lost = 0, lost_bytes = 0;
         char msg[512] = "";
         sluice_err err = SLUICE_OK;
-        pthread_mutex_lock(&m->queue_lock);
+        sl_queue_lock(m->q);
         if (m->err == SLUICE_OK) /* after a failure, nothing more */
             err = mark_batch(m, &batch, &lost, &lost_bytes, msg, sizeof msg);
-        pthread_mutex_unlock(&m->queue_lock);
+        sl_queue_unlock(m->q);
         list_clear(&batch);
 
         pthread_mutex_lock(&m->lock);
@@ -148,7 +144,6 @@ sl_marker_start(sluice_queue *q, sl_marker **out)
     if (!m)
         return SLUICE_ENOMEM;
     m->q = q;
-    pthread_mutex_init(&m->queue_lock, NULL);
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->wake, NULL);
     pthread_cond_init(&m->idle, NULL);
@@ -162,28 +157,12 @@ sl_marker_start(sluice_queue *q, sl_marker **out)
     return SLUICE_OK;
 }
 
-void
-sl_marker_queue_lock(sl_marker *m)
-{
-    pthread_mutex_lock(&m->queue_lock);
-    m->turn_owner = pthread_self();
-    atomic_store(&m->run_turn, true);
-}
-
-void
-sl_marker_queue_unlock(sl_marker *m)
-{
-    atomic_store(&m->run_turn, false);
-    pthread_mutex_unlock(&m->queue_lock);
-}
-
 /* Handing over during the run's turn, on the thread that holds it, could
  * wait forever (marker.h): a bug, stopped here rather than hung. */
 static void
 not_in_turn(sl_marker *m, const char *what)
 {
-    if (atomic_load(&m->run_turn) &&
-        pthread_equal(m->turn_owner, pthread_self())) {
+    if (sl_queue_holds_turn(m->q)) {
         fprintf(stderr,
                 "sluice: internal error: %s during the run's turn "
                 "on the queue\n",
@@ -281,6 +260,5 @@ sl_marker_free(sl_marker *m)
     pthread_cond_destroy(&m->idle);
     pthread_cond_destroy(&m->taken);
     pthread_mutex_destroy(&m->lock);
-    pthread_mutex_destroy(&m->queue_lock);
     sl_free(m);
 }

@@ -4,10 +4,10 @@
  * thread's time on 10,000 small objects. The run hands the marks over in
  * batches; the marker makes each batch one transaction.
  *
- * The marker and the run share one queue connection, one at a time: the
- * run takes its turn with sl_marker_queue_lock around every use of the
- * queue while the marker lives, and never flushes, waits or stops during
- * its turn (the marker may need a turn to take the batch before).
+ * The marker and the run share one queue handle, one at a time: both
+ * take their turns with sl_queue_lock around every use of it while the
+ * marker lives, and the run never flushes, waits or stops during its turn
+ * (the marker may need a turn to take the batch before).
  *
  * A record is marked done only after its object is durable (the run hands
  * it over only then); a crash before a batch commits leaves its records
@@ -23,10 +23,6 @@
 typedef struct sl_marker sl_marker;
 
 sluice_err sl_marker_start(sluice_queue *q, sl_marker **out);
-
-/* The run's turn on the queue. */
-void sl_marker_queue_lock(sl_marker *m);
-void sl_marker_queue_unlock(sl_marker *m);
 
 /* A record whose object is durable: its lease is moved out of *lease
  * (cleared), what was stored is copied. Held until sl_marker_flush.

@@ -15,11 +15,11 @@ sl_marks_begin(sl_run *r)
 {
     if (r->marks.open)
         return true;
-    sl_marker_queue_lock(r->marks.marker);
+    sl_queue_lock(r->q);
     sluice_err err = sl_queue_begin(r->q);
     if (err != SLUICE_OK) {
         sl_run_fail(r, err, sluice_queue_errmsg(r->q));
-        sl_marker_queue_unlock(r->marks.marker);
+        sl_queue_unlock(r->q);
         return false;
     }
     r->marks.open = true;
@@ -37,19 +37,19 @@ sl_marks_commit(sl_run *r)
         sl_run_fail(r, err, sluice_queue_errmsg(r->q));
         sl_queue_rollback(r->q);
     }
-    sl_marker_queue_unlock(r->marks.marker);
+    sl_queue_unlock(r->q);
 }
 
 void
 sl_marks_lock(sl_run *r)
 {
-    sl_marker_queue_lock(r->marks.marker);
+    sl_queue_lock(r->q);
 }
 
 void
 sl_marks_unlock(sl_run *r)
 {
-    sl_marker_queue_unlock(r->marks.marker);
+    sl_queue_unlock(r->q);
 }
 
 /* A mark's result: a stale lease is no failure (the record changed). */

@@ -50,7 +50,9 @@ sl_outcome_failed(sl_run *r, sl_job *j, sl_error_class cls, int status,
 static void
 throttled(sl_run *r, sl_job *j, int status, const char *retry_after)
 {
-    int64_t now = sl_now_ms();
+    /* The record waits on the wall clock (the queue's); the origin's
+     * pause is on the boot clock, which wall-clock steps do not move. */
+    int64_t now = sl_now_ms(), now_boot = sl_boot_ms();
     int64_t until;
     char msg[160];
     r->st.throttled++;
@@ -59,13 +61,13 @@ throttled(sl_run *r, sl_job *j, int status, const char *retry_after)
          * little, politely. */
         until = now + backoff(r, j->lease.attempts + 1);
         sl_origins_pause(&r->origins, j->origin,
-                         now + (int64_t)(r->o->backoff_base_s * 1000));
+                         now_boot + (int64_t)(r->o->backoff_base_s * 1000));
         sl_fmt(msg, sizeof msg, "HTTP %d", status);
     } else {
-        sl_origins_pause(&r->origins, j->origin, until);
+        sl_origins_pause(&r->origins, j->origin, now_boot + (until - now));
         sl_fmt(msg, sizeof msg, "HTTP %d, Retry-After %s", status, retry_after);
     }
-    if (j->origin->paused_until - now > LONG_PAUSE_MS)
+    if (j->origin->paused_until - now_boot > LONG_PAUSE_MS)
         sl_sched_release_ready(r, j->origin);
     double age_s = (double)(now - j->lease.first_attempt_ms) / 1000.0;
     if (age_s > r->o->max_age_s) {
@@ -160,13 +162,13 @@ origin_down(sl_run *r, sl_job *j, const sl_fetch_result *res, const char *msg)
         return false;
     if (++o->refused_in_row < DOWN_AFTER)
         return false;
-    int64_t now = sl_now_ms();
-    if (o->paused_until <= now) {
+    int64_t now = sl_now_ms(), now_boot = sl_boot_ms();
+    if (o->paused_until <= now_boot) {
         int64_t pause = (int64_t)1000 << SL_MIN(o->down_pauses, 6u);
         pause = SL_MIN(pause, (int64_t)DOWN_PAUSE_MAX_MS);
         pause += (int64_t)(sl_random(&r->rng) % (uint64_t)(pause / 4 + 1));
         o->down_pauses++;
-        sl_origins_pause(&r->origins, o, now + pause);
+        sl_origins_pause(&r->origins, o, now_boot + pause);
         if (pause > LONG_PAUSE_MS)
             sl_sched_release_ready(r, o);
     }
@@ -177,7 +179,8 @@ origin_down(sl_run *r, sl_job *j, const sl_fetch_result *res, const char *msg)
     }
     char why[600];
     sl_fmt(why, sizeof why, "%s (origin down: waiting)", msg);
-    sl_job_retry(r, j, o->paused_until, SL_CLASS_NETWORK, 0, why, false);
+    sl_job_retry(r, j, now + SL_MAX(o->paused_until - now_boot, 0),
+                 SL_CLASS_NETWORK, 0, why, false);
     return true;
 }
 

@@ -73,7 +73,7 @@ wait_ms(sl_run *r, int64_t now_mono)
         wait = SL_MIN(wait, r->sched.next_lease_mono - now_mono);
     else if (sl_sched_lease_room(r) && !r->stopping)
         wait = 0;
-    int64_t now = sl_now_ms();
+    int64_t now = sl_boot_ms();
     SL_FOR_EACH_ORIGIN(&r->origins, o)
     {
         if (o->ready_head && o->paused_until > now)
@@ -264,8 +264,7 @@ teardown(sl_run *r)
     sl_fetcher_free(r->fetcher);
     sl_store_close(r->store);
     sl_sched_free(r);
-    if (r->origins.buckets)
-        sl_origins_free(&r->origins);
+    sl_origins_free(&r->origins);
     sl_slots_close(r->slots);
     sl_guard_free(&r->guard);
     curl_url_cleanup(r->url_parser);

@@ -16,6 +16,7 @@
 #include "../queue/queue.h"
 #include "../slots/slots.h"
 #include "../store/store.h"
+#include "../table.h"
 #include "fetch.h"
 #include "guard.h"
 #include "marker.h"
@@ -60,9 +61,10 @@ typedef struct sl_job {
 
 /* What the run knows of an origin (origins.c). */
 struct sl_origin {
-    char *name;              /* scheme://host:port */
+    sl_table_entry entry;    /* in the run's table (first: a cast away) */
+    char *name;              /* scheme://host:port, the entry's key */
     sl_slot_origin *slots;   /* the slot service's handle on it */
-    int64_t paused_until;    /* wall ms, as the slot service last said */
+    int64_t paused_until;    /* boot ms, as the slot service last said */
     unsigned refused_in_row; /* connections refused since the last answer */
     unsigned down_pauses;    /* pauses since it was last up (backoff) */
     /* Jobs waiting to start, in feed order. */
@@ -70,14 +72,12 @@ struct sl_origin {
     unsigned n_ready;
     bool enough_ready; /* no more leases for it until n_ready runs low */
     unsigned jobs;     /* ready + running + with the store */
-    sl_origin *hash_next;
 };
 
-/* The run's origins, by name, in a hash table that grows. */
+/* The run's origins, by name. */
 typedef struct {
     sl_slots *slots;
-    sl_origin **buckets;
-    size_t n_buckets, n_origins;
+    sl_table table;
 } sl_origins;
 
 sluice_err sl_origins_init(sl_origins *t, sl_slots *slots);
@@ -92,15 +92,15 @@ void sl_origins_forget(sl_origins *t, sl_origin *o);
  * the origins with no jobs, no pause in effect and no outage to back off
  * from. True when some pause ended (its records may go now).
  */
-bool sl_origins_sweep(sl_origins *t, int64_t now_ms);
-/* Pause `o` until until_ms (extends, never shortens) in the slot
- * service, and learn the pause in effect. */
-void sl_origins_pause(sl_origins *t, sl_origin *o, int64_t until_ms);
+bool sl_origins_sweep(sl_origins *t, int64_t now_boot);
+/* Pause `o` until until_boot (sl_boot_ms; extends, never shortens) in the
+ * slot service, and learn the pause in effect. */
+void sl_origins_pause(sl_origins *t, sl_origin *o, int64_t until_boot);
 
-/* Visit every origin. */
+/* Visit every origin; `o` may be forgotten during the visit. */
 #define SL_FOR_EACH_ORIGIN(t, o)                                               \
-    for (size_t b_ = 0; b_ < (t)->n_buckets; b_++)                             \
-        for (sl_origin *o = (t)->buckets[b_]; o; o = o->hash_next)
+    SL_TABLE_FOR_EACH(&(t)->table, o##_entry_)                                 \
+    for (sl_origin *o = (sl_origin *)o##_entry_; o; o = NULL)
 
 /* ------------------------------------------------------------ scheduler */
 

@@ -213,16 +213,17 @@ sl_sched_top_up(sl_run *r, int64_t now_mono)
         return;
     if (!sl_sched_lease_room(r))
         return;
-    int64_t now = sl_now_ms();
+    int64_t now = sl_now_ms(), now_boot = sl_boot_ms();
     /* A pause that has just ended: its origin's records can be leased. */
-    if (sl_origins_sweep(&r->origins, now))
+    if (sl_origins_sweep(&r->origins, now_boot))
         s->next_lease_mono = 0;
     if (now_mono < s->next_lease_mono)
         return;
     size_t n_skip = 0;
     SL_FOR_EACH_ORIGIN(&r->origins, o)
     {
-        if ((o->enough_ready || o->paused_until > now) && n_skip < s->n_jobs)
+        if ((o->enough_ready || o->paused_until > now_boot) &&
+            n_skip < s->n_jobs)
             s->skip[n_skip++] = o->name;
     }
     size_t want = SL_MIN(SL_MIN((size_t)jobs_leasable(r),
@@ -302,7 +303,7 @@ start_one(sl_run *r, sl_origin *o, int64_t now)
 void
 sl_sched_start_ready(sl_run *r)
 {
-    int64_t now = sl_now_ms();
+    int64_t now = sl_boot_ms();
     bool started = !r->stopping;
     while (started && r->fatal == SLUICE_OK) {
         started = false;

@@ -66,13 +66,13 @@ sl_slots_origin_close(sl_slots *s, sl_slot_origin *o)
 }
 
 sluice_err
-sl_slots_take(sl_slots *s, sl_slot_origin *o, int64_t now_ms, sl_slot *out,
-              int64_t *free_at_ms)
+sl_slots_take(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot *out,
+              int64_t *free_at)
 {
     assert(o);
-    *free_at_ms = 0;
+    *free_at = 0;
     memset(out, 0, sizeof *out);
-    sluice_err err = s->ops->take(s, o, now_ms, sl_mono_ms(), out, free_at_ms);
+    sluice_err err = s->ops->take(s, o, now, out, free_at);
     if (err != SLUICE_OK)
         return err;
     /* Taking a slot past the cap is a bug, not a condition. */
@@ -98,9 +98,9 @@ sl_slots_release(sl_slots *s, sl_slot *slot, bool complete)
 }
 
 void
-sl_slots_pause(sl_slots *s, sl_slot_origin *o, int64_t until_ms)
+sl_slots_pause(sl_slots *s, sl_slot_origin *o, int64_t until)
 {
-    s->ops->pause(s, o, until_ms);
+    s->ops->pause(s, o, until);
 }
 
 int64_t

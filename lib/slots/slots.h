@@ -33,22 +33,23 @@ typedef struct {
 /*
  * A slot held. `token` identifies this taking: tokens only increase, and
  * a release carrying a token that is no longer the slot's changes
- * nothing. Deadlines are on the holder's monotonic clock (sl_mono_ms).
+ * nothing. Times are on the boot clock (sl_boot_ms): it counts a suspend
+ * and ignores steps of the wall clock, as the origin's time does.
  */
 typedef struct {
     sl_slot_origin *origin;
     unsigned index; /* which of the origin's slots */
     uint64_t token;
-    int64_t taken_mono;
-    int64_t deadline_mono;
+    int64_t taken_boot;
+    int64_t deadline_boot;
 } sl_slot;
 
 /* A held slot, as sl_slots_list hands it out. */
 typedef struct {
     const char *origin; /* scheme://host:port */
     uint64_t token;
-    int64_t taken_mono;
-    int64_t deadline_mono;
+    int64_t taken_boot;
+    int64_t deadline_boot;
 } sl_slot_info;
 
 /* Return non-zero to stop the listing. */
@@ -73,14 +74,14 @@ struct sl_slots_ops {
      * when out of memory. The caller gives it back with origin_close. */
     sl_slot_origin *(*origin_open)(sl_slots *s, const char *name);
     void (*origin_close)(sl_slots *s, sl_slot_origin *o);
-    /* Take a free slot now, or SLUICE_EAGAIN with *free_at_ms the wall
-     * time a slot could be free (a pause's end), 0 when none is free
-     * until one is released. */
-    sluice_err (*take)(sl_slots *s, sl_slot_origin *o, int64_t now_ms,
-                       int64_t now_mono, sl_slot *out, int64_t *free_at_ms);
+    /* Take a free slot now, or SLUICE_EAGAIN with *free_at the time a
+     * slot could be free (a pause's end, a slot's deadline), 0 when none
+     * is free until one is released. */
+    sluice_err (*take)(sl_slots *s, sl_slot_origin *o, int64_t now,
+                       sl_slot *out, int64_t *free_at);
     /* False when the slot's token is stale: nothing was released. */
     bool (*release)(sl_slots *s, const sl_slot *slot, bool complete);
-    void (*pause)(sl_slots *s, sl_slot_origin *o, int64_t until_ms);
+    void (*pause)(sl_slots *s, sl_slot_origin *o, int64_t until);
     int64_t (*paused_until)(sl_slots *s, sl_slot_origin *o);
     unsigned (*held)(sl_slots *s, sl_slot_origin *o);
     sluice_err (*list)(sl_slots *s, sl_slot_fn *fn, void *ctx);
@@ -97,12 +98,14 @@ sl_slot_origin *sl_slots_origin_open(sl_slots *s, const char *name);
 void sl_slots_origin_close(sl_slots *s, sl_slot_origin *o);
 
 /*
- * Take a slot of origin `o` before sending a request to it. SLUICE_OK
- * with *out filled; SLUICE_EAGAIN when none is free, with *free_at_ms the
- * wall-clock time one may be (a pause), or 0: after a release.
+ * Take a slot of origin `o` before sending a request to it, `now` on the
+ * boot clock. SLUICE_OK with *out filled; SLUICE_EAGAIN when none is
+ * free, with *free_at the time one may be (a pause's end, a held slot's
+ * deadline), or 0: after a release. Another error: the slot service
+ * failed (its message in s->errmsg).
  */
-sluice_err sl_slots_take(sl_slots *s, sl_slot_origin *o, int64_t now_ms,
-                         sl_slot *out, int64_t *free_at_ms);
+sluice_err sl_slots_take(sl_slots *s, sl_slot_origin *o, int64_t now,
+                         sl_slot *out, int64_t *free_at);
 /*
  * Give a slot back. `complete`: its request ended with a whole response,
  * so the origin is done with it; otherwise (aborted, timed out) a backend
@@ -110,9 +113,10 @@ sluice_err sl_slots_take(sl_slots *s, sl_slot_origin *o, int64_t now_ms,
  * be working on the request. A slot whose token is stale changes nothing.
  */
 void sl_slots_release(sl_slots *s, sl_slot *slot, bool complete);
-/* No request to `o` before until_ms: extends a pause, never shortens it. */
-void sl_slots_pause(sl_slots *s, sl_slot_origin *o, int64_t until_ms);
-/* The end of o's pause (wall ms), or 0 when it is not paused. */
+/* No request to `o` before `until` (boot clock): extends a pause, never
+ * shortens it. */
+void sl_slots_pause(sl_slots *s, sl_slot_origin *o, int64_t until);
+/* The end of o's pause (boot clock), or 0 when it is not paused. */
 int64_t sl_slots_paused_until(sl_slots *s, sl_slot_origin *o);
 /* Slots of `o` held now. */
 unsigned sl_slots_held(sl_slots *s, sl_slot_origin *o);

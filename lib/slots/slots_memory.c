@@ -12,14 +12,14 @@
 
 typedef struct {
     uint64_t token; /* 0: free */
-    int64_t taken_mono;
-    int64_t deadline_mono;
+    int64_t taken_boot;
+    int64_t deadline_boot;
 } mem_slot;
 
 struct sl_slot_origin {
     char *name;
     unsigned held;
-    int64_t paused_until; /* wall ms; 0: not paused */
+    int64_t paused_until; /* boot ms; 0: not paused */
     mem_slot *slots;      /* cap of them, made at the first take */
     unsigned *free;       /* indexes of free slots, a stack */
     unsigned n_free;
@@ -118,15 +118,15 @@ make_slots(sl_slots *s, sl_slot_origin *o)
 }
 
 static sluice_err
-mem_take(sl_slots *s, sl_slot_origin *o, int64_t now_ms, int64_t now_mono,
-         sl_slot *out, int64_t *free_at_ms)
+mem_take(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot *out,
+         int64_t *free_at)
 {
     mem_state *ms = ms_of(s);
     if (o->held >= s->opts.cap ||
         (s->opts.max_total && ms->held >= s->opts.max_total))
         return SLUICE_EAGAIN;
-    if (o->paused_until > now_ms) {
-        *free_at_ms = o->paused_until;
+    if (o->paused_until > now) {
+        *free_at = o->paused_until;
         return SLUICE_EAGAIN;
     }
     if (make_slots(s, o) != 0) {
@@ -136,11 +136,11 @@ mem_take(sl_slots *s, sl_slot_origin *o, int64_t now_ms, int64_t now_mono,
     unsigned i = o->free[--o->n_free];
     mem_slot *slot = &o->slots[i];
     slot->token = ++ms->last_token;
-    slot->taken_mono = now_mono;
-    slot->deadline_mono = now_mono + s->opts.hold_ms;
+    slot->taken_boot = now;
+    slot->deadline_boot = now + s->opts.hold_ms;
     o->held++;
     ms->held++;
-    *out = (sl_slot){o, i, slot->token, slot->taken_mono, slot->deadline_mono};
+    *out = (sl_slot){o, i, slot->token, slot->taken_boot, slot->deadline_boot};
     return SLUICE_OK;
 }
 
@@ -162,11 +162,11 @@ mem_release(sl_slots *s, const sl_slot *slot, bool complete)
 }
 
 static void
-mem_pause(sl_slots *s, sl_slot_origin *o, int64_t until_ms)
+mem_pause(sl_slots *s, sl_slot_origin *o, int64_t until)
 {
     (void)s;
-    if (until_ms > o->paused_until)
-        o->paused_until = until_ms;
+    if (until > o->paused_until)
+        o->paused_until = until;
 }
 
 static int64_t
@@ -191,8 +191,8 @@ mem_list(sl_slots *s, sl_slot_fn *fn, void *ctx)
             const mem_slot *slot = &o->slots[i];
             if (!slot->token)
                 continue;
-            sl_slot_info info = {o->name, slot->token, slot->taken_mono,
-                                 slot->deadline_mono};
+            sl_slot_info info = {o->name, slot->token, slot->taken_boot,
+                                 slot->deadline_boot};
             if (fn(ctx, &info) != 0)
                 return SLUICE_OK;
         }
