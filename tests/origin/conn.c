@@ -36,7 +36,8 @@ conn_open(struct origin *o, int fd)
     struct conn *c = xcalloc(1, sizeof *c);
     c->fd = fd;
     c->state = CONN_READING;
-    c->heap_index = SIZE_MAX;
+    c->timer.heap_index = SIZE_MAX;
+    c->timer.kind = TIMER_CONN;
     c->events = EPOLLIN | EPOLLRDHUP;
     struct epoll_event ev = {.events = c->events, .data.ptr = c};
     if (epoll_ctl(o->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0)
@@ -71,7 +72,7 @@ conn_close(struct origin *o, struct conn *c)
     if (c->dead)
         return;
     request_end(o, c);
-    timer_cancel(&o->timers, c);
+    timer_cancel(&o->timers, &c->timer);
     close(c->fd);
     c->fd = -1;
     c->dead = true;
@@ -83,6 +84,21 @@ conn_close(struct origin *o, struct conn *c)
         c->next->prev = c->prev;
     c->grave_next = o->graveyard;
     o->graveyard = c;
+}
+
+/*
+ * c's client has gone away (a hang-up, a reset, or it shut its sending
+ * side): close c at once. Its request, if one is in flight, ends now,
+ * unless request_hold() keeps it in flight after the close
+ * (--hold-abandoned); either way no descriptor outlives this call.
+ */
+void
+conn_gone(struct origin *o, struct conn *c)
+{
+    if (c->dead)
+        return;
+    request_hold(o, c);
+    conn_close(o, c);
 }
 
 /* Close c with a reset (RST) instead of an orderly FIN. */
@@ -108,10 +124,11 @@ free_graveyard(struct origin *o)
 }
 
 /*
- * End any in-flight request whose client has gone away but whose
- * hang-up epoll has not reported yet. Called only when a new request
- * would breach the limit, so a client that closed one connection and
- * opened another is never counted twice. O(connections).
+ * Close every connection with a request in flight whose client has gone
+ * away but whose hang-up epoll has not reported yet (conn_gone(): the
+ * request ends, or is held). Called only when a new request would breach
+ * the limit, so a client that closed one connection and opened another
+ * is never counted twice. O(connections).
  */
 void
 sweep_hangups(struct origin *o)
@@ -141,7 +158,7 @@ sweep_hangups(struct origin *o)
         return;
     for (size_t i = 0; i < count; i++)
         if (o->sweep_fds[i].revents & (POLLRDHUP | POLLHUP | POLLERR))
-            conn_close(o, o->sweep_conns[i]);
+            conn_gone(o, o->sweep_conns[i]);
 }
 
 /*
@@ -210,7 +227,7 @@ response_done(struct origin *o, struct conn *c)
         /* In flight, and only hang-ups matter, until the next byte. */
         c->state = CONN_TRICKLING;
         conn_set_events(o, c, EPOLLRDHUP);
-        timer_arm(&o->timers, c, now_ns() + TRICKLE_NS);
+        timer_arm(&o->timers, &c->timer, now_ns() + TRICKLE_NS);
         return;
     case AFTER_NEXT:
         break;
@@ -223,7 +240,7 @@ response_done(struct origin *o, struct conn *c)
         shutdown(c->fd, SHUT_WR);
         c->state = CONN_CLOSING;
         conn_set_events(o, c, EPOLLIN | EPOLLRDHUP);
-        timer_arm(&o->timers, c, now_ns() + LINGER_NS);
+        timer_arm(&o->timers, &c->timer, now_ns() + LINGER_NS);
         return;
     }
     c->in_len -= c->head_len;

@@ -196,5 +196,5 @@ start_img(struct origin *o, struct conn *c)
     }
     c->state = CONN_WAITING;
     conn_set_events(o, c, EPOLLRDHUP);
-    timer_arm(&o->timers, c, r->start_ns + r->latency_ms * NS_PER_MS);
+    timer_arm(&o->timers, &c->timer, r->start_ns + r->latency_ms * NS_PER_MS);
 }

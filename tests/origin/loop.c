@@ -83,14 +83,21 @@ accept_resume(struct origin *o)
     epoll_ctl(o->epoll_fd, EPOLL_CTL_MOD, o->listen_fd, &ev);
 }
 
-/* Fire every timer that is due: latencies end, lingering closes end. */
+/* Fire every timer that is due: latencies end, lingering closes end,
+ * held requests end. */
 static void
 run_timers(struct origin *o)
 {
     uint64_t now = now_ns();
-    struct conn *c;
+    struct timer *t;
 
-    while ((c = timer_pop_due(&o->timers, now)) != NULL) {
+    while ((t = timer_pop_due(&o->timers, now)) != NULL) {
+        if (t->kind == TIMER_HELD) {
+            held_end(o, t);
+            continue;
+        }
+        struct conn *c = CONTAINER_OF(t, struct conn, timer);
+
         if (c->state == CONN_WAITING) {
             respond_img(o, c);
             process_input(o, c);
@@ -151,7 +158,7 @@ wait_events(struct origin *o, struct epoll_event *events)
  * The event loop, until SIGTERM or SIGINT. Each batch is handled in two
  * passes: hang-ups first, then everything else, so a request that ended
  * because its client left is out of in_flight before any new request in
- * the same batch is counted.
+ * the same batch is counted (unless --hold-abandoned holds it).
  */
 void
 loop_run(struct origin *o)
@@ -171,7 +178,7 @@ loop_run(struct origin *o)
             if (tag == &listener_tag || tag == &signal_tag)
                 continue;
             if (events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-                conn_close(o, tag);
+                conn_gone(o, tag);
                 events[i].data.ptr = NULL;
             }
         }

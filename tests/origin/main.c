@@ -178,6 +178,7 @@ origin_free(struct origin *o)
     while (o->conns != NULL)
         conn_close(o, o->conns);
     free_graveyard(o);
+    held_free_all(o);
     key_table_clear(&o->keys);
     free(o->log);
     timer_heap_free(&o->timers);
@@ -195,7 +196,8 @@ usage(FILE *to)
 {
     fputs("usage: sluice-origin [--listen ADDR:PORT] [--port-file FILE]\n"
           "                     [--limit N] [--latency SPEC] [--seed S]\n"
-          "                     [--size SPEC] [--quiet]\n"
+          "                     [--size SPEC] [--hold-abandoned[=MS]]\n"
+          "                     [--quiet]\n"
           "  --listen    default 127.0.0.1:0 (an ephemeral port); "
           "[::1]:0 for IPv6\n"
           "  --port-file write the bound port there once listening\n"
@@ -206,6 +208,10 @@ usage(FILE *to)
           "  --seed      seed of the latency draws (default 1)\n"
           "  --size      fixed:BYTES | uniform:MIN:MAX "
           "(default fixed:4096)\n"
+          "  --hold-abandoned[=MS]\n"
+          "              a request whose client left stays in flight until\n"
+          "              its latency's end; a stalled, trickling or silent\n"
+          "              one until MS ms after it left (default 0)\n"
           "Routes: /img/<n>[.ext][?fault=...], /_stats, /_log, /_reset,\n"
           "/_clock.\n"
           "See docs/test-origin.md.\n",
@@ -222,6 +228,7 @@ parse_options(int argc, char **argv, struct options *opt)
         {"latency", required_argument, NULL, 't'},
         {"seed", required_argument, NULL, 's'},
         {"size", required_argument, NULL, 'z'},
+        {"hold-abandoned", optional_argument, NULL, 'a'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -256,6 +263,12 @@ parse_options(int argc, char **argv, struct options *opt)
         case 'z':
             if (sl_origin_size_parse(optarg, &opt->size) != 0)
                 bad = "--size";
+            break;
+        case 'a':
+            opt->hold_abandoned = true;
+            if (optarg != NULL &&
+                parse_u64(optarg, strlen(optarg), HOLD_MAX_MS, &opt->hold_ms))
+                bad = "--hold-abandoned";
             break;
         case 'q':
             opt->quiet = true;

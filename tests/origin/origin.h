@@ -22,6 +22,11 @@
 #define STATUS_MAX   600   /* statuses are below 600; 0 = none */
 #define NS_PER_MS    ((uint64_t)1000000)
 #define NO_LENGTH    UINT64_MAX /* start_response(): no Content-Length */
+#define HOLD_MAX_MS  3600000    /* --hold-abandoned=MS: at most an hour */
+
+/* The struct of type `type` whose member `member` is at ptr. */
+#define CONTAINER_OF(ptr, type, member)                                        \
+    ((type *)(void *)((char *)(ptr) - (offsetof(type, member))))
 
 /* ---- options ------------------------------------------------------------- */
 
@@ -48,6 +53,8 @@ struct options {
     struct latency latency;
     struct sl_origin_size size;
     bool quiet;
+    bool hold_abandoned; /* keep counting requests whose client left */
+    uint64_t hold_ms;    /* stalled, trickling, silent: held this long */
 };
 
 /* ---- requests and connections -------------------------------------------- */
@@ -110,6 +117,19 @@ struct log_entry {
     unsigned status;
 };
 
+/* What a timer is embedded in, so that the loop knows what fired. */
+enum timer_kind {
+    TIMER_CONN, /* a connection's: latency, next trickled byte, linger */
+    TIMER_HELD, /* a held request's: its end (hold.c) */
+};
+
+/* A deadline in the timer heap (timers.c), embedded in what it times. */
+struct timer {
+    uint64_t deadline_ns;
+    size_t heap_index; /* SIZE_MAX when not in the heap */
+    enum timer_kind kind;
+};
+
 /* The /img request in flight on a connection, if any. */
 struct request {
     bool active;     /* counted in in_flight until it ends */
@@ -170,17 +190,16 @@ struct conn {
     uint64_t body_off;
     uint64_t body_end;
     struct request req;
-    uint64_t deadline_ns;
-    size_t heap_index; /* SIZE_MAX when not in the timer heap */
-    struct conn *prev; /* every open connection */
+    struct timer timer; /* TIMER_CONN */
+    struct conn *prev;  /* every open connection */
     struct conn *next;
     struct conn *grave_next;
     char in[HEAD_MAX];
 };
 
-/* Connections with a deadline, earliest first (timers.c). */
+/* Armed timers, earliest deadline first (timers.c). */
 struct timer_heap {
-    struct conn **items; /* a binary min-heap on deadline_ns */
+    struct timer **items; /* a binary min-heap on deadline_ns */
     size_t len;
     size_t cap;
 };
@@ -212,6 +231,7 @@ struct origin {
     uint64_t peak_in_flight;
     uint64_t violations;
     uint64_t connections;
+    uint64_t abandoned; /* finished after their client left (held) */
     uint64_t status_counts[STATUS_MAX];
     struct key_table keys;
     struct log_entry *log;
@@ -332,21 +352,21 @@ void key_table_clear(struct key_table *t);
 
 /* ---- timers.c ------------------------------------------------------------ */
 
-/* Arm c's timer for deadline (absolute, CLOCK_MONOTONIC ns); c must not
- * have one armed. O(log n). */
-void timer_arm(struct timer_heap *h, struct conn *c, uint64_t deadline);
+/* Arm t for deadline (absolute, CLOCK_MONOTONIC ns); t must not be
+ * armed. O(log n). */
+void timer_arm(struct timer_heap *h, struct timer *t, uint64_t deadline);
 
-/* Disarm c's timer if it has one. O(log n). */
-void timer_cancel(struct timer_heap *h, struct conn *c);
+/* Disarm t if it is armed. O(log n). */
+void timer_cancel(struct timer_heap *h, struct timer *t);
 
-/* The connection with the earliest deadline, if it is at or before now,
- * its timer disarmed; else NULL. O(log n). */
-struct conn *timer_pop_due(struct timer_heap *h, uint64_t now);
+/* The timer with the earliest deadline, if it is at or before now,
+ * disarmed; else NULL. O(log n). */
+struct timer *timer_pop_due(struct timer_heap *h, uint64_t now);
 
 /* The earliest deadline armed, or UINT64_MAX when none is. */
 uint64_t timer_next(const struct timer_heap *h);
 
-/* Free the heap's storage; the connections in it are not touched. */
+/* Free the heap's storage; the timers in it are not touched. */
 void timer_heap_free(struct timer_heap *h);
 
 /* ---- conn.c -------------------------------------------------------------- */
@@ -362,10 +382,14 @@ void conn_set_events(struct origin *o, struct conn *c, uint32_t events);
  * free_graveyard() once the current batch of events is done. */
 void conn_close(struct origin *o, struct conn *c);
 
+/* c's client has gone away: close c; its request ends now, or is held
+ * (request_hold()). */
+void conn_gone(struct origin *o, struct conn *c);
+
 /* Free the connections closed during this batch of events. */
 void free_graveyard(struct origin *o);
 
-/* End the in-flight requests whose clients have left unreported. */
+/* Close the connections whose clients have left unreported. */
 void sweep_hangups(struct origin *o);
 
 /* Write the response queued on c->out (and its generated body), now or
@@ -432,11 +456,31 @@ const struct buf *gzip_bomb(struct buf *b);
 /* End c's /img request, if one is in flight: count and log it. */
 void request_end(struct origin *o, struct conn *c);
 
+/* Request r, no longer on a connection, ends now with bytes_sent body
+ * bytes written: it leaves in_flight, and is counted and logged. */
+void request_finish(struct origin *o, const struct request *r,
+                    uint64_t bytes_sent, bool abandoned);
+
+/* Body bytes of c's current response written so far. */
+uint64_t body_bytes_sent(const struct conn *c);
+
 /* The control routes: /_stats, /_log, /_clock; and /_reset's work. */
 void send_stats(struct origin *o, struct conn *c);
 void send_log(struct origin *o, struct conn *c);
 void send_clock(struct origin *o, struct conn *c);
 void origin_reset(struct origin *o);
+
+/* ---- hold.c -------------------------------------------------------------- */
+
+/* With --hold-abandoned, take c's request off c, whose client has gone,
+ * and keep it in flight until its timer; true if it did. */
+bool request_hold(struct origin *o, struct conn *c);
+
+/* The held request timed by t ends: counted, logged, freed. */
+void held_end(struct origin *o, struct timer *t);
+
+/* Free every held request; only held requests' timers may be armed. */
+void held_free_all(struct origin *o);
 
 /* ---- loop.c -------------------------------------------------------------- */
 

@@ -102,6 +102,24 @@ stat() {
     echo "${v:-0}"
 }
 
+# finished URL: the finished requests, the sum of /_stats' status counts.
+finished() {
+    curl -s "$1/_stats" | sed 's/.*"status":{\([^}]*\)}.*/\1/' |
+        tr ',' '\n' | awk -F: '{ n += $2 } END { print n + 0 }'
+}
+
+# leave_after SECS URL...: a client per URL sends its request and leaves
+# after SECS; returns once all of them have left.
+leave_after() {
+    local secs=$1 url pids=()
+    shift
+    for url in "$@"; do
+        curl -s -o /dev/null --max-time "$secs" "$url" &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+}
+
 # code URL [CURL ARGS...]: the HTTP status curl saw.
 code() {
     local url=$1
@@ -493,9 +511,7 @@ expect_eq "in flight once they left" "$(stat "$URL_H" in_flight)" 0
 expect_eq "then a request is served" "$(code "$URL_H/img/2")" 200
 expect_eq "violations" "$(stat "$URL_H" violations)" 1
 expect_eq "peak" "$(stat "$URL_H" peak_in_flight)" 4
-expect_eq "requests = in flight + finished" \
-    "$(curl -s "$URL_H/_stats" | sed 's/.*"status":{\([^}]*\)}.*/\1/' |
-        tr ',' '\n' | awk -F: '{ n += $2 } END { print n }')" \
+expect_eq "requests = in flight + finished" "$(finished "$URL_H")" \
     "$(stat "$URL_H" requests)"
 stop_origin H
 
@@ -593,6 +609,73 @@ expect_eq "no violation from clients that left" \
 expect_eq "requests" "$(stat "$URL_K" requests)" 6
 stop_origin K
 
+case_ "--hold-abandoned: a client that leaves during the latency"
+start_origin HA --hold-abandoned --latency fixed:1500 --limit 1 --quiet
+start_origin HN --latency fixed:1500 --limit 1 --quiet
+leave_after 0.1 "$URL_HA/img/1" "$URL_HN/img/1"
+sleep 0.2
+expect_eq "held: the next request is over the limit" \
+    "$(code "$URL_HA/img/2")" 503
+expect_eq "held: violations" "$(stat "$URL_HA" violations)" 1
+expect_eq "held: still in flight" "$(stat "$URL_HA" in_flight)" 1
+expect_eq "held: not ended yet" "$(stat "$URL_HA" abandoned)" 0
+expect_eq "held: requests = in flight + finished" \
+    "$(finished "$URL_HA")" $(($(stat "$URL_HA" requests) - 1))
+expect_eq "without the option: ended when its client left" \
+    "$(stat "$URL_HN" in_flight)" 0
+expect_eq "without the option: the next request is served" \
+    "$(code "$URL_HN/img/2" --max-time 0.3)" 000
+expect_eq "without the option: no violation" "$(stat "$URL_HN" violations)" 0
+expect_eq "without the option: no abandoned in /_stats" \
+    "$(curl -s "$URL_HN/_stats" | grep -c abandoned)" 0
+sleep 1.5
+expect_eq "after its latency: in flight" "$(stat "$URL_HA" in_flight)" 0
+expect_eq "after its latency: abandoned" "$(stat "$URL_HA" abandoned)" 1
+expect_eq "after its latency: counted under 0" "$(stat "$URL_HA" 0)" 1
+expect_eq "requests = in flight + finished" "$(finished "$URL_HA")" \
+    "$(stat "$URL_HA" requests)"
+expect_eq "log: latency, status, bytes and the end at the latency's end" \
+    "$(awk '$8 == "/img/1" { print $5, $6, $7, ($4 - $3 >= 1500),
+        ($4 - $3 < 1700) }' <(curl -s "$URL_HA/_log"))" "1500 0 0 1 1"
+stop_origin HA
+stop_origin HN
+
+case_ "--hold-abandoned=MS: stalled, trickling and silent requests"
+start_origin HM --hold-abandoned=700 --quiet
+leave_after 0.5 "$URL_HM/img/1?fault="{stall\&fails=1,silent,trickle,endless}
+sleep 0.2
+expect_eq "held after their clients left, endless not" \
+    "$(stat "$URL_HM" in_flight)" 3
+expect_eq "endless ended when its client left" "$(finished "$URL_HM")" 1
+sleep 0.9
+expect_eq "then they end" "$(stat "$URL_HM" in_flight)" 0
+expect_eq "abandoned" "$(stat "$URL_HM" abandoned)" 3
+curl -s "$URL_HM/_log" >log
+expect_eq "log: status and bytes sent" \
+    "$(awk '{ print $8, $6, $7 }' log | sort | grep -v endless | tr '\n' ' ')" \
+    "/img/1?fault=silent 0 0 /img/1?fault=stall&fails=1 200 1024 \
+/img/1?fault=trickle 200 0 "
+expect_true "held until 700 ms after their clients left, 500 ms in" \
+    awk '!/endless/ && ($4 - $3 < 1000 || $4 - $3 > 1500) { exit 1 }' log
+# /_reset: a held request still counts in in_flight, then ends unseen.
+leave_after 0.3 "$URL_HM/img/2?fault=silent"
+curl -s "$URL_HM/_reset" >/dev/null
+expect_eq "held across /_reset" "$(stat "$URL_HM" in_flight)" 1
+expect_eq "peak restarts from it" "$(stat "$URL_HM" peak_in_flight)" 1
+sleep 1
+expect_eq "then it ends" "$(stat "$URL_HM" in_flight)" 0
+expect_eq "neither counted nor logged" \
+    "$(stat "$URL_HM" abandoned) $(finished "$URL_HM") $(curl -s \
+        "$URL_HM/_log" | wc -l)" "0 0 0"
+leave_after 0.3 "$URL_HM/img/3?fault=silent"
+stop_origin HM # with a request held
+start_origin H0 --hold-abandoned --quiet
+leave_after 0.3 "$URL_H0/img/1?fault=silent"
+sleep 0.2
+expect_eq "no MS: a silent request ends when its client leaves" \
+    "$(stat "$URL_H0" in_flight) $(stat "$URL_H0" abandoned)" "0 0"
+stop_origin H0
+
 case_ "many connections at once"
 start_origin P --size fixed:8192 --quiet
 t0=$(date +%s.%N)
@@ -637,6 +720,10 @@ expect_eq "bad --size" "$?" 2
 expect_eq "bad --listen" "$?" 2
 "$ORIGIN" --limit -1 2>/dev/null
 expect_eq "bad --limit" "$?" 2
+"$ORIGIN" --hold-abandoned=x 2>/dev/null
+expect_eq "bad --hold-abandoned" "$?" 2
+"$ORIGIN" --hold-abandoned=3600001 2>/dev/null
+expect_eq "--hold-abandoned over an hour" "$?" 2
 "$ORIGIN" extra 2>/dev/null
 expect_eq "an operand" "$?" 2
 expect_eq "listening line" "$(head -n 1 A.err)" "listening on 127.0.0.1:$PORT_A"

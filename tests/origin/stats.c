@@ -38,7 +38,7 @@ log_append(struct origin *o, const struct request *r, uint64_t bytes_sent,
 }
 
 /* Body bytes of the current response written so far. */
-static uint64_t
+uint64_t
 body_bytes_sent(const struct conn *c)
 {
     uint64_t from_out =
@@ -48,10 +48,28 @@ body_bytes_sent(const struct conn *c)
 }
 
 /*
- * End c's /img request, if one is in flight: it leaves in_flight, and
- * unless a /_reset came since it started, it is counted under its status
- * and logged. Called exactly once per request, when its response is
- * fully written or its connection closes, whichever comes first.
+ * Request r ends now, with bytes_sent body bytes written: it leaves
+ * in_flight, and unless a /_reset came since it started, it is counted
+ * under its status (and under abandoned, if its client left before it
+ * ended) and logged with now as its end. Called exactly once per request.
+ */
+void
+request_finish(struct origin *o, const struct request *r, uint64_t bytes_sent,
+               bool abandoned)
+{
+    o->in_flight--;
+    if (r->epoch != o->epoch)
+        return;
+    o->status_counts[r->status]++;
+    if (abandoned)
+        o->abandoned++;
+    log_append(o, r, bytes_sent, now_ns());
+}
+
+/*
+ * End c's /img request, if one is in flight (request_finish()). Called
+ * when its response is fully written or its connection closes, whichever
+ * comes first; a request held by request_hold() is no longer c's.
  */
 void
 request_end(struct origin *o, struct conn *c)
@@ -61,11 +79,7 @@ request_end(struct origin *o, struct conn *c)
     if (!r->active)
         return;
     r->active = false;
-    o->in_flight--;
-    if (r->epoch != o->epoch)
-        return;
-    o->status_counts[r->status]++;
-    log_append(o, r, body_bytes_sent(c), now_ns());
+    request_finish(o, r, body_bytes_sent(c), false);
 }
 
 void
@@ -88,7 +102,10 @@ send_stats(struct origin *o, struct conn *c)
                    o->status_counts[s]);
         first = false;
     }
-    buf_printf(t, "},\"log_dropped\":%" PRIu64 "}\n", o->log_dropped);
+    buf_printf(t, "}");
+    if (o->opt.hold_abandoned)
+        buf_printf(t, ",\"abandoned\":%" PRIu64, o->abandoned);
+    buf_printf(t, ",\"log_dropped\":%" PRIu64 "}\n", o->log_dropped);
     start_response(c, 200, "application/json", t->len, NULL);
     if (!c->head_only)
         buf_append(&c->out, t->data, t->len);
@@ -165,9 +182,9 @@ send_clock(struct origin *o, struct conn *c)
 
 /*
  * /_reset: zero the counters, the attempt counts and the log. Requests
- * still in flight keep counting in in_flight (the limit applies to them)
- * but are neither counted nor logged when they end: the epoch tells them
- * apart.
+ * still in flight (held ones too) keep counting in in_flight (the limit
+ * applies to them) but are neither counted nor logged when they end: the
+ * epoch tells them apart.
  */
 void
 origin_reset(struct origin *o)
@@ -176,6 +193,7 @@ origin_reset(struct origin *o)
     o->requests = 0;
     o->violations = 0;
     o->connections = 0;
+    o->abandoned = 0;
     o->peak_in_flight = o->in_flight;
     memset(o->status_counts, 0, sizeof o->status_counts);
     key_table_clear(&o->keys);
