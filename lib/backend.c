@@ -16,6 +16,7 @@ static const sl_backend *const backends[] = {
     &sl_store_file.backend,
     &sl_store_s3.backend,
     &sl_slots_memory.backend,
+    &sl_slots_durable.backend,
 };
 
 const sl_backend *

@@ -147,6 +147,16 @@ on_event(void *ctx, const char *id, const char *url, const char *cls,
                 message);
 }
 
+/* What the run says of itself (its cap, slots an earlier run left
+ * held): always shown, --quiet or not. */
+static void
+on_notice(void *ctx, const char *message)
+{
+    display *d = ctx;
+    clear_line(d);
+    fprintf(stderr, "sluice: %s\n", message);
+}
+
 /* "100", "64k", "100M", "2G" -> bytes. */
 static bool
 parse_bytes(const char *text, uint64_t *out)
@@ -265,12 +275,14 @@ cmd_run(int argc, char **argv)
     enum {
         O_DB = 256, O_STORE, O_MAXC, O_MAXT, O_ATTEMPTS, O_TIMEOUT, O_STALL,
         O_BYTES, O_AGE, O_BASE, O_CAP, O_PRIVATE, O_NET, O_FOLLOW, O_GRACE,
-        O_JSON, O_STORE_CONC, O_S3_ENDPOINT, O_S3_PATH, O_S3_VHOST, O_SPOOL
+        O_JSON, O_STORE_CONC, O_S3_ENDPOINT, O_S3_PATH, O_S3_VHOST, O_SPOOL,
+        O_RAISE_CAP
     };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"store", required_argument, NULL, O_STORE},
         {"max-concurrency", required_argument, NULL, O_MAXC},
+        {"raise-cap", no_argument, NULL, O_RAISE_CAP},
         {"max-total", required_argument, NULL, O_MAXT},
         {"max-attempts", required_argument, NULL, O_ATTEMPTS},
         {"timeout", required_argument, NULL, O_TIMEOUT},
@@ -339,6 +351,9 @@ cmd_run(int argc, char **argv)
             break;
         case O_SPOOL:
             o.spool_dir = optarg;
+            break;
+        case O_RAISE_CAP:
+            o.raise_cap = 1;
             break;
         case O_MAXC:
         case O_MAXT:
@@ -440,6 +455,7 @@ cmd_run(int argc, char **argv)
     o.stop = &stop_requested;
     o.on_progress = on_progress;
     o.on_event = on_event;
+    o.on_notice = on_notice;
     o.ctx = &d;
 
     sluice_run_stats st;

@@ -17,7 +17,7 @@ setup(fixture *f, unsigned cap)
 {
     sl_slots_opts o = {cap, 0, 60000};
     char why[256];
-    if (sl_slots_open("memory", &o, &f->slots, why, sizeof why) != SLUICE_OK)
+    if (sl_slots_open("memory", &o, NULL, &f->slots, why, sizeof why) != SLUICE_OK)
         TEST_FAIL_("open the slots: %s", why);
     ASSERT_EQ(sl_origins_init(&f->t, f->slots), SLUICE_OK);
 }
@@ -207,7 +207,7 @@ TEST(allocation_failures_are_clean)
     fixture f;
     sl_slots_opts o = {2, 0, 60000};
     char why[256];
-    ASSERT_EQ(sl_slots_open("memory", &o, &f.slots, why, sizeof why),
+    ASSERT_EQ(sl_slots_open("memory", &o, NULL, &f.slots, why, sizeof why),
               SLUICE_OK);
     sl_fault_set(SL_FAULT_ALLOC, 1);
     ASSERT_EQ(sl_origins_init(&f.t, f.slots), SLUICE_ENOMEM);

@@ -228,8 +228,10 @@ TEST(a_first_schema_database_is_migrated_with_its_records)
     sluice_queue_close(q);
     sqlite3 *db;
     ASSERT_EQ(sqlite3_open(sqlite_path(), &db), SQLITE_OK);
+    /* The first schema: none of what later migrations add. */
     ASSERT_EQ(sqlite3_exec(db,
                            "DROP INDEX records_pending;"
+                           " DROP TABLE slots; DROP TABLE settings;"
                            " PRAGMA user_version = 1",
                            NULL, NULL, NULL),
               SQLITE_OK);
@@ -253,6 +255,36 @@ TEST(a_first_schema_database_is_migrated_with_its_records)
     ASSERT_EQ(sqlite3_column_int(st, 0), 1);
     sqlite3_finalize(st);
     sqlite3_close(db);
+}
+
+TEST(a_second_schema_database_gains_slots_and_settings)
+{
+    if (!is_sqlite())
+        SKIP("SQLite-specific");
+    sluice_queue *q = open_queue();
+    upsert1(q, "a", "http://img.example/a", "a", NULL);
+    sluice_queue_close(q);
+    sqlite3 *db;
+    ASSERT_EQ(sqlite3_open(sqlite_path(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "DROP TABLE slots; DROP TABLE settings;"
+                           " PRAGMA user_version = 2",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+
+    q = open_queue();
+    ASSERT_EQ(counts(q).pending, 1);
+    char value[16];
+    ASSERT_EQ(sl_queue_setting_get(q, "cap", value, sizeof value),
+              SLUICE_ENOTFOUND);
+    ASSERT_EQ(sl_queue_setting_set(q, "cap", "7"), SLUICE_OK);
+    ASSERT_EQ(sl_queue_setting_get(q, "cap", value, sizeof value), SLUICE_OK);
+    ASSERT_STR_EQ(value, "7");
+    sl_slot_row row = {"http://img.example:80", 3, 2, "boot", 1000, 2000,
+                       500, 0, 0, 42, 0};
+    ASSERT_EQ(sl_queue_slots_save(q, &row, 1), SLUICE_OK);
+    sluice_queue_close(q);
 }
 
 TEST(readonly_and_nocreate_opens_do_not_create)

@@ -1,8 +1,10 @@
 /*
  * The slot service (lib/slots/), against the backend named by
- * $SLUICE_TEST_SLOTS (default "memory"): the per-origin cap and the total
+ * $SLUICE_TEST_SLOTS (default "memory"; "durable" keeps its slots in a
+ * SQLite queue made for the case): the per-origin cap and the total
  * across origins, pauses that only ever extend, counting and the peak,
  * tokens that fence a stale release, and the listing of held slots.
+ * test_slots_durable.c holds what only a durable service does.
  */
 #include "fault.h"
 #include "slots/slots.h"
@@ -15,15 +17,31 @@ backend(void)
     return name && *name ? name : "memory";
 }
 
+static sluice_queue *queue; /* the durable service's */
+
 static sl_slots *
 service(unsigned cap, unsigned max_total)
 {
     sl_slots_opts o = {cap, max_total, 60000};
     sl_slots *s = NULL;
     char why[256];
-    if (sl_slots_open(backend(), &o, &s, why, sizeof why) != SLUICE_OK)
+    if (!queue && strcmp(backend(), "durable") == 0 &&
+        sluice_queue_open("slots.db", NULL, &queue, why, sizeof why) !=
+            SLUICE_OK)
+        TEST_FAIL_("open a queue: %s", why);
+    if (sl_slots_open(backend(), &o, queue, &s, why, sizeof why) !=
+        SLUICE_OK)
         TEST_FAIL_("open %s: %s", backend(), why);
     return s;
+}
+
+/* Close the service, and its queue. */
+static void
+finish(sl_slots *s)
+{
+    sl_slots_close(s);
+    sluice_queue_close(queue);
+    queue = NULL;
 }
 
 static sl_slot_origin *
@@ -88,7 +106,7 @@ TEST(the_cap_is_respected_per_origin)
     }
     sl_slots_origin_close(s, a);
     sl_slots_origin_close(s, b);
-    sl_slots_close(s);
+    finish(s);
 }
 
 TEST(a_full_origin_says_after_a_release)
@@ -102,7 +120,7 @@ TEST(a_full_origin_says_after_a_release)
     ASSERT_EQ(free_at, 0); /* no time: when one is released */
     sl_slots_release(s, &held, true);
     sl_slots_origin_close(s, a);
-    sl_slots_close(s);
+    finish(s);
 }
 
 TEST(a_cap_of_zero_means_one)
@@ -114,7 +132,7 @@ TEST(a_cap_of_zero_means_one)
     ASSERT_EQ(fill(s, a, 0, held, 4), 1);
     sl_slots_release(s, &held[0], true);
     sl_slots_origin_close(s, a);
-    sl_slots_close(s);
+    finish(s);
 }
 
 TEST(max_total_holds_across_origins)
@@ -139,7 +157,7 @@ TEST(max_total_holds_across_origins)
     sl_slots_release(s, &ha[1], true);
     sl_slots_release(s, &hb[0], true);
     sl_slots_release(s, &hc[0], true);
-    sl_slots_close(s);
+    finish(s);
 }
 
 TEST(a_paused_origin_waits_until_the_pause_ends)
@@ -170,7 +188,7 @@ TEST(a_paused_origin_waits_until_the_pause_ends)
     /* A pause in the past changes nothing. */
     sl_slots_pause(s, b, now - 1000);
     ASSERT(may_start(s, b, now));
-    sl_slots_close(s);
+    finish(s);
 }
 
 TEST(slots_are_counted_and_the_peak_is_per_origin)
@@ -197,7 +215,7 @@ TEST(slots_are_counted_and_the_peak_is_per_origin)
         sl_slots_release(s, &ha[i], true);
     ASSERT_EQ(s->n_held, 0);
     ASSERT_EQ(s->peak, 9);
-    sl_slots_close(s);
+    finish(s);
 }
 
 TEST(tokens_only_increase_and_a_stale_release_changes_nothing)
@@ -219,7 +237,7 @@ TEST(tokens_only_increase_and_a_stale_release_changes_nothing)
     sl_slots_release(s, &second, true);
     ASSERT_EQ(sl_slots_held(s, a), 0);
     ASSERT(may_start(s, a, 0));
-    sl_slots_close(s);
+    finish(s);
 }
 
 TEST(a_slot_has_a_deadline_of_its_taking_plus_the_hold)
@@ -232,7 +250,7 @@ TEST(a_slot_has_a_deadline_of_its_taking_plus_the_hold)
     ASSERT_EQ(slot.taken_boot, now);
     ASSERT_GE(slot.deadline_boot, slot.taken_boot + 60000);
     sl_slots_release(s, &slot, true);
-    sl_slots_close(s);
+    finish(s);
 }
 
 static int
@@ -267,7 +285,7 @@ TEST(held_slots_are_listed_with_their_origin_and_token)
     ASSERT_EQ(strlen(seen), strlen(want_a) + strlen(want_b));
     sl_slots_release(s, &ha[1], true);
     sl_slots_release(s, &hb[0], true);
-    sl_slots_close(s);
+    finish(s);
 }
 
 TEST(an_unknown_backend_is_a_clear_error)
@@ -275,7 +293,7 @@ TEST(an_unknown_backend_is_a_clear_error)
     sl_slots_opts o = {2, 0, 1000};
     sl_slots *s = (sl_slots *)1;
     char why[256];
-    ASSERT_EQ(sl_slots_open("no-such", &o, &s, why, sizeof why),
+    ASSERT_EQ(sl_slots_open("no-such", &o, NULL, &s, why, sizeof why),
               SLUICE_EUNSUPPORTED);
     ASSERT_NULL(s);
     ASSERT_STR_CONTAINS(why, "no-such");
@@ -310,6 +328,6 @@ TEST(allocation_failures_are_clean)
     ASSERT_EQ(sl_slots_held(s, a), 1);
     sl_slots_release(s, &slot, true);
     ASSERT_EQ(sl_slots_held(s, a), 0);
-    sl_slots_close(s);
+    finish(s);
 }
 #endif

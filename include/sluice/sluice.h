@@ -241,13 +241,22 @@ typedef struct {
 typedef void sluice_run_progress_fn(void *ctx, const sluice_run_stats *st);
 
 /* A record that was dead-lettered or hit a store problem, as it happens. */
+/* Something the run says once about itself ("the cap stored with the
+ * queue is 20"), one line. */
+typedef void sluice_run_notice_fn(void *ctx, const char *message);
+
 typedef void sluice_run_event_fn(void *ctx, const char *id, const char *url,
                                  const char *error_class, int http_status,
                                  const char *message);
 
 typedef struct {
     const char *store;        /* a directory, or s3://BUCKET/PREFIX */
-    unsigned max_concurrency; /* per origin (scheme, host, port): 20 */
+    /* Per origin (scheme, host, port). The cap is stored with the queue:
+     * 0 uses the queue's (20 when it has none); a smaller one than the
+     * queue's lowers it; a larger one raises it only with raise_cap. The
+     * run says which it uses (on_notice). */
+    unsigned max_concurrency;
+    int raise_cap;
     unsigned max_total;       /* over all origins; 0: no global cap */
     unsigned max_attempts;    /* failed attempts before the DLQ: 8 */
     double timeout_s;         /* total per request: 120; connect: <= 15 */
@@ -276,7 +285,8 @@ typedef struct {
     sluice_run_progress_fn *on_progress;
     double progress_interval_s; /* 0.25 */
     sluice_run_event_fn *on_event;
-    void *ctx; /* passed to on_progress and on_event */
+    sluice_run_notice_fn *on_notice;
+    void *ctx; /* passed to on_progress, on_event and on_notice */
 } sluice_run_opts;
 
 /* Fill `opts` with the defaults above. */

@@ -294,6 +294,86 @@ sl_queue_slots(const sluice_queue *q)
     return q->ops->slots;
 }
 
+bool
+sl_queue_has(const sluice_queue *q, unsigned feature)
+{
+    return (q->ops->features & feature) == feature;
+}
+
+static sluice_err
+no_slots(sluice_queue *q)
+{
+    return sl_queue_fail(q, SLUICE_EUNSUPPORTED,
+                         "%s: this queue keeps no slots or settings",
+                         q->location);
+}
+
+sluice_err
+sl_queue_slots_load(sluice_queue *q, sl_slot_row_fn *fn, void *ctx)
+{
+    if (!sl_queue_has(q, SL_QUEUE_F_SLOTS))
+        return no_slots(q);
+    return q->ops->slots_load(q, fn, ctx);
+}
+
+sluice_err
+sl_queue_slots_save(sluice_queue *q, const sl_slot_row *rows, size_t n)
+{
+    if (!sl_queue_has(q, SL_QUEUE_F_SLOTS))
+        return no_slots(q);
+    for (size_t i = 0; i < n; i++)
+        assert(rows[i].origin && rows[i].boot_id);
+    if (n == 0)
+        return SLUICE_OK;
+    sluice_err err = queue_fault(q, "save slots");
+    if (err != SLUICE_OK)
+        return err;
+    return q->ops->slots_save(q, rows, n);
+}
+
+sluice_err
+sl_queue_slots_clear(sluice_queue *q, const char *origin, uint64_t *removed)
+{
+    uint64_t ignored;
+    if (!removed)
+        removed = &ignored;
+    *removed = 0;
+    if (!sl_queue_has(q, SL_QUEUE_F_SLOTS))
+        return no_slots(q);
+    return q->ops->slots_clear(q, origin, removed);
+}
+
+sluice_err
+sl_queue_setting_get(sluice_queue *q, const char *name, char *value,
+                     size_t size)
+{
+    assert(size > 0);
+    value[0] = '\0';
+    if (!sl_queue_has(q, SL_QUEUE_F_SLOTS))
+        return no_slots(q);
+    return q->ops->setting_get(q, name, value, size);
+}
+
+sluice_err
+sl_queue_setting_set(sluice_queue *q, const char *name, const char *value)
+{
+    if (!sl_queue_has(q, SL_QUEUE_F_SLOTS))
+        return no_slots(q);
+    sluice_err err = queue_fault(q, "set a setting");
+    if (err != SLUICE_OK)
+        return err;
+    return q->ops->setting_set(q, name, value);
+}
+
+bool
+sl_queue_runner_alive(sluice_queue *q)
+{
+    bool alive = false;
+    if (q->ops->runner_alive && q->ops->runner_alive(q, &alive) != SLUICE_OK)
+        return false;
+    return alive;
+}
+
 sluice_err
 sl_queue_recover(sluice_queue *q, int64_t now_ms, uint64_t *recovered)
 {

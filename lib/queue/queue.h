@@ -67,6 +67,29 @@ typedef struct {
     const char *etag;         /* NULL if the origin sent none */
 } sl_object_info;
 
+/*
+ * An origin's slots as the queue keeps them (slots/slots_durable.c): the
+ * promise of the runner that wrote the row, that at most `held` requests
+ * to the origin are outstanding until `until_boot` on the clock of boot
+ * `boot_id` (and none from before it after), and the origin's pause.
+ */
+typedef struct {
+    const char *origin;  /* scheme://host:port */
+    unsigned held;       /* slots held: requests that may be outstanding */
+    unsigned in_flight;  /* requests in flight when it was written */
+    const char *boot_id; /* the boot the _boot times are of */
+    int64_t until_boot;  /* held until then (sl_boot_ms of that boot) */
+    int64_t until_wall;  /* the same on the wall clock, for people */
+    int64_t hold_ms;     /* the writer's --timeout and margin */
+    int64_t paused_boot; /* a pause (Retry-After) ends then; 0: none */
+    int64_t paused_wall;
+    uint64_t token;       /* the highest token the writer handed out */
+    int64_t written_wall; /* when it was written */
+} sl_slot_row;
+
+/* Return non-zero to stop. */
+typedef int sl_slot_row_fn(void *ctx, const sl_slot_row *row);
+
 /* One record as the queue holds it, for inspection and tests. */
 typedef struct {
     sl_state state;
@@ -100,7 +123,9 @@ struct sluice_queue {
 /* Feature bits a backend declares. */
 enum {
     SL_QUEUE_F_TRANSACTIONS = 1u << 0, /* begin/commit group writes */
-    SL_QUEUE_F_EXCLUSIVE = 1u << 1     /* acquire_runner is supported */
+    SL_QUEUE_F_EXCLUSIVE = 1u << 1,    /* acquire_runner: one runner */
+    SL_QUEUE_F_SLOTS = 1u << 2,        /* slot rows and settings kept */
+    SL_QUEUE_F_SKIP = 1u << 3          /* a lease can skip origins */
 };
 
 struct sl_queue_ops {
@@ -147,6 +172,23 @@ struct sl_queue_ops {
     sluice_err (*replay)(sluice_queue *q, const char *id,
                          const sluice_dlq_filter *filter, int64_t now_ms,
                          uint64_t *replayed);
+    /* With SL_QUEUE_F_SLOTS: every slot row; rows[0..n) written, durable
+     * when it returns (a row holding nothing and with no pause removed);
+     * the rows of `origin` (NULL: all) removed. */
+    sluice_err (*slots_load)(sluice_queue *q, sl_slot_row_fn *fn, void *ctx);
+    sluice_err (*slots_save)(sluice_queue *q, const sl_slot_row *rows,
+                             size_t n);
+    sluice_err (*slots_clear)(sluice_queue *q, const char *origin,
+                              uint64_t *removed);
+    /* With SL_QUEUE_F_SLOTS: settings stored with the queue ("cap");
+     * SLUICE_ENOTFOUND for one never set. */
+    sluice_err (*setting_get)(sluice_queue *q, const char *name,
+                              char *value, size_t size);
+    sluice_err (*setting_set)(sluice_queue *q, const char *name,
+                              const char *value);
+    /* Optional: whether a runner (this process or another) uses the
+     * queue now. */
+    sluice_err (*runner_alive)(sluice_queue *q, bool *alive);
 };
 
 /* Record a one-line error detail on the handle and return `err`. */
@@ -204,6 +246,23 @@ sluice_err sl_queue_get(sluice_queue *q, const char *id,
                         sl_record_info *out);
 /* When the next retrying record comes due; *any is false if none waits. */
 sluice_err sl_queue_next_due(sluice_queue *q, int64_t *due_ms, bool *any);
+/* True when the backend has the feature (SL_QUEUE_F_*). */
+bool sl_queue_has(const sluice_queue *q, unsigned feature);
+/* Slot rows and settings (SLUICE_EUNSUPPORTED without SL_QUEUE_F_SLOTS).
+ * Save and clear run in a transaction of their own (or the caller's). */
+sluice_err sl_queue_slots_load(sluice_queue *q, sl_slot_row_fn *fn,
+                               void *ctx);
+sluice_err sl_queue_slots_save(sluice_queue *q, const sl_slot_row *rows,
+                               size_t n);
+sluice_err sl_queue_slots_clear(sluice_queue *q, const char *origin,
+                                uint64_t *removed);
+sluice_err sl_queue_setting_get(sluice_queue *q, const char *name,
+                                char *value, size_t size);
+sluice_err sl_queue_setting_set(sluice_queue *q, const char *name,
+                                const char *value);
+/* Whether a runner uses the queue now; false where the backend cannot
+ * tell. */
+bool sl_queue_runner_alive(sluice_queue *q);
 
 extern const sl_queue_ops sl_queue_sqlite;
 

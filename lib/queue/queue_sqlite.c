@@ -4,10 +4,9 @@
  * due retries are index range scans whatever the size of the queue. The
  * schema is versioned with PRAGMA user_version; see migrations[] below.
  */
-#include "queue.h"
+#include "queue_sqlite.h"
 
 #include "../json.h"
-#include "checkpoint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -61,41 +60,29 @@ static const char *const migrations[] = {
      * lease skipping a busy origin does not read through its records. */
     "CREATE INDEX records_pending ON records(origin, rid)"
     " WHERE state = 0 AND next_at = 0;",
+    /* 2 -> 3: slots kept with the queue (queue_sqlite_slots.c), and the
+     * settings a queue keeps (its cap). */
+    "CREATE TABLE slots ("
+    "  origin TEXT PRIMARY KEY,"      /* scheme://host:port */
+    "  held INTEGER NOT NULL,"        /* slots held, at most */
+    "  in_flight INTEGER NOT NULL,"   /* requests in flight when written */
+    "  boot_id TEXT NOT NULL,"        /* the boot the _boot times are of */
+    "  until_boot INTEGER NOT NULL,"  /* held until, CLOCK_BOOTTIME ms */
+    "  until_wall INTEGER NOT NULL,"  /* the same, wall clock */
+    "  hold_ms INTEGER NOT NULL,"     /* the writer's timeout + margin */
+    "  paused_boot INTEGER NOT NULL," /* a pause's end; 0: none */
+    "  paused_wall INTEGER NOT NULL,"
+    "  token INTEGER NOT NULL,"       /* the highest token handed out */
+    "  written_at INTEGER NOT NULL"   /* wall ms */
+    ") WITHOUT ROWID;"
+    "CREATE TABLE settings ("
+    "  name TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)SL_ARRAY_LEN(migrations))
 
-/* Prepared statements, made on first use. */
-enum {
-    ST_UPSERT,
-    ST_UPSERT_MANY, /* UPSERT_ROWS rows in one statement, built in prep */
-    ST_MAX_RID,
-    ST_ORIGIN_ADD,
-    ST_LEASE_DUE,
-    ST_LEASE_PENDING,
-    ST_UNSKIPPED,
-    ST_PENDING_OF,
-    ST_LEASE_RID,
-    ST_MARK_LEASED,
-    ST_COMPLETE,
-    ST_RETRY,
-    ST_DEAD,
-    ST_RELEASE,
-    ST_RECOVER,
-    ST_COUNTS,
-    ST_NEXT_DUE,
-    ST_OLDEST,
-    ST_GET,
-    ST_DLQ_LIST,
-    ST_REPLAY,
-    ST_BEGIN,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_SAVEPOINT,
-    ST_SAVEPOINT_RELEASE,
-    ST_SAVEPOINT_ROLLBACK,
-    ST_COUNT_
-};
 
 /* A record that is not in flight goes back to where it was. */
 #define READY_STATE "CASE WHEN error_class IS NULL THEN 0 ELSE 2 END"
@@ -228,42 +215,11 @@ static const char *const statements[ST_COUNT_] = {
     [ST_SAVEPOINT_ROLLBACK] = "ROLLBACK TO own",
 };
 
-/*
- * Origins are stored once, records refer to them by number: a small
- * direct-mapped cache saves a lookup per upserted record. It is cleared
- * on rollback, since numbers handed out in the transaction are gone.
- */
-#define ORIGIN_CACHE 64
-
-typedef struct {
-    char *name;
-    int64_t oid;
-} origin_slot;
-
-typedef struct {
-    sqlite3 *db;
-    origin_slot origins[ORIGIN_CACHE];
-    const char *path; /* within q->location */
-    int runner_fd;    /* holds the runner's flock, or -1 */
-    sl_checkpointer *ckpt; /* a runner's checkpoints, off its thread */
-    unsigned busy_timeout_ms;
-    sqlite3_stmt *st[ST_COUNT_];
-    sl_buf skip_json;
-    int64_t *rids; /* lease_by_origin's candidates */
-    size_t rids_cap;
-} sqlite_queue;
-
-static sqlite_queue *
-state_of(sluice_queue *q)
-{
-    return q->state;
-}
-
 /* Translate a SQLite result into a sluice code with a one-line message. */
-static sluice_err
-db_fail(sluice_queue *q, int rc, const char *what)
+sluice_err
+sl_sqlite_fail(sluice_queue *q, int rc, const char *what)
 {
-    sqlite_queue *s = state_of(q);
+    sqlite_queue *s = sl_sqlite_state(q);
     const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
     sluice_err err;
     switch (rc & 0xff) {
@@ -295,10 +251,10 @@ db_fail(sluice_queue *q, int rc, const char *what)
     return sl_queue_fail(q, err, "%s: %s: %s", s->path, what, msg);
 }
 
-static sluice_err
-prep(sluice_queue *q, int which, sqlite3_stmt **out)
+sluice_err
+sl_sqlite_prep(sluice_queue *q, int which, sqlite3_stmt **out)
 {
-    sqlite_queue *s = state_of(q);
+    sqlite_queue *s = sl_sqlite_state(q);
     *out = NULL;
     if (!s->st[which]) {
         const char *sql = statements[which];
@@ -320,43 +276,43 @@ prep(sluice_queue *q, int which, sqlite3_stmt **out)
                                     &s->st[which], NULL);
         sl_buf_free(&many);
         if (rc != SQLITE_OK)
-            return db_fail(q, rc, "prepare");
+            return sl_sqlite_fail(q, rc, "prepare");
     }
     *out = s->st[which];
     return SLUICE_OK;
 }
 
 /* Run a statement that returns no rows. */
-static sluice_err
-step_done(sluice_queue *q, sqlite3_stmt *st, const char *what)
+sluice_err
+sl_sqlite_step_done(sluice_queue *q, sqlite3_stmt *st, const char *what)
 {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        return db_fail(q, rc, what);
+        return sl_sqlite_fail(q, rc, what);
     return SLUICE_OK;
 }
 
 static sluice_err
 exec_sql(sluice_queue *q, const char *sql, const char *what)
 {
-    int rc = sqlite3_exec(state_of(q)->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? SLUICE_OK : db_fail(q, rc, what);
+    int rc = sqlite3_exec(sl_sqlite_state(q)->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? SLUICE_OK : sl_sqlite_fail(q, rc, what);
 }
 
 static sluice_err
 query_int(sluice_queue *q, const char *sql, int64_t *out)
 {
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(state_of(q)->db, sql, -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(sl_sqlite_state(q)->db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return db_fail(q, rc, "read header");
+        return sl_sqlite_fail(q, rc, "read header");
     rc = sqlite3_step(st);
     *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(q, rc, "read header");
+        return sl_sqlite_fail(q, rc, "read header");
     return SLUICE_OK;
 }
 
@@ -385,7 +341,7 @@ migrate(sluice_queue *q, int from)
     if (err == SLUICE_OK)
         err = exec_sql(q, "COMMIT", "migrate");
     if (err != SLUICE_OK)
-        sqlite3_exec(state_of(q)->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_exec(sl_sqlite_state(q)->db, "ROLLBACK", NULL, NULL, NULL);
     return err;
 }
 
@@ -393,7 +349,7 @@ static sluice_err
 sqlite_open(sluice_queue *q, const char *location,
             const sluice_queue_opts *opts)
 {
-    sqlite_queue *s = state_of(q);
+    sqlite_queue *s = sl_sqlite_state(q);
     const char *path = location;
     struct stat sb;
     sluice_err err;
@@ -510,10 +466,11 @@ forget_origins(sqlite_queue *s)
 static void
 sqlite_close(sluice_queue *q)
 {
-    sqlite_queue *s = state_of(q);
+    sqlite_queue *s = sl_sqlite_state(q);
     sl_checkpointer_stop(s->ckpt);
     for (int i = 0; i < ST_COUNT_; i++)
         sqlite3_finalize(s->st[i]);
+    sl_sqlite_slots_finalize(s);
     if (s->db)
         sqlite3_close_v2(s->db);
     /* Only now: closing any descriptor of the file would drop SQLite's
@@ -529,8 +486,8 @@ static sluice_err
 run_stmt(sluice_queue *q, int which, const char *what)
 {
     sqlite3_stmt *st;
-    sluice_err err = prep(q, which, &st);
-    return err ? err : step_done(q, st, what);
+    sluice_err err = sl_sqlite_prep(q, which, &st);
+    return err ? err : sl_sqlite_step_done(q, st, what);
 }
 
 static sluice_err
@@ -548,22 +505,22 @@ sqlite_commit(sluice_queue *q)
 static sluice_err
 sqlite_rollback(sluice_queue *q)
 {
-    forget_origins(state_of(q));
+    forget_origins(sl_sqlite_state(q));
     return run_stmt(q, ST_ROLLBACK, "rollback");
 }
 
 /* For operations of several statements: a transaction of their own, or
  * in a caller's batch a savepoint, so that a failure undoes the whole
  * operation and nothing else of the batch. */
-static sluice_err
-own_begin(sluice_queue *q)
+sluice_err
+sl_sqlite_own_begin(sluice_queue *q)
 {
     return q->in_batch ? run_stmt(q, ST_SAVEPOINT, "savepoint")
                        : sqlite_begin(q);
 }
 
-static sluice_err
-own_end(sluice_queue *q, sluice_err err)
+sluice_err
+sl_sqlite_own_end(sluice_queue *q, sluice_err err)
 {
     if (q->in_batch) {
         if (err != SLUICE_OK)
@@ -577,8 +534,8 @@ own_end(sluice_queue *q, sluice_err err)
     return err;
 }
 
-static void
-bind_text(sqlite3_stmt *st, int i, const char *text, size_t len)
+void
+sl_sqlite_bind_text(sqlite3_stmt *st, int i, const char *text, size_t len)
 {
     if (text)
         sqlite3_bind_text(st, i, text, (int)len, SQLITE_STATIC);
@@ -586,10 +543,10 @@ bind_text(sqlite3_stmt *st, int i, const char *text, size_t len)
         sqlite3_bind_null(st, i);
 }
 
-static void
-bind_str(sqlite3_stmt *st, int i, const char *text)
+void
+sl_sqlite_bind_str(sqlite3_stmt *st, int i, const char *text)
 {
-    bind_text(st, i, text, text ? strlen(text) : 0);
+    sl_sqlite_bind_text(st, i, text, text ? strlen(text) : 0);
 }
 
 static size_t
@@ -605,7 +562,7 @@ origin_hash(const char *name, size_t len)
 static sluice_err
 origin_id(sluice_queue *q, const char *name, size_t len, int64_t *oid)
 {
-    sqlite_queue *s = state_of(q);
+    sqlite_queue *s = sl_sqlite_state(q);
     origin_slot *slot = &s->origins[origin_hash(name, len)];
     if (slot->name && strlen(slot->name) == len &&
         memcmp(slot->name, name, len) == 0) {
@@ -613,17 +570,17 @@ origin_id(sluice_queue *q, const char *name, size_t len, int64_t *oid)
         return SLUICE_OK;
     }
     sqlite3_stmt *st;
-    sluice_err err = prep(q, ST_ORIGIN_ADD, &st);
+    sluice_err err = sl_sqlite_prep(q, ST_ORIGIN_ADD, &st);
     if (err != SLUICE_OK)
         return err;
-    bind_text(st, 1, name, len);
+    sl_sqlite_bind_text(st, 1, name, len);
     int rc = sqlite3_step(st);
     *oid = sqlite3_column_int64(st, 0);
     if (rc == SQLITE_ROW)
         rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
-        return db_fail(q, rc, "add origin");
+        return sl_sqlite_fail(q, rc, "add origin");
     char *copy = sl_strndup(name, len);
     if (copy) {
         sl_free(slot->name);
@@ -644,14 +601,14 @@ upsert_rows(sluice_queue *q, sqlite3_stmt *st, const sl_record *recs,
             size_t n, int64_t now_ms, sluice_ingest_stats *counts)
 {
     sqlite3_stmt *max_st;
-    sluice_err err = prep(q, ST_MAX_RID, &max_st);
+    sluice_err err = sl_sqlite_prep(q, ST_MAX_RID, &max_st);
     if (err != SLUICE_OK)
         return err;
     int rc = sqlite3_step(max_st);
     sqlite3_int64 max_before = sqlite3_column_int64(max_st, 0);
     sqlite3_reset(max_st);
     if (rc != SQLITE_ROW)
-        return db_fail(q, rc, "upsert");
+        return sl_sqlite_fail(q, rc, "upsert");
 
     sqlite3_bind_int64(st, 1, now_ms);
     for (size_t i = 0; i < n; i++) {
@@ -660,10 +617,10 @@ upsert_rows(sluice_queue *q, sqlite3_stmt *st, const sl_record *recs,
         err = origin_id(q, recs[i].origin, recs[i].origin_len, &oid);
         if (err != SLUICE_OK)
             return err;
-        bind_text(st, p, recs[i].id, recs[i].id_len);
-        bind_text(st, p + 1, recs[i].url, recs[i].url_len);
-        bind_text(st, p + 2, recs[i].key, recs[i].key_len);
-        bind_text(st, p + 3, recs[i].meta, recs[i].meta_len);
+        sl_sqlite_bind_text(st, p, recs[i].id, recs[i].id_len);
+        sl_sqlite_bind_text(st, p + 1, recs[i].url, recs[i].url_len);
+        sl_sqlite_bind_text(st, p + 2, recs[i].key, recs[i].key_len);
+        sl_sqlite_bind_text(st, p + 3, recs[i].meta, recs[i].meta_len);
         sqlite3_bind_int64(st, p + 4, oid);
     }
     sqlite3_int64 added[UPSERT_ROWS];
@@ -683,7 +640,7 @@ upsert_rows(sluice_queue *q, sqlite3_stmt *st, const sl_record *recs,
     }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
-        return db_fail(q, rc, "upsert");
+        return sl_sqlite_fail(q, rc, "upsert");
     counts->unchanged += n - returned;
     return SLUICE_OK;
 }
@@ -694,8 +651,8 @@ sqlite_upsert(sluice_queue *q, const sl_record *recs, size_t n,
 {
     sqlite3_stmt *many, *one;
     sluice_err err;
-    if ((err = prep(q, ST_UPSERT_MANY, &many)) ||
-        (err = prep(q, ST_UPSERT, &one)))
+    if ((err = sl_sqlite_prep(q, ST_UPSERT_MANY, &many)) ||
+        (err = sl_sqlite_prep(q, ST_UPSERT, &one)))
         return err;
     while (n >= UPSERT_ROWS) {
         err = upsert_rows(q, many, recs, UPSERT_ROWS, now_ms, counts);
@@ -742,7 +699,7 @@ lease_fill(sl_lease *l, sqlite3_stmt *st)
 static sluice_err
 skip_list_json(sluice_queue *q, const sl_lease_req *req, const char **out)
 {
-    sqlite_queue *s = state_of(q);
+    sqlite_queue *s = sl_sqlite_state(q);
     *out = NULL;
     if (req->n_skip == 0)
         return SLUICE_OK;
@@ -783,10 +740,10 @@ static sluice_err
 unskipped_origins(sluice_queue *q, const char *skip, int64_t *oids, size_t *n)
 {
     sqlite3_stmt *st;
-    sluice_err err = prep(q, ST_UNSKIPPED, &st);
+    sluice_err err = sl_sqlite_prep(q, ST_UNSKIPPED, &st);
     if (err != SLUICE_OK)
         return err;
-    bind_str(st, 1, skip);
+    sl_sqlite_bind_str(st, 1, skip);
     sqlite3_bind_int64(st, 2, BY_ORIGIN_MAX + 1);
     int rc;
     *n = 0;
@@ -794,7 +751,7 @@ unskipped_origins(sluice_queue *q, const char *skip, int64_t *oids, size_t *n)
         oids[(*n)++] = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? SLUICE_OK : db_fail(q, rc, "lease");
+    return rc == SQLITE_DONE ? SLUICE_OK : sl_sqlite_fail(q, rc, "lease");
 }
 
 /* Select up to `max` rows with `which` into out[*n...]; leased already
@@ -804,12 +761,12 @@ lease_select(sluice_queue *q, int which, const sl_lease_req *req,
              const char *skip, sl_lease *out, size_t *n)
 {
     sqlite3_stmt *st;
-    sluice_err err = prep(q, which, &st);
+    sluice_err err = sl_sqlite_prep(q, which, &st);
     if (err != SLUICE_OK)
         return err;
     sqlite3_bind_int64(st, 1, req->now_ms);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)(req->max - *n));
-    bind_str(st, 3, skip);
+    sl_sqlite_bind_str(st, 3, skip);
     if (which == ST_LEASE_PENDING)
         sqlite3_bind_int64(st, 4, req->now_ms + req->lease_ms);
     int rc = SQLITE_DONE;
@@ -824,7 +781,7 @@ lease_select(sluice_queue *q, int which, const sl_lease_req *req,
     }
     if (*n < req->max && rc != SQLITE_DONE) {
         sqlite3_reset(st);
-        return db_fail(q, rc, "lease");
+        return sl_sqlite_fail(q, rc, "lease");
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -842,7 +799,7 @@ by_rid(const void *a, const void *b)
 static sluice_err
 pending_of(sluice_queue *q, int64_t oid, size_t want, size_t *n_rids)
 {
-    sqlite_queue *s = state_of(q);
+    sqlite_queue *s = sl_sqlite_state(q);
     if (s->rids_cap < *n_rids + want) {
         size_t cap = SL_MAX(s->rids_cap * 2, *n_rids + want);
         int64_t *grown = sl_realloc(s->rids, cap * sizeof *grown);
@@ -852,7 +809,7 @@ pending_of(sluice_queue *q, int64_t oid, size_t want, size_t *n_rids)
         s->rids_cap = cap;
     }
     sqlite3_stmt *st;
-    sluice_err err = prep(q, ST_PENDING_OF, &st);
+    sluice_err err = sl_sqlite_prep(q, ST_PENDING_OF, &st);
     if (err != SLUICE_OK)
         return err;
     sqlite3_bind_int64(st, 1, oid);
@@ -862,7 +819,7 @@ pending_of(sluice_queue *q, int64_t oid, size_t want, size_t *n_rids)
         s->rids[(*n_rids)++] = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? SLUICE_OK : db_fail(q, rc, "lease");
+    return rc == SQLITE_DONE ? SLUICE_OK : sl_sqlite_fail(q, rc, "lease");
 }
 
 /*
@@ -875,7 +832,7 @@ static sluice_err
 lease_by_origin(sluice_queue *q, const sl_lease_req *req, const int64_t *oids,
                 size_t n_oids, sl_lease *out, size_t *n)
 {
-    sqlite_queue *s = state_of(q);
+    sqlite_queue *s = sl_sqlite_state(q);
     size_t want = req->max - *n, n_rids = 0;
     sluice_err err = SLUICE_OK;
     for (size_t i = 0; i < n_oids && want > 0 && err == SLUICE_OK; i++)
@@ -884,7 +841,7 @@ lease_by_origin(sluice_queue *q, const sl_lease_req *req, const int64_t *oids,
         return err;
     qsort(s->rids, n_rids, sizeof *s->rids, by_rid);
     sqlite3_stmt *st;
-    if ((err = prep(q, ST_LEASE_RID, &st)) != SLUICE_OK)
+    if ((err = sl_sqlite_prep(q, ST_LEASE_RID, &st)) != SLUICE_OK)
         return err;
     for (size_t i = 0; i < n_rids && *n < req->max; i++) {
         sqlite3_bind_int64(st, 1, req->now_ms);
@@ -902,7 +859,7 @@ lease_by_origin(sluice_queue *q, const sl_lease_req *req, const int64_t *oids,
         }
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
-            return db_fail(q, rc, "lease");
+            return sl_sqlite_fail(q, rc, "lease");
     }
     sqlite3_clear_bindings(st);
     return SLUICE_OK;
@@ -931,9 +888,9 @@ sqlite_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
         *n_out = 0;
         return err;
     }
-    err = prep(q, ST_MARK_LEASED, &mark);
+    err = sl_sqlite_prep(q, ST_MARK_LEASED, &mark);
     if (err == SLUICE_OK)
-        err = own_begin(q);
+        err = sl_sqlite_own_begin(q);
     if (err != SLUICE_OK)
         return err;
     err = lease_select(q, ST_LEASE_DUE, req, skip, out, &n);
@@ -951,7 +908,7 @@ sqlite_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
         }
         sqlite3_reset(mark);
         if (rc != SQLITE_DONE)
-            err = db_fail(q, rc, "lease");
+            err = sl_sqlite_fail(q, rc, "lease");
     }
     if (err == SLUICE_OK && skip && n_oids <= BY_ORIGIN_MAX)
         err = lease_by_origin(q, req, oids, n_oids, out, &n);
@@ -959,7 +916,7 @@ sqlite_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
         err = lease_select(q, ST_LEASE_PENDING, req, skip, out, &n);
     /* RETURNING gives rows in no set order: back to feed order. */
     qsort(out + due, n - due, sizeof *out, by_handle);
-    err = own_end(q, err);
+    err = sl_sqlite_own_end(q, err);
     if (err != SLUICE_OK) {
         for (size_t i = 0; i < n; i++)
             sl_lease_clear(&out[i]);
@@ -973,8 +930,8 @@ sqlite_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
 static sluice_err
 mark(sluice_queue *q, sqlite3_stmt *st, const sl_lease *l, const char *what)
 {
-    sluice_err err = step_done(q, st, what);
-    if (err == SLUICE_OK && sqlite3_changes(state_of(q)->db) == 0)
+    sluice_err err = sl_sqlite_step_done(q, st, what);
+    if (err == SLUICE_OK && sqlite3_changes(sl_sqlite_state(q)->db) == 0)
         return sl_queue_fail(q, SLUICE_ENOTFOUND,
                              "%s: lease on \"%.200s\" is no longer held",
                              what, l->id);
@@ -993,15 +950,15 @@ sqlite_complete(sluice_queue *q, const sl_lease *l,
                 const sl_object_info *obj, int64_t now_ms)
 {
     sqlite3_stmt *st;
-    sluice_err err = prep(q, ST_COMPLETE, &st);
+    sluice_err err = sl_sqlite_prep(q, ST_COMPLETE, &st);
     if (err != SLUICE_OK)
         return err;
     bind_lease(st, l);
     sqlite3_bind_int64(st, 3, now_ms);
     sqlite3_bind_int64(st, 4, obj->size);
-    bind_str(st, 5, obj->sha256_hex);
-    bind_str(st, 6, obj->content_type);
-    bind_str(st, 7, obj->etag);
+    sl_sqlite_bind_str(st, 5, obj->sha256_hex);
+    sl_sqlite_bind_str(st, 6, obj->content_type);
+    sl_sqlite_bind_str(st, 7, obj->etag);
     return mark(q, st, l, "complete");
 }
 
@@ -1010,14 +967,14 @@ sqlite_retry(sluice_queue *q, const sl_lease *l, int64_t due_ms,
              const sl_failure *why, bool counts_attempt)
 {
     sqlite3_stmt *st;
-    sluice_err err = prep(q, ST_RETRY, &st);
+    sluice_err err = sl_sqlite_prep(q, ST_RETRY, &st);
     if (err != SLUICE_OK)
         return err;
     bind_lease(st, l);
     sqlite3_bind_int64(st, 3, due_ms);
     sqlite3_bind_int(st, 4, counts_attempt ? 1 : 0);
-    bind_str(st, 5, sl_error_class_name(why->error_class));
-    bind_str(st, 6, why->message);
+    sl_sqlite_bind_str(st, 5, sl_error_class_name(why->error_class));
+    sl_sqlite_bind_str(st, 6, why->message);
     if (why->http_status)
         sqlite3_bind_int(st, 7, why->http_status);
     return mark(q, st, l, "retry");
@@ -1028,13 +985,13 @@ sqlite_dead(sluice_queue *q, const sl_lease *l, const sl_failure *why,
             int64_t now_ms)
 {
     sqlite3_stmt *st;
-    sluice_err err = prep(q, ST_DEAD, &st);
+    sluice_err err = sl_sqlite_prep(q, ST_DEAD, &st);
     if (err != SLUICE_OK)
         return err;
     bind_lease(st, l);
     sqlite3_bind_int64(st, 3, now_ms);
-    bind_str(st, 4, sl_error_class_name(why->error_class));
-    bind_str(st, 5, why->message);
+    sl_sqlite_bind_str(st, 4, sl_error_class_name(why->error_class));
+    sl_sqlite_bind_str(st, 5, why->message);
     if (why->http_status)
         sqlite3_bind_int(st, 6, why->http_status);
     return mark(q, st, l, "dead");
@@ -1044,7 +1001,7 @@ static sluice_err
 sqlite_release(sluice_queue *q, const sl_lease *l)
 {
     sqlite3_stmt *st;
-    sluice_err err = prep(q, ST_RELEASE, &st);
+    sluice_err err = sl_sqlite_prep(q, ST_RELEASE, &st);
     if (err != SLUICE_OK)
         return err;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)l->handle);
@@ -1056,7 +1013,7 @@ sqlite_release(sluice_queue *q, const sl_lease *l)
 static sluice_err
 sqlite_acquire_runner(sluice_queue *q)
 {
-    sqlite_queue *s = state_of(q);
+    sqlite_queue *s = sl_sqlite_state(q);
     if (s->runner_fd >= 0)
         return SLUICE_OK;
     int fd = open(s->path, O_RDONLY | O_CLOEXEC);
@@ -1084,13 +1041,13 @@ static sluice_err
 sqlite_recover(sluice_queue *q, int64_t now_ms, uint64_t *recovered)
 {
     sqlite3_stmt *st;
-    sluice_err err = prep(q, ST_RECOVER, &st);
+    sluice_err err = sl_sqlite_prep(q, ST_RECOVER, &st);
     if (err != SLUICE_OK)
         return err;
     sqlite3_bind_int64(st, 1, now_ms);
-    err = step_done(q, st, "recover");
+    err = sl_sqlite_step_done(q, st, "recover");
     if (err == SLUICE_OK)
-        *recovered = (uint64_t)sqlite3_changes(state_of(q)->db);
+        *recovered = (uint64_t)sqlite3_changes(sl_sqlite_state(q)->db);
     return err;
 }
 
@@ -1098,7 +1055,7 @@ static sluice_err
 sqlite_counts(sluice_queue *q, int64_t now_ms, sluice_counts *out)
 {
     sqlite3_stmt *st;
-    sluice_err err = prep(q, ST_COUNTS, &st);
+    sluice_err err = sl_sqlite_prep(q, ST_COUNTS, &st);
     if (err != SLUICE_OK)
         return err;
     int rc;
@@ -1125,8 +1082,8 @@ sqlite_counts(sluice_queue *q, int64_t now_ms, sluice_counts *out)
     }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
-        return db_fail(q, rc, "count");
-    if ((err = prep(q, ST_OLDEST, &st)) != SLUICE_OK)
+        return sl_sqlite_fail(q, rc, "count");
+    if ((err = sl_sqlite_prep(q, ST_OLDEST, &st)) != SLUICE_OK)
         return err;
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
@@ -1134,7 +1091,7 @@ sqlite_counts(sluice_queue *q, int64_t now_ms, sluice_counts *out)
             (double)(now_ms - sqlite3_column_int64(st, 0)) / 1000.0;
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(q, rc, "count");
+        return sl_sqlite_fail(q, rc, "count");
     return SLUICE_OK;
 }
 
@@ -1142,7 +1099,7 @@ static sluice_err
 sqlite_next_due(sluice_queue *q, int64_t *due_ms, bool *any)
 {
     sqlite3_stmt *st;
-    sluice_err err = prep(q, ST_NEXT_DUE, &st);
+    sluice_err err = sl_sqlite_prep(q, ST_NEXT_DUE, &st);
     if (err != SLUICE_OK)
         return err;
     int rc = sqlite3_step(st);
@@ -1152,12 +1109,12 @@ sqlite_next_due(sluice_queue *q, int64_t *due_ms, bool *any)
     }
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(q, rc, "next due");
+        return sl_sqlite_fail(q, rc, "next due");
     return SLUICE_OK;
 }
 
-static char *
-column_dup(sqlite3_stmt *st, int i)
+char *
+sl_sqlite_column_dup(sqlite3_stmt *st, int i)
 {
     const char *text = (const char *)sqlite3_column_text(st, i);
     return text ? sl_strdup(text) : NULL;
@@ -1167,28 +1124,28 @@ static sluice_err
 sqlite_get(sluice_queue *q, const char *id, sl_record_info *out)
 {
     sqlite3_stmt *st;
-    sluice_err err = prep(q, ST_GET, &st);
+    sluice_err err = sl_sqlite_prep(q, ST_GET, &st);
     if (err != SLUICE_OK)
         return err;
-    bind_str(st, 1, id);
+    sl_sqlite_bind_str(st, 1, id);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         out->state = (sl_state)sqlite3_column_int(st, 0);
-        out->id = column_dup(st, 1);
-        out->url = column_dup(st, 2);
-        out->key = column_dup(st, 3);
-        out->meta = column_dup(st, 4);
-        out->origin = column_dup(st, 5);
+        out->id = sl_sqlite_column_dup(st, 1);
+        out->url = sl_sqlite_column_dup(st, 2);
+        out->key = sl_sqlite_column_dup(st, 3);
+        out->meta = sl_sqlite_column_dup(st, 4);
+        out->origin = sl_sqlite_column_dup(st, 5);
         out->attempts = (unsigned)sqlite3_column_int(st, 6);
         out->throttles = (unsigned)sqlite3_column_int(st, 7);
         out->next_at_ms = sqlite3_column_int64(st, 8);
-        out->error_class = column_dup(st, 9);
-        out->message = column_dup(st, 10);
+        out->error_class = sl_sqlite_column_dup(st, 9);
+        out->message = sl_sqlite_column_dup(st, 10);
         out->http_status = sqlite3_column_int(st, 11);
         out->size = sqlite3_column_int64(st, 12);
-        out->sha256_hex = column_dup(st, 13);
-        out->content_type = column_dup(st, 14);
-        out->etag = column_dup(st, 15);
+        out->sha256_hex = sl_sqlite_column_dup(st, 13);
+        out->content_type = sl_sqlite_column_dup(st, 14);
+        out->etag = sl_sqlite_column_dup(st, 15);
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -1196,7 +1153,7 @@ sqlite_get(sluice_queue *q, const char *id, sl_record_info *out)
         return sl_queue_fail(q, SLUICE_ENOTFOUND, "no record with id %.200s",
                              id);
     if (rc != SQLITE_ROW)
-        return db_fail(q, rc, "get");
+        return sl_sqlite_fail(q, rc, "get");
     if (!out->id || !out->url || !out->key) {
         sl_record_info_clear(out);
         return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
@@ -1209,10 +1166,10 @@ sqlite_dlq_list(sluice_queue *q, const sluice_dlq_filter *filter,
                 sluice_dead_fn *fn, void *ctx)
 {
     sqlite3_stmt *st;
-    sluice_err err = prep(q, ST_DLQ_LIST, &st);
+    sluice_err err = sl_sqlite_prep(q, ST_DLQ_LIST, &st);
     if (err != SLUICE_OK)
         return err;
-    bind_str(st, 1, filter->error_class);
+    sl_sqlite_bind_str(st, 1, filter->error_class);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         sluice_dead_record rec = {
@@ -1237,7 +1194,7 @@ sqlite_dlq_list(sluice_queue *q, const sluice_dlq_filter *filter,
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? SLUICE_OK : db_fail(q, rc, "dlq list");
+    return rc == SQLITE_DONE ? SLUICE_OK : sl_sqlite_fail(q, rc, "dlq list");
 }
 
 static sluice_err
@@ -1246,23 +1203,24 @@ sqlite_replay(sluice_queue *q, const char *id,
               uint64_t *replayed)
 {
     sqlite3_stmt *st;
-    sluice_err err = prep(q, ST_REPLAY, &st);
+    sluice_err err = sl_sqlite_prep(q, ST_REPLAY, &st);
     if (err != SLUICE_OK)
         return err;
-    bind_str(st, 1, id);
-    bind_str(st, 2, filter->error_class);
+    sl_sqlite_bind_str(st, 1, id);
+    sl_sqlite_bind_str(st, 2, filter->error_class);
     sqlite3_bind_int64(st, 3, now_ms);
-    err = step_done(q, st, "replay");
+    err = sl_sqlite_step_done(q, st, "replay");
     if (err == SLUICE_OK)
-        *replayed = (uint64_t)sqlite3_changes(state_of(q)->db);
+        *replayed = (uint64_t)sqlite3_changes(sl_sqlite_state(q)->db);
     return err;
 }
 
 const sl_queue_ops sl_queue_sqlite = {
     /* Paths, and "sqlite:PATH" (stripped in open). */
     .backend = {SL_FAMILY_QUEUE, "sqlite", NULL},
-    .features = SL_QUEUE_F_TRANSACTIONS | SL_QUEUE_F_EXCLUSIVE,
-    .slots = "memory",
+    .features = SL_QUEUE_F_TRANSACTIONS | SL_QUEUE_F_EXCLUSIVE |
+                SL_QUEUE_F_SLOTS | SL_QUEUE_F_SKIP,
+    .slots = "durable",
     .state_size = sizeof(sqlite_queue),
     .open = sqlite_open,
     .close = sqlite_close,
@@ -1282,4 +1240,10 @@ const sl_queue_ops sl_queue_sqlite = {
     .get = sqlite_get,
     .dlq_list = sqlite_dlq_list,
     .replay = sqlite_replay,
+    .slots_load = sl_sqlite_slots_load,
+    .slots_save = sl_sqlite_slots_save,
+    .slots_clear = sl_sqlite_slots_clear,
+    .setting_get = sl_sqlite_setting_get,
+    .setting_set = sl_sqlite_setting_set,
+    .runner_alive = sl_sqlite_runner_alive,
 };

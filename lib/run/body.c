@@ -33,22 +33,24 @@ sl_body_write(void *owner, int status, const char *data, size_t len)
         return j->error_bytes <= ERROR_BODY_MAX;
     }
     if (r->fatal != SLUICE_OK)
-        return false;
+        return true; /* the run failed: let the request end, keep nothing */
     if (r->o->max_bytes && j->bytes + len > r->o->max_bytes) {
         j->too_large = true;
         return false;
     }
+    /* A store that fails stops the run; the request itself is read to
+     * its end (kept nowhere), so that the origin is done with it. */
     if (!j->obj) {
         sluice_err err = sl_store_begin(r->store, j->lease.key, j, &j->obj);
         if (err != SLUICE_OK) {
             store_fail(r, err);
-            return false;
+            return true;
         }
     }
     sluice_err err = sl_object_write(j->obj, data, len);
     if (err != SLUICE_OK) {
         store_fail(r, err);
-        return false;
+        return true;
     }
     j->bytes += len;
     return true;

@@ -68,6 +68,7 @@ typedef struct {
 /* In the epoll set, a watched descriptor's entry carries this bit and
  * its index in `watches`; a socket's carries the socket alone. */
 #define WATCH_TAG (UINT64_C(1) << 32)
+#define EVENTS_MAX 64 /* epoll events taken per wait */
 
 struct sl_fetcher {
     CURLM *multi;
@@ -76,6 +77,8 @@ struct sl_fetcher {
     size_t n_socks;
     fd_watch *watches;
     size_t n_watches;
+    struct epoll_event events[EVENTS_MAX]; /* from the last wait */
+    int n_events;                          /* not dispatched yet */
     int64_t timer_due; /* sl_mono_ms() when libcurl wants a call; -1: none */
     struct curl_slist *headers_identity; /* shared by every handle */
     sl_fetch_opts opts;
@@ -403,14 +406,21 @@ sl_fetcher_unwatch(sl_fetcher *f, int fd)
 }
 
 void
-sl_fetcher_run(sl_fetcher *f, int timeout_ms)
+sl_fetcher_wait(sl_fetcher *f, int timeout_ms)
 {
-    struct epoll_event ev[64];
-    int still = 0;
     if (f->timer_due >= 0)
         timeout_ms =
             (int)SL_MIN(timeout_ms, SL_MAX(0, f->timer_due - sl_mono_ms()));
-    int n = epoll_wait(f->epoll_fd, ev, 64, SL_MAX(timeout_ms, 0));
+    f->n_events = epoll_wait(f->epoll_fd, f->events, EVENTS_MAX,
+                             SL_MAX(timeout_ms, 0));
+}
+
+void
+sl_fetcher_dispatch(sl_fetcher *f)
+{
+    struct epoll_event *ev = f->events;
+    int n = f->n_events, still = 0;
+    f->n_events = 0;
     for (int i = 0; i < n; i++) {
         if (ev[i].data.u64 & WATCH_TAG) {
             size_t w = (size_t)(ev[i].data.u64 & ~WATCH_TAG);
@@ -427,16 +437,25 @@ sl_fetcher_run(sl_fetcher *f, int timeout_ms)
             *st = SOCK_OURS;
             continue;
         }
-        int mask =
-            (ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
-            (ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
-            (ev[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+        /* A socket closed since the wait (its transfer aborted) is
+         * unknown to libcurl now, which ignores it. */
+        int mask = (ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+                   (ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                   (ev[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR
+                                                         : 0);
         curl_multi_socket_action(f->multi, fd, mask, &still);
     }
     if (f->timer_due >= 0 && sl_mono_ms() >= f->timer_due) {
         f->timer_due = -1; /* libcurl sets the next one */
         curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &still);
     }
+}
+
+void
+sl_fetcher_run(sl_fetcher *f, int timeout_ms)
+{
+    sl_fetcher_wait(f, timeout_ms);
+    sl_fetcher_dispatch(f);
 }
 
 /* Was the transfer's URL http or https? */

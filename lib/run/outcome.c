@@ -188,7 +188,13 @@ void
 sl_outcome_transfer_done(sl_run *r, sl_fetch_result *res)
 {
     sl_job *j = res->owner;
-    sl_sched_request_ended(r, j, res->error == SL_XFER_OK);
+    /* The origin is done with the request unless we cut it short (our
+     * timeout or stall limit, our own abort): then it may still be at
+     * work on it, and the slot stays held to its deadline. */
+    bool ended_there = res->error != SL_XFER_TIMEOUT &&
+                       res->error != SL_XFER_ABORTED &&
+                       res->error != SL_XFER_TOO_LARGE;
+    sl_sched_request_ended(r, j, ended_there);
     if (r->fatal != SLUICE_OK) {
         sl_job_release(r, j);
         return;

@@ -8,6 +8,7 @@
  */
 #include "run.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -21,6 +22,19 @@ sl_run_fail(sl_run *r, sluice_err err, const char *msg)
         return;
     r->fatal = err;
     sl_copy(r->fatal_msg, sizeof r->fatal_msg, msg);
+}
+
+void
+sl_run_notice(sl_run *r, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    if (!r->o->on_notice)
+        return;
+    va_start(ap, fmt);
+    sl_vfmt(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->o->on_notice(r->o->ctx, msg);
 }
 
 void
@@ -51,8 +65,14 @@ begin_stop(sl_run *r)
 static bool
 finished(sl_run *r)
 {
-    if (r->fatal != SLUICE_OK)
-        return true;
+    /* After a failure, the requests in flight get the grace to end (the
+     * origin is then done with them, and their slots are free), their
+     * bodies thrown away; the store is not waited for. */
+    if (r->fatal != SLUICE_OK) {
+        if (!r->stopping)
+            begin_stop(r);
+        return r->sched.running == 0 || sl_mono_ms() >= r->stop_deadline;
+    }
     if (r->stopping)
         return r->sched.running == 0 && sl_store_busy(r->store) == 0;
     if (r->o->follow)
@@ -96,10 +116,12 @@ loop(sl_run *r)
     sl_fetch_result res;
     for (;;) {
         int64_t now = sl_mono_ms();
-        if (r->o->stop && *r->o->stop && !r->stopping)
+        if (((r->o->stop && *r->o->stop) || r->fatal != SLUICE_OK) &&
+            !r->stopping)
             begin_stop(r);
         /* A second request to stop (*stop >= 2) cuts the grace short. */
-        if (r->stopping && (now >= r->stop_deadline || *r->o->stop >= 2))
+        if (r->stopping && (now >= r->stop_deadline ||
+                            (r->o->stop && *r->o->stop >= 2)))
             sl_sched_abort_running(r);
         sl_sched_top_up(r, now);
         sl_sched_start_ready(r);
@@ -107,7 +129,11 @@ loop(sl_run *r)
         sl_progress(r, false);
         if (finished(r))
             break;
-        sl_fetcher_run(r->fetcher, wait_ms(r, now));
+        sl_fetcher_wait(r->fetcher, wait_ms(r, now));
+        /* Before any transfer moves on: one that outlived its slot (the
+         * process was stopped, the machine suspended) holds it no more. */
+        sl_sched_abort_expired(r);
+        sl_fetcher_dispatch(r->fetcher);
         while (sl_fetcher_next_done(r->fetcher, &res)) {
             sl_outcome_transfer_done(r, &res);
             sl_free(res.location);
@@ -155,7 +181,6 @@ void
 sluice_run_opts_init(sluice_run_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->max_concurrency = 20;
     o->max_attempts = 8;
     o->timeout_s = 120;
     o->stall_timeout_s = 30;
@@ -199,9 +224,8 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
         sl_fmt(errbuf, errbuf_size, "--store is required");
         return SLUICE_EINVAL;
     }
-    if (o->max_concurrency == 0 || o->max_attempts == 0) {
-        sl_fmt(errbuf, errbuf_size,
-               "--max-concurrency and --max-attempts must be at least 1");
+    if (o->max_attempts == 0) {
+        sl_fmt(errbuf, errbuf_size, "--max-attempts must be at least 1");
         return SLUICE_EINVAL;
     }
     err = sl_guard_init(&r->guard, o->allow_private, o->allow_nets,
@@ -214,20 +238,29 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
     }
     if ((err = open_store(r, errbuf, errbuf_size)) != SLUICE_OK)
         return err;
+    /* In-flight records are a crashed run's only where one runner at a
+     * time is the rule; elsewhere their leases expire to other runners. */
     uint64_t recovered;
-    if ((err = sl_queue_recover(q, sl_now_ms(), &recovered)) != SLUICE_OK ||
-        (err = sluice_queue_counts(q, &r->marks.counts)) != SLUICE_OK) {
+    if (sl_queue_has(q, SL_QUEUE_F_EXCLUSIVE) &&
+        (err = sl_queue_recover(q, sl_now_ms(), &recovered)) != SLUICE_OK) {
         sl_copy(errbuf, errbuf_size, sluice_queue_errmsg(q));
         return err;
     }
-    sl_slots_opts so = {o->max_concurrency, o->max_total,
-                        (int64_t)(o->timeout_s * 1000)};
-    err = sl_slots_open(sl_queue_slots(q), &so, &r->slots, errbuf, errbuf_size);
+    if ((err = sluice_queue_counts(q, &r->marks.counts)) != SLUICE_OK) {
+        sl_copy(errbuf, errbuf_size, sluice_queue_errmsg(q));
+        return err;
+    }
+    unsigned cap;
+    if ((err = sl_run_cap(r, &cap, errbuf, errbuf_size)) != SLUICE_OK)
+        return err;
+    sl_slots_opts so = {cap, o->max_total, (int64_t)(o->timeout_s * 1000)};
+    err = sl_slots_open(sl_queue_slots(q), &so, q, &r->slots, errbuf,
+                        errbuf_size);
     if (err != SLUICE_OK)
         return err;
+    sl_run_tell_held(r);
     unsigned n_active = (unsigned)SL_MIN(
-        (size_t)JOBS_MAX,
-        SL_MAX((size_t)o->max_concurrency * 2 + 16, (size_t)64));
+        (size_t)JOBS_MAX, SL_MAX((size_t)cap * 2 + 16, (size_t)64));
     if (o->max_total)
         n_active = SL_MIN(n_active, o->max_total * 2 + 16);
     unsigned n_jobs =

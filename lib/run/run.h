@@ -118,6 +118,7 @@ typedef struct {
     bool queue_dry;          /* nothing ready for us, last we looked */
     bool any_waiting;        /* some records wait to retry */
     int64_t next_due_wall;
+    int64_t next_expiry_check; /* boot ms */
 } sl_sched;
 
 /* Room for `n_jobs` jobs, n_active of them ready or running at once. */
@@ -141,6 +142,9 @@ void sl_sched_release_ready(sl_run *r, sl_origin *o);
 void sl_sched_request_ended(sl_run *r, sl_job *j, bool complete);
 /* Abort every running transfer and give its record back. */
 void sl_sched_abort_running(sl_run *r);
+/* Abort the transfers that outlived their slot's deadline; their records
+ * retry. Looks at most every few tenths of a second. */
+void sl_sched_abort_expired(sl_run *r);
 /* Whether there is room for a lease: jobs free, and fewer ready or
  * running than keep the slots busy. */
 bool sl_sched_lease_room(const sl_run *r);
@@ -220,6 +224,12 @@ struct sl_run {
 
 /* The first failure that stops the run; later ones are dropped. */
 void sl_run_fail(sl_run *r, sluice_err err, const char *msg);
+/* Say something about the run, once (opts->on_notice). */
+void sl_run_notice(sl_run *r, const char *fmt, ...) SL_PRINTF(2, 3);
+/* cap.c: the cap this run uses (stored with the queue; said aloud), and
+ * what it says of slots an earlier run left held. */
+sluice_err sl_run_cap(sl_run *r, unsigned *cap, char *errbuf, size_t size);
+void sl_run_tell_held(sl_run *r);
 /* Report a record that died or hit a store problem (opts->on_event). */
 void sl_run_event(sl_run *r, const sl_job *j, sl_error_class cls, int status,
                   const char *msg);

@@ -303,7 +303,14 @@ start_one(sl_run *r, sl_origin *o, int64_t now)
 void
 sl_sched_start_ready(sl_run *r)
 {
+    /* The slot service may write to the queue: our turn ends first. */
+    sl_marks_commit(r);
     int64_t now = sl_boot_ms();
+    sluice_err err = sl_slots_sync(r->slots, now);
+    if (err != SLUICE_OK) {
+        sl_run_fail(r, err, r->slots->errmsg);
+        return;
+    }
     bool started = !r->stopping;
     while (started && r->fatal == SLUICE_OK) {
         started = false;
@@ -325,6 +332,33 @@ sl_sched_request_ended(sl_run *r, sl_job *j, bool complete)
     sl_slots_release(r->slots, &j->slot, complete);
     j->transfer = NULL;
     r->sched.running--;
+}
+
+#define EXPIRY_CHECK_MS 100
+
+void
+sl_sched_abort_expired(sl_run *r)
+{
+    sl_sched *s = &r->sched;
+    int64_t now = sl_boot_ms();
+    if (now < s->next_expiry_check || s->running == 0)
+        return;
+    s->next_expiry_check = now + EXPIRY_CHECK_MS;
+    for (unsigned i = 0; i < s->n_jobs; i++) {
+        sl_job *j = &s->jobs[i];
+        if (j->state != SL_JOB_RUNNING || now < j->slot.deadline_boot)
+            continue;
+        char msg[160];
+        sl_fmt(msg, sizeof msg,
+               "aborted %.1f s past its slot's deadline (was this process "
+               "stopped, or the machine suspended?)",
+               (double)(now - j->slot.deadline_boot) / 1000.0);
+        sl_fetcher_abort(r->fetcher, j->transfer);
+        sl_object_discard(j->obj);
+        j->obj = NULL;
+        sl_sched_request_ended(r, j, false);
+        sl_outcome_failed(r, j, SL_CLASS_TIMEOUT, 0, msg);
+    }
 }
 
 void

@@ -9,8 +9,8 @@
 #include <string.h>
 
 sluice_err
-sl_slots_open(const char *name, const sl_slots_opts *opts, sl_slots **out,
-              char *errbuf, size_t errbuf_size)
+sl_slots_open(const char *name, const sl_slots_opts *opts, sluice_queue *q,
+              sl_slots **out, char *errbuf, size_t errbuf_size)
 {
     *out = NULL;
     const sl_backend *b = sl_backend_named(SL_FAMILY_SLOTS, name);
@@ -27,6 +27,7 @@ sl_slots_open(const char *name, const sl_slots_opts *opts, sl_slots **out,
     }
     s->ops = ops;
     s->opts = *opts;
+    s->q = q;
     if (s->opts.cap == 0)
         s->opts.cap = 1;
     sluice_err err = ops->open(s);
@@ -61,7 +62,6 @@ sl_slots_origin_close(sl_slots *s, sl_slot_origin *o)
 {
     if (!o)
         return;
-    assert(s->ops->held(s, o) == 0);
     s->ops->origin_close(s, o);
 }
 
@@ -119,4 +119,10 @@ sluice_err
 sl_slots_list(sl_slots *s, sl_slot_fn *fn, void *ctx)
 {
     return s->ops->list(s, fn, ctx);
+}
+
+sluice_err
+sl_slots_sync(sl_slots *s, int64_t now)
+{
+    return s->ops->sync ? s->ops->sync(s, now) : SLUICE_OK;
 }

@@ -44,12 +44,22 @@ typedef struct {
     int64_t deadline_boot;
 } sl_slot;
 
+/* What holds a slot (sl_slot_info). */
+typedef enum {
+    SL_SLOT_REQUEST,  /* a request of this process, running */
+    SL_SLOT_ABANDONED, /* a request given up on without a complete
+                          response: held to its deadline */
+    SL_SLOT_PREVIOUS  /* held for a run before this one (it crashed, or
+                         stopped with requests still at the origin) */
+} sl_slot_holder;
+
 /* A held slot, as sl_slots_list hands it out. */
 typedef struct {
     const char *origin; /* scheme://host:port */
-    uint64_t token;
+    sl_slot_holder holder;
+    uint64_t token; /* 0 for SL_SLOT_PREVIOUS */
     int64_t taken_boot;
-    int64_t deadline_boot;
+    int64_t deadline_boot; /* free at the latest then */
 } sl_slot_info;
 
 /* Return non-zero to stop the listing. */
@@ -58,6 +68,7 @@ typedef int sl_slot_fn(void *ctx, const sl_slot_info *slot);
 struct sl_slots {
     const sl_slots_ops *ops;
     sl_slots_opts opts;
+    sluice_queue *q;  /* where a durable service keeps its slots */
     void *state;     /* the backend's, ops->state_size bytes, zeroed */
     unsigned peak;   /* the most slots one origin held at once */
     unsigned n_held; /* slots held through this handle now */
@@ -85,12 +96,18 @@ struct sl_slots_ops {
     int64_t (*paused_until)(sl_slots *s, sl_slot_origin *o);
     unsigned (*held)(sl_slots *s, sl_slot_origin *o);
     sluice_err (*list)(sl_slots *s, sl_slot_fn *fn, void *ctx);
+    /* Optional: make durable what must be before the next requests (a
+     * pause, reservations running out); called with no turn on the
+     * queue held. */
+    sluice_err (*sync)(sl_slots *s, int64_t now);
 };
 
 /* The slot service of backend `name` (the queue says which goes with
- * it). On failure *out is NULL and errbuf says why. */
+ * it), keeping its slots in `q` where it is durable. On failure *out is
+ * NULL and errbuf says why. */
 sluice_err sl_slots_open(const char *name, const sl_slots_opts *opts,
-                         sl_slots **out, char *errbuf, size_t errbuf_size);
+                         sluice_queue *q, sl_slots **out, char *errbuf,
+                         size_t errbuf_size);
 void sl_slots_close(sl_slots *s);
 
 sl_slot_origin *sl_slots_origin_open(sl_slots *s, const char *name);
@@ -122,7 +139,12 @@ int64_t sl_slots_paused_until(sl_slots *s, sl_slot_origin *o);
 unsigned sl_slots_held(sl_slots *s, sl_slot_origin *o);
 /* Hand every held slot to `fn`. */
 sluice_err sl_slots_list(sl_slots *s, sl_slot_fn *fn, void *ctx);
+/* Make durable what must be before more requests are sent (the caller
+ * holds no turn on the queue): a pause recorded, reservations renewed. A
+ * failure is the queue's (s->errmsg); no request may be sent then. */
+sluice_err sl_slots_sync(sl_slots *s, int64_t now);
 
 extern const sl_slots_ops sl_slots_memory;
+extern const sl_slots_ops sl_slots_durable;
 
 #endif /* SL_SLOTS_H */

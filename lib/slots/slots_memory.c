@@ -191,8 +191,8 @@ mem_list(sl_slots *s, sl_slot_fn *fn, void *ctx)
             const mem_slot *slot = &o->slots[i];
             if (!slot->token)
                 continue;
-            sl_slot_info info = {o->name, slot->token, slot->taken_boot,
-                                 slot->deadline_boot};
+            sl_slot_info info = {o->name, SL_SLOT_REQUEST, slot->token,
+                                 slot->taken_boot, slot->deadline_boot};
             if (fn(ctx, &info) != 0)
                 return SLUICE_OK;
         }

@@ -17,6 +17,7 @@ read -r want_done want_dead <<<"$("$GEN" --expect $RECORDS)"
 "$SLUICE" ingest --allow-private feed.jsonl >/dev/null
 
 RUN=("$SLUICE" run --store out --allow-net 127.0.0.1/32 --max-concurrency $N
+     --timeout 10
      --stall-timeout 2 --backoff-base 0.05 --backoff-cap 0.5 --quiet)
 
 # Every object in the store is whole, and every done record has one.

@@ -16,8 +16,10 @@ base=http://127.0.0.1:$o_port
 "$GEN" $RECORDS jsonl "$base" faults >feed.jsonl
 read -r want_done want_dead <<<"$("$GEN" --expect $RECORDS)"
 "$SLUICE" ingest --allow-private feed.jsonl >/dev/null
+# A stalled request's slot stays held to its deadline, --timeout after
+# it was sent (the origin may still be at work on it): a short one.
 run "$SLUICE" run --store out --allow-net 127.0.0.1/32 \
-    --max-concurrency $N --stall-timeout 2 --backoff-base 0.05 \
+    --max-concurrency $N --timeout 10 --stall-timeout 2 --backoff-base 0.05 \
     --backoff-cap 0.5 --json
 assert_rc 1 "some records are dead"
 assert_eq "$(origin_stat "$o_port" violations)" 0
