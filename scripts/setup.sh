@@ -12,7 +12,7 @@ build_pkgs=(gcc make cmake pkg-config ca-certificates
 # Test peers and tools: the sqlite3 shell (lock and inspect databases),
 # nginx (a real server enforcing a connection cap), curl, setpriv,
 # valgrind, GNU time (the peak memory of a run).
-test_pkgs=(sqlite3 nginx curl util-linux procps valgrind time)
+test_pkgs=(sqlite3 nginx curl util-linux procps valgrind time faketime)
 bench_pkgs=(curl wget2 aria2 time)
 # libFuzzer: clang and its runtime (-fsanitize=fuzzer); scripts/fuzz.sh.
 fuzz_pkgs=(clang libclang-rt-14-dev)

@@ -448,7 +448,7 @@ TEST(a_new_url_while_in_flight_makes_the_lease_stale)
     ASSERT_EQ(sl_queue_retry(q, &l[0], T0, &net_reset, true),
               SLUICE_ENOTFOUND);
     ASSERT_EQ(sl_queue_dead(q, &l[0], &http_404, T0), SLUICE_ENOTFOUND);
-    ASSERT_EQ(sl_queue_release(q, &l[0]), SLUICE_ENOTFOUND);
+    ASSERT_EQ(sl_queue_release(q, &l[0], T0), SLUICE_ENOTFOUND);
     ASSERT_EQ(state_of(q, "a"), SL_STATE_PENDING);
     sl_lease_clear(&l[0]);
     ASSERT_EQ(lease(q, 1, T0, l), 1);
@@ -725,8 +725,8 @@ TEST(release_gives_a_lease_back_unchanged)
     ASSERT_EQ(sl_queue_retry(q, &l[1], T0, &net_reset, true), SLUICE_OK);
     sl_lease_clear(&l[1]);
     ASSERT_EQ(lease(q, 1, T0 + 1, l + 1), 1);
-    ASSERT_EQ(sl_queue_release(q, &l[0]), SLUICE_OK);
-    ASSERT_EQ(sl_queue_release(q, &l[1]), SLUICE_OK);
+    ASSERT_EQ(sl_queue_release(q, &l[0], T0), SLUICE_OK);
+    ASSERT_EQ(sl_queue_release(q, &l[1], T0), SLUICE_OK);
     ASSERT_EQ(state_of(q, "a"), SL_STATE_PENDING);
     ASSERT_EQ(state_of(q, "b"), SL_STATE_RETRYING);
     sl_record_info info;
@@ -1042,7 +1042,7 @@ TEST_TIMEOUT(random_operations_never_lose_a_record, 300)
             ASSERT_EQ(sl_queue_dead(q, &held[i], &http_404, now), SLUICE_OK);
             model[i] = SL_STATE_DEAD;
         } else if (holding[i] && r < 74) {
-            ASSERT_EQ(sl_queue_release(q, &held[i]), SLUICE_OK);
+            ASSERT_EQ(sl_queue_release(q, &held[i], T0), SLUICE_OK);
             /* Pending, or retrying if it had failed before. */
             sl_record_info info;
             ASSERT_EQ(sl_queue_get(q, ids[i], &info), SLUICE_OK);

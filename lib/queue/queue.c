@@ -274,10 +274,10 @@ sl_queue_dead(sluice_queue *q, const sl_lease *lease, const sl_failure *why,
 }
 
 sluice_err
-sl_queue_release(sluice_queue *q, const sl_lease *lease)
+sl_queue_release(sluice_queue *q, const sl_lease *lease, int64_t now_ms)
 {
     assert(lease->id);
-    return q->ops->release(q, lease);
+    return q->ops->release(q, lease, now_ms);
 }
 
 sluice_err

@@ -156,7 +156,8 @@ struct sl_queue_ops {
                         bool counts_attempt);
     sluice_err (*dead)(sluice_queue *q, const sl_lease *lease,
                        const sl_failure *why, int64_t now_ms);
-    sluice_err (*release)(sluice_queue *q, const sl_lease *lease);
+    sluice_err (*release)(sluice_queue *q, const sl_lease *lease,
+                          int64_t now_ms);
     /* Optional: become the only runner (SLUICE_ERUNNING if not). */
     sluice_err (*acquire_runner)(sluice_queue *q);
     sluice_err (*recover)(sluice_queue *q, int64_t now_ms,
@@ -235,7 +236,8 @@ sluice_err sl_queue_retry(sluice_queue *q, const sl_lease *lease,
 sluice_err sl_queue_dead(sluice_queue *q, const sl_lease *lease,
                          const sl_failure *why, int64_t now_ms);
 /* Give back a lease that was never started: as it was, no attempt used. */
-sluice_err sl_queue_release(sluice_queue *q, const sl_lease *lease);
+sluice_err sl_queue_release(sluice_queue *q, const sl_lease *lease,
+                            int64_t now_ms);
 sluice_err sl_queue_acquire_runner(sluice_queue *q);
 /* The slot service that keeps this queue's slots (slots/slots.h). */
 const char *sl_queue_slots(const sluice_queue *q);

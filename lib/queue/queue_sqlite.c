@@ -998,14 +998,14 @@ sqlite_dead(sluice_queue *q, const sl_lease *l, const sl_failure *why,
 }
 
 static sluice_err
-sqlite_release(sluice_queue *q, const sl_lease *l)
+sqlite_release(sluice_queue *q, const sl_lease *l, int64_t now_ms)
 {
     sqlite3_stmt *st;
     sluice_err err = sl_sqlite_prep(q, ST_RELEASE, &st);
     if (err != SLUICE_OK)
         return err;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)l->handle);
-    sqlite3_bind_int64(st, 2, sl_now_ms());
+    sqlite3_bind_int64(st, 2, now_ms);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)l->token);
     return mark(q, st, l, "release");
 }

@@ -78,7 +78,7 @@ void
 sl_job_release(sl_run *r, sl_job *j)
 {
     sluice_counts *c = &r->marks.counts;
-    if (sl_marks_begin(r) && mark_ok(r, sl_queue_release(r->q, &j->lease))) {
+    if (sl_marks_begin(r) && mark_ok(r, sl_queue_release(r->q, &j->lease, sl_run_wall(r)))) {
         c->in_flight--;
         if (j->lease.was_retrying)
             c->retrying++;
@@ -94,7 +94,7 @@ sl_job_dead(sl_run *r, sl_job *j, sl_error_class cls, int status,
 {
     sl_failure why = {cls, msg, status};
     if (sl_marks_begin(r) &&
-        mark_ok(r, sl_queue_dead(r->q, &j->lease, &why, sl_now_ms()))) {
+        mark_ok(r, sl_queue_dead(r->q, &j->lease, &why, sl_run_wall(r)))) {
         r->marks.counts.in_flight--;
         r->marks.counts.dead++;
         r->st.dead++;
@@ -148,7 +148,7 @@ sl_marks_flush(sl_run *r)
     sl_marks *m = &r->marks;
     if (!m->to_mark)
         return;
-    int64_t now = sl_now_ms();
+    int64_t now = sl_run_wall(r);
     while (m->to_mark) {
         sl_job *j = m->to_mark;
         m->to_mark = j->next;

@@ -41,7 +41,7 @@ sl_outcome_failed(sl_run *r, sl_job *j, sl_error_class cls, int status,
         sl_job_dead(r, j, cls, status, why);
         return;
     }
-    sl_job_retry(r, j, sl_now_ms() + backoff(r, attempts), cls, status, msg,
+    sl_job_retry(r, j, sl_run_wall(r) + backoff(r, attempts), cls, status, msg,
                  true);
 }
 
@@ -52,7 +52,7 @@ throttled(sl_run *r, sl_job *j, int status, const char *retry_after)
 {
     /* The record waits on the wall clock (the queue's); the origin's
      * pause is on the boot clock, which wall-clock steps do not move. */
-    int64_t now = sl_now_ms(), now_boot = sl_boot_ms();
+    int64_t now = sl_run_wall(r), now_boot = sl_boot_ms();
     int64_t until;
     char msg[160];
     r->st.throttled++;
@@ -162,7 +162,7 @@ origin_down(sl_run *r, sl_job *j, const sl_fetch_result *res, const char *msg)
         return false;
     if (++o->refused_in_row < DOWN_AFTER)
         return false;
-    int64_t now = sl_now_ms(), now_boot = sl_boot_ms();
+    int64_t now = sl_run_wall(r), now_boot = sl_boot_ms();
     if (o->paused_until <= now_boot) {
         int64_t pause = (int64_t)1000 << SL_MIN(o->down_pauses, 6u);
         pause = SL_MIN(pause, (int64_t)DOWN_PAUSE_MAX_MS);

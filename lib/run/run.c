@@ -218,7 +218,9 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
     memset(r, 0, sizeof *r);
     r->q = q;
     r->o = o;
-    r->rng = (uint64_t)sl_now_ms() ^ ((uint64_t)(uintptr_t)r << 16);
+    r->wall0 = sl_now_ms();
+    r->boot0 = sl_boot_ms();
+    r->rng = (uint64_t)r->wall0 ^ ((uint64_t)(uintptr_t)r << 16);
     r->start_mono = sl_mono_ms();
     if (!o->store || !*o->store) {
         sl_fmt(errbuf, errbuf_size, "--store is required");
@@ -242,7 +244,7 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
      * time is the rule; elsewhere their leases expire to other runners. */
     uint64_t recovered;
     if (sl_queue_has(q, SL_QUEUE_F_EXCLUSIVE) &&
-        (err = sl_queue_recover(q, sl_now_ms(), &recovered)) != SLUICE_OK) {
+        (err = sl_queue_recover(q, sl_run_wall(r), &recovered)) != SLUICE_OK) {
         sl_copy(errbuf, errbuf_size, sluice_queue_errmsg(q));
         return err;
     }

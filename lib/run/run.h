@@ -208,6 +208,7 @@ struct sl_run {
     sl_marks marks;
     void *url_parser; /* for redirects' Location (record/url.c) */
     uint64_t rng;
+    int64_t wall0, boot0; /* the wall and boot clocks at the start */
     int64_t start_mono;
     bool stopping;
     int64_t stop_deadline;
@@ -221,6 +222,19 @@ struct sl_run {
         uint64_t rate_done0; /* with this many done */
     } progress;              /* progress.c's */
 };
+
+/*
+ * The run's wall clock: the wall clock at its start, moved on by the boot
+ * clock. Every time the run writes to the queue or compares with it
+ * (retry due times, leases, marks) is on it, so that a step of the wall
+ * clock during a run neither makes retries wait an hour nor makes leases
+ * expire early.
+ */
+static inline int64_t
+sl_run_wall(const sl_run *r)
+{
+    return r->wall0 + (sl_boot_ms() - r->boot0);
+}
 
 /* The first failure that stops the run; later ones are dropped. */
 void sl_run_fail(sl_run *r, sluice_err err, const char *msg);

@@ -213,7 +213,7 @@ sl_sched_top_up(sl_run *r, int64_t now_mono)
         return;
     if (!sl_sched_lease_room(r))
         return;
-    int64_t now = sl_now_ms(), now_boot = sl_boot_ms();
+    int64_t now = sl_run_wall(r), now_boot = sl_boot_ms();
     /* A pause that has just ended: its origin's records can be leased. */
     if (sl_origins_sweep(&r->origins, now_boot))
         s->next_lease_mono = 0;
