@@ -66,9 +66,26 @@ void cli_json_double(yajl_gen g, double value);
 /* Emit JSON text (such as a record's meta) as a value; null if invalid. */
 void cli_json_raw(yajl_gen g, const char *json_text);
 
+/* The slots a queue holds (slots_view.c), for status and slots. */
+typedef struct {
+    sluice_slot_holding *items; /* origins owned */
+    size_t n, cap;
+    bool live;         /* some are held by a live run */
+    uint64_t requests; /* requests a live run has in flight */
+} slots_view;
+
+sluice_err slots_view_load(slots_view *v, sluice_queue *q);
+void slots_view_free(slots_view *v);
+/* One line an origin's slots, one its pause: "  ORIGIN: ...". */
+void slots_view_print(const slots_view *v, FILE *out);
+/* A member "slots": [{origin, held, in_flight, by_live_run, free_in_s,
+ * paused_for_s}...] of the object being generated. */
+void slots_view_json(const slots_view *v, yajl_gen g);
+
 int cmd_ingest(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_slots(int argc, char **argv);
 
 #endif /* SLUICE_CLI_H */

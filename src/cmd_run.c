@@ -242,6 +242,7 @@ print_summary(const sluice_run_stats *st, bool json)
         cli_json_key(g, "queue");
         yajl_gen_map_open(g);
         cli_json_uint(g, "pending", st->pending);
+        cli_json_uint(g, "in_flight", st->total_in_flight);
         cli_json_uint(g, "retrying", st->retrying);
         cli_json_uint(g, "done", st->total_done);
         cli_json_uint(g, "dead", st->total_dead);
@@ -267,6 +268,11 @@ print_summary(const sluice_run_stats *st, bool json)
            (unsigned long long)st->total_done,
            (unsigned long long)st->total_dead,
            (unsigned long long)st->total);
+    if (st->total_in_flight)
+        cli_error("%llu record%s left in flight, not given back (the next "
+                  "run puts them back)",
+                  (unsigned long long)st->total_in_flight,
+                  st->total_in_flight == 1 ? "" : "s");
 }
 
 int

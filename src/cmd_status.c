@@ -1,6 +1,8 @@
 /*
- * `sluice status`: how many records are in each state, as a short table
- * or one JSON object with stable field names.
+ * `sluice status`: how many records are in each state, whether a run is
+ * using the queue and how many requests it has in flight, and the slots
+ * held for a run that is gone; as a short table or one JSON object with
+ * stable field names.
  */
 #include <getopt.h>
 #include <string.h>
@@ -11,12 +13,18 @@ static const char help_text[] =
     "Usage: sluice status [--db FILE] [--json]\n"
     "\n"
     "Show how many records are pending, in flight, waiting to retry, done\n"
-    "and dead, the total, and the age of the oldest pending record.\n"
+    "and dead, the total, and the age of the oldest pending record; whether\n"
+    "a run is using the queue and how many requests it has in flight now;\n"
+    "and, per origin, slots still held (by that run, or for a run that is\n"
+    "gone, until its requests' deadlines) and Retry-After pauses.\n"
     "\n"
     "Options:\n"
     "  --db FILE   queue database (default: $SLUICE_DB, else ./sluice.db)\n"
-    "  --json      one JSON object: pending, in_flight, retrying, done,\n"
-    "              dead, total, oldest_pending_age_s (null if none)\n"
+    "  --json      one JSON object: pending, in_flight (records leased),\n"
+    "              retrying, done, dead, total, oldest_pending_age_s (null\n"
+    "              if none), run (\"running\" or \"none\"),\n"
+    "              requests_in_flight (null without a run), slots [{origin,\n"
+    "              held, in_flight, by_live_run, free_in_s, paused_for_s}]\n"
     "  -h, --help  show this help\n";
 
 int
@@ -58,7 +66,10 @@ cmd_status(int argc, char **argv)
     if (!q)
         return EXIT_FAILED;
     sluice_counts n;
+    slots_view slots;
     sluice_err err = sluice_queue_counts(q, &n);
+    if (err == SLUICE_OK)
+        err = slots_view_load(&slots, q);
     if (err != SLUICE_OK) {
         cli_error("%s", sluice_queue_errmsg(q));
         sluice_queue_close(q);
@@ -80,8 +91,17 @@ cmd_status(int argc, char **argv)
             yajl_gen_null(g);
         else
             cli_json_double(g, n.oldest_pending_age);
+        cli_json_key(g, "run");
+        cli_json_str(g, slots.live ? "running" : "none");
+        cli_json_key(g, "requests_in_flight");
+        if (slots.live)
+            yajl_gen_integer(g, (long long)slots.requests);
+        else
+            yajl_gen_null(g);
+        slots_view_json(&slots, g);
         yajl_gen_map_close(g);
         cli_json_end(g);
+        slots_view_free(&slots);
         return EXIT_DONE;
     }
 
@@ -103,5 +123,16 @@ cmd_status(int argc, char **argv)
         cli_duration(age, sizeof age, n.oldest_pending_age);
         printf("%-10s %15s\n", "oldest", age);
     }
+    if (slots.live)
+        printf("%-10s %15llu  in flight now (a run is using the queue)\n",
+               "requests", (unsigned long long)slots.requests);
+    else if (n.in_flight)
+        printf("no run is using the queue: the records in flight were left "
+               "by one that is gone; the next run puts them back\n");
+    if (slots.n) {
+        printf("slots:\n");
+        slots_view_print(&slots, stdout);
+    }
+    slots_view_free(&slots);
     return EXIT_DONE;
 }

@@ -18,6 +18,8 @@ static const char usage_text[] =
     "  run      fetch pending records into a store, under the cap\n"
     "  status   show how many records are in each state\n"
     "  dlq      list or replay dead-lettered records\n"
+    "  slots    list the slots held per origin, or clear those a run that\n"
+    "           is gone left held\n"
     "\n"
     "Every command takes --db FILE (default: $SLUICE_DB, else ./sluice.db)\n"
     "and --help. Exit codes: 0 success, 1 some input rejected or records\n"
@@ -34,6 +36,7 @@ static const command commands[] = {
     {"run", cmd_run},
     {"status", cmd_status},
     {"dlq", cmd_dlq},
+    {"slots", cmd_slots},
 };
 
 int

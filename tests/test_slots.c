@@ -29,8 +29,7 @@ service(unsigned cap, unsigned max_total)
         sluice_queue_open("slots.db", NULL, &queue, why, sizeof why) !=
             SLUICE_OK)
         TEST_FAIL_("open a queue: %s", why);
-    if (sl_slots_open(backend(), &o, queue, &s, why, sizeof why) !=
-        SLUICE_OK)
+    if (sl_slots_open(backend(), &o, queue, &s, why, sizeof why) != SLUICE_OK)
         TEST_FAIL_("open %s: %s", backend(), why);
     return s;
 }

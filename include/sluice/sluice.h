@@ -217,6 +217,42 @@ sluice_err sluice_dlq_replay(sluice_queue *q, const char *const *ids,
                              size_t n_ids, const sluice_dlq_filter *filter,
                              uint64_t *replayed, uint64_t *missing);
 
+/* ---------------------------------------------------------------- slots */
+
+/*
+ * An origin's slots as the queue keeps them (DESIGN.md, "Slots"): how
+ * many may still be taken by requests that the origin may be working on,
+ * and until when; and a Retry-After pause. A run that is alive refreshes
+ * them a few times a second; those of a run that is gone (it crashed, or
+ * stopped with requests still at the origin) free themselves when their
+ * time is up.
+ */
+typedef struct {
+    const char *origin;  /* scheme://host:port */
+    unsigned held;       /* slots held */
+    unsigned in_flight;  /* requests a live run had in flight when it
+                            last wrote (0 for a run that is gone) */
+    int by_live_run;     /* held by the run using the queue now */
+    int64_t free_at;     /* wall ms when all are free; 0: none held */
+    double free_in_s;    /* seconds until then */
+    int64_t paused_until; /* wall ms a Retry-After pause ends; 0: none */
+    double paused_for_s;
+} sluice_slot_holding;
+
+/* Return non-zero to stop the listing early. */
+typedef int sluice_slot_fn(void *ctx, const sluice_slot_holding *h);
+
+/* Hand every origin with slots held or a pause to `fn`, by origin. */
+sluice_err sluice_slots_list(sluice_queue *q, sluice_slot_fn *fn, void *ctx);
+
+/*
+ * Free the slots of `origin` (NULL: every origin) and their pauses, for an
+ * operator who knows the origin is idle. SLUICE_ERUNNING while a run uses
+ * the queue (its own slots are live); *cleared counts the origins.
+ */
+sluice_err sluice_slots_clear(sluice_queue *q, const char *origin,
+                              uint64_t *cleared);
+
 /* ------------------------------------------------------------------ run */
 
 /* What a run has done so far; handed to the progress callback. */
@@ -233,6 +269,9 @@ typedef struct {
     uint64_t total;      /* records in the queue */
     uint64_t total_done; /* done records in the queue */
     uint64_t total_dead; /* dead records in the queue */
+    uint64_t total_in_flight; /* records leased in the queue: after a run,
+                                 those it could not give back (the next
+                                 run puts them back) */
     double elapsed_s;
     double rate; /* objects done per second, recent */
     double eta_s; /* seconds until everything pending is done; -1 unknown */

@@ -239,8 +239,9 @@ sl_sqlite_fail(sluice_queue *q, int rc, const char *what)
         err = SLUICE_ENOMEM;
         break;
     case SQLITE_FULL:
-        err = SLUICE_ENOSPACE;
-        break;
+        return sl_queue_fail(q, SLUICE_ENOSPACE,
+                             "%s: %s: the disk holding the queue is full",
+                             s->path, what);
     case SQLITE_IOERR:
     case SQLITE_CANTOPEN:
         err = SLUICE_EIO;

@@ -12,8 +12,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#define SLOT_COLUMNS                                                          \
-    "origin, held, in_flight, boot_id, until_boot, until_wall, hold_ms,"      \
+#define SLOT_COLUMNS                                                           \
+    "origin, held, in_flight, boot_id, until_boot, until_wall, hold_ms,"       \
     " paused_boot, paused_wall, token, written_at"
 
 static const char *const slot_statements[SST_COUNT_] = {
@@ -99,8 +99,7 @@ save_row(sluice_queue *q, const sl_slot_row *r)
 {
     sqlite3_stmt *st;
     bool empty = r->held == 0 && r->paused_boot == 0 && r->paused_wall == 0;
-    sluice_err err =
-        slot_prep(q, empty ? SST_SLOTS_DROP : SST_SLOTS_SAVE, &st);
+    sluice_err err = slot_prep(q, empty ? SST_SLOTS_DROP : SST_SLOTS_SAVE, &st);
     if (err != SLUICE_OK)
         return err;
     sl_sqlite_bind_str(st, 1, r->origin);
@@ -193,8 +192,7 @@ sl_sqlite_runner_alive(sluice_queue *q, bool *alive)
      * shared one cannot be had then. Given back at once. */
     int fd = open(s->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return sl_queue_fail(q, SLUICE_EIO, "%s: %s", s->path,
-                             strerror(errno));
+        return sl_queue_fail(q, SLUICE_EIO, "%s: %s", s->path, strerror(errno));
     if (flock(fd, LOCK_SH | LOCK_NB) != 0)
         *alive = errno == EWOULDBLOCK;
     close(fd);

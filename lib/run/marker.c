@@ -92,6 +92,16 @@ mark_batch(sl_marker *m, const mark_list *batch, uint64_t *lost,
     return err;
 }
 
+/* A batch that was not committed: none of its records is done. */
+static void
+all_lost(const mark_list *batch, uint64_t *lost, uint64_t *lost_bytes)
+{
+    *lost = batch->n;
+    *lost_bytes = 0;
+    for (size_t i = 0; i < batch->n; i++)
+        *lost_bytes += (uint64_t)batch->v[i].size;
+}
+
 static void *
 marker_main(void *arg)
 {
@@ -118,6 +128,8 @@ marker_main(void *arg)
         sl_queue_lock(m->q);
         if (m->err == SLUICE_OK) /* after a failure, nothing more */
             err = mark_batch(m, &batch, &lost, &lost_bytes, msg, sizeof msg);
+        if (m->err != SLUICE_OK || err != SLUICE_OK)
+            all_lost(&batch, &lost, &lost_bytes);
         sl_queue_unlock(m->q);
         list_clear(&batch);
 

@@ -34,10 +34,11 @@ sluice_err sl_marker_add(sl_marker *m, sl_lease *lease,
 void sl_marker_flush(sl_marker *m);
 
 /*
- * Since the last call: the marks whose lease was gone (the record had
- * changed hands; not done by this run) and their bytes. Returns the
- * first failure of a mark or a commit (SLUICE_OK: none), its message in
- * msg; the marks of a failed batch stay undone.
+ * Since the last call: the marks not made (the record had changed hands,
+ * or the batch failed: not done by this run) and their bytes. Returns
+ * the first failure of a mark or a commit (SLUICE_OK: none), its message
+ * in msg; the marks of a failed batch, and of every batch after it, stay
+ * undone.
  */
 sluice_err sl_marker_check(sl_marker *m, uint64_t *lost, uint64_t *lost_bytes,
                            char *msg, size_t size);

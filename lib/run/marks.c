@@ -1,10 +1,9 @@
 /*
- * The run's writes to the queue, and its counts. Releases, retries and
- * dead letters are written in the run's turn on the queue, a transaction
- * that stays open for a round of the loop; done marks go to the marker's
- * thread in batches (marker.h), and only once the store says the object
- * is durable (invariant 3). The counts are the queue's, kept up to date
- * by the run's own marks between counts of the queue itself.
+ * The run's writes to the queue. Releases, retries and dead letters are
+ * written in the run's turn on the queue, a transaction that stays open
+ * for a round of the loop; done marks go to the marker's thread in
+ * batches (marker.h), and only once the store says the object is durable
+ * (invariant 3).
  */
 #include "run.h"
 
@@ -64,27 +63,10 @@ mark_ok(sl_run *r, sluice_err err)
 }
 
 void
-sl_marks_count_leased(sl_run *r, const sl_lease *lease)
-{
-    sluice_counts *c = &r->marks.counts;
-    if (lease->was_retrying)
-        c->retrying--;
-    else
-        c->pending--;
-    c->in_flight++;
-}
-
-void
 sl_job_release(sl_run *r, sl_job *j)
 {
-    sluice_counts *c = &r->marks.counts;
-    if (sl_marks_begin(r) && mark_ok(r, sl_queue_release(r->q, &j->lease, sl_run_wall(r)))) {
-        c->in_flight--;
-        if (j->lease.was_retrying)
-            c->retrying++;
-        else
-            c->pending++;
-    }
+    if (sl_marks_begin(r))
+        mark_ok(r, sl_queue_release(r->q, &j->lease, sl_run_wall(r)));
     sl_job_free(r, j);
 }
 
@@ -95,8 +77,6 @@ sl_job_dead(sl_run *r, sl_job *j, sl_error_class cls, int status,
     sl_failure why = {cls, msg, status};
     if (sl_marks_begin(r) &&
         mark_ok(r, sl_queue_dead(r->q, &j->lease, &why, sl_run_wall(r)))) {
-        r->marks.counts.in_flight--;
-        r->marks.counts.dead++;
         r->st.dead++;
         sl_run_event(r, j, cls, status, msg);
     }
@@ -111,8 +91,6 @@ sl_job_retry(sl_run *r, sl_job *j, int64_t due_ms, sl_error_class cls,
     sl_sched *s = &r->sched;
     if (sl_marks_begin(r) && mark_ok(r, sl_queue_retry(r->q, &j->lease, due_ms,
                                                        &why, counts_attempt))) {
-        r->marks.counts.in_flight--;
-        r->marks.counts.retrying++;
         r->st.retried++;
         s->any_waiting = true;
         if (!s->next_due_wall || due_ms < s->next_due_wall)
@@ -159,8 +137,6 @@ sl_marks_flush(sl_run *r)
         if (sl_marker_add(m->marker, &j->lease, &info, now) == SLUICE_OK ||
             (sl_marks_begin(r) &&
              mark_ok(r, sl_queue_complete(r->q, &j->lease, &info, now)))) {
-            m->counts.in_flight--;
-            m->counts.done++;
             r->st.done++;
             r->st.bytes += j->bytes;
         }
@@ -204,23 +180,8 @@ sl_marks_news(sl_run *r)
     char msg[512];
     sluice_err err =
         sl_marker_check(r->marks.marker, &lost, &lost_bytes, msg, sizeof msg);
-    r->marks.counts.done -= lost;
-    r->marks.counts.in_flight += lost;
     r->st.done -= lost;
     r->st.bytes -= lost_bytes;
     if (err != SLUICE_OK)
         sl_run_fail(r, err, msg);
-}
-
-void
-sl_marks_recount(sl_run *r)
-{
-    sluice_counts c;
-    sl_marks_commit(r); /* our turn ends before the wait */
-    sl_marker_wait(r->marks.marker);
-    sl_marks_news(r);
-    sl_marks_lock(r);
-    if (sluice_queue_counts(r->q, &c) == SLUICE_OK)
-        r->marks.counts = c;
-    sl_marks_unlock(r);
 }

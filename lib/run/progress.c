@@ -25,7 +25,8 @@ sl_progress(sl_run *r, bool force)
             r->progress.rate_done0 = r->st.done;
         }
     }
-    const sluice_counts *c = &r->marks.counts;
+    sl_counter_take(r->counter, &r->counts);
+    const sluice_counts *c = &r->counts;
     r->st.elapsed_s = t;
     r->st.in_flight = r->sched.running;
     r->st.pending = c->pending;
@@ -33,6 +34,7 @@ sl_progress(sl_run *r, bool force)
     r->st.total = c->total;
     r->st.total_done = c->done;
     r->st.total_dead = c->dead;
+    r->st.total_in_flight = c->in_flight;
     double left = (double)(c->pending + c->retrying + c->in_flight);
     r->st.eta_s = r->st.rate > 0 ? left / r->st.rate : -1;
     if (r->o->on_progress)

@@ -13,7 +13,8 @@
 
 #include <curl/curl.h>
 
-#define JOBS_MAX 4096 /* leased and not yet handed to the store */
+#define JOBS_MAX          4096 /* leased and not yet handed to the store */
+#define COUNT_INTERVAL_MS 1000 /* the queue counted this often */
 
 void
 sl_run_fail(sl_run *r, sluice_err err, const char *msg)
@@ -142,9 +143,7 @@ loop(sl_run *r)
         sl_marks_flush_due(r, sl_mono_ms());
         sl_marks_news(r);
         if (r->o->follow && now >= r->next_recount_mono) {
-            /* Ingest may have added records: count afresh, now and then
-             * (after the marks handed over are made). */
-            sl_marks_recount(r);
+            /* Ingest may have added records: look for them now and then. */
             r->next_recount_mono = now + 5000;
             r->sched.queue_dry = false;
         }
@@ -248,7 +247,7 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
         sl_copy(errbuf, errbuf_size, sluice_queue_errmsg(q));
         return err;
     }
-    if ((err = sluice_queue_counts(q, &r->marks.counts)) != SLUICE_OK) {
+    if ((err = sluice_queue_counts(q, &r->counts)) != SLUICE_OK) {
         sl_copy(errbuf, errbuf_size, sluice_queue_errmsg(q));
         return err;
     }
@@ -282,6 +281,11 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
     if (sl_fetcher_new(&fo, &r->fetcher) != SLUICE_OK ||
         sl_marker_start(q, &r->marks.marker) != SLUICE_OK)
         goto nomem;
+    /* Without a second handle (a queue that cannot give one), the counts
+     * are those of the start until the end. */
+    if (sl_counter_start(q->location, COUNT_INTERVAL_MS, &r->counter) ==
+        SLUICE_ENOMEM)
+        goto nomem;
     int wake_fd = sl_store_wake_fd(r->store);
     if (wake_fd >= 0 &&
         sl_fetcher_watch(r->fetcher, wake_fd, on_store_wake, r) != SLUICE_OK)
@@ -295,6 +299,7 @@ nomem:
 static void
 teardown(sl_run *r)
 {
+    sl_counter_stop(r->counter);
     sl_marker_free(r->marks.marker);
     sl_fetcher_free(r->fetcher);
     sl_store_close(r->store);
@@ -314,11 +319,14 @@ sluice_run(sluice_queue *q, const sluice_run_opts *opts,
     if (err == SLUICE_OK) {
         loop(&r);
         wind_down(&r);
-        if (r.fatal == SLUICE_OK) {
-            sluice_counts c;
-            if (sluice_queue_counts(q, &c) == SLUICE_OK)
-                r.marks.counts = c;
-        }
+        /* The summary is the queue's, whatever stopped the run: what the
+         * run meant to mark is not what the queue holds if a mark failed
+         * (a full disk, say). */
+        sl_counter_stop(r.counter);
+        r.counter = NULL;
+        sluice_counts c;
+        if (sluice_queue_counts(q, &c) == SLUICE_OK)
+            r.counts = c;
         sl_progress(&r, true);
         err = r.fatal;
         if (err != SLUICE_OK)

@@ -3,8 +3,9 @@
  * around one event loop (run.c); the scheduler (sched.c, over the origins
  * of origins.c) decides what starts when, under the slot service; the
  * outcome policy (outcome.c) judges each finished transfer; bodies stream
- * into the store (body.c); the run's writes to the queue and its counts
- * are marks.c's; progress.c reports. docs/architecture.md draws the map.
+ * into the store (body.c); the run's writes to the queue are marks.c's;
+ * the queue's counts come from counter.c, and progress.c reports.
+ * docs/architecture.md draws the map.
  */
 #ifndef SL_RUN_H
 #define SL_RUN_H
@@ -151,15 +152,13 @@ bool sl_sched_lease_room(const sl_run *r);
 
 /* ------------------------------------------------------------ marks */
 
-/* The run's writes to the queue and its view of the queue's counts
- * (marks.c). */
+/* The run's writes to the queue (marks.c). */
 typedef struct {
     sl_marker *marker; /* marks records done on its thread; shares q */
     bool open;         /* a transaction of marks is open: our turn */
     sl_job *to_mark, *to_mark_tail; /* stored, not yet handed over */
     unsigned n_to_mark;
     int64_t to_mark_since; /* mono ms of the oldest */
-    sluice_counts counts;  /* queue-wide, kept up to date by our marks */
 } sl_marks;
 
 /* Begin the run's turn on the queue (a transaction), if not begun; false
@@ -170,8 +169,6 @@ void sl_marks_commit(sl_run *r);
 /* A turn on the queue without a transaction, for reads. */
 void sl_marks_lock(sl_run *r);
 void sl_marks_unlock(sl_run *r);
-/* A record was leased: count it in flight. */
-void sl_marks_count_leased(sl_run *r, const sl_lease *lease);
 /* The record of `j` back to the queue untouched (no attempt used). */
 void sl_job_release(sl_run *r, sl_job *j);
 /* Into the dead-letter queue. */
@@ -191,8 +188,16 @@ void sl_marks_flush(sl_run *r);
 int64_t sl_marks_due_mono(const sl_run *r);
 /* Take in what the marker says: lost marks and failures. */
 void sl_marks_news(sl_run *r);
-/* Count the queue afresh (ingest may have added records). */
-void sl_marks_recount(sl_run *r);
+
+/* counter.c: the queue's counts, read on a thread of their own with a
+ * handle of their own, every interval_ms. */
+typedef struct sl_counter sl_counter;
+sluice_err sl_counter_start(const char *location, int64_t interval_ms,
+                            sl_counter **out);
+/* The latest count, when one came since the last call: true. NULL is
+ * fine (no counter: false). */
+bool sl_counter_take(sl_counter *c, sluice_counts *out);
+void sl_counter_stop(sl_counter *c);
 
 /* ------------------------------------------------------------ the run */
 
@@ -206,6 +211,8 @@ struct sl_run {
     sl_origins origins;
     sl_sched sched;
     sl_marks marks;
+    sl_counter *counter;  /* NULL: counts at the start and end only */
+    sluice_counts counts; /* the queue's, as last counted */
     void *url_parser; /* for redirects' Location (record/url.c) */
     uint64_t rng;
     int64_t wall0, boot0; /* the wall and boot clocks at the start */

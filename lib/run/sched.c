@@ -257,7 +257,6 @@ sl_sched_top_up(sl_run *r, int64_t now_mono)
         sl_job_make_ready(j, false);
         if (o->n_ready >= r->slots->opts.cap)
             o->enough_ready = true;
-        sl_marks_count_leased(r, &j->lease);
     }
     if (got == want) {
         s->next_lease_mono = 0;

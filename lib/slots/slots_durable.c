@@ -19,13 +19,13 @@
 
 /* Added to --timeout for a slot's deadline: the network's delay and the
  * origin's clock; the origin is assumed done with a request by then. */
-#define MARGIN_MS    1000
+#define MARGIN_MS 1000
 /* A reservation covers requests sent this long after it is written. */
 #define LOOKAHEAD_MS 1000
 /* Active origins' reservations are renewed this often. */
-#define RENEW_MS     250
+#define RENEW_MS 250
 /* A new service's tokens start this far past any token on disk. */
-#define TOKEN_GAP    (UINT64_C(1) << 32)
+#define TOKEN_GAP (UINT64_C(1) << 32)
 
 typedef struct {
     uint64_t token; /* 0: free */
@@ -56,8 +56,8 @@ typedef struct {
     sl_table origins;
     sluice_err broken; /* a write failed: nothing more may be sent */
     char boot_id[40];
-    int64_t hold;   /* a slot's life: --timeout plus MARGIN_MS */
-    unsigned held;  /* live + abandoned, over all origins */
+    int64_t hold;  /* a slot's life: --timeout plus MARGIN_MS */
+    unsigned held; /* live + abandoned, over all origins */
     uint64_t last_token;
     int64_t next_renew;
     bool any_dirty;
@@ -242,8 +242,8 @@ write_rows(sl_slots *s, int64_t now, bool all, sl_slot_origin *also)
         return err;
     }
     for (size_t i = 0; i < n; i++) {
-        sl_slot_origin *o = (sl_slot_origin *)sl_table_find(
-            &ds->origins, ds->rows[i].origin);
+        sl_slot_origin *o =
+            (sl_slot_origin *)sl_table_find(&ds->origins, ds->rows[i].origin);
         o->has_row = ds->rows[i].held > 0 || ds->rows[i].paused_boot > 0;
         o->dirty = false;
     }
@@ -283,9 +283,9 @@ load_row(void *arg, const sl_slot_row *row)
      * they are over by the boot's start plus their hold. */
     int64_t until = this_boot ? row->until_boot : row->hold_ms;
     int64_t paused = this_boot ? row->paused_boot
-                               : row->paused_wall
-                                     ? c->now + (row->paused_wall - c->now_wall)
-                                     : 0;
+                     : row->paused_wall
+                         ? c->now + (row->paused_wall - c->now_wall)
+                         : 0;
     o->has_row = true;
     if (row->held > 0 && until > c->now) {
         o->previous = SL_MIN(row->held, c->s->opts.cap);
@@ -510,8 +510,7 @@ durable_list(sl_slots *s, sl_slot_fn *fn, void *ctx)
     SL_TABLE_FOR_EACH(&ds_of(s)->origins, e)
     {
         sl_slot_origin *o = (sl_slot_origin *)e;
-        for (unsigned i = 0; i < o->previous && now < o->previous_until;
-             i++) {
+        for (unsigned i = 0; i < o->previous && now < o->previous_until; i++) {
             sl_slot_info info = {o->name, SL_SLOT_PREVIOUS, 0, 0,
                                  o->previous_until};
             if (fn(ctx, &info) != 0)
