@@ -660,6 +660,24 @@ TEST(an_expired_lease_can_be_taken_again_and_the_old_one_is_stale)
     sluice_queue_close(q);
 }
 
+TEST(a_renewed_lease_outlives_its_first_deadline_a_stale_one_does_not)
+{
+    sluice_queue *q = open_queue();
+    sl_lease l[3];
+    upsert1(q, "a", "http://img.example/a", "a", NULL);
+    ASSERT_EQ(lease(q, 1, T0, l), 1);
+    ASSERT_EQ(sl_queue_renew(q, l, 1, T0 + 120000), SLUICE_OK);
+    ASSERT_EQ(lease(q, 1, T0 + 61000, l + 1), 0);
+    ASSERT_EQ(lease(q, 1, T0 + 121000, l + 1), 1);
+    /* The first lease is stale now: renewing it moves nothing. */
+    ASSERT_EQ(sl_queue_renew(q, l, 1, T0 + 900000), SLUICE_OK);
+    ASSERT_EQ(lease(q, 1, T0 + 182000, l + 2), 1);
+    sl_lease_clear(&l[0]);
+    sl_lease_clear(&l[1]);
+    sl_lease_clear(&l[2]);
+    sluice_queue_close(q);
+}
+
 TEST(complete_records_the_object)
 {
     sluice_queue *q = open_queue();

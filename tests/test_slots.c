@@ -4,7 +4,7 @@
  * SQLite queue made for the case): the per-origin cap and the total
  * across origins, pauses that only ever extend, counting and the peak,
  * tokens that fence a stale release, and the listing of held slots.
- * test_slots_durable.c holds what only a durable service does.
+ * test_durable_slots.c holds what only a durable service does.
  */
 #include "fault.h"
 #include "slots/slots.h"

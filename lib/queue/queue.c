@@ -281,6 +281,18 @@ sl_queue_release(sluice_queue *q, const sl_lease *lease, int64_t now_ms)
 }
 
 sluice_err
+sl_queue_renew(sluice_queue *q, const sl_lease *leases, size_t n,
+               int64_t until_ms)
+{
+    if (n == 0 || !q->ops->renew)
+        return SLUICE_OK;
+    sluice_err err = queue_fault(q, "renew");
+    if (err != SLUICE_OK)
+        return err;
+    return q->ops->renew(q, leases, n, until_ms);
+}
+
+sluice_err
 sl_queue_acquire_runner(sluice_queue *q)
 {
     if (!q->ops->acquire_runner)

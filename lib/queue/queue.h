@@ -31,13 +31,15 @@ const char *sl_state_name(sl_state state);
 
 /*
  * A leased record. The strings share one allocation owned by the lease;
- * sl_lease_clear() frees it. `handle` and `token` identify the lease to
- * the backend: a mark carrying a token that is no longer current (the
- * record was re-ingested with a new url, or the lease expired and was
- * taken again) changes nothing and returns SLUICE_ENOTFOUND.
+ * sl_lease_clear() frees it. `ref` and `token` identify the lease to the
+ * backend and are opaque to everyone else (a row id, a stream entry's id,
+ * whatever the backend keeps): a mark carrying a token that is no longer
+ * current (the record was re-ingested with a new url, or the lease
+ * expired and was taken again) changes nothing and returns
+ * SLUICE_ENOTFOUND.
  */
 typedef struct {
-    uint64_t handle;
+    uint64_t ref[2];
     uint64_t token;
     char *id;
     char *url;
@@ -158,6 +160,10 @@ struct sl_queue_ops {
                        const sl_failure *why, int64_t now_ms);
     sluice_err (*release)(sluice_queue *q, const sl_lease *lease,
                           int64_t now_ms);
+    /* Optional: move the deadlines of leases[0..n) still current to
+     * until_ms (the run renews its leases while it works on them). */
+    sluice_err (*renew)(sluice_queue *q, const sl_lease *leases, size_t n,
+                        int64_t until_ms);
     /* Optional: become the only runner (SLUICE_ERUNNING if not). */
     sluice_err (*acquire_runner)(sluice_queue *q);
     sluice_err (*recover)(sluice_queue *q, int64_t now_ms,
@@ -238,6 +244,11 @@ sluice_err sl_queue_dead(sluice_queue *q, const sl_lease *lease,
 /* Give back a lease that was never started: as it was, no attempt used. */
 sluice_err sl_queue_release(sluice_queue *q, const sl_lease *lease,
                             int64_t now_ms);
+/* Renew leases[0..n) to until_ms: a lease is a deadline, and a record
+ * outlives one request (redirect hops, the store, retries of an upload).
+ * Leases no longer current are left alone. */
+sluice_err sl_queue_renew(sluice_queue *q, const sl_lease *leases, size_t n,
+                          int64_t until_ms);
 sluice_err sl_queue_acquire_runner(sluice_queue *q);
 /* The slot service that keeps this queue's slots (slots/slots.h). */
 const char *sl_queue_slots(const sluice_queue *q);

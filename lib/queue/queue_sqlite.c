@@ -180,6 +180,8 @@ static const char *const statements[ST_COUNT_] = {
         " attempts = attempts + 1,"
         " error_class = ?4, message = ?5, http_status = ?6"
         " WHERE rid = ?1 AND lease = ?2 AND state = 1",
+    [ST_RENEW] = "UPDATE records SET next_at = ?3"
+                  " WHERE rid = ?1 AND lease = ?2 AND state = 1",
     [ST_RELEASE] =
         "UPDATE records SET state = " READY_STATE ","
         " next_at = " READY_AT("?2") ", lease = lease + 1"
@@ -690,7 +692,7 @@ lease_fill(sl_lease *l, sqlite3_stmt *st)
         *dst[i] = block;
         block += lens[i] + 1;
     }
-    l->handle = (uint64_t)sqlite3_column_int64(st, 0);
+    l->ref[0] = (uint64_t)sqlite3_column_int64(st, 0);
     l->attempts = (unsigned)sqlite3_column_int(st, 5);
     l->first_attempt_ms = sqlite3_column_int64(st, 6);
     l->was_retrying = sqlite3_column_int(st, 7) == SL_STATE_RETRYING;
@@ -867,10 +869,10 @@ lease_by_origin(sluice_queue *q, const sl_lease_req *req, const int64_t *oids,
 }
 
 static int
-by_handle(const void *a, const void *b)
+by_rid_of_lease(const void *a, const void *b)
 {
-    uint64_t x = ((const sl_lease *)a)->handle;
-    uint64_t y = ((const sl_lease *)b)->handle;
+    uint64_t x = ((const sl_lease *)a)->ref[0];
+    uint64_t y = ((const sl_lease *)b)->ref[0];
     return (x > y) - (x < y);
 }
 
@@ -897,7 +899,7 @@ sqlite_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
     err = lease_select(q, ST_LEASE_DUE, req, skip, out, &n);
     size_t due = n;
     for (size_t i = 0; i < due && err == SLUICE_OK; i++) {
-        sqlite3_bind_int64(mark, 1, (sqlite3_int64)out[i].handle);
+        sqlite3_bind_int64(mark, 1, (sqlite3_int64)out[i].ref[0]);
         sqlite3_bind_int64(mark, 2, req->now_ms + req->lease_ms);
         sqlite3_bind_int64(mark, 3, req->now_ms);
         int rc = sqlite3_step(mark);
@@ -916,7 +918,7 @@ sqlite_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
     else if (err == SLUICE_OK)
         err = lease_select(q, ST_LEASE_PENDING, req, skip, out, &n);
     /* RETURNING gives rows in no set order: back to feed order. */
-    qsort(out + due, n - due, sizeof *out, by_handle);
+    qsort(out + due, n - due, sizeof *out, by_rid_of_lease);
     err = sl_sqlite_own_end(q, err);
     if (err != SLUICE_OK) {
         for (size_t i = 0; i < n; i++)
@@ -942,7 +944,7 @@ mark(sluice_queue *q, sqlite3_stmt *st, const sl_lease *l, const char *what)
 static void
 bind_lease(sqlite3_stmt *st, const sl_lease *l)
 {
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)l->handle);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)l->ref[0]);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)l->token);
 }
 
@@ -1005,10 +1007,27 @@ sqlite_release(sluice_queue *q, const sl_lease *l, int64_t now_ms)
     sluice_err err = sl_sqlite_prep(q, ST_RELEASE, &st);
     if (err != SLUICE_OK)
         return err;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)l->handle);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)l->ref[0]);
     sqlite3_bind_int64(st, 2, now_ms);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)l->token);
     return mark(q, st, l, "release");
+}
+
+static sluice_err
+sqlite_renew(sluice_queue *q, const sl_lease *leases, size_t n,
+             int64_t until_ms)
+{
+    sqlite3_stmt *st;
+    sluice_err err = sl_sqlite_own_begin(q);
+    if (err == SLUICE_OK)
+        err = sl_sqlite_prep(q, ST_RENEW, &st);
+    for (size_t i = 0; i < n && err == SLUICE_OK; i++) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)leases[i].ref[0]);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)leases[i].token);
+        sqlite3_bind_int64(st, 3, until_ms);
+        err = sl_sqlite_step_done(q, st, "renew a lease");
+    }
+    return sl_sqlite_own_end(q, err);
 }
 
 static sluice_err
@@ -1234,6 +1253,7 @@ const sl_queue_ops sl_queue_sqlite = {
     .retry = sqlite_retry,
     .dead = sqlite_dead,
     .release = sqlite_release,
+    .renew = sqlite_renew,
     .acquire_runner = sqlite_acquire_runner,
     .recover = sqlite_recover,
     .counts = sqlite_counts,

@@ -27,6 +27,7 @@ enum {
     ST_RETRY,
     ST_DEAD,
     ST_RELEASE,
+    ST_RENEW,
     ST_RECOVER,
     ST_COUNTS,
     ST_NEXT_DUE,

@@ -125,6 +125,7 @@ loop(sl_run *r)
                             (r->o->stop && *r->o->stop >= 2)))
             sl_sched_abort_running(r);
         sl_sched_top_up(r, now);
+        sl_sched_renew(r, now);
         sl_sched_start_ready(r);
         sl_marks_commit(r);
         sl_progress(r, false);

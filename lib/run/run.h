@@ -120,6 +120,9 @@ typedef struct {
     bool any_waiting;        /* some records wait to retry */
     int64_t next_due_wall;
     int64_t next_expiry_check; /* boot ms */
+    int64_t lease_ms;          /* a lease's life, from its last renewal */
+    int64_t next_renew_mono;   /* when the jobs' leases are renewed */
+    sl_lease *renewing;        /* scratch: copies of the jobs' leases */
 } sl_sched;
 
 /* Room for `n_jobs` jobs, n_active of them ready or running at once. */
@@ -143,6 +146,9 @@ void sl_sched_release_ready(sl_run *r, sl_origin *o);
 void sl_sched_request_ended(sl_run *r, sl_job *j, bool complete);
 /* Abort every running transfer and give its record back. */
 void sl_sched_abort_running(sl_run *r);
+/* Renew the leases of the records the run holds, every third of a
+ * lease's life. */
+void sl_sched_renew(sl_run *r, int64_t now_mono);
 /* Abort the transfers that outlived their slot's deadline; their records
  * retry. Looks at most every few tenths of a second. */
 void sl_sched_abort_expired(sl_run *r);

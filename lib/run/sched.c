@@ -23,8 +23,11 @@ sl_sched_init(sl_run *r, unsigned n_active, unsigned n_jobs)
     s->jobs = sl_calloc(n_jobs, sizeof *s->jobs);
     s->leased = sl_calloc(LEASE_BATCH, sizeof *s->leased);
     s->skip = sl_calloc(n_jobs, sizeof *s->skip);
-    if (!s->jobs || !s->leased || !s->skip)
+    s->renewing = sl_calloc(n_jobs, sizeof *s->renewing);
+    if (!s->jobs || !s->leased || !s->skip || !s->renewing)
         return SLUICE_ENOMEM;
+    s->lease_ms = (int64_t)SL_MAX(600.0, 5 * r->o->timeout_s) * 1000;
+    s->next_renew_mono = sl_mono_ms() + s->lease_ms / 3;
     for (unsigned i = n_jobs; i-- > 0;) {
         sl_job *j = &s->jobs[i];
         j->run = r;
@@ -47,6 +50,7 @@ sl_sched_free(sl_run *r)
     sl_free(s->jobs);
     sl_free(s->leased);
     sl_free(s->skip);
+    sl_free(s->renewing);
     memset(s, 0, sizeof *s);
 }
 
@@ -229,10 +233,11 @@ sl_sched_top_up(sl_run *r, int64_t now_mono)
     size_t want = SL_MIN(SL_MIN((size_t)jobs_leasable(r),
                                 (size_t)(s->n_active - jobs_active(s))),
                          (size_t)LEASE_BATCH);
-    sl_lease_req req = {
-        want,    now,    (int64_t)SL_MAX(600.0, 5 * r->o->timeout_s) * 1000,
-        s->skip, n_skip,
-    };
+    /* A backend that cannot skip origins leases what comes; the jobs are
+     * bounded all the same. */
+    if (!sl_queue_has(r->q, SL_QUEUE_F_SKIP))
+        n_skip = 0;
+    sl_lease_req req = {want, now, s->lease_ms, s->skip, n_skip};
     size_t got = 0;
     if (!sl_marks_begin(r))
         return;
@@ -331,6 +336,26 @@ sl_sched_request_ended(sl_run *r, sl_job *j, bool complete)
     sl_slots_release(r->slots, &j->slot, complete);
     j->transfer = NULL;
     r->sched.running--;
+}
+
+void
+sl_sched_renew(sl_run *r, int64_t now_mono)
+{
+    sl_sched *s = &r->sched;
+    if (now_mono < s->next_renew_mono)
+        return;
+    s->next_renew_mono = now_mono + s->lease_ms / 3;
+    size_t n = 0;
+    for (unsigned i = 0; i < s->n_jobs; i++)
+        if (s->jobs[i].state != SL_JOB_FREE && s->jobs[i].lease.id)
+            s->renewing[n++] = s->jobs[i].lease; /* a shallow copy */
+    if (n == 0 || !sl_marks_begin(r))
+        return;
+    sluice_err err = sl_queue_renew(r->q, s->renewing, n,
+                                    sl_run_wall(r) + s->lease_ms);
+    if (err != SLUICE_OK)
+        sl_run_fail(r, err, sluice_queue_errmsg(r->q));
+    memset(s->renewing, 0, n * sizeof *s->renewing);
 }
 
 #define EXPIRY_CHECK_MS 100
