@@ -188,7 +188,9 @@ start_origin w --limit 5 --hold-abandoned --latency uniform:50:300 \
 "$SLUICE" ingest --allow-private --db w.db w.jsonl >/dev/null
 echo "+0" >clock
 t0=$(date +%s)
-LD_PRELOAD=$faketime_lib FAKETIME_TIMESTAMP_FILE=$PWD/clock \
+# (Under AddressSanitizer its runtime must not insist on coming first.)
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+    LD_PRELOAD=$faketime_lib FAKETIME_TIMESTAMP_FILE=$PWD/clock \
     FAKETIME_NO_CACHE=1 DONT_FAKE_MONOTONIC=1 \
     "$SLUICE" run --db w.db --store wout --allow-net 127.0.0.1/32 \
     --max-concurrency 5 --timeout 3 --backoff-base 0.1 --json \
