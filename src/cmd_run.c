@@ -245,6 +245,7 @@ print_summary(const sluice_run_stats *st, bool json)
         cli_json_uint(g, "throttled", st->throttled);
         cli_json_uint(g, "requests", st->requests);
         cli_json_uint(g, "bytes", st->bytes);
+        cli_json_uint(g, "slot_writes", st->slot_writes);
         cli_json_key(g, "elapsed_s");
         cli_json_double(g, st->elapsed_s);
         cli_json_key(g, "queue");

@@ -272,6 +272,8 @@ typedef struct {
     uint64_t total_in_flight; /* records leased in the queue: after a run,
                                  those it could not give back (the next
                                  run puts them back) */
+    uint64_t slot_writes; /* transactions the slot service wrote to the
+                             queue (reservations, renewals, pauses) */
     double elapsed_s;
     double rate; /* objects done per second, recent */
     double eta_s; /* seconds until everything pending is done; -1 unknown */

@@ -35,6 +35,7 @@ sl_progress(sl_run *r, bool force)
     r->st.total_done = c->done;
     r->st.total_dead = c->dead;
     r->st.total_in_flight = c->in_flight;
+    r->st.slot_writes = r->slots->writes;
     double left = (double)(c->pending + c->retrying + c->in_flight);
     r->st.eta_s = r->st.rate > 0 ? left / r->st.rate : -1;
     if (r->o->on_progress)

@@ -72,6 +72,7 @@ struct sl_slots {
     void *state;     /* the backend's, ops->state_size bytes, zeroed */
     unsigned peak;   /* the most slots one origin held at once */
     unsigned n_held; /* slots held through this handle now */
+    uint64_t writes; /* transactions written to the queue (durable) */
     char errmsg[256];
 };
 

@@ -248,6 +248,7 @@ write_rows(sl_slots *s, int64_t now, bool all, sl_slot_origin *also)
         o->dirty = false;
     }
     ds->any_dirty = false;
+    s->writes++;
     /* Origins no one holds, holding and pausing nothing, with no row:
      * forgotten, so that memory does not grow with the feed. */
     SL_TABLE_FOR_EACH(&ds->origins, e)
