@@ -57,9 +57,10 @@ status_has_body(unsigned status)
  * Queue the head of a response on c->out (replacing whatever was there):
  * the status line, Content-Type when given, Content-Length when the
  * status allows a body and content_length is not NO_LENGTH (the body then
- * ends with the connection), extra (whole CRLF-terminated lines, or NULL)
- * and Connection when it is not HTTP/1.1's default. Resets the body and
- * the after-write action; the caller adds a body and calls conn_send().
+ * ends with the connection), extra (whole CRLF-terminated lines, or NULL),
+ * the rate limit's headers for an /img request when they are sent, and
+ * Connection when it is not HTTP/1.1's default. Resets the body and the
+ * after-write action; the caller adds a body and calls conn_send().
  */
 void
 start_response(struct conn *c, unsigned status, const char *content_type,
@@ -73,6 +74,8 @@ start_response(struct conn *c, unsigned status, const char *content_type,
         buf_printf(&c->out, "Content-Length: %" PRIu64 "\r\n", content_length);
     if (extra != NULL)
         buf_append(&c->out, extra, strlen(extra));
+    if (c->req.active)
+        rate_head_add(&c->out, &c->req);
     if (c->close_after)
         buf_printf(&c->out, "Connection: close\r\n");
     else if (c->http10)

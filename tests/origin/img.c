@@ -1,7 +1,8 @@
 /*
  * The /img/<n> route: count the attempt, enforce the limit (503 "over
- * limit" at once), wait out the latency, then answer with the object, or
- * with the fault the query asked for (faults.c builds the elaborate ones).
+ * limit" at once) and the rate limit (429 at once, ratelimit.c), wait out
+ * the latency, then answer with the object, or with the fault the query
+ * asked for (faults.c builds the elaborate ones).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -143,9 +144,11 @@ respond_img(struct origin *o, struct conn *c)
 }
 
 /*
- * Start an /img request: count its attempt, then either refuse it at once
- * (over the limit: 503 "over limit") or answer it once its latency is
- * over. It is in flight from here until request_end().
+ * Start an /img request: count its attempt and count it in its rate
+ * window, then either refuse it at once (over the limit: 503 "over
+ * limit", which wins; else over the window's quota: 429) or answer it
+ * once its latency is over. It is in flight from here until
+ * request_end().
  */
 void
 start_img(struct origin *o, struct conn *c)
@@ -184,9 +187,14 @@ start_img(struct origin *o, struct conn *c)
     o->in_flight++;
     if (o->in_flight > o->peak_in_flight)
         o->peak_in_flight = o->in_flight;
+    bool over_rate = rate_admit(o, r);
     if (o->opt.limit > 0 && o->in_flight > o->opt.limit) {
         o->violations++;
         send_text(o, c, 503, NULL, "over limit");
+        return;
+    }
+    if (over_rate) {
+        rate_throttle(o, c);
         return;
     }
     r->latency_ms = latency_for(&o->opt.latency, o->opt.seed, n, r->attempt);

@@ -197,6 +197,8 @@ usage(FILE *to)
     fputs("usage: sluice-origin [--listen ADDR:PORT] [--port-file FILE]\n"
           "                     [--limit N] [--latency SPEC] [--seed S]\n"
           "                     [--size SPEC] [--hold-abandoned[=MS]]\n"
+          "                     [--rate-limit N[/W]]\n"
+          "                     [--ratelimit-headers[=ietf|draft|x|all]]\n"
           "                     [--quiet]\n"
           "  --listen    default 127.0.0.1:0 (an ephemeral port); "
           "[::1]:0 for IPv6\n"
@@ -212,6 +214,12 @@ usage(FILE *to)
           "              a request whose client left stays in flight until\n"
           "              its latency's end; a stalled, trickling or silent\n"
           "              one until MS ms after it left (default 0)\n"
+          "  --rate-limit N[/W]\n"
+          "              N /img requests per fixed window of W seconds\n"
+          "              (default 1, at most 3 decimals); more: 429 at once\n"
+          "  --ratelimit-headers[=ietf|draft|x|all]\n"
+          "              with --rate-limit: describe the window in each /img\n"
+          "              response, in these spellings (a comma list; all)\n"
           "Routes: /img/<n>[.ext][?fault=...], /_stats, /_log, /_reset,\n"
           "/_clock.\n"
           "See docs/test-origin.md.\n",
@@ -229,6 +237,8 @@ parse_options(int argc, char **argv, struct options *opt)
         {"seed", required_argument, NULL, 's'},
         {"size", required_argument, NULL, 'z'},
         {"hold-abandoned", optional_argument, NULL, 'a'},
+        {"rate-limit", required_argument, NULL, 'r'},
+        {"ratelimit-headers", optional_argument, NULL, 'H'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -270,6 +280,16 @@ parse_options(int argc, char **argv, struct options *opt)
                 parse_u64(optarg, strlen(optarg), HOLD_MAX_MS, &opt->hold_ms))
                 bad = "--hold-abandoned";
             break;
+        case 'r':
+            if (parse_rate_limit(optarg, &opt->rate) != 0)
+                bad = "--rate-limit";
+            break;
+        case 'H':
+            opt->rate.headers = RATE_HEADERS_ALL;
+            if (optarg != NULL &&
+                parse_ratelimit_headers(optarg, &opt->rate.headers) != 0)
+                bad = "--ratelimit-headers";
+            break;
         case 'q':
             opt->quiet = true;
             break;
@@ -289,6 +309,12 @@ parse_options(int argc, char **argv, struct options *opt)
     if (optind < argc) {
         fprintf(stderr, "sluice-origin: unexpected argument '%s'\n",
                 argv[optind]);
+        usage(stderr);
+        exit(2);
+    }
+    if (opt->rate.headers != 0 && opt->rate.quota == 0) {
+        fputs("sluice-origin: --ratelimit-headers needs --rate-limit\n",
+              stderr);
         usage(stderr);
         exit(2);
     }

@@ -23,6 +23,8 @@
 #define NS_PER_MS    ((uint64_t)1000000)
 #define NO_LENGTH    UINT64_MAX /* start_response(): no Content-Length */
 #define HOLD_MAX_MS  3600000    /* --hold-abandoned=MS: at most an hour */
+#define RATE_MAX_N   1000000000 /* --rate-limit N/W: at most this many */
+#define RATE_MAX_MS  86400000   /* in windows of at most a day */
 
 /* The struct of type `type` whose member `member` is at ptr. */
 #define CONTAINER_OF(ptr, type, member)                                        \
@@ -45,6 +47,21 @@ struct latency {
     double sigma;
 };
 
+/* --ratelimit-headers: which spellings of the rate limit's headers. */
+enum {
+    RATE_HEADERS_IETF = 1,  /* RateLimit-Policy and RateLimit */
+    RATE_HEADERS_DRAFT = 2, /* RateLimit-Limit, -Remaining, -Reset */
+    RATE_HEADERS_X = 4,     /* X-RateLimit-Limit, -Remaining, -Reset */
+    RATE_HEADERS_ALL = 7,
+};
+
+/* --rate-limit N/W: N /img requests per fixed window of W seconds. */
+struct rate_limit {
+    uint64_t quota;     /* N; 0: no rate limit */
+    uint64_t window_ms; /* W, in milliseconds */
+    unsigned headers;   /* RATE_HEADERS_* sent; 0: none */
+};
+
 struct options {
     const char *listen;
     const char *port_file;
@@ -55,6 +72,7 @@ struct options {
     bool quiet;
     bool hold_abandoned; /* keep counting requests whose client left */
     uint64_t hold_ms;    /* stalled, trickling, silent: held this long */
+    struct rate_limit rate;
 };
 
 /* ---- requests and connections -------------------------------------------- */
@@ -142,6 +160,10 @@ struct request {
     uint64_t start_ns;
     const struct key *key;
     struct fault fault;
+    /* With --ratelimit-headers, what its head says of its window. */
+    const struct rate_limit *rate; /* NULL: no rate limit headers */
+    uint64_t rate_remaining;       /* requests its window still allows */
+    uint64_t rate_window_end_ns;   /* when its window ends */
 };
 
 enum conn_state {
@@ -204,6 +226,14 @@ struct timer_heap {
     size_t cap;
 };
 
+/* The rate limiter's state (ratelimit.c): the current window's count. */
+struct rate_state {
+    uint64_t window;         /* the current window's number, from 0 */
+    uint64_t count;          /* /img requests counted in it */
+    uint64_t throttled;      /* answered 429, since the start or /_reset */
+    uint64_t max_per_window; /* the most not throttled in one window */
+};
+
 /* ---- the origin ---------------------------------------------------------- */
 
 /* The server: one per process (main()'s), handed to every file. */
@@ -232,6 +262,7 @@ struct origin {
     uint64_t violations;
     uint64_t connections;
     uint64_t abandoned; /* finished after their client left (held) */
+    struct rate_state rate;
     uint64_t status_counts[STATUS_MAX];
     struct key_table keys;
     struct log_entry *log;
@@ -444,6 +475,32 @@ void head_add_junk(struct conn *c);
 
 /* fault=trickle: send the next byte of the body. */
 void trickle_next(struct origin *o, struct conn *c);
+
+/* ---- ratelimit.c --------------------------------------------------------- */
+
+/* Parse --rate-limit's "N/W" or "N" into *rl (its headers untouched);
+ * -1 when it is malformed or out of range. */
+int parse_rate_limit(const char *spec, struct rate_limit *rl);
+
+/* Parse --ratelimit-headers' comma-separated list of ietf, draft, x and
+ * all into *set (RATE_HEADERS_*); -1 when it is malformed. */
+int parse_ratelimit_headers(const char *spec, unsigned *set);
+
+/* Count request r, just started, in its window; true when it is over the
+ * window's quota. Fills r's rate fields when headers are sent. O(1). */
+bool rate_admit(struct origin *o, struct request *r);
+
+/* Answer c's request, over the window's quota: 429 at once, counted. */
+void rate_throttle(struct origin *o, struct conn *c);
+
+/* Append r's rate limit header lines to b (nothing when r->rate is NULL). */
+void rate_head_add(struct buf *b, const struct request *r);
+
+/* Append /_stats' rate limit fields to t (nothing without --rate-limit). */
+void rate_stats(const struct origin *o, struct buf *t);
+
+/* /_reset's share: zero the counters, keep the current window's count. */
+void rate_reset(struct origin *o);
 
 /* ---- gzip_bomb.c --------------------------------------------------------- */
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Self-test of the test origin: every route and fault, the limit, keep-alive,
-# Retry-After in both forms and byte-exact bodies, driven with curl against
-# sluice-origin ($ORIGIN_BIN) and checked with origin_verify ($ORIGIN_VERIFY,
-# else beside it). Exits 77 without curl; non-zero, naming each failed check.
+# Self-test of the test origin: every route and fault, the limit, the rate
+# limit and its headers, keep-alive, Retry-After in both forms and byte-exact
+# bodies, driven with curl against sluice-origin ($ORIGIN_BIN) and checked
+# with origin_verify ($ORIGIN_VERIFY, else beside it). Exits 77 without
+# curl; non-zero, naming each failed check.
 
 set -u
 ORIGIN=${ORIGIN_BIN:?ORIGIN_BIN must name the sluice-origin binary}
@@ -130,6 +131,16 @@ code() {
 # header FILE NAME: a header's value from a curl -D dump.
 header() {
     sed -n "s/^$2: \(.*\)\r$/\1/Ip" "$1" | head -n 1
+}
+
+# to_next_window URL MS: sleep until 30 ms into the next window of MS
+# milliseconds of the origin at URL (windows count from its start, the
+# clock of /_clock).
+to_next_window() {
+    local now
+    now=$(curl -s "$1/_clock")
+    sleep "$(awk -v t="$now" -v w="$2" \
+        'BEGIN { printf "%.3f", (w - t % w + 30) / 1000 }')"
 }
 
 # raw PORT TEXT: send TEXT on a new connection, print all the server
@@ -676,6 +687,152 @@ expect_eq "no MS: a silent request ends when its client leaves" \
     "$(stat "$URL_H0" in_flight) $(stat "$URL_H0" abandoned)" "0 0"
 stop_origin H0
 
+case_ "--rate-limit 5/1: a burst in one window, then the next window"
+start_origin R --rate-limit 5/1 --quiet
+to_next_window "$URL_R" 1000
+curl -s -o /dev/null -D heads -w '%{stderr}%{http_code} ' \
+    "$URL_R/img/[1-8]" 2>codes
+curl -s "$URL_R/_stats" >stats
+expect_eq "5 x 200, then 3 x 429" "$(cat codes)" \
+    "200 200 200 200 200 429 429 429 "
+expect_eq "no Retry-After" "$(grep -ci '^retry-after' heads)" 0
+expect_eq "no rate limit headers without --ratelimit-headers" \
+    "$(grep -ci ratelimit heads)" 0
+expect_eq "throttled" "$(sed -n 's/.*"throttled":\([0-9]*\).*/\1/p' stats)" 3
+expect_eq "max_per_window" \
+    "$(sed -n 's/.*"max_per_window":\([0-9]*\).*/\1/p' stats)" 5
+expect_eq "the fields' place in /_stats" \
+    "$(sed 's/.*"status":{[^}]*}\(,.*\)$/\1/' stats)" \
+    ',"throttled":3,"max_per_window":5,"log_dropped":0}'
+expect_eq "429 counted" "$(stat "$URL_R" 429)" 3
+expect_eq "a throttled request is a request" "$(stat "$URL_R" requests)" 8
+expect_eq "requests = in flight + finished" "$(finished "$URL_R")" 8
+expect_eq "log: the 429s, at once, with their body" \
+    "$(awk '$6 == 429 { print $1, $5, $7 }' <(curl -s "$URL_R/_log") |
+        tr '\n' ' ')" "6 0 12 7 0 12 8 0 12 "
+to_next_window "$URL_R" 1000
+expect_eq "the next window serves again" \
+    "$(curl -s -o /dev/null -w '%{http_code} ' "$URL_R/img/[9-10]")" \
+    "200 200 "
+expect_eq "throttled, still" "$(stat "$URL_R" throttled)" 3
+expect_eq "max_per_window, still" "$(stat "$URL_R" max_per_window)" 5
+stop_origin R
+
+case_ "--rate-limit: a 429 is at once and in flight; the limit's 503 wins"
+start_origin RL --rate-limit 1/60 --latency fixed:800 --limit 2 --quiet
+start_origin RC --rate-limit 1/60 --latency fixed:800 --limit 1 \
+    --ratelimit-headers=x --quiet
+leave_after 5 "$URL_RL/img/1" "$URL_RC/img/1" &
+clients=$!
+sleep 0.3
+got=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' "$URL_RL/img/2")
+expect_eq "over the rate, under the limit: 429" "${got% *}" 429
+expect_true "at once, not after the latency (took ${got#* } s)" \
+    awk -v t="${got#* }" 'BEGIN { exit !(t < 0.25) }'
+got=$(curl -s -o /dev/null -D head -w '%{http_code}' "$URL_RC/img/2")
+expect_eq "over the rate and the limit: 503" "$got" 503
+expect_eq "the 503 describes its window too" \
+    "$(header head X-RateLimit-Limit) $(header head X-RateLimit-Remaining)" \
+    "1 0"
+wait $clients
+expect_eq "the 429 was in flight: peak" "$(stat "$URL_RL" peak_in_flight)" 2
+expect_eq "the 429 is no violation" "$(stat "$URL_RL" violations)" 0
+expect_eq "the 503 is a violation, not throttled" \
+    "$(stat "$URL_RC" violations) $(stat "$URL_RC" throttled)" "1 0"
+expect_eq "log: the 429 with no latency" \
+    "$(awk '$1 == 2 { print $5, $6 }' <(curl -s "$URL_RL/_log"))" "0 429"
+curl -s "$URL_RL/_reset" >/dev/null
+expect_eq "/_reset: throttled 0, max_per_window from the current window" \
+    "$(stat "$URL_RL" throttled) $(stat "$URL_RL" max_per_window)" "0 1"
+expect_eq "/_reset keeps the window's count" "$(code "$URL_RL/img/3")" 429
+stop_origin RL
+stop_origin RC
+
+# vals FILE NAME: the values of header NAME in a curl -D dump, in order.
+vals() {
+    tr -d '\r' <"$1" | sed -n "s/^$2: //Ip" | tr '\n' ' '
+}
+
+case_ "--ratelimit-headers=all: the values, counting down"
+start_origin RH --rate-limit 5/2 --ratelimit-headers=all --quiet
+to_next_window "$URL_RH" 2000
+curl -s -o /dev/null -D heads -w '%{stderr}%{http_code} ' \
+    "$URL_RH/img/[1-6]" 2>codes
+expect_eq "statuses" "$(cat codes)" "200 200 200 200 200 429 "
+expect_eq "RateLimit-Policy" \
+    "$(vals heads RateLimit-Policy | tr ' ' '\n' | sort -u | tr -d '\n')" \
+    '"default";q=5;w=2'
+expect_eq "RateLimit r=" \
+    "$(vals heads RateLimit | sed 's/"default";r=\([0-9]*\);t=[0-9]*/\1/g')" \
+    "4 3 2 1 0 0 "
+expect_eq "RateLimit-Remaining" "$(vals heads RateLimit-Remaining)" \
+    "4 3 2 1 0 0 "
+expect_eq "X-RateLimit-Remaining" "$(vals heads X-RateLimit-Remaining)" \
+    "4 3 2 1 0 0 "
+expect_eq "RateLimit-Limit" "$(vals heads RateLimit-Limit)" "5 5 5 5 5 5 "
+expect_eq "X-RateLimit-Limit" "$(vals heads X-RateLimit-Limit)" \
+    "5 5 5 5 5 5 "
+resets=$(vals heads RateLimit-Reset)
+expect_true "RateLimit-Reset within 1..2 ($resets)" \
+    awk -v r="$resets" 'BEGIN { n = split(r, v, " ");
+        for (i = 1; i <= n; i++) if (v[i] < 1 || v[i] > 2) exit 1;
+        exit n != 6 }'
+expect_eq "RateLimit t= the same" \
+    "$(vals heads RateLimit | sed 's/"default";r=[0-9]*;t=\([0-9]*\)/\1/g')" \
+    "$resets"
+expect_eq "X-RateLimit-Reset the same" "$(vals heads X-RateLimit-Reset)" \
+    "$resets"
+expect_eq "in the order documented" \
+    "$(tr -d '\r' <heads | sed -n '1,/^$/p' | grep -i ratelimit |
+        cut -d: -f1 | tr '\n' ' ')" \
+    "RateLimit-Policy RateLimit RateLimit-Limit RateLimit-Remaining \
+RateLimit-Reset X-RateLimit-Limit X-RateLimit-Remaining X-RateLimit-Reset "
+to_next_window "$URL_RH" 2000
+curl -s -I -o /dev/null -D head "$URL_RH/img/7"
+expect_eq "HEAD, in the next window" \
+    "$(header head X-RateLimit-Remaining) $(header head RateLimit)" \
+    '4 "default";r=4;t=2'
+expect_eq "control routes carry none" \
+    "$(curl -s -o /dev/null -D - "$URL_RH/_stats" | grep -ci ratelimit)" 0
+stop_origin RH
+
+case_ "--ratelimit-headers: one spelling at a time"
+start_origin RX --rate-limit 3 --ratelimit-headers=x --quiet
+start_origin RI --rate-limit 2/0.5 --ratelimit-headers=ietf --quiet
+start_origin RD --rate-limit 3600/3600 --ratelimit-headers=draft --quiet
+start_origin RB --rate-limit 100/1 --ratelimit-headers --quiet
+start_origin RM --rate-limit 100/1 --ratelimit-headers=ietf,x --quiet
+curl -s -o /dev/null -D head "$URL_RX/img/1"
+expect_eq "=x: only the X- ones" \
+    "$(grep -i ratelimit head | cut -d: -f1 | tr '\n' ' ')" \
+    "X-RateLimit-Limit X-RateLimit-Remaining X-RateLimit-Reset "
+expect_eq "=x: N alone is per second" \
+    "$(header head X-RateLimit-Limit) $(header head X-RateLimit-Reset)" "3 1"
+curl -s -o /dev/null -D head "$URL_RI/img/1"
+expect_eq "=ietf: only RateLimit-Policy and RateLimit" \
+    "$(grep -i ratelimit head | cut -d: -f1 | tr '\n' ' ')" \
+    "RateLimit-Policy RateLimit "
+got=$(header head RateLimit | sed 's/.*;t=//')
+expect_eq "=ietf: w with its decimals, t at least 1" \
+    "$(header head RateLimit-Policy) $got" '"default";q=2;w=0.5 1'
+curl -s -o /dev/null -D head "$URL_RD/img/1"
+expect_eq "=draft: only the three RateLimit- fields" \
+    "$(grep -i ratelimit head | cut -d: -f1 | tr '\n' ' ')" \
+    "RateLimit-Limit RateLimit-Remaining RateLimit-Reset "
+expect_eq "=draft: limit and remaining" \
+    "$(header head RateLimit-Limit) $(header head RateLimit-Remaining)" \
+    "3600 3599"
+reset=$(header head RateLimit-Reset)
+expect_true "=draft: Reset within 1..3600 ($reset)" \
+    test "$reset" -ge 1 -a "$reset" -le 3600
+expect_eq "no value: all eight" "$(curl -s -o /dev/null -D - \
+    "$URL_RB/img/1" | grep -ci ratelimit)" 8
+expect_eq "=ietf,x" "$(curl -s -o /dev/null -D - "$URL_RM/img/1" |
+    grep -i ratelimit | cut -d: -f1 | tr '\n' ' ')" \
+    "RateLimit-Policy RateLimit X-RateLimit-Limit X-RateLimit-Remaining \
+X-RateLimit-Reset "
+for name in RX RI RD RB RM; do stop_origin "$name"; done
+
 case_ "many connections at once"
 start_origin P --size fixed:8192 --quiet
 t0=$(date +%s.%N)
@@ -724,6 +881,19 @@ expect_eq "bad --limit" "$?" 2
 expect_eq "bad --hold-abandoned" "$?" 2
 "$ORIGIN" --hold-abandoned=3600001 2>/dev/null
 expect_eq "--hold-abandoned over an hour" "$?" 2
+for bad in 0 0/1 5/0 5/0.0 x 5/ /1 5/1.2345 5/-1 5/.5 5/1. 5/86401 \
+    1000000001 5/1/2 ""; do
+    "$ORIGIN" --rate-limit "$bad" 2>/dev/null
+    expect_eq "bad --rate-limit '$bad'" "$?" 2
+done
+for bad in =bogus = =ietf, =X; do
+    "$ORIGIN" --rate-limit 5/1 --ratelimit-headers"$bad" 2>/dev/null
+    expect_eq "bad --ratelimit-headers$bad" "$?" 2
+done
+"$ORIGIN" --ratelimit-headers 2>/dev/null
+expect_eq "--ratelimit-headers without --rate-limit" "$?" 2
+expect_eq "no rate limit fields in /_stats without --rate-limit" \
+    "$(curl -s "$U/_stats" | grep -c -e throttled -e max_per_window)" 0
 "$ORIGIN" extra 2>/dev/null
 expect_eq "an operand" "$?" 2
 expect_eq "listening line" "$(head -n 1 A.err)" "listening on 127.0.0.1:$PORT_A"

@@ -105,6 +105,7 @@ send_stats(struct origin *o, struct conn *c)
     buf_printf(t, "}");
     if (o->opt.hold_abandoned)
         buf_printf(t, ",\"abandoned\":%" PRIu64, o->abandoned);
+    rate_stats(o, t);
     buf_printf(t, ",\"log_dropped\":%" PRIu64 "}\n", o->log_dropped);
     start_response(c, 200, "application/json", t->len, NULL);
     if (!c->head_only)
@@ -184,7 +185,7 @@ send_clock(struct origin *o, struct conn *c)
  * /_reset: zero the counters, the attempt counts and the log. Requests
  * still in flight (held ones too) keep counting in in_flight (the limit
  * applies to them) but are neither counted nor logged when they end: the
- * epoch tells them apart.
+ * epoch tells them apart. The rate limit's window keeps its count.
  */
 void
 origin_reset(struct origin *o)
@@ -195,6 +196,7 @@ origin_reset(struct origin *o)
     o->connections = 0;
     o->abandoned = 0;
     o->peak_in_flight = o->in_flight;
+    rate_reset(o);
     memset(o->status_counts, 0, sizeof o->status_counts);
     key_table_clear(&o->keys);
     free(o->log);
