@@ -45,7 +45,16 @@ static const char help_text[] =
     "  --max-concurrency N    requests in flight per origin; stored with\n"
     "                         the queue (default: the queue's, else 20);\n"
     "                         a smaller one lowers the queue's\n"
-    "  --raise-cap            let --max-concurrency raise the queue's cap\n"
+    "  --rate R/s             per origin, requests a second (also /min,\n"
+    "                         /h), paced: never more in any second; stored\n"
+    "                         with the queue like the cap ('none' with\n"
+    "                         --raise-cap removes it)\n"
+    "  --raise-cap            let --max-concurrency or --rate raise the\n"
+    "                         queue's\n"
+    "  --no-adapt             do not slow down for an origin that\n"
+    "                         throttles (429/503), times out or slows: by\n"
+    "                         default sluice lowers its own rate and\n"
+    "                         concurrency for it, and grows them back\n"
     "  --max-total N          requests in flight over all origins\n"
     "                         (default: no global cap)\n"
     "  --max-attempts N       failed attempts before the dead-letter queue\n"
@@ -116,12 +125,25 @@ format_line(char *dst, size_t size, const sluice_run_stats *st)
         cli_duration(eta, sizeof eta, st->eta_s);
     double pct = st->total ? 100.0 * (double)finished / (double)st->total
                            : 100.0;
-    snprintf(dst, size,
-             "%s/%s done (%.0f%%), %.1f/s, %llu in flight, %llu retrying, "
-             "%llu dead, ETA %s",
-             done, total, pct, st->rate, (unsigned long long)st->in_flight,
-             (unsigned long long)st->retrying,
-             (unsigned long long)st->total_dead, eta);
+    int n = snprintf(dst, size,
+                     "%s/%s done (%.0f%%), %.1f/s, %llu in flight, %llu "
+                     "retrying, %llu dead, ETA %s",
+                     done, total, pct, st->rate,
+                     (unsigned long long)st->in_flight,
+                     (unsigned long long)st->retrying,
+                     (unsigned long long)st->total_dead, eta);
+    if (st->n_limited == 0 || n < 0 || (size_t)n >= size)
+        return;
+    /* The origin most held back: what it may have now, beside its cap. */
+    const sluice_origin_limit *l = &st->limited[0];
+    char rate[32] = "";
+    if (l->rate > 0)
+        snprintf(rate, sizeof rate, " at %.3g/s", l->rate);
+    char more[32] = "";
+    if (st->n_limited_all > 1)
+        snprintf(more, sizeof more, " (+%zu more)", st->n_limited_all - 1);
+    snprintf(dst + n, size - (size_t)n, "; %s: %u of %u at once%s%s",
+             l->origin, l->limit, l->cap, rate, more);
 }
 
 static void
@@ -163,6 +185,36 @@ on_notice(void *ctx, const char *message)
     display *d = ctx;
     clear_line(d);
     fprintf(stderr, "sluice: %s\n", message);
+}
+
+/* "100/s", "100", "6000/min", "1/h", "none" (-1) -> requests a second. */
+static bool
+parse_rate(const char *text, double *out)
+{
+    if (strcmp(text, "none") == 0) {
+        *out = -1;
+        return true;
+    }
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || !isfinite(v) || v <= 0)
+        return false;
+    double per = 1;
+    if (*end == '/') {
+        const char *unit = end + 1;
+        if (strcmp(unit, "s") == 0 || strcmp(unit, "sec") == 0)
+            per = 1;
+        else if (strcmp(unit, "m") == 0 || strcmp(unit, "min") == 0)
+            per = 60;
+        else if (strcmp(unit, "h") == 0)
+            per = 3600;
+        else
+            return false;
+    } else if (*end) {
+        return false;
+    }
+    *out = v / per;
+    return true;
 }
 
 /* "100", "64k", "100M", "2G" -> bytes. */
@@ -291,13 +343,15 @@ cmd_run(int argc, char **argv)
         O_DB = 256, O_STORE, O_MAXC, O_MAXT, O_ATTEMPTS, O_TIMEOUT, O_STALL,
         O_BYTES, O_AGE, O_BASE, O_CAP, O_PRIVATE, O_NET, O_FOLLOW, O_GRACE,
         O_JSON, O_STORE_CONC, O_S3_ENDPOINT, O_S3_PATH, O_S3_VHOST, O_SPOOL,
-        O_RAISE_CAP
+        O_RAISE_CAP, O_RATE, O_NO_ADAPT
     };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"store", required_argument, NULL, O_STORE},
         {"max-concurrency", required_argument, NULL, O_MAXC},
         {"raise-cap", no_argument, NULL, O_RAISE_CAP},
+        {"rate", required_argument, NULL, O_RATE},
+        {"no-adapt", no_argument, NULL, O_NO_ADAPT},
         {"max-total", required_argument, NULL, O_MAXT},
         {"max-attempts", required_argument, NULL, O_ATTEMPTS},
         {"timeout", required_argument, NULL, O_TIMEOUT},
@@ -369,6 +423,18 @@ cmd_run(int argc, char **argv)
             break;
         case O_RAISE_CAP:
             o.raise_cap = 1;
+            break;
+        case O_RATE:
+            if (!parse_rate(optarg, &o.rate)) {
+                cli_usage("run",
+                          "--rate: '%s': want requests a second, as 100/s, "
+                          "6000/min, 1/h or none",
+                          optarg);
+                goto usage;
+            }
+            break;
+        case O_NO_ADAPT:
+            o.no_adapt = 1;
             break;
         case O_MAXC:
         case O_MAXT:

@@ -81,6 +81,13 @@ slots_view_print(const slots_view *v, FILE *out)
             fprintf(out, "  %s: paused until %s (Retry-After)\n", h->origin,
                     at);
         }
+        if (h->limit < h->cap || h->rate > 0) {
+            char rate[32] = "";
+            if (h->rate > 0)
+                snprintf(rate, sizeof rate, ", paced at %.3g/s", h->rate);
+            fprintf(out, "  %s: %u of %u at once%s\n", h->origin, h->limit,
+                    h->cap, rate);
+        }
     }
 }
 
@@ -102,6 +109,10 @@ slots_view_json(const slots_view *v, yajl_gen g)
         cli_json_double(g, h->free_in_s);
         cli_json_key(g, "paused_for_s");
         cli_json_double(g, h->paused_for_s);
+        cli_json_uint(g, "cap", h->cap);
+        cli_json_uint(g, "limit", h->limit);
+        cli_json_key(g, "rate");
+        cli_json_double(g, h->rate);
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);

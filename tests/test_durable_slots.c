@@ -28,7 +28,7 @@ queue(void)
 static sl_slots *
 service(sluice_queue *q, unsigned cap, int64_t hold_ms)
 {
-    sl_slots_opts o = {cap, 0, hold_ms};
+    sl_slots_opts o = {cap, 0, hold_ms, 0, false};
     sl_slots *s = NULL;
     char why[256];
     if (sl_slots_open("durable", &o, q, &s, why, sizeof why) != SLUICE_OK)
@@ -196,10 +196,12 @@ TEST(rows_of_another_boot_are_read_from_this_boots_start)
     /* Held from a boot before this one: its requests began before this
      * boot did, so they are over by this boot's start plus their hold. */
     sl_slot_row rows[2] = {
-        {"http://long.example:80", 3, 0, "another-boot", 5, 5, now + 60000, 0,
-         0, 7, 0},
-        {"http://short.example:80", 3, 0, "another-boot", 5, 5, 1000, 0, 0, 7,
-         0},
+        {.origin = "http://long.example:80", .held = 3,
+         .boot_id = "another-boot", .until_boot = 5, .until_wall = 5,
+         .hold_ms = now + 60000, .token = 7},
+        {.origin = "http://short.example:80", .held = 3,
+         .boot_id = "another-boot", .until_boot = 5, .until_wall = 5,
+         .hold_ms = 1000, .token = 7},
     };
     ASSERT_EQ(sl_queue_slots_save(q, rows, 2), SLUICE_OK);
     sl_slots *s = service(q, 4, 1000);

@@ -282,7 +282,7 @@ TEST(a_second_schema_database_gains_slots_and_settings)
     ASSERT_EQ(sl_queue_setting_get(q, "cap", value, sizeof value), SLUICE_OK);
     ASSERT_STR_EQ(value, "7");
     sl_slot_row row = {"http://img.example:80", 3, 2, "boot", 1000, 2000,
-                       500, 0, 0, 42, 0};
+                       500, 0, 0, 42, 0, 0, 0, 3, 0, 0, 0};
     ASSERT_EQ(sl_queue_slots_save(q, &row, 1), SLUICE_OK);
     sluice_queue_close(q);
 }

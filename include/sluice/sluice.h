@@ -237,12 +237,19 @@ typedef struct {
     double free_in_s;    /* seconds until then */
     int64_t paused_until; /* wall ms a Retry-After pause ends; 0: none */
     double paused_for_s;
+    /* What the origin allows now, as runs learnt it (--rate, throttles,
+     * its RateLimit headers): requests at once, beside the cap, and the
+     * rate it is paced at (0: none). */
+    unsigned cap;
+    unsigned limit;
+    double rate;
 } sluice_slot_holding;
 
 /* Return non-zero to stop the listing early. */
 typedef int sluice_slot_fn(void *ctx, const sluice_slot_holding *h);
 
-/* Hand every origin with slots held or a pause to `fn`, by origin. */
+/* Hand every origin with slots held, a pause, or limits learnt to `fn`,
+ * by origin. */
 sluice_err sluice_slots_list(sluice_queue *q, sluice_slot_fn *fn, void *ctx);
 
 /*
@@ -254,6 +261,15 @@ sluice_err sluice_slots_clear(sluice_queue *q, const char *origin,
                               uint64_t *cleared);
 
 /* ------------------------------------------------------------------ run */
+
+/* An origin held below its cap, or paced: its limits now. */
+typedef struct {
+    const char *origin; /* scheme://host:port */
+    unsigned cap;       /* the cap */
+    unsigned limit;     /* requests at once allowed now (<= cap) */
+    double rate;        /* requests a second it is paced at; 0: none */
+    double rate_ceiling; /* --rate; 0: none */
+} sluice_origin_limit;
 
 /* What a run has done so far; handed to the progress callback. */
 typedef struct {
@@ -274,6 +290,12 @@ typedef struct {
                                  run puts them back) */
     uint64_t slot_writes; /* transactions the slot service wrote to the
                              queue (reservations, renewals, pauses) */
+    /* Origins with records waiting that are held below their cap or
+     * paced, those with most waiting first (at most 4); valid until the
+     * callback returns. */
+    const sluice_origin_limit *limited;
+    size_t n_limited;
+    size_t n_limited_all; /* how many there are in all */
     double elapsed_s;
     double rate; /* objects done per second, recent */
     double eta_s; /* seconds until everything pending is done; -1 unknown */
@@ -290,6 +312,9 @@ typedef void sluice_run_event_fn(void *ctx, const char *id, const char *url,
                                  const char *error_class, int http_status,
                                  const char *message);
 
+/* The cap of a queue that was never given one. */
+#define SLUICE_DEFAULT_CAP 20
+
 typedef struct {
     const char *store;        /* a directory, or s3://BUCKET/PREFIX */
     /* Per origin (scheme, host, port). The cap is stored with the queue:
@@ -297,7 +322,16 @@ typedef struct {
      * queue's lowers it; a larger one raises it only with raise_cap. The
      * run says which it uses (on_notice). */
     unsigned max_concurrency;
+    /* Per origin, requests a second (--rate), paced with a burst of one,
+     * stored with the queue like the cap (raise_cap raises it too); 0:
+     * the queue's, none if it has none; < 0: none, removing the queue's
+     * (with raise_cap). */
+    double rate;
     int raise_cap;
+    /* Do not learn lower limits when an origin throttles, times out or
+     * slows down (on by default); a throttle then pauses the origin for
+     * backoff_base_s. */
+    int no_adapt;
     unsigned max_total;       /* over all origins; 0: no global cap */
     unsigned max_attempts;    /* failed attempts before the DLQ: 8 */
     double timeout_s;         /* total per request: 120; connect: <= 15 */

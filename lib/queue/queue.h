@@ -87,7 +87,22 @@ typedef struct {
     int64_t paused_wall;
     uint64_t token;       /* the highest token the writer handed out */
     int64_t written_wall; /* when it was written */
+    int64_t written_boot; /* the same on the boot clock */
+    /* The pacer's state (slots/pacer.h): no request before next_start
+     * (boot clock); the limits it learnt (conc 0: none below the cap;
+     * rate 0: not paced); the rate the origin advertised and until when. */
+    int64_t next_start;
+    double conc, rate, advised;
+    int64_t advised_until;
 } sl_slot_row;
+
+/* A row that holds, pauses and remembers nothing: it is removed. */
+static inline bool
+sl_slot_row_empty(const sl_slot_row *r)
+{
+    return r->held == 0 && r->paused_boot == 0 && r->paused_wall == 0 &&
+           r->conc == 0 && r->rate == 0 && r->advised == 0;
+}
 
 /* Return non-zero to stop. */
 typedef int sl_slot_row_fn(void *ctx, const sl_slot_row *row);

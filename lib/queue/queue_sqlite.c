@@ -73,7 +73,13 @@ static const char *const migrations[] = {
     "  paused_boot INTEGER NOT NULL," /* a pause's end; 0: none */
     "  paused_wall INTEGER NOT NULL,"
     "  token INTEGER NOT NULL,"       /* the highest token handed out */
-    "  written_at INTEGER NOT NULL"   /* wall ms */
+    "  written_at INTEGER NOT NULL,"  /* wall ms */
+    "  written_boot INTEGER NOT NULL," /* boot ms */
+    "  next_start INTEGER NOT NULL,"  /* the pacer: no request before */
+    "  conc REAL NOT NULL,"           /* the limits it learnt */
+    "  rate REAL NOT NULL,"
+    "  advised REAL NOT NULL,"        /* the rate the origin advertised */
+    "  advised_until INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE TABLE settings ("
     "  name TEXT PRIMARY KEY,"

@@ -14,20 +14,26 @@
 
 #define SLOT_COLUMNS                                                           \
     "origin, held, in_flight, boot_id, until_boot, until_wall, hold_ms,"       \
-    " paused_boot, paused_wall, token, written_at"
+    " paused_boot, paused_wall, token, written_at, written_boot,"              \
+    " next_start, conc, rate, advised, advised_until"
 
 static const char *const slot_statements[SST_COUNT_] = {
     [SST_SLOTS_LOAD] = "SELECT " SLOT_COLUMNS " FROM slots ORDER BY origin",
     [SST_SLOTS_SAVE] =
         "INSERT INTO slots(" SLOT_COLUMNS ") VALUES"
-        " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+        " ?15, ?16, ?17)"
         " ON CONFLICT(origin) DO UPDATE SET held = excluded.held,"
         " in_flight = excluded.in_flight, boot_id = excluded.boot_id,"
         " until_boot = excluded.until_boot, until_wall = excluded.until_wall,"
         " hold_ms = excluded.hold_ms, paused_boot = excluded.paused_boot,"
         " paused_wall = excluded.paused_wall,"
         " token = max(token, excluded.token),"
-        " written_at = excluded.written_at",
+        " written_at = excluded.written_at,"
+        " written_boot = excluded.written_boot,"
+        " next_start = excluded.next_start, conc = excluded.conc,"
+        " rate = excluded.rate, advised = excluded.advised,"
+        " advised_until = excluded.advised_until",
     [SST_SLOTS_DROP] = "DELETE FROM slots WHERE origin = ?1",
     [SST_SLOTS_CLEAR] = "DELETE FROM slots WHERE ?1 IS NULL OR origin = ?1",
     [SST_SETTING_GET] = "SELECT value FROM settings WHERE name = ?1",
@@ -81,6 +87,12 @@ sl_sqlite_slots_load(sluice_queue *q, sl_slot_row_fn *fn, void *ctx)
             sqlite3_column_int64(st, 8),
             (uint64_t)sqlite3_column_int64(st, 9),
             sqlite3_column_int64(st, 10),
+            sqlite3_column_int64(st, 11),
+            sqlite3_column_int64(st, 12),
+            sqlite3_column_double(st, 13),
+            sqlite3_column_double(st, 14),
+            sqlite3_column_double(st, 15),
+            sqlite3_column_int64(st, 16),
         };
         if (!row.origin || !row.boot_id)
             continue;
@@ -98,7 +110,7 @@ static sluice_err
 save_row(sluice_queue *q, const sl_slot_row *r)
 {
     sqlite3_stmt *st;
-    bool empty = r->held == 0 && r->paused_boot == 0 && r->paused_wall == 0;
+    bool empty = sl_slot_row_empty(r);
     sluice_err err = slot_prep(q, empty ? SST_SLOTS_DROP : SST_SLOTS_SAVE, &st);
     if (err != SLUICE_OK)
         return err;
@@ -114,6 +126,12 @@ save_row(sluice_queue *q, const sl_slot_row *r)
         sqlite3_bind_int64(st, 9, r->paused_wall);
         sqlite3_bind_int64(st, 10, (sqlite3_int64)r->token);
         sqlite3_bind_int64(st, 11, r->written_wall);
+        sqlite3_bind_int64(st, 12, r->written_boot);
+        sqlite3_bind_int64(st, 13, r->next_start);
+        sqlite3_bind_double(st, 14, r->conc);
+        sqlite3_bind_double(st, 15, r->rate);
+        sqlite3_bind_double(st, 16, r->advised);
+        sqlite3_bind_int64(st, 17, r->advised_until);
     }
     return sl_sqlite_step_done(q, st, "write the slots");
 }

@@ -1,96 +1,146 @@
 /*
- * The cap a run uses, kept with the queue: a run given no cap takes the
- * queue's, a smaller one lowers it, a larger one raises it only when
- * asked to (raise_cap), so that two runs given different caps cannot
- * exceed the smaller. And what a run says at its start about slots an
- * earlier run left held. Both said aloud (on_notice).
+ * The limits a run uses, kept with the queue (the cap, the rate): a run
+ * given none takes the queue's, a smaller one lowers it, a larger one
+ * raises it only when asked to (raise_cap), so that two runs given
+ * different limits cannot exceed the smaller. And what a run says at its
+ * start about slots an earlier run left held. Both said aloud.
  */
 #include "run.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define DEFAULT_CAP 20
 #define CAP_MAX     100000
+#define RATE_MAX    1000000.0
 
-/* The queue's cap, or 0 when it has none. */
+/* A limit stored with the queue. */
+typedef struct {
+    const char *setting; /* its name in the queue's settings */
+    const char *option;  /* and on the command line */
+    const char *unit;
+    double unset;        /* what a queue that has none uses */
+    double max;
+} limit_kind;
+
+static const limit_kind cap_kind = {"cap", "--max-concurrency",
+                                    "requests at once per origin",
+                                    SLUICE_DEFAULT_CAP, CAP_MAX};
+static const limit_kind rate_kind = {"rate", "--rate",
+                                     "requests a second per origin",
+                                     INFINITY, RATE_MAX};
+
+/* "20", "12.5/s", "none". */
+static void
+show(char *dst, size_t size, const limit_kind *k, double v)
+{
+    if (isinf(v))
+        sl_copy(dst, size, "none");
+    else if (k == &rate_kind)
+        sl_fmt(dst, size, "%g/s", v);
+    else
+        sl_fmt(dst, size, "%.0f", v);
+}
+
+/* The queue's value of `k` in *v (INFINITY for "none"); false when it has
+ * none. */
 static sluice_err
-stored_cap(sl_run *r, unsigned *cap, char *errbuf, size_t size)
+stored(sl_run *r, const limit_kind *k, double *v, bool *have, char *errbuf,
+       size_t size)
 {
     char value[32];
-    int64_t n;
-    *cap = 0;
+    *have = false;
     if (!sl_queue_has(r->q, SL_QUEUE_F_SLOTS))
         return SLUICE_OK;
-    sluice_err err = sl_queue_setting_get(r->q, "cap", value, sizeof value);
+    sluice_err err = sl_queue_setting_get(r->q, k->setting, value,
+                                          sizeof value);
     if (err == SLUICE_ENOTFOUND)
         return SLUICE_OK;
     if (err != SLUICE_OK) {
         sl_copy(errbuf, size, sluice_queue_errmsg(r->q));
         return err;
     }
-    if (sl_parse_i64(value, 1, CAP_MAX, &n) != 0) {
+    char *end;
+    *v = strcmp(value, "none") == 0 ? INFINITY : strtod(value, &end);
+    if (!isinf(*v) && (end == value || *end || *v <= 0 || *v > k->max)) {
         sl_fmt(errbuf, size,
-               "%s: the cap stored with the queue, '%s', is not a number "
-               "from 1 to %d",
-               r->q->location, value, CAP_MAX);
+               "%s: the %s stored with the queue, '%s', is not a number "
+               "above 0 and at most %g",
+               r->q->location, k->setting, value, k->max);
         return SLUICE_EDB;
     }
-    *cap = (unsigned)n;
+    *have = true;
     return SLUICE_OK;
 }
 
+/*
+ * The value of `k` a run uses, given `given` (0: not given; INFINITY:
+ * "none"): the queue's when not given; a smaller one lowers the queue's,
+ * a larger one raises it only with raise_cap. Stored; a change said.
+ */
 static sluice_err
-store_cap(sl_run *r, unsigned cap, char *errbuf, size_t size)
+resolve(sl_run *r, const limit_kind *k, double given, double *use,
+        char *errbuf, size_t size)
 {
-    char value[32];
-    if (!sl_queue_has(r->q, SL_QUEUE_F_SLOTS))
-        return SLUICE_OK;
-    sl_fmt(value, sizeof value, "%u", cap);
-    sluice_err err = sl_queue_setting_set(r->q, "cap", value);
+    double was = 0;
+    bool have;
+    char a[32], b[32];
+    sluice_err err = stored(r, k, &was, &have, errbuf, size);
     if (err != SLUICE_OK)
+        return err;
+    if (given > k->max && !isinf(given)) {
+        sl_fmt(errbuf, size, "%s: %g: at most %g", k->option, given, k->max);
+        return SLUICE_EINVAL;
+    }
+    if (given == 0) {
+        *use = have ? was : k->unset;
+        return SLUICE_OK;
+    }
+    *use = given;
+    if (have && given == was)
+        return SLUICE_OK;
+    show(a, sizeof a, k, was);
+    show(b, sizeof b, k, given);
+    if (have && given > was && !r->o->raise_cap) {
+        *use = was;
+        sl_run_notice(r,
+                      "%s: %s %s, stored with the queue; %s %s is larger "
+                      "and was not used (--raise-cap raises it)",
+                      k->setting, a, k->unit, k->option, b);
+        return SLUICE_OK;
+    }
+    if (sl_queue_has(r->q, SL_QUEUE_F_SLOTS) &&
+        (err = sl_queue_setting_set(r->q, k->setting, b)) != SLUICE_OK) {
         sl_copy(errbuf, size, sluice_queue_errmsg(r->q));
-    return err;
+        return err;
+    }
+    /* The first value a queue is given is kept without a word; a change
+     * of it is said. */
+    if (have)
+        sl_run_notice(r,
+                      "%s: %s from %s to %s %s, stored with the queue for "
+                      "every run",
+                      k->setting, given < was ? "lowered" : "raised", a, b,
+                      k->unit);
+    return SLUICE_OK;
 }
 
 sluice_err
-sl_run_cap(sl_run *r, unsigned *cap, char *errbuf, size_t size)
+sl_run_limits(sl_run *r, unsigned *cap, double *rate, char *errbuf,
+              size_t size)
 {
-    unsigned given = r->o->max_concurrency, stored;
-    sluice_err err = stored_cap(r, &stored, errbuf, size);
+    double c, v;
+    double rate_given = r->o->rate < 0 ? INFINITY : r->o->rate;
+    sluice_err err = resolve(r, &cap_kind, (double)r->o->max_concurrency, &c,
+                             errbuf, size);
+    if (err == SLUICE_OK)
+        err = resolve(r, &rate_kind, rate_given, &v, errbuf, size);
     if (err != SLUICE_OK)
         return err;
-    if (given > CAP_MAX) {
-        sl_fmt(errbuf, size, "--max-concurrency: %u: at most %d", given,
-               CAP_MAX);
-        return SLUICE_EINVAL;
-    }
-    if (!given) {
-        *cap = stored ? stored : DEFAULT_CAP;
-        return SLUICE_OK;
-    }
-    *cap = given;
-    if (given == stored)
-        return SLUICE_OK;
-    if (stored && given > stored && !r->o->raise_cap) {
-        *cap = stored;
-        sl_run_notice(r,
-                      "cap: %u requests at once per origin, stored with "
-                      "the queue; --max-concurrency %u is larger and was "
-                      "not used (--raise-cap raises it)",
-                      stored, given);
-        return SLUICE_OK;
-    }
-    if ((err = store_cap(r, given, errbuf, size)) != SLUICE_OK)
-        return err;
-    /* The first cap a queue is given is kept without a word; a change of
-     * it is said. */
-    if (stored)
-        sl_run_notice(r,
-                      "cap: %s from %u to %u requests at once per origin, "
-                      "stored with the queue for every run",
-                      given < stored ? "lowered" : "raised", stored, given);
+    *cap = (unsigned)c;
+    *rate = isinf(v) ? 0 : v;
     return SLUICE_OK;
 }
 

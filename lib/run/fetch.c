@@ -43,6 +43,7 @@ struct sl_transfer {
     int status;        /* HTTP status, read at the first body byte */
     size_t head_bytes; /* of the response head, so far */
     bool head_too_large;
+    sl_ratelimit_headers ratelimit; /* captured from the head */
     char refused[128]; /* set by the open-socket callback */
     char error[CURL_ERROR_SIZE];
     sl_transfer *next_free;
@@ -111,12 +112,12 @@ on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
     sl_transfer *t = arg;
     size_t len = size * nmemb;
-    (void)data;
     t->head_bytes += len;
     if (t->head_bytes > HEAD_MAX) {
         t->head_too_large = true;
         return 0; /* CURLE_WRITE_ERROR, reported as a protocol error */
     }
+    sl_ratelimit_capture(&t->ratelimit, data, len);
     return len;
 }
 
@@ -339,6 +340,7 @@ sl_fetcher_start(sl_fetcher *f, const char *url, void *owner)
     t->status = 0;
     t->head_bytes = 0;
     t->head_too_large = false;
+    t->ratelimit.present = 0;
     t->refused[0] = '\0';
     t->error[0] = '\0';
     curl_easy_setopt(t->easy, CURLOPT_URL, url);
@@ -528,6 +530,13 @@ sl_fetcher_next_done(sl_fetcher *f, sl_fetch_result *res)
                 res->location = sl_strdup(h->value);
         }
         sl_copy(res->refused, sizeof res->refused, t->refused);
+        curl_off_t first_byte = 0;
+        if (code > 0 && curl_easy_getinfo(t->easy,
+                                          CURLINFO_STARTTRANSFER_TIME_T,
+                                          &first_byte) == CURLE_OK)
+            res->latency_ms = (double)first_byte / 1000.0;
+        if (t->ratelimit.present)
+            res->ratelimit = t->ratelimit;
         give_back(f, t);
         return true;
     }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "guard.h"
+#include "ratelimit.h"
 #include "../util.h"
 
 typedef struct sl_fetcher sl_fetcher;
@@ -62,6 +63,8 @@ typedef struct {
     char retry_after[64];
     char *location;    /* sl_free() it; NULL if none */
     char refused[128]; /* why the URL policy refused, or "" */
+    double latency_ms; /* from the start to the first byte; 0: none */
+    sl_ratelimit_headers ratelimit; /* the rate-limit fields it carried */
 } sl_fetch_result;
 
 sluice_err sl_fetcher_new(const sl_fetch_opts *opts, sl_fetcher **out);

@@ -57,11 +57,14 @@ throttled(sl_run *r, sl_job *j, int status, const char *retry_after)
     char msg[160];
     r->st.throttled++;
     if (!sl_retry_after(retry_after, now, &until)) {
-        /* No usable Retry-After: back off this record, and the origin a
-         * little, politely. */
+        /* No usable Retry-After: back off this record. The origin slows
+         * down by what the pacer learnt from the throttle; without it
+         * (--no-adapt), the whole origin waits a little. */
         until = now + backoff(r, j->lease.attempts + 1);
-        sl_origins_pause(&r->origins, j->origin,
-                         now_boot + (int64_t)(r->o->backoff_base_s * 1000));
+        if (r->o->no_adapt)
+            sl_origins_pause(&r->origins, j->origin,
+                             now_boot +
+                                 (int64_t)(r->o->backoff_base_s * 1000));
         sl_fmt(msg, sizeof msg, "HTTP %d", status);
     } else {
         sl_origins_pause(&r->origins, j->origin, now_boot + (until - now));
@@ -184,6 +187,28 @@ origin_down(sl_run *r, sl_job *j, const sl_fetch_result *res, const char *msg)
     return true;
 }
 
+/* What the request's end tells the pacer of its origin's load: a throttle,
+ * a timeout, an answer (and how long it took), and the rate-limit fields
+ * the origin sent. */
+static void
+feedback(sl_run *r, sl_origin *o, int64_t started,
+         const sl_fetch_result *res)
+{
+    sl_slot_feedback fb = {SL_PACER_OTHER, started, res->latency_ms,
+                           {-1, -1, -1, -1}};
+    int s = res->http_status;
+    if (res->error == SL_XFER_TIMEOUT)
+        fb.signal = SL_PACER_TIMEOUT;
+    else if (s == 429 || s == 503)
+        fb.signal = SL_PACER_THROTTLE;
+    else if (s > 0 && s < 500)
+        fb.signal = SL_PACER_OK;
+    sl_ratelimit_read(&res->ratelimit, sl_now_ms(), &fb.advice);
+    sl_slots_feedback(r->slots, o->slots, &fb);
+    /* An origin that said no request is left in its window is paused. */
+    o->paused_until = sl_slots_paused_until(r->slots, o->slots);
+}
+
 void
 sl_outcome_transfer_done(sl_run *r, sl_fetch_result *res)
 {
@@ -194,7 +219,10 @@ sl_outcome_transfer_done(sl_run *r, sl_fetch_result *res)
     bool ended_there = res->error != SL_XFER_TIMEOUT &&
                        res->error != SL_XFER_ABORTED &&
                        res->error != SL_XFER_TOO_LARGE;
+    sl_origin *origin = j->origin;
+    int64_t started = j->slot.taken_boot;
     sl_sched_request_ended(r, j, ended_there);
+    feedback(r, origin, started, res);
     if (r->fatal != SLUICE_OK) {
         sl_job_release(r, j);
         return;

@@ -7,6 +7,42 @@
 
 #define RATE_WINDOW_S 5.0
 
+/* The origins held below their cap or paced, most records waiting first. */
+static void
+limited(sl_run *r)
+{
+    size_t n = 0, all = 0, max = SL_ARRAY_LEN(r->limited);
+    unsigned waiting[SL_ARRAY_LEN(r->limited)];
+    SL_FOR_EACH_ORIGIN(&r->origins, o)
+    {
+        sl_slot_limits lim;
+        if (!o->jobs)
+            continue;
+        sl_slots_limits(r->slots, o->slots, &lim);
+        if (lim.conc >= lim.cap && lim.rate == 0)
+            continue;
+        all++;
+        /* In order of records waiting, the first `max` kept. */
+        size_t at = n;
+        while (at > 0 && waiting[at - 1] < o->jobs)
+            at--;
+        if (at >= max)
+            continue;
+        for (size_t k = n < max ? n : max - 1; k > at; k--) {
+            r->limited[k] = r->limited[k - 1];
+            waiting[k] = waiting[k - 1];
+        }
+        r->limited[at] = (sluice_origin_limit){o->name, lim.cap, lim.conc,
+                                               lim.rate, lim.rate_ceiling};
+        waiting[at] = o->jobs;
+        if (n < max)
+            n++;
+    }
+    r->st.limited = n ? r->limited : NULL;
+    r->st.n_limited = n;
+    r->st.n_limited_all = all;
+}
+
 void
 sl_progress(sl_run *r, bool force)
 {
@@ -36,6 +72,7 @@ sl_progress(sl_run *r, bool force)
     r->st.total_dead = c->dead;
     r->st.total_in_flight = c->in_flight;
     r->st.slot_writes = r->slots->writes;
+    limited(r);
     double left = (double)(c->pending + c->retrying + c->in_flight);
     r->st.eta_s = r->st.rate > 0 ? left / r->st.rate : -1;
     if (r->o->on_progress)

@@ -97,8 +97,9 @@ wait_ms(sl_run *r, int64_t now_mono)
     int64_t now = sl_boot_ms();
     SL_FOR_EACH_ORIGIN(&r->origins, o)
     {
-        if (o->ready_head && o->paused_until > now)
-            wait = SL_MIN(wait, o->paused_until - now);
+        int64_t until = SL_MAX(o->paused_until, o->next_try);
+        if (o->ready_head && until > now)
+            wait = SL_MIN(wait, until - now);
     }
     return (int)SL_MAX(wait, 0);
 }
@@ -253,9 +254,12 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
         return err;
     }
     unsigned cap;
-    if ((err = sl_run_cap(r, &cap, errbuf, errbuf_size)) != SLUICE_OK)
+    double rate;
+    if ((err = sl_run_limits(r, &cap, &rate, errbuf, errbuf_size)) !=
+        SLUICE_OK)
         return err;
-    sl_slots_opts so = {cap, o->max_total, (int64_t)(o->timeout_s * 1000)};
+    sl_slots_opts so = {cap, o->max_total, (int64_t)(o->timeout_s * 1000),
+                        rate, !o->no_adapt};
     err = sl_slots_open(sl_queue_slots(q), &so, q, &r->slots, errbuf,
                         errbuf_size);
     if (err != SLUICE_OK)

@@ -66,6 +66,7 @@ struct sl_origin {
     char *name;              /* scheme://host:port, the entry's key */
     sl_slot_origin *slots;   /* the slot service's handle on it */
     int64_t paused_until;    /* boot ms, as the slot service last said */
+    int64_t next_try;        /* no take before (its pace, held slots) */
     unsigned refused_in_row; /* connections refused since the last answer */
     unsigned down_pauses;    /* pauses since it was last up (backoff) */
     /* Jobs waiting to start, in feed order. */
@@ -229,6 +230,7 @@ struct sl_run {
     char fatal_msg[512];
     int64_t next_recount_mono; /* with follow: count the queue afresh */
     sluice_run_stats st;
+    sluice_origin_limit limited[4]; /* progress.c's, for st.limited */
     struct {
         int64_t next_mono;   /* the next on_progress */
         double rate_t0;      /* the rate's window began at this elapsed_s */
@@ -253,9 +255,11 @@ sl_run_wall(const sl_run *r)
 void sl_run_fail(sl_run *r, sluice_err err, const char *msg);
 /* Say something about the run, once (opts->on_notice). */
 void sl_run_notice(sl_run *r, const char *fmt, ...) SL_PRINTF(2, 3);
-/* cap.c: the cap this run uses (stored with the queue; said aloud), and
- * what it says of slots an earlier run left held. */
-sluice_err sl_run_cap(sl_run *r, unsigned *cap, char *errbuf, size_t size);
+/* cap.c: the cap and rate this run uses (stored with the queue; said
+ * aloud; a rate of 0 is none), and what it says of slots an earlier run
+ * left held. */
+sluice_err sl_run_limits(sl_run *r, unsigned *cap, double *rate,
+                         char *errbuf, size_t size);
 void sl_run_tell_held(sl_run *r);
 /* Report a record that died or hit a store problem (opts->on_event). */
 void sl_run_event(sl_run *r, const sl_job *j, sl_error_class cls, int status,

@@ -280,8 +280,10 @@ start_one(sl_run *r, sl_origin *o, int64_t now)
     int64_t free_at;
     sluice_err err = sl_slots_take(r->slots, o->slots, now, &j->slot, &free_at);
     if (err == SLUICE_EAGAIN) {
-        if (free_at > o->paused_until) /* paused by someone: learn it */
-            o->paused_until = free_at;
+        /* Not before its pace or a pause allows (0: after a release). */
+        o->next_try = free_at;
+        if (free_at > now)
+            o->paused_until = sl_slots_paused_until(r->slots, o->slots);
         return false;
     }
     if (err != SLUICE_OK) {
@@ -320,7 +322,7 @@ sl_sched_start_ready(sl_run *r)
         started = false;
         SL_FOR_EACH_ORIGIN(&r->origins, o)
         {
-            if (!o->ready_head || o->paused_until > now)
+            if (!o->ready_head || o->paused_until > now || o->next_try > now)
                 continue;
             if (start_one(r, o, now))
                 started = true;

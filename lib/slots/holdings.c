@@ -7,6 +7,8 @@
  */
 #include "slots.h"
 
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../queue/queue.h"
@@ -17,7 +19,22 @@ typedef struct {
     char boot_id[40];
     int64_t now_boot, now_wall;
     bool live;
+    sl_pacer_limits limits; /* the queue's cap and rate */
 } list_ctx;
+
+/* A limit stored with the queue (lib/run/cap.c keeps them); 0 when it has
+ * none or one that is not a number, INFINITY for "none". */
+static double
+stored_limit(sluice_queue *q, const char *name)
+{
+    char value[32], *end;
+    if (sl_queue_setting_get(q, name, value, sizeof value) != SLUICE_OK)
+        return 0;
+    if (strcmp(value, "none") == 0)
+        return INFINITY;
+    double v = strtod(value, &end);
+    return end != value && !*end && v > 0 ? v : 0;
+}
 
 static int
 tell_row(void *arg, const sl_slot_row *row)
@@ -29,7 +46,8 @@ tell_row(void *arg, const sl_slot_row *row)
                      : row->paused_wall
                          ? c->now_boot + (row->paused_wall - c->now_wall)
                          : 0;
-    sluice_slot_holding h = {row->origin, 0, 0, c->live, 0, 0, 0, 0};
+    sluice_slot_holding h = {row->origin, 0, 0, c->live, 0, 0, 0, 0,
+                             c->limits.cap, c->limits.cap, c->limits.rate};
     if (row->held > 0 && until > c->now_boot) {
         h.held = row->held;
         h.free_in_s = (double)(until - c->now_boot) / 1000.0;
@@ -40,7 +58,19 @@ tell_row(void *arg, const sl_slot_row *row)
         h.paused_for_s = (double)(paused - c->now_boot) / 1000.0;
         h.paused_until = c->now_wall + (paused - c->now_boot);
     }
-    if (!h.held && !h.paused_until)
+    /* The limits learnt: the pacer's, as the run that wrote it left it. */
+    sl_pacer p;
+    sl_pacer_init(&p, &c->limits);
+    if (row->conc >= 1)
+        p.conc = row->conc;
+    p.rate = row->rate;
+    if (this_boot) {
+        p.advised = row->advised;
+        p.advised_until = row->advised_until;
+    }
+    h.limit = sl_pacer_conc(&p, &c->limits);
+    h.rate = sl_pacer_rate(&p, &c->limits, c->now_boot);
+    if (!h.held && !h.paused_until && h.limit >= h.cap && h.rate == 0)
         return 0; /* over: nothing to tell */
     return c->fn(c->ctx, &h);
 }
@@ -49,10 +79,17 @@ sluice_err
 sluice_slots_list(sluice_queue *q, sluice_slot_fn *fn, void *ctx)
 {
     list_ctx c = {fn,           ctx,         "",
-                  sl_boot_ms(), sl_now_ms(), sl_queue_runner_alive(q)};
+                  sl_boot_ms(), sl_now_ms(), sl_queue_runner_alive(q),
+                  {SLUICE_DEFAULT_CAP, 0, true}};
     sl_boot_id(c.boot_id, sizeof c.boot_id);
     if (!sl_queue_has(q, SL_QUEUE_F_SLOTS))
         return SLUICE_OK; /* no slots kept: none held */
+    double cap = stored_limit(q, "cap");
+    if (cap >= 1)
+        c.limits.cap = (unsigned)cap;
+    double rate = stored_limit(q, "rate");
+    if (rate > 0 && !isinf(rate))
+        c.limits.rate = rate;
     return sl_queue_slots_load(q, tell_row, &c);
 }
 

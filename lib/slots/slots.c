@@ -126,3 +126,65 @@ sl_slots_sync(sl_slots *s, int64_t now)
 {
     return s->ops->sync ? s->ops->sync(s, now) : SLUICE_OK;
 }
+
+static sl_pacer_limits
+pacer_limits(const sl_slots *s)
+{
+    return (sl_pacer_limits){s->opts.cap, s->opts.rate, s->opts.adapt};
+}
+
+sluice_err
+sl_slots_pace_check(const sl_slots *s, const sl_pacer *p, unsigned in_use,
+                    int64_t now, int64_t *free_at)
+{
+    sl_pacer_limits lim = pacer_limits(s);
+    if (in_use >= sl_pacer_conc(p, &lim))
+        return SLUICE_EAGAIN; /* after a release */
+    if (!sl_pacer_may_start(p, &lim, now, free_at))
+        return SLUICE_EAGAIN;
+    return SLUICE_OK;
+}
+
+void
+sl_slots_pace_start(const sl_slots *s, sl_pacer *p, int64_t now)
+{
+    sl_pacer_limits lim = pacer_limits(s);
+    sl_pacer_started(p, &lim, now);
+}
+
+bool
+sl_slots_pace_feedback(const sl_slots *s, sl_pacer *p, unsigned in_use,
+                       const sl_slot_feedback *fb, int64_t now,
+                       int64_t *pause_until)
+{
+    sl_pacer_limits lim = pacer_limits(s);
+    sl_pacer_ended(p, &lim, fb->signal, fb->started, fb->latency_ms, in_use,
+                   now);
+    return sl_pacer_advise(p, &fb->advice, in_use, now, pause_until);
+}
+
+void
+sl_slots_pace_limits(const sl_slots *s, const sl_pacer *p, int64_t now,
+                     sl_slot_limits *out)
+{
+    sl_pacer_limits lim = pacer_limits(s);
+    out->conc = sl_pacer_conc(p, &lim);
+    out->rate = sl_pacer_rate(p, &lim, now);
+}
+
+void
+sl_slots_feedback(sl_slots *s, sl_slot_origin *o, const sl_slot_feedback *fb)
+{
+    assert(o && fb->started > 0);
+    if (s->ops->feedback)
+        s->ops->feedback(s, o, fb, sl_boot_ms());
+}
+
+void
+sl_slots_limits(sl_slots *s, sl_slot_origin *o, sl_slot_limits *out)
+{
+    *out = (sl_slot_limits){s->opts.cap, s->opts.cap, s->opts.rate,
+                            s->opts.rate};
+    if (s->ops->limits)
+        s->ops->limits(s, o, sl_boot_ms(), out);
+}

@@ -15,6 +15,7 @@
 
 #include "../backend.h"
 #include "../util.h"
+#include "pacer.h"
 
 typedef struct sl_slots sl_slots;
 typedef struct sl_slots_ops sl_slots_ops;
@@ -28,7 +29,25 @@ typedef struct {
      * deadline is its taking plus this; its holder must have ended the
      * request by then. */
     int64_t hold_ms;
+    double rate; /* per origin, requests a second; 0: none */
+    bool adapt;  /* learn lower limits when an origin struggles */
 } sl_slots_opts;
+
+/* How a request ended, for the pacer (pacer.h). */
+typedef struct {
+    sl_pacer_signal signal;
+    int64_t started;   /* its slot's taken_boot */
+    double latency_ms; /* to its first byte; 0: unknown */
+    sl_pacer_advice advice; /* what the origin advertised; fields < 0 */
+} sl_slot_feedback;
+
+/* An origin's limits now. */
+typedef struct {
+    unsigned cap;        /* the cap */
+    unsigned conc;       /* requests at once allowed now (<= cap) */
+    double rate_ceiling; /* the rate given (--rate); 0: none */
+    double rate;         /* the rate paced at now; 0: not paced */
+} sl_slot_limits;
 
 /*
  * A slot held. `token` identifies this taking: tokens only increase, and
@@ -101,6 +120,11 @@ struct sl_slots_ops {
      * pause, reservations running out); called with no turn on the
      * queue held. */
     sluice_err (*sync)(sl_slots *s, int64_t now);
+    /* How a request to `o` ended (after its release): the pacer learns. */
+    void (*feedback)(sl_slots *s, sl_slot_origin *o,
+                     const sl_slot_feedback *fb, int64_t now);
+    void (*limits)(sl_slots *s, sl_slot_origin *o, int64_t now,
+                   sl_slot_limits *out);
 };
 
 /* The slot service of backend `name` (the queue says which goes with
@@ -144,6 +168,30 @@ sluice_err sl_slots_list(sl_slots *s, sl_slot_fn *fn, void *ctx);
  * holds no turn on the queue): a pause recorded, reservations renewed. A
  * failure is the queue's (s->errmsg); no request may be sent then. */
 sluice_err sl_slots_sync(sl_slots *s, int64_t now);
+/* How a request to `o` ended, given after its slot's release: the
+ * adaptive limits and the advertised rate learn from it (and an origin
+ * that says no request is left in its window is paused). */
+void sl_slots_feedback(sl_slots *s, sl_slot_origin *o,
+                       const sl_slot_feedback *fb);
+/* o's limits now: the cap, and what the pacer allows under it. */
+void sl_slots_limits(sl_slots *s, sl_slot_origin *o, sl_slot_limits *out);
+
+/*
+ * For the C backends, the pacer's part of their ops, on the pacer they
+ * keep for origin o: a take's check (SLUICE_EAGAIN with *free_at when o
+ * is at its learnt limit, 0, or must wait for its pace, the time), the
+ * start, the feedback (true with *pause_until when the origin asks for a
+ * pause), the limits.
+ */
+sluice_err sl_slots_pace_check(const sl_slots *s, const sl_pacer *p,
+                               unsigned in_use, int64_t now,
+                               int64_t *free_at);
+void sl_slots_pace_start(const sl_slots *s, sl_pacer *p, int64_t now);
+bool sl_slots_pace_feedback(const sl_slots *s, sl_pacer *p, unsigned in_use,
+                            const sl_slot_feedback *fb, int64_t now,
+                            int64_t *pause_until);
+void sl_slots_pace_limits(const sl_slots *s, const sl_pacer *p, int64_t now,
+                          sl_slot_limits *out);
 
 extern const sl_slots_ops sl_slots_memory;
 extern const sl_slots_ops sl_slots_durable;

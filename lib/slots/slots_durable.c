@@ -12,6 +12,7 @@
 #include "slots.h"
 
 #include <assert.h>
+#include <math.h>
 #include <string.h>
 
 #include "../queue/queue.h"
@@ -49,6 +50,8 @@ struct sl_slot_origin {
     int64_t reserved_until; /* until then */
     bool has_row;           /* a row is on disk */
     int64_t paused_until;
+    int64_t resumed_from; /* the pause the pacer restarted after */
+    sl_pacer pacer;       /* pace and learnt limits (pacer.h) */
     bool dirty; /* to be written at the next sync */
 };
 
@@ -98,6 +101,8 @@ origin_get(sl_slots *s, const char *name)
         return NULL;
     }
     o->entry.key = o->name;
+    sl_pacer_limits lim = {s->opts.cap, s->opts.rate, s->opts.adapt};
+    sl_pacer_init(&o->pacer, &lim);
     sl_table_insert(&ds->origins, &o->entry);
     return o;
 }
@@ -173,6 +178,12 @@ row_of(sl_slots *s, const sl_slot_origin *o, int64_t now, int64_t now_wall,
         .paused_wall = paused ? now_wall + (o->paused_until - now) : 0,
         .token = ds->last_token,
         .written_wall = now_wall,
+        .written_boot = now,
+        .next_start = (int64_t)ceil(o->pacer.next_start),
+        .conc = o->pacer.conc < s->opts.cap ? o->pacer.conc : 0,
+        .rate = o->pacer.rate,
+        .advised = o->pacer.advised,
+        .advised_until = o->pacer.advised_until,
     };
 }
 
@@ -244,7 +255,7 @@ write_rows(sl_slots *s, int64_t now, bool all, sl_slot_origin *also)
     for (size_t i = 0; i < n; i++) {
         sl_slot_origin *o =
             (sl_slot_origin *)sl_table_find(&ds->origins, ds->rows[i].origin);
-        o->has_row = ds->rows[i].held > 0 || ds->rows[i].paused_boot > 0;
+        o->has_row = !sl_slot_row_empty(&ds->rows[i]);
         o->dirty = false;
     }
     ds->any_dirty = false;
@@ -301,6 +312,25 @@ load_row(void *arg, const sl_slot_row *row)
         o->paused_until = paused;
     if (row->token > ds->last_token)
         ds->last_token = row->token;
+    /* What the pacer learnt holds for the next run; and no request goes
+     * sooner than the earlier run's pace allows: it may have sent until
+     * its reservation's lookahead ran out after the row was written. */
+    if (row->conc >= 1)
+        o->pacer.conc = row->conc;
+    o->pacer.rate = row->rate;
+    if (this_boot) {
+        o->pacer.advised = row->advised;
+        o->pacer.advised_until = row->advised_until;
+        sl_pacer_limits lim = {c->s->opts.cap, c->s->opts.rate,
+                               c->s->opts.adapt};
+        double rate = sl_pacer_rate(&o->pacer, &lim, c->now);
+        if (rate > 0) {
+            int64_t after = row->written_boot + LOOKAHEAD_MS +
+                            (int64_t)ceil(1000.0 / rate);
+            o->pacer.next_start =
+                (double)(row->next_start > after ? row->next_start : after);
+        }
+    }
     return 0;
 }
 
@@ -412,6 +442,12 @@ durable_take(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot *out,
         *free_at = o->paused_until;
         return SLUICE_EAGAIN;
     }
+    if (o->paused_until && o->resumed_from != o->paused_until) {
+        /* A pause just ended: restart slowly. */
+        sl_pacer_limits lim = {s->opts.cap, s->opts.rate, s->opts.adapt};
+        sl_pacer_resume(&o->pacer, &lim, now);
+        o->resumed_from = o->paused_until;
+    }
     unsigned use = in_use(o);
     if (use >= s->opts.cap) {
         /* With none running, no release can come first: say when. */
@@ -425,6 +461,13 @@ durable_take(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot *out,
     }
     if (s->opts.max_total && ds->held >= s->opts.max_total)
         return SLUICE_EAGAIN;
+    /* The learnt limit is on the requests this run has going: those of
+     * an earlier run, and those given up on, count against the cap (the
+     * ceiling) until their deadlines, and a learnt limit below it must
+     * not wait for them. */
+    sluice_err err = sl_slots_pace_check(s, &o->pacer, o->live, now, free_at);
+    if (err != SLUICE_OK)
+        return err;
     if (make_slots(s, o) != 0) {
         sl_fmt(s->errmsg, sizeof s->errmsg, "out of memory");
         return SLUICE_ENOMEM;
@@ -436,11 +479,11 @@ durable_take(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot *out,
         int64_t was_until = o->reserved_until;
         o->reserved = SL_MIN(s->opts.cap, use + 1 + headroom(s));
         o->reserved_until = now + ds->hold + LOOKAHEAD_MS;
-        sluice_err err = write_rows(s, now, false, o);
-        if (err != SLUICE_OK) {
+        sluice_err werr = write_rows(s, now, false, o);
+        if (werr != SLUICE_OK) {
             o->reserved = was;
             o->reserved_until = was_until;
-            return err;
+            return werr;
         }
     }
     unsigned i = o->free_idx[--o->n_free];
@@ -451,6 +494,7 @@ durable_take(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot *out,
     d->abandoned = false;
     o->live++;
     ds->held++;
+    sl_slots_pace_start(s, &o->pacer, now);
     *out = (sl_slot){o, i, d->token, d->taken, d->deadline};
     return SLUICE_OK;
 }
@@ -545,6 +589,23 @@ durable_sync(sl_slots *s, int64_t now)
     return err;
 }
 
+static void
+durable_feedback(sl_slots *s, sl_slot_origin *o, const sl_slot_feedback *fb,
+                 int64_t now)
+{
+    int64_t until;
+    if (sl_slots_pace_feedback(s, &o->pacer, o->live, fb, now,
+                               &until))
+        durable_pause(s, o, until);
+}
+
+static void
+durable_limits(sl_slots *s, sl_slot_origin *o, int64_t now,
+               sl_slot_limits *out)
+{
+    sl_slots_pace_limits(s, &o->pacer, now, out);
+}
+
 const sl_slots_ops sl_slots_durable = {
     .backend = {SL_FAMILY_SLOTS, "durable", NULL},
     .state_size = sizeof(dstate),
@@ -559,4 +620,6 @@ const sl_slots_ops sl_slots_durable = {
     .held = durable_held,
     .list = durable_list,
     .sync = durable_sync,
+    .feedback = durable_feedback,
+    .limits = durable_limits,
 };

@@ -20,9 +20,11 @@ struct sl_slot_origin {
     char *name;
     unsigned held;
     int64_t paused_until; /* boot ms; 0: not paused */
+    int64_t resumed_from; /* the pause the pacer restarted after */
     mem_slot *slots;      /* cap of them, made at the first take */
     unsigned *free;       /* indexes of free slots, a stack */
     unsigned n_free;
+    sl_pacer pacer;
     sl_slot_origin *prev, *next; /* every open origin, for listing */
 };
 
@@ -74,6 +76,8 @@ mem_origin_open(sl_slots *s, const char *name)
         sl_free(o);
         return NULL;
     }
+    sl_pacer_limits lim = {s->opts.cap, s->opts.rate, s->opts.adapt};
+    sl_pacer_init(&o->pacer, &lim);
     o->next = ms->origins;
     if (o->next)
         o->next->prev = o;
@@ -129,6 +133,15 @@ mem_take(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot *out,
         *free_at = o->paused_until;
         return SLUICE_EAGAIN;
     }
+    if (o->paused_until && o->resumed_from != o->paused_until) {
+        /* A pause just ended: restart slowly. */
+        sl_pacer_limits lim = {s->opts.cap, s->opts.rate, s->opts.adapt};
+        sl_pacer_resume(&o->pacer, &lim, now);
+        o->resumed_from = o->paused_until;
+    }
+    sluice_err err = sl_slots_pace_check(s, &o->pacer, o->held, now, free_at);
+    if (err != SLUICE_OK)
+        return err;
     if (make_slots(s, o) != 0) {
         sl_fmt(s->errmsg, sizeof s->errmsg, "out of memory");
         return SLUICE_ENOMEM;
@@ -140,6 +153,7 @@ mem_take(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot *out,
     slot->deadline_boot = now + s->opts.hold_ms;
     o->held++;
     ms->held++;
+    sl_slots_pace_start(s, &o->pacer, now);
     *out = (sl_slot){o, i, slot->token, slot->taken_boot, slot->deadline_boot};
     return SLUICE_OK;
 }
@@ -200,6 +214,21 @@ mem_list(sl_slots *s, sl_slot_fn *fn, void *ctx)
     return SLUICE_OK;
 }
 
+static void
+mem_feedback(sl_slots *s, sl_slot_origin *o, const sl_slot_feedback *fb,
+             int64_t now)
+{
+    int64_t until;
+    if (sl_slots_pace_feedback(s, &o->pacer, o->held, fb, now, &until))
+        mem_pause(s, o, until);
+}
+
+static void
+mem_limits(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot_limits *out)
+{
+    sl_slots_pace_limits(s, &o->pacer, now, out);
+}
+
 const sl_slots_ops sl_slots_memory = {
     .backend = {SL_FAMILY_SLOTS, "memory", NULL},
     .state_size = sizeof(mem_state),
@@ -213,4 +242,6 @@ const sl_slots_ops sl_slots_memory = {
     .paused_until = mem_paused_until,
     .held = mem_held,
     .list = mem_list,
+    .feedback = mem_feedback,
+    .limits = mem_limits,
 };
