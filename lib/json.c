@@ -46,11 +46,22 @@ fwd_number(void *ctx, const char *num, size_t len)
            fwd_ok(yajl_gen_number(FWD(ctx)->gen, num, len));
 }
 
+/* yajl decodes an unpaired surrogate escape ("\\udc00") into bytes that
+ * are not UTF-8, and its generator's check lets them through. */
+static int
+fwd_text(sl_json_forward *f, const unsigned char *s, size_t len)
+{
+    if (!sl_utf8_valid((const char *)s, len, NULL)) {
+        f->bad_string = 1;
+        return 0;
+    }
+    return fwd_ok(yajl_gen_string(f->gen, s, len));
+}
+
 static int
 fwd_string(void *ctx, const unsigned char *s, size_t len)
 {
-    return fwd_top_scalar(FWD(ctx)) &&
-           fwd_ok(yajl_gen_string(FWD(ctx)->gen, s, len));
+    return fwd_top_scalar(FWD(ctx)) && fwd_text(FWD(ctx), s, len);
 }
 
 static int
@@ -65,7 +76,7 @@ fwd_start_map(void *ctx)
 static int
 fwd_map_key(void *ctx, const unsigned char *key, size_t len)
 {
-    return fwd_ok(yajl_gen_string(FWD(ctx)->gen, key, len));
+    return fwd_text(FWD(ctx), key, len);
 }
 
 static int
@@ -131,7 +142,7 @@ sl_json_copy_members(yajl_gen gen, const char *text, size_t len,
         sl_fmt(reason, reason_size, "invalid UTF-8 at byte %zu", bad + 1);
         return -1;
     }
-    sl_json_forward fwd = {gen, 0, 1, 0};
+    sl_json_forward fwd = {.gen = gen, .strip_outer = 1};
     yajl_handle h = yajl_alloc(&sl_json_forward_callbacks, NULL, &fwd);
     if (!h) {
         sl_fmt(reason, reason_size, "out of memory");
@@ -143,6 +154,9 @@ sl_json_copy_members(yajl_gen gen, const char *text, size_t len,
     int rc = 0;
     if (fwd.not_object) {
         sl_fmt(reason, reason_size, "not a JSON object");
+        rc = -1;
+    } else if (fwd.bad_string) {
+        sl_fmt(reason, reason_size, SL_JSON_BAD_ESCAPE);
         rc = -1;
     } else if (st != yajl_status_ok && fwd.depth >= YAJL_MAX_DEPTH) {
         /* The generator refused to open one more container. */

@@ -24,9 +24,13 @@ typedef struct {
     int depth;
     int strip_outer;
     int not_object; /* set when the top-level value is not a map */
+    int bad_string; /* set when an escape decodes to invalid UTF-8 */
 } sl_json_forward;
 
 extern const yajl_callbacks sl_json_forward_callbacks;
+
+/* The reason given when a string's \u escapes decode to invalid UTF-8. */
+#define SL_JSON_BAD_ESCAPE "a \\u escape is an unpaired surrogate"
 
 /*
  * Parse `text` (must hold one JSON object) and write its members into

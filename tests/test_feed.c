@@ -1084,6 +1084,17 @@ TEST(jsonl_invalid_utf8_rejected)
                         "\"meta\":{\"a\":\"\xF4\x90\x80\x80\"}}",
                         "UTF");
     expect_jsonl_reject("{\"url\":\"http://a.example/\xE0\x80\xAF\"}", "UTF");
+    /* Escapes yajl decodes into bytes that are not UTF-8: a lone low
+     * surrogate, a high one followed by a low one's escape too late. */
+    expect_jsonl_reject("{\"url\":\"http://a.example/\","
+                        "\"meta\":{\"a\":\"\\udc00\"}}",
+                        "meta: a \\u escape is an unpaired surrogate");
+    expect_jsonl_reject("{\"url\":\"http://a.example/\","
+                        "\"meta\":{\"\\udfff\":1}}",
+                        "unpaired surrogate");
+    expect_jsonl_reject("{\"url\":\"http://a.example/\","
+                        "\"meta\":{\"a\":[{\"b\":\"x\\ud83dy\\ude00\"}]}}",
+                        "unpaired surrogate");
     /* And valid multi-byte text is fine, in meta too. */
     tfeed t;
     tf_open(&t,
@@ -1572,7 +1583,8 @@ TEST(csv_meta_column_invalid_utf8_rejected)
             "url,meta\n"
             "http://a.example/1,\"{\"\"a\"\":\"\"\xff\"\"}\"\n"
             "http://a.example/2,\"{\"\"a\"\":\"\"\xC0\xAF\"\"}\"\n"
-            "http://a.example/3,\"{\"\"a\"\":\"\"\xC3\xA9\"\"}\"\n",
+            "http://a.example/3,\"{\"\"a\"\":\"\"\xC3\xA9\"\"}\"\n"
+            "http://a.example/4,\"{\"\"\\udc01\"\":\"\"a\"\"}\"\n",
             SLUICE_FORMAT_CSV);
     EXPECT_REJECT(&t, 2, "meta: ");
     ASSERT_STR_CONTAINS(t.reason, "UTF");
@@ -1580,6 +1592,7 @@ TEST(csv_meta_column_invalid_utf8_rejected)
     ASSERT_STR_CONTAINS(t.reason, "UTF");
     EXPECT_RECORD(&t, 4, "http://a.example/3");
     ASSERT_STR_EQ(t.meta, "{\"a\":\"\xC3\xA9\"}");
+    EXPECT_REJECT(&t, 5, "meta: a \\u escape is an unpaired surrogate");
     EXPECT_EOF(&t);
     tf_close(&t);
 }

@@ -125,6 +125,15 @@ on_number(void *ctx, const char *num, size_t len)
     return j->depth == 1 ? top_scalar(j) : 1;
 }
 
+/* A string or a member name of meta, whose escapes yajl has decoded. */
+static int
+meta_string(sl_jsonl *j, const unsigned char *s, size_t len)
+{
+    if (!sl_utf8_valid((const char *)s, len, NULL))
+        return fail(j, "meta: " SL_JSON_BAD_ESCAPE);
+    return yajl_gen_string(j->meta, s, len) == yajl_gen_status_ok;
+}
+
 static int
 on_string(void *ctx, const unsigned char *s, size_t len)
 {
@@ -135,7 +144,7 @@ on_string(void *ctx, const unsigned char *s, size_t len)
         return 0;
     }
     if (in_meta(j))
-        return yajl_gen_string(j->meta, s, len) == yajl_gen_status_ok;
+        return meta_string(j, s, len);
     if (j->depth > 1)
         return 1;
     switch (j->field) {
@@ -161,7 +170,7 @@ on_map_key(void *ctx, const unsigned char *key, size_t len)
 {
     sl_jsonl *j = J(ctx);
     if (in_meta(j))
-        return yajl_gen_string(j->meta, key, len) == yajl_gen_status_ok;
+        return meta_string(j, key, len);
     if (j->depth != 1)
         return 1;
     j->field = F_OTHER;
