@@ -61,6 +61,8 @@ int64_t sl_mono_ms(void);
  * (CLOCK_BOOTTIME): steps of the wall clock do not move it, and a suspend
  * does not stop it. Deadlines an origin keeps to are on this clock. */
 int64_t sl_boot_ms(void);
+/* The same to the microsecond. */
+double sl_boot_msf(void);
 /* This boot's id (/proc/sys/kernel/random/boot_id, 36 characters), or ""
  * when it cannot be read; the caller's buffer of at least 37 bytes. */
 void sl_boot_id(char *dst, size_t size);

@@ -41,7 +41,7 @@ static unsigned
 fill(sl_slots *s, sl_slot_origin *o, sl_slot *held, unsigned room)
 {
     unsigned n = 0;
-    int64_t free_at;
+    double free_at;
     while (n < room &&
            sl_slots_take(s, o, sl_boot_ms(), &held[n], &free_at) == SLUICE_OK)
         n++;
@@ -105,7 +105,7 @@ TEST(a_crashed_service_holds_its_slots_for_the_next_until_their_time)
     ASSERT_EQ(got, 10 - t.previous);
     /* A full origin with nothing running says when a slot is free. */
     sl_slot more;
-    int64_t free_at;
+    double free_at;
     if (got == 0) {
         ASSERT_EQ(sl_slots_take(s, o, sl_boot_ms(), &more, &free_at),
                   SLUICE_EAGAIN);
@@ -177,7 +177,7 @@ TEST(a_pause_and_the_tokens_outlive_the_process)
     s = service(q, 2, 1000);
     o = sl_slots_origin_open(s, ORIGIN);
     ASSERT_EQ(sl_slots_paused_until(s, o), until);
-    int64_t free_at;
+    double free_at;
     ASSERT_EQ(sl_slots_take(s, o, sl_boot_ms(), &held[0], &free_at),
               SLUICE_EAGAIN);
     ASSERT_EQ(free_at, until);
@@ -253,7 +253,7 @@ TEST(a_write_that_fails_lets_no_request_go)
     sl_slots *s = service(q, 4, 60000);
     sl_slot_origin *o = sl_slots_origin_open(s, ORIGIN);
     sl_slot slot;
-    int64_t free_at;
+    double free_at;
     sl_fault_set(SL_FAULT_DB, 1); /* the reservation's write */
     ASSERT_EQ(sl_slots_take(s, o, sl_boot_ms(), &slot, &free_at), SLUICE_EDB);
     ASSERT_EQ(s->n_held, 0);

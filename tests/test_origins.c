@@ -152,7 +152,7 @@ TEST(a_forgotten_origin_starts_afresh)
     sl_origin *a = origin(&f, "a"), *b = origin(&f, "b");
     sl_origins_pause(&f.t, a, 1000);
     sl_slot slot;
-    int64_t free_at;
+    double free_at;
     ASSERT_EQ(sl_slots_take(f.slots, a->slots, 1000, &slot, &free_at),
               SLUICE_OK);
     sl_slots_release(f.slots, &slot, true);

@@ -18,15 +18,18 @@
 /* Start requests as soon as the pacer lets them, from t0 for `ms`:
  * returns how many started; their times in `at`. */
 static unsigned
-run_paced(sl_pacer *p, const sl_pacer_limits *lim, int64_t t0, int64_t ms,
-          int64_t *at, unsigned room)
+run_paced(sl_pacer *p, const sl_pacer_limits *lim, double t0, double ms,
+          double *at, unsigned room)
 {
     unsigned n = 0;
-    for (int64_t now = t0; now < t0 + ms && n < room; now++) {
-        int64_t not_before;
-        while (n < room && sl_pacer_may_start(p, lim, now, &not_before)) {
+    double now = t0, not_before;
+    while (now < t0 + ms && n < room) {
+        if (sl_pacer_may_start(p, lim, now, &not_before)) {
             sl_pacer_started(p, lim, now);
             at[n++] = now;
+        } else {
+            /* The loop sleeps to the microsecond, and oversleeps a bit. */
+            now = SL_MAX(now + 0.001, not_before + 0.05);
         }
     }
     return n;
@@ -34,7 +37,7 @@ run_paced(sl_pacer *p, const sl_pacer_limits *lim, int64_t t0, int64_t ms,
 
 /* The most starts in any window of `window_ms` (half-open). */
 static unsigned
-most_in_window(const int64_t *at, unsigned n, int64_t window_ms)
+most_in_window(const double *at, unsigned n, double window_ms)
 {
     unsigned most = 0;
     for (unsigned i = 0, j = 0; i < n; i++) {
@@ -53,7 +56,7 @@ TEST(a_rate_is_never_exceeded_in_any_window)
         sl_pacer_limits lim = {20, rates[k], true};
         sl_pacer p;
         sl_pacer_init(&p, &lim);
-        static int64_t at[20000];
+        static double at[20000];
         unsigned n = run_paced(&p, &lim, T0, 10000, at, 20000);
         /* A burst of one: any second holds at most the rate. */
         ASSERT_LE(most_in_window(at, n, 1000), (unsigned)ceil(rates[k]));
@@ -67,7 +70,7 @@ TEST(without_a_rate_nothing_is_paced_and_the_cap_is_the_limit)
     sl_pacer_limits lim = {20, 0, true};
     sl_pacer p;
     sl_pacer_init(&p, &lim);
-    int64_t not_before;
+    double not_before;
     for (int i = 0; i < 1000; i++) {
         ASSERT(sl_pacer_may_start(&p, &lim, T0, &not_before));
         sl_pacer_started(&p, &lim, T0);
@@ -173,13 +176,13 @@ TEST(the_limits_grow_back_while_they_bind_and_never_pass_the_ceilings)
     ASSERT_LE(cut, 25.5);
     /* A minute of answers, requests as fast as the pacer allows, as many
      * at once as it allows: both grow back to the ceilings, no further. */
-    static int64_t at[8000];
+    static double at[8000];
     unsigned n = 0;
     for (int64_t t = now; t < now + 60000; t++) {
-        int64_t nb;
+        double nb;
         if (n < 8000 && sl_pacer_may_start(&p, &lim, t, &nb)) {
             sl_pacer_started(&p, &lim, t);
-            at[n++] = t;
+            at[n++] = (double)t;
             unsigned conc = sl_pacer_conc(&p, &lim);
             sl_pacer_ended(&p, &lim, SL_PACER_OK, t, 10, conc - 1, t);
         }
@@ -250,7 +253,7 @@ TEST(a_pause_ends_slowly)
     double rate = sl_pacer_rate(&p, &lim, T0 + 5000);
     ASSERT_GT(rate, 0);
     ASSERT_LE(rate, 200);
-    int64_t nb;
+    double nb;
     ASSERT(sl_pacer_may_start(&p, &lim, T0 + 5000, &nb));
     sl_pacer_started(&p, &lim, T0 + 5000);
     ASSERT(!sl_pacer_may_start(&p, &lim, T0 + 5001, &nb));
@@ -323,7 +326,7 @@ simulate(const sim_origin *o, const sl_pacer_limits *lim)
         int64_t started, ends;
         sl_pacer_signal signal;
     } flight[SIM_MAX];
-    static int64_t admitted[200000];
+    static double admitted[200000];
     unsigned n_flight = 0, n_admitted = 0, done = 0;
     uint64_t seed = 42;
     sim_result r = {0, 0, 0, 0};
@@ -346,7 +349,7 @@ simulate(const sim_origin *o, const sl_pacer_limits *lim)
                            sig == SL_PACER_OK ? (double)o->latency_ms : 0,
                            n_flight, now);
         }
-        int64_t not_before;
+        double not_before;
         while (done + n_flight < o->images && n_flight < SIM_MAX &&
                n_flight < sl_pacer_conc(&p, lim) &&
                sl_pacer_may_start(&p, lim, now, &not_before)) {
@@ -368,7 +371,7 @@ simulate(const sim_origin *o, const sl_pacer_limits *lim)
             } else {
                 last_admit = (double)now;
                 if (n_admitted < SL_ARRAY_LEN(admitted))
-                    admitted[n_admitted++] = now;
+                    admitted[n_admitted++] = (double)now;
             }
             r.throttled += sig == SL_PACER_THROTTLE;
             flight[n_flight].started = now;

@@ -56,7 +56,7 @@ origin(sl_slots *s, const char *name)
 static sluice_err
 take(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot *slot)
 {
-    int64_t free_at;
+    double free_at;
     return sl_slots_take(s, o, now, slot, &free_at);
 }
 
@@ -113,7 +113,7 @@ TEST(a_full_origin_says_after_a_release)
     sl_slots *s = service(1, 0);
     sl_slot_origin *a = origin(s, "a");
     sl_slot held, other;
-    int64_t free_at = -1;
+    double free_at = -1;
     ASSERT_EQ(sl_slots_take(s, a, 0, &held, &free_at), SLUICE_OK);
     ASSERT_EQ(sl_slots_take(s, a, 0, &other, &free_at), SLUICE_EAGAIN);
     ASSERT_EQ(free_at, 0); /* no time: when one is released */
@@ -165,7 +165,7 @@ TEST(a_paused_origin_waits_until_the_pause_ends)
     sl_slot_origin *a = origin(s, "a"), *b = origin(s, "b");
     const int64_t now = 1700000000000LL;
     sl_slot slot;
-    int64_t free_at;
+    double free_at;
     sl_slots_pause(s, a, now + 5000);
     ASSERT_EQ(sl_slots_paused_until(s, a), now + 5000);
     ASSERT(!may_start(s, a, now));
@@ -312,7 +312,7 @@ TEST(allocation_failures_are_clean)
         sl_fault_set(SL_FAULT_ALLOC, 0);
     }
     sl_slot slot;
-    int64_t free_at;
+    double free_at;
     for (unsigned long nth = 1;; nth++) {
         ASSERT_LT(nth, 100);
         sl_fault_set(SL_FAULT_ALLOC, nth);

@@ -22,14 +22,17 @@
  * thread. Such a socket is taken out only when it stirs while unwatched
  * (the server closed it, say), or when it is closed.
  */
+#define _GNU_SOURCE /* epoll_pwait2 */
 #include "fetch.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -408,13 +411,24 @@ sl_fetcher_unwatch(sl_fetcher *f, int fd)
 }
 
 void
-sl_fetcher_wait(sl_fetcher *f, int timeout_ms)
+sl_fetcher_wait(sl_fetcher *f, double timeout_ms)
 {
     if (f->timer_due >= 0)
-        timeout_ms =
-            (int)SL_MIN(timeout_ms, SL_MAX(0, f->timer_due - sl_mono_ms()));
-    f->n_events = epoll_wait(f->epoll_fd, f->events, EVENTS_MAX,
-                             SL_MAX(timeout_ms, 0));
+        timeout_ms = SL_MIN(timeout_ms,
+                            (double)SL_MAX(0, f->timer_due - sl_mono_ms()));
+    timeout_ms = SL_MAX(timeout_ms, 0);
+    /* To the microsecond where the kernel can (Linux 5.11): a pace of
+     * 100 requests a second loses a tenth of its rate to rounding up. */
+    double whole_ms = floor(timeout_ms);
+    struct timespec ts = {
+        .tv_sec = (time_t)(whole_ms / 1000),
+        .tv_nsec = (long)(fmod(whole_ms, 1000) * 1e6 +
+                          (timeout_ms - whole_ms) * 1e6),
+    };
+    f->n_events = epoll_pwait2(f->epoll_fd, f->events, EVENTS_MAX, &ts, NULL);
+    if (f->n_events < 0 && errno == ENOSYS)
+        f->n_events = epoll_wait(f->epoll_fd, f->events, EVENTS_MAX,
+                                 (int)ceil(timeout_ms));
 }
 
 void
@@ -454,7 +468,7 @@ sl_fetcher_dispatch(sl_fetcher *f)
 }
 
 void
-sl_fetcher_run(sl_fetcher *f, int timeout_ms)
+sl_fetcher_run(sl_fetcher *f, double timeout_ms)
 {
     sl_fetcher_wait(f, timeout_ms);
     sl_fetcher_dispatch(f);

@@ -97,12 +97,12 @@ void sl_fetcher_unwatch(sl_fetcher *f, int fd);
  * descriptors that are readable: sl_fetcher_wait, then
  * sl_fetcher_dispatch.
  */
-void sl_fetcher_run(sl_fetcher *f, int timeout_ms);
+void sl_fetcher_run(sl_fetcher *f, double timeout_ms);
 /* The two halves, for a caller with something to do between waking up
  * and moving the transfers along (aborting those past a deadline: a
  * process that was stopped must not act on a transfer it no longer
  * holds a slot for). */
-void sl_fetcher_wait(sl_fetcher *f, int timeout_ms);
+void sl_fetcher_wait(sl_fetcher *f, double timeout_ms);
 void sl_fetcher_dispatch(sl_fetcher *f);
 
 /* The next finished transfer, if any; fills *res (free res->location). */

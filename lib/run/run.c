@@ -8,6 +8,7 @@
  */
 #include "run.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -82,26 +83,29 @@ finished(sl_run *r)
            !r->sched.any_waiting;
 }
 
-/* How long the loop may wait for the network before its next turn. */
-static int
+/* How long the loop may wait for the network before its next turn (ms,
+ * to the microsecond). */
+static double
 wait_ms(sl_run *r, int64_t now_mono)
 {
-    int64_t wait = 100; /* the stop flag is looked at this often */
+    double wait = 100; /* the stop flag is looked at this often */
     int64_t marks_due = sl_marks_due_mono(r);
     if (marks_due >= 0)
-        wait = SL_MAX(0, marks_due - now_mono);
+        wait = (double)SL_MAX(0, marks_due - now_mono);
     if (r->sched.next_lease_mono > now_mono)
-        wait = SL_MIN(wait, r->sched.next_lease_mono - now_mono);
+        wait = SL_MIN(wait, (double)(r->sched.next_lease_mono - now_mono));
     else if (sl_sched_lease_room(r) && !r->stopping)
         wait = 0;
-    int64_t now = sl_boot_ms();
+    /* To the microsecond: an origin's pace is kept to its next start,
+     * and a wait rounded twice would lose a millisecond on each. */
+    double now = sl_boot_msf();
     SL_FOR_EACH_ORIGIN(&r->origins, o)
     {
-        int64_t until = SL_MAX(o->paused_until, o->next_try);
+        double until = SL_MAX((double)o->paused_until, o->next_try);
         if (o->ready_head && until > now)
             wait = SL_MIN(wait, until - now);
     }
-    return (int)SL_MAX(wait, 0);
+    return SL_MAX(wait, 0);
 }
 
 /* The store's wake pipe is readable: its results are reaped each turn. */

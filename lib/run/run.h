@@ -66,7 +66,7 @@ struct sl_origin {
     char *name;              /* scheme://host:port, the entry's key */
     sl_slot_origin *slots;   /* the slot service's handle on it */
     int64_t paused_until;    /* boot ms, as the slot service last said */
-    int64_t next_try;        /* no take before (its pace, held slots) */
+    double next_try; /* no take before (boot ms: its pace, held slots) */
     unsigned refused_in_row; /* connections refused since the last answer */
     unsigned down_pauses;    /* pauses since it was last up (backoff) */
     /* Jobs waiting to start, in feed order. */

@@ -277,12 +277,13 @@ static bool
 start_one(sl_run *r, sl_origin *o, int64_t now)
 {
     sl_job *j = o->ready_head;
-    int64_t free_at;
-    sluice_err err = sl_slots_take(r->slots, o->slots, now, &j->slot, &free_at);
+    double free_at;
+    sluice_err err =
+        sl_slots_take(r->slots, o->slots, sl_boot_msf(), &j->slot, &free_at);
     if (err == SLUICE_EAGAIN) {
         /* Not before its pace or a pause allows (0: after a release). */
         o->next_try = free_at;
-        if (free_at > now)
+        if (free_at > (double)now)
             o->paused_until = sl_slots_paused_until(r->slots, o->slots);
         return false;
     }
@@ -322,7 +323,8 @@ sl_sched_start_ready(sl_run *r)
         started = false;
         SL_FOR_EACH_ORIGIN(&r->origins, o)
         {
-            if (!o->ready_head || o->paused_until > now || o->next_try > now)
+            if (!o->ready_head || o->paused_until > now ||
+                o->next_try > sl_boot_msf())
                 continue;
             if (start_one(r, o, now))
                 started = true;

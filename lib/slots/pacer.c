@@ -39,13 +39,10 @@
 #define PERIOD_MS       1000  /* starts are counted over periods this long */
 #define ADVICE_SHARE    0.95  /* pace at this share of an advertised rate */
 #define ADVICE_HOLD_MS  60000 /* an advertised policy holds this long */
-/* Requests are spaced this much more than the rate asks: starts happen
- * on whole milliseconds, and an origin's clock (nginx's is coarse) sees
- * them a little early or late. */
+/* The pace's slots are this much further apart than the rate asks, so
+ * that an origin that counts on a coarse clock (nginx's is a cached
+ * millisecond) never sees two closer than 1 / rate. */
 #define PACE_MARGIN 0.02
-/* A start this late on its slot in the pace keeps the pace's grid (so
- * the rate is met on a millisecond clock); later, the pace starts anew. */
-#define ON_TIME_MS 1.0
 
 void
 sl_pacer_init(sl_pacer *p, const sl_pacer_limits *lim)
@@ -75,11 +72,11 @@ sl_pacer_conc(const sl_pacer *p, const sl_pacer_limits *lim)
 }
 
 bool
-sl_pacer_may_start(const sl_pacer *p, const sl_pacer_limits *lim, int64_t now,
-                   int64_t *not_before)
+sl_pacer_may_start(const sl_pacer *p, const sl_pacer_limits *lim, double at,
+                   double *not_before)
 {
-    if (sl_pacer_rate(p, lim, now) > 0 && (double)now < p->next_start) {
-        *not_before = (int64_t)ceil(p->next_start);
+    if (at < p->next_start && sl_pacer_rate(p, lim, (int64_t)at) > 0) {
+        *not_before = p->next_start;
         return false;
     }
     return true;
@@ -101,18 +98,19 @@ roll_period(sl_pacer *p, int64_t now)
 }
 
 void
-sl_pacer_started(sl_pacer *p, const sl_pacer_limits *lim, int64_t now)
+sl_pacer_started(sl_pacer *p, const sl_pacer_limits *lim, double at)
 {
+    int64_t now = (int64_t)at;
     double rate = sl_pacer_rate(p, lim, now);
     if (rate > 0) {
-        /* The starts' ideal times are a grid `interval` apart: in any
-         * second at most ceil(rate) of them, whatever the clock's grain,
-         * and no two closer than floor(interval) ms. */
-        double interval = 1000.0 / rate * (1 + PACE_MARGIN);
-        if (p->next_start > 0 && (double)now - p->next_start < ON_TIME_MS)
-            p->next_start += interval;
-        else
-            p->next_start = (double)now + interval;
+        /* This start had a slot in the pace (next_start); the next slot
+         * is an interval later, and never closer than 1 / rate to this
+         * start, however late it was: no window of a second holds more
+         * than the rate, and no two starts are closer than its
+         * spacing. */
+        double next = p->next_start + 1000.0 / rate * (1 + PACE_MARGIN);
+        double spaced = at + 1000.0 / rate;
+        p->next_start = next > spaced ? next : spaced;
     }
     roll_period(p, now);
     p->period_starts++;

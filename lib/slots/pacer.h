@@ -67,11 +67,12 @@ double sl_pacer_rate(const sl_pacer *p, const sl_pacer_limits *lim,
                      int64_t now);
 unsigned sl_pacer_conc(const sl_pacer *p, const sl_pacer_limits *lim);
 
-/* May a request start now? If not, *not_before says when. */
+/* May a request start at `at` (boot ms, to the microsecond)? If not,
+ * *not_before says when. */
 bool sl_pacer_may_start(const sl_pacer *p, const sl_pacer_limits *lim,
-                        int64_t now, int64_t *not_before);
-/* A request started now: the next may start one interval later. */
-void sl_pacer_started(sl_pacer *p, const sl_pacer_limits *lim, int64_t now);
+                        double at, double *not_before);
+/* A request started at `at`: the next may start one interval later. */
+void sl_pacer_started(sl_pacer *p, const sl_pacer_limits *lim, double at);
 
 /*
  * A request that started at `started` ended now with `signal` after

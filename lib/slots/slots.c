@@ -66,13 +66,13 @@ sl_slots_origin_close(sl_slots *s, sl_slot_origin *o)
 }
 
 sluice_err
-sl_slots_take(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot *out,
-              int64_t *free_at)
+sl_slots_take(sl_slots *s, sl_slot_origin *o, double at, sl_slot *out,
+              double *free_at)
 {
     assert(o);
     *free_at = 0;
     memset(out, 0, sizeof *out);
-    sluice_err err = s->ops->take(s, o, now, out, free_at);
+    sluice_err err = s->ops->take(s, o, at, out, free_at);
     if (err != SLUICE_OK)
         return err;
     /* Taking a slot past the cap is a bug, not a condition. */
@@ -135,21 +135,21 @@ pacer_limits(const sl_slots *s)
 
 sluice_err
 sl_slots_pace_check(const sl_slots *s, const sl_pacer *p, unsigned in_use,
-                    int64_t now, int64_t *free_at)
+                    double at, double *free_at)
 {
     sl_pacer_limits lim = pacer_limits(s);
     if (in_use >= sl_pacer_conc(p, &lim))
         return SLUICE_EAGAIN; /* after a release */
-    if (!sl_pacer_may_start(p, &lim, now, free_at))
+    if (!sl_pacer_may_start(p, &lim, at, free_at))
         return SLUICE_EAGAIN;
     return SLUICE_OK;
 }
 
 void
-sl_slots_pace_start(const sl_slots *s, sl_pacer *p, int64_t now)
+sl_slots_pace_start(const sl_slots *s, sl_pacer *p, double at)
 {
     sl_pacer_limits lim = pacer_limits(s);
-    sl_pacer_started(p, &lim, now);
+    sl_pacer_started(p, &lim, at);
 }
 
 bool

@@ -105,11 +105,12 @@ struct sl_slots_ops {
      * when out of memory. The caller gives it back with origin_close. */
     sl_slot_origin *(*origin_open)(sl_slots *s, const char *name);
     void (*origin_close)(sl_slots *s, sl_slot_origin *o);
-    /* Take a free slot now, or SLUICE_EAGAIN with *free_at the time a
-     * slot could be free (a pause's end, a slot's deadline), 0 when none
-     * is free until one is released. */
-    sluice_err (*take)(sl_slots *s, sl_slot_origin *o, int64_t now,
-                       sl_slot *out, int64_t *free_at);
+    /* Take a free slot at `at` (boot ms, to the microsecond: the pace
+     * is kept between requests' real starts), or SLUICE_EAGAIN with
+     * *free_at the time a slot could be free (a pause's end, a slot's
+     * deadline, the pace), 0 when none is free until one is released. */
+    sluice_err (*take)(sl_slots *s, sl_slot_origin *o, double at,
+                       sl_slot *out, double *free_at);
     /* False when the slot's token is stale: nothing was released. */
     bool (*release)(sl_slots *s, const sl_slot *slot, bool complete);
     void (*pause)(sl_slots *s, sl_slot_origin *o, int64_t until);
@@ -140,14 +141,14 @@ sl_slot_origin *sl_slots_origin_open(sl_slots *s, const char *name);
 void sl_slots_origin_close(sl_slots *s, sl_slot_origin *o);
 
 /*
- * Take a slot of origin `o` before sending a request to it, `now` on the
- * boot clock. SLUICE_OK with *out filled; SLUICE_EAGAIN when none is
+ * Take a slot of origin `o` before sending a request to it, at `at` on the
+ * boot clock (sl_boot_msf: to the microsecond). SLUICE_OK with *out filled; SLUICE_EAGAIN when none is
  * free, with *free_at the time one may be (a pause's end, a held slot's
  * deadline), or 0: after a release. Another error: the slot service
  * failed (its message in s->errmsg).
  */
-sluice_err sl_slots_take(sl_slots *s, sl_slot_origin *o, int64_t now,
-                         sl_slot *out, int64_t *free_at);
+sluice_err sl_slots_take(sl_slots *s, sl_slot_origin *o, double at,
+                         sl_slot *out, double *free_at);
 /*
  * Give a slot back. `complete`: its request ended with a whole response,
  * so the origin is done with it; otherwise (aborted, timed out) a backend
@@ -184,9 +185,8 @@ void sl_slots_limits(sl_slots *s, sl_slot_origin *o, sl_slot_limits *out);
  * pause), the limits.
  */
 sluice_err sl_slots_pace_check(const sl_slots *s, const sl_pacer *p,
-                               unsigned in_use, int64_t now,
-                               int64_t *free_at);
-void sl_slots_pace_start(const sl_slots *s, sl_pacer *p, int64_t now);
+                               unsigned in_use, double at, double *free_at);
+void sl_slots_pace_start(const sl_slots *s, sl_pacer *p, double at);
 bool sl_slots_pace_feedback(const sl_slots *s, sl_pacer *p, unsigned in_use,
                             const sl_slot_feedback *fb, int64_t now,
                             int64_t *pause_until);

@@ -428,10 +428,11 @@ make_slots(sl_slots *s, sl_slot_origin *o)
 }
 
 static sluice_err
-durable_take(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot *out,
-             int64_t *free_at)
+durable_take(sl_slots *s, sl_slot_origin *o, double at, sl_slot *out,
+             double *free_at)
 {
     dstate *ds = ds_of(s);
+    int64_t now = (int64_t)at;
     if (ds->broken) {
         sl_fmt(s->errmsg, sizeof s->errmsg,
                "the slots could not be written to the queue");
@@ -465,7 +466,7 @@ durable_take(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot *out,
      * an earlier run, and those given up on, count against the cap (the
      * ceiling) until their deadlines, and a learnt limit below it must
      * not wait for them. */
-    sluice_err err = sl_slots_pace_check(s, &o->pacer, o->live, now, free_at);
+    sluice_err err = sl_slots_pace_check(s, &o->pacer, o->live, at, free_at);
     if (err != SLUICE_OK)
         return err;
     if (make_slots(s, o) != 0) {
@@ -494,7 +495,7 @@ durable_take(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot *out,
     d->abandoned = false;
     o->live++;
     ds->held++;
-    sl_slots_pace_start(s, &o->pacer, now);
+    sl_slots_pace_start(s, &o->pacer, at);
     *out = (sl_slot){o, i, d->token, d->taken, d->deadline};
     return SLUICE_OK;
 }

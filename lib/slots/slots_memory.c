@@ -122,10 +122,11 @@ make_slots(sl_slots *s, sl_slot_origin *o)
 }
 
 static sluice_err
-mem_take(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot *out,
-         int64_t *free_at)
+mem_take(sl_slots *s, sl_slot_origin *o, double at, sl_slot *out,
+         double *free_at)
 {
     mem_state *ms = ms_of(s);
+    int64_t now = (int64_t)at;
     if (o->held >= s->opts.cap ||
         (s->opts.max_total && ms->held >= s->opts.max_total))
         return SLUICE_EAGAIN;
@@ -139,7 +140,7 @@ mem_take(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot *out,
         sl_pacer_resume(&o->pacer, &lim, now);
         o->resumed_from = o->paused_until;
     }
-    sluice_err err = sl_slots_pace_check(s, &o->pacer, o->held, now, free_at);
+    sluice_err err = sl_slots_pace_check(s, &o->pacer, o->held, at, free_at);
     if (err != SLUICE_OK)
         return err;
     if (make_slots(s, o) != 0) {
@@ -153,7 +154,7 @@ mem_take(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot *out,
     slot->deadline_boot = now + s->opts.hold_ms;
     o->held++;
     ms->held++;
-    sl_slots_pace_start(s, &o->pacer, now);
+    sl_slots_pace_start(s, &o->pacer, at);
     *out = (sl_slot){o, i, slot->token, slot->taken_boot, slot->deadline_boot};
     return SLUICE_OK;
 }

@@ -167,6 +167,59 @@ stray_files() {
     find "$1/.sluice-tmp" -type f ! -name '*.lock' 2>/dev/null
 }
 
+# ------------------------------------------------------------ nginx
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+# start_nginx NAME: start nginx on a free port with the http{} directives
+# read from stdin, in which @PORT@ is the port to listen on and @DIR@ its
+# directory (access.log is NAME/access.log); sets ${NAME}_port and
+# ${NAME}_pid. Stopped at exit.
+start_nginx() {
+    local name=$1 dir=$WORK/$1 body port pid
+    [ -x "$NGINX" ] || skip "nginx is not installed (scripts/setup.sh test)"
+    body=$(cat)
+    mkdir -p "$dir"
+    for _ in 1 2 3 4 5 6 7 8; do
+        port=$((20000 + RANDOM % 30000))
+        {
+            cat <<CONF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 1024; }
+http {
+    access_log $dir/access.log;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+CONF
+            printf '%s\n' "$body" | sed "s|@PORT@|$port|g; s|@DIR@|$dir|g"
+            echo "}"
+        } >"$dir/nginx.conf"
+        "$NGINX" -p "$dir" -c "$dir/nginx.conf" 2>"$dir/stderr" &
+        pid=$!
+        for _ in $(seq 50); do
+            # nginx itself, not some other test's server on that port.
+            if curl -s -o /dev/null -D - "http://127.0.0.1:$port/_nginx" |
+                grep -qi '^server: nginx' && kill -0 $pid 2>/dev/null; then
+                ORIGIN_PIDS="$ORIGIN_PIDS $pid"
+                eval "${name}_port=$port"
+                eval "${name}_pid=$pid"
+                return 0
+            fi
+            kill -0 $pid 2>/dev/null || break
+            sleep 0.1
+        done
+        kill $pid 2>/dev/null
+        wait $pid 2>/dev/null
+    done
+    fail "nginx did not start: $(cat "$dir/stderr")"
+    finish
+}
+
 # ------------------------------------------------------------ s3rver
 # s3rver, an S3 API server from the npm registry (scripts/setup.sh test
 # installs it under build/peers/; $SLUICE_S3RVER overrides the path).
