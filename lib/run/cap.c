@@ -111,8 +111,14 @@ resolve(sl_run *r, const limit_kind *k, double given, double *use,
                       k->setting, a, k->unit, k->option, b);
         return SLUICE_OK;
     }
+    /* Stored as a plain number, as stored() and `status` read it. */
+    char text[32];
+    if (isinf(given))
+        sl_copy(text, sizeof text, "none");
+    else
+        sl_fmt(text, sizeof text, "%.17g", given);
     if (sl_queue_has(r->q, SL_QUEUE_F_SLOTS) &&
-        (err = sl_queue_setting_set(r->q, k->setting, b)) != SLUICE_OK) {
+        (err = sl_queue_setting_set(r->q, k->setting, text)) != SLUICE_OK) {
         sl_copy(errbuf, size, sluice_queue_errmsg(r->q));
         return err;
     }

@@ -82,5 +82,54 @@ echo "# adaptive: $ok answered, $throttled throttled; $out"
 # The cap is the ceiling while adapting.
 [ "$(origin_stat "$o_port" peak_in_flight)" -le 20 ] ||
     fail "$(origin_stat "$o_port" peak_in_flight) requests at once"
+# status shows what it learnt beside the cap.
+run "$SLUICE" status --db adapt.db
+assert_rc 0
+case "$out" in
+*"http://127.0.0.1:$ng_port: "*" of 20 at once, paced at "*/s*) ;;
+*) fail "status lacks the learnt limit: $out" ;;
+esac
+
+case_ "a restart with --rate does not burst: its pace is kept with the slots"
+# A slow pace, so that a restart (some milliseconds) is well inside one
+# interval: a run that forgot the dead one's pace would start at once.
+N=20 SLOW=5
+feed restart $N "$ng_port"
+: >ng/timed.log
+"${RUN[@]}" --db restart.db --rate $SLOW/s --timeout 5 >/dev/null 2>&1 &
+pid=$!
+sleep 1.5
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+run "${RUN[@]}" --db restart.db --rate $SLOW/s --timeout 5 --json
+assert_rc 0
+assert_eq "$(status_field restart.db done)" $N
+# The shortest time between two of sluice's requests, as nginx saw them
+# start, across both runs: the pace is 200 ms.
+gap=$(grep '"sluice/' ng/timed.log | awk '{ printf "%.3f\n", $1 - $2 }' |
+    sort -n |
+    awk 'NR > 1 { g = ($1 - p) * 1000; if (min == "" || g < min) min = g }
+         { p = $1 } END { printf "%d", min }')
+echo "# restart: shortest gap between two requests ${gap} ms," \
+    "$(nginx_count 429) throttled"
+[ "$gap" -ge 180 ] || fail "two requests ${gap} ms apart at $SLOW a second"
+
+# The test origin's own limit: 100 a fixed second, and the headers that
+# describe it in each spelling. sluice paces to them before any 429.
+for spelling in ietf draft x; do
+    case_ "--ratelimit-headers=$spelling: no throttle at all"
+    start_origin "h_$spelling" --latency fixed:30 --size $SIZE \
+        --rate-limit $RATE/1 --ratelimit-headers=$spelling
+    port_var="h_${spelling}_port"
+    N=300
+    feed "h_$spelling" $N "${!port_var}"
+    run "${RUN[@]}" --db "h_$spelling.db" --json
+    assert_rc 0
+    assert_eq "$(status_field "h_$spelling.db" done)" $N
+    throttled=$(origin_stat "${!port_var}" throttled)
+    echo "# $spelling: $throttled throttled; $out"
+    assert_eq "$throttled" 0
+    assert_has "$out" '"throttled":0,'
+done
 
 finish
