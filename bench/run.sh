@@ -15,6 +15,10 @@
 #   ingest          bench/ingest.sh's 1,000,000 JSONL records, new and again
 #   scale           a queue of 1,000,000 pending records: time to the first
 #                   request, and peak RSS during the run
+#   ratelimit       nginx limit_req at 100 r/s in front of the test origin,
+#                   1,000 images, cap 20 (issue 17): sluice with --rate
+#                   and adapting, curl --retry, aria2c, wget2; and the plot
+#                   of sluice's learnt limit over time (bench/ratelimit.sh)
 # Tools: sluice; curl --parallel; wget2 --max-threads; aria2c -j; xargs -P
 # around curl; in the fast workload also curl_sync, curl followed by a
 # syncfs (curl alone never makes its files durable). Output: a table,
@@ -33,7 +37,7 @@ rounds=${ROUNDS:-3}
 fast_rounds=${FAST_ROUNDS:-$((rounds > 7 ? rounds : 7))}
 partner_n=${PARTNER_N:-5000}
 fast_n=${FAST_N:-10000}
-workloads=${WORKLOADS:-partner partner-faults fast ingest scale}
+workloads=${WORKLOADS:-partner partner-faults fast ingest scale ratelimit}
 
 bash scripts/setup.sh build test bench >&2
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -119,41 +123,8 @@ start_origin() { # NAME ORIGIN-OPTIONS... -> ${NAME}_base
     eval "${name}_base=http://127.0.0.1:$(cat "$name.port")"
 }
 
-start_nginx() { # DIR -> nginx_base
-    local port
-    mkdir -p nginx
-    for _ in $(seq 8); do
-        port=$((20000 + RANDOM % 30000))
-        cat >nginx/nginx.conf <<CONF
-worker_processes 1;
-daemon off;
-pid $out/nginx/nginx.pid;
-error_log $out/nginx/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $out/nginx/body;
-    proxy_temp_path $out/nginx/proxy;
-    fastcgi_temp_path $out/nginx/fastcgi;
-    uwsgi_temp_path $out/nginx/uwsgi;
-    scgi_temp_path $out/nginx/scgi;
-    keepalive_requests 1000000;
-    server { listen 127.0.0.1:$port; root $1; }
-}
-CONF
-        nginx -p "$out/nginx" -c "$out/nginx/nginx.conf" 2>/dev/null &
-        pids+=($!)
-        for _ in $(seq 50); do
-            if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
-                nginx_base=http://127.0.0.1:$port
-                return 0
-            fi
-            sleep 0.1
-        done
-    done
-    echo "bench: nginx did not start" >&2
-    exit 1
-}
+# start_nginx: bench/nginx.sh's.
+. "$root/bench/nginx.sh"
 
 # ------------------------------------------------------------ the tools
 # Each: TOOL_fetch URLS N OUTDIR FAULTS(0/1). Output names keep the
@@ -304,7 +275,9 @@ for w in $workloads; do
         for i in $(seq 0 $((fast_n - 1))); do
             "$bin/tests/origin/origin_verify" body "$i" 8192 >www/img/$i.jpg
         done
-        start_nginx "$out/www"
+        start_nginx "$out/nginx" pids <<CONF
+    server { listen 127.0.0.1:@PORT@; root $out/www; }
+CONF
         for i in $(seq 0 $((fast_n - 1))); do
             echo "$nginx_base/img/$i.jpg"
         done >urls-fast.txt
@@ -316,6 +289,10 @@ for w in $workloads; do
         ;;
     scale)
         bash "$root/bench/scale.sh" "$bin" | tee scale.txt >&2
+        ;;
+    ratelimit)
+        ROUNDS=$rounds bash "$root/bench/ratelimit.sh" "$bin" |
+            tee ratelimit.txt >&2
         ;;
     esac
 done
@@ -420,6 +397,7 @@ if [ -s urls-partner-faults.txt ]; then
 fi
 [ -s ingest.txt ] && grep -E '^sluice|^sqlite3' ingest.txt | sed 's/^/ingest  /' || true
 [ -s scale.txt ] && sed 's/^/scale   /' scale.txt || true
+[ -s ratelimit.txt ] && cat ratelimit.txt || true
 cp results.json "$root/bench/results.json"
 bash "$root/bench/plot.sh" results.json >"$root/bench/results.svg"
 echo "wrote bench/results.json and bench/results.svg"

@@ -69,7 +69,7 @@ sl_sqlite_slots_finalize(sqlite_queue *s)
 sluice_err
 sl_sqlite_slots_load(sluice_queue *q, sl_slot_row_fn *fn, void *ctx)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     sluice_err err = slot_prep(q, SST_SLOTS_LOAD, &st);
     if (err != SLUICE_OK)
         return err;
@@ -109,7 +109,7 @@ sl_sqlite_slots_load(sluice_queue *q, sl_slot_row_fn *fn, void *ctx)
 static sluice_err
 save_row(sluice_queue *q, const sl_slot_row *r)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     bool empty = sl_slot_row_empty(r);
     sluice_err err = slot_prep(q, empty ? SST_SLOTS_DROP : SST_SLOTS_SAVE, &st);
     if (err != SLUICE_OK)
@@ -148,7 +148,7 @@ sl_sqlite_slots_save(sluice_queue *q, const sl_slot_row *rows, size_t n)
 sluice_err
 sl_sqlite_slots_clear(sluice_queue *q, const char *origin, uint64_t *removed)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     sluice_err err = sl_sqlite_own_begin(q);
     if (err == SLUICE_OK)
         err = slot_prep(q, SST_SLOTS_CLEAR, &st);
@@ -164,7 +164,7 @@ sluice_err
 sl_sqlite_setting_get(sluice_queue *q, const char *name, char *value,
                       size_t size)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     sluice_err err = slot_prep(q, SST_SETTING_GET, &st);
     if (err != SLUICE_OK)
         return err;
@@ -185,7 +185,7 @@ sl_sqlite_setting_get(sluice_queue *q, const char *name, char *value,
 sluice_err
 sl_sqlite_setting_set(sluice_queue *q, const char *name, const char *value)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     sluice_err err = sl_sqlite_own_begin(q);
     if (err == SLUICE_OK)
         err = slot_prep(q, SST_SETTING_SET, &st);

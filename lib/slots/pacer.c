@@ -20,18 +20,19 @@
 #define VERDICT_SHARE 0.25
 #define VERDICT_OF    20
 #define VERDICT_MS    1000
-#define TOOK_SHARE                                                             \
-    0.9                      /* a throttle cuts to this share of the rate      \
-                                the origin answered at, if more than the       \
-                                cut leaves */
+/* A throttle cuts the rate no lower than this share of the rate the
+ * origin answered at (over a rate limit, that is the limit). */
+#define TOOK_SHARE 0.9
+
 #define GROW_CONC_PER_S 1.0  /* requests at once added a second */
 #define GROW_RATE_SHARE 0.10 /* the rate grows by this share a second, */
 #define GROW_RATE_MIN   1.0  /* and by at least this many requests/s */
 #define BINDING_SHARE   0.8  /* a limit grows only while this near it */
 #define MIN_RATE        0.2  /* requests a second, at the least */
-#define CONC_HEADROOM                                                          \
-    2.0                       /* after a throttle, keep the requests at        \
-                                 once that twice the new rate needs */
+/* After a throttle, keep the requests at once that this many times the
+ * new rate needs. */
+#define CONC_HEADROOM 2.0
+
 #define SLOW_FACTOR     3.0   /* an answer this many times the usual, */
 #define SLOW_MIN_MS     1000  /* and this much slower, is slow */
 #define FLOOR_DRIFT     0.005 /* the usual latency creeps up this much */

@@ -82,6 +82,11 @@ echo "# adaptive: $ok answered, $throttled throttled; $out"
 # The cap is the ceiling while adapting.
 [ "$(origin_stat "$o_port" peak_in_flight)" -le 20 ] ||
     fail "$(origin_stat "$o_port" peak_in_flight) requests at once"
+# The progress line (every 5 s off a terminal) shows the learnt limit.
+case "$err" in
+*"; http://127.0.0.1:$ng_port: "*" of 20 at once at "*/s*) ;;
+*) fail "no progress line shows the learnt limit: $err" ;;
+esac
 # status shows what it learnt beside the cap.
 run "$SLUICE" status --db adapt.db
 assert_rc 0
