@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "sluice/sluice.h"
+
 static const char *const class_names[SL_CLASS_COUNT_] = {
     NULL,
 #define SL_CLASS_NAME_(name, text) text,
@@ -27,4 +29,10 @@ sl_error_class_from_name(const char *name)
         if (strcmp(class_names[i], name) == 0)
             return (sl_error_class)i;
     return SL_CLASS_NONE;
+}
+
+const char *
+sluice_error_class_name(unsigned i)
+{
+    return i + 1 < SL_CLASS_COUNT_ ? class_names[i + 1] : NULL;
 }

@@ -84,6 +84,7 @@ void slots_view_json(const slots_view *v, yajl_gen g);
 
 int cmd_ingest(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_list(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_slots(int argc, char **argv);

@@ -14,7 +14,7 @@ static const char help_text[] =
     "       sluice dlq replay [--db FILE] [--class CLASS] (--all | --id ID...)\n"
     "\n"
     "list    show every dead-lettered record: id, error class, HTTP status,\n"
-    "        attempts, when it died, and the last error\n"
+    "        attempts, when it died, its URL, and the last error\n"
     "replay  put dead records back in the queue as pending, with fresh\n"
     "        attempts: all of them (--all), or the ids given\n"
     "\n"
@@ -58,8 +58,8 @@ print_dead(void *ctx, const sluice_dead_record *rec)
         char status[8] = "-";
         if (rec->http_status)
             snprintf(status, sizeof status, "%d", rec->http_status);
-        printf("%s\t%s\t%s\t%u\t%s\t%s\n", rec->id, rec->error_class,
-               status, rec->attempts, when, rec->message);
+        printf("%s\t%s\t%s\t%u\t%s\t%s\t%s\n", rec->id, rec->error_class,
+               status, rec->attempts, when, rec->url, rec->message);
         return 0;
     }
     yajl_gen g = l->json;
@@ -97,7 +97,7 @@ dlq_list(sluice_queue *q, const sluice_dlq_filter *filter, bool json)
         cli_json_key(l.json, "records");
         yajl_gen_array_open(l.json);
     } else {
-        printf("ID\tCLASS\tSTATUS\tATTEMPTS\tFAILED_AT\tMESSAGE\n");
+        printf("ID\tCLASS\tSTATUS\tATTEMPTS\tFAILED_AT\tURL\tMESSAGE\n");
     }
     sluice_err err = sluice_dlq_list(q, filter, print_dead, &l);
     if (json) {
@@ -113,11 +113,53 @@ dlq_list(sluice_queue *q, const sluice_dlq_filter *filter, bool json)
     return EXIT_DONE;
 }
 
+/* Name each id given to replay that is not dead (or not of --class). */
+typedef struct {
+    const sluice_dlq_filter *filter;
+    bool dead;
+} replay_check;
+
+static int
+check_dead(void *arg, const sluice_record *rec)
+{
+    replay_check *c = arg;
+    c->dead = rec->state == SLUICE_STATE_DEAD;
+    if (c->dead && c->filter->error_class &&
+        (!rec->error_class ||
+         strcmp(rec->error_class, c->filter->error_class) != 0)) {
+        cli_error("dlq replay: %s is dead of class %s, not %s", rec->id,
+                  rec->error_class ? rec->error_class : "unknown",
+                  c->filter->error_class);
+        c->dead = false;
+    } else if (!c->dead) {
+        cli_error("dlq replay: %s is %s, not dead", rec->id,
+                  sluice_state_name(rec->state));
+    }
+    return 0;
+}
+
+static void
+name_missing(sluice_queue *q, const sluice_dlq_filter *filter,
+             const char *const *ids, size_t n_ids)
+{
+    for (size_t i = 0; i < n_ids; i++) {
+        replay_check c = {filter, false};
+        sluice_err err = sluice_record_get(q, ids[i], check_dead, &c);
+        if (err == SLUICE_ENOTFOUND)
+            cli_error("dlq replay: %s: no such record", ids[i]);
+        else if (err != SLUICE_OK)
+            cli_error("%s", sluice_queue_errmsg(q));
+    }
+}
+
 static int
 dlq_replay(sluice_queue *q, const sluice_dlq_filter *filter,
            const char *const *ids, size_t n_ids)
 {
     uint64_t replayed = 0, missing = 0;
+    /* Said before, while the records are as the user saw them. */
+    if (ids)
+        name_missing(q, filter, ids, n_ids);
     sluice_err err = sluice_dlq_replay(q, ids, n_ids, filter, &replayed,
                                        &missing);
     if (err != SLUICE_OK) {
@@ -131,6 +173,34 @@ dlq_replay(sluice_queue *q, const sluice_dlq_filter *filter,
         return EXIT_PARTIAL;
     }
     return EXIT_DONE;
+}
+
+static bool
+known_class(const char *name)
+{
+    const char *c;
+    for (unsigned i = 0; (c = sluice_error_class_name(i)); i++)
+        if (strcmp(c, name) == 0)
+            return true;
+    return false;
+}
+
+/* "http, network, ... and store". */
+static void
+list_classes(char *dst, size_t size)
+{
+    size_t n = 0;
+    const char *c;
+    dst[0] = '\0';
+    for (unsigned i = 0; (c = sluice_error_class_name(i)) && n < size; i++) {
+        const char *sep = i == 0                          ? ""
+                          : sluice_error_class_name(i + 1) ? ", "
+                                                           : " and ";
+        int k = snprintf(dst + n, size - n, "%s%s", sep, c);
+        if (k < 0)
+            break;
+        n += (size_t)k;
+    }
 }
 
 int
@@ -185,6 +255,14 @@ cmd_dlq(int argc, char **argv)
             break;
         case 'c':
             filter.error_class = optarg;
+            if (!known_class(optarg)) {
+                char classes[256];
+                list_classes(classes, sizeof classes);
+                free(ids);
+                return cli_usage("dlq",
+                                 "--class: no class '%s'; the classes are %s",
+                                 optarg, classes);
+            }
             break;
         case 'j':
             json = true;

@@ -17,6 +17,8 @@ static const char usage_text[] =
     "  ingest   read feeds (JSON Lines, CSV, URL lines) into the queue\n"
     "  run      fetch pending records into a store, under the cap\n"
     "  status   show how many records are in each state\n"
+    "  list     every record with its state and object: a table, JSON\n"
+    "           Lines or CSV\n"
     "  dlq      list or replay dead-lettered records\n"
     "  slots    list the slots held per origin, or clear those a run that\n"
     "           is gone left held\n"
@@ -35,6 +37,7 @@ static const command commands[] = {
     {"ingest", cmd_ingest},
     {"run", cmd_run},
     {"status", cmd_status},
+    {"list", cmd_list},
     {"dlq", cmd_dlq},
     {"slots", cmd_slots},
 };

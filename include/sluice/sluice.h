@@ -181,6 +181,59 @@ sluice_err sluice_ingest_fd(sluice_queue *q, int fd, const char *name,
                             const sluice_ingest_opts *opts,
                             sluice_ingest_stats *stats);
 
+/* ---------------------------------------------------------------- list */
+
+/* A record's state. */
+typedef enum {
+    SLUICE_STATE_PENDING = 0,
+    SLUICE_STATE_IN_FLIGHT = 1,
+    SLUICE_STATE_RETRYING = 2,
+    SLUICE_STATE_DONE = 3,
+    SLUICE_STATE_DEAD = 4
+} sluice_state;
+
+/* "pending", "in_flight", "retrying", "done", "dead". */
+const char *sluice_state_name(sluice_state state);
+/* The state of that name, or -1. */
+int sluice_state_from_name(const char *name);
+
+/* A record as sluice_list() hands it out; strings are NULL when unset. */
+typedef struct {
+    const char *id;
+    const char *url;
+    const char *key;
+    const char *meta; /* JSON object text */
+    sluice_state state;
+    unsigned attempts;
+    int64_t size;             /* done: the object's bytes; else -1 */
+    const char *sha256;       /* done: lower-case hex */
+    const char *content_type; /* done */
+    const char *etag;         /* done */
+    const char *error_class;  /* dead (or retrying): "http", "network"... */
+    const char *message;
+    int http_status;     /* the last response's, 0 when none */
+    int64_t finished_at; /* done or dead: ms since the epoch; else 0 */
+} sluice_record;
+
+/* Return non-zero to stop the listing early. */
+typedef int sluice_record_fn(void *ctx, const sluice_record *rec);
+
+/* Restrict sluice_list; state < 0 matches every state. */
+typedef struct {
+    int state;
+} sluice_list_filter;
+
+/*
+ * Hand every record matching `filter` (NULL: all) to `fn`, in feed order,
+ * streamed: memory does not grow with the queue.
+ */
+sluice_err sluice_list(sluice_queue *q, const sluice_list_filter *filter,
+                       sluice_record_fn *fn, void *ctx);
+
+/* Hand the record `id` to `fn`; SLUICE_ENOTFOUND if there is none. */
+sluice_err sluice_record_get(sluice_queue *q, const char *id,
+                             sluice_record_fn *fn, void *ctx);
+
 /* ------------------------------------------------------------------ dlq */
 
 /* A dead-lettered record, as sluice_dlq_list() hands it out. */
@@ -198,6 +251,10 @@ typedef struct {
 
 /* Return non-zero to stop the listing early. */
 typedef int sluice_dead_fn(void *ctx, const sluice_dead_record *rec);
+
+/* The error classes a dead record may have, by index from 0: "http",
+ * "network", "timeout", ...; NULL past the last. */
+const char *sluice_error_class_name(unsigned i);
 
 /* Restrict dlq list/replay; NULL fields match everything. */
 typedef struct {
@@ -303,11 +360,11 @@ typedef struct {
 
 typedef void sluice_run_progress_fn(void *ctx, const sluice_run_stats *st);
 
-/* A record that was dead-lettered or hit a store problem, as it happens. */
 /* Something the run says once about itself ("the cap stored with the
  * queue is 20"), one line. */
 typedef void sluice_run_notice_fn(void *ctx, const char *message);
 
+/* A record that was dead-lettered or hit a store problem, as it happens. */
 typedef void sluice_run_event_fn(void *ctx, const char *id, const char *url,
                                  const char *error_class, int http_status,
                                  const char *message);

@@ -429,6 +429,43 @@ sluice_dlq_list(sluice_queue *q, const sluice_dlq_filter *filter,
     return q->ops->dlq_list(q, filter ? filter : &all, fn, ctx);
 }
 
+_Static_assert(SLUICE_STATE_DEAD == (int)SL_STATE_DEAD &&
+                   SLUICE_STATE_PENDING == (int)SL_STATE_PENDING,
+               "sluice_state is sl_state");
+
+const char *
+sluice_state_name(sluice_state state)
+{
+    return sl_state_name((sl_state)state);
+}
+
+int
+sluice_state_from_name(const char *name)
+{
+    for (int s = SLUICE_STATE_PENDING; s <= SLUICE_STATE_DEAD; s++) {
+        if (strcmp(name, sl_state_name((sl_state)s)) == 0)
+            return s;
+    }
+    return -1;
+}
+
+sluice_err
+sluice_list(sluice_queue *q, const sluice_list_filter *filter,
+            sluice_record_fn *fn, void *ctx)
+{
+    int state = filter ? filter->state : -1;
+    if (state > SLUICE_STATE_DEAD)
+        return sl_queue_fail(q, SLUICE_ECONFIG, "no state %d", state);
+    return q->ops->list(q, state < 0 ? -1 : state, NULL, fn, ctx);
+}
+
+sluice_err
+sluice_record_get(sluice_queue *q, const char *id, sluice_record_fn *fn,
+                  void *ctx)
+{
+    return q->ops->list(q, -1, id, fn, ctx);
+}
+
 sluice_err
 sluice_dlq_replay(sluice_queue *q, const char *const *ids, size_t n_ids,
                   const sluice_dlq_filter *filter, uint64_t *replayed,

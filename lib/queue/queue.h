@@ -191,6 +191,10 @@ struct sl_queue_ops {
                       sl_record_info *out);
     sluice_err (*dlq_list)(sluice_queue *q, const sluice_dlq_filter *filter,
                            sluice_dead_fn *fn, void *ctx);
+    /* Every record of `state` (< 0: all; `id` non-NULL: that one only),
+     * in feed order, streamed. */
+    sluice_err (*list)(sluice_queue *q, int state, const char *id,
+                       sluice_record_fn *fn, void *ctx);
     sluice_err (*replay)(sluice_queue *q, const char *id,
                          const sluice_dlq_filter *filter, int64_t now_ms,
                          uint64_t *replayed);

@@ -140,6 +140,11 @@ static const char *const migrations[] = {
     " RETURNING rid, id, url, key, " ORIGIN_NAME ", attempts,"                \
     " first_attempt_at, 0, lease"
 
+/* What sluice_list hands out, in sqlite_list's order. */
+#define LIST_COLUMNS                                                           \
+    "id, url, key, meta, state, attempts, size, sha256, content_type, etag,"  \
+    " error_class, message, http_status, finished_at"
+
 static const char *const statements[ST_COUNT_] = {
     [ST_UPSERT] = UPSERT_HEAD "(?2, ?3, ?4, ?5, ?6, 0, 0, ?1)" UPSERT_TAIL,
     [ST_MAX_RID] = "SELECT max(rid) FROM records",
@@ -208,6 +213,9 @@ static const char *const statements[ST_COUNT_] = {
         "SELECT id, url, key, meta, error_class, message, http_status,"
         " attempts, finished_at FROM records WHERE state = 4"
         " AND (?1 IS NULL OR error_class = ?1) ORDER BY finished_at, rid",
+    [ST_LIST] = "SELECT " LIST_COLUMNS " FROM records"
+                " WHERE ?1 < 0 OR state = ?1 ORDER BY rid",
+    [ST_LIST_ONE] = "SELECT " LIST_COLUMNS " FROM records WHERE id = ?1",
     [ST_REPLAY] =
         "UPDATE records SET state = 0, next_at = 0, lease = lease + 1,"
         " attempts = 0, throttles = 0, first_attempt_at = NULL,"
@@ -1223,6 +1231,69 @@ sqlite_dlq_list(sluice_queue *q, const sluice_dlq_filter *filter,
     return rc == SQLITE_DONE ? SLUICE_OK : sl_sqlite_fail(q, rc, "dlq list");
 }
 
+static const char *
+column_text(sqlite3_stmt *st, int i)
+{
+    return (const char *)sqlite3_column_text(st, i);
+}
+
+static sluice_err
+sqlite_list(sluice_queue *q, int state, const char *id, sluice_record_fn *fn,
+            void *ctx)
+{
+    sqlite3_stmt *st;
+    sluice_err err = sl_sqlite_prep(q, id ? ST_LIST_ONE : ST_LIST, &st);
+    if (err != SLUICE_OK)
+        return err;
+    if (id)
+        sl_sqlite_bind_str(st, 1, id);
+    else
+        sqlite3_bind_int(st, 1, state);
+    int rc;
+    bool any = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sluice_record rec = {
+            .id = column_text(st, 0),
+            .url = column_text(st, 1),
+            .key = column_text(st, 2),
+            .meta = column_text(st, 3),
+            .state = (sluice_state)sqlite3_column_int(st, 4),
+            .attempts = (unsigned)sqlite3_column_int(st, 5),
+            .size = sqlite3_column_type(st, 6) == SQLITE_NULL
+                        ? -1
+                        : sqlite3_column_int64(st, 6),
+            .sha256 = column_text(st, 7),
+            .content_type = column_text(st, 8),
+            .etag = column_text(st, 9),
+            .error_class = column_text(st, 10),
+            .message = column_text(st, 11),
+            .http_status = sqlite3_column_int(st, 12),
+            .finished_at = sqlite3_column_int64(st, 13),
+        };
+        /* A record fetched before and pending again (a new url) keeps
+         * its last object's columns: they describe nothing stored now. */
+        if (rec.state != SLUICE_STATE_DONE) {
+            rec.size = -1;
+            rec.sha256 = rec.content_type = rec.etag = NULL;
+            if (rec.state != SLUICE_STATE_DEAD)
+                rec.finished_at = 0;
+        }
+        any = true;
+        if (fn(ctx, &rec) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE)
+        return sl_sqlite_fail(q, rc, "list");
+    if (id && !any)
+        return sl_queue_fail(q, SLUICE_ENOTFOUND, "no record with id %.200s",
+                             id);
+    return SLUICE_OK;
+}
+
 static sluice_err
 sqlite_replay(sluice_queue *q, const char *id,
               const sluice_dlq_filter *filter, int64_t now_ms,
@@ -1266,6 +1337,7 @@ const sl_queue_ops sl_queue_sqlite = {
     .next_due = sqlite_next_due,
     .get = sqlite_get,
     .dlq_list = sqlite_dlq_list,
+    .list = sqlite_list,
     .replay = sqlite_replay,
     .slots_load = sl_sqlite_slots_load,
     .slots_save = sl_sqlite_slots_save,

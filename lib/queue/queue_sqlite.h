@@ -34,6 +34,8 @@ enum {
     ST_OLDEST,
     ST_GET,
     ST_DLQ_LIST,
+    ST_LIST,
+    ST_LIST_ONE,
     ST_REPLAY,
     ST_BEGIN,
     ST_COMMIT,

@@ -16,4 +16,17 @@ run "$SLUICE" ingest --quiet million.jsonl
 assert_rc 0
 assert_eq "$out" "0 new, 0 updated, 1000000 unchanged, 0 rejected"
 
+case_ "list streams a million records in constant memory"
+/usr/bin/time -f %M -o rss-million.txt "$SLUICE" list --json >list.jsonl
+assert_eq "$(wc -l <list.jsonl)" 1000000
+"$GEN" 1000 jsonl >thousand.jsonl
+"$SLUICE" ingest --quiet --db thousand.db thousand.jsonl >/dev/null
+/usr/bin/time -f %M -o rss-thousand.txt "$SLUICE" list --json \
+    --db thousand.db >/dev/null
+million=$(tail -n 1 rss-million.txt) thousand=$(tail -n 1 rss-thousand.txt)
+echo "# list: peak RSS ${thousand} KiB for 1,000 records, ${million} KiB" \
+    "for 1,000,000"
+[ $((million - thousand)) -le 16384 ] ||
+    fail "list's memory grew by $((million - thousand)) KiB with the queue"
+
 finish

@@ -33,7 +33,7 @@ assert_rc 2
 case_ "dlq list on an empty dead-letter queue"
 run "$SLUICE" dlq list
 assert_rc 0
-assert_eq "$out" "$(printf 'ID\tCLASS\tSTATUS\tATTEMPTS\tFAILED_AT\tMESSAGE')"
+assert_eq "$out" "$(printf 'ID\tCLASS\tSTATUS\tATTEMPTS\tFAILED_AT\tURL\tMESSAGE')"
 run "$SLUICE" dlq list --json
 assert_eq "$out" '{"records":[],"count":0}'
 
@@ -50,6 +50,20 @@ run "$SLUICE" dlq replay --id nope other
 assert_rc 1
 assert_eq "$out" "0 replayed"
 assert_has "$err" "2 of the ids given are not in the dead-letter queue"
+# Each named, with what it is instead.
+assert_has "$err" "sluice: dlq replay: nope: no such record"
+assert_has "$err" "sluice: dlq replay: other: no such record"
+run "$SLUICE" dlq replay --id http://img.example/1
+assert_rc 1
+assert_has "$err" "sluice: dlq replay: http://img.example/1 is pending, not dead"
+
+case_ "dlq --class names the classes when it is not one"
+run "$SLUICE" dlq list --class bogus
+assert_rc 2
+assert_has "$err" "--class: no class 'bogus'; the classes are http, network,"
+assert_has "$err" " and store"
+run "$SLUICE" dlq replay --all --class nope
+assert_rc 2
 run "$SLUICE" dlq replay --all
 assert_rc 0
 assert_eq "$out" "0 replayed"

@@ -53,7 +53,7 @@ expect_dead() {
     fi
     assert_eq "$(cut -f2-4 <<<"$row")" "$(printf '%s\t%s\t%s' \
         "$class" "$status" "$attempts")"
-    msg=$(cut -f6 <<<"$row")
+    msg=$(cut -f7 <<<"$row")
     for pattern in "$@"; do
         case "$msg" in $pattern) return ;; esac
     done
@@ -201,7 +201,7 @@ for k in $(seq 0 8); do
     [ -z "$row" ] || class=$(cut -f2 <<<"$row")
     printf '    %-20s %-9s %2s requests %6s ms  %s\n' "${FAULTS[$k]}" \
         "$class" "$(origin_requests "$o_port" "$i")" \
-        "$(origin_span "$o_port" "$i")" "$(cut -f6 <<<"$row")"
+        "$(origin_span "$o_port" "$i")" "$(cut -f7 <<<"$row")"
 done
 
 case_ "a gzip bomb is stored as the compressed bytes it came as"
@@ -253,7 +253,7 @@ run timed rss2.txt "$SLUICE" run --db big.db \
     --max-bytes 64M --quiet
 assert_rc 1
 run "$SLUICE" dlq list --db big.db
-assert_eq "$(printf '%s\n' "$out" | tail -n +2 | cut -f2,3,4,6 | sort -u)" \
+assert_eq "$(printf '%s\n' "$out" | tail -n +2 | cut -f2,3,4,7 | sort -u)" \
     "$(printf 'too_large\t200\t1\tbody larger than --max-bytes (67108864)')"
 assert_eq "$(printf '%s\n' "$out" | tail -n +2 | wc -l)" 2
 assert_eq "$(find big -type f ! -name '*.lock' | wc -l)" 0

@@ -1,0 +1,259 @@
+/*
+ * `sluice list`: every record of the queue with what became of it (the
+ * object's size, SHA-256, content type and ETag; a dead record's class
+ * and message), streamed as a table, JSON Lines or CSV, so that the
+ * catalogue side can join on it without sqlite3.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+static const char help_text[] =
+    "Usage: sluice list [--db FILE] [--state STATE] [--json | --csv]\n"
+    "\n"
+    "List every record in feed order: id, state, url, key, and for done\n"
+    "records the object's size, SHA-256, content type and ETag; for dead\n"
+    "(and retrying) ones the error class, HTTP status and message.\n"
+    "Streamed: a million records list in constant memory.\n"
+    "\n"
+    "Options:\n"
+    "  --db FILE      queue database (default: $SLUICE_DB, else "
+    "./sluice.db)\n"
+    "  --state STATE  only records in this state: pending, in_flight,\n"
+    "                 retrying, done or dead\n"
+    "  --json         JSON Lines: one object a record, with its meta\n"
+    "  --csv          CSV (RFC 4180) with a header row\n"
+    "  -h, --help     show this help\n"
+    "\n"
+    "Exit status: 0 success, 2 usage error, 3 the work stopped.\n";
+
+typedef enum { OUT_TABLE, OUT_JSON, OUT_CSV } out_format;
+
+typedef struct {
+    out_format format;
+    yajl_gen json;
+} list_ctx;
+
+static void
+iso_time(char *dst, size_t size, int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!ms || !gmtime_r(&t, &tm) ||
+        !strftime(dst, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        dst[0] = '\0';
+}
+
+/* A table cell: "-" for nothing; tabs and line breaks shown escaped. */
+static void
+cell(const char *s, bool last)
+{
+    if (!s || !*s) {
+        fputc('-', stdout);
+    } else {
+        for (; *s; s++) {
+            if (*s == '\t')
+                fputs("\\t", stdout);
+            else if (*s == '\n')
+                fputs("\\n", stdout);
+            else if (*s == '\r')
+                fputs("\\r", stdout);
+            else
+                fputc(*s, stdout);
+        }
+    }
+    fputc(last ? '\n' : '\t', stdout);
+}
+
+/* A CSV field, quoted when it holds a comma, a quote or a line break. */
+static void
+field(const char *s, bool last)
+{
+    if (s && s[strcspn(s, ",\"\r\n")]) {
+        fputc('"', stdout);
+        for (; *s; s++) {
+            if (*s == '"')
+                fputc('"', stdout);
+            fputc(*s, stdout);
+        }
+        fputc('"', stdout);
+    } else if (s) {
+        fputs(s, stdout);
+    }
+    fputc(last ? '\n' : ',', stdout);
+}
+
+static void
+print_json(yajl_gen g, const sluice_record *rec, const char *size,
+           const char *status, const char *finished)
+{
+    yajl_gen_map_open(g);
+    cli_json_key(g, "id");
+    cli_json_str(g, rec->id);
+    cli_json_key(g, "state");
+    cli_json_str(g, sluice_state_name(rec->state));
+    cli_json_key(g, "url");
+    cli_json_str(g, rec->url);
+    cli_json_key(g, "key");
+    cli_json_str(g, rec->key);
+    cli_json_key(g, "meta");
+    cli_json_raw(g, rec->meta);
+    cli_json_uint(g, "attempts", rec->attempts);
+    cli_json_key(g, "size");
+    if (*size)
+        yajl_gen_integer(g, rec->size);
+    else
+        yajl_gen_null(g);
+    cli_json_key(g, "sha256");
+    cli_json_str(g, rec->sha256);
+    cli_json_key(g, "content_type");
+    cli_json_str(g, rec->content_type);
+    cli_json_key(g, "etag");
+    cli_json_str(g, rec->etag);
+    cli_json_key(g, "error_class");
+    cli_json_str(g, rec->error_class);
+    cli_json_key(g, "http_status");
+    if (*status)
+        yajl_gen_integer(g, rec->http_status);
+    else
+        yajl_gen_null(g);
+    cli_json_key(g, "message");
+    cli_json_str(g, rec->message);
+    cli_json_key(g, "finished_at");
+    cli_json_str(g, *finished ? finished : NULL);
+    yajl_gen_map_close(g);
+    fputc('\n', stdout);
+    yajl_gen_reset(g, NULL);
+}
+
+static int
+print_record(void *arg, const sluice_record *rec)
+{
+    list_ctx *l = arg;
+    char size[24] = "", status[8] = "", finished[32];
+    if (rec->size >= 0)
+        snprintf(size, sizeof size, "%lld", (long long)rec->size);
+    if (rec->http_status)
+        snprintf(status, sizeof status, "%d", rec->http_status);
+    iso_time(finished, sizeof finished, rec->finished_at);
+    const char *state = sluice_state_name(rec->state);
+    switch (l->format) {
+    case OUT_JSON:
+        print_json(l->json, rec, size, status, finished);
+        break;
+    case OUT_CSV:
+        field(rec->id, false);
+        field(state, false);
+        field(rec->url, false);
+        field(rec->key, false);
+        field(size, false);
+        field(rec->sha256, false);
+        field(rec->content_type, false);
+        field(rec->etag, false);
+        field(rec->error_class, false);
+        field(status, false);
+        field(rec->message, false);
+        field(finished, false);
+        field(rec->meta, true);
+        break;
+    case OUT_TABLE:
+        cell(rec->id, false);
+        cell(state, false);
+        cell(rec->url, false);
+        cell(rec->key, false);
+        cell(size, false);
+        cell(rec->sha256, false);
+        cell(rec->content_type, false);
+        cell(rec->etag, false);
+        cell(rec->error_class, false);
+        cell(status, false);
+        cell(rec->message, true);
+        break;
+    }
+    return ferror(stdout) ? 1 : 0;
+}
+
+int
+cmd_list(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"db", required_argument, NULL, 'd'},
+        {"state", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
+        {"csv", no_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *db_opt = NULL;
+    sluice_list_filter filter = {-1};
+    list_ctx l = {OUT_TABLE, NULL};
+    bool json = false, csv = false;
+    int c;
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db_opt = optarg;
+            break;
+        case 's':
+            filter.state = sluice_state_from_name(optarg);
+            if (filter.state < 0)
+                return cli_usage("list",
+                                 "--state: expected pending, in_flight, "
+                                 "retrying, done or dead, got '%s'",
+                                 optarg);
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'c':
+            csv = true;
+            break;
+        case 'h':
+            fputs(help_text, stdout);
+            return EXIT_DONE;
+        default:
+            return cli_usage("list", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage("list", "unexpected argument '%s'", argv[optind]);
+    if (json && csv)
+        return cli_usage("list", "--json and --csv: choose one");
+
+    sluice_queue *q = cli_open_queue(cli_db_path(db_opt),
+                                     SLUICE_QUEUE_READONLY);
+    if (!q)
+        return EXIT_FAILED;
+    if (json) {
+        l.format = OUT_JSON;
+        l.json = cli_json_begin();
+    } else if (csv) {
+        l.format = OUT_CSV;
+        fputs("id,state,url,key,size,sha256,content_type,etag,error_class,"
+              "http_status,message,finished_at,meta\n",
+              stdout);
+    } else {
+        fputs("ID\tSTATE\tURL\tKEY\tSIZE\tSHA256\tCONTENT_TYPE\tETAG\tCLASS\t"
+              "STATUS\tMESSAGE\n",
+              stdout);
+    }
+    sluice_err err = sluice_list(q, &filter, print_record, &l);
+    if (l.json)
+        yajl_gen_free(l.json);
+    int status = EXIT_DONE;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_error("list: writing the output failed");
+        status = EXIT_FAILED;
+    } else if (err != SLUICE_OK) {
+        cli_error("%s", sluice_queue_errmsg(q));
+        status = cli_exit_for(err);
+    }
+    sluice_queue_close(q);
+    return status;
+}
