@@ -32,6 +32,8 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -142,7 +144,17 @@ on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
     const sl_guard *guard = f->opts.guard;
     const char *why = guard ? sl_guard_check(guard, &addr->addr) : NULL;
     if (why) {
-        sl_fmt(t->refused, sizeof t->refused, "%s address refused", why);
+        char ip[INET6_ADDRSTRLEN] = "?";
+        const struct sockaddr *sa = &addr->addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+                      ip, sizeof ip);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6,
+                      &((const struct sockaddr_in6 *)sa)->sin6_addr, ip,
+                      sizeof ip);
+        sl_fmt(t->refused, sizeof t->refused, "%s address %s refused", why,
+               ip);
         return CURL_SOCKET_BAD;
     }
     int s = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);

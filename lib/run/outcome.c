@@ -19,7 +19,9 @@
     2000                    /* give back waiting jobs of origins paused        \
                                longer */
 #define DOWN_AFTER        3 /* refused connections in a row: down */
-#define DOWN_PAUSE_MAX_MS 60000
+/* The longest pause of an origin that is down: then one request probes
+ * it, so that fetching resumes within about this long of its return. */
+#define DOWN_PAUSE_MAX_MS 5000
 
 static int64_t
 backoff(sl_run *r, unsigned attempt)
@@ -129,7 +131,11 @@ static void
 describe(char *dst, size_t size, sl_error_class cls, const sl_fetch_result *res,
          const sl_job *j, uint64_t max_bytes)
 {
-    if (cls == SL_CLASS_POLICY)
+    if (cls == SL_CLASS_POLICY && j->hops > 0)
+        /* Not the feed's URL: name the target the redirect led to. */
+        sl_fmt(dst, size, "redirect to %.300s: %s", j->url,
+               res->refused[0] ? res->refused : "refused by the URL policy");
+    else if (cls == SL_CLASS_POLICY)
         sl_copy(dst, size,
                 res->refused[0] ? res->refused : "refused by the URL policy");
     else if (cls == SL_CLASS_TOO_LARGE)
@@ -147,10 +153,11 @@ describe(char *dst, size_t size, sl_error_class cls, const sl_fetch_result *res,
 
 /*
  * An origin that refuses connections DOWN_AFTER times in a row is down:
- * it is paused (1 s doubling to a minute, jittered) and the records that
- * meet it down wait for it without using attempts (--max-age still
- * applies), so an outage does not empty the queue into the DLQ. True when
- * the job was handled so.
+ * it is paused (1 s doubling to 5 s, jittered), then probed by one
+ * request at a time until one is answered; the records that meet it down
+ * wait for it without using attempts (--max-age still applies), so an
+ * outage does not empty the queue into the DLQ. True when the job was
+ * handled so.
  */
 static bool
 origin_down(sl_run *r, sl_job *j, const sl_fetch_result *res, const char *msg)
@@ -221,6 +228,9 @@ sl_outcome_transfer_done(sl_run *r, sl_fetch_result *res)
                        res->error != SL_XFER_TOO_LARGE;
     sl_origin *origin = j->origin;
     int64_t started = j->slot.taken_boot;
+    /* Refused by the URL policy before it connected: no request left. */
+    if (res->refused[0] && r->st.requests > 0)
+        r->st.requests--;
     sl_sched_request_ended(r, j, ended_there);
     feedback(r, origin, started, res);
     if (r->fatal != SLUICE_OK) {

@@ -69,6 +69,7 @@ struct sl_origin {
     double next_try; /* no take before (boot ms: its pace, held slots) */
     unsigned refused_in_row; /* connections refused since the last answer */
     unsigned down_pauses;    /* pauses since it was last up (backoff) */
+    unsigned running;        /* its requests in flight */
     /* Jobs waiting to start, in feed order. */
     sl_job *ready_head, *ready_tail;
     unsigned n_ready;

@@ -303,6 +303,7 @@ start_one(sl_run *r, sl_origin *o, int64_t now)
         return false;
     }
     r->sched.running++;
+    o->running++;
     r->st.requests++;
     return true;
 }
@@ -326,6 +327,10 @@ sl_sched_start_ready(sl_run *r)
             if (!o->ready_head || o->paused_until > now ||
                 o->next_try > sl_boot_msf())
                 continue;
+            /* An origin that was down gets one request, a probe, until
+             * it answers. */
+            if (o->down_pauses && o->running > 0)
+                continue;
             if (start_one(r, o, now))
                 started = true;
             else if (r->fatal != SLUICE_OK)
@@ -340,6 +345,7 @@ sl_sched_request_ended(sl_run *r, sl_job *j, bool complete)
     sl_slots_release(r->slots, &j->slot, complete);
     j->transfer = NULL;
     r->sched.running--;
+    j->origin->running--;
 }
 
 void

@@ -35,4 +35,26 @@ assert_eq "$("$VERIFY" store fixed:2000 out)" $RECORDS
 run sqlite3 sluice.db "SELECT max(attempts) FROM records"
 [ "$out" -lt 3 ] || fail "a record used $out attempts"
 
+case_ "after a long outage, fetching resumes within seconds of the return"
+# Down for 20 s: pauses of 1, 2, 4, 8 and 16 s (each up to a quarter
+# longer) would leave it idle for 11 to 18 s after it is back; probing at
+# most every 5 s (6.25 with the jitter), 6.25 at most.
+"$GEN" 40 jsonl "http://127.0.0.1:$port" >long.jsonl
+"$SLUICE" ingest --allow-private --db long.db long.jsonl >/dev/null
+stop_origins
+"$SLUICE" run --db long.db --store out-long --allow-private \
+    --max-concurrency 4 --quiet >run-long.out 2>&1 &
+run_pid=$!
+sleep 20
+start_origin o --listen 127.0.0.1:$port --latency fixed:20 --size fixed:2000
+back=$(date +%s.%N)
+wait $run_pid
+rc=$?
+took=$(awk -v a="$back" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+echo "# finished ${took} s after the origin came back"
+assert_eq "$rc" 0
+assert_eq "$(status_field long.db done)" 40
+awk -v t="$took" 'BEGIN { exit !(t < 9) }' ||
+    fail "the run finished ${took} s after the origin came back"
+
 finish

@@ -20,12 +20,15 @@ http://[::1]:$p/img/7.jpg
 http://017700000001:$p/img/8.jpg
 FEED
 "$SLUICE" ingest --allow-private feed.txt >/dev/null
-run "$SLUICE" run --store out --quiet
+run "$SLUICE" run --store out --quiet --json
 assert_rc 1
 assert_eq "$(status_field sluice.db dead)" 8
+# Refused before any connection: no request was sent.
+assert_has "$out" '"requests":0,'
 run "$SLUICE" dlq list
 assert_eq "$(printf '%s\n' "$out" | tail -n +2 | cut -f2 | sort -u)" policy
-assert_has "$out" "loopback address refused"
+assert_has "$out" "loopback address 127.0.0.1 refused"
+assert_has "$out" "loopback address ::1 refused"
 assert_eq "$(origin_stat "$p" requests)" 0
 [ ! -e out/localhost+$p ] || fail "something was stored"
 
@@ -40,11 +43,15 @@ curl -s "http://127.0.0.1:$p/_reset" >/dev/null
 start_origin private --listen 127.0.0.2:0 --latency 0 --size fixed:100
 echo "http://127.0.0.1:$p/img/9.jpg?fault=redirect&hops=1&to=http%3A%2F%2F127.0.0.2%3A$private_port" >redir.txt
 "$SLUICE" ingest --allow-private --db redir.db redir.txt >/dev/null
-run "$SLUICE" run --db redir.db --store out2 --allow-net 127.0.0.1/32 --quiet
+run "$SLUICE" run --db redir.db --store out2 --allow-net 127.0.0.1/32 --quiet \
+    --json
 assert_rc 1
+assert_has "$out" '"requests":1,' # the first hop only
 run "$SLUICE" dlq list --db redir.db
 assert_has "$out" "$(printf 'policy\t-\t1\t')"
-assert_has "$out" "loopback address refused"
+# The refused target is named: the redirect's URL, and the address.
+assert_has "$out" "redirect to http://127.0.0.2:$private_port/img/9.jpg"
+assert_has "$out" ": loopback address 127.0.0.2 refused"
 assert_eq "$(origin_stat "$private_port" requests 127.0.0.2)" 0
 assert_eq "$(origin_stat "$p" requests)" 1
 
