@@ -7,6 +7,8 @@
 
 #include <string.h>
 
+#include <yajl/yajl_tree.h>
+
 #define FWD(ctx) ((sl_json_forward *)(ctx))
 
 static int
@@ -177,6 +179,35 @@ sl_json_gen_new(void)
     if (g)
         yajl_gen_config(g, yajl_gen_validate_utf8, 1);
     return g;
+}
+
+void
+sl_json_gen_tree(yajl_gen gen, const struct yajl_val_s *v)
+{
+    if (YAJL_IS_OBJECT(v)) {
+        yajl_gen_map_open(gen);
+        for (size_t i = 0; i < v->u.object.len; i++) {
+            const char *k = v->u.object.keys[i];
+            yajl_gen_string(gen, (const unsigned char *)k, strlen(k));
+            sl_json_gen_tree(gen, v->u.object.values[i]);
+        }
+        yajl_gen_map_close(gen);
+    } else if (YAJL_IS_ARRAY(v)) {
+        yajl_gen_array_open(gen);
+        for (size_t i = 0; i < v->u.array.len; i++)
+            sl_json_gen_tree(gen, v->u.array.values[i]);
+        yajl_gen_array_close(gen);
+    } else if (YAJL_IS_STRING(v)) {
+        const char *s = YAJL_GET_STRING(v);
+        yajl_gen_string(gen, (const unsigned char *)s, strlen(s));
+    } else if (YAJL_IS_NUMBER(v)) {
+        const char *num = YAJL_GET_NUMBER(v);
+        yajl_gen_number(gen, num, strlen(num));
+    } else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
+        yajl_gen_bool(gen, YAJL_IS_TRUE(v));
+    } else {
+        yajl_gen_null(gen);
+    }
 }
 
 const char *

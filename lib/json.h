@@ -44,6 +44,10 @@ int sl_json_copy_members(yajl_gen gen, const char *text, size_t len,
  * memory. */
 yajl_gen sl_json_gen_new(void);
 
+/* Generate the value `v` of a parsed tree (yajl_tree.h) into `gen`. */
+struct yajl_val_s;
+void sl_json_gen_tree(yajl_gen gen, const struct yajl_val_s *v);
+
 /* The generator's output so far (NUL-terminated: yajl's buffer always
  * is) and its length. */
 const char *sl_json_gen_text(yajl_gen gen, size_t *len);

@@ -8,6 +8,7 @@
 
 #include "curl_reference.h"
 #include "fault.h"
+#include "record/meta.h"
 #include "record/record.h"
 #include "test.h"
 #include "util.h"
@@ -1821,6 +1822,68 @@ TEST(record_prepare_rejects)
 }
 
 /* One scratch through many records: nothing leaks from one to the next. */
+/* sl_meta_fields' output, "name=value;..." */
+static int
+collect_field(void *ctx, const char *name, const char *value)
+{
+    char *out = ctx;
+    size_t n = strlen(out);
+    snprintf(out + n, 512 - n, "%s=%s;", name, value);
+    return 0;
+}
+
+TEST(meta_maps_to_object_metadata_fields)
+{
+    char out[512] = "", why[256] = "";
+    ASSERT_EQ(sl_meta_fields("{\"Title\":\"caf\xc3\xa9\",\"w\":640,"
+                             "\"Image URL\":\"x\",\"t\":[1,{\"a\":null}],"
+                             "\"ok\":true}",
+                             collect_field, out, why, sizeof why),
+              SLUICE_OK);
+    ASSERT_STR_EQ(out, "title=caf\xc3\xa9;w=640;image-url=x;"
+                       "t=[1,{\"a\":null}];ok=true;");
+    ASSERT_EQ(sl_meta_fields(NULL, collect_field, out, why, sizeof why),
+              SLUICE_OK);
+}
+
+TEST(meta_that_cannot_be_object_metadata_is_refused_at_ingest)
+{
+    sl_record_scratch s;
+    sl_record_scratch_init(&s);
+    sl_feed_item item;
+    /* Two members of one name, and names sluice sets itself. */
+    item = item_of("x", "http://h.example/", NULL,
+                   "{\"a_b\":1,\"A-B\":2}");
+    expect_prepare_fails(&s, &item, SLUICE_EPARSE,
+                         "meta: members \"a_b\" and \"A-B\" are both "
+                         "metadata \"a-b\"");
+    item = item_of("x", "http://h.example/", NULL, "{\"Source_URL\":1}");
+    expect_prepare_fails(&s, &item, SLUICE_EPARSE,
+                         "would be metadata \"source-url\", which sluice "
+                         "sets itself");
+    item = item_of("x", "http://h.example/", NULL, "{\"\":1}");
+    expect_prepare_fails(&s, &item, SLUICE_EPARSE, "which sluice sets");
+    /* Over S3's 2 KB, counting non-ASCII as sent (%XX). */
+    char big[3000];
+    snprintf(big, sizeof big, "{\"a\":\"%0*d\"}", SL_META_MAX - 1, 0);
+    item = item_of("x", "http://h.example/", NULL, big);
+    sl_record rec;
+    char why[256];
+    ASSERT_EQ(sl_record_prepare(&s, &item, &rec, why, sizeof why), SLUICE_OK);
+    snprintf(big, sizeof big, "{\"a\":\"%0*d\"}", SL_META_MAX, 0);
+    item = item_of("x", "http://h.example/", NULL, big);
+    expect_prepare_fails(&s, &item, SLUICE_EPARSE,
+                         "meta: over 2048 bytes as object metadata (S3's "
+                         "limit), at member \"a\"");
+    char wide[3000] = "{\"a\":\"";
+    for (int i = 0; i < 350; i++)
+        strcat(wide, "\xc3\xa9"); /* 700 bytes, 2,100 as sent */
+    strcat(wide, "\"}");
+    item = item_of("x", "http://h.example/", NULL, wide);
+    expect_prepare_fails(&s, &item, SLUICE_EPARSE, "over 2048 bytes");
+    sl_record_scratch_free(&s);
+}
+
 TEST(record_prepare_scratch_reuse)
 {
     sl_record_scratch s;

@@ -324,8 +324,14 @@ put_object(sl_store *s, const char *key, const char *body,
     ASSERT_EQ(sl_object_write(o, body, third), SLUICE_OK);
     ASSERT_EQ(sl_object_write(o, body + third, third), SLUICE_OK);
     ASSERT_EQ(sl_object_write(o, body + 2 * third, len - 2 * third), SLUICE_OK);
-    sl_object_meta meta = {content_type, etag,
-                           "http://img.example/a%20b.jpg?x=1", len};
+    sl_object_meta meta = {
+        .content_type = content_type,
+        .etag = etag,
+        .source_url = "http://img.example/a%20b.jpg?x=1",
+        .record_meta = "{\"Title\":\"caf\xc3\xa9 au lait\",\"w\":640,"
+                       "\"tags\":[\"a\",\"b\"],\"Image_URL\":\"x\"}",
+        .size = len,
+    };
     ASSERT_EQ(sl_store_submit(s, o, &meta), SLUICE_OK);
 }
 
@@ -570,12 +576,18 @@ TEST(the_put_is_signed_as_sigv4_requires)
     ASSERT_STR_EQ(header_of(c, "x-amz-meta-source-url"),
                   "http://img.example/a%20b.jpg?x=1");
     ASSERT_STR_EQ(header_of(c, "x-amz-meta-origin-etag"), "\"abc\"%20%C3%A9");
+    /* The record's meta, a field a member (record/meta.h's mapping). */
+    ASSERT_STR_EQ(header_of(c, "x-amz-meta-title"), "caf%C3%A9%20au%20lait");
+    ASSERT_STR_EQ(header_of(c, "x-amz-meta-w"), "640");
+    ASSERT_STR_EQ(header_of(c, "x-amz-meta-tags"), "[\"a\",\"b\"]");
+    ASSERT_STR_EQ(header_of(c, "x-amz-meta-image-url"), "x");
     ASSERT_STR_EQ(header_of(c, "x-amz-security-token"), TOKEN);
     /* Everything the store chose to send is signed. */
     static const char *const must_sign[] = {
         "content-md5",           "content-type",
         "x-amz-checksum-sha256", "x-amz-meta-origin-etag",
-        "x-amz-meta-source-url", "x-amz-security-token"};
+        "x-amz-meta-source-url", "x-amz-meta-title",
+        "x-amz-meta-tags",       "x-amz-security-token"};
     char list[1100];
     snprintf(list, sizeof list, ";%s;", signed_headers);
     for (size_t i = 0; i < SL_ARRAY_LEN(must_sign); i++) {

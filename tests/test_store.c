@@ -55,8 +55,10 @@ write_all(sl_object *o, const void *data, size_t len)
 static void
 submit(sl_store *s, sl_object *o)
 {
-    sl_object_meta meta = {"image/jpeg", "\"etag-1\"",
-                           "http://img.example/a.jpg", o->written};
+    sl_object_meta meta = {.content_type = "image/jpeg",
+                           .etag = "\"etag-1\"",
+                           .source_url = "http://img.example/a.jpg",
+                           .size = o->written};
     ASSERT_EQ(sl_store_submit(s, o, &meta), SLUICE_OK);
 }
 

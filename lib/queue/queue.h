@@ -45,6 +45,7 @@ typedef struct {
     char *url;
     char *key;
     char *origin;
+    char *meta; /* JSON object text, or NULL */
     unsigned attempts;        /* failed attempts so far, throttles excluded */
     int64_t first_attempt_ms; /* when it was first leased */
     bool was_retrying;        /* it came from retrying, not pending */

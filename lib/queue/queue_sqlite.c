@@ -138,7 +138,7 @@ static const char *const migrations[] = {
     " first_attempt_at = coalesce(first_attempt_at, ?1)"
 #define LEASED_ROW                                                            \
     " RETURNING rid, id, url, key, " ORIGIN_NAME ", attempts,"                \
-    " first_attempt_at, 0, lease"
+    " first_attempt_at, 0, lease, meta"
 
 /* What sluice_list hands out, in sqlite_list's order. */
 #define LIST_COLUMNS                                                           \
@@ -153,7 +153,7 @@ static const char *const statements[ST_COUNT_] = {
                       " RETURNING oid",
     [ST_LEASE_DUE] =
         "SELECT rid, id, url, key, " ORIGIN_NAME ", attempts,"
-        " first_attempt_at, state FROM records WHERE state IN (1, 2)"
+        " first_attempt_at, state, meta FROM records WHERE state IN (1, 2)"
         " AND next_at <= ?1 AND " NOT_SKIPPED
         " ORDER BY next_at LIMIT ?2",
     /* Pending records are leased by one statement: far cheaper than a
@@ -683,24 +683,31 @@ sqlite_upsert(sluice_queue *q, const sl_record *recs, size_t n,
     return err;
 }
 
-/* Copy the row's strings into one allocation owned by the lease. */
+/* Copy the row's strings into one allocation owned by the lease: id, url,
+ * key and origin (columns 1 to 4), and meta (the last column; NULL). */
 static int
 lease_fill(sl_lease *l, sqlite3_stmt *st)
 {
-    const char *cols[4];
-    size_t lens[4], total = 0;
-    for (int i = 0; i < 4; i++) {
-        cols[i] = (const char *)sqlite3_column_text(st, i + 1);
-        lens[i] = (size_t)sqlite3_column_bytes(st, i + 1);
-        if (!cols[i])
+    const char *cols[5];
+    size_t lens[5], total = 0;
+    int meta_col = sqlite3_column_count(st) - 1;
+    for (int i = 0; i < 5; i++) {
+        int col = i < 4 ? i + 1 : meta_col;
+        cols[i] = (const char *)sqlite3_column_text(st, col);
+        lens[i] = (size_t)sqlite3_column_bytes(st, col);
+        if (!cols[i] && i < 4)
             return -1;
         total += lens[i] + 1;
     }
     char *block = sl_malloc(total);
     if (!block)
         return -1;
-    char **dst[4] = {&l->id, &l->url, &l->key, &l->origin};
-    for (int i = 0; i < 4; i++) {
+    char **dst[5] = {&l->id, &l->url, &l->key, &l->origin, &l->meta};
+    for (int i = 0; i < 5; i++) {
+        if (!cols[i]) {
+            *dst[i] = NULL;
+            continue;
+        }
         memcpy(block, cols[i], lens[i]);
         block[lens[i]] = '\0';
         *dst[i] = block;

@@ -6,6 +6,8 @@
  */
 #include "record.h"
 
+#include "meta.h"
+
 #include <string.h>
 
 #include <curl/curl.h>
@@ -114,6 +116,10 @@ sl_record_prepare(sl_record_scratch *s, const sl_feed_item *item,
         rec->key = s->key.data;
         rec->key_len = s->key.len;
     }
+    /* It goes on the object as metadata: refused now if it cannot. */
+    err = sl_meta_fields(item->meta, NULL, NULL, reason, reason_size);
+    if (err != SLUICE_OK)
+        return err;
     rec->meta = item->meta;
     rec->meta_len = item->meta ? strlen(item->meta) : 0;
     return SLUICE_OK;

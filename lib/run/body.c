@@ -75,6 +75,7 @@ sl_body_complete(sl_run *r, sl_job *j, const sl_fetch_result *res)
         j->content_type[0] ? j->content_type : NULL,
         j->etag[0] ? j->etag : NULL,
         j->lease.url,
+        j->lease.meta,
         j->bytes,
     };
     sl_object *obj = j->obj;

@@ -5,6 +5,8 @@
  */
 #include "s3.h"
 
+#include "../record/meta.h"
+
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -57,7 +59,7 @@ sl_s3_uri_encode(sl_buf *b, const char *s)
 static bool
 keep_in_meta(unsigned char c)
 {
-    return c > 0x20 && c < 0x7f;
+    return sl_meta_byte_kept(c);
 }
 
 /*

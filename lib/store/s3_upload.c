@@ -6,6 +6,8 @@
  */
 #include "s3.h"
 
+#include "../record/meta.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -102,6 +104,29 @@ give_up_all(sl_s3_store *ss)
     ss->wait_tail = NULL;
 }
 
+typedef struct {
+    struct curl_slist **headers;
+    sl_buf *b;
+    size_t used; /* bytes of metadata, as S3 counts them */
+    bool nomem;
+} meta_ctx;
+
+/* x-amz-meta-NAME: VALUE, the value %-encoded as S3 keeps it. */
+static int
+add_field(void *arg, const char *name, const char *value)
+{
+    meta_ctx *mc = arg;
+    sl_buf_clear(mc->b);
+    if (sl_buf_printf(mc->b, "x-amz-meta-%s: ", name) != 0 ||
+        sl_s3_meta_encode(mc->b, value) != 0 ||
+        sl_s3_slist_add(mc->headers, mc->b->data) != 0) {
+        mc->nomem = true;
+        return 1;
+    }
+    mc->used += mc->b->len - strlen("x-amz-meta-: ");
+    return 0;
+}
+
 /* The URL and headers of an object's PUT, made once for all its tries. */
 static int
 prepare(sl_s3_store *ss, sl_object *o)
@@ -130,18 +155,28 @@ prepare(sl_s3_store *ss, sl_object *o)
     if (ss->token_header)
         ADD("%s", ss->token_header);
 #undef ADD
-    const char *names[2] = {"x-amz-meta-source-url", "x-amz-meta-origin-etag"};
+    /* The record's meta, a field a member (record/meta.h): checked at
+     * ingest to fit in S3's 2 KB; then ours, if they still fit. */
+    meta_ctx mc = {&so->headers, &b, 0, false};
+    char why[160];
+    if (sl_meta_fields(o->meta.record_meta, add_field, &mc, why,
+                       sizeof why) == SLUICE_ENOMEM ||
+        mc.nomem)
+        goto nomem;
+    const char *names[2] = {SL_META_SOURCE_URL, SL_META_ORIGIN_ETAG};
     const char *values[2] = {o->meta.source_url, o->meta.etag};
     size_t caps[2] = {SOURCE_URL_MAX, ORIGIN_ETAG_MAX};
     for (int i = 0; i < 2; i++) {
         if (!values[i] || !*values[i])
             continue;
         sl_buf_clear(&b);
-        if (sl_buf_printf(&b, "%s: ", names[i]) != 0 ||
+        if (sl_buf_printf(&b, "x-amz-meta-%s: ", names[i]) != 0 ||
             sl_s3_meta_encode(&b, values[i]) != 0)
             goto nomem;
-        if (b.len - strlen(names[i]) - 2 > caps[i])
+        size_t sent = b.len - strlen(names[i]) - strlen("x-amz-meta-: ");
+        if (sent > caps[i] || mc.used + strlen(names[i]) + sent > SL_META_MAX)
             continue; /* too long for S3's metadata: left out */
+        mc.used += strlen(names[i]) + sent;
         if (sl_s3_slist_add(&so->headers, b.data) != 0)
             goto nomem;
     }

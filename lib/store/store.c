@@ -180,18 +180,19 @@ sl_object_discard(sl_object *o)
 static int
 keep_meta(sl_object *o, const sl_object_meta *meta)
 {
-    const char *src[3] = {meta->content_type, meta->etag, meta->source_url};
-    const char **dst[3] = {&o->meta.content_type, &o->meta.etag,
-                           &o->meta.source_url};
+    const char *src[4] = {meta->content_type, meta->etag, meta->source_url,
+                          meta->record_meta};
+    const char **dst[4] = {&o->meta.content_type, &o->meta.etag,
+                           &o->meta.source_url, &o->meta.record_meta};
     size_t total = 0;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         total += src[i] ? strlen(src[i]) + 1 : 0;
     char *block = sl_malloc(total);
     if (!block)
         return -1;
     o->meta_strings = block;
     o->meta.size = meta->size;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         *dst[i] = NULL;
         if (!src[i])
             continue;

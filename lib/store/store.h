@@ -54,6 +54,7 @@ typedef struct {
     const char *content_type; /* may be NULL */
     const char *etag;         /* the origin's, may be NULL */
     const char *source_url;
+    const char *record_meta; /* the record's meta (record/meta.h), or NULL */
     uint64_t size;
 } sl_object_meta;
 

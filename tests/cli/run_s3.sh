@@ -107,6 +107,8 @@ for i in 1 7 41 399; do # plain, flaky, redirected twice, the last
     assert_has "$out" "x-amz-meta-source-url: $url"
     size=$("$VERIFY" size $SIZE $i)
     assert_has "$out" "x-amz-meta-origin-etag: \"$i-$size\""
+    # The record's meta, {"n":i}, passed on as user metadata.
+    assert_has "$out" "x-amz-meta-n: $i"
     "$VERIFY" check $i "$size" got >/dev/null || fail "sku-$i.jpg differs"
 done
 
