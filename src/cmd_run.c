@@ -42,6 +42,9 @@ static const char help_text[] =
     "  --s3-virtual-hosted    BUCKET in the host name (the default for AWS)\n"
     "  --spool DIR            where bodies wait for their upload (S3;\n"
     "                         default $TMPDIR, else /tmp)\n"
+    "  --manifest FILE        append a JSON line for each record stored\n"
+    "                         (id, key, url, size, sha256, meta), durable\n"
+    "                         before the record is marked done\n"
     "  --max-concurrency N    requests in flight per origin; stored with\n"
     "                         the queue (default: the queue's, else 20);\n"
     "                         a smaller one lowers the queue's\n"
@@ -343,7 +346,7 @@ cmd_run(int argc, char **argv)
         O_DB = 256, O_STORE, O_MAXC, O_MAXT, O_ATTEMPTS, O_TIMEOUT, O_STALL,
         O_BYTES, O_AGE, O_BASE, O_CAP, O_PRIVATE, O_NET, O_FOLLOW, O_GRACE,
         O_JSON, O_STORE_CONC, O_S3_ENDPOINT, O_S3_PATH, O_S3_VHOST, O_SPOOL,
-        O_RAISE_CAP, O_RATE, O_NO_ADAPT
+        O_RAISE_CAP, O_RATE, O_NO_ADAPT, O_MANIFEST
     };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
@@ -370,6 +373,7 @@ cmd_run(int argc, char **argv)
         {"s3-path-style", no_argument, NULL, O_S3_PATH},
         {"s3-virtual-hosted", no_argument, NULL, O_S3_VHOST},
         {"spool", required_argument, NULL, O_SPOOL},
+        {"manifest", required_argument, NULL, O_MANIFEST},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -420,6 +424,9 @@ cmd_run(int argc, char **argv)
             break;
         case O_SPOOL:
             o.spool_dir = optarg;
+            break;
+        case O_MANIFEST:
+            o.manifest = optarg;
             break;
         case O_RAISE_CAP:
             o.raise_cap = 1;

@@ -410,6 +410,10 @@ typedef struct {
     const char *s3_endpoint;
     int s3_path_style;    /* 1: path-style, 0: virtual-hosted, -1: auto */
     const char *spool_dir; /* S3: where bodies wait for upload; $TMPDIR */
+    /* A JSON Lines file that gets a line for each record stored (id, key,
+     * url, size, sha256, meta), durable before the record is marked done;
+     * NULL: none. */
+    const char *manifest;
     /* Set *stop to non-zero (from a signal handler, say) to stop: no new
      * records, transfers in flight get grace_s to finish, the rest are
      * aborted and given back; the queue stays consistent. */

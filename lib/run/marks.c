@@ -118,6 +118,37 @@ sl_job_stored(sl_run *r, sl_job *j)
     m->n_to_mark++;
 }
 
+/* --manifest: the lines of the records about to be marked done, durable
+ * first. When they cannot be, the records are given back and the run
+ * stops: a record done but missing from the manifest would stay so. */
+static bool
+manifest_written(sl_run *r)
+{
+    sl_marks *m = &r->marks;
+    if (r->manifest.fd < 0)
+        return true;
+    sluice_err err = SLUICE_OK;
+    char msg[600];
+    for (sl_job *j = m->to_mark; j && err == SLUICE_OK; j = j->next)
+        err = sl_manifest_add(&r->manifest, j->lease.id, j->lease.key,
+                              j->lease.url, j->bytes, j->sha_hex,
+                              j->lease.meta);
+    if (err == SLUICE_ENOMEM)
+        sl_fmt(msg, sizeof msg, "--manifest: out of memory");
+    if (err == SLUICE_OK &&
+        (err = sl_manifest_sync(&r->manifest, msg, sizeof msg)) == SLUICE_OK)
+        return true;
+    sl_run_fail(r, err, msg);
+    while (m->to_mark) {
+        sl_job *j = m->to_mark;
+        m->to_mark = j->next;
+        sl_job_release(r, j);
+    }
+    m->to_mark_tail = NULL;
+    m->n_to_mark = 0;
+    return false;
+}
+
 /* Hand the records whose objects are stored to the marker, counted done
  * (sl_marks_news takes back any it finds changed hands). */
 void
@@ -127,6 +158,8 @@ sl_marks_flush(sl_run *r)
     if (!m->to_mark)
         return;
     int64_t now = sl_run_wall(r);
+    if (!manifest_written(r))
+        return;
     while (m->to_mark) {
         sl_job *j = m->to_mark;
         m->to_mark = j->next;

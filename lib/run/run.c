@@ -243,7 +243,12 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
         sl_copy(errbuf, errbuf_size, sluice_queue_errmsg(q));
         return err;
     }
+    r->manifest.fd = -1;
     if ((err = open_store(r, errbuf, errbuf_size)) != SLUICE_OK)
+        return err;
+    if (o->manifest && (err = sl_manifest_open(&r->manifest, o->manifest,
+                                               errbuf, errbuf_size)) !=
+                           SLUICE_OK)
         return err;
     /* In-flight records are a crashed run's only where one runner at a
      * time is the rule; elsewhere their leases expire to other runners. */
@@ -312,6 +317,7 @@ teardown(sl_run *r)
     sl_marker_free(r->marks.marker);
     sl_fetcher_free(r->fetcher);
     sl_store_close(r->store);
+    sl_manifest_close(&r->manifest);
     sl_sched_free(r);
     sl_origins_free(&r->origins);
     sl_slots_close(r->slots);

@@ -20,6 +20,7 @@
 #include "../table.h"
 #include "fetch.h"
 #include "guard.h"
+#include "manifest.h"
 #include "marker.h"
 
 typedef struct sl_run sl_run;
@@ -219,6 +220,7 @@ struct sl_run {
     sl_origins origins;
     sl_sched sched;
     sl_marks marks;
+    sl_manifest manifest; /* --manifest: fd -1 when none */
     sl_counter *counter;  /* NULL: counts at the start and end only */
     sluice_counts counts; /* the queue's, as last counted */
     void *url_parser; /* for redirects' Location (record/url.c) */
