@@ -46,10 +46,6 @@ sluice_queue *cli_open_queue(const char *db, unsigned flags);
 /* Exit code for an error that stopped the work. */
 int cli_exit_for(sluice_err err);
 
-/* Parse a non-negative integer option; false (and a message) if bad. */
-bool cli_parse_uint(const char *cmd, const char *opt, const char *text,
-                    unsigned long long max, unsigned long long *out);
-
 /* Human helpers: "1,234,567", and "3m12s". */
 void cli_group_digits(char *dst, size_t size, unsigned long long n);
 void cli_duration(char *dst, size_t size, double seconds);

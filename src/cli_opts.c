@@ -6,6 +6,11 @@
 #include "cli_opts.h"
 
 #include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -31,6 +36,7 @@ cli_parse_begin(cli_parser *p, const cli_command *cmd, int argc, char **argv,
     p->optind = first;
     if (!cmd->permute)
         p->shortopts[k++] = '+';
+    p->shortopts[k++] = ':'; /* ':' for a missing argument */
     for (size_t i = 0; i < cmd->n_opts; i++) {
         const cli_opt *o = &cmd->opts[i];
         assert(o->short_name != 'h');
@@ -69,17 +75,25 @@ cli_next(cli_parser *p)
         cli_help(cmd, stdout);
         return CLI_HELP;
     }
-    if (c >= ROW_VAL(0) && c < ROW_VAL(cmd->n_opts)) {
-        p->opt = &cmd->opts[c - ROW_VAL(0)];
+    const cli_opt *o = NULL;
+    int val = c == ':' ? optopt : c;
+    if (val >= ROW_VAL(0) && val < ROW_VAL(cmd->n_opts)) {
+        o = &cmd->opts[val - ROW_VAL(0)];
     } else {
-        for (size_t i = 0; i < cmd->n_opts && c != '?'; i++)
-            if (cmd->opts[i].short_name == c)
-                p->opt = &cmd->opts[i];
+        for (size_t i = 0; i < cmd->n_opts && val != '?'; i++)
+            if (cmd->opts[i].short_name == val)
+                o = &cmd->opts[i];
     }
-    if (!p->opt) {
+    if (!o || c == '?') {
         cli_usage(cmd->name, "unknown option '%s'", p->argv[optind - 1]);
         return CLI_ERROR;
     }
+    if (c == ':') {
+        cli_usage(cmd->name, "option '%s' needs an argument (%s)",
+                  p->argv[optind - 1], o->arg);
+        return CLI_ERROR;
+    }
+    p->opt = o;
     p->arg = p->opt->arg ? optarg : NULL;
     return p->opt->id;
 }
@@ -90,6 +104,177 @@ cli_opt_name(const cli_parser *p)
     static char name[64];
     snprintf(name, sizeof name, "--%s", p->opt ? p->opt->name : "?");
     return name;
+}
+
+/* "sluice CMD: --OPT: VALUE: must be " + the rest. */
+static bool bad_arg(const cli_parser *p, const char *fmt, ...) CLI_PRINTF(2, 3);
+
+static bool
+bad_arg(const cli_parser *p, const char *fmt, ...)
+{
+    char why[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    cli_usage(p->cmd->name, "%s: %s: must be %s", cli_opt_name(p), p->arg, why);
+    return false;
+}
+
+bool
+cli_arg_count(const cli_parser *p, unsigned long long lo, unsigned long long hi,
+              unsigned long long *out)
+{
+    const char *text = p->arg;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    bool number = isdigit((unsigned char)*text) && !*end && !errno;
+    if (number && v >= lo && v <= hi) {
+        *out = v;
+        return true;
+    }
+    char range[64];
+    if (lo == 0)
+        snprintf(range, sizeof range, "at most %llu", hi);
+    else
+        snprintf(range, sizeof range, "at least %llu, at most %llu", lo, hi);
+    return bad_arg(p, "%s%s", number ? "" : "a whole number, ", range);
+}
+
+/* "90", "90s", "15m", "24h", "7d" -> seconds; false if not one. */
+static bool
+parse_seconds(const char *text, double *out)
+{
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || v < 0 || !isfinite(v))
+        return false;
+    double mult = 1;
+    if (*end) {
+        switch (*end) {
+        case 's':
+            break;
+        case 'm':
+            mult = 60;
+            break;
+        case 'h':
+            mult = 3600;
+            break;
+        case 'd':
+            mult = 86400;
+            break;
+        default:
+            return false;
+        }
+        end++;
+    }
+    if (*end)
+        return false;
+    *out = v * mult;
+    return true;
+}
+
+/* "31536000" as "365d", "90" as "90": a number of seconds, short. */
+static void
+format_seconds(char *dst, size_t size, double secs)
+{
+    if (secs >= 86400 && fmod(secs, 86400) == 0)
+        snprintf(dst, size, "%.0fd", secs / 86400);
+    else
+        snprintf(dst, size, "%g", secs);
+}
+
+bool
+cli_arg_seconds(const cli_parser *p, double lo, bool above, double hi,
+                double *out)
+{
+    double v;
+    if (parse_seconds(p->arg, &v) && (above ? v > lo : v >= lo) && v <= hi) {
+        *out = v;
+        return true;
+    }
+    char low[32], high[32], lower[48];
+    format_seconds(low, sizeof low, lo);
+    format_seconds(high, sizeof high, hi);
+    if (above)
+        snprintf(lower, sizeof lower, " above %s", low);
+    else if (lo == 0)
+        snprintf(lower, sizeof lower, ", 0 or more");
+    else
+        snprintf(lower, sizeof lower, ", at least %s", low);
+    return bad_arg(p,
+                   "a number of seconds%s, at most %s (or with a unit: 90s, "
+                   "15m, 24h, 7d)",
+                   lower, high);
+}
+
+/* "100", "64k", "100M", "2G" -> bytes; false if not one. */
+static bool
+parse_bytes(const char *text, double *out)
+{
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || v < 0 || !isfinite(v))
+        return false;
+    double mult = 1;
+    if (*end) {
+        switch (tolower((unsigned char)*end)) {
+        case 'k':
+            mult = 1024.0;
+            break;
+        case 'm':
+            mult = 1024.0 * 1024;
+            break;
+        case 'g':
+            mult = 1024.0 * 1024 * 1024;
+            break;
+        default:
+            return false;
+        }
+        end++;
+        if (*end == 'i' || *end == 'I')
+            end++;
+        if (*end == 'b' || *end == 'B')
+            end++;
+    }
+    if (*end)
+        return false;
+    *out = v * mult;
+    return true;
+}
+
+/* 104857600 as "100M": a size, short. */
+static void
+format_bytes(char *dst, size_t size, uint64_t n)
+{
+    static const char units[] = "kMG";
+    int u = -1;
+    while (u < 2 && n >= 1024 && n % 1024 == 0) {
+        n /= 1024;
+        u++;
+    }
+    if (u < 0)
+        snprintf(dst, size, "%llu", (unsigned long long)n);
+    else
+        snprintf(dst, size, "%llu%c", (unsigned long long)n, units[u]);
+}
+
+bool
+cli_arg_bytes(const cli_parser *p, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    double v;
+    if (parse_bytes(p->arg, &v) && v >= (double)lo && v <= (double)hi) {
+        *out = (uint64_t)v;
+        return true;
+    }
+    char low[32], high[32];
+    format_bytes(low, sizeof low, lo);
+    format_bytes(high, sizeof high, hi);
+    return bad_arg(p,
+                   "a size in bytes, at least %s, at most %s (or with a "
+                   "unit: 500k, 100M, 2G)",
+                   low, high);
 }
 
 const cli_command *

@@ -134,6 +134,25 @@ int cli_next(cli_parser *p);
 /* "--max-concurrency": the long name of the option just read. */
 const char *cli_opt_name(const cli_parser *p);
 
+/*
+ * The argument of the option just read, as a number within a range. On a
+ * bad one each prints "sluice CMD: --OPT: VALUE: must be ..." with the
+ * range allowed, and the hint to --help, and returns false (exit 2).
+ */
+/* A whole number from lo to hi. */
+bool cli_arg_count(const cli_parser *p, unsigned long long lo,
+                   unsigned long long hi, unsigned long long *out);
+
+/* Seconds: "90", "1.5", "90s", "15m", "24h", "7d". From lo (or above it,
+ * when `above`) to hi. */
+bool cli_arg_seconds(const cli_parser *p, double lo, bool above, double hi,
+                     double *out);
+
+/* Bytes: "100", "64k", "100M", "2G" (powers of 1024; "KiB", "MB" too),
+ * from lo to hi. */
+bool cli_arg_bytes(const cli_parser *p, uint64_t lo, uint64_t hi,
+                   uint64_t *out);
+
 /* Print the command's help: synopsis, description, options, epilogue. */
 void cli_help(const cli_command *cmd, FILE *out);
 

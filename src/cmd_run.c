@@ -125,6 +125,11 @@ const cli_command run_command = {
     .run = cmd_run,
 };
 
+/* The largest values the numeric options take. */
+#define MAX_COUNT   100000              /* requests at once, attempts */
+#define MAX_SECONDS (365 * 86400.0)     /* any duration: a year */
+#define MAX_BYTES   ((uint64_t)1 << 50) /* a body: 1 PiB */
+
 static volatile int stop_requested;
 static volatile sig_atomic_t stop_signal;
 
@@ -254,74 +259,6 @@ parse_rate(const char *text, double *out)
     return true;
 }
 
-/* "100", "64k", "100M", "2G" -> bytes. */
-static bool
-parse_bytes(const char *text, uint64_t *out)
-{
-    char *end;
-    double v = strtod(text, &end);
-    if (end == text || v < 0 || !isfinite(v))
-        return false;
-    double mult = 1;
-    if (*end) {
-        switch (tolower((unsigned char)*end)) {
-        case 'k':
-            mult = 1024.0;
-            break;
-        case 'm':
-            mult = 1024.0 * 1024;
-            break;
-        case 'g':
-            mult = 1024.0 * 1024 * 1024;
-            break;
-        default:
-            return false;
-        }
-        end++;
-        if (*end == 'i' || *end == 'I')
-            end++;
-        if (*end == 'b' || *end == 'B')
-            end++;
-    }
-    if (*end || v * mult > 1e18)
-        return false;
-    *out = (uint64_t)(v * mult);
-    return true;
-}
-
-/* "90", "90s", "15m", "24h", "7d" -> seconds. */
-static bool
-parse_seconds(const char *text, double *out)
-{
-    char *end;
-    double v = strtod(text, &end);
-    if (end == text || v < 0 || !isfinite(v))
-        return false;
-    double mult = 1;
-    if (*end) {
-        switch (*end) {
-        case 's':
-            break;
-        case 'm':
-            mult = 60;
-            break;
-        case 'h':
-            mult = 3600;
-            break;
-        case 'd':
-            mult = 86400;
-            break;
-        default:
-            return false;
-        }
-        end++;
-    }
-    if (*end)
-        return false;
-    *out = v * mult;
-    return true;
-}
-
 static void
 print_summary(const sluice_run_stats *st, bool json)
 {
@@ -394,7 +331,6 @@ cmd_run(int argc, char **argv)
     sluice_run_opts_init(&o);
     cli_parse_begin(&p, &run_command, argc, argv, 1);
     while ((c = cli_next(&p)) != CLI_END) {
-        const char *name = cli_opt_name(&p);
         switch (c) {
         case O_DB:
             db_opt = p.arg;
@@ -403,12 +339,8 @@ cmd_run(int argc, char **argv)
             o.store = p.arg;
             break;
         case O_STORE_CONC:
-            if (!cli_parse_uint("run", name, p.arg, 1024, &n))
+            if (!cli_arg_count(&p, 1, 1024, &n))
                 goto usage;
-            if (n == 0) {
-                cli_usage("run", "%s: must be at least 1", name);
-                goto usage;
-            }
             o.store_concurrency = (unsigned)n;
             break;
         case O_S3_ENDPOINT:
@@ -429,8 +361,8 @@ cmd_run(int argc, char **argv)
         case O_RATE:
             if (!parse_rate(p.arg, &o.rate)) {
                 cli_usage("run",
-                          "--rate: '%s': want requests a second, as 100/s, "
-                          "6000/min, 1/h or none",
+                          "--rate: %s: must be requests a second above 0, "
+                          "as 100/s, 6000/min or 1/h, or none",
                           p.arg);
                 goto usage;
             }
@@ -441,12 +373,9 @@ cmd_run(int argc, char **argv)
         case O_MAXC:
         case O_MAXT:
         case O_ATTEMPTS:
-            if (!cli_parse_uint("run", name, p.arg, 100000, &n))
+            /* --max-total 0: no global cap. */
+            if (!cli_arg_count(&p, c == O_MAXT ? 0 : 1, MAX_COUNT, &n))
                 goto usage;
-            if (c != O_MAXT && n == 0) {
-                cli_usage("run", "%s: must be at least 1", name);
-                goto usage;
-            }
             if (c == O_MAXC)
                 o.max_concurrency = (unsigned)n;
             else if (c == O_MAXT)
@@ -460,12 +389,10 @@ cmd_run(int argc, char **argv)
         case O_BASE:
         case O_CAP:
         case O_GRACE:
-            if (!parse_seconds(p.arg, &secs) ||
-                (secs <= 0 && c != O_GRACE && c != O_BASE)) {
-                cli_usage("run", "%s: expected a duration like 30, 90s, 15m "
-                          "or 24h, got '%s'", name, p.arg);
+            /* A grace or a first delay of 0 is allowed: none. */
+            if (!cli_arg_seconds(&p, 0, c != O_GRACE && c != O_BASE,
+                                 MAX_SECONDS, &secs))
                 goto usage;
-            }
             if (c == O_TIMEOUT)
                 o.timeout_s = secs;
             else if (c == O_STALL)
@@ -480,11 +407,8 @@ cmd_run(int argc, char **argv)
                 o.grace_s = secs;
             break;
         case O_BYTES:
-            if (!parse_bytes(p.arg, &o.max_bytes) || o.max_bytes == 0) {
-                cli_usage("run", "--max-bytes: expected a size like 500k or "
-                          "100M, got '%s'", p.arg);
+            if (!cli_arg_bytes(&p, 1, MAX_BYTES, &o.max_bytes))
                 goto usage;
-            }
             break;
         case O_PRIVATE:
             o.allow_private = 1;
