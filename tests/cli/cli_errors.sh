@@ -39,6 +39,7 @@ good_value --store-concurrency 1024
 
 case_ "durations: above 0 or 0 or more, at most a year, with units"
 units="(or with a unit: 90s, 15m, 24h, 7d)"
+zero="a number of seconds, 0 or more, at most 365d $units"
 bad_value --timeout 0 "a number of seconds above 0, at most 365d $units"
 bad_value --timeout 366d "a number of seconds above 0, at most 365d $units"
 bad_value --timeout soon "a number of seconds above 0, at most 365d $units"
@@ -46,8 +47,8 @@ bad_value --timeout -3 "a number of seconds above 0, at most 365d $units"
 bad_value --stall-timeout 0 "a number of seconds above 0, at most 365d $units"
 bad_value --max-age 2w "a number of seconds above 0, at most 365d $units"
 bad_value --backoff-cap 0s "a number of seconds above 0, at most 365d $units"
-bad_value --backoff-base -1 "a number of seconds, 0 or more, at most 365d $units"
-bad_value --grace x "a number of seconds, 0 or more, at most 365d $units"
+bad_value --backoff-base -1 "$zero"
+bad_value --grace x "$zero"
 good_value --timeout 365d
 good_value --timeout 0.5
 good_value --max-age 90m
@@ -55,12 +56,14 @@ good_value --grace 0
 good_value --backoff-base 0
 
 case_ "sizes and rates"
-sizes="(or with a unit: 500k, 100M, 2G)"
-bad_value --max-bytes 0 "a size in bytes, at least 1, at most 1048576G $sizes"
-bad_value --max-bytes lots "a size in bytes, at least 1, at most 1048576G $sizes"
-bad_value --max-bytes 1048577G "a size in bytes, at least 1, at most 1048576G $sizes"
-bad_value --rate 0 "requests a second above 0, as 100/s, 6000/min or 1/h, or none"
-bad_value --rate 5/week "requests a second above 0, as 100/s, 6000/min or 1/h, or none"
+size="a size in bytes, at least 1, at most 1048576G"
+size="$size (or with a unit: 500k, 100M, 2G)"
+bad_value --max-bytes 0 "$size"
+bad_value --max-bytes lots "$size"
+bad_value --max-bytes 1048577G "$size"
+rate="requests a second above 0, as 100/s, 6000/min or 1/h, or none"
+bad_value --rate 0 "$rate"
+bad_value --rate 5/week "$rate"
 good_value --max-bytes 1048576G
 good_value --max-bytes 64KiB
 good_value --rate 6000/min

@@ -35,7 +35,9 @@ sample() {
 help_synopsis() {
     "$SLUICE" "$1" --help | sed '/^$/q' |
         awk -v cmd="$1" -v form="$2" '
-            /sluice / { on = (form == "-" || $0 ~ ("sluice " cmd " " form " ")) }
+            /sluice / {
+                on = form == "-" || $0 ~ ("sluice " cmd " " form " ")
+            }
             on { print }'
 }
 
@@ -135,7 +137,8 @@ for cmd in ingest run status dlq slots; do
         printf '%s\n' "$options" | cut -f1,3 | grep -qxF "$cmd	$name" ||
             fail "$cmd --help documents $name, which its table lacks"
     done
-    for name in $(man_command "$cmd" | grep -oE '^       (-[a-zA-Z], )?--[a-z0-9-]+' |
+    for name in $(man_command "$cmd" |
+        grep -oE '^       (-[a-zA-Z], )?--[a-z0-9-]+' |
         grep -oE -- '--[a-z0-9-]+'); do
         [ "$name" = --help ] && continue
         printf '%s\n' "$options" | cut -f1,3 | grep -qxF "$cmd	$name" ||

@@ -36,7 +36,8 @@ for f in bin/sluice "$LIBDIR/libsluice.a" "$LIBDIR/libsluice.so" \
 done
 run "$P/bin/sluice" --version
 assert_eq "$out" "sluice $VERSION"
-soname=$(readelf -d "$P/$LIBDIR/libsluice.so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
+soname=$(readelf -d "$P/$LIBDIR/libsluice.so" |
+    sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
 assert_has "$soname" "libsluice.so.${VERSION%.*}"
 [ -f "$P/$LIBDIR/$soname" ] || fail "$soname is not installed"
 # The shared library exports the public API and nothing else.
@@ -55,7 +56,7 @@ run pkg-config --libs sluice
 libs=$(echo $out)
 assert_eq "$libs" "-L$P/$LIBDIR -lsluice"
 run pkg-config --print-requires-private sluice
-assert_eq "$(printf '%s\n' "$out" | tr '\n' ' ')" "libcurl sqlite3 yajl libcrypto "
+assert_eq "$(echo $out)" "libcurl sqlite3 yajl libcrypto"
 requires=$out
 libs_private=$(sed -n 's/^Libs.private: //p' "$P/$LIBDIR/pkgconfig/sluice.pc")
 assert_eq "$libs_private" "-pthread -lm"
@@ -93,7 +94,7 @@ for section in NAME SYNOPSIS DESCRIPTION COMMANDS "EXIT STATUS" \
     ENVIRONMENT FILES "SEE ALSO"; do
     printf '%s\n' "$out" | grep -qx "$section" || fail "no $section section"
 done
-assert_has "$out" "sluice dlq replay [--db FILE] [--class CLASS] (--all | --id ID...)"
+assert_has "$out" "sluice dlq replay [--db FILE] [--class CLASS] (--all | --id"
 assert_eq "$(printf '%s\n' "$out" | awk 'length($0) > 80' | head -3)" ""
 run groff -man -ww -Tutf8 -z "$page"
 assert_rc 0
@@ -112,7 +113,8 @@ run bash -c '
     }
     comp sluice ru
     comp sluice run --max-c
-    comp sluice ingest --format l' _ "$P/share/bash-completion/completions/sluice"
+    comp sluice ingest --format l' _ \
+    "$P/share/bash-completion/completions/sluice"
 assert_rc 0
 assert_eq "$out" "$(printf '%s\n' "complete -F _sluice sluice" run \
     --max-concurrency lines)"
