@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what sluice needs, from Debian's packages, only when missing:
-#   scripts/setup.sh [build] [test] [bench] [fuzz]   (default: build)
+#   scripts/setup.sh [build] [test] [bench] [fuzz] [package]
+#   (default: build)
 # Runs apt-get (through sudo when not root) only if something is missing,
 # so on a ready machine it does nothing and needs no network. The test
 # group also installs the tests' npm peers (s3rver) into build/peers/.
@@ -14,6 +15,10 @@ build_pkgs=(gcc make cmake pkg-config ca-certificates
 # valgrind, GNU time (the peak memory of a run).
 test_pkgs=(sqlite3 nginx curl util-linux procps valgrind time faketime)
 bench_pkgs=(curl wget2 aria2 time)
+# Packaging (make deb; tests/cli/install.sh): dpkg-shlibdeps for the
+# package's Depends, file (CPack finds the binaries with it), and man and
+# groff to check the man page.
+package_pkgs=(dpkg-dev file man-db groff-base)
 # libFuzzer: clang and its runtime (-fsanitize=fuzzer); scripts/fuzz.sh.
 fuzz_pkgs=(clang libclang-rt-14-dev)
 
@@ -23,11 +28,13 @@ peers=0 # the tests' npm peers
 for group in "$@"; do
     case $group in
     build) wanted+=("${build_pkgs[@]}") ;;
-    test) wanted+=("${build_pkgs[@]}" "${test_pkgs[@]}")
+    test) wanted+=("${build_pkgs[@]}" "${test_pkgs[@]}" "${package_pkgs[@]}")
           peers=1 ;;
     bench) wanted+=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
     fuzz) wanted+=("${build_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
-    *) echo "setup.sh: unknown group '$group' (build, test, bench, fuzz)" >&2
+    package) wanted+=("${build_pkgs[@]}" "${package_pkgs[@]}") ;;
+    *) echo "setup.sh: unknown group '$group' (build, test, bench, fuzz," \
+            "package)" >&2
        exit 2 ;;
     esac
 done

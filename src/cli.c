@@ -4,7 +4,6 @@
  */
 #include "cli.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,22 +67,6 @@ int
 cli_exit_for(sluice_err err)
 {
     return err == SLUICE_EINVAL ? EXIT_USAGE : EXIT_FAILED;
-}
-
-bool
-cli_parse_uint(const char *cmd, const char *opt, const char *text,
-               unsigned long long max, unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (!*text || *text == '-' || *end || errno || v > max) {
-        cli_usage(cmd, "%s: expected a whole number up to %llu, got '%s'",
-                  opt, max, text);
-        return false;
-    }
-    *out = v;
-    return true;
 }
 
 void

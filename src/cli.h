@@ -13,6 +13,8 @@
 
 #include "sluice/sluice.h"
 
+#include "cli_opts.h"
+
 /* Exit codes: a contract with scripts (DESIGN.md, "The command line"). */
 enum {
     EXIT_DONE = 0,    /* everything succeeded */
@@ -43,10 +45,6 @@ sluice_queue *cli_open_queue(const char *db, unsigned flags);
 
 /* Exit code for an error that stopped the work. */
 int cli_exit_for(sluice_err err);
-
-/* Parse a non-negative integer option; false (and a message) if bad. */
-bool cli_parse_uint(const char *cmd, const char *opt, const char *text,
-                    unsigned long long max, unsigned long long *out);
 
 /* Human helpers: "1,234,567", and "3m12s". */
 void cli_group_digits(char *dst, size_t size, unsigned long long n);
@@ -81,6 +79,20 @@ void slots_view_print(const slots_view *v, FILE *out);
 /* A member "slots": [{origin, held, in_flight, by_live_run, free_in_s,
  * paused_for_s}...] of the object being generated. */
 void slots_view_json(const slots_view *v, yajl_gen g);
+
+/* The --db option, the same in every command's table. */
+#define CLI_OPT_DB(ID_)                                                       \
+    {.name = "db", .id = (ID_), .arg = "FILE",                                \
+     .help = "queue database (default: $SLUICE_DB, else ./sluice.db)",        \
+     .complete = CLI_COMPLETE_FILE}
+
+/* The commands: each file's table and prose (cli_opts.h), and its main. */
+extern const cli_command ingest_command;
+extern const cli_command run_command;
+extern const cli_command status_command;
+extern const cli_command list_command;
+extern const cli_command dlq_command;
+extern const cli_command slots_command;
 
 int cmd_ingest(int argc, char **argv);
 int cmd_status(int argc, char **argv);

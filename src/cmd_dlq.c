@@ -2,36 +2,60 @@
  * `sluice dlq list` and `sluice dlq replay`: look at the dead-letter queue
  * and put records back into the queue on purpose.
  */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli.h"
 
-static const char help_text[] =
-    "Usage: sluice dlq list   [--db FILE] [--class CLASS] [--json]\n"
-    "       sluice dlq replay [--db FILE] [--class CLASS] (--all | --id ID...)\n"
-    "\n"
+enum { O_DB, O_CLASS, O_JSON, O_ALL, O_ID };
+
+/* The forms: bit 0 list, bit 1 replay. */
+enum { F_LIST = 1u << 0, F_REPLAY = 1u << 1 };
+
+static const cli_opt dlq_opts[] = {
+    CLI_OPT_DB(O_DB),
+    {.name = "class", .id = O_CLASS, .arg = "CLASS",
+     .help = "only records of this error class (http, network, timeout, "
+             "throttle, policy, too_large, length, ...)",
+     .complete = "http network timeout length too_large policy redirect "
+                 "tls protocol throttle store"},
+    {.name = "json", .id = O_JSON, .forms = F_LIST,
+     .help = "one JSON object {\"count\": N, \"records\": [...]}"},
+    {.name = "all", .id = O_ALL, .forms = F_REPLAY, .flags = CLI_REQUIRED,
+     .group = 1, .help = "every dead record (of --class, if given)"},
+    {.name = "id", .id = O_ID, .arg = "ID...", .forms = F_REPLAY,
+     .flags = CLI_REQUIRED | CLI_REPEAT, .group = 1,
+     .help = "these ids; may be repeated, and ids may follow"},
+};
+
+static const cli_form dlq_forms[] = {
+    {"list", NULL, NULL},
+    {"replay", NULL, NULL},
+};
+
+static const char dlq_description[] =
     "list    show every dead-lettered record: id, error class, HTTP status,\n"
     "        attempts, when it died, its URL, and the last error\n"
     "replay  put dead records back in the queue as pending, with fresh\n"
-    "        attempts: all of them (--all), or the ids given\n"
-    "\n"
-    "Options:\n"
-    "  --db FILE      queue database (default: $SLUICE_DB, else "
-    "./sluice.db)\n"
-    "  --class CLASS  only records of this error class (http, network,\n"
-    "                 timeout, throttle, policy, too_large, length, ...)\n"
-    "  --json         (list) one JSON object {\"count\": N, \"records\": "
-    "[...]}\n"
-    "  --all          (replay) every dead record (of --class, if given)\n"
-    "  --id ID...     (replay) these ids; may be repeated, and ids may "
-    "follow\n"
-    "  -h, --help     show this help\n"
-    "\n"
+    "        attempts: all of them (--all), or the ids given\n";
+
+static const char dlq_epilogue[] =
     "Exit status: 0 success, 1 some ids given to replay were not dead,\n"
     "2 usage error, 3 the work stopped.\n";
+
+const cli_command dlq_command = {
+    .name = "dlq",
+    .summary = "list or replay dead-lettered records",
+    .forms = dlq_forms,
+    .n_forms = CLI_COUNT(dlq_forms),
+    .description = dlq_description,
+    .epilogue = dlq_epilogue,
+    .opts = dlq_opts,
+    .n_opts = CLI_COUNT(dlq_opts),
+    .permute = true, /* ids may follow --id as plain arguments */
+    .run = cmd_dlq,
+};
 
 typedef struct {
     yajl_gen json; /* NULL: tab-separated text */
@@ -206,20 +230,12 @@ list_classes(char *dst, size_t size)
 int
 cmd_dlq(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"class", required_argument, NULL, 'c'},
-        {"json", no_argument, NULL, 'j'},
-        {"all", no_argument, NULL, 'a'},
-        {"id", required_argument, NULL, 'i'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     const char *db_opt = NULL;
     sluice_dlq_filter filter = {NULL};
     bool json = false, all = false, saw_id = false;
     const char **ids = calloc((size_t)argc + 1, sizeof *ids);
     size_t n_ids = 0;
+    cli_parser p;
     int c, status;
 
     if (!ids) {
@@ -228,7 +244,7 @@ cmd_dlq(int argc, char **argv)
     }
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
                       strcmp(argv[1], "-h") == 0)) {
-        fputs(help_text, stdout);
+        cli_help(&dlq_command, stdout);
         free(ids);
         return EXIT_DONE;
     }
@@ -244,46 +260,43 @@ cmd_dlq(int argc, char **argv)
                          action);
     }
 
-    optind = 1;
-    opterr = 0;
     argc--, argv++;
-    /* No '+': ids may follow --id as plain arguments. */
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    cli_parse_begin(&p, &dlq_command, argc, argv, 1);
+    while ((c = cli_next(&p)) != CLI_END) {
         switch (c) {
-        case 'd':
-            db_opt = optarg;
+        case O_DB:
+            db_opt = p.arg;
             break;
-        case 'c':
-            filter.error_class = optarg;
-            if (!known_class(optarg)) {
+        case O_CLASS:
+            filter.error_class = p.arg;
+            if (!known_class(p.arg)) {
                 char classes[256];
                 list_classes(classes, sizeof classes);
                 free(ids);
                 return cli_usage("dlq",
                                  "--class: no class '%s'; the classes are %s",
-                                 optarg, classes);
+                                 p.arg, classes);
             }
             break;
-        case 'j':
+        case O_JSON:
             json = true;
             break;
-        case 'a':
+        case O_ALL:
             all = true;
             break;
-        case 'i':
+        case O_ID:
             saw_id = true;
-            ids[n_ids++] = optarg;
+            ids[n_ids++] = p.arg;
             break;
-        case 'h':
-            fputs(help_text, stdout);
+        case CLI_HELP:
             free(ids);
             return EXIT_DONE;
         default:
             free(ids);
-            return cli_usage("dlq", "unknown option '%s'", argv[optind - 1]);
+            return EXIT_USAGE;
         }
     }
-    for (int i = optind; i < argc; i++) {
+    for (int i = p.optind; i < argc; i++) {
         if (!saw_id) {
             free(ids);
             return cli_usage("dlq", "unexpected argument '%s'", argv[i]);

@@ -4,7 +4,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,9 +12,30 @@
 
 #include "cli.h"
 
-static const char help_text[] =
-    "Usage: sluice ingest [--db FILE] [--format FORMAT] [--json] [FILE|-]...\n"
-    "\n"
+enum { O_DB, O_FORMAT, O_JSON, O_QUIET, O_PRIVATE, O_NET };
+
+static const cli_opt ingest_opts[] = {
+    CLI_OPT_DB(O_DB),
+    {.name = "format", .id = O_FORMAT, .arg = "FORMAT",
+     .help = "auto, jsonl, csv or lines (default: auto)",
+     .complete = "auto jsonl csv lines"},
+    {.name = "allow-private", .id = O_PRIVATE,
+     .help = "accept URLs whose host is a loopback, private, link-local or "
+             "metadata address (refused by default, in any spelling: "
+             "127.1, 2130706433, [::ffff:127.0.0.1], localhost)"},
+    {.name = "allow-net", .id = O_NET, .arg = "CIDR", .flags = CLI_REPEAT,
+     .help = "accept those in this network (repeatable)"},
+    {.name = "json", .id = O_JSON,
+     .help = "print the summary as one JSON object"},
+    {.name = "quiet", .short_name = 'q', .id = O_QUIET,
+     .help = "no progress line"},
+};
+
+static const cli_form ingest_forms[] = {
+    {NULL, "[FILE|-]...", CLI_COMPLETE_FILE},
+};
+
+static const char ingest_description[] =
     "Read feeds into the queue: validate each record, dedupe by id, and\n"
     "upsert it (same id and url: unchanged; a new url: pending again).\n"
     "With no FILE, or with -, read standard input.\n"
@@ -24,24 +44,24 @@ static const char help_text[] =
     "  jsonl   one JSON object a line: url, and optional id, key, meta\n"
     "  csv     RFC 4180 with a header row naming at least url (and\n"
     "          optionally id, key, meta); other columns go into meta\n"
-    "  lines   one URL a line; blank lines and # comments are skipped\n"
-    "\n"
-    "Options:\n"
-    "  --db FILE        queue database (default: $SLUICE_DB, else "
-    "./sluice.db)\n"
-    "  --format FORMAT  auto, jsonl, csv or lines (default: auto)\n"
-    "  --allow-private  accept URLs whose host is a loopback, private,\n"
-    "                   link-local or metadata address (refused by\n"
-    "                   default, in any spelling: 127.1, 2130706433,\n"
-    "                   [::ffff:127.0.0.1], localhost)\n"
-    "  --allow-net CIDR accept those in this network (repeatable)\n"
-    "  --json           print the summary as one JSON object\n"
-    "  -q, --quiet      no progress line\n"
-    "  -h, --help       show this help\n"
-    "\n"
+    "  lines   one URL a line; blank lines and # comments are skipped\n";
+
+static const char ingest_epilogue[] =
     "Each rejected record is reported on stderr as FILE:LINE: reason; the\n"
     "rest is ingested. Exit status: 0 all ingested, 1 some rejected,\n"
     "2 usage error, 3 the work stopped (missing file, database error).\n";
+
+const cli_command ingest_command = {
+    .name = "ingest",
+    .summary = "read feeds (JSON Lines, CSV, URL lines) into the queue",
+    .forms = ingest_forms,
+    .n_forms = CLI_COUNT(ingest_forms),
+    .description = ingest_description,
+    .epilogue = ingest_epilogue,
+    .opts = ingest_opts,
+    .n_opts = CLI_COUNT(ingest_opts),
+    .run = cmd_ingest,
+};
 
 typedef struct {
     const char *name; /* as shown in messages */
@@ -150,21 +170,12 @@ print_summary(const sluice_ingest_stats *st, bool json)
 int
 cmd_ingest(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"format", required_argument, NULL, 'f'},
-        {"json", no_argument, NULL, 'j'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"allow-private", no_argument, NULL, 'P'},
-        {"allow-net", required_argument, NULL, 'N'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     const char *db_opt = NULL;
     sluice_format format = SLUICE_FORMAT_AUTO;
     bool json = false, quiet = false, allow_private = false;
     const char **nets = calloc((size_t)argc + 1, sizeof *nets);
     size_t n_nets = 0;
+    cli_parser p;
     int c;
 
     if (!nets) {
@@ -172,49 +183,46 @@ cmd_ingest(int argc, char **argv)
         return EXIT_FAILED;
     }
 
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+qh", longopts, NULL)) != -1) {
+    cli_parse_begin(&p, &ingest_command, argc, argv, 1);
+    while ((c = cli_next(&p)) != CLI_END) {
         switch (c) {
-        case 'd':
-            db_opt = optarg;
+        case O_DB:
+            db_opt = p.arg;
             break;
-        case 'f': {
-            int f = sluice_format_from_name(optarg);
+        case O_FORMAT: {
+            int f = sluice_format_from_name(p.arg);
             if (f < 0) {
                 free(nets);
                 return cli_usage("ingest",
                                  "--format: expected auto, jsonl, csv or "
                                  "lines, got '%s'",
-                                 optarg);
+                                 p.arg);
             }
             format = (sluice_format)f;
             break;
         }
-        case 'j':
+        case O_JSON:
             json = true;
             break;
-        case 'q':
+        case O_QUIET:
             quiet = true;
             break;
-        case 'P':
+        case O_PRIVATE:
             allow_private = true;
             break;
-        case 'N':
-            nets[n_nets++] = optarg;
+        case O_NET:
+            nets[n_nets++] = p.arg;
             break;
-        case 'h':
-            fputs(help_text, stdout);
+        case CLI_HELP:
             free(nets);
             return EXIT_DONE;
         default:
             free(nets);
-            return cli_usage("ingest", "unknown option '%s'",
-                             argv[optind - 1]);
+            return EXIT_USAGE;
         }
     }
 
-    int n_inputs = argc - optind;
+    int n_inputs = argc - p.optind;
     bool use_stdin = n_inputs == 0;
     if (use_stdin && isatty(STDIN_FILENO)) {
         free(nets);
@@ -230,7 +238,7 @@ cmd_ingest(int argc, char **argv)
     }
     int n_open = 0, status = EXIT_DONE, stdin_uses = 0;
     for (int i = 0; i < (use_stdin ? 1 : n_inputs); i++) {
-        const char *path = use_stdin ? "-" : argv[optind + i];
+        const char *path = use_stdin ? "-" : argv[p.optind + i];
         if (strcmp(path, "-") == 0 && ++stdin_uses > 1) {
             status = cli_usage("ingest", "standard input given twice");
             goto out;

@@ -4,31 +4,49 @@
  * and message), streamed as a table, JSON Lines or CSV, so that the
  * catalogue side can join on it without sqlite3.
  */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli.h"
 
-static const char help_text[] =
-    "Usage: sluice list [--db FILE] [--state STATE] [--json | --csv]\n"
-    "\n"
+enum { O_DB, O_STATE, O_JSON, O_CSV };
+
+static const cli_opt list_opts[] = {
+    CLI_OPT_DB(O_DB),
+    {.name = "state", .id = O_STATE, .arg = "STATE",
+     .complete = "pending in_flight retrying done dead",
+     .help = "only records in this state: pending, in_flight, retrying, "
+             "done or dead"},
+    {.name = "json", .id = O_JSON, .group = 1,
+     .help = "JSON Lines: one object a record, with its meta"},
+    {.name = "csv", .id = O_CSV, .group = 1,
+     .help = "CSV (RFC 4180) with a header row"},
+};
+
+static const cli_form list_forms[] = {{NULL, NULL, NULL}};
+
+static const char list_description[] =
     "List every record in feed order: id, state, url, key, and for done\n"
     "records the object's size, SHA-256, content type and ETag; for dead\n"
     "(and retrying) ones the error class, HTTP status and message.\n"
-    "Streamed: a million records list in constant memory.\n"
-    "\n"
-    "Options:\n"
-    "  --db FILE      queue database (default: $SLUICE_DB, else "
-    "./sluice.db)\n"
-    "  --state STATE  only records in this state: pending, in_flight,\n"
-    "                 retrying, done or dead\n"
-    "  --json         JSON Lines: one object a record, with its meta\n"
-    "  --csv          CSV (RFC 4180) with a header row\n"
-    "  -h, --help     show this help\n"
-    "\n"
+    "Streamed: a million records list in constant memory.\n";
+
+static const char list_epilogue[] =
     "Exit status: 0 success, 2 usage error, 3 the work stopped.\n";
+
+const cli_command list_command = {
+    .name = "list",
+    .summary = "every record with its state and object: a table, JSON "
+               "Lines or CSV",
+    .forms = list_forms,
+    .n_forms = CLI_COUNT(list_forms),
+    .description = list_description,
+    .epilogue = list_epilogue,
+    .opts = list_opts,
+    .n_opts = CLI_COUNT(list_opts),
+    .run = cmd_list,
+};
 
 typedef enum { OUT_TABLE, OUT_JSON, OUT_CSV } out_format;
 
@@ -179,50 +197,41 @@ print_record(void *arg, const sluice_record *rec)
 int
 cmd_list(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"state", required_argument, NULL, 's'},
-        {"json", no_argument, NULL, 'j'},
-        {"csv", no_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     const char *db_opt = NULL;
     sluice_list_filter filter = {-1};
     list_ctx l = {OUT_TABLE, NULL};
     bool json = false, csv = false;
+    cli_parser p;
     int c;
 
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    cli_parse_begin(&p, &list_command, argc, argv, 1);
+    while ((c = cli_next(&p)) != CLI_END) {
         switch (c) {
-        case 'd':
-            db_opt = optarg;
+        case O_DB:
+            db_opt = p.arg;
             break;
-        case 's':
-            filter.state = sluice_state_from_name(optarg);
+        case O_STATE:
+            filter.state = sluice_state_from_name(p.arg);
             if (filter.state < 0)
                 return cli_usage("list",
                                  "--state: expected pending, in_flight, "
                                  "retrying, done or dead, got '%s'",
-                                 optarg);
+                                 p.arg);
             break;
-        case 'j':
+        case O_JSON:
             json = true;
             break;
-        case 'c':
+        case O_CSV:
             csv = true;
             break;
-        case 'h':
-            fputs(help_text, stdout);
+        case CLI_HELP:
             return EXIT_DONE;
         default:
-            return cli_usage("list", "unknown option '%s'", argv[optind - 1]);
+            return EXIT_USAGE;
         }
     }
-    if (optind < argc)
-        return cli_usage("list", "unexpected argument '%s'", argv[optind]);
+    if (p.optind < argc)
+        return cli_usage("list", "unexpected argument '%s'", argv[p.optind]);
     if (json && csv)
         return cli_usage("list", "--json and --csv: choose one");
 

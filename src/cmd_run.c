@@ -4,7 +4,6 @@
  * SIGINT/SIGTERM.
  */
 #include <ctype.h>
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -13,9 +12,96 @@
 
 #include "cli.h"
 
-static const char help_text[] =
-    "Usage: sluice run [--db FILE] --store DIR [OPTIONS]\n"
-    "\n"
+enum {
+    O_DB, O_STORE, O_MAXC, O_MAXT, O_ATTEMPTS, O_TIMEOUT, O_STALL, O_BYTES,
+    O_AGE, O_BASE, O_CAP, O_PRIVATE, O_NET, O_FOLLOW, O_GRACE, O_JSON,
+    O_STORE_CONC, O_S3_ENDPOINT, O_S3_PATH, O_S3_VHOST, O_SPOOL, O_RAISE_CAP,
+    O_RATE, O_NO_ADAPT, O_QUIET, O_MANIFEST
+};
+
+static const cli_opt run_opts[] = {
+    CLI_OPT_DB(O_DB),
+    {.name = "store", .id = O_STORE, .arg = "DIR|s3://BUCKET[/PREFIX]",
+     .flags = CLI_REQUIRED, .complete = CLI_COMPLETE_DIR,
+     .help = "where objects land: a directory (created if missing); each "
+             "record's key is its path; or S3: each object at PREFIX/KEY, "
+             "credentials and region from the AWS_* environment"},
+    {.name = "store-concurrency", .id = O_STORE_CONC, .arg = "N",
+     .help = "uploads at once (S3; default 16); they do not take slots of "
+             "any origin's cap"},
+    {.name = "s3-endpoint", .id = O_S3_ENDPOINT, .arg = "URL",
+     .help = "an S3-compatible server (default: $AWS_ENDPOINT_URL_S3, "
+             "$AWS_ENDPOINT_URL, AWS)"},
+    {.name = "s3-path-style", .id = O_S3_PATH, .group = 1,
+     .help = "BUCKET in the path, not the host name (the default with an "
+             "endpoint other than AWS's)"},
+    {.name = "s3-virtual-hosted", .id = O_S3_VHOST, .group = 1,
+     .help = "BUCKET in the host name (the default for AWS)"},
+    {.name = "spool", .id = O_SPOOL, .arg = "DIR",
+     .complete = CLI_COMPLETE_DIR,
+     .help = "where bodies wait for their upload (S3; default $TMPDIR, else "
+             "/tmp)"},
+    {.name = "manifest", .id = O_MANIFEST, .arg = "FILE",
+     .complete = CLI_COMPLETE_FILE,
+     .help = "append a JSON line for each record stored (id, key, url, "
+             "size, sha256, meta), durable before the record is marked "
+             "done"},
+    {.name = "max-concurrency", .id = O_MAXC, .arg = "N",
+     .help = "requests in flight per origin; stored with the queue "
+             "(default: the queue's, else 20); a smaller one lowers the "
+             "queue's"},
+    {.name = "rate", .id = O_RATE, .arg = "R/s", .complete = "none",
+     .help = "per origin, requests a second (also /min, /h), paced: never "
+             "more in any second; stored with the queue like the cap "
+             "('none' with --raise-cap removes it)"},
+    {.name = "raise-cap", .id = O_RAISE_CAP,
+     .help = "let --max-concurrency or --rate raise the queue's"},
+    {.name = "no-adapt", .id = O_NO_ADAPT,
+     .help = "do not slow down for an origin that throttles (429/503), "
+             "times out or slows: by default sluice lowers its own rate and "
+             "concurrency for it, and grows them back"},
+    {.name = "max-total", .id = O_MAXT, .arg = "N",
+     .help = "requests in flight over all origins (default: no global cap)"},
+    {.name = "max-attempts", .id = O_ATTEMPTS, .arg = "N",
+     .help = "failed attempts before the dead-letter queue (default 8; "
+             "429/503 throttles do not count)"},
+    {.name = "timeout", .id = O_TIMEOUT, .arg = "SEC",
+     .help = "per request, total (default 120); connecting gets at most 15 "
+             "of them. sluice assumes the origin is done with a request by "
+             "then: make it longer than the origin's worst latency"},
+    {.name = "stall-timeout", .id = O_STALL, .arg = "SEC",
+     .help = "abort a transfer silent this long (default 30)"},
+    {.name = "max-bytes", .id = O_BYTES, .arg = "N",
+     .help = "largest body accepted, with optional k, M, G (default 100M); "
+             "larger is dead-lettered"},
+    {.name = "max-age", .id = O_AGE, .arg = "DURATION",
+     .help = "dead-letter a record still throttled this long after its "
+             "first attempt (default 24h)"},
+    {.name = "backoff-base", .id = O_BASE, .arg = "SEC",
+     .help = "first retry delay, doubled each attempt, with full jitter "
+             "(default 1)"},
+    {.name = "backoff-cap", .id = O_CAP, .arg = "SEC",
+     .help = "longest retry delay (default 300)"},
+    {.name = "allow-private", .id = O_PRIVATE,
+     .help = "allow loopback, private, link-local and metadata addresses "
+             "(refused by default)"},
+    {.name = "allow-net", .id = O_NET, .arg = "CIDR", .flags = CLI_REPEAT,
+     .help = "allow this network even so (repeatable), e.g. 10.1.0.0/16 or "
+             "127.0.0.1/32"},
+    {.name = "follow", .id = O_FOLLOW,
+     .help = "keep running, polling for new records"},
+    {.name = "grace", .id = O_GRACE, .arg = "SEC",
+     .help = "on SIGINT/SIGTERM, time for transfers in flight to finish "
+             "(default 5)"},
+    {.name = "json", .id = O_JSON,
+     .help = "print the summary as one JSON object"},
+    {.name = "quiet", .short_name = 'q', .id = O_QUIET,
+     .help = "only errors and the summary"},
+};
+
+static const cli_form run_forms[] = {{NULL, NULL, NULL}};
+
+static const char run_description[] =
     "Fetch every pending record into the store, never sending an origin\n"
     "(scheme, host, port) more than --max-concurrency requests at once,\n"
     "retries and redirect hops included, across crashes and restarts too:\n"
@@ -23,73 +109,31 @@ static const char help_text[] =
     "crashed run's) keeps its slot until --timeout after it was sent.\n"
     "Each object is verified (length, SHA-256) and durable before its\n"
     "record is marked done. Without --follow, exits when nothing is\n"
-    "pending or waiting to retry.\n"
-    "\n"
-    "Options:\n"
-    "  --db FILE              queue database (default: $SLUICE_DB, else\n"
-    "                         ./sluice.db)\n"
-    "  --store DIR            where objects land: a directory (created if\n"
-    "                         missing); each record's key is its path\n"
-    "  --store s3://BUCKET[/PREFIX]\n"
-    "                         or S3: each object at PREFIX/KEY, credentials\n"
-    "                         and region from the AWS_* environment\n"
-    "  --store-concurrency N  uploads at once (S3; default 16); they do\n"
-    "                         not take slots of any origin's cap\n"
-    "  --s3-endpoint URL      an S3-compatible server (default:\n"
-    "                         $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, AWS)\n"
-    "  --s3-path-style        BUCKET in the path, not the host name (the\n"
-    "                         default with an endpoint other than AWS's)\n"
-    "  --s3-virtual-hosted    BUCKET in the host name (the default for AWS)\n"
-    "  --spool DIR            where bodies wait for their upload (S3;\n"
-    "                         default $TMPDIR, else /tmp)\n"
-    "  --manifest FILE        append a JSON line for each record stored\n"
-    "                         (id, key, url, size, sha256, meta), durable\n"
-    "                         before the record is marked done\n"
-    "  --max-concurrency N    requests in flight per origin; stored with\n"
-    "                         the queue (default: the queue's, else 20);\n"
-    "                         a smaller one lowers the queue's\n"
-    "  --rate R/s             per origin, requests a second (also /min,\n"
-    "                         /h), paced: never more in any second; stored\n"
-    "                         with the queue like the cap ('none' with\n"
-    "                         --raise-cap removes it)\n"
-    "  --raise-cap            let --max-concurrency or --rate raise the\n"
-    "                         queue's\n"
-    "  --no-adapt             do not slow down for an origin that\n"
-    "                         throttles (429/503), times out or slows: by\n"
-    "                         default sluice lowers its own rate and\n"
-    "                         concurrency for it, and grows them back\n"
-    "  --max-total N          requests in flight over all origins\n"
-    "                         (default: no global cap)\n"
-    "  --max-attempts N       failed attempts before the dead-letter queue\n"
-    "                         (default 8; 429/503 throttles do not count)\n"
-    "  --timeout SEC          per request, total (default 120); connecting\n"
-    "                         gets at most 15 of them. sluice assumes the\n"
-    "                         origin is done with a request by then: make\n"
-    "                         it longer than the origin's worst latency\n"
-    "  --stall-timeout SEC    abort a transfer silent this long (default 30)\n"
-    "  --max-bytes N          largest body accepted, with optional k, M, G\n"
-    "                         (default 100M); larger is dead-lettered\n"
-    "  --max-age DURATION     dead-letter a record still throttled this\n"
-    "                         long after its first attempt (default 24h)\n"
-    "  --backoff-base SEC     first retry delay, doubled each attempt, with\n"
-    "                         full jitter (default 1)\n"
-    "  --backoff-cap SEC      longest retry delay (default 300)\n"
-    "  --allow-private        allow loopback, private, link-local and\n"
-    "                         metadata addresses (refused by default)\n"
-    "  --allow-net CIDR       allow this network even so (repeatable),\n"
-    "                         e.g. 10.1.0.0/16 or 127.0.0.1/32\n"
-    "  --follow               keep running, polling for new records\n"
-    "  --grace SEC            on SIGINT/SIGTERM, time for transfers in\n"
-    "                         flight to finish (default 5)\n"
-    "  --json                 print the summary as one JSON object\n"
-    "  -q, --quiet            only errors and the summary\n"
-    "  -h, --help             show this help\n"
-    "\n"
+    "pending or waiting to retry.\n";
+
+static const char run_epilogue[] =
     "Exit status: 0 every record done, 1 some records are dead (see\n"
     "'sluice dlq list'), 2 usage error, 3 the run could not work (store\n"
     "not writable, database error, another run on this database),\n"
     "130/143 stopped by SIGINT/SIGTERM (the queue is consistent: run\n"
     "again to finish).\n";
+
+const cli_command run_command = {
+    .name = "run",
+    .summary = "fetch pending records into a store, under the cap",
+    .forms = run_forms,
+    .n_forms = CLI_COUNT(run_forms),
+    .description = run_description,
+    .epilogue = run_epilogue,
+    .opts = run_opts,
+    .n_opts = CLI_COUNT(run_opts),
+    .run = cmd_run,
+};
+
+/* The largest values the numeric options take. */
+#define MAX_COUNT   100000              /* requests at once, attempts */
+#define MAX_SECONDS (365 * 86400.0)     /* any duration: a year */
+#define MAX_BYTES   ((uint64_t)1 << 50) /* a body: 1 PiB */
 
 static volatile int stop_requested;
 static volatile sig_atomic_t stop_signal;
@@ -220,74 +264,6 @@ parse_rate(const char *text, double *out)
     return true;
 }
 
-/* "100", "64k", "100M", "2G" -> bytes. */
-static bool
-parse_bytes(const char *text, uint64_t *out)
-{
-    char *end;
-    double v = strtod(text, &end);
-    if (end == text || v < 0 || !isfinite(v))
-        return false;
-    double mult = 1;
-    if (*end) {
-        switch (tolower((unsigned char)*end)) {
-        case 'k':
-            mult = 1024.0;
-            break;
-        case 'm':
-            mult = 1024.0 * 1024;
-            break;
-        case 'g':
-            mult = 1024.0 * 1024 * 1024;
-            break;
-        default:
-            return false;
-        }
-        end++;
-        if (*end == 'i' || *end == 'I')
-            end++;
-        if (*end == 'b' || *end == 'B')
-            end++;
-    }
-    if (*end || v * mult > 1e18)
-        return false;
-    *out = (uint64_t)(v * mult);
-    return true;
-}
-
-/* "90", "90s", "15m", "24h", "7d" -> seconds. */
-static bool
-parse_seconds(const char *text, double *out)
-{
-    char *end;
-    double v = strtod(text, &end);
-    if (end == text || v < 0 || !isfinite(v))
-        return false;
-    double mult = 1;
-    if (*end) {
-        switch (*end) {
-        case 's':
-            break;
-        case 'm':
-            mult = 60;
-            break;
-        case 'h':
-            mult = 3600;
-            break;
-        case 'd':
-            mult = 86400;
-            break;
-        default:
-            return false;
-        }
-        end++;
-    }
-    if (*end)
-        return false;
-    *out = v * mult;
-    return true;
-}
-
 static void
 print_summary(const sluice_run_stats *st, bool json)
 {
@@ -342,42 +318,6 @@ print_summary(const sluice_run_stats *st, bool json)
 int
 cmd_run(int argc, char **argv)
 {
-    enum {
-        O_DB = 256, O_STORE, O_MAXC, O_MAXT, O_ATTEMPTS, O_TIMEOUT, O_STALL,
-        O_BYTES, O_AGE, O_BASE, O_CAP, O_PRIVATE, O_NET, O_FOLLOW, O_GRACE,
-        O_JSON, O_STORE_CONC, O_S3_ENDPOINT, O_S3_PATH, O_S3_VHOST, O_SPOOL,
-        O_RAISE_CAP, O_RATE, O_NO_ADAPT, O_MANIFEST
-    };
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, O_DB},
-        {"store", required_argument, NULL, O_STORE},
-        {"max-concurrency", required_argument, NULL, O_MAXC},
-        {"raise-cap", no_argument, NULL, O_RAISE_CAP},
-        {"rate", required_argument, NULL, O_RATE},
-        {"no-adapt", no_argument, NULL, O_NO_ADAPT},
-        {"max-total", required_argument, NULL, O_MAXT},
-        {"max-attempts", required_argument, NULL, O_ATTEMPTS},
-        {"timeout", required_argument, NULL, O_TIMEOUT},
-        {"stall-timeout", required_argument, NULL, O_STALL},
-        {"max-bytes", required_argument, NULL, O_BYTES},
-        {"max-age", required_argument, NULL, O_AGE},
-        {"backoff-base", required_argument, NULL, O_BASE},
-        {"backoff-cap", required_argument, NULL, O_CAP},
-        {"allow-private", no_argument, NULL, O_PRIVATE},
-        {"allow-net", required_argument, NULL, O_NET},
-        {"follow", no_argument, NULL, O_FOLLOW},
-        {"grace", required_argument, NULL, O_GRACE},
-        {"json", no_argument, NULL, O_JSON},
-        {"store-concurrency", required_argument, NULL, O_STORE_CONC},
-        {"s3-endpoint", required_argument, NULL, O_S3_ENDPOINT},
-        {"s3-path-style", no_argument, NULL, O_S3_PATH},
-        {"s3-virtual-hosted", no_argument, NULL, O_S3_VHOST},
-        {"spool", required_argument, NULL, O_SPOOL},
-        {"manifest", required_argument, NULL, O_MANIFEST},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     sluice_run_opts o;
     const char *db_opt = NULL;
     bool json = false;
@@ -386,6 +326,7 @@ cmd_run(int argc, char **argv)
     display d = {isatty(STDERR_FILENO) != 0, false, false, -10};
     unsigned long long n;
     double secs;
+    cli_parser p;
     int c;
 
     if (!nets) {
@@ -393,28 +334,22 @@ cmd_run(int argc, char **argv)
         return EXIT_FAILED;
     }
     sluice_run_opts_init(&o);
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+qh", longopts, NULL)) != -1) {
-        const char *name = argv[optind - 1];
+    cli_parse_begin(&p, &run_command, argc, argv, 1);
+    while ((c = cli_next(&p)) != CLI_END) {
         switch (c) {
         case O_DB:
-            db_opt = optarg;
+            db_opt = p.arg;
             break;
         case O_STORE:
-            o.store = optarg;
+            o.store = p.arg;
             break;
         case O_STORE_CONC:
-            if (!cli_parse_uint("run", name, optarg, 1024, &n))
+            if (!cli_arg_count(&p, 1, 1024, &n))
                 goto usage;
-            if (n == 0) {
-                cli_usage("run", "%s: must be at least 1", name);
-                goto usage;
-            }
             o.store_concurrency = (unsigned)n;
             break;
         case O_S3_ENDPOINT:
-            o.s3_endpoint = optarg;
+            o.s3_endpoint = p.arg;
             break;
         case O_S3_PATH:
             o.s3_path_style = 1;
@@ -423,20 +358,20 @@ cmd_run(int argc, char **argv)
             o.s3_path_style = 0;
             break;
         case O_SPOOL:
-            o.spool_dir = optarg;
+            o.spool_dir = p.arg;
             break;
         case O_MANIFEST:
-            o.manifest = optarg;
+            o.manifest = p.arg;
             break;
         case O_RAISE_CAP:
             o.raise_cap = 1;
             break;
         case O_RATE:
-            if (!parse_rate(optarg, &o.rate)) {
+            if (!parse_rate(p.arg, &o.rate)) {
                 cli_usage("run",
-                          "--rate: '%s': want requests a second, as 100/s, "
-                          "6000/min, 1/h or none",
-                          optarg);
+                          "--rate: %s: must be requests a second above 0, "
+                          "as 100/s, 6000/min or 1/h, or none",
+                          p.arg);
                 goto usage;
             }
             break;
@@ -446,12 +381,9 @@ cmd_run(int argc, char **argv)
         case O_MAXC:
         case O_MAXT:
         case O_ATTEMPTS:
-            if (!cli_parse_uint("run", name, optarg, 100000, &n))
+            /* --max-total 0: no global cap. */
+            if (!cli_arg_count(&p, c == O_MAXT ? 0 : 1, MAX_COUNT, &n))
                 goto usage;
-            if (c != O_MAXT && n == 0) {
-                cli_usage("run", "%s: must be at least 1", name);
-                goto usage;
-            }
             if (c == O_MAXC)
                 o.max_concurrency = (unsigned)n;
             else if (c == O_MAXT)
@@ -465,12 +397,10 @@ cmd_run(int argc, char **argv)
         case O_BASE:
         case O_CAP:
         case O_GRACE:
-            if (!parse_seconds(optarg, &secs) ||
-                (secs <= 0 && c != O_GRACE && c != O_BASE)) {
-                cli_usage("run", "%s: expected a duration like 30, 90s, 15m "
-                          "or 24h, got '%s'", name, optarg);
+            /* A grace or a first delay of 0 is allowed: none. */
+            if (!cli_arg_seconds(&p, 0, c != O_GRACE && c != O_BASE,
+                                 MAX_SECONDS, &secs))
                 goto usage;
-            }
             if (c == O_TIMEOUT)
                 o.timeout_s = secs;
             else if (c == O_STALL)
@@ -485,17 +415,14 @@ cmd_run(int argc, char **argv)
                 o.grace_s = secs;
             break;
         case O_BYTES:
-            if (!parse_bytes(optarg, &o.max_bytes) || o.max_bytes == 0) {
-                cli_usage("run", "--max-bytes: expected a size like 500k or "
-                          "100M, got '%s'", optarg);
+            if (!cli_arg_bytes(&p, 1, MAX_BYTES, &o.max_bytes))
                 goto usage;
-            }
             break;
         case O_PRIVATE:
             o.allow_private = 1;
             break;
         case O_NET:
-            nets[n_nets++] = optarg;
+            nets[n_nets++] = p.arg;
             break;
         case O_FOLLOW:
             o.follow = 1;
@@ -503,20 +430,18 @@ cmd_run(int argc, char **argv)
         case O_JSON:
             json = true;
             break;
-        case 'q':
+        case O_QUIET:
             d.quiet = true;
             break;
-        case 'h':
-            fputs(help_text, stdout);
+        case CLI_HELP:
             free(nets);
             return EXIT_DONE;
         default:
-            cli_usage("run", "unknown option '%s'", name);
             goto usage;
         }
     }
-    if (optind < argc) {
-        cli_usage("run", "unexpected argument '%s'", argv[optind]);
+    if (p.optind < argc) {
+        cli_usage("run", "unexpected argument '%s'", argv[p.optind]);
         goto usage;
     }
     if (!o.store) {

@@ -3,17 +3,34 @@
  * per origin (DESIGN.md, "Slots"), and freeing those a run that is gone
  * left held, for an operator who knows the origin is idle.
  */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
 
-static const char help_text[] =
-    "Usage: sluice slots list  [--db FILE] [--json]\n"
-    "       sluice slots clear [--db FILE] [--origin ORIGIN]... [--yes]\n"
-    "\n"
+enum { O_DB, O_JSON, O_ORIGIN, O_YES };
+
+/* The forms: bit 0 list, bit 1 clear. */
+enum { F_LIST = 1u << 0, F_CLEAR = 1u << 1 };
+
+static const cli_opt slots_opts[] = {
+    CLI_OPT_DB(O_DB),
+    {.name = "json", .id = O_JSON, .forms = F_LIST,
+     .help = "one JSON object {\"run\": ..., \"slots\": [...]}"},
+    {.name = "origin", .id = O_ORIGIN, .arg = "ORIGIN", .forms = F_CLEAR,
+     .flags = CLI_REPEAT,
+     .help = "only this origin, as listed (scheme://host:port); "
+             "repeatable"},
+    {.name = "yes", .id = O_YES, .forms = F_CLEAR, .help = "do not ask"},
+};
+
+static const cli_form slots_forms[] = {
+    {"list", NULL, NULL},
+    {"clear", NULL, NULL},
+};
+
+static const char slots_description[] =
     "A request to an origin holds one of its --max-concurrency slots, kept\n"
     "with the queue. A request the run gave up on (a timeout, a stall, a\n"
     "stop past --grace) and the requests of a run that crashed keep their\n"
@@ -25,21 +42,25 @@ static const char help_text[] =
     "clear  free the slots and pauses of the origins given (default: all),\n"
     "       when you know the origin is idle. It names what it clears and\n"
     "       asks first; --yes does not ask (needed when not on a terminal).\n"
-    "       Refused while a run uses the queue.\n"
-    "\n"
-    "Options:\n"
-    "  --db FILE        queue database (default: $SLUICE_DB, else\n"
-    "                   ./sluice.db)\n"
-    "  --json           (list) one JSON object {\"run\": ..., \"slots\": "
-    "[...]}\n"
-    "  --origin ORIGIN  (clear) only this origin, as listed\n"
-    "                   (scheme://host:port); repeatable\n"
-    "  --yes            (clear) do not ask\n"
-    "  -h, --help       show this help\n"
-    "\n"
+    "       Refused while a run uses the queue.\n";
+
+static const char slots_epilogue[] =
     "Exit status: 0 success, 1 an origin given to clear holds nothing,\n"
     "2 usage error (or clear refused without --yes off a terminal), 3 the\n"
     "work stopped (a run is using the queue, a database error).\n";
+
+const cli_command slots_command = {
+    .name = "slots",
+    .summary = "list the slots held per origin, or clear those a run that "
+               "is gone left held",
+    .forms = slots_forms,
+    .n_forms = CLI_COUNT(slots_forms),
+    .description = slots_description,
+    .epilogue = slots_epilogue,
+    .opts = slots_opts,
+    .n_opts = CLI_COUNT(slots_opts),
+    .run = cmd_slots,
+};
 
 static int
 slots_list(sluice_queue *q, bool json)
@@ -159,18 +180,11 @@ slots_clear(sluice_queue *q, char **origins, size_t n_origins, bool yes)
 int
 cmd_slots(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"origin", required_argument, NULL, 'o'},
-        {"yes", no_argument, NULL, 'y'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     const char *db_opt = NULL;
     bool json = false, yes = false;
     char **origins = calloc((size_t)argc + 1, sizeof *origins);
     size_t n_origins = 0;
+    cli_parser p;
     int c;
     if (!origins) {
         cli_error("out of memory");
@@ -181,7 +195,7 @@ cmd_slots(int argc, char **argv)
                                   strcmp(argv[1], "-h") == 0);
         free(origins);
         if (help) {
-            fputs(help_text, stdout);
+            cli_help(&slots_command, stdout);
             return EXIT_DONE;
         }
         return cli_usage("slots", "say list or clear");
@@ -193,35 +207,33 @@ cmd_slots(int argc, char **argv)
         return cli_usage("slots", "unknown subcommand '%s' (list, clear)",
                          what);
     }
-    optind = 2;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    cli_parse_begin(&p, &slots_command, argc, argv, 2);
+    while ((c = cli_next(&p)) != CLI_END) {
         switch (c) {
-        case 'd':
-            db_opt = optarg;
+        case O_DB:
+            db_opt = p.arg;
             break;
-        case 'j':
+        case O_JSON:
             json = true;
             break;
-        case 'o':
-            origins[n_origins++] = optarg;
+        case O_ORIGIN:
+            origins[n_origins++] = p.arg;
             break;
-        case 'y':
+        case O_YES:
             yes = true;
             break;
-        case 'h':
-            fputs(help_text, stdout);
+        case CLI_HELP:
             free(origins);
             return EXIT_DONE;
         default:
             free(origins);
-            return cli_usage("slots", "unknown option '%s'", argv[optind - 1]);
+            return EXIT_USAGE;
         }
     }
-    if (optind < argc || (list && (n_origins || yes)) || (!list && json)) {
+    if (p.optind < argc || (list && (n_origins || yes)) || (!list && json)) {
         free(origins);
         return cli_usage(
-            "slots", optind < argc ? "unexpected argument" : "%s takes no %s",
+            "slots", p.optind < argc ? "unexpected argument" : "%s takes no %s",
             what, list ? "--origin or --yes" : "--json");
     }
     sluice_queue *q =

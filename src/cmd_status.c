@@ -4,62 +4,68 @@
  * held for a run that is gone; as a short table or one JSON object with
  * stable field names.
  */
-#include <getopt.h>
 #include <string.h>
 
 #include "cli.h"
 
-static const char help_text[] =
-    "Usage: sluice status [--db FILE] [--json]\n"
-    "\n"
+enum { O_DB, O_JSON };
+
+static const cli_opt status_opts[] = {
+    CLI_OPT_DB(O_DB),
+    {.name = "json", .id = O_JSON,
+     .help = "one JSON object: pending, in_flight (records leased), "
+             "retrying, done, dead, total, oldest_pending_age_s (null if "
+             "none), run (\"running\" or \"none\"), requests_in_flight "
+             "(null without a run), slots [{origin, held, in_flight, "
+             "by_live_run, free_in_s, paused_for_s}]"},
+};
+
+static const cli_form status_forms[] = {{NULL, NULL, NULL}};
+
+static const char status_description[] =
     "Show how many records are pending, in flight, waiting to retry, done\n"
     "and dead, the total, and the age of the oldest pending record; whether\n"
     "a run is using the queue and how many requests it has in flight now;\n"
     "and, per origin, slots still held (by that run, or for a run that is\n"
-    "gone, until its requests' deadlines) and Retry-After pauses.\n"
-    "\n"
-    "Options:\n"
-    "  --db FILE   queue database (default: $SLUICE_DB, else ./sluice.db)\n"
-    "  --json      one JSON object: pending, in_flight (records leased),\n"
-    "              retrying, done, dead, total, oldest_pending_age_s (null\n"
-    "              if none), run (\"running\" or \"none\"),\n"
-    "              requests_in_flight (null without a run), slots [{origin,\n"
-    "              held, in_flight, by_live_run, free_in_s, paused_for_s}]\n"
-    "  -h, --help  show this help\n";
+    "gone, until its requests' deadlines) and Retry-After pauses.\n";
+
+const cli_command status_command = {
+    .name = "status",
+    .summary = "show how many records are in each state",
+    .forms = status_forms,
+    .n_forms = CLI_COUNT(status_forms),
+    .description = status_description,
+    .opts = status_opts,
+    .n_opts = CLI_COUNT(status_opts),
+    .run = cmd_status,
+};
 
 int
 cmd_status(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     const char *db_opt = NULL;
     bool json = false;
+    cli_parser p;
     int c;
 
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    cli_parse_begin(&p, &status_command, argc, argv, 1);
+    while ((c = cli_next(&p)) != CLI_END) {
         switch (c) {
-        case 'd':
-            db_opt = optarg;
+        case O_DB:
+            db_opt = p.arg;
             break;
-        case 'j':
+        case O_JSON:
             json = true;
             break;
-        case 'h':
-            fputs(help_text, stdout);
+        case CLI_HELP:
             return EXIT_DONE;
         default:
-            return cli_usage("status", "unknown option '%s'",
-                             argv[optind - 1]);
+            return EXIT_USAGE;
         }
     }
-    if (optind < argc)
-        return cli_usage("status", "unexpected argument '%s'", argv[optind]);
+    if (p.optind < argc)
+        return cli_usage("status", "unexpected argument '%s'",
+                         argv[p.optind]);
 
     sluice_queue *q = cli_open_queue(cli_db_path(db_opt),
                                      SLUICE_QUEUE_READONLY);

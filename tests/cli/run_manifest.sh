@@ -8,7 +8,7 @@ N=300
 start_origin o --latency fixed:40 --size fixed:1500
 "$GEN" $N jsonl "http://127.0.0.1:$o_port" >feed.jsonl
 "$SLUICE" ingest --allow-private feed.jsonl >/dev/null
-RUN=("$SLUICE" run --store out --allow-private --max-concurrency 8
+RUN=("$SLUICE" run --store out --allow-private --max-concurrency 8 --timeout 5
      --manifest m.jsonl --quiet)
 
 # every_done_listed: each done record's key and SHA-256 has a line.
@@ -33,7 +33,7 @@ missing=$(every_done_listed)
 [ -z "$missing" ] || fail "done but not in the manifest: $missing"
 # A torn line, as a crash in the middle of a write would leave.
 printf '{"id":"sku-torn","key":"sku-to' >>m.jsonl
-run "${RUN[@]}" --timeout 5
+run "${RUN[@]}"
 assert_rc 0
 assert_eq "$(status_field sluice.db done)" $N
 missing=$(every_done_listed)
