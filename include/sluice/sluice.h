@@ -401,6 +401,14 @@ typedef struct {
     int allow_private;        /* allow private/loopback/metadata addresses */
     const char *const *allow_nets; /* CIDRs allowed even so, or NULL */
     size_t n_allow_nets;
+    /* A file of PEM CA certificates that origins' TLS certificates are
+     * verified against instead of the system's (curl's --cacert); NULL:
+     * the system's. The library reads no environment for it (the tool
+     * reads CURL_CA_BUNDLE and SSL_CERT_FILE, as curl does). Not used
+     * for the S3 store, which has AWS_CA_BUNDLE. A file that cannot be
+     * read or holds no certificate fails the run at once, SLUICE_EINVAL.
+     * Verification itself is always on. */
+    const char *ca_file;
     int follow;               /* keep polling for new records */
     double follow_poll_s;     /* how often, with follow: 1 */
     unsigned store_concurrency; /* uploads at once (S3): 16 */
@@ -427,6 +435,15 @@ typedef struct {
 
 /* Fill `opts` with the defaults above. */
 void sluice_run_opts_init(sluice_run_opts *opts);
+
+/*
+ * Whether `path` can serve as sluice_run_opts.ca_file: readable, and
+ * holding at least one PEM certificate, read as OpenSSL will read it for
+ * libcurl. SLUICE_OK, or SLUICE_EINVAL with the reason in `why` ("No such
+ * file or directory", "no PEM certificate in it"). sluice_run checks it
+ * too; a tool checks first to name where the file came from.
+ */
+sluice_err sluice_check_ca_file(const char *path, char *why, size_t size);
 
 /*
  * Fetch every pending record into the store, keeping at most

@@ -4,9 +4,19 @@
  * through the multi handle). Redirects are not followed here: each hop is
  * a new request that the run loop must admit under its origin's cap. The
  * URL policy is applied to the resolved address of every connection, in
- * the open-socket callback. A reply that is not HTTP/1.x, or whose head
- * passes HEAD_MAX, is reported as CURLE_WEIRD_SERVER_REPLY (a protocol
- * error), whatever libcurl called it.
+ * the open-socket callback. A reply that is not HTTP/1.x or HTTP/2, or
+ * whose head passes HEAD_MAX, is reported as CURLE_WEIRD_SERVER_REPLY (a
+ * protocol error), whatever libcurl called it.
+ *
+ * https asks for HTTP/2 (ALPN) and waits for a connection that can
+ * multiplex (CURLOPT_PIPEWAIT): the transfers that start while the first
+ * connection to an origin is being made wait for its handshake, then
+ * share it as streams, rather than each opening a connection of its own
+ * (20 TLS handshakes for a cap of 20). An origin that answers ALPN with
+ * HTTP/1.1 gets a connection per transfer, as before. Plain http stays
+ * HTTP/1.1: waiting there would hold every transfer until the first
+ * response told libcurl that the connection cannot multiplex. The cap
+ * counts requests, so none of this changes what the run admits.
  *
  * The caller's descriptors (a store's wake pipe, later a queue's
  * connection or a listener) wait in the same epoll set, any number of
@@ -20,13 +30,17 @@
  * ends and watches it again when the next begins on it, and removing and
  * adding it back was 1.5 epoll_ctl calls a transfer, 5% of the fetching
  * thread. Such a socket is taken out only when it stirs while unwatched
- * (the server closed it, say), or when it is closed.
+ * (the server closed it, say), or when it is closed. A socket that HTTP/2
+ * streams share is one socket to this bookkeeping: libcurl counts the
+ * transfers that use it and says CURL_POLL_REMOVE only when the last of
+ * them is done with it, so a stream's end never unwatches the others'.
  */
 #define _GNU_SOURCE /* epoll_pwait2 */
 #include "fetch.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
@@ -38,8 +52,14 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 
 #define HEAD_MAX (256 * 1024) /* bytes of a response head, at most */
+/* HTTP/2 streams on one connection, at most; an origin whose cap is
+ * larger gets a second connection. Servers allow 100 or more (nginx
+ * 128), and libcurl keeps to the smaller of the two. */
+#define STREAMS_MAX 100L
 
 struct sl_transfer {
     CURL *easy;
@@ -262,6 +282,12 @@ sl_fetcher_new(const sl_fetch_opts *opts, sl_fetcher **out)
         return SLUICE_ENOMEM;
     }
     curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, 256L);
+    /* HTTP/2 streams share a connection (libcurl's default, said here).
+     * Connections per host are not limited: the cap bounds the requests,
+     * so the connections, and a transfer queued inside libcurl for a
+     * connection would hold its slot without being sent. */
+    curl_multi_setopt(f->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(f->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, STREAMS_MAX);
     curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
     curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, on_timer);
@@ -322,6 +348,11 @@ take_transfer(sl_fetcher *f)
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, f);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* TLS verification stays on (DESIGN.md), whatever the defaults. */
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (o->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     /* Environment proxies would bypass the URL policy's address check. */
@@ -359,6 +390,12 @@ sl_fetcher_start(sl_fetcher *f, const char *url, void *owner)
     t->refused[0] = '\0';
     t->error[0] = '\0';
     curl_easy_setopt(t->easy, CURLOPT_URL, url);
+    /* HTTP/2 where ALPN offers it, waiting to multiplex; see the top. */
+    bool tls = strncasecmp(url, "https://", 8) == 0;
+    curl_easy_setopt(t->easy, CURLOPT_HTTP_VERSION,
+                     tls ? (long)CURL_HTTP_VERSION_2TLS
+                         : (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(t->easy, CURLOPT_PIPEWAIT, tls ? 1L : 0L);
     if (curl_multi_add_handle(f->multi, t->easy) != CURLM_OK) {
         t->next_free = f->free_list;
         f->free_list = t;
@@ -567,6 +604,38 @@ sl_fetcher_next_done(sl_fetcher *f, sl_fetch_result *res)
         return true;
     }
     return false;
+}
+
+sluice_err
+sluice_check_ca_file(const char *path, char *why, size_t size)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        sl_copy(why, size, strerror(errno));
+        return SLUICE_EINVAL;
+    }
+    /* As OpenSSL loads a CA file for libcurl (X509_load_cert_crl_file):
+     * PEM blocks, certificates counted. A directory opens, and fails
+     * here as "no certificate". */
+    size_t certs = 0;
+    STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read(fp, NULL, NULL, NULL);
+    bool unreadable = ferror(fp) != 0;
+    int read_errno = errno;
+    fclose(fp);
+    for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++)
+        if (sk_X509_INFO_value(infos, i)->x509)
+            certs++;
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    ERR_clear_error();
+    if (unreadable) {
+        sl_copy(why, size, strerror(read_errno));
+        return SLUICE_EINVAL;
+    }
+    if (certs == 0) {
+        sl_copy(why, size, "no PEM certificate in it");
+        return SLUICE_EINVAL;
+    }
+    return SLUICE_OK;
 }
 
 sl_xfer_error

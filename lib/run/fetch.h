@@ -49,6 +49,9 @@ typedef struct {
     uint64_t max_bytes;   /* refuse a Content-Length above this */
     const sl_guard *guard;
     sl_body_fn *on_body;
+    /* CA certificates (PEM) that origins' TLS certificates are verified
+     * against, instead of the system's; NULL: the system's. */
+    const char *ca_file;
 } sl_fetch_opts;
 
 /* What a finished transfer tells. Strings are owned by the struct. */
@@ -68,6 +71,7 @@ typedef struct {
 } sl_fetch_result;
 
 sluice_err sl_fetcher_new(const sl_fetch_opts *opts, sl_fetcher **out);
+
 void sl_fetcher_free(sl_fetcher *f);
 
 /* Start fetching `url` for `owner` now. NULL only when out of memory. */

@@ -235,6 +235,14 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
         sl_fmt(errbuf, errbuf_size, "--max-attempts must be at least 1");
         return SLUICE_EINVAL;
     }
+    if (o->ca_file) {
+        char why[256];
+        if (sluice_check_ca_file(o->ca_file, why, sizeof why) !=
+            SLUICE_OK) {
+            sl_fmt(errbuf, errbuf_size, "CA file %s: %s", o->ca_file, why);
+            return SLUICE_EINVAL;
+        }
+    }
     err = sl_guard_init(&r->guard, o->allow_private, o->allow_nets,
                         o->n_allow_nets, errbuf, errbuf_size);
     if (err != SLUICE_OK)
@@ -291,6 +299,7 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
         .max_bytes = o->max_bytes,
         .guard = &r->guard,
         .on_body = sl_body_write,
+        .ca_file = o->ca_file,
     };
     if (sl_fetcher_new(&fo, &r->fetcher) != SLUICE_OK ||
         sl_marker_start(q, &r->marks.marker) != SLUICE_OK)
