@@ -237,8 +237,7 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
     }
     if (o->ca_file) {
         char why[256];
-        if (sluice_check_ca_file(o->ca_file, why, sizeof why) !=
-            SLUICE_OK) {
+        if (sluice_check_ca_file(o->ca_file, why, sizeof why) != SLUICE_OK) {
             sl_fmt(errbuf, errbuf_size, "CA file %s: %s", o->ca_file, why);
             return SLUICE_EINVAL;
         }

@@ -41,7 +41,8 @@ start_origin o --limit $CAP --latency lognormal:20:0.5 --size $SIZE
 # Each request: its connection's serial number, the protocol, the status
 # and the client (only sluice's are looked at).
 start_nginx ng <<CONF
-    log_format conn '\$connection \$server_protocol \$status "\$http_user_agent"';
+    log_format conn '\$connection \$server_protocol \$status '
+                    '"\$http_user_agent"';
     upstream origin {
         server 127.0.0.1:$o_port;
         keepalive 64;
