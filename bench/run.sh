@@ -19,6 +19,11 @@
 #                   1,000 images, cap 20 (issue 17): sluice with --rate
 #                   and adapting, curl --retry, aria2c, wget2; and the plot
 #                   of sluice's learnt limit over time (bench/ratelimit.sh)
+#   https           nginx over TLS with http2 in front of the test origin
+#                   (partner latency), HTTPS_N (2,000) images, cap 20
+#                   (issue 18): sluice --cacert, curl --parallel --cacert,
+#                   wget2, aria2c; connections and protocol beside the
+#                   times (bench/https.sh)
 # Tools: sluice; curl --parallel; wget2 --max-threads; aria2c -j; xargs -P
 # around curl; in the fast workload also curl_sync, curl followed by a
 # syncfs (curl alone never makes its files durable). Output: a table,
@@ -37,7 +42,7 @@ rounds=${ROUNDS:-3}
 fast_rounds=${FAST_ROUNDS:-$((rounds > 7 ? rounds : 7))}
 partner_n=${PARTNER_N:-5000}
 fast_n=${FAST_N:-10000}
-workloads=${WORKLOADS:-partner partner-faults fast ingest scale ratelimit}
+workloads=${WORKLOADS:-partner partner-faults fast ingest scale ratelimit https}
 
 bash scripts/setup.sh build test bench >&2
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -294,6 +299,10 @@ CONF
         ROUNDS=$rounds bash "$root/bench/ratelimit.sh" "$bin" |
             tee ratelimit.txt >&2
         ;;
+    https)
+        ROUNDS=$rounds bash "$root/bench/https.sh" "$bin" |
+            tee https.txt >&2
+        ;;
     esac
 done
 
@@ -398,6 +407,7 @@ fi
 [ -s ingest.txt ] && grep -E '^sluice|^sqlite3' ingest.txt | sed 's/^/ingest  /' || true
 [ -s scale.txt ] && sed 's/^/scale   /' scale.txt || true
 [ -s ratelimit.txt ] && cat ratelimit.txt || true
+[ -s https.txt ] && cat https.txt || true
 cp results.json "$root/bench/results.json"
 bash "$root/bench/plot.sh" results.json >"$root/bench/results.svg"
 echo "wrote bench/results.json and bench/results.svg"
