@@ -188,7 +188,11 @@ END {
             median(ia[t]),
             median(cpu[t]) / (good ? good : 1) * 1000, median(cn[t]),
             proto[t], median(pk[t]), viol[t], good, n
-        json = json sprintf("%s{\"tool\":\"%s\",\"seconds\":%.3f,\"images_per_s\":%.1f,\"curl_time_over_tool\":%.3f,\"ideal_over_actual\":%s,\"cpu_s_per_1000\":%.3f,\"connections\":%d,\"protocol\":\"%s\",\"peak_in_flight\":%d,\"violations\":%d,\"byte_exact\":%d}",
+        json = json sprintf("%s{\"tool\":\"%s\",\"seconds\":%.3f," \
+            "\"images_per_s\":%.1f,\"curl_time_over_tool\":%.3f," \
+            "\"ideal_over_actual\":%s,\"cpu_s_per_1000\":%.3f," \
+            "\"connections\":%d,\"protocol\":\"%s\"," \
+            "\"peak_in_flight\":%d,\"violations\":%d,\"byte_exact\":%d}",
             json ? "," : "", t, secs, good / secs, vs,
             median(ia[t]) == "-" ? "null" : median(ia[t]),
             median(cpu[t]) / (good ? good : 1) * 1000, median(cn[t]),

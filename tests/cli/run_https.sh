@@ -113,6 +113,44 @@ peak=$(origin_stat "$o_port" peak_in_flight)
 [ "$peak" -ge $((CAP - 2)) ] ||
     fail "the origin saw at most $peak at once: streams not concurrent"
 
+case_ "a server that ends its connections every 100 requests: no retry"
+# nginx's keepalive_requests, as a CDN may set it: after 100 requests it
+# sends GOAWAY; the streams still open finish, and the next requests go
+# on a new connection (libcurl retries a refused stream itself). At each
+# switch a transfer or two may start while the new connection is being
+# made and take one of their own (libcurl 7.88 waits for a connection
+# only while it does not know whether the origin multiplexes): 5 to 8
+# connections in trials.
+start_nginx ng100 <<CONF
+    log_format conn '\$connection \$server_protocol \$status '
+                    '"\$http_user_agent"';
+    upstream origin {
+        server 127.0.0.1:$o_port;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:@PORT@ ssl http2;
+        ssl_certificate $WORK/server.pem;
+        ssl_certificate_key $WORK/server.key;
+        access_log @DIR@/conn.log conn;
+        keepalive_requests 100;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+CONF
+feed goaway 400 "https://127.0.0.1:$ng100_port"
+: >ng100/conn.log
+run "${RUN[@]}" --db goaway.db --store goaway --cacert ca.pem
+check_stored goaway.db goaway 400
+conns=$(grep '"sluice/' ng100/conn.log | awk '{ print $1 }' | sort -u |
+    wc -l)
+[ "$conns" -ge 4 ] && [ "$conns" -le 12 ] ||
+    fail "$conns connections for 400 requests at 100 a connection"
+assert_eq "$(origin_stat "$o_port" violations)" 0
+
 case_ "no CA: every record fails TLS verification, nothing requested"
 feed noca 30
 : >ng/conn.log
