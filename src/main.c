@@ -52,6 +52,9 @@ static const cli_term environment[] = {
     {"AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL",
      "an S3-compatible endpoint (--s3-endpoint wins)"},
     {"AWS_CA_BUNDLE", "a CA bundle for the S3 endpoint's certificate"},
+    {"CURL_CA_BUNDLE, SSL_CERT_FILE",
+     "a CA bundle for the origins' certificates when run --cacert is not\n"
+     "given (in this order, as curl reads them)"},
     {"TMPDIR", "where S3 uploads wait (--spool wins; default /tmp)"},
 };
 
