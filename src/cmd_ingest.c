@@ -14,7 +14,8 @@
 #include "cli.h"
 
 static const char help_text[] =
-    "Usage: sluice ingest [--db FILE] [--format FORMAT] [--json] [FILE|-]...\n"
+    "Usage: sluice ingest [--db FILE] [--format FORMAT] [OPTIONS] "
+    "[FILE|-]...\n"
     "\n"
     "Read feeds into the queue: validate each record, dedupe by id, and\n"
     "upsert it (same id and url: unchanged; a new url: pending again).\n"
@@ -23,13 +24,20 @@ static const char help_text[] =
     "Formats (detected from the content unless --format is given):\n"
     "  jsonl   one JSON object a line: url, and optional id, key, meta\n"
     "  csv     RFC 4180 with a header row naming at least url (and\n"
-    "          optionally id, key, meta); other columns go into meta\n"
+    "          optionally id, key, meta); other columns go into meta;\n"
+    "          fields split by commas, or the semicolons or tabs the\n"
+    "          header uses instead\n"
     "  lines   one URL a line; blank lines and # comments are skipped\n"
     "\n"
     "Options:\n"
     "  --db FILE        queue database (default: $SLUICE_DB, else "
     "./sluice.db)\n"
     "  --format FORMAT  auto, jsonl, csv or lines (default: auto)\n"
+    "  --url-column NAME, --id-column NAME, --key-column NAME\n"
+    "                   CSV: the columns holding the url, id and key\n"
+    "                   (default url, id, key; any case)\n"
+    "  --delimiter C    CSV: the field delimiter, one character (\\t or\n"
+    "                   tab for a tab); default: the header's\n"
     "  --allow-private  accept URLs whose host is a loopback, private,\n"
     "                   link-local or metadata address (refused by\n"
     "                   default, in any spelling: 127.1, 2130706433,\n"
@@ -157,12 +165,18 @@ cmd_ingest(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"allow-private", no_argument, NULL, 'P'},
         {"allow-net", required_argument, NULL, 'N'},
+        {"url-column", required_argument, NULL, 'U'},
+        {"id-column", required_argument, NULL, 'I'},
+        {"key-column", required_argument, NULL, 'K'},
+        {"delimiter", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *db_opt = NULL;
     sluice_format format = SLUICE_FORMAT_AUTO;
     bool json = false, quiet = false, allow_private = false;
+    const char *url_column = NULL, *id_column = NULL, *key_column = NULL;
+    char delimiter = 0;
     const char **nets = calloc((size_t)argc + 1, sizeof *nets);
     size_t n_nets = 0;
     int c;
@@ -202,6 +216,30 @@ cmd_ingest(int argc, char **argv)
             break;
         case 'N':
             nets[n_nets++] = optarg;
+            break;
+        case 'U':
+        case 'I':
+        case 'K':
+            if (!*optarg) {
+                free(nets);
+                return cli_usage("ingest", "%s: an empty column name",
+                                 argv[optind - 1]);
+            }
+            *(c == 'U' ? &url_column : c == 'I' ? &id_column
+                                                : &key_column) = optarg;
+            break;
+        case 'D':
+            if (strcmp(optarg, "tab") == 0 || strcmp(optarg, "\\t") == 0)
+                delimiter = '\t';
+            else if (strlen(optarg) == 1 && !strchr("\"\r\n", *optarg))
+                delimiter = *optarg;
+            else {
+                free(nets);
+                return cli_usage("ingest",
+                                 "--delimiter: one character (or tab, \\t) "
+                                 "other than a quote, got '%s'",
+                                 optarg);
+            }
             break;
         case 'h':
             fputs(help_text, stdout);
@@ -257,6 +295,10 @@ cmd_ingest(int argc, char **argv)
         .allow_private = allow_private,
         .allow_nets = nets,
         .n_allow_nets = n_nets,
+        .url_column = url_column,
+        .id_column = id_column,
+        .key_column = key_column,
+        .delimiter = delimiter,
     };
     sluice_ingest_stats stats = {0, 0, 0, 0};
     for (int i = 0; i < n_open; i++) {

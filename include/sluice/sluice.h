@@ -166,6 +166,17 @@ typedef struct {
     int allow_private;
     const char *const *allow_nets;
     size_t n_allow_nets;
+    /* CSV: the names of the columns holding the url, the id and the key
+     * (NULL: "url", "id", "key"; matched in any case). A header without
+     * the url column, or without one named here, is reported once, at
+     * the header, and the file is skipped. */
+    const char *url_column;
+    const char *id_column;
+    const char *key_column;
+    /* CSV: the field delimiter (not '"', CR or LF); 0: the header's, a
+     * comma unless it has none and has semicolons, or else tabs. Also
+     * used to recognise a CSV header when the format is detected. */
+    char delimiter;
 } sluice_ingest_opts;
 
 /*

@@ -360,9 +360,24 @@ sluice_ingest_fd(sluice_queue *q, int fd, const char *name,
         sl_queue_fail(q, err, "%s", why);
         goto fail;
     }
+    char d = opts->delimiter;
+    if (d == '"' || d == '\r' || d == '\n' ||
+        (opts->url_column && !*opts->url_column) ||
+        (opts->id_column && !*opts->id_column) ||
+        (opts->key_column && !*opts->key_column)) {
+        err = sl_queue_fail(q, SLUICE_EINVAL, "%s",
+                            d == '"' || d == '\r' || d == '\n'
+                                ? "--delimiter: a quote or a line break "
+                                  "cannot split fields"
+                                : "an empty column name");
+        goto fail;
+    }
     err = SLUICE_ENOMEM;
     if (sl_feed_init(&p.feed, fd, opts->format) != SLUICE_OK)
         goto fail;
+    sl_csv_opts csv = {opts->url_column, opts->id_column, opts->key_column,
+                       opts->delimiter};
+    sl_feed_set_csv(&p.feed, &csv);
     recs = sl_calloc(CHUNK_RECORDS, sizeof *recs);
     if (!recs)
         goto fail;
