@@ -43,6 +43,12 @@ static const char help_text[] =
     "                   default, in any spelling: 127.1, 2130706433,\n"
     "                   [::ffff:127.0.0.1], localhost)\n"
     "  --allow-net CIDR accept those in this network (repeatable)\n"
+    "                   What these allow is stored with the queue (and\n"
+    "                   said), added to what earlier ingests allowed;\n"
+    "                   ingest applies it, and so does a run given no\n"
+    "                   --allow-* of its own\n"
+    "  --reset-policy   forget the URL policy stored with the queue\n"
+    "                   first (then store only this ingest's)\n"
     "  --json           print the summary as one JSON object\n"
     "  -q, --quiet      no progress line\n"
     "  -h, --help       show this help\n"
@@ -88,6 +94,13 @@ on_reject(void *ctx, const char *file, uint64_t line, const char *reason)
 {
     progress_clear(ctx);
     fprintf(stderr, "%s:%llu: %s\n", file, (unsigned long long)line, reason);
+}
+
+static void
+on_notice(void *ctx, const char *message)
+{
+    progress_clear(ctx);
+    fprintf(stderr, "sluice: %s\n", message);
 }
 
 static void
@@ -169,12 +182,14 @@ cmd_ingest(int argc, char **argv)
         {"id-column", required_argument, NULL, 'I'},
         {"key-column", required_argument, NULL, 'K'},
         {"delimiter", required_argument, NULL, 'D'},
+        {"reset-policy", no_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *db_opt = NULL;
     sluice_format format = SLUICE_FORMAT_AUTO;
     bool json = false, quiet = false, allow_private = false;
+    bool reset_policy = false;
     const char *url_column = NULL, *id_column = NULL, *key_column = NULL;
     char delimiter = 0;
     const char **nets = calloc((size_t)argc + 1, sizeof *nets);
@@ -216,6 +231,9 @@ cmd_ingest(int argc, char **argv)
             break;
         case 'N':
             nets[n_nets++] = optarg;
+            break;
+        case 'R':
+            reset_policy = true;
             break;
         case 'U':
         case 'I':
@@ -295,6 +313,8 @@ cmd_ingest(int argc, char **argv)
         .allow_private = allow_private,
         .allow_nets = nets,
         .n_allow_nets = n_nets,
+        .reset_policy = reset_policy,
+        .on_notice = on_notice,
         .url_column = url_column,
         .id_column = id_column,
         .key_column = key_column,

@@ -152,6 +152,10 @@ typedef void sluice_reject_fn(void *ctx, const char *file, uint64_t line,
 typedef void sluice_ingest_progress_fn(void *ctx,
                                        const sluice_ingest_stats *so_far);
 
+/* Something the library says once about what it did, one line ("URL
+ * policy stored with the queue: ..."). */
+typedef void sluice_notice_fn(void *ctx, const char *message);
+
 typedef struct {
     sluice_format format;
     sluice_reject_fn *on_reject; /* NULL: rejections are only counted */
@@ -162,10 +166,16 @@ typedef struct {
     /* The URL policy at ingest: a URL whose host is a literal address
      * (any spelling) or localhost in a refused range is rejected, unless
      * allow_private, or it is in one of allow_nets (CIDRs). Names are
-     * checked when fetched, on the address they resolve to. */
+     * checked when fetched, on the address they resolve to. What these
+     * allow is added to the policy stored with the queue, which ingest
+     * applies too and a run given no policy of its own uses (said
+     * through on_notice when it changes); reset_policy forgets the
+     * stored policy first. */
     int allow_private;
     const char *const *allow_nets;
     size_t n_allow_nets;
+    int reset_policy;
+    sluice_notice_fn *on_notice; /* may be NULL; gets ctx */
     /* CSV: the names of the columns holding the url, the id and the key
      * (NULL: "url", "id", "key"; matched in any case). A header without
      * the url column, or without one named here, is reported once, at

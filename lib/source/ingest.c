@@ -11,6 +11,7 @@
 
 #include "feed.h"
 #include "../run/guard.h"
+#include "../run/policy.h"
 #include "../queue/queue.h"
 #include "../record/record.h"
 
@@ -330,6 +331,62 @@ consume(committer *cm, const chunk *c, const char *name, sl_record *recs)
     return upsert(cm, recs, n);
 }
 
+/*
+ * The URL policy of this ingest into `g`: the one stored with the queue
+ * (unless reset_policy) widened by the options'. Stored when that changes
+ * it, and said. SLUICE_EINVAL with the reason for a bad network.
+ */
+static sluice_err
+ingest_policy(sluice_queue *q, const sluice_ingest_opts *opts, sl_guard *g,
+              char *why, size_t why_size)
+{
+    sl_policy kept, policy = {0};
+    bool stored, changed;
+    char was[512], now[512];
+    /* The options' networks are checked before anything is stored. */
+    sluice_err err = sl_guard_init(g, opts->allow_private, opts->allow_nets,
+                                   opts->n_allow_nets, why, why_size);
+    sl_guard_free(g);
+    if (err != SLUICE_OK)
+        return err;
+    err = sl_policy_load(q, &kept, &stored, why, why_size);
+    if (err != SLUICE_OK)
+        return err;
+    if ((!opts->reset_policy &&
+         sl_policy_add(&policy, kept.allow_private,
+                       (const char *const *)kept.nets, kept.n_nets,
+                       &changed) != 0) ||
+        sl_policy_add(&policy, opts->allow_private, opts->allow_nets,
+                      opts->n_allow_nets, &changed) != 0) {
+        err = SLUICE_ENOMEM;
+        goto done;
+    }
+    sl_policy_describe(&kept, was, sizeof was);
+    sl_policy_describe(&policy, now, sizeof now);
+    if (strcmp(was, now) != 0 && sl_queue_has(q, SL_QUEUE_F_SLOTS)) {
+        err = sl_policy_store(q, &policy);
+        if (err != SLUICE_OK) {
+            sl_copy(why, why_size, sluice_queue_errmsg(q));
+            goto done;
+        }
+        if (opts->on_notice) {
+            char msg[1200];
+            sl_fmt(msg, sizeof msg,
+                   "URL policy stored with the queue, for runs given no "
+                   "--allow-*: %s; it was: %s",
+                   now, was);
+            opts->on_notice(opts->ctx, msg);
+        }
+    }
+    err = sl_policy_guard(&policy, g, why, why_size);
+done:
+    if (err == SLUICE_ENOMEM)
+        sl_copy(why, why_size, "out of memory");
+    sl_policy_free(&kept);
+    sl_policy_free(&policy);
+    return err;
+}
+
 sluice_err
 sluice_ingest_fd(sluice_queue *q, int fd, const char *name,
                  const sluice_ingest_opts *opts, sluice_ingest_stats *stats)
@@ -353,9 +410,8 @@ sluice_ingest_fd(sluice_queue *q, int fd, const char *name,
     pthread_mutex_init(&p.lock, NULL);
     pthread_cond_init(&p.changed, NULL);
     sl_record_scratch_init(&p.scratch);
-    char why[256];
-    err = sl_guard_init(&p.guard, opts->allow_private, opts->allow_nets,
-                        opts->n_allow_nets, why, sizeof why);
+    char why[512];
+    err = ingest_policy(q, opts, &p.guard, why, sizeof why);
     if (err != SLUICE_OK) {
         sl_queue_fail(q, err, "%s", why);
         goto fail;
