@@ -49,13 +49,19 @@ static const char help_text[] =
     "                   --allow-* of its own\n"
     "  --reset-policy   forget the URL policy stored with the queue\n"
     "                   first (then store only this ingest's)\n"
+    "  --strict         reject a record whose id an earlier record of\n"
+    "                   this ingest had, or that names a key another\n"
+    "                   one names (without it: a warning, the last id\n"
+    "                   wins, the objects overwrite each other)\n"
     "  --json           print the summary as one JSON object\n"
     "  -q, --quiet      no progress line\n"
     "  -h, --help       show this help\n"
     "\n"
     "Each rejected record is reported on stderr as FILE:LINE: reason; the\n"
-    "rest is ingested. Exit status: 0 all ingested, 1 some rejected,\n"
-    "2 usage error, 3 the work stopped (missing file, database error).\n";
+    "rest is ingested. So is each duplicate id and each key two records\n"
+    "name, across all the FILEs, and they are counted in the summary.\n"
+    "Exit status: 0 all ingested, 1 some rejected, 2 usage error, 3 the\n"
+    "work stopped (missing file, database error).\n";
 
 typedef struct {
     const char *name; /* as shown in messages */
@@ -101,6 +107,13 @@ on_notice(void *ctx, const char *message)
 {
     progress_clear(ctx);
     fprintf(stderr, "sluice: %s\n", message);
+}
+
+static void
+on_input(void *ctx, const char *name)
+{
+    progress *p = ctx;
+    p->file = name;
 }
 
 static void
@@ -158,14 +171,24 @@ print_summary(const sluice_ingest_stats *st, bool json)
         cli_json_uint(g, "updated", st->updated);
         cli_json_uint(g, "unchanged", st->unchanged);
         cli_json_uint(g, "rejected", st->rejected);
+        cli_json_uint(g, "duplicate_ids", st->duplicate_ids);
+        cli_json_uint(g, "shared_keys", st->shared_keys);
         yajl_gen_map_close(g);
         cli_json_end(g);
         return;
     }
-    printf("%llu new, %llu updated, %llu unchanged, %llu rejected\n",
+    printf("%llu new, %llu updated, %llu unchanged, %llu rejected",
            (unsigned long long)st->added, (unsigned long long)st->updated,
            (unsigned long long)st->unchanged,
            (unsigned long long)st->rejected);
+    /* Only when there are some: the usual line stays as it was. */
+    if (st->duplicate_ids)
+        printf(", %llu duplicate id%s", (unsigned long long)st->duplicate_ids,
+               st->duplicate_ids == 1 ? "" : "s");
+    if (st->shared_keys)
+        printf(", %llu shared key%s", (unsigned long long)st->shared_keys,
+               st->shared_keys == 1 ? "" : "s");
+    putchar('\n');
 }
 
 int
@@ -183,13 +206,14 @@ cmd_ingest(int argc, char **argv)
         {"key-column", required_argument, NULL, 'K'},
         {"delimiter", required_argument, NULL, 'D'},
         {"reset-policy", no_argument, NULL, 'R'},
+        {"strict", no_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *db_opt = NULL;
     sluice_format format = SLUICE_FORMAT_AUTO;
     bool json = false, quiet = false, allow_private = false;
-    bool reset_policy = false;
+    bool reset_policy = false, strict = false;
     const char *url_column = NULL, *id_column = NULL, *key_column = NULL;
     char delimiter = 0;
     const char **nets = calloc((size_t)argc + 1, sizeof *nets);
@@ -234,6 +258,9 @@ cmd_ingest(int argc, char **argv)
             break;
         case 'R':
             reset_policy = true;
+            break;
+        case 'S':
+            strict = true;
             break;
         case 'U':
         case 'I':
@@ -319,21 +346,30 @@ cmd_ingest(int argc, char **argv)
         .id_column = id_column,
         .key_column = key_column,
         .delimiter = delimiter,
+        .on_warning = on_reject, /* the same line: FILE:LINE: what */
+        .strict = strict,
+        .on_input = on_input,
     };
-    sluice_ingest_stats stats = {0, 0, 0, 0};
-    for (int i = 0; i < n_open; i++) {
-        prog.file = inputs[i].name;
-        sluice_err err = sluice_ingest_fd(q, inputs[i].fd, inputs[i].name,
-                                          &opts, &stats);
-        if (err != SLUICE_OK) {
-            progress_clear(&prog);
-            if (err == SLUICE_EINVAL) {
-                status = cli_usage("ingest", "%s", sluice_queue_errmsg(q));
-            } else {
-                cli_error("%s", sluice_queue_errmsg(q));
-                status = cli_exit_for(err);
-            }
-            break;
+    sluice_ingest_stats stats = {0};
+    sluice_ingest_input *ins = calloc((size_t)n_open + 1, sizeof *ins);
+    if (!ins) {
+        sluice_queue_close(q);
+        cli_error("out of memory");
+        status = EXIT_FAILED;
+        goto out;
+    }
+    for (int i = 0; i < n_open; i++)
+        ins[i] = (sluice_ingest_input){inputs[i].fd, inputs[i].name};
+    /* All inputs as one ingest: duplicates are found across them. */
+    sluice_err err = sluice_ingest_fds(q, ins, (size_t)n_open, &opts, &stats);
+    free(ins);
+    if (err != SLUICE_OK) {
+        progress_clear(&prog);
+        if (err == SLUICE_EINVAL) {
+            status = cli_usage("ingest", "%s", sluice_queue_errmsg(q));
+        } else {
+            cli_error("%s", sluice_queue_errmsg(q));
+            status = cli_exit_for(err);
         }
     }
     progress_clear(&prog);

@@ -63,7 +63,7 @@ static sluice_ingest_stats
 upsert1(sluice_queue *q, const char *id, const char *url, const char *key,
         const char *meta)
 {
-    sluice_ingest_stats st = {0, 0, 0, 0};
+    sluice_ingest_stats st = {0};
     sl_record r = rec(id, url, key, meta);
     ASSERT_EQ(sl_queue_upsert(q, &r, 1, T0, &st), SLUICE_OK);
     return st;
@@ -292,7 +292,7 @@ static void
 upsert_as_stored(sluice_queue *q, const char *id, const char *url,
                  const char *key, const char *origin)
 {
-    sluice_ingest_stats st = {0, 0, 0, 0};
+    sluice_ingest_stats st = {0};
     sl_record r = {id,     strlen(id),     url,  strlen(url), key,
                    strlen(key), origin, strlen(origin), NULL, 0};
     ASSERT_EQ(sl_queue_upsert(q, &r, 1, T0, &st), SLUICE_OK);
@@ -400,7 +400,7 @@ TEST(a_third_schema_database_gets_hosts_in_one_spelling)
     ASSERT_EQ(sl_queue_get(q, "http://dup.example/x", &info), SLUICE_OK);
     sl_record_info_clear(&info);
     /* Re-ingesting the records as ingest now gives them: unchanged. */
-    sluice_ingest_stats st = {0, 0, 0, 0};
+    sluice_ingest_stats st = {0};
     const char *u1 = "http://" NEW_HOST "/img/1.jpg";
     const char *k1 = NEW_HOST "/img/1.jpg";
     const char *o1 = "http://" NEW_HOST ":80";
@@ -507,7 +507,7 @@ TEST(batched_upserts_count_each_record_once)
     enum { N = 300 };
     static char ids[N][16], urls[N][64];
     sl_record recs[N];
-    sluice_ingest_stats st = {0, 0, 0, 0};
+    sluice_ingest_stats st = {0};
     sluice_queue *q = open_queue();
     for (int i = 0; i < N; i++) {
         /* Every tenth record repeats the id of the one before it. */
@@ -736,7 +736,7 @@ TEST(a_skipped_origins_backlog_does_not_slow_other_leases)
     enum { AHEAD = 100000, BATCH = 1000, OTHERS = 25 };
     static char ids[BATCH][16], urls[BATCH][64];
     sl_record recs[BATCH];
-    sluice_ingest_stats st = {0, 0, 0, 0};
+    sluice_ingest_stats st = {0};
     sluice_queue *q = open_queue();
     ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
     for (int b = 0; b < AHEAD / BATCH; b++) {
@@ -1054,7 +1054,7 @@ TEST(counts_report_the_oldest_pending_age)
     sluice_queue *q = open_queue();
     sluice_counts n = counts(q);
     ASSERT(n.oldest_pending_age < 0);
-    sluice_ingest_stats st = {0, 0, 0, 0};
+    sluice_ingest_stats st = {0};
     sl_record r = rec("a", "http://img.example/a", "a", NULL);
     int64_t an_hour_ago = sl_now_ms() - 3600 * 1000;
     ASSERT_EQ(sl_queue_upsert(q, &r, 1, an_hour_ago, &st), SLUICE_OK);
@@ -1100,7 +1100,7 @@ TEST(a_failed_lease_in_a_batch_undoes_itself_and_nothing_else)
 TEST(an_injected_database_fault_is_reported_and_rolled_back)
 {
     sluice_queue *q = open_queue();
-    sluice_ingest_stats st = {0, 0, 0, 0};
+    sluice_ingest_stats st = {0};
     sl_record r = rec("a", "http://img.example/a", "a", NULL);
     ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
     ASSERT_EQ(sl_queue_upsert(q, &r, 1, T0, &st), SLUICE_OK);
