@@ -55,13 +55,14 @@ run "$SLUICE" ingest --db f.db b.txt
 assert_eq "$err" ""
 assert_eq "$out" "0 new, 0 updated, 1 unchanged, 0 rejected"
 
-case_ "200,000 records and 1,000 repeats: counted, memory bounded"
+# (Its memory is bench/ingest.sh's to measure: a sanitizer build's is not.)
+case_ "200,000 records and 1,000 repeats: each counted and said"
 "$GEN" 200000 jsonl >big.jsonl
 head -1000 big.jsonl >>big.jsonl
-run /usr/bin/time -f "%M" "$SLUICE" ingest --db big.db -q big.jsonl
+run "$SLUICE" ingest --db big.db -q big.jsonl
 assert_rc 0
-assert_has "$out" "200000 new, 0 updated, 1000 unchanged, 0 rejected, 1000 duplicate ids"
-kib=$(printf '%s\n' "$err" | tail -1)
-[ "$kib" -lt 131072 ] || fail "peak RSS $kib KiB"
+assert_eq "$out" "200000 new, 0 updated, 1000 unchanged, 0 rejected, 1000 duplicate ids"
+assert_eq "$(lines "$err")" 1000
+assert_eq "$(printf '%s\n' "$err" | tail -1)" "big.jsonl:201000: id sku-999 also on line 1000: the last wins"
 
 finish
