@@ -58,8 +58,8 @@ static const char help_text[] =
     "  -h, --help       show this help\n"
     "\n"
     "Each rejected record is reported on stderr as FILE:LINE: reason; the\n"
-    "rest is ingested. So is each duplicate id and each key two records\n"
-    "name, across all the FILEs, and they are counted in the summary.\n"
+    "rest is ingested. Each duplicate id, and each key two records name,\n"
+    "across all the FILEs, is reported the same way and counted.\n"
     "Exit status: 0 all ingested, 1 some rejected, 2 usage error, 3 the\n"
     "work stopped (missing file, database error).\n";
 
