@@ -72,7 +72,8 @@ fi
 case_ "a URL libcurl refuses on the first hop is dead as url"
 printf '{"id":"sku-2","url":"http://127.0.0.1:%s/img/2.jpg"}\n' "$p" \
     >refused.jsonl
-"$SLUICE" ingest --db old.db --allow-net 127.0.0.1/32 refused.jsonl >/dev/null
+"$SLUICE" ingest --db old.db --allow-net 127.0.0.1/32 refused.jsonl \
+    >/dev/null 2>&1
 # As a queue from before this sluice could hold it: a raw UTF-8 host that
 # is no IDN, which libcurl cannot convert when it connects.
 sqlite3 old.db "UPDATE records SET url = 'http://ü-.example/img/2.jpg'"
