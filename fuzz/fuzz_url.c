@@ -28,6 +28,7 @@ stricter_rule(const char *reason)
         "url: longer than",
         "url: host has a %-escaped control byte or invalid UTF-8",
         "url: host's %-escapes decode to another host",
+        "url: host in lower case or ASCII form is another host to libcurl",
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(rules); i++)
         if (strncmp(reason, rules[i], strlen(rules[i])) == 0)

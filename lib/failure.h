@@ -18,7 +18,8 @@
     XX(TLS, "tls")             /* certificate problems */                      \
     XX(PROTOCOL, "protocol")   /* a malformed response */                      \
     XX(THROTTLE, "throttle")   /* 429/503 for longer than --max-age */         \
-    XX(STORE, "store")         /* the store could not take the object */
+    XX(STORE, "store")         /* the store could not take the object */    \
+    XX(URL, "url")             /* a record's URL libcurl refuses to fetch */
 
 typedef enum {
     SL_CLASS_NONE = 0,

@@ -9,7 +9,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 build_pkgs=(gcc make cmake pkg-config ca-certificates
-            libcurl4-openssl-dev libsqlite3-dev libyajl-dev libssl-dev)
+            libcurl4-openssl-dev libsqlite3-dev libyajl-dev libssl-dev
+            libidn2-dev)
 # Test peers and tools: the sqlite3 shell (lock and inspect databases),
 # nginx (a real server enforcing a connection cap; over TLS with HTTP/2),
 # curl, setpriv, valgrind, GNU time (the peak memory of a run), openssl

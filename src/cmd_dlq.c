@@ -19,7 +19,7 @@ static const cli_opt dlq_opts[] = {
      .help = "only records of this error class (http, network, timeout, "
              "throttle, policy, too_large, length, ...)",
      .complete = "http network timeout length too_large policy redirect "
-                 "tls protocol throttle store"},
+                 "tls protocol throttle store url"},
     {.name = "json", .id = O_JSON, .forms = F_LIST,
      .help = "one JSON object {\"count\": N, \"records\": [...]}"},
     {.name = "all", .id = O_ALL, .forms = F_REPLAY, .flags = CLI_REQUIRED,

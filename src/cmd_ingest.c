@@ -12,19 +12,43 @@
 
 #include "cli.h"
 
-enum { O_DB, O_FORMAT, O_JSON, O_QUIET, O_PRIVATE, O_NET };
+enum {
+    O_DB, O_FORMAT, O_JSON, O_QUIET, O_PRIVATE, O_NET, O_URL_COL, O_ID_COL,
+    O_KEY_COL, O_DELIM, O_RESET_POLICY, O_STRICT
+};
 
 static const cli_opt ingest_opts[] = {
     CLI_OPT_DB(O_DB),
     {.name = "format", .id = O_FORMAT, .arg = "FORMAT",
      .help = "auto, jsonl, csv or lines (default: auto)",
      .complete = "auto jsonl csv lines"},
+    {.name = "url-column", .id = O_URL_COL, .arg = "NAME",
+     .help = "CSV: the column holding the url (default url; any case)"},
+    {.name = "id-column", .id = O_ID_COL, .arg = "NAME",
+     .help = "CSV: the column holding the id (default id)"},
+    {.name = "key-column", .id = O_KEY_COL, .arg = "NAME",
+     .help = "CSV: the column holding the key (default key)"},
+    {.name = "delimiter", .id = O_DELIM, .arg = "C",
+     .help = "CSV: the field delimiter, one character (\\t or tab for a "
+             "tab); default: the header's (a comma, or the semicolons or "
+             "tabs it uses instead)"},
     {.name = "allow-private", .id = O_PRIVATE,
      .help = "accept URLs whose host is a loopback, private, link-local or "
              "metadata address (refused by default, in any spelling: "
              "127.1, 2130706433, [::ffff:127.0.0.1], localhost)"},
     {.name = "allow-net", .id = O_NET, .arg = "CIDR", .flags = CLI_REPEAT,
-     .help = "accept those in this network (repeatable)"},
+     .help = "accept those in this network (repeatable). What these allow "
+             "is stored with the queue (and said), added to what earlier "
+             "ingests allowed; ingest applies it, and so does a run given "
+             "no --allow-* of its own"},
+    {.name = "reset-policy", .id = O_RESET_POLICY,
+     .help = "forget the URL policy stored with the queue first (then "
+             "store only this ingest's)"},
+    {.name = "strict", .id = O_STRICT,
+     .help = "reject a record whose id an earlier record of this ingest "
+             "had, or that names a key another one names (without it: a "
+             "warning, the last id wins, the objects overwrite each "
+             "other)"},
     {.name = "json", .id = O_JSON,
      .help = "print the summary as one JSON object"},
     {.name = "quiet", .short_name = 'q', .id = O_QUIET,
@@ -43,13 +67,17 @@ static const char ingest_description[] =
     "Formats (detected from the content unless --format is given):\n"
     "  jsonl   one JSON object a line: url, and optional id, key, meta\n"
     "  csv     RFC 4180 with a header row naming at least url (and\n"
-    "          optionally id, key, meta); other columns go into meta\n"
+    "          optionally id, key, meta); other columns go into meta;\n"
+    "          fields split by commas, or the semicolons or tabs the\n"
+    "          header uses instead\n"
     "  lines   one URL a line; blank lines and # comments are skipped\n";
 
 static const char ingest_epilogue[] =
     "Each rejected record is reported on stderr as FILE:LINE: reason; the\n"
-    "rest is ingested. Exit status: 0 all ingested, 1 some rejected,\n"
-    "2 usage error, 3 the work stopped (missing file, database error).\n";
+    "rest is ingested. Each duplicate id, and each key two records name,\n"
+    "across all the FILEs, is reported the same way and counted.\n"
+    "Exit status: 0 all ingested, 1 some rejected, 2 usage error, 3 the\n"
+    "work stopped (missing file, database error).\n";
 
 const cli_command ingest_command = {
     .name = "ingest",
@@ -100,6 +128,20 @@ on_reject(void *ctx, const char *file, uint64_t line, const char *reason)
 {
     progress_clear(ctx);
     fprintf(stderr, "%s:%llu: %s\n", file, (unsigned long long)line, reason);
+}
+
+static void
+on_notice(void *ctx, const char *message)
+{
+    progress_clear(ctx);
+    fprintf(stderr, "sluice: %s\n", message);
+}
+
+static void
+on_input(void *ctx, const char *name)
+{
+    progress *p = ctx;
+    p->file = name;
 }
 
 static void
@@ -157,14 +199,24 @@ print_summary(const sluice_ingest_stats *st, bool json)
         cli_json_uint(g, "updated", st->updated);
         cli_json_uint(g, "unchanged", st->unchanged);
         cli_json_uint(g, "rejected", st->rejected);
+        cli_json_uint(g, "duplicate_ids", st->duplicate_ids);
+        cli_json_uint(g, "shared_keys", st->shared_keys);
         yajl_gen_map_close(g);
         cli_json_end(g);
         return;
     }
-    printf("%llu new, %llu updated, %llu unchanged, %llu rejected\n",
+    printf("%llu new, %llu updated, %llu unchanged, %llu rejected",
            (unsigned long long)st->added, (unsigned long long)st->updated,
            (unsigned long long)st->unchanged,
            (unsigned long long)st->rejected);
+    /* Only when there are some: the usual line stays as it was. */
+    if (st->duplicate_ids)
+        printf(", %llu duplicate id%s", (unsigned long long)st->duplicate_ids,
+               st->duplicate_ids == 1 ? "" : "s");
+    if (st->shared_keys)
+        printf(", %llu shared key%s", (unsigned long long)st->shared_keys,
+               st->shared_keys == 1 ? "" : "s");
+    putchar('\n');
 }
 
 int
@@ -173,6 +225,9 @@ cmd_ingest(int argc, char **argv)
     const char *db_opt = NULL;
     sluice_format format = SLUICE_FORMAT_AUTO;
     bool json = false, quiet = false, allow_private = false;
+    bool reset_policy = false, strict = false;
+    const char *url_column = NULL, *id_column = NULL, *key_column = NULL;
+    char delimiter = 0;
     const char **nets = calloc((size_t)argc + 1, sizeof *nets);
     size_t n_nets = 0;
     cli_parser p;
@@ -212,6 +267,39 @@ cmd_ingest(int argc, char **argv)
             break;
         case O_NET:
             nets[n_nets++] = p.arg;
+            break;
+        case O_RESET_POLICY:
+            reset_policy = true;
+            break;
+        case O_STRICT:
+            strict = true;
+            break;
+        case O_URL_COL:
+        case O_ID_COL:
+        case O_KEY_COL:
+            if (!*p.arg) {
+                free(nets);
+                return cli_usage("ingest", "--%s: an empty column name",
+                                 c == O_URL_COL  ? "url-column"
+                                 : c == O_ID_COL ? "id-column"
+                                                 : "key-column");
+            }
+            *(c == O_URL_COL  ? &url_column
+              : c == O_ID_COL ? &id_column
+                              : &key_column) = p.arg;
+            break;
+        case O_DELIM:
+            if (strcmp(p.arg, "tab") == 0 || strcmp(p.arg, "\\t") == 0)
+                delimiter = '\t';
+            else if (strlen(p.arg) == 1 && !strchr("\"\r\n", *p.arg))
+                delimiter = *p.arg;
+            else {
+                free(nets);
+                return cli_usage("ingest",
+                                 "--delimiter: one character (or tab, \\t) "
+                                 "other than a quote, got '%s'",
+                                 p.arg);
+            }
             break;
         case CLI_HELP:
             free(nets);
@@ -265,21 +353,36 @@ cmd_ingest(int argc, char **argv)
         .allow_private = allow_private,
         .allow_nets = nets,
         .n_allow_nets = n_nets,
+        .reset_policy = reset_policy,
+        .on_notice = on_notice,
+        .url_column = url_column,
+        .id_column = id_column,
+        .key_column = key_column,
+        .delimiter = delimiter,
+        .on_warning = on_reject, /* the same line: FILE:LINE: what */
+        .strict = strict,
+        .on_input = on_input,
     };
-    sluice_ingest_stats stats = {0, 0, 0, 0};
-    for (int i = 0; i < n_open; i++) {
-        prog.file = inputs[i].name;
-        sluice_err err = sluice_ingest_fd(q, inputs[i].fd, inputs[i].name,
-                                          &opts, &stats);
-        if (err != SLUICE_OK) {
-            progress_clear(&prog);
-            if (err == SLUICE_EINVAL) {
-                status = cli_usage("ingest", "%s", sluice_queue_errmsg(q));
-            } else {
-                cli_error("%s", sluice_queue_errmsg(q));
-                status = cli_exit_for(err);
-            }
-            break;
+    sluice_ingest_stats stats = {0};
+    sluice_ingest_input *ins = calloc((size_t)n_open + 1, sizeof *ins);
+    if (!ins) {
+        sluice_queue_close(q);
+        cli_error("out of memory");
+        status = EXIT_FAILED;
+        goto out;
+    }
+    for (int i = 0; i < n_open; i++)
+        ins[i] = (sluice_ingest_input){inputs[i].fd, inputs[i].name};
+    /* All inputs as one ingest: duplicates are found across them. */
+    sluice_err err = sluice_ingest_fds(q, ins, (size_t)n_open, &opts, &stats);
+    free(ins);
+    if (err != SLUICE_OK) {
+        progress_clear(&prog);
+        if (err == SLUICE_EINVAL) {
+            status = cli_usage("ingest", "%s", sluice_queue_errmsg(q));
+        } else {
+            cli_error("%s", sluice_queue_errmsg(q));
+            status = cli_exit_for(err);
         }
     }
     progress_clear(&prog);

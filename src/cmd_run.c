@@ -87,7 +87,8 @@ static const cli_opt run_opts[] = {
              "(refused by default)"},
     {.name = "allow-net", .id = O_NET, .arg = "CIDR", .flags = CLI_REPEAT,
      .help = "allow this network even so (repeatable), e.g. 10.1.0.0/16 or "
-             "127.0.0.1/32"},
+             "127.0.0.1/32. Without either, the policy ingest stored with "
+             "the queue (said at the start)"},
     {.name = "cacert", .id = O_CACERT, .arg = "FILE",
      .complete = CLI_COMPLETE_FILE,
      .help = "verify origins' TLS certificates against the CA certificates "

@@ -15,7 +15,10 @@ typedef enum {
 
 /*
  * What libcurl makes of `text` (trimmed, terminated): in *url the URL as
- * curl prints it once the fragment is gone; in *origin the origin built
+ * curl prints it once the fragment is gone and the host is what curl
+ * would connect to (CURLU_PUNYCODE's ASCII form of an internationalised
+ * name, in lower case; CURL_REF_REFUSED when curl cannot convert it);
+ * in *origin the origin built
  * from curl's own parts (scheme, host with its zone id, port with the
  * scheme's default filled in, in lower case), or NULL when curl gives no
  * host or port ("file:///x"). Both are NULL unless CURL_REF_ACCEPTED;

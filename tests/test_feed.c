@@ -70,6 +70,17 @@ tf_open(tfeed *t, const char *text, sluice_format format)
     tf_open_n(t, text, strlen(text), format);
 }
 
+/* The same, read by CSV options. */
+static void
+tf_open_csv(tfeed *t, const char *text, sluice_format format,
+            const char *url_column, const char *id_column,
+            const char *key_column, char delimiter)
+{
+    tf_open_n(t, text, strlen(text), format);
+    sl_csv_opts o = {url_column, id_column, key_column, delimiter};
+    sl_feed_set_csv(&t->feed, &o);
+}
+
 static void
 tf_close(tfeed *t)
 {
@@ -489,7 +500,7 @@ TEST(reader_read_error)
 static sluice_format
 detect(const char *line)
 {
-    return sl_feed_detect(line, strlen(line));
+    return sl_feed_detect(line, strlen(line), NULL);
 }
 
 TEST(detect_format_from_the_first_line)
@@ -507,11 +518,48 @@ TEST(detect_format_from_the_first_line)
     ASSERT_EQ(detect("http://a.example/x.jpg"), SLUICE_FORMAT_LINES);
     ASSERT_EQ(detect("  http://a.example/x.jpg"), SLUICE_FORMAT_LINES);
     ASSERT_EQ(detect("# url,id"), SLUICE_FORMAT_LINES);
-    ASSERT_EQ(detect("urls,id"), SLUICE_FORMAT_LINES);
-    ASSERT_EQ(detect("id,the url"), SLUICE_FORMAT_LINES);
     ASSERT_EQ(detect("\"url"), SLUICE_FORMAT_LINES);
-    ASSERT_EQ(detect("[1,2]"), SLUICE_FORMAT_LINES);
     ASSERT_EQ(detect(""), SLUICE_FORMAT_LINES);
+    /* A URL, even followed by more fields, is a list of URLs. */
+    ASSERT_EQ(detect("http://a.example/x.jpg,sku-1"), SLUICE_FORMAT_LINES);
+    ASSERT_EQ(detect("sku-1;https://a.example/x.jpg"), SLUICE_FORMAT_LINES);
+    /* Semicolons or tabs, when the header has no comma. */
+    ASSERT_EQ(detect("sku;url;title"), SLUICE_FORMAT_CSV);
+    ASSERT_EQ(detect("sku\turl\ttitle"), SLUICE_FORMAT_CSV);
+    ASSERT_EQ(detect("\"URL\";\"id\""), SLUICE_FORMAT_CSV);
+    /* Names split by a delimiter, none of them url: a CSV header that
+     * names no url column (reported once, at the header, not as a bad
+     * URL on every line). */
+    ASSERT_EQ(detect("urls,id"), SLUICE_FORMAT_CSV);
+    ASSERT_EQ(detect("id,the url"), SLUICE_FORMAT_CSV);
+    ASSERT_EQ(detect("sku;image_url;title"), SLUICE_FORMAT_CSV);
+    ASSERT_EQ(detect("ImageURL\tSKU"), SLUICE_FORMAT_CSV);
+    ASSERT_EQ(detect("[1,2]"), SLUICE_FORMAT_CSV);
+    /* One name that is not the url column's: plain lines. */
+    ASSERT_EQ(detect("image_url"), SLUICE_FORMAT_LINES);
+    ASSERT_EQ(detect("urls"), SLUICE_FORMAT_LINES);
+
+    /* The url column named by an option; a delimiter given. */
+    sl_csv_opts named = {"ImageURL", NULL, NULL, 0};
+    ASSERT_EQ(sl_feed_detect("imageurl", 8, &named), SLUICE_FORMAT_CSV);
+    ASSERT_EQ(sl_feed_detect("url", 3, &named), SLUICE_FORMAT_LINES);
+    sl_csv_opts pipe = {NULL, NULL, NULL, '|'};
+    ASSERT_EQ(sl_feed_detect("id|url", 6, &pipe), SLUICE_FORMAT_CSV);
+    ASSERT_EQ(sl_feed_detect("id url", 6, &pipe), SLUICE_FORMAT_LINES);
+}
+
+TEST(csv_delimiter_from_the_header)
+{
+    ASSERT_EQ(sl_csv_delimiter("url,id", 6), ',');
+    ASSERT_EQ(sl_csv_delimiter("url;id", 6), ';');
+    ASSERT_EQ(sl_csv_delimiter("url\tid", 6), '\t');
+    ASSERT_EQ(sl_csv_delimiter("url", 3), ',');
+    /* A comma wins over semicolons and tabs; semicolons over tabs. */
+    ASSERT_EQ(sl_csv_delimiter("a;b,c", 5), ',');
+    ASSERT_EQ(sl_csv_delimiter("a\tb;c", 5), ';');
+    /* Inside quotes, nothing counts. */
+    ASSERT_EQ(sl_csv_delimiter("\"a,b\";url", 10), ';');
+    ASSERT_EQ(sl_csv_delimiter("\"a;b\"\turl", 10), '\t');
 }
 
 /* The format a feed settles on, and its first record's url and line. */
@@ -1437,13 +1485,130 @@ TEST(csv_header_without_url_skips_the_file)
             "a,http://a.example/1\n"
             "b,http://a.example/2\n",
             SLUICE_FORMAT_CSV);
-    EXPECT_REJECT(&t, 1, "CSV header has no \"url\" column; file skipped");
+    EXPECT_REJECT(&t, 1,
+                  "no url column: the header is \"id,link\" (delimiter "
+                  "','); name it with --url-column; file skipped");
     EXPECT_EOF(&t);
     tf_close(&t);
 
     /* "urls" and " url x" are not "url". */
     tf_open(&t, "urls,url x\nhttp://a.example/1,b\n", SLUICE_FORMAT_CSV);
-    EXPECT_REJECT(&t, 1, "no \"url\" column");
+    EXPECT_REJECT(&t, 1, "no url column: the header is \"urls,url x\"");
+    EXPECT_EOF(&t);
+    tf_close(&t);
+}
+
+/*
+ * A partner's export: another name for the url column, semicolons. Found
+ * as CSV from the header alone, and a header without the url column is
+ * said once, naming the header as read and the column expected, however
+ * many lines follow.
+ */
+TEST(csv_as_partners_export_it)
+{
+    static const char feed[] = "sku;image_url;title\n"
+                               "sku-1;http://a.example/1.jpg;Red \"cap\"\n"
+                               "sku-2;\"http://a.example/2.jpg\";\"a;b\"\n"
+                               "sku-3;http://a.example/3.jpg;\n";
+    tfeed t;
+    /* Detected, then refused once, at the header. */
+    tf_open(&t, feed, SLUICE_FORMAT_AUTO);
+    EXPECT_REJECT(&t, 1,
+                  "no url column: the header is \"sku;image_url;title\" "
+                  "(delimiter ';'); name it with --url-column; file "
+                  "skipped");
+    ASSERT_EQ(t.feed.format, SLUICE_FORMAT_CSV);
+    EXPECT_EOF(&t);
+    tf_close(&t);
+
+    /* With the columns named (in any case): every record. */
+    tf_open_csv(&t, feed, SLUICE_FORMAT_AUTO, "Image_URL", "SKU", NULL, 0);
+    EXPECT_RECORD(&t, 2, "http://a.example/1.jpg");
+    ASSERT_STR_EQ(t.id, "sku-1");
+    ASSERT_NULL(t.key);
+    ASSERT_STR_EQ(t.meta, "{\"title\":\"Red \\\"cap\\\"\"}");
+    /* A quoted field may hold the delimiter. */
+    EXPECT_RECORD(&t, 3, "http://a.example/2.jpg");
+    ASSERT_STR_EQ(t.id, "sku-2");
+    ASSERT_STR_EQ(t.meta, "{\"title\":\"a;b\"}");
+    EXPECT_RECORD(&t, 4, "http://a.example/3.jpg");
+    ASSERT_NULL(t.meta);
+    EXPECT_EOF(&t);
+    ASSERT_EQ(t.feed.format, SLUICE_FORMAT_CSV);
+    tf_close(&t);
+
+    /* A column named by an option that is not there: once, at the
+     * header, naming it. */
+    tf_open_csv(&t, feed, SLUICE_FORMAT_AUTO, "ImageURL", NULL, NULL, 0);
+    EXPECT_REJECT(&t, 1,
+                  "no url column: the header is \"sku;image_url;title\" "
+                  "(delimiter ';'), with no column \"ImageURL\" "
+                  "(--url-column); file skipped");
+    EXPECT_EOF(&t);
+    tf_close(&t);
+    tf_open_csv(&t, feed, SLUICE_FORMAT_CSV, "image_url", "id", NULL, 0);
+    EXPECT_REJECT(&t, 1, "no id column: the header is \"sku;image_url;"
+                         "title\" (delimiter ';'), with no column \"id\" "
+                         "(--id-column)");
+    EXPECT_EOF(&t);
+    tf_close(&t);
+    tf_open_csv(&t, feed, SLUICE_FORMAT_CSV, "image_url", NULL, "path", 0);
+    EXPECT_REJECT(&t, 1, "with no column \"path\" (--key-column)");
+    EXPECT_EOF(&t);
+    tf_close(&t);
+
+    /* A delimiter given that the header does not use: one field. */
+    tf_open_csv(&t, feed, SLUICE_FORMAT_CSV, "image_url", NULL, NULL, ',');
+    EXPECT_REJECT(&t, 1, "the header is \"sku;image_url;title\" (delimiter "
+                         "',')");
+    EXPECT_EOF(&t);
+    tf_close(&t);
+}
+
+TEST(csv_tab_and_given_delimiters)
+{
+    tfeed t;
+    /* Tabs, detected; a key column by another name; CRLF. */
+    tf_open_csv(&t,
+                "Link\tid\tPath\r\n"
+                "http://a.example/1.jpg\ti1\timg/1.jpg\r\n"
+                "\"http://a.example/2.jpg\"\t\"i\t2\"\t\r\n",
+                SLUICE_FORMAT_AUTO, "link", NULL, "path", 0);
+    EXPECT_RECORD(&t, 2, "http://a.example/1.jpg");
+    ASSERT_STR_EQ(t.id, "i1");
+    ASSERT_STR_EQ(t.key, "img/1.jpg");
+    EXPECT_RECORD(&t, 3, "http://a.example/2.jpg");
+    ASSERT_STR_EQ(t.id, "i\t2");
+    ASSERT_NULL(t.key);
+    EXPECT_EOF(&t);
+    tf_close(&t);
+
+    /* A delimiter given: '|' with commas in fields; a field count that
+     * does not match is one bad record. */
+    tf_open_csv(&t,
+                "url|id|note\n"
+                "http://a.example/1.jpg|a|x,y\n"
+                "http://a.example/2.jpg|b\n"
+                "http://a.example/3.jpg|c|\"p|q\"\n",
+                SLUICE_FORMAT_AUTO, NULL, NULL, NULL, '|');
+    EXPECT_RECORD(&t, 2, "http://a.example/1.jpg");
+    ASSERT_STR_EQ(t.meta, "{\"note\":\"x,y\"}");
+    EXPECT_REJECT(&t, 3, "expected 3 fields, found 2");
+    EXPECT_RECORD(&t, 4, "http://a.example/3.jpg");
+    ASSERT_STR_EQ(t.meta, "{\"note\":\"p|q\"}");
+    EXPECT_EOF(&t);
+    tf_close(&t);
+
+    /* Semicolons with a quoted field over two lines. */
+    tf_open(&t,
+            "url;id;note\n"
+            "http://a.example/1.jpg;a;\"two;\n"
+            "lines\"\n"
+            "http://a.example/2.jpg;b;\n",
+            SLUICE_FORMAT_AUTO);
+    EXPECT_RECORD(&t, 2, "http://a.example/1.jpg");
+    ASSERT_STR_EQ(t.meta, "{\"note\":\"two;\\nlines\"}");
+    EXPECT_RECORD(&t, 4, "http://a.example/2.jpg");
     EXPECT_EOF(&t);
     tf_close(&t);
 }

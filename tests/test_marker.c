@@ -37,7 +37,7 @@ queue_of(size_t n)
         sl_record r = {id,   strlen(id), url,    strlen(url),
                        id,   strlen(id), origin, strlen(origin),
                        NULL, 0};
-        sluice_ingest_stats st = {0, 0, 0, 0};
+        sluice_ingest_stats st = {0};
         ASSERT_EQ(sl_queue_upsert(q, &r, 1, T0, &st), SLUICE_OK);
     }
     return q;

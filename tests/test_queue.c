@@ -63,7 +63,7 @@ static sluice_ingest_stats
 upsert1(sluice_queue *q, const char *id, const char *url, const char *key,
         const char *meta)
 {
-    sluice_ingest_stats st = {0, 0, 0, 0};
+    sluice_ingest_stats st = {0};
     sl_record r = rec(id, url, key, meta);
     ASSERT_EQ(sl_queue_upsert(q, &r, 1, T0, &st), SLUICE_OK);
     return st;
@@ -287,6 +287,150 @@ TEST(a_second_schema_database_gains_slots_and_settings)
     sluice_queue_close(q);
 }
 
+/* An old record as an earlier sluice stored it, with its origin. */
+static void
+upsert_as_stored(sluice_queue *q, const char *id, const char *url,
+                 const char *key, const char *origin)
+{
+    sluice_ingest_stats st = {0};
+    sl_record r = {id,     strlen(id),     url,  strlen(url), key,
+                   strlen(key), origin, strlen(origin), NULL, 0};
+    ASSERT_EQ(sl_queue_upsert(q, &r, 1, T0, &st), SLUICE_OK);
+    ASSERT_EQ(st.added, 1);
+}
+
+static int64_t
+count_sql(const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    ASSERT_EQ(sqlite3_open(sqlite_path(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/*
+ * A queue of the third schema holds hosts as earlier sluices stored them:
+ * an internationalised name in UTF-8 (its records dead at once as
+ * "redirect", libcurl could not fetch them) and names in any case. On
+ * open, hosts are put in the one spelling ingest now gives them, so
+ * re-ingesting the feed changes nothing, the two spellings are one
+ * origin, nothing done is fetched again, and the IDN records are
+ * pending again.
+ */
+TEST(a_third_schema_database_gets_hosts_in_one_spelling)
+{
+    if (!is_sqlite())
+        SKIP("SQLite-specific");
+#define OLD_HOST "b\303\274cher.example"
+#define NEW_HOST "xn--bcher-kva.example"
+    sluice_queue *q = open_queue();
+    upsert_as_stored(q, "http://" OLD_HOST "/img/1.jpg",
+                     "http://" OLD_HOST "/img/1.jpg", OLD_HOST "/img/1.jpg",
+                     "http://" OLD_HOST ":80");
+    upsert_as_stored(q, "sku-2", "http://" OLD_HOST "/img/2.jpg", "sku-2.jpg",
+                     "http://" OLD_HOST ":80");
+    upsert_as_stored(q, "sku-3", "http://" NEW_HOST "/img/3.jpg", "sku-3.jpg",
+                     "http://" NEW_HOST ":80");
+    upsert_as_stored(q, "http://Img.Example/a.jpg", "http://Img.Example/a.jpg",
+                     "img.example/a.jpg", "http://img.example:80");
+    upsert_as_stored(q, "http://Dup.example/x", "http://Dup.example/x",
+                     "dup.example/x", "http://dup.example:80");
+    upsert_as_stored(q, "http://dup.example/x", "http://dup.example/x",
+                     "dup.example/x", "http://dup.example:80");
+    /* The IDN record died at once; the mixed-case one was done. */
+    sl_lease l[8];
+    ASSERT_EQ(lease(q, 8, T0, l), 6);
+    static const sl_failure bad_url = {
+        SL_CLASS_REDIRECT, "URL using bad/illegal format or missing URL", 0};
+    for (size_t i = 0; i < 6; i++) {
+        if (strcmp(l[i].id, "http://" OLD_HOST "/img/1.jpg") == 0)
+            ASSERT_EQ(sl_queue_dead(q, &l[i], &bad_url, T0), SLUICE_OK);
+        else if (strcmp(l[i].id, "http://Img.Example/a.jpg") == 0)
+            ASSERT_EQ(sl_queue_complete(q, &l[i], &some_object, T0),
+                      SLUICE_OK);
+        else
+            ASSERT_EQ(sl_queue_release(q, &l[i], T0), SLUICE_OK);
+        sl_lease_clear(&l[i]);
+    }
+    sluice_queue_close(q);
+    sqlite3 *db;
+    ASSERT_EQ(sqlite3_open(sqlite_path(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+
+    q = open_queue();
+    sl_record_info info;
+    /* The bare IDN record: its id, url, default key and origin, pending
+     * again with fresh attempts. */
+    ASSERT_EQ(sl_queue_get(q, "http://" OLD_HOST "/img/1.jpg", &info),
+              SLUICE_ENOTFOUND);
+    ASSERT_EQ(sl_queue_get(q, "http://" NEW_HOST "/img/1.jpg", &info),
+              SLUICE_OK);
+    ASSERT_STR_EQ(info.url, "http://" NEW_HOST "/img/1.jpg");
+    ASSERT_STR_EQ(info.key, NEW_HOST "/img/1.jpg");
+    ASSERT_STR_EQ(info.origin, "http://" NEW_HOST ":80");
+    ASSERT_EQ(info.state, SL_STATE_PENDING);
+    ASSERT_EQ(info.attempts, 0);
+    ASSERT_NULL(info.error_class);
+    sl_record_info_clear(&info);
+    /* With an id of its own: the url and origin; the key is the id's. */
+    ASSERT_EQ(sl_queue_get(q, "sku-2", &info), SLUICE_OK);
+    ASSERT_STR_EQ(info.url, "http://" NEW_HOST "/img/2.jpg");
+    ASSERT_STR_EQ(info.key, "sku-2.jpg");
+    ASSERT_STR_EQ(info.origin, "http://" NEW_HOST ":80");
+    ASSERT_EQ(info.state, SL_STATE_PENDING);
+    sl_record_info_clear(&info);
+    /* A mixed-case host: lower case, still done. */
+    ASSERT_EQ(sl_queue_get(q, "http://img.example/a.jpg", &info), SLUICE_OK);
+    ASSERT_STR_EQ(info.url, "http://img.example/a.jpg");
+    ASSERT_STR_EQ(info.key, "img.example/a.jpg");
+    ASSERT_EQ(info.state, SL_STATE_DONE);
+    ASSERT_STR_EQ(info.sha256_hex, some_object.sha256_hex);
+    sl_record_info_clear(&info);
+    /* Where the new id is another record's, the old spelling stays. */
+    ASSERT_EQ(sl_queue_get(q, "http://Dup.example/x", &info), SLUICE_OK);
+    ASSERT_STR_EQ(info.url, "http://Dup.example/x");
+    sl_record_info_clear(&info);
+    ASSERT_EQ(sl_queue_get(q, "http://dup.example/x", &info), SLUICE_OK);
+    sl_record_info_clear(&info);
+    /* Re-ingesting the records as ingest now gives them: unchanged. */
+    sluice_ingest_stats st = {0};
+    const char *u1 = "http://" NEW_HOST "/img/1.jpg";
+    const char *k1 = NEW_HOST "/img/1.jpg";
+    const char *o1 = "http://" NEW_HOST ":80";
+    const char *u2 = "http://img.example/a.jpg", *k2 = "img.example/a.jpg";
+    const char *o2 = "http://img.example:80";
+    sl_record again[] = {
+        {u1, strlen(u1), u1, strlen(u1), k1, strlen(k1), o1, strlen(o1), NULL,
+         0},
+        {u2, strlen(u2), u2, strlen(u2), k2, strlen(k2), o2, strlen(o2), NULL,
+         0},
+    };
+    ASSERT_EQ(sl_queue_upsert(q, again, 2, T0, &st), SLUICE_OK);
+    ASSERT_EQ(st.unchanged, 2);
+    ASSERT_EQ(st.added + st.updated, 0);
+    sluice_queue_close(q);
+    /* One origin for the name, the UTF-8 spelling gone. */
+    ASSERT_EQ(count_sql("SELECT count(*) FROM origins WHERE name LIKE"
+                        " '%" NEW_HOST "%'"),
+              1);
+    ASSERT_EQ(count_sql("SELECT count(*) FROM origins WHERE name LIKE"
+                        " '%" OLD_HOST "%'"),
+              0);
+    ASSERT_EQ(count_sql("SELECT count(DISTINCT origin) FROM records WHERE"
+                        " url LIKE '%" NEW_HOST "%'"),
+              1);
+    ASSERT_EQ(count_sql("PRAGMA user_version"), 4);
+#undef OLD_HOST
+#undef NEW_HOST
+}
+
 TEST(readonly_and_nocreate_opens_do_not_create)
 {
     sluice_queue *q = NULL;
@@ -363,7 +507,7 @@ TEST(batched_upserts_count_each_record_once)
     enum { N = 300 };
     static char ids[N][16], urls[N][64];
     sl_record recs[N];
-    sluice_ingest_stats st = {0, 0, 0, 0};
+    sluice_ingest_stats st = {0};
     sluice_queue *q = open_queue();
     for (int i = 0; i < N; i++) {
         /* Every tenth record repeats the id of the one before it. */
@@ -592,7 +736,7 @@ TEST(a_skipped_origins_backlog_does_not_slow_other_leases)
     enum { AHEAD = 100000, BATCH = 1000, OTHERS = 25 };
     static char ids[BATCH][16], urls[BATCH][64];
     sl_record recs[BATCH];
-    sluice_ingest_stats st = {0, 0, 0, 0};
+    sluice_ingest_stats st = {0};
     sluice_queue *q = open_queue();
     ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
     for (int b = 0; b < AHEAD / BATCH; b++) {
@@ -910,7 +1054,7 @@ TEST(counts_report_the_oldest_pending_age)
     sluice_queue *q = open_queue();
     sluice_counts n = counts(q);
     ASSERT(n.oldest_pending_age < 0);
-    sluice_ingest_stats st = {0, 0, 0, 0};
+    sluice_ingest_stats st = {0};
     sl_record r = rec("a", "http://img.example/a", "a", NULL);
     int64_t an_hour_ago = sl_now_ms() - 3600 * 1000;
     ASSERT_EQ(sl_queue_upsert(q, &r, 1, an_hour_ago, &st), SLUICE_OK);
@@ -956,7 +1100,7 @@ TEST(a_failed_lease_in_a_batch_undoes_itself_and_nothing_else)
 TEST(an_injected_database_fault_is_reported_and_rolled_back)
 {
     sluice_queue *q = open_queue();
-    sluice_ingest_stats st = {0, 0, 0, 0};
+    sluice_ingest_stats st = {0};
     sl_record r = rec("a", "http://img.example/a", "a", NULL);
     ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
     ASSERT_EQ(sl_queue_upsert(q, &r, 1, T0, &st), SLUICE_OK);

@@ -516,6 +516,16 @@ static const char *const url_corpus[] = {
     "http://\xe4\xbe\x8b\xe3\x81\x88.\xe3\x83\x86\xe3\x82\xb9\xe3\x83\x88/"
     "\xe3\x83\x91\xe3\x82\xb9?\xe3\x82\xaf",
     "http://m\xc3\xbcnchen.de:8080/stra\303\237e",
+    "http://u:p@B\303\274cher.Example:81/x",
+    "http://XN--BCHER-KVA.de/",
+    "http://fa\303\237.de/",
+    "http://\357\275\205\357\275\230.com/",
+    "http://%C3%BC.de/",
+    "http://m\xc3\xbcnchen%2ede/",
+    "http://a.\303\274./",
+    "http://\342\230\203.net/",
+    "http://\303\274-.example/",
+    "http://-\303\274.example/",
     "http://example.com/\xc3\xbc",
     "http://example.com/\xe6\x97\xa5\xe6\x9c\xac/f.jpg",
     "http://example.com/?\xc3\xbc=\xc3\xb6",
@@ -798,12 +808,12 @@ TEST(url_already_normal_kept)
 
 TEST(url_normalisation_exact)
 {
-    /* Scheme in lower case; the host keeps its case, the origin not. */
+    /* Scheme and host name in lower case; the path keeps its case. */
     expect_url("HTTP://example.com/", "http://example.com/",
                "http://example.com:80");
     expect_url("HtTpS://example.com/x", "https://example.com/x",
                "https://example.com:443");
-    expect_url("http://Example.COM/A/b", "http://Example.COM/A/b",
+    expect_url("http://Example.COM/A/b", "http://example.com/A/b",
                "http://example.com:80");
     /* An empty path becomes "/", also before a query or fragment. */
     expect_url("http://example.com", "http://example.com/",
@@ -870,15 +880,15 @@ TEST(url_normalisation_exact)
                "http://example.com/%c3%bc?%c3%bc", "http://example.com:80");
     expect_url("http://example.com/a%20b c", "http://example.com/a%20b%20c",
                "http://example.com:80");
-    /* An IDN host is kept as UTF-8. */
-    expect_url("http://b\303\274cher.de/x", "http://b\303\274cher.de/x",
-               "http://b\303\274cher.de:80");
-    /* A %-escaped host name is decoded; the origin is in lower case. */
-    expect_url("http://%41.example.com/", "http://A.example.com/",
+    /* An IDN host in its ASCII form (more in url_idn_hosts). */
+    expect_url("http://b\303\274cher.de/x", "http://xn--bcher-kva.de/x",
+               "http://xn--bcher-kva.de:80");
+    /* A %-escaped host name is decoded, and in lower case. */
+    expect_url("http://%41.example.com/", "http://a.example.com/",
                "http://a.example.com:80");
-    /* Userinfo stays in the URL but is no part of the origin. */
-    expect_url("http://user:pw@Example.com:81/x",
-               "http://user:pw@Example.com:81/x", "http://example.com:81");
+    /* Userinfo stays in the URL (as given) but is no part of the origin. */
+    expect_url("http://User:pw@Example.com:81/x",
+               "http://User:pw@example.com:81/x", "http://example.com:81");
     /* IPv6: brackets kept; curl compresses zeros. */
     expect_url("http://[::1]/", "http://[::1]/", "http://[::1]:80");
     expect_url("http://[0:0::1]:8080/x", "http://[::1]:8080/x",
@@ -917,7 +927,7 @@ TEST(url_normalisation_exact)
 TEST(url_hostile_spellings_accepted)
 {
     expect_url("http://localhost/", "http://localhost/", "http://localhost:80");
-    expect_url("http://LocalHost:8080/x", "http://LocalHost:8080/x",
+    expect_url("http://LocalHost:8080/x", "http://localhost:8080/x",
                "http://localhost:8080");
     expect_url("http://2130706433/", "http://127.0.0.1/",
                "http://127.0.0.1:80");
@@ -957,6 +967,106 @@ TEST(url_hostile_spellings_accepted)
         ASSERT_STR_EQ(r.origin.data, "http://127.0.0.1:80");
         url_result_free(&r);
     }
+}
+
+/*
+ * Internationalised host names are fetched in their ASCII form: the URL
+ * and its origin hold that form, so "bücher.example" and
+ * "xn--bcher-kva.example" are one origin (one cap), and libcurl is never
+ * asked to convert a name (which 7.88 cannot do in a program without a
+ * locale). Names in lower case too.
+ */
+TEST(url_idn_hosts)
+{
+    /* UTF-8 host: punycode, with port, userinfo, path, query kept. */
+    expect_url("http://b\303\274cher.example/img/1.jpg",
+               "http://xn--bcher-kva.example/img/1.jpg",
+               "http://xn--bcher-kva.example:80");
+    expect_url("https://u:p@b\303\274cher.example:8443/a?q=\303\274",
+               "https://u:p@xn--bcher-kva.example:8443/a?q=%c3%bc",
+               "https://xn--bcher-kva.example:8443");
+    /* Mixed case, in Unicode and in ASCII: the same name. */
+    expect_url("http://B\303\234CHER.Example/x",
+               "http://xn--bcher-kva.example/x",
+               "http://xn--bcher-kva.example:80");
+    expect_url("http://\303\234.Example.COM/", "http://xn--tda.example.com/",
+               "http://xn--tda.example.com:80");
+    /* Already punycode: unchanged; in upper case: lower case. */
+    expect_url("http://xn--bcher-kva.example/x",
+               "http://xn--bcher-kva.example/x",
+               "http://xn--bcher-kva.example:80");
+    expect_url("http://XN--BCHER-KVA.Example/x",
+               "http://xn--bcher-kva.example/x",
+               "http://xn--bcher-kva.example:80");
+    /* Other scripts, several labels, NFC and UTS #46 mapping (fullwidth
+     * letters are their ASCII selves; sharp s stays, non-transitional). */
+    expect_url("http://\344\276\213\343\201\210.\343\203\206\343\202\271"
+               "\343\203\210/",
+               "http://xn--r8jz45g.xn--zckzah/",
+               "http://xn--r8jz45g.xn--zckzah:80");
+    expect_url("http://\357\275\205\357\275\230\357\275\201\357\275\215"
+               "\357\275\220\357\275\214\357\275\205.com/a",
+               "http://example.com/a", "http://example.com:80");
+    expect_url("http://fa\303\237.de/", "http://xn--fa-hia.de/",
+               "http://xn--fa-hia.de:80");
+    /* A %-escaped UTF-8 host is decoded, then converted. */
+    expect_url("http://%C3%BC.de/", "http://xn--tda.de/",
+               "http://xn--tda.de:80");
+    /* A trailing dot stays. */
+    expect_url("http://a.\303\274./", "http://a.xn--tda./",
+               "http://a.xn--tda.:80");
+
+    /* Every spelling is one origin. */
+    static const char *const same[] = {
+        "http://b\303\274cher.example/1.jpg",
+        "http://B\303\274cher.example/2.jpg",
+        "http://B\303\234CHER.EXAMPLE:80/3.jpg",
+        "http://xn--bcher-kva.example/4.jpg",
+        "http://XN--BCHER-KVA.example/5.jpg",
+        "http://b%C3%BCcher.example/6.jpg",
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(same); i++) {
+        url_result r;
+        url_result_init(&r);
+        run_url_check(same[i], strlen(same[i]), NULL, &r);
+        ASSERT_EQ(r.err, SLUICE_OK);
+        ASSERT_STR_EQ(r.origin.data, "http://xn--bcher-kva.example:80");
+        url_result_free(&r);
+    }
+
+    /* A name that is no valid IDN: refused, saying why. */
+    expect_url_rejected("http://\303\274-.example/",
+                        "url: host \"\303\274-.example\" is not a valid "
+                        "internationalised domain name: ");
+    expect_url_rejected("http://-\303\274.com/",
+                        "is not a valid internationalised domain name");
+    expect_url_rejected("http://a\342\200\256b.com/x",
+                        "is not a valid internationalised domain name");
+
+    /* A redirect's next hop gets the same spelling. */
+    CURLU *h = curl_url();
+    ASSERT_NOT_NULL(h);
+    sl_buf next;
+    sl_buf_init(&next);
+    ASSERT_EQ(sl_url_redirect(h, "http://a.example/x",
+                              "http://B\303\274cher.example/y#f", &next),
+              SLUICE_OK);
+    ASSERT_STR_EQ(next.data, "http://xn--bcher-kva.example/y");
+    ASSERT_EQ(sl_url_redirect(h, "http://a.example/x", "HTTP://B.Example/z",
+                              &next),
+              SLUICE_OK);
+    ASSERT_STR_EQ(next.data, "http://b.example/z");
+    ASSERT_EQ(sl_url_redirect(h, "http://a.example/x", "/rel", &next),
+              SLUICE_OK);
+    ASSERT_STR_EQ(next.data, "http://a.example/rel");
+    ASSERT_EQ(sl_url_redirect(h, "http://a.example/x",
+                              "http://\303\274-.example/", &next),
+              SLUICE_EURL);
+    ASSERT_EQ(sl_url_redirect(h, "http://a.example/x", "ftp://a.example/",
+                              &next),
+              SLUICE_EPOLICY);
+    sl_buf_free(&next);
+    curl_url_cleanup(h);
 }
 
 TEST(url_origin)
@@ -1539,8 +1649,9 @@ TEST(key_derive_bare_url)
     expect_derived(NULL, "http://example.com/caf%C3%A9/\xc3\xbc.jpg",
                    "example.com/caf\xc3\xa9/\xc3\xbc.jpg");
     expect_derived(NULL, "http://example.com/%FF.bin", "example.com/%FF.bin");
+    /* The host as it is fetched: an IDN in its ASCII form. */
     expect_derived(NULL, "http://b\303\274cher.de/",
-                   "b\303\274cher.de/index.html");
+                   "xn--bcher-kva.de/index.html");
     /* Dot segments, encoded or not, and reserved names are defused. */
     expect_derived(NULL, "http://example.com/%2e%2e/x", "example.com/%2E%2E/x");
     expect_derived(NULL, "http://example.com/a/%2E", "example.com/a/%2E");
@@ -1664,9 +1775,20 @@ TEST(record_prepare_defaults)
     /* No id: the id is the normalised URL, the key from host and path. */
     sl_feed_item item =
         item_of(NULL, "HTTP://Example.com/a/../b.jpg#x", NULL, NULL);
-    expect_prepared(&s, &item, "http://Example.com/b.jpg",
-                    "http://Example.com/b.jpg", "example.com/b.jpg",
+    expect_prepared(&s, &item, "http://example.com/b.jpg",
+                    "http://example.com/b.jpg", "example.com/b.jpg",
                     "http://example.com:80");
+    /* Both spellings of an IDN host are one record, one key, one origin. */
+    item = item_of(NULL, "http://B\303\274cher.example/img/1.jpg", NULL, NULL);
+    expect_prepared(&s, &item, "http://xn--bcher-kva.example/img/1.jpg",
+                    "http://xn--bcher-kva.example/img/1.jpg",
+                    "xn--bcher-kva.example/img/1.jpg",
+                    "http://xn--bcher-kva.example:80");
+    item = item_of(NULL, "http://xn--bcher-kva.example/img/1.jpg", NULL, NULL);
+    expect_prepared(&s, &item, "http://xn--bcher-kva.example/img/1.jpg",
+                    "http://xn--bcher-kva.example/img/1.jpg",
+                    "xn--bcher-kva.example/img/1.jpg",
+                    "http://xn--bcher-kva.example:80");
     /* The hostile spellings get through ingest, normalised. */
     item = item_of(NULL, " http://2130706433/x?y=1 ", NULL, NULL);
     expect_prepared(&s, &item, "http://127.0.0.1/x?y=1",

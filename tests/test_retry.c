@@ -140,9 +140,20 @@ TEST(each_special_curl_error_has_its_class)
     EXPECT(curl_error(CURLE_OPERATION_TIMEDOUT), SL_OUTCOME_RETRY, "timeout");
     EXPECT(curl_error(CURLE_PARTIAL_FILE), SL_OUTCOME_RETRY, "length");
     EXPECT(curl_error(CURLE_FILESIZE_EXCEEDED), SL_OUTCOME_DEAD, "too_large");
-    /* A redirect to ftp:// or to something that is not a URL. */
-    EXPECT(curl_error(CURLE_UNSUPPORTED_PROTOCOL), SL_OUTCOME_DEAD, "redirect");
-    EXPECT(curl_error(CURLE_URL_MALFORMAT), SL_OUTCOME_DEAD, "redirect");
+    /* A URL libcurl refuses: the record's own on the first hop (no
+     * redirect happened), a redirect's after one. */
+    EXPECT(curl_error(CURLE_UNSUPPORTED_PROTOCOL), SL_OUTCOME_DEAD, "url");
+    EXPECT(curl_error(CURLE_URL_MALFORMAT), SL_OUTCOME_DEAD, "url");
+    sl_attempt hop = curl_error(CURLE_UNSUPPORTED_PROTOCOL);
+    hop.redirected = true;
+    EXPECT(hop, SL_OUTCOME_DEAD, "redirect");
+    hop = curl_error(CURLE_URL_MALFORMAT);
+    hop.redirected = true;
+    EXPECT(hop, SL_OUTCOME_DEAD, "redirect");
+    /* Other failures are classed alike on any hop. */
+    hop = curl_error(CURLE_COULDNT_CONNECT);
+    hop.redirected = true;
+    EXPECT(hop, SL_OUTCOME_RETRY, "network");
     EXPECT(curl_error(CURLE_PEER_FAILED_VERIFICATION), SL_OUTCOME_RETRY, "tls");
     EXPECT(curl_error(CURLE_SSL_CERTPROBLEM), SL_OUTCOME_RETRY, "tls");
     EXPECT(curl_error(CURLE_SSL_CACERT_BADFILE), SL_OUTCOME_RETRY, "tls");

@@ -138,6 +138,11 @@ typedef struct {
     uint64_t updated;   /* known ids whose url, key or meta changed */
     uint64_t unchanged; /* known ids ingested again as they were */
     uint64_t rejected;  /* malformed or refused lines */
+    /* Records whose id an earlier record of the same ingest had (the last
+     * wins), and records naming a key another record of it names (one
+     * object would overwrite the other); with strict, also rejected. */
+    uint64_t duplicate_ids;
+    uint64_t shared_keys;
 } sluice_ingest_stats;
 
 /*
@@ -148,9 +153,16 @@ typedef struct {
 typedef void sluice_reject_fn(void *ctx, const char *file, uint64_t line,
                               const char *reason);
 
+/* Called as each input of sluice_ingest_fds() starts, with its name. */
+typedef void sluice_ingest_input_fn(void *ctx, const char *name);
+
 /* Called after each committed batch with the totals so far. */
 typedef void sluice_ingest_progress_fn(void *ctx,
                                        const sluice_ingest_stats *so_far);
+
+/* Something the library says once about what it did, one line ("URL
+ * policy stored with the queue: ..."). */
+typedef void sluice_notice_fn(void *ctx, const char *message);
 
 typedef struct {
     sluice_format format;
@@ -162,10 +174,35 @@ typedef struct {
     /* The URL policy at ingest: a URL whose host is a literal address
      * (any spelling) or localhost in a refused range is rejected, unless
      * allow_private, or it is in one of allow_nets (CIDRs). Names are
-     * checked when fetched, on the address they resolve to. */
+     * checked when fetched, on the address they resolve to. What these
+     * allow is added to the policy stored with the queue, which ingest
+     * applies too and a run given no policy of its own uses (said
+     * through on_notice when it changes); reset_policy forgets the
+     * stored policy first. */
     int allow_private;
     const char *const *allow_nets;
     size_t n_allow_nets;
+    int reset_policy;
+    sluice_notice_fn *on_notice; /* may be NULL; gets ctx */
+    /* A duplicate id or a key two records name, within one ingest (one
+     * sluice_ingest_fds call), is counted in the stats and reported
+     * through on_warning ("id sku-1 also on line 4: the last wins", "key
+     * img/1.jpg also named by line 7 (id sku-9)"); with strict, the later
+     * record is rejected instead (on_reject), and the earlier stays. */
+    sluice_reject_fn *on_warning; /* may be NULL */
+    int strict;
+    sluice_ingest_input_fn *on_input; /* may be NULL */
+    /* CSV: the names of the columns holding the url, the id and the key
+     * (NULL: "url", "id", "key"; matched in any case). A header without
+     * the url column, or without one named here, is reported once, at
+     * the header, and the file is skipped. */
+    const char *url_column;
+    const char *id_column;
+    const char *key_column;
+    /* CSV: the field delimiter (not '"', CR or LF); 0: the header's, a
+     * comma unless it has none and has semicolons, or else tabs. Also
+     * used to recognise a CSV header when the format is detected. */
+    char delimiter;
 } sluice_ingest_opts;
 
 /*
@@ -180,6 +217,24 @@ typedef struct {
 sluice_err sluice_ingest_fd(sluice_queue *q, int fd, const char *name,
                             const sluice_ingest_opts *opts,
                             sluice_ingest_stats *stats);
+
+/* One input of an ingest: a descriptor the caller owns, and its name for
+ * messages. */
+typedef struct {
+    int fd;
+    const char *name;
+} sluice_ingest_input;
+
+/*
+ * Several inputs read one after the other as one ingest, as
+ * sluice_ingest_fd() reads one: duplicate ids and shared keys are found
+ * across them too ("id sku-1 also at a.csv:4"). Stops at the first input
+ * that fails (earlier inputs' records stay committed).
+ */
+sluice_err sluice_ingest_fds(sluice_queue *q,
+                             const sluice_ingest_input *inputs,
+                             size_t n_inputs, const sluice_ingest_opts *opts,
+                             sluice_ingest_stats *stats);
 
 /* ---------------------------------------------------------------- list */
 

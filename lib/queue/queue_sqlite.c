@@ -85,6 +85,44 @@ static const char *const migrations[] = {
     "  name TEXT PRIMARY KEY,"
     "  value TEXT NOT NULL"
     ") WITHOUT ROWID;",
+    /* 3 -> 4: hosts in the one spelling ingest now gives them (lower
+     * case, an internationalised name in its ASCII form), through the
+     * functions of queue_sqlite_hosts.c: stored URLs, ids that are their
+     * URL and those records' default keys, and origins. A record whose
+     * new id another record has already keeps its old spelling. Records
+     * dead at their first hop because libcurl could not take their
+     * internationalised host (filed under "redirect") are pending again.
+     * States, attempts and objects are otherwise left as they were:
+     * nothing done is fetched again. */
+    "CREATE TEMP TABLE v4(rid INTEGER PRIMARY KEY, url TEXT NOT NULL,"
+    " origin TEXT NOT NULL, old_origin INTEGER NOT NULL,"
+    " idn INTEGER NOT NULL);"
+    "INSERT INTO v4 SELECT rid, sluice_v4_url(url),"
+    " sluice_v4_origin(sluice_v4_url(url)), origin, 0"
+    " FROM records WHERE sluice_v4_url(url) IS NOT NULL;"
+    "UPDATE v4 SET idn = origin IS NOT"
+    " (SELECT name FROM origins WHERE oid = old_origin);"
+    "INSERT OR IGNORE INTO origins(name) SELECT DISTINCT origin FROM v4;"
+    "UPDATE OR IGNORE records SET"
+    " id = CASE WHEN records.id = records.url THEN v4.url"
+    "  ELSE records.id END,"
+    " key = CASE WHEN records.id = records.url"
+    "  THEN sluice_v4_key(records.url, v4.url, records.key)"
+    "  ELSE records.key END,"
+    " url = v4.url,"
+    " origin = (SELECT oid FROM origins WHERE name = v4.origin)"
+    " FROM v4 WHERE v4.rid = records.rid;"
+    "UPDATE records SET state = 0, next_at = 0, lease = lease + 1,"
+    " attempts = 0, throttles = 0, first_attempt_at = NULL,"
+    " error_class = NULL, message = NULL, http_status = NULL,"
+    " finished_at = NULL"
+    " FROM v4 WHERE v4.rid = records.rid AND v4.idn"
+    " AND records.url = v4.url AND records.state = 4"
+    " AND records.error_class = 'redirect';"
+    "DELETE FROM origins WHERE oid IN"
+    " (SELECT old_origin FROM v4 WHERE idn) AND NOT EXISTS"
+    " (SELECT 1 FROM records WHERE records.origin = origins.oid);"
+    "DROP TABLE v4;",
 };
 
 #define SCHEMA_VERSION ((int)SL_ARRAY_LEN(migrations))
@@ -466,8 +504,11 @@ sqlite_open(sluice_queue *q, const char *location,
                         "PRAGMA temp_store = MEMORY",
                         "configure")))
         return err;
-    if (version < SCHEMA_VERSION)
+    if (version < SCHEMA_VERSION) {
+        if ((err = sl_sqlite_register_host_functions(q)) != SLUICE_OK)
+            return err;
         return migrate(q, (int)version);
+    }
     return SLUICE_OK;
 }
 

@@ -1,7 +1,8 @@
 /*
  * The SQLite queue backend's insides, shared by its files: queue_sqlite.c
- * (opening, migrations, records and leases) and queue_sqlite_slots.c (the
- * slot rows and the settings stored with the queue).
+ * (opening, migrations, records and leases), queue_sqlite_slots.c (the
+ * slot rows and the settings stored with the queue) and
+ * queue_sqlite_hosts.c (functions a migration calls).
  */
 #ifndef SL_QUEUE_SQLITE_H
 #define SL_QUEUE_SQLITE_H
@@ -119,6 +120,9 @@ sluice_err sl_sqlite_setting_get(sluice_queue *q, const char *name,
 sluice_err sl_sqlite_setting_set(sluice_queue *q, const char *name,
                                  const char *value);
 sluice_err sl_sqlite_runner_alive(sluice_queue *q, bool *alive);
+/* queue_sqlite_hosts.c: the SQL functions the migration to schema 4
+ * calls, registered on the connection before it migrates. */
+sluice_err sl_sqlite_register_host_functions(sluice_queue *q);
 /* Finalise queue_sqlite_slots.c's statements (at close). */
 void sl_sqlite_slots_finalize(sqlite_queue *s);
 

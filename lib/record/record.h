@@ -72,9 +72,10 @@ sluice_err sl_field_check(const char *field, const char *s, size_t len,
 
 /*
  * Check a URL and write its normalised form (no fragment, spaces and
- * non-ASCII bytes percent-encoded) to `url` and its origin to `origin`
- * (either may be NULL). `reuse` is a CURLU handle to reuse, or NULL.
- * Same returns as sl_record_prepare.
+ * non-ASCII bytes percent-encoded, the host name in lower case and an
+ * internationalised one in its ASCII form, "xn--...") to `url` and its
+ * origin to `origin` (either may be NULL). `reuse` is a CURLU handle to
+ * reuse, or NULL. Same returns as sl_record_prepare.
  */
 sluice_err sl_url_check(const char *text, size_t len, void *reuse, sl_buf *url,
                         sl_buf *origin, char *reason, size_t reason_size);
@@ -82,8 +83,9 @@ sluice_err sl_url_check(const char *text, size_t len, void *reuse, sl_buf *url,
 /*
  * The next hop of a redirect: `location` resolved against the URL `base`
  * through libcurl's URL API (a CURLU handle, `reuse`), fragment dropped,
- * into `next`. SLUICE_EPOLICY when it is no URL or not http(s) (refused),
- * SLUICE_EURL when libcurl cannot write it out, SLUICE_ENOMEM.
+ * its host normalised as sl_url_check does, into `next`. SLUICE_EPOLICY
+ * when it is no URL or not http(s) (refused), SLUICE_EURL when its host
+ * is no valid name or libcurl cannot write it out, SLUICE_ENOMEM.
  */
 sluice_err sl_url_redirect(void *reuse, const char *base, const char *location,
                            sl_buf *next);

@@ -1,15 +1,18 @@
 /*
- * URLs at ingest: checked and normalised through libcurl's URL API, split
- * into their parts, and reduced to their origin (scheme://host:port), the
- * unit the cap counts by.
+ * URLs at ingest: checked and normalised through libcurl's URL API, the
+ * host in lower case and an internationalised one in its ASCII form
+ * (punycode, through libidn2), split into their parts, and reduced to
+ * their origin (scheme://host:port), the unit the cap counts by.
  */
 #include "record.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
 #include <curl/curl.h>
+#include <idn2.h>
 
 static void
 trim(const char **s, size_t *len)
@@ -200,6 +203,114 @@ needs_encoding(const char *s, size_t len)
     return false;
 }
 
+/*
+ * The ASCII form of an internationalised host name, as libcurl itself
+ * turns one into before it resolves it: IDNA2008 with UTS #46 mapping
+ * (NFC, lower case), non-transitional, else transitional. libcurl's own
+ * CURLU_PUNYCODE cannot be used: before 8.1.0 it asks libidn2 to read the
+ * name in the locale's charset, and in a program that never set a locale
+ * (as a library cannot) every non-ASCII name fails as "out of memory"
+ * (curl issue 10984). The caller frees *ascii with idn2_free().
+ */
+static sluice_err
+idn_to_ascii(const char *host, char **ascii, char *reason,
+             size_t reason_size)
+{
+    uint8_t *out = NULL;
+    int rc = idn2_lookup_u8((const uint8_t *)host, &out,
+                            IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+    if (rc != IDN2_OK && rc != IDN2_MALLOC) {
+        int again = idn2_lookup_u8((const uint8_t *)host, &out,
+                                   IDN2_TRANSITIONAL);
+        if (again == IDN2_OK || again == IDN2_MALLOC)
+            rc = again;
+    }
+    if (rc == IDN2_MALLOC)
+        return SLUICE_ENOMEM;
+    if (rc != IDN2_OK) {
+        char shown[160];
+        sl_quote(shown, sizeof shown, host, strlen(host), 100);
+        sl_fmt(reason, reason_size,
+               "url: host \"%s\" is not a valid internationalised domain "
+               "name: %s",
+               shown, idn2_strerror(rc));
+        return SLUICE_EURL;
+    }
+    *ascii = (char *)out;
+    return SLUICE_OK;
+}
+
+/*
+ * The URL `url` (as curl prints it) with its host in its one spelling,
+ * into `out`: a name in lower case, an internationalised one in its ASCII
+ * form, so that "Bücher.example" and "xn--bcher-kva.example" are one
+ * origin and libcurl is never asked to convert a name. An IPv6 literal
+ * keeps curl's spelling. The host is rewritten in the text, not through
+ * curl's URL API, whose handling of a host set back depends on how it
+ * was parsed. *changed is false when the URL is in its one spelling
+ * already (`out` is then untouched). SLUICE_EURL with a reason for a
+ * name that is no valid IDN; SLUICE_ENOMEM.
+ */
+static sluice_err
+normal_host(const char *url, sl_buf *out, bool *changed, char *reason,
+            size_t reason_size)
+{
+    sl_url_parts p;
+    char *ascii = NULL;
+    *changed = false;
+    sl_url_split(url, &p);
+    if (p.host_len == 0 || p.host[0] == '[')
+        return SLUICE_OK;
+    bool ascii_only = true, upper = false;
+    for (size_t i = 0; i < p.host_len; i++) {
+        unsigned char c = (unsigned char)p.host[i];
+        ascii_only = ascii_only && c < 0x80;
+        upper = upper || (c >= 'A' && c <= 'Z');
+    }
+    if (ascii_only && !upper)
+        return SLUICE_OK;
+    const char *name = p.host;
+    size_t name_len = p.host_len;
+    if (!ascii_only) {
+        char *host = sl_strndup(p.host, p.host_len);
+        if (!host)
+            return SLUICE_ENOMEM;
+        sluice_err err = idn_to_ascii(host, &ascii, reason, reason_size);
+        sl_free(host);
+        if (err != SLUICE_OK)
+            return err;
+        name = ascii;
+        name_len = strlen(ascii);
+    }
+    size_t head = (size_t)(p.host - url);
+    sl_buf_clear(out);
+    int bad = sl_buf_append(out, url, head) ||
+              sl_buf_append_lower(out, name, name_len) ||
+              sl_buf_append(out, p.host + p.host_len,
+                            strlen(p.host + p.host_len));
+    idn2_free(ascii);
+    if (bad)
+        return SLUICE_ENOMEM;
+    *changed = true;
+    return SLUICE_OK;
+}
+
+/* True when curl reads `url` back as itself: a rewritten or %-escaped
+ * host did not turn into another one. */
+static sluice_err
+reads_back(CURLU *h, const char *url, size_t len, bool *same)
+{
+    char *again = NULL;
+    CURLUcode rc = curl_url_set(h, CURLUPART_URL, url,
+                                needs_encoding(url, len) ? CURLU_URLENCODE
+                                                         : 0);
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(h, CURLUPART_URL, &again, 0);
+    *same = rc == CURLUE_OK && strcmp(again, url) == 0;
+    curl_free(again);
+    return rc == CURLUE_OUT_OF_MEMORY ? SLUICE_ENOMEM : SLUICE_OK;
+}
+
 sluice_err
 sl_url_check(const char *text, size_t len, void *reuse, sl_buf *url,
              sl_buf *origin, char *reason, size_t reason_size)
@@ -209,6 +320,9 @@ sl_url_check(const char *text, size_t len, void *reuse, sl_buf *url,
     CURLU *h = reuse;
     char *full = NULL, *copy = NULL;
     char stack_copy[512];
+    sl_buf rewritten;
+
+    sl_buf_init(&rewritten);
 
     trim(&text, &len);
     if (sl_field_check("url", text, len, SL_URL_MAX, SLUICE_EURL, reason,
@@ -277,25 +391,32 @@ sl_url_check(const char *text, size_t len, void *reuse, sl_buf *url,
                    "UTF-8");
             goto done;
         }
+        bool host_changed;
+        err = normal_host(full, &rewritten, &host_changed, reason,
+                          reason_size);
+        if (err != SLUICE_OK)
+            goto done;
+        err = SLUICE_EURL;
+        if (host_changed) {
+            normal = rewritten.data;
+            len = rewritten.len;
+        }
         /* What it prints may then spell another host: "4%2e967295"
          * prints as "4.967295", which is 4.14.194.127. Such a URL has no
-         * normal form (and would be two origins for one server). */
-        if (host_escaped) {
-            char *again = NULL;
-            rc = curl_url_set(h, CURLUPART_URL, full,
-                              needs_encoding(full, len) ? CURLU_URLENCODE
-                                                        : 0);
-            if (rc == CURLUE_OK)
-                rc = curl_url_get(h, CURLUPART_URL, &again, 0);
-            bool fixed = rc == CURLUE_OK && strcmp(again, full) == 0;
-            curl_free(again);
-            if (rc == CURLUE_OUT_OF_MEMORY) {
+         * normal form (and would be two origins for one server). The
+         * same holds for a host rewritten in its one spelling. */
+        if (host_escaped || host_changed) {
+            bool same;
+            if (reads_back(h, normal, len, &same) != SLUICE_OK) {
                 err = SLUICE_ENOMEM;
                 goto done;
             }
-            if (!fixed) {
+            if (!same) {
                 sl_fmt(reason, reason_size,
-                       "url: host's %%-escapes decode to another host");
+                       host_escaped
+                           ? "url: host's %%-escapes decode to another host"
+                           : "url: host in lower case or ASCII form is "
+                             "another host to libcurl");
                 goto done;
             }
         }
@@ -323,6 +444,7 @@ sl_url_check(const char *text, size_t len, void *reuse, sl_buf *url,
     }
     err = SLUICE_OK;
 done:
+    sl_buf_free(&rewritten);
     curl_free(full);
     if (copy && copy != stack_copy)
         sl_free(copy);
@@ -351,8 +473,16 @@ sl_url_redirect(void *reuse, const char *base, const char *location,
         return SLUICE_EPOLICY;
     if (curl_url_get(h, CURLUPART_URL, &full, 0) != CURLUE_OK || !full)
         return SLUICE_EURL;
-    sl_buf_clear(next);
-    int bad = sl_buf_append(next, full, strlen(full));
+    /* The next hop's host in its one spelling too, so that its origin is
+     * the one its requests are counted under. */
+    char why[256];
+    bool changed;
+    sluice_err err = normal_host(full, next, &changed, why, sizeof why);
+    if (err == SLUICE_OK && !changed) {
+        sl_buf_clear(next);
+        if (sl_buf_append(next, full, strlen(full)))
+            err = SLUICE_ENOMEM;
+    }
     curl_free(full);
-    return bad ? SLUICE_ENOMEM : SLUICE_OK;
+    return err;
 }

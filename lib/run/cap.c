@@ -2,10 +2,13 @@
  * The limits a run uses, kept with the queue (the cap, the rate): a run
  * given none takes the queue's, a smaller one lowers it, a larger one
  * raises it only when asked to (raise_cap), so that two runs given
- * different limits cannot exceed the smaller. And what a run says at its
- * start about slots an earlier run left held. Both said aloud.
+ * different limits cannot exceed the smaller. The URL policy ingest kept
+ * with the queue, used by a run given none of its own. And what a run
+ * says at its start about slots an earlier run left held. All said aloud.
  */
 #include "run.h"
+
+#include "policy.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -192,4 +195,47 @@ sl_run_tell_held(sl_run *r)
                   h.slots, h.slots == 1 ? "" : "s", h.origins,
                   h.origins == 1 ? "" : "s", when,
                   (double)(h.free_by - now_boot) / 1000.0);
+}
+
+sluice_err
+sl_run_policy(sl_run *r, char *errbuf, size_t size)
+{
+    const sluice_run_opts *o = r->o;
+    sl_policy given = {0}, kept;
+    bool stored, changed;
+    char what[512], kept_what[512];
+    sluice_err err = sl_policy_load(r->q, &kept, &stored, errbuf, size);
+    if (err == SLUICE_ENOMEM)
+        sl_copy(errbuf, size, "out of memory");
+    if (err != SLUICE_OK)
+        return err;
+    if (sl_policy_add(&given, o->allow_private, o->allow_nets,
+                      o->n_allow_nets, &changed) != 0) {
+        sl_policy_free(&kept);
+        sl_copy(errbuf, size, "out of memory");
+        return SLUICE_ENOMEM;
+    }
+    sl_policy_describe(&given, what, sizeof what);
+    sl_policy_describe(&kept, kept_what, sizeof kept_what);
+    if (changed) {
+        /* Its own: r->guard holds it already. */
+        if (stored && strcmp(what, kept_what) != 0)
+            sl_run_notice(r,
+                          "URL policy: %s, given to this run; not the one "
+                          "stored with the queue: %s",
+                          what, kept_what);
+        else
+            sl_run_notice(r, "URL policy: %s (given to this run)", what);
+    } else if (kept.allow_private || kept.n_nets) {
+        sl_guard_free(&r->guard);
+        err = sl_policy_guard(&kept, &r->guard, errbuf, size);
+        if (err == SLUICE_OK)
+            sl_run_notice(r,
+                          "URL policy: %s (stored with the queue by "
+                          "ingest)",
+                          kept_what);
+    }
+    sl_policy_free(&given);
+    sl_policy_free(&kept);
+    return err;
 }

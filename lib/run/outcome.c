@@ -102,8 +102,9 @@ redirect(sl_run *r, sl_job *j, const char *location, int status)
     if (err == SLUICE_EPOLICY || err == SLUICE_EURL) {
         char shown[200];
         sl_quote(shown, sizeof shown, location, strlen(location), 120);
-        sl_fmt(msg, sizeof msg,
-               "redirect to \"%s\" refused: not an http or https URL", shown);
+        sl_fmt(msg, sizeof msg, "redirect to \"%s\" refused: %s", shown,
+               err == SLUICE_EPOLICY ? "not an http or https URL"
+                                     : "not a valid URL");
         sl_buf_free(&next);
         sl_job_dead(r, j,
                     err == SLUICE_EURL ? SL_CLASS_REDIRECT : SL_CLASS_POLICY,
@@ -247,6 +248,7 @@ sl_outcome_transfer_done(sl_run *r, sl_fetch_result *res)
         .refused = res->refused[0] != '\0',
         .short_body = res->error == SL_XFER_OK && res->content_length >= 0 &&
                       !error_page && (uint64_t)res->content_length != j->bytes,
+        .redirected = j->hops > 0,
     };
     /* We stopped reading a long error page: judge it by its status. */
     if (a.error == SL_XFER_ABORTED && error_page)

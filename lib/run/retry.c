@@ -38,7 +38,9 @@ sl_classify(const sl_attempt *a, sl_error_class *error_class)
         *error_class = SL_CLASS_TOO_LARGE;
         return SL_OUTCOME_DEAD;
     case SL_XFER_BAD_URL:
-        *error_class = SL_CLASS_REDIRECT;
+        /* A URL libcurl refuses is the redirect's fault only when a
+         * redirect led to it; on the first hop it is the record's own. */
+        *error_class = a->redirected ? SL_CLASS_REDIRECT : SL_CLASS_URL;
         return SL_OUTCOME_DEAD;
     case SL_XFER_TLS:
         *error_class = SL_CLASS_TLS;

@@ -28,6 +28,7 @@ typedef struct {
     bool too_large;      /* the body passed --max-bytes */
     bool refused;        /* the URL policy refused the address */
     bool short_body;     /* fewer bytes than Content-Length */
+    bool redirected;     /* the request was a redirect's next hop */
 } sl_attempt;
 
 /*

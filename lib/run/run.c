@@ -269,6 +269,8 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
         sl_copy(errbuf, errbuf_size, sluice_queue_errmsg(q));
         return err;
     }
+    if ((err = sl_run_policy(r, errbuf, errbuf_size)) != SLUICE_OK)
+        return err;
     unsigned cap;
     double rate;
     if ((err = sl_run_limits(r, &cap, &rate, errbuf, errbuf_size)) !=

@@ -264,6 +264,10 @@ void sl_run_notice(sl_run *r, const char *fmt, ...) SL_PRINTF(2, 3);
 sluice_err sl_run_limits(sl_run *r, unsigned *cap, double *rate,
                          char *errbuf, size_t size);
 void sl_run_tell_held(sl_run *r);
+/* The URL policy of the run into r->guard: its own --allow-* when it was
+ * given any, else the one stored with the queue by ingest; said on
+ * on_notice unless it is the default. */
+sluice_err sl_run_policy(sl_run *r, char *errbuf, size_t size);
 /* Report a record that died or hit a store problem (opts->on_event). */
 void sl_run_event(sl_run *r, const sl_job *j, sl_error_class cls, int status,
                   const char *msg);

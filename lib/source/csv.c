@@ -1,8 +1,10 @@
 /*
- * CSV feeds (RFC 4180): a header row naming at least "url" (and maybe id,
- * key, meta), quoted fields with "" escapes and embedded line breaks.
- * Columns sluice does not use become string members of meta, unless the
- * file has a meta column (a JSON object), which is then meta as it is.
+ * CSV feeds (RFC 4180): a header row naming at least the url column (and
+ * maybe id, key, meta; the names may be given), quoted fields with ""
+ * escapes and embedded line breaks, fields split by a comma, or the
+ * semicolon or tab a header uses instead. Columns sluice does not use
+ * become string members of meta, unless the file has a meta column (a
+ * JSON object), which is then meta as it is.
  */
 #include <ctype.h>
 #include <string.h>
@@ -45,6 +47,7 @@ sl_csv_split(sl_csv *c, const char *s, size_t len, char *reason,
              size_t reason_size)
 {
     size_t n = 0, i = 0;
+    const char delim = c->delim ? c->delim : ',';
     sl_buf_clear(&c->fields);
     for (;;) {
         if (n == MAX_FIELDS) {
@@ -81,14 +84,14 @@ sl_csv_split(sl_csv *c, const char *s, size_t len, char *reason,
                 if (sl_buf_putc(&c->fields, s[i++]))
                     goto nomem;
             }
-            if (i < len && s[i] != ',') {
+            if (i < len && s[i] != delim) {
                 sl_fmt(reason, reason_size,
                        "field %zu: text after the closing quote", n);
                 return -1;
             }
         } else {
-            const char *comma = memchr(s + i, ',', len - i);
-            size_t stop = comma ? (size_t)(comma - s) : len;
+            const char *sep = memchr(s + i, delim, len - i);
+            size_t stop = sep ? (size_t)(sep - s) : len;
             if (sl_buf_append(&c->fields, s + i, stop - i))
                 goto nomem;
             i = stop;
@@ -97,7 +100,7 @@ sl_csv_split(sl_csv *c, const char *s, size_t len, char *reason,
             goto nomem;
         if (i >= len)
             break;
-        i++; /* the comma */
+        i++; /* the delimiter */
     }
     c->field_off[n] = c->fields.len;
     return (int)n;
@@ -120,9 +123,50 @@ field(const sl_csv *c, size_t i, size_t *len, bool trim)
     return s;
 }
 
-static sl_feed_status
-parse_header(sl_csv *c, size_t n, char *reason, size_t reason_size)
+/* ',' ';' "tab", or the delimiter as it is, for messages. */
+static const char *
+delimiter_name(char delim, char buf[2])
 {
+    if (delim == '\t')
+        return "tab";
+    buf[0] = delim;
+    buf[1] = '\0';
+    return buf;
+}
+
+/*
+ * Why the header does not do: a column named by an option, or the url
+ * column, is missing. Said once, at the header, with the header as read
+ * and the column expected, since every record would fail the same way.
+ */
+static void
+missing_column(const sl_csv *c, const char *header, size_t header_len,
+               const char *what, const char *given, const char *option,
+               char *reason, size_t reason_size)
+{
+    char shown[240], d[2];
+    const char *delim = delimiter_name(c->delim, d);
+    sl_quote(shown, sizeof shown, header, header_len, 200);
+    if (given)
+        sl_fmt(reason, reason_size,
+               "no %s column: the header is \"%s\" (delimiter '%s'), with "
+               "no column \"%.60s\" (%s); file skipped",
+               what, shown, delim, given, option);
+    else
+        sl_fmt(reason, reason_size,
+               "no %s column: the header is \"%s\" (delimiter '%s'); name "
+               "it with %s; file skipped",
+               what, shown, delim, option);
+}
+
+static sl_feed_status
+parse_header(sl_csv *c, size_t n, const char *header, size_t header_len,
+             char *reason, size_t reason_size)
+{
+    const sl_csv_opts *o = &c->opts;
+    const char *url_name = o->url_column ? o->url_column : "url";
+    const char *id_name = o->id_column ? o->id_column : "id";
+    const char *key_name = o->key_column ? o->key_column : "key";
     c->col_names = sl_calloc(n, sizeof *c->col_names);
     if (!c->col_names)
         goto nomem;
@@ -143,11 +187,11 @@ parse_header(sl_csv *c, size_t n, char *reason, size_t reason_size)
             }
         }
         int *slot = NULL;
-        if (strcasecmp(c->col_names[i], "url") == 0)
+        if (strcasecmp(c->col_names[i], url_name) == 0)
             slot = &c->col_url;
-        else if (strcasecmp(c->col_names[i], "id") == 0)
+        else if (strcasecmp(c->col_names[i], id_name) == 0)
             slot = &c->col_id;
-        else if (strcasecmp(c->col_names[i], "key") == 0)
+        else if (strcasecmp(c->col_names[i], key_name) == 0)
             slot = &c->col_key;
         else if (strcasecmp(c->col_names[i], "meta") == 0)
             slot = &c->col_meta;
@@ -155,8 +199,18 @@ parse_header(sl_csv *c, size_t n, char *reason, size_t reason_size)
             *slot = (int)i;
     }
     if (c->col_url < 0) {
-        sl_fmt(reason, reason_size,
-               "CSV header has no \"url\" column; file skipped");
+        missing_column(c, header, header_len, "url", o->url_column,
+                       "--url-column", reason, reason_size);
+        return SL_FEED_REJECT;
+    }
+    if (c->col_id < 0 && o->id_column) {
+        missing_column(c, header, header_len, "id", o->id_column,
+                       "--id-column", reason, reason_size);
+        return SL_FEED_REJECT;
+    }
+    if (c->col_key < 0 && o->key_column) {
+        missing_column(c, header, header_len, "key", o->key_column,
+                       "--key-column", reason, reason_size);
         return SL_FEED_REJECT;
     }
     return SL_FEED_EOF;
@@ -251,7 +305,7 @@ optional_field(const sl_csv *c, int col, const char **out, size_t *out_len)
  * byte, and a stray one must not swallow the lines after it.
  */
 static bool
-ends_quoted(const char *s, size_t len, bool quoted)
+ends_quoted(const char *s, size_t len, bool quoted, char delim)
 {
     bool field_start = !quoted;
     for (size_t i = 0; i < len; i++) {
@@ -266,7 +320,7 @@ ends_quoted(const char *s, size_t len, bool quoted)
         } else {
             if (s[i] == '"' && field_start)
                 quoted = true;
-            field_start = s[i] == ',';
+            field_start = s[i] == delim;
         }
     }
     return quoted;
@@ -278,7 +332,11 @@ sl_csv_next_record(sl_csv *c, sl_reader *r, const char **text, size_t *len,
 {
     sl_line_status st = sl_reader_next(r, text, len);
     *start = r->lineno;
-    if (st != SL_LINE_OK || !ends_quoted(*text, *len, false))
+    /* The header's delimiter, unless one was given, holds for the file. */
+    if (st == SL_LINE_OK && !c->delim)
+        c->delim = c->opts.delimiter ? c->opts.delimiter
+                                     : sl_csv_delimiter(*text, *len);
+    if (st != SL_LINE_OK || !ends_quoted(*text, *len, false, c->delim))
         return st;
     sl_buf_clear(&c->record);
     if (sl_buf_append(&c->record, *text, *len) != 0)
@@ -296,7 +354,7 @@ sl_csv_next_record(sl_csv *c, sl_reader *r, const char **text, size_t *len,
         }
         if (st != SL_LINE_OK)
             return st;
-        quoted = ends_quoted(more, more_len, true);
+        quoted = ends_quoted(more, more_len, true, c->delim);
         /* Too long: skip the rest of the record without keeping it. */
         if (too_long || c->record.len + 1 + more_len > r->max_line) {
             too_long = true;
@@ -327,7 +385,8 @@ sl_csv_parse(sl_csv *c, const char *text, size_t len, sl_feed_item *item,
     }
     if (!c->header_done) {
         c->header_done = true;
-        sl_feed_status st = parse_header(c, (size_t)n, reason, reason_size);
+        sl_feed_status st =
+            parse_header(c, (size_t)n, text, len, reason, reason_size);
         if (st != SL_FEED_EOF)
             c->header_bad = true;
         return st;

@@ -22,8 +22,37 @@ is_name(const char *s, size_t len, const char *name)
     return len == strlen(name) && strncasecmp(s, name, len) == 0;
 }
 
+char
+sl_csv_delimiter(const char *line, size_t len)
+{
+    bool quoted = false, semicolon = false, tab = false;
+    for (size_t i = 0; i < len; i++) {
+        if (line[i] == '"')
+            quoted = !quoted;
+        else if (quoted)
+            continue;
+        else if (line[i] == ',')
+            return ',';
+        else if (line[i] == ';')
+            semicolon = true;
+        else if (line[i] == '\t')
+            tab = true;
+    }
+    return semicolon ? ';' : tab ? '\t' : ',';
+}
+
+static bool
+has_text(const char *s, size_t len, const char *text)
+{
+    size_t n = strlen(text);
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(s + i, text, n) == 0)
+            return true;
+    return false;
+}
+
 sluice_format
-sl_feed_detect(const char *line, size_t len)
+sl_feed_detect(const char *line, size_t len, const sl_csv_opts *o)
 {
     size_t i = 0;
     while (i < len && isspace((unsigned char)line[i]))
@@ -32,16 +61,22 @@ sl_feed_detect(const char *line, size_t len)
         return SLUICE_FORMAT_JSONL;
     if (i < len && line[i] == '#')
         return SLUICE_FORMAT_LINES;
-    /* A CSV header names a url column. */
+    /* A URL, however mangled, means a list of them. */
+    if (has_text(line, len, "://"))
+        return SLUICE_FORMAT_LINES;
+    /* A CSV header: names split by the delimiter. */
+    const char *url_name = o && o->url_column ? o->url_column : "url";
+    char delim = o && o->delimiter ? o->delimiter
+                                   : sl_csv_delimiter(line, len);
     const char *s = line, *end = line + len;
-    for (;;) {
-        const char *comma = memchr(s, ',', (size_t)(end - s));
-        const char *stop = comma ? comma : end;
-        if (is_name(s, (size_t)(stop - s), "url"))
+    for (int fields = 1;; fields++) {
+        const char *sep = memchr(s, delim, (size_t)(end - s));
+        const char *stop = sep ? sep : end;
+        if (is_name(s, (size_t)(stop - s), url_name))
             return SLUICE_FORMAT_CSV;
-        if (!comma)
-            return SLUICE_FORMAT_LINES;
-        s = comma + 1;
+        if (!sep)
+            return fields > 1 ? SLUICE_FORMAT_CSV : SLUICE_FORMAT_LINES;
+        s = sep + 1;
     }
 }
 
@@ -55,6 +90,12 @@ sl_feed_init(sl_feed *f, int fd, sluice_format format)
         sl_csv_init(&f->csv) != SLUICE_OK)
         return SLUICE_ENOMEM;
     return SLUICE_OK;
+}
+
+void
+sl_feed_set_csv(sl_feed *f, const sl_csv_opts *o)
+{
+    f->csv.opts = *o;
 }
 
 void
@@ -91,7 +132,7 @@ feed_next(sl_feed *f, sl_feed_item *item, char *reason, size_t reason_size)
         st = sl_reader_peek_first(&f->reader, &line, &len);
         if (st == SL_LINE_ERROR)
             return line_error(f, reason, reason_size);
-        f->format = st == SL_LINE_OK ? sl_feed_detect(line, len)
+        f->format = st == SL_LINE_OK ? sl_feed_detect(line, len, &f->csv.opts)
                                      : SLUICE_FORMAT_LINES;
     }
     for (;;) {

@@ -38,8 +38,18 @@ typedef struct {
     char reason[160];
 } sl_jsonl;
 
+/* How a CSV feed is read: the names of the columns that hold the url, id
+ * and key (NULL: "url", "id", "key"; matched in any case), and the field
+ * delimiter (0: the header's, see sl_csv_delimiter). */
+typedef struct {
+    const char *url_column, *id_column, *key_column;
+    char delimiter;
+} sl_csv_opts;
+
 /* CSV state: the header and the fields of the current record. */
 typedef struct {
+    sl_csv_opts opts;
+    char delim; /* the delimiter in use; 0 until the header is read */
     bool header_done;
     bool header_bad; /* the rest of the file is skipped */
     size_t n_cols;
@@ -65,6 +75,9 @@ typedef struct {
 /* `format` may be SLUICE_FORMAT_AUTO. The feed does not own `fd`. */
 sluice_err sl_feed_init(sl_feed *f, int fd, sluice_format format);
 void sl_feed_free(sl_feed *f);
+/* Read CSV (and detect it) by `o`, before the first sl_feed_next; the
+ * names must outlive the feed. */
+void sl_feed_set_csv(sl_feed *f, const sl_csv_opts *o);
 
 /*
  * Parse the next record. The item's pointers stay valid until the next
@@ -74,8 +87,21 @@ void sl_feed_free(sl_feed *f);
 sl_feed_status sl_feed_next(sl_feed *f, sl_feed_item *item, char *reason,
                             size_t reason_size);
 
-/* Guess a feed's format from its first non-blank line. */
-sluice_format sl_feed_detect(const char *line, size_t len);
+/*
+ * Guess a feed's format from its first non-blank line: `{` starts JSON
+ * Lines; `#`, or a line with "://" in it, plain lines; a line of names
+ * split by the delimiter (given, or the header's) is a CSV header when it
+ * names the url column or has more than one name (a header that names
+ * no url column is then reported once); anything else is plain lines.
+ * `o` may be NULL (the defaults).
+ */
+sluice_format sl_feed_detect(const char *line, size_t len,
+                             const sl_csv_opts *o);
+
+/* The delimiter of a CSV header: ',' when it has a comma outside quotes,
+ * else ';' when it has a semicolon, else a tab when it has one, else
+ * ','. */
+char sl_csv_delimiter(const char *line, size_t len);
 
 /* The formats, for feed.c. */
 sluice_err sl_jsonl_init(sl_jsonl *j);

@@ -1,16 +1,21 @@
 /*
- * Ingest: read a feed, validate each record, and upsert it into the queue
- * in batched transactions. Two stages on two threads: a parser thread
- * reads, parses and validates into chunks; the caller's thread upserts
- * them and reports rejections, in feed order. A bad record is reported and
- * counted and costs nothing else; only a read or database failure stops
- * the work. Memory is bounded by the few chunks in flight.
+ * Ingest: read feeds, validate each record, and upsert it into the queue
+ * in batched transactions. Three stages on three threads: a parser thread
+ * reads, parses and validates into chunks; a checker thread looks each
+ * record's id and key up in what this ingest has seen (seen.c: duplicate
+ * ids, keys two records name); the caller's thread upserts them and
+ * reports rejections and warnings, in feed order. A bad record is
+ * reported and counted and costs nothing else; only a read or database
+ * failure stops the work. Memory is bounded by the few chunks in flight
+ * and the page caches.
  */
 #include <pthread.h>
 #include <string.h>
 
 #include "feed.h"
+#include "seen.h"
 #include "../run/guard.h"
+#include "../run/policy.h"
 #include "../queue/queue.h"
 #include "../record/record.h"
 
@@ -52,8 +57,11 @@ typedef struct {
 
 typedef struct {
     bool rejected; /* else a record */
+    bool dup_id, shared_key; /* what the checker found */
     uint64_t line;
     span id, url, key, origin, meta; /* a rejection's reason is in `id` */
+    span warn[2];                    /* the checker's warnings */
+    unsigned n_warn;
     bool has_meta;
 } chunk_item;
 
@@ -67,17 +75,26 @@ typedef struct chunk {
     struct chunk *next;
 } chunk;
 
+/* Chunks handed from one stage to the next, in feed order. */
+typedef struct {
+    chunk *head, *tail;
+} chunk_list;
+
 typedef struct {
     pthread_mutex_t lock;
     pthread_cond_t changed;
-    chunk *full_head, *full_tail; /* parsed, in feed order */
+    chunk_list parsed;  /* the parser's, for the checker */
+    chunk_list checked; /* the checker's, for the caller */
     chunk *free_list;
-    bool stop; /* the consumer gave up: the parser should too */
+    bool stop; /* the consumer gave up: the others should too */
     /* The parser's own. */
     sl_feed feed;
     sl_record_scratch scratch;
-    sl_guard guard;
+    const sl_guard *guard;
     const char *name;
+    /* The checker's own. */
+    sl_seen *seen;
+    bool strict;
 } pipeline;
 
 static chunk *
@@ -102,28 +119,32 @@ take_free(pipeline *p)
 }
 
 static void
-push_full(pipeline *p, chunk *c)
+push(pipeline *p, chunk_list *l, chunk *c)
 {
     pthread_mutex_lock(&p->lock);
-    if (p->full_tail)
-        p->full_tail->next = c;
+    c->next = NULL;
+    if (l->tail)
+        l->tail->next = c;
     else
-        p->full_head = c;
-    p->full_tail = c;
+        l->head = c;
+    l->tail = c;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
 }
 
+/* The next chunk of `l`; NULL once the pipeline stops. */
 static chunk *
-pop_full(pipeline *p)
+pop(pipeline *p, chunk_list *l)
 {
     pthread_mutex_lock(&p->lock);
-    while (!p->full_head)
+    while (!l->head && !p->stop)
         pthread_cond_wait(&p->changed, &p->lock);
-    chunk *c = p->full_head;
-    p->full_head = c->next;
-    if (!p->full_head)
-        p->full_tail = NULL;
+    chunk *c = p->stop ? NULL : l->head;
+    if (c) {
+        l->head = c->next;
+        if (!l->head)
+            l->tail = NULL;
+    }
     pthread_mutex_unlock(&p->lock);
     return c;
 }
@@ -205,7 +226,7 @@ parse_feed(void *arg)
             sluice_err err = sl_record_prepare(&p->scratch, &item, &rec,
                                                reason, sizeof reason);
             const char *refused = err == SLUICE_OK
-                                      ? sl_guard_check_origin(&p->guard,
+                                      ? sl_guard_check_origin(p->guard,
                                                               rec.origin)
                                       : NULL;
             if (refused) {
@@ -228,13 +249,150 @@ parse_feed(void *arg)
                    p->name, (unsigned long long)line);
         }
         if (c->last) {
-            push_full(p, c);
+            push(p, &p->parsed, c);
             break;
         }
         if (c->n == CHUNK_RECORDS || c->arena.len >= CHUNK_BYTES) {
-            push_full(p, c);
+            push(p, &p->parsed, c);
             c = take_free(p);
         }
+    }
+    return NULL;
+}
+
+static const char *
+text_at(const chunk *c, span s)
+{
+    return c->arena.data + s.off;
+}
+
+/* "line 4" in this input, "a.csv:4" in another. */
+static void
+where(char *dst, size_t size, const pipeline *p, const char *file,
+      uint64_t line)
+{
+    if (strcmp(file, p->name) == 0)
+        sl_fmt(dst, size, "line %llu", (unsigned long long)line);
+    else
+        sl_fmt(dst, size, "%s:%llu", file, (unsigned long long)line);
+}
+
+/* What the check of item `it` found, as its warnings or (strict) the
+ * reason it is rejected. -1 when out of memory. */
+static int
+judge(const pipeline *p, chunk *c, chunk_item *it, const sl_seen_verdict *v)
+{
+    char shown[160], at[300], id_part[600] = "", key_part[900] = "";
+    if (v->dup_id) {
+        sl_quote(shown, sizeof shown, text_at(c, it->id), it->id.len, 120);
+        where(at, sizeof at, p, v->id_file, v->id_line);
+        sl_fmt(id_part, sizeof id_part, "id %s %s %s", shown,
+               strncmp(at, "line ", 5) == 0 ? "also on" : "also at", at);
+    }
+    if (v->shared_key) {
+        char owner[160];
+        sl_quote(shown, sizeof shown, text_at(c, it->key), it->key.len, 120);
+        sl_quote(owner, sizeof owner, v->key_id, strlen(v->key_id), 120);
+        where(at, sizeof at, p, v->key_file, v->key_line);
+        sl_fmt(key_part, sizeof key_part, "key %s also named by %s (id %s)",
+               shown, at, owner);
+    }
+    it->dup_id = v->dup_id;
+    it->shared_key = v->shared_key;
+    if (p->strict) {
+        char reason[1600];
+        sl_fmt(reason, sizeof reason, "%s%s%s; rejected (--strict)", id_part,
+               *id_part && *key_part ? "; " : "", key_part);
+        it->rejected = true;
+        return put(c, &it->id, reason, strlen(reason)) ? -1 : 0;
+    }
+    if (v->dup_id) {
+        char warning[700];
+        sl_fmt(warning, sizeof warning, "%s: the last wins", id_part);
+        if (put(c, &it->warn[it->n_warn++], warning, strlen(warning)))
+            return -1;
+    }
+    if (v->shared_key &&
+        put(c, &it->warn[it->n_warn++], key_part, strlen(key_part)))
+        return -1;
+    return 0;
+}
+
+/* Check items[first..end) one by one, the records among them in order. */
+static sluice_err
+check_each(pipeline *p, chunk *c, size_t first, size_t end)
+{
+    sl_seen_verdict v;
+    sluice_err err = SLUICE_OK;
+    for (size_t i = first; i < end && err == SLUICE_OK; i++) {
+        chunk_item *it = &c->items[i];
+        if (it->rejected)
+            continue;
+        err = sl_seen_check(p->seen, text_at(c, it->id), it->id.len,
+                            text_at(c, it->key), it->key.len, it->line,
+                            p->strict, &v);
+        if (err == SLUICE_OK && (v.dup_id || v.shared_key) &&
+            judge(p, c, it, &v) != 0)
+            err = SLUICE_ENOMEM;
+    }
+    return err;
+}
+
+/* Check every record of a chunk against what the ingest has seen: by
+ * SL_SEEN_MANY at once while none repeats anything, else one by one. */
+static sluice_err
+check_chunk(pipeline *p, chunk *c)
+{
+    sl_seen_record many[SL_SEEN_MANY];
+    size_t first = 0, n = 0;
+    sluice_err err = sl_seen_begin(p->seen);
+    for (size_t i = 0; i < c->n && err == SLUICE_OK; i++) {
+        const chunk_item *it = &c->items[i];
+        if (it->rejected)
+            continue;
+        many[n++] = (sl_seen_record){text_at(c, it->id), it->id.len,
+                                     text_at(c, it->key), it->key.len,
+                                     it->line};
+        if (n < SL_SEEN_MANY)
+            continue;
+        bool clean;
+        err = sl_seen_check_many(p->seen, many, &clean);
+        if (err == SLUICE_OK && !clean)
+            err = check_each(p, c, first, i + 1);
+        first = i + 1;
+        n = 0;
+    }
+    if (err == SLUICE_OK)
+        err = check_each(p, c, first, c->n);
+    if (err == SLUICE_OK)
+        err = sl_seen_commit(p->seen);
+    return err;
+}
+
+/* The checker thread: each parsed chunk checked, then handed on. */
+static void *
+check_feed(void *arg)
+{
+    pipeline *p = arg;
+    chunk *c;
+    while ((c = pop(p, &p->parsed))) {
+        bool last = c->last;
+        sluice_err err = check_chunk(p, c);
+        if (err != SLUICE_OK) {
+            /* Nothing of this chunk goes in: the ingest stops here. */
+            c->n = 0;
+            c->last = last = true;
+            c->err = err;
+            if (err == SLUICE_ENOMEM)
+                sl_fmt(c->errmsg, sizeof c->errmsg, "%s: out of memory",
+                       p->name);
+            else
+                sl_fmt(c->errmsg, sizeof c->errmsg, "%s: %s", p->name,
+                       sl_seen_errmsg(p->seen));
+        }
+        push(p, &p->checked, c);
+        if (last)
+            break;
     }
     return NULL;
 }
@@ -246,12 +404,6 @@ add_stats(sluice_ingest_stats *total, sluice_ingest_stats *batch)
     total->updated += batch->updated;
     total->unchanged += batch->unchanged;
     memset(batch, 0, sizeof *batch);
-}
-
-static const char *
-text_at(const chunk *c, span s)
-{
-    return c->arena.data + s.off;
 }
 
 /* Where the caller's thread is in the current transaction. */
@@ -300,20 +452,25 @@ upsert(committer *cm, const sl_record *recs, size_t n)
     return SLUICE_OK;
 }
 
-/* Upsert a chunk's records and report its rejections, in feed order. */
+/* Upsert a chunk's records and report its rejections and warnings, in
+ * feed order. */
 static sluice_err
 consume(committer *cm, const chunk *c, const char *name, sl_record *recs)
 {
+    const sluice_ingest_opts *o = cm->opts;
     size_t n = 0;
     for (size_t i = 0; i < c->n; i++) {
         const chunk_item *it = &c->items[i];
+        cm->stats->duplicate_ids += it->dup_id;
+        cm->stats->shared_keys += it->shared_key;
         if (it->rejected) {
             cm->stats->rejected++;
-            if (cm->opts->on_reject)
-                cm->opts->on_reject(cm->opts->ctx, name, it->line,
-                                    text_at(c, it->id));
+            if (o->on_reject)
+                o->on_reject(o->ctx, name, it->line, text_at(c, it->id));
             continue;
         }
+        for (unsigned w = 0; w < it->n_warn && o->on_warning; w++)
+            o->on_warning(o->ctx, name, it->line, text_at(c, it->warn[w]));
         recs[n++] = (sl_record){
             .id = text_at(c, it->id),
             .id_len = it->id.len,
@@ -330,39 +487,90 @@ consume(committer *cm, const chunk *c, const char *name, sl_record *recs)
     return upsert(cm, recs, n);
 }
 
-sluice_err
-sluice_ingest_fd(sluice_queue *q, int fd, const char *name,
-                 const sluice_ingest_opts *opts, sluice_ingest_stats *stats)
+/*
+ * The URL policy of this ingest into `g`: the one stored with the queue
+ * (unless reset_policy) widened by the options'. Stored when that changes
+ * it, and said. SLUICE_EINVAL with the reason for a bad network.
+ */
+static sluice_err
+ingest_policy(sluice_queue *q, const sluice_ingest_opts *opts, sl_guard *g,
+              char *why, size_t why_size)
 {
-    static const sluice_ingest_opts defaults = {0};
+    sl_policy kept = {0}, policy = {0};
+    bool stored, changed;
+    char was[512], now[512];
+    /* The options' networks are checked before anything is stored. */
+    sluice_err err = sl_guard_init(g, opts->allow_private, opts->allow_nets,
+                                   opts->n_allow_nets, why, why_size);
+    sl_guard_free(g);
+    if (err != SLUICE_OK)
+        return err;
+    err = sl_policy_load(q, &kept, &stored, why, why_size);
+    if (err != SLUICE_OK)
+        goto done;
+    if ((!opts->reset_policy &&
+         sl_policy_add(&policy, kept.allow_private,
+                       (const char *const *)kept.nets, kept.n_nets,
+                       &changed) != 0) ||
+        sl_policy_add(&policy, opts->allow_private, opts->allow_nets,
+                      opts->n_allow_nets, &changed) != 0) {
+        err = SLUICE_ENOMEM;
+        goto done;
+    }
+    sl_policy_describe(&kept, was, sizeof was);
+    sl_policy_describe(&policy, now, sizeof now);
+    if (strcmp(was, now) != 0 && sl_queue_has(q, SL_QUEUE_F_SLOTS)) {
+        err = sl_policy_store(q, &policy);
+        if (err != SLUICE_OK) {
+            sl_copy(why, why_size, sluice_queue_errmsg(q));
+            goto done;
+        }
+        if (opts->on_notice) {
+            char msg[1200];
+            sl_fmt(msg, sizeof msg,
+                   "URL policy stored with the queue, for runs given no "
+                   "--allow-*: %s; it was: %s",
+                   now, was);
+            opts->on_notice(opts->ctx, msg);
+        }
+    }
+    err = sl_policy_guard(&policy, g, why, why_size);
+done:
+    if (err == SLUICE_ENOMEM)
+        sl_copy(why, why_size, "out of memory");
+    sl_policy_free(&kept);
+    sl_policy_free(&policy);
+    return err;
+}
+
+/* One input's records through the three stages into the queue. */
+static sluice_err
+ingest_one(committer *cm, const sluice_ingest_input *in, const sl_guard *g,
+           sl_seen *seen)
+{
+    const sluice_ingest_opts *opts = cm->opts;
+    sluice_queue *q = cm->q;
     chunk *chunks[CHUNKS_IN_USE] = {NULL};
     sl_record *recs = NULL;
     pipeline p;
-    pthread_t parser;
-    bool started = false;
+    pthread_t parser, checker;
+    bool parsing = false, checking = false;
     sluice_err err = SLUICE_ENOMEM;
 
-    if (!opts)
-        opts = &defaults;
-    /* Upserts count into *stats only once their transaction commits. */
-    committer cm = {q, opts, stats, {0, 0, 0, 0}, 0, 0};
-    cm.batch_size = opts->batch_size ? opts->batch_size : DEFAULT_BATCH;
-
     memset(&p, 0, sizeof p);
-    p.name = name;
+    p.name = in->name;
+    p.guard = g;
+    p.seen = seen;
+    p.strict = opts->strict != 0;
     pthread_mutex_init(&p.lock, NULL);
     pthread_cond_init(&p.changed, NULL);
     sl_record_scratch_init(&p.scratch);
-    char why[256];
-    err = sl_guard_init(&p.guard, opts->allow_private, opts->allow_nets,
-                        opts->n_allow_nets, why, sizeof why);
-    if (err != SLUICE_OK) {
-        sl_queue_fail(q, err, "%s", why);
+    if (sl_feed_init(&p.feed, in->fd, opts->format) != SLUICE_OK ||
+        sl_seen_input(seen, in->name) != SLUICE_OK)
         goto fail;
-    }
-    err = SLUICE_ENOMEM;
-    if (sl_feed_init(&p.feed, fd, opts->format) != SLUICE_OK)
-        goto fail;
+    sl_csv_opts csv = {opts->url_column, opts->id_column, opts->key_column,
+                       opts->delimiter};
+    sl_feed_set_csv(&p.feed, &csv);
     recs = sl_calloc(CHUNK_RECORDS, sizeof *recs);
     if (!recs)
         goto fail;
@@ -374,19 +582,23 @@ sluice_ingest_fd(sluice_queue *q, int fd, const char *name,
         chunks[i]->next = p.free_list;
         p.free_list = chunks[i];
     }
+    if (pthread_create(&checker, NULL, check_feed, &p) != 0)
+        goto fail;
+    checking = true;
     if (pthread_create(&parser, NULL, parse_feed, &p) != 0)
         goto fail;
-    started = true;
+    parsing = true;
+    if (opts->on_input)
+        opts->on_input(opts->ctx, in->name);
 
     for (;;) {
-        chunk *c = pop_full(&p);
-        err = consume(&cm, c, name, recs);
+        chunk *c = pop(&p, &p.checked);
+        err = consume(cm, c, in->name, recs);
         if (err == SLUICE_OK && c->last)
-            err = commit(&cm);
+            err = commit(cm);
         bool last = c->last;
-        if (err == SLUICE_OK && c->err != SLUICE_OK) {
+        if (err == SLUICE_OK && c->err != SLUICE_OK)
             err = sl_queue_fail(q, c->err, "%s", c->errmsg);
-        }
         give_back(&p, c);
         if (last || err != SLUICE_OK)
             break;
@@ -395,16 +607,17 @@ sluice_ingest_fd(sluice_queue *q, int fd, const char *name,
 fail:
     if (err != SLUICE_OK) {
         sl_queue_rollback(q);
-        if (err == SLUICE_ENOMEM && !started)
-            sl_queue_fail(q, err, "%s: out of memory", name);
+        if (err == SLUICE_ENOMEM && !parsing)
+            sl_queue_fail(q, err, "%s: out of memory", in->name);
     }
-    if (started) {
-        pthread_mutex_lock(&p.lock);
-        p.stop = true;
-        pthread_cond_broadcast(&p.changed);
-        pthread_mutex_unlock(&p.lock);
+    pthread_mutex_lock(&p.lock);
+    p.stop = true;
+    pthread_cond_broadcast(&p.changed);
+    pthread_mutex_unlock(&p.lock);
+    if (parsing)
         pthread_join(parser, NULL);
-    }
+    if (checking)
+        pthread_join(checker, NULL);
     for (int i = 0; i < CHUNKS_IN_USE; i++) {
         if (chunks[i])
             sl_buf_free(&chunks[i]->arena);
@@ -413,8 +626,65 @@ fail:
     sl_free(recs);
     sl_feed_free(&p.feed);
     sl_record_scratch_free(&p.scratch);
-    sl_guard_free(&p.guard);
     pthread_cond_destroy(&p.changed);
     pthread_mutex_destroy(&p.lock);
     return err;
+}
+
+/* Options a caller can get wrong: SLUICE_EINVAL with the reason. */
+static sluice_err
+check_opts(sluice_queue *q, const sluice_ingest_opts *opts)
+{
+    char d = opts->delimiter;
+    if (d == '"' || d == '\r' || d == '\n')
+        return sl_queue_fail(q, SLUICE_EINVAL,
+                             "--delimiter: a quote or a line break cannot "
+                             "split fields");
+    if ((opts->url_column && !*opts->url_column) ||
+        (opts->id_column && !*opts->id_column) ||
+        (opts->key_column && !*opts->key_column))
+        return sl_queue_fail(q, SLUICE_EINVAL, "an empty column name");
+    return SLUICE_OK;
+}
+
+sluice_err
+sluice_ingest_fds(sluice_queue *q, const sluice_ingest_input *inputs,
+                  size_t n_inputs, const sluice_ingest_opts *opts,
+                  sluice_ingest_stats *stats)
+{
+    static const sluice_ingest_opts defaults = {0};
+    sl_guard guard;
+    sl_seen *seen = NULL;
+    char why[512];
+
+    if (!opts)
+        opts = &defaults;
+    memset(&guard, 0, sizeof guard);
+    sluice_err err = check_opts(q, opts);
+    if (err != SLUICE_OK)
+        return err;
+    err = ingest_policy(q, opts, &guard, why, sizeof why);
+    if (err != SLUICE_OK)
+        return sl_queue_fail(q, err, "%s", why);
+    err = sl_seen_open(&seen, why, sizeof why);
+    if (err != SLUICE_OK) {
+        sl_guard_free(&guard);
+        return sl_queue_fail(q, err, "%s", why);
+    }
+    /* Upserts count into *stats only once their transaction commits. */
+    committer cm = {q, opts, stats, {0}, 0, 0};
+    cm.batch_size = opts->batch_size ? opts->batch_size : DEFAULT_BATCH;
+    for (size_t i = 0; i < n_inputs && err == SLUICE_OK; i++)
+        err = ingest_one(&cm, &inputs[i], &guard, seen);
+    sl_seen_close(seen);
+    sl_guard_free(&guard);
+    return err;
+}
+
+sluice_err
+sluice_ingest_fd(sluice_queue *q, int fd, const char *name,
+                 const sluice_ingest_opts *opts, sluice_ingest_stats *stats)
+{
+    sluice_ingest_input in = {fd, name};
+    return sluice_ingest_fds(q, &in, 1, opts, stats);
 }

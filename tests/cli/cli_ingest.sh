@@ -50,7 +50,7 @@ assert_eq "$out" "0 new, 0 updated, 1 unchanged, 0 rejected"
 printf '{"id":"a","url":"http://img.example/a2.jpg","meta":{"c":"red"}}\n' >f2.jsonl
 run "$SLUICE" ingest --json f2.jsonl
 assert_rc 0
-assert_eq "$out" '{"new":0,"updated":1,"unchanged":0,"rejected":0}'
+assert_eq "$out" '{"new":0,"updated":1,"unchanged":0,"rejected":0,"duplicate_ids":0,"shared_keys":0}'
 run sqlite3 sluice.db "SELECT url FROM records WHERE id = 'a'"
 assert_eq "$out" "http://img.example/a2.jpg"
 

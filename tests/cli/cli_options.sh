@@ -26,6 +26,8 @@ sample() {
     FORMAT) echo csv ;;
     CLASS) echo http ;;
     STATE) echo done ;;
+    NAME) echo image_url ;;
+    C) echo ';' ;;
     ORIGIN) echo http://img.example:80 ;;
     ID...) echo sku-1 ;;
     *) return 1 ;;

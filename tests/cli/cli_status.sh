@@ -61,7 +61,7 @@ case_ "dlq --class names the classes when it is not one"
 run "$SLUICE" dlq list --class bogus
 assert_rc 2
 assert_has "$err" "--class: no class 'bogus'; the classes are http, network,"
-assert_has "$err" " and store"
+assert_has "$err" ", store and url"
 run "$SLUICE" dlq replay --all --class nope
 assert_rc 2
 run "$SLUICE" dlq replay --all

@@ -49,7 +49,7 @@ main(int argc, char **argv)
     memset(&opts, 0, sizeof opts);
     opts.format = SLUICE_FORMAT_LINES;
     opts.on_reject = on_reject;
-    sluice_ingest_stats st = {0, 0, 0, 0};
+    sluice_ingest_stats st = {0};
     err = sluice_ingest_fd(q, fds[0], "feed", &opts, &st);
     close(fds[0]);
     if (err != SLUICE_OK) {
