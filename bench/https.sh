@@ -22,24 +22,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-bin=${1:-$PWD/build/release}
 n=${HTTPS_N:-2000}
 rounds=${ROUNDS:-3}
 limit_s=${LIMIT_S:-120}
 cap=20
 size=fixed:4096
-if [ $# -eq 0 ]; then
-    bash scripts/setup.sh build test bench >&2
-    cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build build/release -j "$(nproc)" \
-        --target sluice gen_feed sluice_origin origin_verify >/dev/null
-fi
-out=$PWD/bench/out/https
-rm -rf "$out" && mkdir -p "$out"
-cd "$out"
-
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+. "$root/bench/lib.sh"
+bench_prepare https "$@"
 
 # ------------------------------------------------------------ the CA
 # A private CA, and a certificate it signs for 127.0.0.1 and localhost.
@@ -66,7 +55,6 @@ pids+=($!)
 for _ in $(seq 100); do [ -s origin.port ] && break; sleep 0.05; done
 origin=http://127.0.0.1:$(cat origin.port)
 
-. "$root/bench/nginx.sh"
 start_nginx "$out/nginx" pids <<CONF
     log_format conn '\$connection \$server_protocol';
     upstream origin { server ${origin#http://}; keepalive 64; }

@@ -18,24 +18,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-bin=${1:-$PWD/build/release}
 n=${RATELIMIT_N:-1000}
 rate=${RATE:-100}
 rounds=${ROUNDS:-3}
 limit_s=${LIMIT_S:-90}
 cap=20
-if [ $# -eq 0 ]; then
-    bash scripts/setup.sh build test bench >&2
-    cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build build/release -j "$(nproc)" \
-        --target sluice gen_feed sluice_origin origin_verify >/dev/null
-fi
-out=$PWD/bench/out/ratelimit
-rm -rf "$out" && mkdir -p "$out"
-cd "$out"
-
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+. "$root/bench/lib.sh"
+bench_prepare ratelimit "$@"
 
 "$bin/tests/origin/sluice-origin" --quiet --port-file origin.port \
     --latency fixed:30 --size fixed:4096 &
@@ -43,7 +32,6 @@ pids+=($!)
 for _ in $(seq 100); do [ -s origin.port ] && break; sleep 0.05; done
 origin_port=$(cat origin.port)
 
-. "$root/bench/nginx.sh"
 start_nginx "$out/nginx" pids <<CONF
     limit_req_zone \$server_name zone=rl:1m rate=${rate}r/s;
     log_format timed '\$msec \$request_time \$status';

@@ -128,8 +128,8 @@ start_origin() { # NAME ORIGIN-OPTIONS... -> ${NAME}_base
     eval "${name}_base=http://127.0.0.1:$(cat "$name.port")"
 }
 
-# start_nginx: bench/nginx.sh's.
-. "$root/bench/nginx.sh"
+# start_nginx: bench/lib.sh's.
+. "$root/bench/lib.sh"
 
 # ------------------------------------------------------------ the tools
 # Each: TOOL_fetch URLS N OUTDIR FAULTS(0/1). Output names keep the

@@ -1,0 +1,65 @@
+# Sourced by the benchmarks' workload scripts (bench/ratelimit.sh,
+# bench/https.sh) and bench/run.sh.
+
+# bench_prepare NAME [BUILD_DIR]: with no BUILD_DIR (the script run by
+# hand), install what is missing and make a release build; sets bin to
+# the build, out to bench/out/NAME (emptied) and goes there; servers
+# started into the array pids are stopped on exit.
+bench_prepare() {
+    local name=$1
+    bin=$PWD/build/release
+    if [ -n "${2:-}" ]; then
+        bin=$(cd "$2" && pwd)
+    else
+        bash scripts/setup.sh build test bench >&2
+        cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+        cmake --build build/release -j "$(nproc)" \
+            --target sluice gen_feed sluice_origin origin_verify >/dev/null
+    fi
+    out=$PWD/bench/out/$name
+    rm -rf "$out" && mkdir -p "$out"
+    cd "$out"
+    pids=()
+    trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+}
+
+# start_nginx DIR PIDS-ARRAY-NAME, with the http{} block's servers on
+# stdin (@PORT@ for the port), sets nginx_base to http://127.0.0.1:PORT
+# once nginx answers. nginx's files go in DIR.
+start_nginx() {
+    local dir=$1 pids_name=$2 port servers
+    servers=$(cat)
+    mkdir -p "$dir"
+    for _ in $(seq 8); do
+        port=$((20000 + RANDOM % 30000))
+        cat >"$dir/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    keepalive_requests 1000000;
+${servers//@PORT@/$port}
+}
+CONF
+        nginx -p "$dir" -c "$dir/nginx.conf" 2>/dev/null &
+        eval "$pids_name+=($!)"
+        for _ in $(seq 50); do
+            # Any answer will do, a 404 or a 429 too.
+            if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+                nginx_base=http://127.0.0.1:$port
+                return 0
+            fi
+            sleep 0.1
+        done
+    done
+    echo "bench: nginx did not start" >&2
+    exit 1
+}
