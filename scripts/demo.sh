@@ -32,10 +32,14 @@ printf '%s\n' '{"id":"bad-1","url":"ftp://partner.example/x.jpg"}' \
 echo "A partner at $base allows 20 requests at once."
 say "sluice ingest --allow-private demo/feed.jsonl   # the origin is on loopback"
 "$bin/sluice" ingest --allow-private demo/feed.jsonl || true
-say "sluice run --store demo/store --max-concurrency 20 --allow-net 127.0.0.1/32"
-# The origin is on loopback, which sluice refuses unless allowed.
+say "sluice run --store demo/store --max-concurrency 20 --allow-net 127.0.0.1/32 --timeout 3"
+# The origin is on loopback, which sluice refuses unless allowed. It
+# answers within milliseconds, so --timeout 3: a transfer sluice gives up
+# on (a stall) keeps its slot until --timeout after it was sent, and
+# this feed stalls 200 times.
 "$bin/sluice" run --store demo/store --max-concurrency 20 \
-    --allow-net 127.0.0.1/32 --stall-timeout 1 --backoff-base 0.2 \
+    --allow-net 127.0.0.1/32 --stall-timeout 1 --timeout 3 \
+    --backoff-base 0.2 \
     2> >(grep -v '^sluice: dead: ' >&2) || true
 say "sluice status"
 "$bin/sluice" status
