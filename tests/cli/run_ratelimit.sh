@@ -62,7 +62,13 @@ assert_rc 0
 assert_eq "$(status_field paced.db done)" $N
 ok=$(nginx_count 200) throttled=$(nginx_count 429)
 echo "# --rate: $ok answered, $throttled throttled, at most $(most_per_second) a second"
-[ "$((throttled * 100))" -lt "$((ok + throttled))" ] ||
+# Under 1 %: a request that leaves a millisecond late, then one on time,
+# meet nginx's 10 ms. Under AddressSanitizer the loop's work between
+# taking a slot and sending is a few times slower and varies as much:
+# under 3 % there (seen: 2 %). No second past the rate, either way.
+pct=1
+[ "${SLUICE_SANITIZED:-0}" = 1 ] && pct=3
+[ "$((throttled * 100))" -lt "$((pct * (ok + throttled)))" ] ||
     fail "$throttled of $((ok + throttled)) requests throttled"
 [ "$(most_per_second)" -le $RATE ] ||
     fail "$(most_per_second) requests started in one second"
