@@ -142,6 +142,7 @@ fuzz_check_prepare(sl_record_scratch *s, const sl_feed_item *item,
         FUZZ_CHECK(starts_with(reason, "url: ") ||
                        starts_with(reason, "id: ") ||
                        starts_with(reason, "key: ") ||
+                       starts_with(reason, "meta: ") ||
                        starts_with(reason, "default key: "),
                    "url %s: reason \"%s\" names no field",
                    fuzz_show(url, url_len), reason);

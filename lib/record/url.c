@@ -269,6 +269,14 @@ normal_host(const char *url, sl_buf *out, bool *changed, char *reason,
     }
     if (ascii_only && !upper)
         return SLUICE_OK;
+    /* A %-escape beside non-ASCII: libcurl and libidn2 read the escape
+     * differently ("%25ß": "%25ss" here, "%ss" to curl). Refused. */
+    if (!ascii_only && memchr(p.host, '%', p.host_len)) {
+        sl_fmt(reason, reason_size,
+               "url: host's %%-escapes decode to another host in its "
+               "ASCII form");
+        return SLUICE_EURL;
+    }
     const char *name = p.host;
     size_t name_len = p.host_len;
     if (!ascii_only) {
