@@ -192,10 +192,12 @@ typedef struct {
     sluice_reject_fn *on_warning; /* may be NULL */
     int strict;
     sluice_ingest_input_fn *on_input; /* may be NULL */
-    /* CSV: the names of the columns holding the url, the id and the key
-     * (NULL: "url", "id", "key"; matched in any case). A header without
-     * the url column, or without one named here, is reported once, at
-     * the header, and the file is skipped. */
+    /* The names of the CSV columns (matched in any case) or JSON Lines
+     * members (matched exactly) holding the url, the id and the key
+     * (NULL: "url", "id", "key"). A CSV header without the url column,
+     * or without one named here, is reported once, at the header, and the
+     * file is skipped; a JSON Lines object without them is rejected with
+     * the member names it has. */
     const char *url_column;
     const char *id_column;
     const char *key_column;
