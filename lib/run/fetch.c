@@ -112,6 +112,19 @@ struct sl_fetcher {
     unsigned running;
 };
 
+/* libcurl's pre-request callback: the connection is there, the request
+ * about to be sent. */
+static int
+on_prereq(void *arg, char *conn_primary_ip, char *conn_local_ip,
+          int conn_primary_port, int conn_local_port)
+{
+    sl_transfer *t = arg;
+    (void)conn_primary_ip, (void)conn_local_ip;
+    (void)conn_primary_port, (void)conn_local_port;
+    t->fetcher->opts.on_sent(t->owner);
+    return CURL_PREREQFUNC_OK;
+}
+
 static size_t
 on_write(char *data, size_t size, size_t nmemb, void *arg)
 {
@@ -347,6 +360,10 @@ take_transfer(sl_fetcher *f)
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, f);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
+    if (o->on_sent) {
+        curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+        curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
+    }
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     /* TLS verification stays on (DESIGN.md), whatever the defaults. */
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);

@@ -300,6 +300,7 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
         .max_bytes = o->max_bytes,
         .guard = &r->guard,
         .on_body = sl_body_write,
+        .on_sent = sl_sched_sent,
         .ca_file = o->ca_file,
     };
     if (sl_fetcher_new(&fo, &r->fetcher) != SLUICE_OK ||
