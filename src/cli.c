@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <yajl/yajl_tree.h>
 
@@ -98,6 +99,18 @@ cli_duration(char *dst, size_t size, double seconds)
         snprintf(dst, size, "%lluh%02llum", s / 3600, s % 3600 / 60);
     else
         snprintf(dst, size, "%llud%02lluh", s / 86400, s % 86400 / 3600);
+}
+
+bool
+cli_iso_time(char *dst, size_t size, int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms && gmtime_r(&t, &tm) &&
+        strftime(dst, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        return true;
+    dst[0] = '\0';
+    return false;
 }
 
 static void

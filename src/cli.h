@@ -49,6 +49,12 @@ int cli_exit_for(sluice_err err);
 /* Human helpers: "1,234,567", and "3m12s". */
 void cli_group_digits(char *dst, size_t size, unsigned long long n);
 void cli_duration(char *dst, size_t size, double seconds);
+/*
+ * `ms` milliseconds since the epoch as "2024-05-01T12:00:00Z" (UTC); 32
+ * bytes hold it. False, with dst empty, for 0 (the API's "no time yet")
+ * and for a time gmtime cannot show.
+ */
+bool cli_iso_time(char *dst, size_t size, int64_t ms);
 
 /*
  * JSON output for --json: a generator that prints compact JSON to

@@ -4,7 +4,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 
@@ -62,21 +61,13 @@ typedef struct {
     unsigned long long count;
 } list_ctx;
 
-static void
-format_time(char *dst, size_t size, int64_t ms)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || !strftime(dst, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
-        snprintf(dst, size, "-");
-}
-
 static int
 print_dead(void *ctx, const sluice_dead_record *rec)
 {
     list_ctx *l = ctx;
     char when[32];
-    format_time(when, sizeof when, rec->failed_at);
+    if (!cli_iso_time(when, sizeof when, rec->failed_at))
+        snprintf(when, sizeof when, "-");
     l->count++;
     if (!l->json) {
         char status[8] = "-";

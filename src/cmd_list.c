@@ -6,7 +6,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 
@@ -54,16 +53,6 @@ typedef struct {
     out_format format;
     yajl_gen json;
 } list_ctx;
-
-static void
-iso_time(char *dst, size_t size, int64_t ms)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!ms || !gmtime_r(&t, &tm) ||
-        !strftime(dst, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
-        dst[0] = '\0';
-}
 
 /* A table cell: "-" for nothing; tabs and line breaks shown escaped. */
 static void
@@ -156,7 +145,7 @@ print_record(void *arg, const sluice_record *rec)
         snprintf(size, sizeof size, "%lld", (long long)rec->size);
     if (rec->http_status)
         snprintf(status, sizeof status, "%d", rec->http_status);
-    iso_time(finished, sizeof finished, rec->finished_at);
+    cli_iso_time(finished, sizeof finished, rec->finished_at);
     const char *state = sluice_state_name(rec->state);
     switch (l->format) {
     case OUT_JSON:
