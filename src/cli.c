@@ -208,3 +208,28 @@ cli_json_raw(yajl_gen g, const char *json_text)
     emit_tree(g, tree);
     yajl_tree_free(tree);
 }
+
+void
+cli_json_member_str(yajl_gen g, const char *key, const char *value)
+{
+    cli_json_key(g, key);
+    cli_json_str(g, value);
+}
+
+void
+cli_json_member_int_or_null(yajl_gen g, const char *key, long long value,
+                            bool present)
+{
+    cli_json_key(g, key);
+    if (present)
+        yajl_gen_integer(g, value);
+    else
+        yajl_gen_null(g);
+}
+
+void
+cli_json_member_raw(yajl_gen g, const char *key, const char *json_text)
+{
+    cli_json_key(g, key);
+    cli_json_raw(g, json_text);
+}

@@ -69,6 +69,15 @@ void cli_json_uint(yajl_gen g, const char *key, unsigned long long value);
 void cli_json_double(yajl_gen g, double value);
 /* Emit JSON text (such as a record's meta) as a value; null if invalid. */
 void cli_json_raw(yajl_gen g, const char *json_text);
+/*
+ * Members of the object being generated, the key then the value: a
+ * string (null for NULL, or for a string that is not UTF-8); an integer,
+ * or null when it is absent (!present); JSON text as cli_json_raw gives.
+ */
+void cli_json_member_str(yajl_gen g, const char *key, const char *value);
+void cli_json_member_int_or_null(yajl_gen g, const char *key,
+                                 long long value, bool present);
+void cli_json_member_raw(yajl_gen g, const char *key, const char *json_text);
 
 /* The slots a queue holds (slots_view.c), for status and slots. */
 typedef struct {

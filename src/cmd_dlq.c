@@ -79,26 +79,16 @@ print_dead(void *ctx, const sluice_dead_record *rec)
     }
     yajl_gen g = l->json;
     yajl_gen_map_open(g);
-    cli_json_key(g, "id");
-    cli_json_str(g, rec->id);
-    cli_json_key(g, "url");
-    cli_json_str(g, rec->url);
-    cli_json_key(g, "key");
-    cli_json_str(g, rec->key);
-    cli_json_key(g, "meta");
-    cli_json_raw(g, rec->meta);
-    cli_json_key(g, "error_class");
-    cli_json_str(g, rec->error_class);
-    cli_json_key(g, "message");
-    cli_json_str(g, rec->message);
-    cli_json_key(g, "http_status");
-    if (rec->http_status)
-        yajl_gen_integer(g, rec->http_status);
-    else
-        yajl_gen_null(g);
+    cli_json_member_str(g, "id", rec->id);
+    cli_json_member_str(g, "url", rec->url);
+    cli_json_member_str(g, "key", rec->key);
+    cli_json_member_raw(g, "meta", rec->meta);
+    cli_json_member_str(g, "error_class", rec->error_class);
+    cli_json_member_str(g, "message", rec->message);
+    cli_json_member_int_or_null(g, "http_status", rec->http_status,
+                                rec->http_status != 0);
     cli_json_uint(g, "attempts", rec->attempts);
-    cli_json_key(g, "failed_at");
-    cli_json_str(g, when);
+    cli_json_member_str(g, "failed_at", when);
     yajl_gen_map_close(g);
     return 0;
 }

@@ -94,43 +94,24 @@ field(const char *s, bool last)
 }
 
 static void
-print_json(yajl_gen g, const sluice_record *rec, const char *size,
-           const char *status, const char *finished)
+print_json(yajl_gen g, const sluice_record *rec, const char *finished)
 {
     yajl_gen_map_open(g);
-    cli_json_key(g, "id");
-    cli_json_str(g, rec->id);
-    cli_json_key(g, "state");
-    cli_json_str(g, sluice_state_name(rec->state));
-    cli_json_key(g, "url");
-    cli_json_str(g, rec->url);
-    cli_json_key(g, "key");
-    cli_json_str(g, rec->key);
-    cli_json_key(g, "meta");
-    cli_json_raw(g, rec->meta);
+    cli_json_member_str(g, "id", rec->id);
+    cli_json_member_str(g, "state", sluice_state_name(rec->state));
+    cli_json_member_str(g, "url", rec->url);
+    cli_json_member_str(g, "key", rec->key);
+    cli_json_member_raw(g, "meta", rec->meta);
     cli_json_uint(g, "attempts", rec->attempts);
-    cli_json_key(g, "size");
-    if (*size)
-        yajl_gen_integer(g, rec->size);
-    else
-        yajl_gen_null(g);
-    cli_json_key(g, "sha256");
-    cli_json_str(g, rec->sha256);
-    cli_json_key(g, "content_type");
-    cli_json_str(g, rec->content_type);
-    cli_json_key(g, "etag");
-    cli_json_str(g, rec->etag);
-    cli_json_key(g, "error_class");
-    cli_json_str(g, rec->error_class);
-    cli_json_key(g, "http_status");
-    if (*status)
-        yajl_gen_integer(g, rec->http_status);
-    else
-        yajl_gen_null(g);
-    cli_json_key(g, "message");
-    cli_json_str(g, rec->message);
-    cli_json_key(g, "finished_at");
-    cli_json_str(g, *finished ? finished : NULL);
+    cli_json_member_int_or_null(g, "size", rec->size, rec->size >= 0);
+    cli_json_member_str(g, "sha256", rec->sha256);
+    cli_json_member_str(g, "content_type", rec->content_type);
+    cli_json_member_str(g, "etag", rec->etag);
+    cli_json_member_str(g, "error_class", rec->error_class);
+    cli_json_member_int_or_null(g, "http_status", rec->http_status,
+                                rec->http_status != 0);
+    cli_json_member_str(g, "message", rec->message);
+    cli_json_member_str(g, "finished_at", *finished ? finished : NULL);
     yajl_gen_map_close(g);
     fputc('\n', stdout);
     yajl_gen_reset(g, NULL);
@@ -149,7 +130,7 @@ print_record(void *arg, const sluice_record *rec)
     const char *state = sluice_state_name(rec->state);
     switch (l->format) {
     case OUT_JSON:
-        print_json(l->json, rec, size, status, finished);
+        print_json(l->json, rec, finished);
         break;
     case OUT_CSV:
         field(rec->id, false);

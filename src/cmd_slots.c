@@ -74,8 +74,7 @@ slots_list(sluice_queue *q, bool json)
     if (json) {
         yajl_gen g = cli_json_begin();
         yajl_gen_map_open(g);
-        cli_json_key(g, "run");
-        cli_json_str(g, v.live ? "running" : "none");
+        cli_json_member_str(g, "run", v.live ? "running" : "none");
         slots_view_json(&v, g);
         yajl_gen_map_close(g);
         cli_json_end(g);

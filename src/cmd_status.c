@@ -97,13 +97,9 @@ cmd_status(int argc, char **argv)
             yajl_gen_null(g);
         else
             cli_json_double(g, n.oldest_pending_age);
-        cli_json_key(g, "run");
-        cli_json_str(g, slots.live ? "running" : "none");
-        cli_json_key(g, "requests_in_flight");
-        if (slots.live)
-            yajl_gen_integer(g, (long long)slots.requests);
-        else
-            yajl_gen_null(g);
+        cli_json_member_str(g, "run", slots.live ? "running" : "none");
+        cli_json_member_int_or_null(g, "requests_in_flight",
+                                    (long long)slots.requests, slots.live);
         slots_view_json(&slots, g);
         yajl_gen_map_close(g);
         cli_json_end(g);
