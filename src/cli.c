@@ -4,6 +4,8 @@
  */
 #include "cli.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,22 +45,44 @@ cli_db_path(const char *opt)
     return env && *env ? env : "sluice.db";
 }
 
+/* $SLUICE_BUSY_TIMEOUT_MS in *ms (0: not set, the library's default);
+ * false, said, when it is set to something else than 1 to 3599999. */
+static bool
+busy_timeout(unsigned *ms)
+{
+    static const char var[] = "SLUICE_BUSY_TIMEOUT_MS";
+    const char *env = getenv(var);
+    *ms = 0;
+    if (!env || !*env)
+        return true;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(env, &end, 10);
+    if (!isdigit((unsigned char)*env) || *end || errno || v == 0 ||
+        v >= 3600000) {
+        cli_error("%s=%s (from the environment): expected milliseconds, "
+                  "1 to 3599999",
+                  var, env);
+        return false;
+    }
+    *ms = (unsigned)v;
+    return true;
+}
+
 sluice_queue *
-cli_open_queue(const char *db, unsigned flags)
+cli_open_queue(const char *db, unsigned flags, int *status)
 {
     sluice_queue_opts opts = {flags, 0};
-    const char *env = getenv("SLUICE_BUSY_TIMEOUT_MS");
-    if (env && *env) {
-        char *end;
-        unsigned long ms = strtoul(env, &end, 10);
-        if (!*end && ms > 0 && ms < 3600000)
-            opts.busy_timeout_ms = (unsigned)ms;
+    if (!busy_timeout(&opts.busy_timeout_ms)) {
+        *status = EXIT_USAGE;
+        return NULL;
     }
     sluice_queue *q = NULL;
     char why[600];
     sluice_err err = sluice_queue_open(db, &opts, &q, why, sizeof why);
     if (err != SLUICE_OK) {
         cli_error("%s", why);
+        *status = EXIT_FAILED;
         return NULL;
     }
     return q;

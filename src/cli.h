@@ -39,9 +39,11 @@ const char *cli_db_path(const char *opt);
 
 /*
  * Open the queue, reporting a failure on stderr. `flags` are
- * SLUICE_QUEUE_*. Honours $SLUICE_BUSY_TIMEOUT_MS. NULL on failure.
+ * SLUICE_QUEUE_*. Honours $SLUICE_BUSY_TIMEOUT_MS. NULL on failure, with
+ * the exit code in *status: EXIT_USAGE for a bad $SLUICE_BUSY_TIMEOUT_MS,
+ * else EXIT_FAILED.
  */
-sluice_queue *cli_open_queue(const char *db, unsigned flags);
+sluice_queue *cli_open_queue(const char *db, unsigned flags, int *status);
 
 /* Exit code for an error that stopped the work. */
 int cli_exit_for(sluice_err err);

@@ -298,11 +298,11 @@ cmd_dlq(int argc, char **argv)
     }
 
     sluice_queue *q = cli_open_queue(
-        cli_db_path(db_opt), is_list ? SLUICE_QUEUE_READONLY
-                                     : SLUICE_QUEUE_NOCREATE);
+        cli_db_path(db_opt),
+        is_list ? SLUICE_QUEUE_READONLY : SLUICE_QUEUE_NOCREATE, &status);
     if (!q) {
         free(ids);
-        return EXIT_FAILED;
+        return status;
     }
     if (is_list)
         status = dlq_list(q, &filter, json);

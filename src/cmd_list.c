@@ -205,10 +205,11 @@ cmd_list(int argc, char **argv)
     if (json && csv)
         return cli_usage("list", "--json and --csv: choose one");
 
+    int status;
     sluice_queue *q = cli_open_queue(cli_db_path(db_opt),
-                                     SLUICE_QUEUE_READONLY);
+                                     SLUICE_QUEUE_READONLY, &status);
     if (!q)
-        return EXIT_FAILED;
+        return status;
     if (json) {
         l.format = OUT_JSON;
         l.json = cli_json_begin();
@@ -225,7 +226,7 @@ cmd_list(int argc, char **argv)
     sluice_err err = sluice_list(q, &filter, print_record, &l);
     if (l.json)
         yajl_gen_free(l.json);
-    int status = EXIT_DONE;
+    status = EXIT_DONE;
     if (fflush(stdout) != 0 || ferror(stdout)) {
         cli_error("list: writing the output failed");
         status = EXIT_FAILED;

@@ -235,10 +235,10 @@ cmd_slots(int argc, char **argv)
             "slots", p.optind < argc ? "unexpected argument" : "%s takes no %s",
             what, list ? "--origin or --yes" : "--json");
     }
-    sluice_queue *q =
-        cli_open_queue(cli_db_path(db_opt),
-                       list ? SLUICE_QUEUE_READONLY : SLUICE_QUEUE_NOCREATE);
-    int rc = EXIT_FAILED;
+    int rc;
+    sluice_queue *q = cli_open_queue(
+        cli_db_path(db_opt),
+        list ? SLUICE_QUEUE_READONLY : SLUICE_QUEUE_NOCREATE, &rc);
     if (q) {
         rc = list ? slots_list(q, json)
                   : slots_clear(q, origins, n_origins, yes);

@@ -67,10 +67,11 @@ cmd_status(int argc, char **argv)
         return cli_usage("status", "unexpected argument '%s'",
                          argv[p.optind]);
 
+    int status;
     sluice_queue *q = cli_open_queue(cli_db_path(db_opt),
-                                     SLUICE_QUEUE_READONLY);
+                                     SLUICE_QUEUE_READONLY, &status);
     if (!q)
-        return EXIT_FAILED;
+        return status;
     sluice_counts n;
     slots_view slots;
     sluice_err err = sluice_queue_counts(q, &n);
