@@ -342,11 +342,9 @@ cmd_ingest(int argc, char **argv)
         n_open++;
     }
 
-    sluice_queue *q = cli_open_queue(cli_db_path(db_opt), 0);
-    if (!q) {
-        status = EXIT_FAILED;
+    sluice_queue *q = cli_open_queue(cli_db_path(db_opt), 0, &status);
+    if (!q)
         goto out;
-    }
     progress prog = {.show = !quiet && isatty(STDERR_FILENO)};
     clock_gettime(CLOCK_MONOTONIC, &prog.start);
     sluice_ingest_opts opts = {

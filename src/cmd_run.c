@@ -494,11 +494,12 @@ cmd_run(int argc, char **argv)
     if (!pick_ca_file(cacert_opt, &o.ca_file))
         goto usage;
 
+    int status;
     sluice_queue *q = cli_open_queue(cli_db_path(db_opt),
-                                     SLUICE_QUEUE_NOCREATE);
+                                     SLUICE_QUEUE_NOCREATE, &status);
     if (!q) {
         free(nets);
-        return EXIT_FAILED;
+        return status;
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

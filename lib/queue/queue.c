@@ -6,6 +6,7 @@
 #include "queue.h"
 
 #include <assert.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -375,6 +376,27 @@ sl_queue_setting_set(sluice_queue *q, const char *name, const char *value)
     if (err != SLUICE_OK)
         return err;
     return q->ops->setting_set(q, name, value);
+}
+
+sluice_err
+sl_queue_setting_number(sluice_queue *q, const char *name, double *value)
+{
+    char text[32], *end;
+    sluice_err err = sl_queue_setting_get(q, name, text, sizeof text);
+    if (err != SLUICE_OK)
+        return err;
+    if (strcmp(text, "none") == 0) {
+        *value = INFINITY;
+        return SLUICE_OK;
+    }
+    double v = strtod(text, &end);
+    if (end == text || *end || !(v > 0) || isinf(v))
+        return sl_queue_fail(q, SLUICE_EDB,
+                             "%s: the %s stored with the queue, '%s', is "
+                             "not a number above 0 (nor 'none')",
+                             q->location, name, text);
+    *value = v;
+    return SLUICE_OK;
 }
 
 bool

@@ -293,6 +293,14 @@ sluice_err sl_queue_setting_get(sluice_queue *q, const char *name,
                                 char *value, size_t size);
 sluice_err sl_queue_setting_set(sluice_queue *q, const char *name,
                                 const char *value);
+/*
+ * A number stored as a setting (the cap, the rate: lib/run/cap.c writes
+ * them) in *value, INFINITY for "none". SLUICE_ENOTFOUND when the queue
+ * has none; SLUICE_EDB, said in the queue's message, when the text is
+ * neither a finite number above 0 nor "none"; else as setting_get.
+ */
+sluice_err sl_queue_setting_number(sluice_queue *q, const char *name,
+                                   double *value);
 /* Whether a runner uses the queue now; false where the backend cannot
  * tell. */
 bool sl_queue_runner_alive(sluice_queue *q);
