@@ -257,3 +257,24 @@ cli_json_member_raw(yajl_gen g, const char *key, const char *json_text)
     cli_json_key(g, key);
     cli_json_raw(g, json_text);
 }
+
+/* A table cell: "-" for nothing; tabs and line breaks shown escaped. */
+void
+cli_table_cell(const char *s, bool last)
+{
+    if (!s || !*s) {
+        fputc('-', stdout);
+    } else {
+        for (; *s; s++) {
+            if (*s == '\t')
+                fputs("\\t", stdout);
+            else if (*s == '\n')
+                fputs("\\n", stdout);
+            else if (*s == '\r')
+                fputs("\\r", stdout);
+            else
+                fputc(*s, stdout);
+        }
+    }
+    fputc(last ? '\n' : '\t', stdout);
+}

@@ -118,4 +118,12 @@ int cmd_dlq(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_slots(int argc, char **argv);
 
+/* A cell of a tab-separated table on stdout, then a tab (or, `last`, a
+ * line break): "-" for nothing; tabs and line breaks shown escaped. */
+void cli_table_cell(const char *s, bool last);
+
+/* A cell of a tab-separated table on stdout, then a tab (or, `last`, a
+ * line break): "-" for nothing; tabs and line breaks shown escaped. */
+void cli_table_cell(const char *s, bool last);
+
 #endif /* SLUICE_CLI_H */

@@ -73,8 +73,15 @@ print_dead(void *ctx, const sluice_dead_record *rec)
         char status[8] = "-";
         if (rec->http_status)
             snprintf(status, sizeof status, "%d", rec->http_status);
-        printf("%s\t%s\t%s\t%u\t%s\t%s\t%s\n", rec->id, rec->error_class,
-               status, rec->attempts, when, rec->url, rec->message);
+        char attempts[16];
+        snprintf(attempts, sizeof attempts, "%u", rec->attempts);
+        cli_table_cell(rec->id, false);
+        cli_table_cell(rec->error_class, false);
+        cli_table_cell(status, false);
+        cli_table_cell(attempts, false);
+        cli_table_cell(when, false);
+        cli_table_cell(rec->url, false);
+        cli_table_cell(rec->message, true);
         return 0;
     }
     yajl_gen g = l->json;

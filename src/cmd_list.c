@@ -54,27 +54,6 @@ typedef struct {
     yajl_gen json;
 } list_ctx;
 
-/* A table cell: "-" for nothing; tabs and line breaks shown escaped. */
-static void
-cell(const char *s, bool last)
-{
-    if (!s || !*s) {
-        fputc('-', stdout);
-    } else {
-        for (; *s; s++) {
-            if (*s == '\t')
-                fputs("\\t", stdout);
-            else if (*s == '\n')
-                fputs("\\n", stdout);
-            else if (*s == '\r')
-                fputs("\\r", stdout);
-            else
-                fputc(*s, stdout);
-        }
-    }
-    fputc(last ? '\n' : '\t', stdout);
-}
-
 /* A CSV field, quoted when it holds a comma, a quote or a line break. */
 static void
 field(const char *s, bool last)
@@ -148,17 +127,17 @@ print_record(void *arg, const sluice_record *rec)
         field(rec->meta, true);
         break;
     case OUT_TABLE:
-        cell(rec->id, false);
-        cell(state, false);
-        cell(rec->url, false);
-        cell(rec->key, false);
-        cell(size, false);
-        cell(rec->sha256, false);
-        cell(rec->content_type, false);
-        cell(rec->etag, false);
-        cell(rec->error_class, false);
-        cell(status, false);
-        cell(rec->message, true);
+        cli_table_cell(rec->id, false);
+        cli_table_cell(state, false);
+        cli_table_cell(rec->url, false);
+        cli_table_cell(rec->key, false);
+        cli_table_cell(size, false);
+        cli_table_cell(rec->sha256, false);
+        cli_table_cell(rec->content_type, false);
+        cli_table_cell(rec->etag, false);
+        cli_table_cell(rec->error_class, false);
+        cli_table_cell(status, false);
+        cli_table_cell(rec->message, true);
         break;
     }
     return ferror(stdout) ? 1 : 0;
