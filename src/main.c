@@ -15,6 +15,7 @@ static const cli_command *const commands[] = {
     &list_command,
     &dlq_command,
     &slots_command,
+    &migrate_command,
 };
 
 static const char program_description[] =

@@ -238,6 +238,35 @@ sluice_err sluice_ingest_fds(sluice_queue *q,
                              size_t n_inputs, const sluice_ingest_opts *opts,
                              sluice_ingest_stats *stats);
 
+/* ------------------------------------------------------------- migrate */
+
+/* What sluice_migrate copied. */
+typedef struct {
+    sluice_counts records; /* by state, as they arrived */
+    unsigned settings;     /* the cap, rate and URL policy kept */
+    unsigned in_flight;    /* in flight at `from` (its run died): ready */
+} sluice_migrate_stats;
+
+/* Called every few thousand records with the number copied so far. */
+typedef void sluice_migrate_progress_fn(void *ctx, uint64_t copied);
+
+/*
+ * Copy the queue `from` into `to` (another backend, say SQLite into
+ * Redis) as it is: every record in feed order with its state, attempts
+ * and results (a done record stays done: nothing is fetched again, a
+ * dead one stays in the dead-letter queue), and the settings stored with
+ * it (cap, rate, URL policy). `to` must hold no record. Refused while a
+ * run uses `from` (SLUICE_ERUNNING) or while slots of a run that died are
+ * held there (SLUICE_EAGAIN: the message says until when), since `to`'s
+ * slot service would not know them. Records a dead run left in flight
+ * arrive ready. `from` is not changed. On failure errbuf says why in one
+ * line; records copied stay in `to`.
+ */
+sluice_err sluice_migrate(sluice_queue *from, sluice_queue *to,
+                          sluice_migrate_progress_fn *progress, void *ctx,
+                          sluice_migrate_stats *stats, char *errbuf,
+                          size_t errbuf_size);
+
 /* ---------------------------------------------------------------- list */
 
 /* A record's state. */

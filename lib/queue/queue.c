@@ -523,3 +523,25 @@ sluice_dlq_replay(sluice_queue *q, const char *const *ids, size_t n_ids,
     }
     return sl_queue_commit(q);
 }
+
+sluice_err
+sl_queue_dump(sluice_queue *q, sl_record_info_fn *fn, void *ctx)
+{
+    if (!q->ops->dump)
+        return sl_queue_fail(q, SLUICE_EUNSUPPORTED,
+                             "%s: the %s queue cannot list its records as "
+                             "they are",
+                             q->location, q->ops->backend.name);
+    return q->ops->dump(q, fn, ctx);
+}
+
+sluice_err
+sl_queue_restore(sluice_queue *q, const sl_record_info *recs, size_t n)
+{
+    if (!q->ops->restore)
+        return sl_queue_fail(q, SLUICE_EUNSUPPORTED,
+                             "%s: the %s queue cannot take records as they "
+                             "are",
+                             q->location, q->ops->backend.name);
+    return n ? q->ops->restore(q, recs, n) : SLUICE_OK;
+}
