@@ -495,6 +495,10 @@ typedef struct {
      * read or holds no certificate fails the run at once, SLUICE_EINVAL.
      * Verification itself is always on. */
     const char *ca_file;
+    /* Directories (':' between them) of CA certificates by their hashed
+     * names (openssl rehash), searched as well (curl's --capath); NULL:
+     * the system's default. Checked at once, as ca_file is. */
+    const char *ca_path;
     int follow;               /* keep polling for new records */
     double follow_poll_s;     /* how often, with follow: 1 */
     unsigned store_concurrency; /* uploads at once (S3): 16 */
@@ -530,6 +534,10 @@ void sluice_run_opts_init(sluice_run_opts *opts);
  * too; a tool checks first to name where the file came from.
  */
 sluice_err sluice_check_ca_file(const char *path, char *why, size_t size);
+/* The same for sluice_run_opts.ca_path: each directory readable (`why`
+ * names the one that is not, when there are several), and a certificate
+ * by its hashed name in one of them ("no hashed certificate in it"). */
+sluice_err sluice_check_ca_path(const char *path, char *why, size_t size);
 
 /*
  * Fetch every pending record into the store, keeping at most

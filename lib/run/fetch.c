@@ -52,8 +52,6 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
 
 #define HEAD_MAX (256 * 1024) /* bytes of a response head, at most */
 /* HTTP/2 streams on one connection, at most; an origin whose cap is
@@ -370,6 +368,8 @@ take_transfer(sl_fetcher *f)
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     if (o->ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
+    if (o->ca_path)
+        curl_easy_setopt(e, CURLOPT_CAPATH, o->ca_path);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     /* Environment proxies would bypass the URL policy's address check. */
@@ -621,36 +621,6 @@ sl_fetcher_next_done(sl_fetcher *f, sl_fetch_result *res)
         return true;
     }
     return false;
-}
-
-sluice_err
-sluice_check_ca_file(const char *path, char *why, size_t size)
-{
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        sl_copy(why, size, strerror(errno));
-        return SLUICE_EINVAL;
-    }
-    /* Whether it holds a PEM certificate, as OpenSSL reads a CA file for
-     * libcurl: the first one is enough (a system bundle has a hundred and
-     * more, and parsing them all costs tens of milliseconds a run). A
-     * directory opens, and fails here as "no certificate". */
-    X509 *cert = PEM_read_X509_AUX(fp, NULL, NULL, NULL);
-    bool unreadable = ferror(fp) != 0;
-    int read_errno = errno;
-    fclose(fp);
-    size_t certs = cert != NULL;
-    X509_free(cert);
-    ERR_clear_error();
-    if (unreadable) {
-        sl_copy(why, size, strerror(read_errno));
-        return SLUICE_EINVAL;
-    }
-    if (certs == 0) {
-        sl_copy(why, size, "no PEM certificate in it");
-        return SLUICE_EINVAL;
-    }
-    return SLUICE_OK;
 }
 
 sl_xfer_error

@@ -56,6 +56,7 @@ typedef struct {
     /* CA certificates (PEM) that origins' TLS certificates are verified
      * against, instead of the system's; NULL: the system's. */
     const char *ca_file;
+    const char *ca_path; /* directories of hashed CA certificates, or NULL */
 } sl_fetch_opts;
 
 /* What a finished transfer tells. Strings are owned by the struct. */
