@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 
+#include "../aws/credentials.h"
 #include "async.h"
 #include "store.h"
 
@@ -32,7 +33,10 @@ typedef struct {
     char checksum_sha256[48]; /* base64 of the SHA-256 */
     bool early;               /* judged at submit: no upload, status set */
     char *url;
+    /* The PUT's headers; the session token's line, when there is one, is
+     * the last, made again for each try (the credentials are renewed). */
     struct curl_slist *headers;
+    struct curl_slist *token_line;
     CURL *easy; /* while uploading */
     uint64_t read_pos;
     unsigned tries;   /* uploads that failed and will be tried again */
@@ -48,9 +52,7 @@ typedef struct {
     char *endpoint;    /* scheme://host[:port], for messages */
     char *sigv4;       /* "aws:amz:REGION:s3" */
     char *region;
-    char *access_key;
-    char *secret_key;
-    char *token_header; /* "x-amz-security-token: ...", or NULL */
+    sl_aws_chain *creds; /* credentials.h: found once, renewed */
     char *ca_bundle;    /* $AWS_CA_BUNDLE, or NULL */
     unsigned concurrency;
     int spool_fd;   /* SPOOL/sluice-spool-UID/ */
@@ -124,9 +126,13 @@ void sl_s3_response_reset(sl_s3_response *resp);
 /* The options every request to S3 shares: signing, timeouts, and the
  * capture of the answer in resp and of libcurl's message in errbuf
  * (CURL_ERROR_SIZE bytes). */
-void sl_s3_setup_easy(const sl_s3_store *ss, CURL *e, const char *url,
-                      struct curl_slist *headers, sl_s3_response *resp,
-                      char *errbuf);
+void sl_s3_setup_easy(const sl_s3_store *ss, const sl_aws_creds *creds,
+                      CURL *e, const char *url, struct curl_slist *headers,
+                      sl_s3_response *resp, char *errbuf);
+/* Put the session token's line (if `creds` have a token) at the end of
+ * *headers, in place of the one *line was; non-zero when out of memory. */
+int sl_s3_token_line(struct curl_slist **headers, struct curl_slist **line,
+                     const sl_aws_creds *creds);
 
 /* s3_judge.c */
 

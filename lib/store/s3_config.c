@@ -94,38 +94,30 @@ static sluice_err
 configure_access(sl_store *s, const sl_store_opts *opts)
 {
     sl_s3_store *ss = sl_s3_state(s);
-    const char *key = env_nonempty("AWS_ACCESS_KEY_ID");
-    const char *secret = env_nonempty("AWS_SECRET_ACCESS_KEY");
-    const char *token = env_nonempty("AWS_SESSION_TOKEN");
-    if (!key || !secret)
-        return sl_store_fail(s, SLUICE_ECONFIG,
-                             "store %s: no AWS credentials: set "
-                             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                             "(and AWS_SESSION_TOKEN for temporary ones)",
-                             s->location);
-    const char *region = env_nonempty("AWS_REGION");
-    if (!region)
-        region = env_nonempty("AWS_DEFAULT_REGION");
-    if (!region)
-        region = "us-east-1";
+    /* The credentials are found now, so that a store without them fails
+     * at open, in one line saying where it looked. */
+    if (!(ss->creds = sl_aws_chain_new()))
+        return sl_store_fail(s, SLUICE_ENOMEM, "out of memory");
+    sl_aws_creds creds;
+    char why[400];
+    sluice_err err = sl_aws_chain_get(ss->creds, &creds, why, sizeof why);
+    memset(&creds, 0, sizeof creds);
+    if (err != SLUICE_OK)
+        return sl_store_fail(s, err, "store %s: %s", s->location, why);
+    char region_buf[64];
+    const char *region = "us-east-1";
+    if (sl_aws_region(region_buf, sizeof region_buf))
+        region = region_buf;
     size_t rlen = strlen(region);
     if (rlen > 40 ||
         strspn(region, "abcdefghijklmnopqrstuvwxyz0123456789-") != rlen)
         return sl_store_fail(s, SLUICE_EINVAL,
-                             "store %s: AWS_REGION '%.40s' is not a region "
+                             "store %s: the region '%.40s' is not a region "
                              "name",
                              s->location, region);
-    ss->access_key = sl_strdup(key);
-    ss->secret_key = sl_strdup(secret);
     ss->region = sl_strdup(region);
-    if (!ss->access_key || !ss->secret_key || !ss->region)
+    if (!ss->region)
         return sl_store_fail(s, SLUICE_ENOMEM, "out of memory");
-    if (token) {
-        size_t n = strlen(token) + 32;
-        if (!(ss->token_header = sl_malloc(n)))
-            return sl_store_fail(s, SLUICE_ENOMEM, "out of memory");
-        sl_fmt(ss->token_header, n, "x-amz-security-token: %s", token);
-    }
     const char *ca = env_nonempty("AWS_CA_BUNDLE");
     if (ca && !(ss->ca_bundle = sl_strdup(ca)))
         return sl_store_fail(s, SLUICE_ENOMEM, "out of memory");
@@ -147,7 +139,7 @@ configure_access(sl_store *s, const sl_store_opts *opts)
     CURLU *u = curl_url();
     char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
     char *query = NULL;
-    sluice_err err = SLUICE_OK;
+    err = SLUICE_OK;
     if (!u) {
         err = sl_store_fail(s, SLUICE_ENOMEM, "out of memory");
         goto out;

@@ -24,9 +24,10 @@ read_nothing(char *buf, size_t size, size_t n, void *arg)
 
 /* One blocking request, its status, and the verdict of sl_s3_judge. */
 static sl_s3_verdict
-request_now(sl_s3_store *ss, const char *method, const char *url,
-            struct curl_slist *headers, sl_s3_response *resp, long *status,
-            char *msg, size_t size, sluice_err *err)
+request_now(sl_s3_store *ss, const sl_aws_creds *creds, const char *method,
+            const char *url, struct curl_slist *headers,
+            sl_s3_response *resp, long *status, char *msg, size_t size,
+            sluice_err *err)
 {
     char errbuf[CURL_ERROR_SIZE];
     CURL *e = curl_easy_init();
@@ -37,7 +38,7 @@ request_now(sl_s3_store *ss, const char *method, const char *url,
         return SL_S3_FATAL;
     }
     sl_s3_response_reset(resp);
-    sl_s3_setup_easy(ss, e, url, headers, resp, errbuf);
+    sl_s3_setup_easy(ss, creds, e, url, headers, resp, errbuf);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 20000L);
     if (strcmp(method, "PUT") == 0) {
@@ -77,23 +78,31 @@ sl_s3_probe(sl_store *s)
     sl_s3_base64(md5_b64, other_md5, sizeof other_md5);
     sl_fmt(line, sizeof line, "Content-MD5: %s", md5_b64);
     sluice_err err = SLUICE_ENOMEM;
+    sl_aws_creds creds;
+    struct curl_slist *token = NULL;
+    if ((err = sl_aws_chain_get(ss->creds, &creds, msg, sizeof msg)) !=
+        SLUICE_OK) {
+        sl_store_fail(s, err, "store %s: %s", s->location, msg);
+        goto done;
+    }
+    err = SLUICE_ENOMEM;
     if (sl_buf_printf(&url, "%s%s", ss->object_base, PROBE_KEY) != 0 ||
         sl_s3_slist_add(&headers, "Content-Type: application/octet-stream") ||
         sl_s3_slist_add(&headers, line) ||
         sl_s3_slist_add(&headers, "x-amz-content-sha256: " EMPTY_SHA256) ||
-        (ss->token_header && sl_s3_slist_add(&headers, ss->token_header))) {
+        sl_s3_token_line(&headers, &token, &creds) != 0) {
         sl_store_fail(s, err, "out of memory");
         goto done;
     }
     for (unsigned attempt = 1;; attempt++) {
         long status;
-        sl_s3_verdict v = request_now(ss, "PUT", url.data, headers, &resp,
+        sl_s3_verdict v = request_now(ss, &creds, "PUT", url.data, headers, &resp,
                                       &status, msg, sizeof msg, &err);
         char code[64];
         sl_s3_xml_text(resp.body.data, "Code", code, sizeof code);
         if (v == SL_S3_STORED) {
             /* The server does not check digests: take the probe away. */
-            request_now(ss, "DELETE", url.data, headers, &resp, &status, msg,
+            request_now(ss, &creds, "DELETE", url.data, headers, &resp, &status, msg,
                         sizeof msg, &err);
             err = SLUICE_OK;
             break;

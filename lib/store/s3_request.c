@@ -67,9 +67,43 @@ sl_s3_response_reset(sl_s3_response *resp)
     resp->region[0] = '\0';
 }
 
+int
+sl_s3_token_line(struct curl_slist **headers, struct curl_slist **line,
+                 const sl_aws_creds *creds)
+{
+    if (*line) {
+        struct curl_slist **at = headers;
+        while (*at && *at != *line)
+            at = &(*at)->next;
+        if (*at)
+            *at = (*line)->next;
+        (*line)->next = NULL;
+        curl_slist_free_all(*line);
+        *line = NULL;
+    }
+    if (!creds->session_token[0])
+        return 0;
+    size_t n = strlen(creds->session_token) + 32;
+    char *text = sl_malloc(n);
+    if (!text)
+        return -1;
+    sl_fmt(text, n, "x-amz-security-token: %s", creds->session_token);
+    struct curl_slist *node = curl_slist_append(NULL, text);
+    sl_free(text);
+    if (!node)
+        return -1;
+    struct curl_slist **end = headers;
+    while (*end)
+        end = &(*end)->next;
+    *end = node;
+    *line = node;
+    return 0;
+}
+
 void
-sl_s3_setup_easy(const sl_s3_store *ss, CURL *e, const char *url,
-                 struct curl_slist *headers, sl_s3_response *resp, char *errbuf)
+sl_s3_setup_easy(const sl_s3_store *ss, const sl_aws_creds *creds, CURL *e,
+                 const char *url, struct curl_slist *headers,
+                 sl_s3_response *resp, char *errbuf)
 {
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -77,8 +111,8 @@ sl_s3_setup_easy(const sl_s3_store *ss, CURL *e, const char *url,
     curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "sluice/0.1");
     curl_easy_setopt(e, CURLOPT_AWS_SIGV4, ss->sigv4);
-    curl_easy_setopt(e, CURLOPT_USERNAME, ss->access_key);
-    curl_easy_setopt(e, CURLOPT_PASSWORD, ss->secret_key);
+    curl_easy_setopt(e, CURLOPT_USERNAME, creds->access_key);
+    curl_easy_setopt(e, CURLOPT_PASSWORD, creds->secret_key);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, resp);

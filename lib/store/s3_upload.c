@@ -152,8 +152,6 @@ prepare(sl_s3_store *ss, sl_object *o)
     ADD("Content-MD5: %s", so->content_md5);
     ADD("x-amz-checksum-sha256: %s", so->checksum_sha256);
     ADD("x-amz-content-sha256: %s", o->sha256_hex);
-    if (ss->token_header)
-        ADD("%s", ss->token_header);
 #undef ADD
     /* The record's meta, a field a member (record/meta.h): checked at
      * ingest to fit in S3's 2 KB; then ours, if they still fit. */
@@ -200,8 +198,23 @@ start_upload(sl_s3_store *ss, sl_object *o)
         finish(ss, o, SL_STORE_FAILED, SLUICE_ENOMEM, "out of memory");
         return;
     }
+    /* The credentials now: renewed before they expire (a run of days). */
+    sl_aws_creds creds;
+    char why[300];
+    sluice_err err = sl_aws_chain_get(ss->creds, &creds, why, sizeof why);
+    if (err != SLUICE_OK) {
+        curl_easy_cleanup(e);
+        finish(ss, o, SL_STORE_FAILED, err, why);
+        return;
+    }
+    if (sl_s3_token_line(&so->headers, &so->token_line, &creds) != 0) {
+        curl_easy_cleanup(e);
+        finish(ss, o, SL_STORE_FAILED, SLUICE_ENOMEM, "out of memory");
+        return;
+    }
     sl_s3_response_reset(&so->resp);
-    sl_s3_setup_easy(ss, e, so->url, so->headers, &so->resp, so->curl_error);
+    sl_s3_setup_easy(ss, &creds, e, so->url, so->headers, &so->resp,
+                     so->curl_error);
     curl_easy_setopt(e, CURLOPT_PRIVATE, o);
     curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)o->written);

@@ -70,6 +70,7 @@ sl_s3_object_clear(sl_object *o)
     so->md5 = NULL;
     curl_slist_free_all(so->headers);
     so->headers = NULL;
+    so->token_line = NULL;
     sl_free(so->url);
     so->url = NULL;
     sl_buf_free(&so->resp.body);
@@ -98,9 +99,7 @@ s3_close(sl_store *s)
     sl_free(ss->endpoint);
     sl_free(ss->sigv4);
     sl_free(ss->region);
-    sl_free(ss->access_key);
-    sl_free(ss->secret_key);
-    sl_free(ss->token_header);
+    sl_aws_chain_free(ss->creds);
     sl_free(ss->ca_bundle);
 }
 

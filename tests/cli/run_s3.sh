@@ -143,6 +143,40 @@ assert_eq "$(status_field m.db dead)" 0
 assert_eq "$(origin_stat "$m_port" requests)" 0
 assert_eq "$(find s3data/bkt/x 2>/dev/null)" ""
 
+case_ "credentials from a profile, and from its credential_process"
+mkdir -p home/.aws
+printf '[partner]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' \
+    >home/.aws/credentials
+cat >home/creds.sh <<'SH'
+#!/bin/sh
+echo x >>"$HOME/creds.runs"
+printf '{"Version": 1, "AccessKeyId": "S3RVER", "SecretAccessKey": "S3RVER", "SessionToken": "T0KEN", "Expiration": "2099-01-01T00:00:00Z"}'
+SH
+chmod +x home/creds.sh
+printf '[profile tool]\ncredential_process = %s/home/creds.sh\n' "$WORK" \
+    >home/.aws/config
+NOKEYS=(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$WORK/home")
+for profile in partner tool; do
+    "$GEN" 30 jsonl "http://127.0.0.1:$m_port" >"p-$profile.jsonl"
+    "$SLUICE" ingest --allow-private --db "p-$profile.db" "p-$profile.jsonl" \
+        >/dev/null
+    run "${NOKEYS[@]}" AWS_PROFILE=$profile "$SLUICE" run \
+        --db "p-$profile.db" --store "s3://bkt/$profile" --s3-endpoint "$EP" \
+        --spool spool --allow-net 127.0.0.1/32
+    assert_rc 0
+    assert_eq "$(status_field "p-$profile.db" done)" 30
+    assert_eq "$(find "s3data/bkt/$profile" -name '*._S3rver_object' |
+        wc -l)" 30
+done
+# The process ran once for the run: its credentials last until 2099.
+assert_eq "$(wc -l <home/creds.runs)" 1
+run "${NOKEYS[@]}" AWS_PROFILE=nobody "$SLUICE" run --db m.db \
+    --store s3://bkt/x --s3-endpoint "$EP" --allow-net 127.0.0.1/32
+assert_rc 3
+assert_eq "$(lines "$err")" 1
+assert_has "$err" "AWS_PROFILE=nobody: no such profile in $WORK/home/.aws/credentials"
+assert_eq "$(status_field m.db pending)" 50
+
 case_ "S3 killed mid-run and restarted: nothing lost, none done early"
 U=1200
 start_s3rver s3b s3b-data 0 outage

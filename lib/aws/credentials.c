@@ -1,0 +1,233 @@
+/*
+ * The credential chain (credentials.h): each source in AWS's order, the
+ * first that has credentials wins; they are kept until five minutes
+ * before they expire, then found again.
+ */
+#define _GNU_SOURCE /* strptime, timegm */
+#include "credentials.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../util.h"
+#include "profile.h"
+
+struct sl_aws_chain {
+    pthread_mutex_t lock;
+    bool have;
+    sl_aws_creds creds;
+};
+
+sl_aws_chain *
+sl_aws_chain_new(void)
+{
+    sl_aws_chain *c = sl_calloc(1, sizeof *c);
+    if (c)
+        pthread_mutex_init(&c->lock, NULL);
+    return c;
+}
+
+void
+sl_aws_chain_free(sl_aws_chain *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_destroy(&c->lock);
+    /* The secrets do not outlive the chain in freed memory. */
+    memset(&c->creds, 0, sizeof c->creds);
+    sl_free(c);
+}
+
+static const char *
+env_of(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+bool
+sl_aws_parse_time(const char *text, int64_t *ms)
+{
+    struct tm tm = {0};
+    const char *rest = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!rest)
+        return false;
+    if (*rest == '.') /* fractions of a second: dropped */
+        for (rest++; *rest >= '0' && *rest <= '9'; rest++)
+            ;
+    if (strcmp(rest, "Z") != 0 && strcmp(rest, "+00:00") != 0 &&
+        strcmp(rest, "UTC") != 0)
+        return false;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return false;
+    *ms = (int64_t)t * 1000;
+    return true;
+}
+
+/* The environment's credentials: 1 found, 0 none, -1 half of them. */
+static int
+from_env(sl_aws_creds *out, char *why, size_t why_size)
+{
+    const char *key = env_of("AWS_ACCESS_KEY_ID");
+    const char *secret = env_of("AWS_SECRET_ACCESS_KEY");
+    if (!key && !secret)
+        return 0;
+    if (!key || !secret) {
+        sl_fmt(why, why_size, "%s is set but %s is not",
+               key ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+               key ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+        return -1;
+    }
+    const char *token = env_of("AWS_SESSION_TOKEN");
+    sl_copy(out->access_key, sizeof out->access_key, key);
+    sl_copy(out->secret_key, sizeof out->secret_key, secret);
+    sl_copy(out->session_token, sizeof out->session_token,
+            token ? token : "");
+    out->expires_ms = 0;
+    sl_copy(out->source, sizeof out->source, "the environment");
+    return 1;
+}
+
+/* The profile's credentials: its keys, else its credential_process.
+ * 1 found, 0 none, -1 an error (why set). */
+static int
+from_profile(sl_aws_creds *out, char *why, size_t why_size)
+{
+    sl_aws_profile p;
+    sl_aws_profile_locate(&p);
+    if (!sl_aws_profile_exists(&p)) {
+        if (!p.named)
+            return 0;
+        sl_fmt(why, why_size, "AWS_PROFILE=%s: no such profile in %s or %s",
+               p.name, p.credentials, p.config);
+        return -1;
+    }
+    char key[sizeof out->access_key], secret[sizeof out->secret_key];
+    const char *where, *secret_where;
+    bool has_key = sl_aws_profile_get(&p, "aws_access_key_id", key,
+                                      sizeof key, &where);
+    bool has_secret = sl_aws_profile_get(&p, "aws_secret_access_key",
+                                         secret, sizeof secret,
+                                         &secret_where);
+    if (has_key && has_secret) {
+        const char *token_where;
+        if (!sl_aws_profile_get(&p, "aws_session_token", out->session_token,
+                                sizeof out->session_token, &token_where))
+            out->session_token[0] = '\0';
+        sl_copy(out->access_key, sizeof out->access_key, key);
+        sl_copy(out->secret_key, sizeof out->secret_key, secret);
+        out->expires_ms = 0;
+        sl_fmt(out->source, sizeof out->source, "profile %s in %s", p.name,
+               where);
+        memset(secret, 0, sizeof secret);
+        return 1;
+    }
+    if (has_key || has_secret) {
+        sl_fmt(why, why_size, "profile %s in %s: %s without %s", p.name,
+               has_key ? where : secret_where,
+               has_key ? "aws_access_key_id" : "aws_secret_access_key",
+               has_key ? "aws_secret_access_key" : "aws_access_key_id");
+        return -1;
+    }
+    char command[4096];
+    if (sl_aws_profile_get(&p, "credential_process", command, sizeof command,
+                           &where)) {
+        char reason[300];
+        if (sl_aws_credential_process(command, out, reason, sizeof reason) !=
+            SLUICE_OK) {
+            sl_fmt(why, why_size, "profile %s in %s: credential_process: %s",
+                   p.name, where, reason);
+            return -1;
+        }
+        sl_fmt(out->source, sizeof out->source,
+               "profile %s's credential_process", p.name);
+        return 1;
+    }
+    char role[256];
+    if (sl_aws_profile_get(&p, "role_arn", role, sizeof role, &where)) {
+        sl_fmt(why, why_size,
+               "profile %s in %s: role_arn (assuming a role) is not "
+               "supported yet; give keys or a credential_process",
+               p.name, where);
+        return -1;
+    }
+    if (!p.named)
+        return 0;
+    sl_fmt(why, why_size,
+           "profile %s: no aws_access_key_id, aws_secret_access_key or "
+           "credential_process in %s or %s",
+           p.name, p.credentials, p.config);
+    return -1;
+}
+
+/* Find credentials anew. */
+static sluice_err
+find(sl_aws_creds *out, char *why, size_t why_size)
+{
+    memset(out, 0, sizeof *out);
+    int found = from_env(out, why, why_size);
+    if (found == 0)
+        found = from_profile(out, why, why_size);
+    if (found > 0)
+        return SLUICE_OK;
+    if (found == 0) {
+        sl_aws_profile p;
+        sl_aws_profile_locate(&p);
+        sl_fmt(why, why_size,
+               "no AWS credentials: none in the environment "
+               "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) nor for profile "
+               "%s in %s or %s",
+               p.name, p.credentials, p.config);
+    }
+    return SLUICE_ECONFIG;
+}
+
+sluice_err
+sl_aws_chain_get(sl_aws_chain *c, sl_aws_creds *out, char *why,
+                 size_t why_size)
+{
+    pthread_mutex_lock(&c->lock);
+    int64_t now = sl_now_ms();
+    bool fresh = c->have && (c->creds.expires_ms == 0 ||
+                             now < c->creds.expires_ms - SL_AWS_REFRESH_MS);
+    sluice_err rc = SLUICE_OK;
+    if (!fresh) {
+        sl_aws_creds found;
+        rc = find(&found, why, why_size);
+        if (rc == SLUICE_OK) {
+            c->creds = found;
+            c->have = true;
+        } else if (c->have && now < c->creds.expires_ms) {
+            rc = SLUICE_OK; /* the old ones serve until they expire */
+        } else if (c->have) {
+            c->have = false;
+        }
+        memset(&found, 0, sizeof found);
+    }
+    if (rc == SLUICE_OK)
+        *out = c->creds;
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+bool
+sl_aws_region(char *out, size_t size)
+{
+    const char *v = env_of("AWS_REGION");
+    if (!v)
+        v = env_of("AWS_DEFAULT_REGION");
+    if (v) {
+        sl_copy(out, size, v);
+        return true;
+    }
+    sl_aws_profile p;
+    const char *where;
+    sl_aws_profile_locate(&p);
+    /* The region is a setting of the config file only. */
+    sl_copy(p.credentials, sizeof p.credentials, "/nonexistent");
+    return sl_aws_profile_get(&p, "region", out, size, &where);
+}
