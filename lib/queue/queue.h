@@ -298,5 +298,8 @@ sluice_err sl_queue_setting_set(sluice_queue *q, const char *name,
 bool sl_queue_runner_alive(sluice_queue *q);
 
 extern const sl_queue_ops sl_queue_sqlite;
+/* Redis (queue_redis.c): redis://HOST:PORT and unix:///PATH. */
+extern const sl_queue_ops sl_queue_redis;
+extern const sl_queue_ops sl_queue_redis_unix;
 
 #endif /* SL_QUEUE_H */
