@@ -312,3 +312,112 @@ TEST(slot_rows_and_settings_are_kept)
     ASSERT_EQ(n, 0);
     sluice_queue_close(q);
 }
+
+/* ------------------------------------------------------------ clocks */
+
+#define FAKETIME_LIB "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+/*
+ * Run the case `name` of this binary again, under libfaketime with the
+ * wall clock moved by `offset` ("+60s"), against the Redis at `loc`.
+ * Returns its exit status.
+ */
+static int
+run_skewed(const char *name, const char *offset, const char *loc)
+{
+    char self[512];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    ASSERT_GT(len, 0);
+    self[len] = '\0';
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        setenv("SLUICE_TEST_SKEWED_AT", loc, 1);
+        setenv("LD_PRELOAD", FAKETIME_LIB, 1);
+        setenv("FAKETIME", offset, 1);
+        setenv("DONT_FAKE_MONOTONIC", "1", 1);
+        /* Under AddressSanitizer its runtime must not insist on coming
+         * first. */
+        setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
+        execl(self, self, name, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static int
+dead_time(void *ctx, const sluice_dead_record *r)
+{
+    *(int64_t *)ctx = r->failed_at;
+    return 0;
+}
+
+TEST(a_runner_whose_clock_is_off_keeps_to_redis_clock)
+{
+    if (access(FAKETIME_LIB, R_OK) != 0)
+        SKIP("libfaketime is not installed (scripts/setup.sh test)");
+    char loc[300], why[600];
+    test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *q = NULL;
+    ASSERT_EQ(open_at(loc, &q, why, sizeof why), SLUICE_OK);
+    sluice_ingest_stats st = {0};
+    sl_record r[2] = {rec("a", "http://img.example/a"),
+                      rec("b", "http://img.example/b")};
+    ASSERT_EQ(sl_queue_upsert(q, r, 2, sl_now_ms(), &st), SLUICE_OK);
+    /* "a" leased for 30 s on this (true) clock. */
+    sl_lease l;
+    sl_lease_req req = {1, sl_now_ms(), 30000, NULL, 0};
+    size_t n = 0;
+    ASSERT_EQ(sl_queue_lease(q, &req, &l, &n), SLUICE_OK);
+    ASSERT_EQ(n, 1);
+    ASSERT_STR_EQ(l.id, "a");
+    /* A runner a minute ahead would see that lease as long expired on its
+     * own clock: on Redis's it is not, and it takes "b" only, whose death
+     * it dates by Redis's clock. */
+    ASSERT_EQ(run_skewed("skewed_runner_takes_only_what_is_free", "+60s",
+                         loc),
+              0);
+    ASSERT_EQ(sl_queue_complete(q, &l, &(sl_object_info){1, NULL, NULL,
+                                                         NULL},
+                                sl_now_ms()),
+              SLUICE_OK);
+    sl_lease_clear(&l);
+    int64_t failed_at = 0;
+    ASSERT_EQ(sluice_dlq_list(q, NULL, dead_time, &failed_at), SLUICE_OK);
+    int64_t skew = failed_at - sl_now_ms();
+    ASSERT(skew > -5000 && skew < 5000);
+    sluice_queue_close(q);
+}
+
+/* Run by the case above under a clock a minute ahead (and a pass when
+ * run on its own: it has nothing to look at then). */
+TEST(skewed_runner_takes_only_what_is_free)
+{
+    const char *loc = getenv("SLUICE_TEST_SKEWED_AT");
+    if (!loc)
+        return;
+    char why[600];
+    /* The clock is a minute off indeed. */
+    sl_redis conn;
+    int64_t redis_ms;
+    memset(&conn, 0, sizeof conn);
+    ASSERT_EQ(sl_redis_open(&conn, loc), SLUICE_OK);
+    ASSERT_EQ(sl_redis_time_ms(&conn, &redis_ms), SLUICE_OK);
+    sl_redis_close(&conn);
+    ASSERT_GT(sl_now_ms() - redis_ms, 55000);
+    sluice_queue *q = NULL;
+    ASSERT_EQ(open_at(loc, &q, why, sizeof why), SLUICE_OK);
+    sl_lease l[2];
+    sl_lease_req req = {2, sl_now_ms(), 30000, NULL, 0};
+    size_t n = 0;
+    ASSERT_EQ(sl_queue_lease(q, &req, l, &n), SLUICE_OK);
+    ASSERT_EQ(n, 1);
+    ASSERT_STR_EQ(l[0].id, "b");
+    const sl_failure gone = {SL_CLASS_HTTP, "HTTP 404", 404};
+    ASSERT_EQ(sl_queue_dead(q, &l[0], &gone, sl_now_ms()), SLUICE_OK);
+    sl_lease_clear(&l[0]);
+    sluice_queue_close(q);
+}
