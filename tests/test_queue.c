@@ -541,6 +541,37 @@ TEST(batched_upserts_count_each_record_once)
     sluice_queue_close(q);
 }
 
+/* One call that changes a record and changes it back: the last wins. */
+TEST(the_last_of_one_ids_records_in_a_call_wins)
+{
+    sluice_queue *q = open_queue();
+    upsert1(q, "a", "http://img.example/a.jpg", "a.jpg", NULL);
+    sl_record recs[3] = {
+        rec("a", "http://img.example/b.jpg", "a.jpg", NULL),
+        rec("a", "http://img.example/a.jpg", "a.jpg", NULL),
+        rec("n", "http://img.example/n.jpg", "n.jpg", "{\"m\":1}"),
+    };
+    sluice_ingest_stats st = {0};
+    ASSERT_EQ(sl_queue_upsert(q, recs, 3, T0, &st), SLUICE_OK);
+    ASSERT_EQ(st.added, 1);
+    ASSERT_EQ(st.updated, 2);
+    sl_record_info info;
+    ASSERT_EQ(sl_queue_get(q, "a", &info), SLUICE_OK);
+    ASSERT_STR_EQ(info.url, "http://img.example/a.jpg");
+    sl_record_info_clear(&info);
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    memset(&st, 0, sizeof st);
+    ASSERT_EQ(sl_queue_upsert(q, recs, 3, T0, &st), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit(q), SLUICE_OK);
+    ASSERT_EQ(st.updated, 2);
+    ASSERT_EQ(st.unchanged, 1);
+    ASSERT_EQ(sl_queue_get(q, "a", &info), SLUICE_OK);
+    ASSERT_STR_EQ(info.url, "http://img.example/a.jpg");
+    sl_record_info_clear(&info);
+    ASSERT_EQ(counts(q).total, 2);
+    sluice_queue_close(q);
+}
+
 TEST(a_done_record_with_the_same_url_stays_done)
 {
     sluice_queue *q = open_queue();

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
 
 /* Records an upsert script takes outside a batch; a batch's upserts go in
  * one script at commit, however many. */
@@ -26,9 +27,16 @@
 #define RUNNER_TTL_MS   15000
 #define RUNNER_RENEW_MS 5000
 
+/* Arguments a record takes in the upsert script: id, url, key, meta,
+ * origin and the fingerprint. */
+#define REC_ARGS 6
+/* A fingerprint: 96 bits of SHA-256 in hex. */
+#define FP_HEX 24
+
 /* A record buffered in a batch: offsets into the batch's text. */
 typedef struct {
     size_t at[5], len[5];
+    char fp[FP_HEX + 1];
 } buffered_rec;
 
 /* Where a batch's upserts report what they did. */
@@ -125,6 +133,42 @@ bad_reply(sluice_queue *q, redisReply *reply, const char *what)
     return sl_queue_fail(q, SLUICE_EDB, "%s: %s: unexpected reply from "
                                         "Redis",
                          state_of(q)->conn.addr.where, what);
+}
+
+/*
+ * What the upsert compares: a digest of url, key and meta, so that a
+ * record ingested again unchanged is told apart from one that changed
+ * by one hash lookup. 96 bits: a changed record taken for an unchanged
+ * one would need a SHA-256 collision in them.
+ */
+static void
+fingerprint(const sl_record *r, char out[FP_HEX + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned md_len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+              EVP_DigestUpdate(ctx, r->url, r->url_len) == 1 &&
+              EVP_DigestUpdate(ctx, "", 1) == 1 &&
+              EVP_DigestUpdate(ctx, r->key, r->key_len) == 1 &&
+              EVP_DigestUpdate(ctx, r->meta ? "\1" : "\2", 1) == 1 &&
+              (!r->meta ||
+               EVP_DigestUpdate(ctx, r->meta, r->meta_len) == 1) &&
+              EVP_DigestFinal_ex(ctx, md, &md_len) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) {
+        /* No digest: one that matches nothing stored, so the script
+         * compares the fields themselves. */
+        memset(out, '-', FP_HEX);
+        out[FP_HEX] = '\0';
+        return;
+    }
+    for (int i = 0; i < FP_HEX / 2; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[FP_HEX] = '\0';
 }
 
 /* ------------------------------------------------------------ opening */
@@ -310,7 +354,8 @@ static sluice_err
 upsert_call(sluice_queue *q, const char **argv, const size_t *lens,
             size_t n, redisReply **reply)
 {
-    sluice_err err = eval(q, RQ_UPSERT, reply, (int)(1 + 5 * n), argv, lens);
+    sluice_err err = eval(q, RQ_UPSERT, reply, (int)(1 + REC_ARGS * n), argv,
+                          lens);
     if (err != SLUICE_OK)
         return err;
     if ((*reply)->type != REDIS_REPLY_STRING || (*reply)->len != n) {
@@ -324,8 +369,8 @@ upsert_call(sluice_queue *q, const char **argv, const size_t *lens,
 static sluice_err
 alloc_args(sluice_queue *q, size_t n, const char ***argv, size_t **lens)
 {
-    *argv = sl_malloc((1 + 5 * n) * sizeof **argv);
-    *lens = sl_malloc((1 + 5 * n) * sizeof **lens);
+    *argv = sl_malloc((1 + REC_ARGS * n) * sizeof **argv);
+    *lens = sl_malloc((1 + REC_ARGS * n) * sizeof **lens);
     if (!*argv || !*lens) {
         sl_free(*argv);
         sl_free(*lens);
@@ -343,21 +388,29 @@ upsert_now(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
     size_t *lens;
     char now[24];
     sl_fmt(now, sizeof now, "%" PRId64, to_redis(s, now_ms));
+    char(*fps)[FP_HEX + 1] = sl_malloc(SL_MIN(n, UPSERT_CHUNK) * sizeof *fps);
+    if (!fps)
+        return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
     sluice_err err = alloc_args(q, SL_MIN(n, UPSERT_CHUNK), &argv, &lens);
-    if (err != SLUICE_OK)
+    if (err != SLUICE_OK) {
+        sl_free(fps);
         return err;
+    }
     argv[0] = now;
     lens[0] = strlen(now);
     while (n > 0 && err == SLUICE_OK) {
         size_t take = SL_MIN(n, UPSERT_CHUNK);
         for (size_t i = 0; i < take; i++) {
             const sl_record *r = &recs[i];
-            const char *v[5] = {r->id, r->url, r->key, r->meta ? r->meta : "",
-                                r->origin};
-            size_t l[5] = {r->id_len, r->url_len, r->key_len,
-                           r->meta ? r->meta_len : 0, r->origin_len};
-            memcpy(&argv[1 + 5 * i], v, sizeof v);
-            memcpy(&lens[1 + 5 * i], l, sizeof l);
+            fingerprint(r, fps[i]);
+            const char *v[REC_ARGS] = {r->id,  r->url,
+                                       r->key, r->meta ? r->meta : "",
+                                       r->origin, fps[i]};
+            size_t l[REC_ARGS] = {r->id_len,  r->url_len,
+                                  r->key_len, r->meta ? r->meta_len : 0,
+                                  r->origin_len, FP_HEX};
+            memcpy(&argv[1 + REC_ARGS * i], v, sizeof v);
+            memcpy(&lens[1 + REC_ARGS * i], l, sizeof l);
         }
         redisReply *reply;
         err = upsert_call(q, argv, lens, take, &reply);
@@ -370,6 +423,7 @@ upsert_now(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
     }
     sl_free(argv);
     sl_free(lens);
+    sl_free(fps);
     return err;
 }
 
@@ -401,6 +455,7 @@ upsert_buffer(sluice_queue *q, const sl_record *recs, size_t n,
         size_t l[5] = {r->id_len, r->url_len, r->key_len,
                        r->meta ? r->meta_len : 0, r->origin_len};
         buffered_rec *b = &s->recs[s->n_recs + i];
+        fingerprint(r, b->fp);
         for (int f = 0; f < 5; f++) {
             b->at[f] = s->text.len;
             b->len[f] = l[f];
@@ -452,13 +507,16 @@ redis_commit(sluice_queue *q)
     sl_fmt(now, sizeof now, "%" PRId64, to_redis(s, s->batch_now));
     argv[0] = now;
     lens[0] = strlen(now);
-    for (size_t i = 0; i < s->n_recs; i++)
+    for (size_t i = 0; i < s->n_recs; i++) {
+        const char **a = &argv[1 + REC_ARGS * i];
+        size_t *l = &lens[1 + REC_ARGS * i];
         for (int f = 0; f < 5; f++) {
-            argv[1 + 5 * i + f] = s->text.data
-                                      ? s->text.data + s->recs[i].at[f]
-                                      : "";
-            lens[1 + 5 * i + f] = s->recs[i].len[f];
+            a[f] = s->text.data ? s->text.data + s->recs[i].at[f] : "";
+            l[f] = s->recs[i].len[f];
         }
+        a[5] = s->recs[i].fp;
+        l[5] = FP_HEX;
+    }
     redisReply *reply;
     err = upsert_call(q, argv, lens, s->n_recs, &reply);
     sl_free(argv);

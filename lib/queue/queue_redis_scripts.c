@@ -57,6 +57,10 @@
     "  if r[1] ~= '1' or r[2] ~= token then return nil end\n"                 \
     "  return r\n"                                                            \
     "end\n"                                                                   \
+    "local function rid_of(id)\n"                                             \
+    "  local v = redis.call('HGET', K('ids'), id)\n"                          \
+    "  return v and string.match(v, '^(%d+)')\n"                             \
+    "end\n"                                                                   \
     "local function opt(rid, field, v)\n"                                     \
     "  if v == '' then redis.call('HDEL', R(rid), field)\n"                   \
     "  else redis.call('HSET', R(rid), field, v) end\n"                       \
@@ -77,26 +81,86 @@ static const char init_lua[] =
     "if m[1] ~= 'sluice' then return {'foreign', 'hash'} end\n"
     "return {'ok', m[2] or ''}\n";
 
-/* ARGV: now, then id, url, key, meta ('' none), origin a record. Returns
- * one letter a record: a(dded), u(pdated), n(o change). */
+/* ARGV: now, then id, url, key, meta ('' none), origin and fingerprint
+ * a record. Returns one letter a record: a(dded), u(pdated), n(o
+ * change). Ingest's speed is here: the hash `ids` maps an id to "RID:FP",
+ * FP a digest of its url, key and meta (queue_redis.c), looked up a few
+ * thousand at a time, so a record ingested again unchanged costs no
+ * other command; new records reach the indexes, the id hash and the
+ * counts in a few bulk commands (flushed early when a record this call
+ * met comes again). */
 static const char upsert_lua[] = PRELUDE
     "local now = ARGV[1]\n"
     "local ids = K('ids')\n"
+    "local n = (#ARGV - 1) / 6\n"
+    "local function bulk(cmd, key, list)\n"
+    "  for c = 1, #list, 4000 do\n"
+    "    redis.call(cmd, key, unpack(list, c, math.min(#list, c + 3999)))\n"
+    "  end\n"
+    "end\n"
+    "local rids = {}\n"
+    "for c = 0, n - 1, 4000 do\n"
+    "  local keys = {}\n"
+    "  for k = c, math.min(n, c + 4000) - 1 do\n"
+    "    keys[#keys + 1] = ARGV[2 + 6 * k]\n"
+    "  end\n"
+    "  local got = redis.call('HMGET', ids, unpack(keys))\n"
+    "  for k = 1, #keys do rids[c + k] = got[k] or false end\n"
+    "end\n"
+    "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"
+    "local seen, seen_fp = {}, {}\n"
+    "local new_ids, pend, per, added = {}, {}, {}, 0\n"
+    "local function flush()\n"
+    "  if added == 0 then return end\n"
+    "  bulk('HSET', ids, new_ids)\n"
+    "  bulk('ZADD', K('pending'), pend)\n"
+    "  for origin, list in pairs(per) do\n"
+    "    bulk('ZADD', K('po:' .. origin), list)\n"
+    "    redis.call('SADD', K('origins'), origin)\n"
+    "  end\n"
+    "  redis.call('HSET', KEYS[1], 'rid', top)\n"
+    "  cnt(0, added)\n"
+    "  new_ids, pend, per, added = {}, {}, {}, 0\n"
+    "end\n"
     "local out = {}\n"
-    "for i = 2, #ARGV, 5 do\n"
+    "for k = 1, n do\n"
+    "  local i = 2 + 6 * (k - 1)\n"
     "  local id, url, key = ARGV[i], ARGV[i + 1], ARGV[i + 2]\n"
-    "  local meta, origin = ARGV[i + 3], ARGV[i + 4]\n"
-    "  local rid = redis.call('HGET', ids, id)\n"
-    "  if not rid then\n"
-    "    rid = redis.call('HINCRBY', KEYS[1], 'rid', 1)\n"
-    "    redis.call('HSET', ids, id, rid)\n"
-    "    redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"
-    "      'origin', origin, 'state', 0, 'queued_at', now)\n"
-    "    if meta ~= '' then redis.call('HSET', R(rid), 'meta', meta) end\n"
-    "    index(rid, 0, origin, 0)\n"
-    "    cnt(0, 1)\n"
+    "  local meta, origin, fp = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]\n"
+    "  local rid, old_fp\n"
+    "  if seen[id] then\n"
+    /* Met before in this call: what it made of it counts. */
+    "    rid, old_fp = seen[id], seen_fp[id]\n"
+    "    flush()\n"
+    "  elseif rids[k] then\n"
+    "    rid, old_fp = string.match(rids[k], '^(%d+):(.*)$')\n"
+    "  end\n"
+    "  if rid and old_fp == fp then\n"
+    "    out[#out + 1] = 'n'\n"
+    "  elseif not rid then\n"
+    "    top = top + 1\n"
+    "    rid = top\n"
+    "    seen[id], seen_fp[id] = rid, fp\n"
+    "    new_ids[#new_ids + 1] = id\n"
+    "    new_ids[#new_ids + 1] = rid .. ':' .. fp\n"
+    "    if meta == '' then\n"
+    "      redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"
+    "        'origin', origin, 'state', 0, 'queued_at', now)\n"
+    "    else\n"
+    "      redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"
+    "        'origin', origin, 'state', 0, 'queued_at', now, 'meta', meta)\n"
+    "    end\n"
+    "    pend[#pend + 1] = rid\n"
+    "    pend[#pend + 1] = rid\n"
+    "    local list = per[origin]\n"
+    "    if not list then list = {}; per[origin] = list end\n"
+    "    list[#list + 1] = rid\n"
+    "    list[#list + 1] = rid\n"
+    "    added = added + 1\n"
     "    out[#out + 1] = 'a'\n"
     "  else\n"
+    "    redis.call('HSET', ids, id, rid .. ':' .. fp)\n"
+    "    seen[id], seen_fp[id] = rid, fp\n"
     "    local r = redis.call('HMGET', R(rid), 'url', 'key', 'meta',\n"
     "      'origin', 'state')\n"
     "    if r[1] ~= url or r[2] ~= key then\n"
@@ -119,6 +183,7 @@ static const char upsert_lua[] = PRELUDE
     "    end\n"
     "  end\n"
     "end\n"
+    "flush()\n"
     "return table.concat(out)\n";
 
 /* ARGV: now, the leases' expiry, max, n_skip, the origins to skip.
@@ -300,7 +365,7 @@ static const char counts_lua[] = PRELUDE
 
 /* ARGV: id. The record's fields (F), or nil. */
 static const char get_lua[] = PRELUDE
-    "local rid = redis.call('HGET', K('ids'), ARGV[1])\n"
+    "local rid = rid_of(ARGV[1])\n"
     "if not rid then return false end\n"
     "return redis.call('HMGET', R(rid), unpack(F))\n";
 
@@ -350,7 +415,7 @@ static const char replay_lua[] = PRELUDE
     "  return 1\n"
     "end\n"
     "if ARGV[1] ~= '' then\n"
-    "  local rid = redis.call('HGET', K('ids'), ARGV[1])\n"
+    "  local rid = rid_of(ARGV[1])\n"
     "  if not rid then return 0 end\n"
     "  return one(rid)\n"
     "end\n"
