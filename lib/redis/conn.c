@@ -521,9 +521,10 @@ sl_redis_close(sl_redis *r)
     sl_redis_addr_free(&r->addr);
 }
 
-sluice_err
-sl_redis_cmd(sl_redis *r, redisReply **out, int argc, const char **argv,
-             const size_t *lens)
+/* A command; `what` names it in messages. */
+static sluice_err
+command(sl_redis *r, redisReply **out, int argc, const char **argv,
+        const size_t *lens, const char *what)
 {
     *out = NULL;
     sluice_err err;
@@ -531,14 +532,21 @@ sl_redis_cmd(sl_redis *r, redisReply **out, int argc, const char **argv,
         return err;
     redisReply *reply = exchange(r->ctx, argc, argv, lens);
     if (!reply)
-        return io_fail(r, argv[0]);
+        return io_fail(r, what);
     if (reply->type == REDIS_REPLY_ERROR) {
-        err = reply_fail(r, reply, argv[0]);
+        err = reply_fail(r, reply, what);
         freeReplyObject(reply);
         return err;
     }
     *out = reply;
     return SLUICE_OK;
+}
+
+sluice_err
+sl_redis_cmd(sl_redis *r, redisReply **out, int argc, const char **argv,
+             const size_t *lens)
+{
+    return command(r, out, argc, argv, lens, argv[0]);
 }
 
 sluice_err
@@ -573,7 +581,7 @@ load_script(sl_redis *r, sl_redis_script *s)
 {
     redisReply *reply;
     const char *argv[] = {"SCRIPT", "LOAD", s->text};
-    sluice_err err = sl_redis_cmd(r, &reply, 3, argv, NULL);
+    sluice_err err = command(r, &reply, 3, argv, NULL, s->name);
     if (err != SLUICE_OK)
         return err;
     if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
@@ -623,7 +631,7 @@ sl_redis_eval(sl_redis *r, sl_redis_script *s, const char *key,
         if (!s->sha[0] && (err = load_script(r, s)) != SLUICE_OK)
             break;
         args[1] = s->sha;
-        err = sl_redis_cmd(r, out, argc + 4, args, arg_lens);
+        err = command(r, out, argc + 4, args, arg_lens, s->name);
         if (err != SLUICE_EDB || !strstr(r->errmsg, "NOSCRIPT"))
             break;
         s->sha[0] = '\0'; /* Redis restarted, or SCRIPT FLUSH: again */
