@@ -24,9 +24,9 @@ static sl_record
 rec(const char *id, const char *url)
 {
     const char *origin = "http://img.example:80";
-    return (sl_record){id,     strlen(id),     url,  strlen(url),
-                       id,     strlen(id),     origin, strlen(origin),
-                       NULL,   0};
+    return (sl_record){id,   strlen(id), url,    strlen(url),
+                       id,   strlen(id), origin, strlen(origin),
+                       NULL, 0};
 }
 
 /* Run a raw command on the test's Redis. */
@@ -89,8 +89,7 @@ TEST(locations_are_parsed)
     ASSERT_STR_EQ(a.prefix, "x:");
     ASSERT(!strstr(a.where, "p@ss"));
     sl_redis_addr_free(&a);
-    ASSERT_EQ(sl_redis_parse("redis://:secret@[::1]:7000", &a, why,
-                             sizeof why),
+    ASSERT_EQ(sl_redis_parse("redis://:secret@[::1]:7000", &a, why, sizeof why),
               SLUICE_OK);
     ASSERT_STR_EQ(a.host, "::1");
     ASSERT_NULL(a.user);
@@ -145,8 +144,8 @@ TEST(a_wrong_password_is_one_line)
 {
     char port[16], loc[300], url[400], why[600];
     snprintf(port, sizeof port, "%d", free_port());
-    const char *const extra[] = {"--port", port, "--bind", "127.0.0.1",
-                                 "--requirepass", "right", NULL};
+    const char *const extra[] = {
+        "--port", port, "--bind", "127.0.0.1", "--requirepass", "right", NULL};
     test_redis_start(loc, sizeof loc, extra);
     sluice_queue *q = NULL;
     /* No password at all. */
@@ -191,8 +190,7 @@ TEST(non_sluice_keys_and_newer_schemas_are_refused)
     /* A prefix of its own is fine, and read-only opens create nothing. */
     snprintf(url, sizeof url, "%s?prefix=mine:", loc);
     sluice_queue_opts ro = {SLUICE_QUEUE_READONLY, 0};
-    ASSERT_EQ(sluice_queue_open(url, &ro, &q, why, sizeof why),
-              SLUICE_ENOENT);
+    ASSERT_EQ(sluice_queue_open(url, &ro, &q, why, sizeof why), SLUICE_ENOENT);
     ASSERT_STR_CONTAINS(why, "sluice ingest creates it");
     ASSERT_EQ(open_at(url, &q, why, sizeof why), SLUICE_OK);
     sluice_queue_close(q);
@@ -289,10 +287,14 @@ TEST(slot_rows_and_settings_are_kept)
     ASSERT_EQ(sl_queue_setting_set(q, "cap", "7"), SLUICE_OK);
     ASSERT_EQ(sl_queue_setting_get(q, "cap", v, sizeof v), SLUICE_OK);
     ASSERT_STR_EQ(v, "7");
-    sl_slot_row row = {.origin = "http://a.example:80", .held = 3,
-                       .in_flight = 2, .boot_id = "boot-1",
-                       .until_boot = 5000, .until_wall = 6000,
-                       .hold_ms = 31000, .token = 1ull << 33,
+    sl_slot_row row = {.origin = "http://a.example:80",
+                       .held = 3,
+                       .in_flight = 2,
+                       .boot_id = "boot-1",
+                       .until_boot = 5000,
+                       .until_wall = 6000,
+                       .hold_ms = 31000,
+                       .token = 1ull << 33,
                        .conc = 2.5};
     ASSERT_EQ(sl_queue_slots_save(q, &row, 1), SLUICE_OK);
     row.token = 5; /* tokens never go down */
@@ -377,11 +379,9 @@ TEST(a_runner_whose_clock_is_off_keeps_to_redis_clock)
     /* A runner a minute ahead would see that lease as long expired on its
      * own clock: on Redis's it is not, and it takes "b" only, whose death
      * it dates by Redis's clock. */
-    ASSERT_EQ(run_skewed("skewed_runner_takes_only_what_is_free", "+60s",
-                         loc),
+    ASSERT_EQ(run_skewed("skewed_runner_takes_only_what_is_free", "+60s", loc),
               0);
-    ASSERT_EQ(sl_queue_complete(q, &l, &(sl_object_info){1, NULL, NULL,
-                                                         NULL},
+    ASSERT_EQ(sl_queue_complete(q, &l, &(sl_object_info){1, NULL, NULL, NULL},
                                 sl_now_ms()),
               SLUICE_OK);
     sl_lease_clear(&l);

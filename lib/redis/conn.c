@@ -94,8 +94,7 @@ prefix_ok(const char *p)
     if (len == 0 || len > PREFIX_MAX)
         return false;
     for (const char *c = p; *c; c++)
-        if ((unsigned char)*c <= ' ' || *c == '{' || *c == '}' ||
-            *c == 0x7f)
+        if ((unsigned char)*c <= ' ' || *c == '{' || *c == '}' || *c == 0x7f)
             return false;
     return true;
 }
@@ -235,8 +234,8 @@ sl_redis_parse(const char *location, sl_redis_addr *a, char *errbuf,
         if (err == SLUICE_OK && !a->host)
             err = bad(errbuf, size, location, "out of memory");
         if (err == SLUICE_OK)
-            sl_fmt(a->where, sizeof a->where, "redis://%.200s:%d/%d",
-                   a->host, a->port, a->db);
+            sl_fmt(a->where, sizeof a->where, "redis://%.200s:%d/%d", a->host,
+                   a->port, a->db);
     } else if (strncmp(location, "unix://", 7) == 0) {
         const char *p = location + 7;
         size_t len = strcspn(p, "?");
@@ -251,8 +250,8 @@ sl_redis_parse(const char *location, sl_redis_addr *a, char *errbuf,
         if (p[len] == '?')
             err = parse_query(location, p + len + 1, true, a, errbuf, size);
         if (err == SLUICE_OK)
-            sl_fmt(a->where, sizeof a->where, "unix://%.200s?db=%d",
-                   a->path, a->db);
+            sl_fmt(a->where, sizeof a->where, "unix://%.200s?db=%d", a->path,
+                   a->db);
     } else {
         return bad(errbuf, size, location,
                    "not a Redis location (redis://HOST:PORT or "
@@ -330,8 +329,8 @@ tv_of(unsigned ms)
     return tv;
 }
 
-static sluice_err
-fail(sl_redis *r, sluice_err err, const char *fmt, ...) SL_PRINTF(3, 4);
+static sluice_err fail(sl_redis *r, sluice_err err, const char *fmt, ...)
+    SL_PRINTF(3, 4);
 
 static sluice_err
 fail(sl_redis *r, sluice_err err, const char *fmt, ...)
@@ -363,8 +362,8 @@ io_fail(sl_redis *r, const char *what)
         sl_copy(detail, sizeof detail, "out of memory");
         err = SLUICE_ENOMEM;
     } else if (r->ctx->err == REDIS_ERR_IO &&
-               (saved == EAGAIN || saved == EWOULDBLOCK ||
-                saved == ETIMEDOUT || saved == EINPROGRESS)) {
+               (saved == EAGAIN || saved == EWOULDBLOCK || saved == ETIMEDOUT ||
+                saved == EINPROGRESS)) {
         sl_fmt(detail, sizeof detail,
                "no answer within %u s (Redis hangs or is unreachable)",
                r->addr.timeout_ms / 1000);
@@ -388,14 +387,12 @@ reply_fail(sl_redis *r, const redisReply *reply, const char *what)
 {
     const char *text = reply->str ? reply->str : "error";
     sluice_err err = SLUICE_EDB;
-    if (strncmp(text, "WRONGPASS", 9) == 0 ||
-        strncmp(text, "NOAUTH", 6) == 0 ||
+    if (strncmp(text, "WRONGPASS", 9) == 0 || strncmp(text, "NOAUTH", 6) == 0 ||
         strstr(text, "invalid password") || strstr(text, "invalid username"))
         err = SLUICE_EACCES;
     else if (strncmp(text, "OOM", 3) == 0)
         err = SLUICE_ENOSPACE;
-    else if (strncmp(text, "BUSY", 4) == 0 ||
-             strncmp(text, "LOADING", 7) == 0)
+    else if (strncmp(text, "BUSY", 4) == 0 || strncmp(text, "LOADING", 7) == 0)
         err = SLUICE_EBUSY;
     return fail(r, err, "%s: %s: %.300s", r->addr.where, what, text);
 }
@@ -485,8 +482,9 @@ connect_now(sl_redis *r)
                               a->password};
         err = setup_cmd(r, "AUTH", a->user ? 3 : 2, auth);
         if (err == SLUICE_EACCES)
-            return fail(r, err, "%s: wrong user name or password (AUTH "
-                                "refused)",
+            return fail(r, err,
+                        "%s: wrong user name or password (AUTH "
+                        "refused)",
                         a->where);
     }
     if (err == SLUICE_OK && a->db != 0) {
@@ -498,8 +496,9 @@ connect_now(sl_redis *r)
     if (err == SLUICE_OK)
         err = read_run_id(r);
     if (err == SLUICE_EACCES)
-        return fail(r, err, "%s: Redis wants a password (give "
-                            "redis://USER:PASSWORD@HOST:PORT)",
+        return fail(r, err,
+                    "%s: Redis wants a password (give "
+                    "redis://USER:PASSWORD@HOST:PORT)",
                     a->where);
     return err;
 }
@@ -599,8 +598,7 @@ load_script(sl_redis *r, sl_redis_script *s)
 
 sluice_err
 sl_redis_eval(sl_redis *r, sl_redis_script *s, const char *key,
-              redisReply **out, int argc, const char **argv,
-              const size_t *lens)
+              redisReply **out, int argc, const char **argv, const size_t *lens)
 {
     const char *small[EVAL_ARGS_MAX];
     size_t small_lens[EVAL_ARGS_MAX];
@@ -655,8 +653,7 @@ sl_redis_time_ms(sl_redis *r, int64_t *ms)
         reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[1]->type != REDIS_REPLY_STRING) {
         freeReplyObject(reply);
-        return fail(r, SLUICE_EDB, "%s: TIME: unexpected reply",
-                    r->addr.where);
+        return fail(r, SLUICE_EDB, "%s: TIME: unexpected reply", r->addr.where);
     }
     *ms = strtoll(reply->element[0]->str, NULL, 10) * 1000 +
           strtoll(reply->element[1]->str, NULL, 10) / 1000;
