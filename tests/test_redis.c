@@ -341,7 +341,11 @@ run_skewed(const char *name, const char *offset, const char *loc)
         setenv("DONT_FAKE_MONOTONIC", "1", 1);
         /* Under AddressSanitizer its runtime must not insist on coming
          * first. */
-        setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
+        const char *asan = getenv("ASAN_OPTIONS");
+        char opts[512];
+        snprintf(opts, sizeof opts, "%s%sverify_asan_link_order=0",
+                 asan ? asan : "", asan && *asan ? ":" : "");
+        setenv("ASAN_OPTIONS", opts, 1);
         execl(self, self, name, (char *)NULL);
         _exit(127);
     }
@@ -419,5 +423,83 @@ TEST(skewed_runner_takes_only_what_is_free)
     const sl_failure gone = {SL_CLASS_HTTP, "HTTP 404", 404};
     ASSERT_EQ(sl_queue_dead(q, &l[0], &gone, sl_now_ms()), SLUICE_OK);
     sl_lease_clear(&l[0]);
+    sluice_queue_close(q);
+}
+
+/* ------------------------------------------------------------ cluster */
+
+static int
+count_record(void *ctx, const sluice_record *r)
+{
+    (void)r;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* Every key of a queue shares one hash tag: the scripts run unchanged on
+ * a cluster (here one node holding every slot). */
+TEST(the_queue_works_on_a_one_node_cluster)
+{
+    static const char *const extra[] = {"--cluster-enabled", "yes",
+                                        "--cluster-config-file", "nodes.conf",
+                                        NULL};
+    char loc[300], why[600];
+    test_redis_start(loc, sizeof loc, extra);
+    raw(loc, "CLUSTER ADDSLOTSRANGE 0 16383");
+    /* Wait until the node says the cluster is up. */
+    redisContext *c = redisConnectUnix(loc + 7);
+    ASSERT(c && !c->err);
+    bool ok = false;
+    for (int i = 0; i < 200 && !ok; i++) {
+        redisReply *r = redisCommand(c, "CLUSTER INFO");
+        ok = r && r->type == REDIS_REPLY_STRING &&
+             strstr(r->str, "cluster_state:ok");
+        if (r)
+            freeReplyObject(r);
+        if (!ok)
+            usleep(25000);
+    }
+    redisFree(c);
+    ASSERT(ok);
+    sluice_queue *q = NULL;
+    ASSERT_EQ(open_at(loc, &q, why, sizeof why), SLUICE_OK);
+    sl_record r[3] = {rec("a", "http://img.example/a"),
+                      rec("b", "http://img.example/b"),
+                      rec("c", "http://img.example/c")};
+    sluice_ingest_stats st = {0};
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(q, r, 3, sl_now_ms(), &st), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit(q), SLUICE_OK);
+    ASSERT_EQ(st.added, 3);
+    ASSERT_EQ(sl_queue_acquire_runner(q), SLUICE_OK);
+    sl_lease l[3];
+    const char *skip[] = {"http://other.example:80"};
+    sl_lease_req req = {3, sl_now_ms(), 60000, skip, 1};
+    size_t n = 0;
+    ASSERT_EQ(sl_queue_lease(q, &req, l, &n), SLUICE_OK);
+    ASSERT_EQ(n, 3);
+    const sl_object_info obj = {10, NULL, NULL, NULL};
+    const sl_failure gone = {SL_CLASS_HTTP, "HTTP 404", 404};
+    ASSERT_EQ(sl_queue_complete(q, &l[0], &obj, sl_now_ms()), SLUICE_OK);
+    ASSERT_EQ(sl_queue_dead(q, &l[1], &gone, sl_now_ms()), SLUICE_OK);
+    ASSERT_EQ(sl_queue_retry(q, &l[2], sl_now_ms(), &gone, true), SLUICE_OK);
+    for (int i = 0; i < 3; i++)
+        sl_lease_clear(&l[i]);
+    uint64_t replayed = 0;
+    ASSERT_EQ(sluice_dlq_replay(q, NULL, 0, NULL, &replayed, NULL), SLUICE_OK);
+    ASSERT_EQ(replayed, 1);
+    int listed = 0;
+    ASSERT_EQ(sluice_list(q, NULL, count_record, &listed), SLUICE_OK);
+    ASSERT_EQ(listed, 3);
+    sluice_counts counts;
+    ASSERT_EQ(sluice_queue_counts(q, &counts), SLUICE_OK);
+    ASSERT_EQ(counts.done, 1);
+    ASSERT_EQ(counts.pending, 1);
+    ASSERT_EQ(counts.retrying, 1);
+    sl_slot_row row = {.origin = "http://img.example:80",
+                       .held = 1,
+                       .boot_id = "b",
+                       .token = 7};
+    ASSERT_EQ(sl_queue_slots_save(q, &row, 1), SLUICE_OK);
     sluice_queue_close(q);
 }

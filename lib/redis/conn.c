@@ -597,39 +597,45 @@ load_script(sl_redis *r, sl_redis_script *s)
 #define EVAL_ARGS_MAX 64
 
 sluice_err
-sl_redis_eval(sl_redis *r, sl_redis_script *s, const char *key,
-              redisReply **out, int argc, const char **argv, const size_t *lens)
+sl_redis_eval_keys(sl_redis *r, sl_redis_script *s, int n_keys,
+                   const char *const *keys, redisReply **out, int argc,
+                   const char **argv, const size_t *lens)
 {
     const char *small[EVAL_ARGS_MAX];
     size_t small_lens[EVAL_ARGS_MAX];
     const char **args = small;
     size_t *arg_lens = small_lens;
+    size_t total = 3 + (size_t)n_keys + (size_t)argc;
+    char n_keys_text[16];
     sluice_err err = SLUICE_OK;
     *out = NULL;
-    if ((size_t)argc + 4 > EVAL_ARGS_MAX) {
-        args = sl_malloc(((size_t)argc + 4) * sizeof *args);
-        arg_lens = sl_malloc(((size_t)argc + 4) * sizeof *arg_lens);
+    if (total > EVAL_ARGS_MAX) {
+        args = sl_malloc(total * sizeof *args);
+        arg_lens = sl_malloc(total * sizeof *arg_lens);
         if (!args || !arg_lens) {
             err = fail(r, SLUICE_ENOMEM, "out of memory");
             goto done;
         }
     }
+    sl_fmt(n_keys_text, sizeof n_keys_text, "%d", n_keys);
     args[0] = "EVALSHA";
-    args[2] = "1";
-    args[3] = key;
+    args[2] = n_keys_text;
     arg_lens[0] = 7;
     arg_lens[1] = 40;
-    arg_lens[2] = 1;
-    arg_lens[3] = strlen(key);
+    arg_lens[2] = strlen(n_keys_text);
+    for (int i = 0; i < n_keys; i++) {
+        args[3 + i] = keys[i];
+        arg_lens[3 + i] = strlen(keys[i]);
+    }
     for (int i = 0; i < argc; i++) {
-        args[4 + i] = argv[i];
-        arg_lens[4 + i] = lens ? lens[i] : strlen(argv[i]);
+        args[3 + n_keys + i] = argv[i];
+        arg_lens[3 + n_keys + i] = lens ? lens[i] : strlen(argv[i]);
     }
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!s->sha[0] && (err = load_script(r, s)) != SLUICE_OK)
             break;
         args[1] = s->sha;
-        err = command(r, out, argc + 4, args, arg_lens, s->name);
+        err = command(r, out, (int)total, args, arg_lens, s->name);
         if (err != SLUICE_EDB || !strstr(r->errmsg, "NOSCRIPT"))
             break;
         s->sha[0] = '\0'; /* Redis restarted, or SCRIPT FLUSH: again */
@@ -640,6 +646,13 @@ done:
         sl_free(arg_lens);
     }
     return err;
+}
+
+sluice_err
+sl_redis_eval(sl_redis *r, sl_redis_script *s, const char *key,
+              redisReply **out, int argc, const char **argv, const size_t *lens)
+{
+    return sl_redis_eval_keys(r, s, 1, &key, out, argc, argv, lens);
 }
 
 sluice_err

@@ -91,6 +91,13 @@ sluice_err sl_redis_eval(sl_redis *r, sl_redis_script *script, const char *key,
                          struct redisReply **out, int argc, const char **argv,
                          const size_t *lens);
 
+/* The same with n_keys keys (KEYS[1..n_keys]): a script that touches
+ * several keys names them all, so that it runs on a cluster (the keys
+ * of one script must share a hash tag). */
+sluice_err sl_redis_eval_keys(sl_redis *r, sl_redis_script *script, int n_keys,
+                              const char *const *keys, struct redisReply **out,
+                              int argc, const char **argv, const size_t *lens);
+
 /* Redis's clock (TIME), in milliseconds since the epoch. */
 sluice_err sl_redis_time_ms(sl_redis *r, int64_t *ms);
 
