@@ -81,8 +81,8 @@ sl_rq_bad_reply(sluice_queue *q, redisReply *reply, const char *what)
  * by one hash lookup. 96 bits: a changed record taken for an unchanged
  * one would need a SHA-256 collision in them.
  */
-static void
-fingerprint(const sl_record *r, char out[FP_HEX + 1])
+void
+sl_rq_fingerprint(const sl_record *r, char out[FP_HEX + 1])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -318,7 +318,7 @@ upsert_now(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
         size_t take = SL_MIN(n, UPSERT_CHUNK);
         for (size_t i = 0; i < take; i++) {
             const sl_record *r = &recs[i];
-            fingerprint(r, fps[i]);
+            sl_rq_fingerprint(r, fps[i]);
             const char *v[REC_ARGS] = {r->id,     r->url,
                                        r->key,    r->meta ? r->meta : "",
                                        r->origin, fps[i]};
@@ -371,7 +371,7 @@ upsert_buffer(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
         size_t l[5] = {r->id_len, r->url_len, r->key_len,
                        r->meta ? r->meta_len : 0, r->origin_len};
         buffered_rec *b = &s->recs[s->n_recs + i];
-        fingerprint(r, b->fp);
+        sl_rq_fingerprint(r, b->fp);
         for (int f = 0; f < 5; f++) {
             b->at[f] = s->text.len;
             b->len[f] = l[f];

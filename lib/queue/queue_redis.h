@@ -43,6 +43,8 @@ enum {
     RQ_SLOTS_SAVE,
     RQ_RUNNER_RENEW,
     RQ_RUNNER_DROP,
+    RQ_DUMP,
+    RQ_RESTORE,
     RQ_COUNT_
 };
 
@@ -109,6 +111,16 @@ sl_rq_from_redis(const sl_rq_queue *s, int64_t ms)
 {
     return ms ? ms - s->clock_offset : 0;
 }
+
+/* A record's fingerprint (its url, key and meta): "ids" maps its id to
+ * "RID:FP" (queue_redis.c). */
+void sl_rq_fingerprint(const sl_record *r, char out[FP_HEX + 1]);
+
+/* queue_redis_migrate.c: every record as it is, and records restored as
+ * they are (sluice_migrate). */
+sluice_err sl_rq_dump(sluice_queue *q, sl_record_info_fn *fn, void *ctx);
+sluice_err sl_rq_restore(sluice_queue *q, const sl_record_info *recs,
+                         size_t n);
 
 /* queue_redis_read.c: the reads, and the DLQ's replay. */
 sluice_err sl_rq_counts(sluice_queue *q, int64_t now_ms, sluice_counts *out);

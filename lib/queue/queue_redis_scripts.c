@@ -457,6 +457,61 @@ static const char runner_drop_lua[] =
             "end\n"
             "return 0\n";
 
+/* ARGV: first RID, count. Records as they are, in feed order, for a
+ * migration: the next RID, the last, then the fields (F) of each and
+ * its queued_at and first_at. */
+static const char dump_lua[] =
+    PRELUDE "local start, count = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+            "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"
+            "local stop = math.min(top, start + count - 1)\n"
+            "local out = {stop + 1, top}\n"
+            "local G = {unpack(F)}\n"
+            "G[#G + 1] = 'queued_at'\n"
+            "G[#G + 1] = 'first_at'\n"
+            "for rid = start, stop do\n"
+            "  local r = redis.call('HMGET', R(rid), unpack(G))\n"
+            "  if r[1] then\n"
+            "    for k = 1, #G do out[#out + 1] = r[k] end\n"
+            "  end\n"
+            "end\n"
+            "return out\n";
+
+/* ARGV: 20 a record: id, url, key, meta, origin, fingerprint, state,
+ * attempts, throttles, next_at, error_class, message, http_status, size,
+ * sha256, ctype, etag, queued_at, first_at, finished_at ('' for none).
+ * Appends each as it is after the records there, in its state's index.
+ * Returns {0, id} for an id the queue holds already (nothing written),
+ * else {1}. */
+static const char restore_lua[] =
+    PRELUDE "local n = #ARGV / 20\n"
+            "local ids = K('ids')\n"
+            "for k = 0, n - 1 do\n"
+            "  local id = ARGV[20 * k + 1]\n"
+            "  if redis.call('HEXISTS', ids, id) == 1 then return {0, id} end\n"
+            "end\n"
+            "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"
+            "local names = {'next_at', 'error_class', 'message',\n"
+            "  'http_status', 'size', 'sha256', 'ctype', 'etag', 'queued_at',\n"
+            "  'first_at', 'finished_at'}\n"
+            "for k = 0, n - 1 do\n"
+            "  local a = 20 * k\n"
+            "  local id, origin, st = ARGV[a + 1], ARGV[a + 5], tonumber(ARGV[a + 7])\n"
+            "  top = top + 1\n"
+            "  redis.call('HSET', ids, id, top .. ':' .. ARGV[a + 6])\n"
+            "  redis.call('HSET', R(top), 'id', id, 'url', ARGV[a + 2], 'key',\n"
+            "    ARGV[a + 3], 'origin', origin, 'state', st, 'lease', 0,\n"
+            "    'attempts', ARGV[a + 8], 'throttles', ARGV[a + 9])\n"
+            "  opt(top, 'meta', ARGV[a + 4])\n"
+            "  for j = 1, #names do opt(top, names[j], ARGV[a + 9 + j]) end\n"
+            "  local score = 0\n"
+            "  if st == 2 then score = tonumber(ARGV[a + 10])\n"
+            "  elseif st == 4 then score = tonumber(ARGV[a + 20]) or 0 end\n"
+            "  index(top, st, origin, score)\n"
+            "  cnt(st, 1)\n"
+            "end\n"
+            "redis.call('HSET', KEYS[1], 'rid', top)\n"
+            "return {1}\n";
+
 const sl_redis_script sl_rq_scripts[RQ_COUNT_] = {
     [RQ_INIT] = {"init", init_lua, ""},
     [RQ_UPSERT] = {"upsert", upsert_lua, ""},
@@ -475,4 +530,6 @@ const sl_redis_script sl_rq_scripts[RQ_COUNT_] = {
     [RQ_SLOTS_SAVE] = {"slots save", slots_save_lua, ""},
     [RQ_RUNNER_RENEW] = {"runner renew", runner_renew_lua, ""},
     [RQ_RUNNER_DROP] = {"runner drop", runner_drop_lua, ""},
+    [RQ_DUMP] = {"dump", dump_lua, ""},
+    [RQ_RESTORE] = {"restore", restore_lua, ""},
 };
