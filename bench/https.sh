@@ -150,44 +150,32 @@ done
 echo "https: nginx (TLS, http2) in front of the test origin (lognormal" \
     "30 ms, sigma 1), $n images of 4 KiB, cap $cap; medians of $rounds" \
     "rounds, alternating"
-awk -F'\t' -v n="$n" '
-function median(s,   k, i, j, t, a) {
-    k = split(s, a, " ")
-    for (i = 2; i <= k; i++) { t = a[i]; j = i - 1
-        while (j >= 1 && a[j] + 0 > t + 0) { a[j + 1] = a[j]; j-- }
-        a[j + 1] = t }
-    return a[int((k + 1) / 2)]
-}
-{
-    if (!($1 in seen)) { seen[$1] = 1; order[++m] = $1 }
-    s[$1] = s[$1] " " $3; cpu[$1] = cpu[$1] " " $4; ia[$1] = ia[$1] " " $5
-    cn[$1] = cn[$1] " " $6; proto[$1] = $7; pk[$1] = pk[$1] " " $8
-    viol[$1] += $9; ok[$1] = ok[$1] " " $10
-}
-END {
+# Columns: 3 seconds, 4 cpu_s, 5 ideal/actual, 6 connections, 7 protocol,
+# 8 peak, 9 violations, 10 byte-exact.
+bench_table results.tsv '
     printf "%-8s %8s %9s %8s %9s %11s %6s %-9s %5s %5s %11s\n", "tool",
         "seconds", "images/s", "vs_curl", "ideal/act", "cpu_s/1000",
         "conns", "protocol", "peak", "viol", "byte-exact"
     for (i = 1; i <= m; i++) {
-        t = order[i]; secs = median(s[t]); good = median(ok[t])
-        vs = ("curl" in s) ? median(s["curl"]) / secs : 0
+        t = order[i]; secs = median(runs[t, 3]); good = median(runs[t, 10])
+        vs = ("curl" in seen) ? median(runs["curl", 3]) / secs : 0
+        ia = median(runs[t, 5]); cpu = median(runs[t, 4])
+        cn = median(runs[t, 6]); pk = median(runs[t, 8])
+        proto = last[t, 7]; viol = total[t, 9]
         printf "%-8s %8.2f %9.1f %8s %9s %11.3f %6d %-9s %5d %5d %6d/%d\n",
-            t, secs, good / secs, vs ? sprintf("%.2fx", vs) : "-",
-            median(ia[t]),
-            median(cpu[t]) / (good ? good : 1) * 1000, median(cn[t]),
-            proto[t], median(pk[t]), viol[t], good, n
+            t, secs, good / secs, vs ? sprintf("%.2fx", vs) : "-", ia,
+            cpu / (good ? good : 1) * 1000, cn, proto, pk, viol, good, n
         json = json sprintf("%s{\"tool\":\"%s\",\"seconds\":%.3f," \
             "\"images_per_s\":%.1f,\"curl_time_over_tool\":%.3f," \
             "\"ideal_over_actual\":%s,\"cpu_s_per_1000\":%.3f," \
             "\"connections\":%d,\"protocol\":\"%s\"," \
             "\"peak_in_flight\":%d,\"violations\":%d,\"byte_exact\":%d}",
             json ? "," : "", t, secs, good / secs, vs,
-            median(ia[t]) == "-" ? "null" : median(ia[t]),
-            median(cpu[t]) / (good ? good : 1) * 1000, median(cn[t]),
-            proto[t], median(pk[t]), viol[t], good)
+            ia == "-" ? "null" : ia, cpu / (good ? good : 1) * 1000, cn,
+            proto, pk, viol, good)
     }
     printf "{\"workload\":\"https\",\"images\":%d,\"results\":[%s]}\n", n,
         json > "https.json"
-}' results.tsv
+' -v n="$n"
 cp https.json "$root/bench/https.json"
 echo "wrote bench/https.json (runs: bench/out/https/results.tsv)"

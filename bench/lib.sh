@@ -63,3 +63,30 @@ CONF
     echo "bench: nginx did not start" >&2
     exit 1
 }
+
+# bench_table RESULTS PROGRAM [AWK-OPTIONS...]: a workload's table of
+# medians. RESULTS is tab-separated, a row a run: the tool, the round,
+# then the run's figures. PROGRAM, awk, runs at the end with order[1..m]
+# the tools in the order they first ran, seen[tool] set for each, and
+# for a tool t and a column c (3 on): runs[t, c] its values, space-
+# separated, for median(); last[t, c] the last; total[t, c] the sum.
+bench_table() {
+    local results=$1 program=$2
+    shift 2
+    awk -F'\t' "$@" '
+function median(s,   k, i, j, t, a) {
+    k = split(s, a, " ")
+    for (i = 2; i <= k; i++) { t = a[i]; j = i - 1
+        while (j >= 1 && a[j] + 0 > t + 0) { a[j + 1] = a[j]; j-- }
+        a[j + 1] = t }
+    return a[int((k + 1) / 2)]
+}
+{
+    if (!($1 in seen)) { seen[$1] = 1; order[++m] = $1 }
+    for (c = 3; c <= NF; c++) {
+        runs[$1, c] = runs[$1, c] " " $c; last[$1, c] = $c
+        total[$1, c] += $c
+    }
+}
+END {'"$program"'}' "$results"
+}

@@ -116,35 +116,26 @@ done
 echo "ratelimit: nginx limit_req ${rate} r/s (no burst, 429), $n images," \
     "cap $cap; ideal $(awk -v n="$n" -v r="$rate" 'BEGIN { print n / r }') s;" \
     "medians of $rounds rounds (runs cut at $limit_s s)"
-awk -F'\t' -v n="$n" -v rate="$rate" '
-function median(s,   k, i, j, t, a) {
-    k = split(s, a, " ")
-    for (i = 2; i <= k; i++) { t = a[i]; j = i - 1
-        while (j >= 1 && a[j] + 0 > t + 0) { a[j + 1] = a[j]; j-- }
-        a[j + 1] = t }
-    return a[int((k + 1) / 2)]
-}
-{
-    if (!($1 in seen)) { seen[$1] = 1; order[++m] = $1 }
-    s[$1] = s[$1] " " $3; th[$1] = th[$1] " " $4; ok[$1] = ok[$1] " " $5
-}
-END {
+# Columns: 3 seconds, 4 throttled, 5 byte-exact.
+bench_table results.tsv '
     printf "%-12s %8s %10s %10s %11s %11s\n", "tool", "seconds",
         "ideal/act", "throttled", "thr/images", "byte-exact"
     for (i = 1; i <= m; i++) {
-        t = order[i]; secs = median(s[t]); thr = median(th[t])
-        good = median(ok[t])
+        t = order[i]; secs = median(runs[t, 3]); thr = median(runs[t, 4])
+        good = median(runs[t, 5])
         # The ideal is for every image: a tool that stored fewer has none.
         ratio = good == n ? sprintf("%.2f", n / rate / secs) : "-"
         printf "%-12s %8.2f %10s %10d %11.2f %6d/%d\n", t, secs, ratio,
             thr, thr / n, good, n
-        json = json sprintf("%s{\"tool\":\"%s\",\"seconds\":%.2f,\"ideal_over_actual\":%s,\"throttled\":%d,\"byte_exact\":%d}",
+        json = json sprintf("%s{\"tool\":\"%s\",\"seconds\":%.2f," \
+            "\"ideal_over_actual\":%s,\"throttled\":%d," \
+            "\"byte_exact\":%d}",
             json ? "," : "", t, secs, ratio == "-" ? "null" : ratio, thr,
             good)
     }
-    printf "{\"workload\":\"ratelimit\",\"rate\":%d,\"images\":%d,\"results\":[%s]}\n",
-        rate, n, json > "ratelimit.json"
-}' results.tsv
+    printf "{\"workload\":\"ratelimit\",\"rate\":%d,\"images\":%d," \
+        "\"results\":[%s]}\n", rate, n, json > "ratelimit.json"
+' -v n="$n" -v rate="$rate"
 
 # ------------------------------------------------------------ the plot
 # One more adaptive run; its learnt limit as `status` shows it, sampled.

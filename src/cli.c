@@ -4,9 +4,12 @@
  */
 #include "cli.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <yajl/yajl_tree.h>
 
@@ -42,22 +45,44 @@ cli_db_path(const char *opt)
     return env && *env ? env : "sluice.db";
 }
 
+/* $SLUICE_BUSY_TIMEOUT_MS in *ms (0: not set, the library's default);
+ * false, said, when it is set to something else than 1 to 3599999. */
+static bool
+busy_timeout(unsigned *ms)
+{
+    static const char var[] = "SLUICE_BUSY_TIMEOUT_MS";
+    const char *env = getenv(var);
+    *ms = 0;
+    if (!env || !*env)
+        return true;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(env, &end, 10);
+    if (!isdigit((unsigned char)*env) || *end || errno || v == 0 ||
+        v >= 3600000) {
+        cli_error("%s=%s (from the environment): expected milliseconds, "
+                  "1 to 3599999",
+                  var, env);
+        return false;
+    }
+    *ms = (unsigned)v;
+    return true;
+}
+
 sluice_queue *
-cli_open_queue(const char *db, unsigned flags)
+cli_open_queue(const char *db, unsigned flags, int *status)
 {
     sluice_queue_opts opts = {flags, 0};
-    const char *env = getenv("SLUICE_BUSY_TIMEOUT_MS");
-    if (env && *env) {
-        char *end;
-        unsigned long ms = strtoul(env, &end, 10);
-        if (!*end && ms > 0 && ms < 3600000)
-            opts.busy_timeout_ms = (unsigned)ms;
+    if (!busy_timeout(&opts.busy_timeout_ms)) {
+        *status = EXIT_USAGE;
+        return NULL;
     }
     sluice_queue *q = NULL;
     char why[600];
     sluice_err err = sluice_queue_open(db, &opts, &q, why, sizeof why);
     if (err != SLUICE_OK) {
         cli_error("%s", why);
+        *status = EXIT_FAILED;
         return NULL;
     }
     return q;
@@ -98,6 +123,18 @@ cli_duration(char *dst, size_t size, double seconds)
         snprintf(dst, size, "%lluh%02llum", s / 3600, s % 3600 / 60);
     else
         snprintf(dst, size, "%llud%02lluh", s / 86400, s % 86400 / 3600);
+}
+
+bool
+cli_iso_time(char *dst, size_t size, int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms && gmtime_r(&t, &tm) &&
+        strftime(dst, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        return true;
+    dst[0] = '\0';
+    return false;
 }
 
 static void
@@ -194,4 +231,50 @@ cli_json_raw(yajl_gen g, const char *json_text)
     }
     emit_tree(g, tree);
     yajl_tree_free(tree);
+}
+
+void
+cli_json_member_str(yajl_gen g, const char *key, const char *value)
+{
+    cli_json_key(g, key);
+    cli_json_str(g, value);
+}
+
+void
+cli_json_member_int_or_null(yajl_gen g, const char *key, long long value,
+                            bool present)
+{
+    cli_json_key(g, key);
+    if (present)
+        yajl_gen_integer(g, value);
+    else
+        yajl_gen_null(g);
+}
+
+void
+cli_json_member_raw(yajl_gen g, const char *key, const char *json_text)
+{
+    cli_json_key(g, key);
+    cli_json_raw(g, json_text);
+}
+
+/* A table cell: "-" for nothing; tabs and line breaks shown escaped. */
+void
+cli_table_cell(const char *s, bool last)
+{
+    if (!s || !*s) {
+        fputc('-', stdout);
+    } else {
+        for (; *s; s++) {
+            if (*s == '\t')
+                fputs("\\t", stdout);
+            else if (*s == '\n')
+                fputs("\\n", stdout);
+            else if (*s == '\r')
+                fputs("\\r", stdout);
+            else
+                fputc(*s, stdout);
+        }
+    }
+    fputc(last ? '\n' : '\t', stdout);
 }

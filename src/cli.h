@@ -39,9 +39,11 @@ const char *cli_db_path(const char *opt);
 
 /*
  * Open the queue, reporting a failure on stderr. `flags` are
- * SLUICE_QUEUE_*. Honours $SLUICE_BUSY_TIMEOUT_MS. NULL on failure.
+ * SLUICE_QUEUE_*. Honours $SLUICE_BUSY_TIMEOUT_MS. NULL on failure, with
+ * the exit code in *status: EXIT_USAGE for a bad $SLUICE_BUSY_TIMEOUT_MS,
+ * else EXIT_FAILED.
  */
-sluice_queue *cli_open_queue(const char *db, unsigned flags);
+sluice_queue *cli_open_queue(const char *db, unsigned flags, int *status);
 
 /* Exit code for an error that stopped the work. */
 int cli_exit_for(sluice_err err);
@@ -49,6 +51,12 @@ int cli_exit_for(sluice_err err);
 /* Human helpers: "1,234,567", and "3m12s". */
 void cli_group_digits(char *dst, size_t size, unsigned long long n);
 void cli_duration(char *dst, size_t size, double seconds);
+/*
+ * `ms` milliseconds since the epoch as "2024-05-01T12:00:00Z" (UTC); 32
+ * bytes hold it. False, with dst empty, for 0 (the API's "no time yet")
+ * and for a time gmtime cannot show.
+ */
+bool cli_iso_time(char *dst, size_t size, int64_t ms);
 
 /*
  * JSON output for --json: a generator that prints compact JSON to
@@ -63,6 +71,15 @@ void cli_json_uint(yajl_gen g, const char *key, unsigned long long value);
 void cli_json_double(yajl_gen g, double value);
 /* Emit JSON text (such as a record's meta) as a value; null if invalid. */
 void cli_json_raw(yajl_gen g, const char *json_text);
+/*
+ * Members of the object being generated, the key then the value: a
+ * string (null for NULL, or for a string that is not UTF-8); an integer,
+ * or null when it is absent (!present); JSON text as cli_json_raw gives.
+ */
+void cli_json_member_str(yajl_gen g, const char *key, const char *value);
+void cli_json_member_int_or_null(yajl_gen g, const char *key,
+                                 long long value, bool present);
+void cli_json_member_raw(yajl_gen g, const char *key, const char *json_text);
 
 /* The slots a queue holds (slots_view.c), for status and slots. */
 typedef struct {
@@ -94,6 +111,7 @@ extern const cli_command status_command;
 extern const cli_command list_command;
 extern const cli_command dlq_command;
 extern const cli_command slots_command;
+extern const cli_command migrate_command;
 
 int cmd_ingest(int argc, char **argv);
 int cmd_status(int argc, char **argv);
@@ -101,5 +119,14 @@ int cmd_list(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_slots(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+
+/* A cell of a tab-separated table on stdout, then a tab (or, `last`, a
+ * line break): "-" for nothing; tabs and line breaks shown escaped. */
+void cli_table_cell(const char *s, bool last);
+
+/* A cell of a tab-separated table on stdout, then a tab (or, `last`, a
+ * line break): "-" for nothing; tabs and line breaks shown escaped. */
+void cli_table_cell(const char *s, bool last);
 
 #endif /* SLUICE_CLI_H */

@@ -4,7 +4,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 
@@ -62,52 +61,41 @@ typedef struct {
     unsigned long long count;
 } list_ctx;
 
-static void
-format_time(char *dst, size_t size, int64_t ms)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || !strftime(dst, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
-        snprintf(dst, size, "-");
-}
-
 static int
 print_dead(void *ctx, const sluice_dead_record *rec)
 {
     list_ctx *l = ctx;
     char when[32];
-    format_time(when, sizeof when, rec->failed_at);
+    if (!cli_iso_time(when, sizeof when, rec->failed_at))
+        snprintf(when, sizeof when, "-");
     l->count++;
     if (!l->json) {
         char status[8] = "-";
         if (rec->http_status)
             snprintf(status, sizeof status, "%d", rec->http_status);
-        printf("%s\t%s\t%s\t%u\t%s\t%s\t%s\n", rec->id, rec->error_class,
-               status, rec->attempts, when, rec->url, rec->message);
+        char attempts[16];
+        snprintf(attempts, sizeof attempts, "%u", rec->attempts);
+        cli_table_cell(rec->id, false);
+        cli_table_cell(rec->error_class, false);
+        cli_table_cell(status, false);
+        cli_table_cell(attempts, false);
+        cli_table_cell(when, false);
+        cli_table_cell(rec->url, false);
+        cli_table_cell(rec->message, true);
         return 0;
     }
     yajl_gen g = l->json;
     yajl_gen_map_open(g);
-    cli_json_key(g, "id");
-    cli_json_str(g, rec->id);
-    cli_json_key(g, "url");
-    cli_json_str(g, rec->url);
-    cli_json_key(g, "key");
-    cli_json_str(g, rec->key);
-    cli_json_key(g, "meta");
-    cli_json_raw(g, rec->meta);
-    cli_json_key(g, "error_class");
-    cli_json_str(g, rec->error_class);
-    cli_json_key(g, "message");
-    cli_json_str(g, rec->message);
-    cli_json_key(g, "http_status");
-    if (rec->http_status)
-        yajl_gen_integer(g, rec->http_status);
-    else
-        yajl_gen_null(g);
+    cli_json_member_str(g, "id", rec->id);
+    cli_json_member_str(g, "url", rec->url);
+    cli_json_member_str(g, "key", rec->key);
+    cli_json_member_raw(g, "meta", rec->meta);
+    cli_json_member_str(g, "error_class", rec->error_class);
+    cli_json_member_str(g, "message", rec->message);
+    cli_json_member_int_or_null(g, "http_status", rec->http_status,
+                                rec->http_status != 0);
     cli_json_uint(g, "attempts", rec->attempts);
-    cli_json_key(g, "failed_at");
-    cli_json_str(g, when);
+    cli_json_member_str(g, "failed_at", when);
     yajl_gen_map_close(g);
     return 0;
 }
@@ -317,11 +305,11 @@ cmd_dlq(int argc, char **argv)
     }
 
     sluice_queue *q = cli_open_queue(
-        cli_db_path(db_opt), is_list ? SLUICE_QUEUE_READONLY
-                                     : SLUICE_QUEUE_NOCREATE);
+        cli_db_path(db_opt),
+        is_list ? SLUICE_QUEUE_READONLY : SLUICE_QUEUE_NOCREATE, &status);
     if (!q) {
         free(ids);
-        return EXIT_FAILED;
+        return status;
     }
     if (is_list)
         status = dlq_list(q, &filter, json);

@@ -23,11 +23,14 @@ static const cli_opt ingest_opts[] = {
      .help = "auto, jsonl, csv or lines (default: auto)",
      .complete = "auto jsonl csv lines"},
     {.name = "url-column", .id = O_URL_COL, .arg = "NAME",
-     .help = "CSV: the column holding the url (default url; any case)"},
+     .help = "the CSV column (any case) or JSON Lines member holding the "
+             "url (default url)"},
     {.name = "id-column", .id = O_ID_COL, .arg = "NAME",
-     .help = "CSV: the column holding the id (default id)"},
+     .help = "the CSV column or JSON Lines member holding the id "
+             "(default id)"},
     {.name = "key-column", .id = O_KEY_COL, .arg = "NAME",
-     .help = "CSV: the column holding the key (default key)"},
+     .help = "the CSV column or JSON Lines member holding the key "
+             "(default key)"},
     {.name = "delimiter", .id = O_DELIM, .arg = "C",
      .help = "CSV: the field delimiter, one character (\\t or tab for a "
              "tab); default: the header's (a comma, or the semicolons or "
@@ -66,6 +69,7 @@ static const char ingest_description[] =
     "\n"
     "Formats (detected from the content unless --format is given):\n"
     "  jsonl   one JSON object a line: url, and optional id, key, meta\n"
+    "          (other member names for url, id, key: --url-column ...)\n"
     "  csv     RFC 4180 with a header row naming at least url (and\n"
     "          optionally id, key, meta); other columns go into meta;\n"
     "          fields split by commas, or the semicolons or tabs the\n"
@@ -338,11 +342,9 @@ cmd_ingest(int argc, char **argv)
         n_open++;
     }
 
-    sluice_queue *q = cli_open_queue(cli_db_path(db_opt), 0);
-    if (!q) {
-        status = EXIT_FAILED;
+    sluice_queue *q = cli_open_queue(cli_db_path(db_opt), 0, &status);
+    if (!q)
         goto out;
-    }
     progress prog = {.show = !quiet && isatty(STDERR_FILENO)};
     clock_gettime(CLOCK_MONOTONIC, &prog.start);
     sluice_ingest_opts opts = {

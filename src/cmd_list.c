@@ -6,7 +6,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 
@@ -55,37 +54,6 @@ typedef struct {
     yajl_gen json;
 } list_ctx;
 
-static void
-iso_time(char *dst, size_t size, int64_t ms)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!ms || !gmtime_r(&t, &tm) ||
-        !strftime(dst, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
-        dst[0] = '\0';
-}
-
-/* A table cell: "-" for nothing; tabs and line breaks shown escaped. */
-static void
-cell(const char *s, bool last)
-{
-    if (!s || !*s) {
-        fputc('-', stdout);
-    } else {
-        for (; *s; s++) {
-            if (*s == '\t')
-                fputs("\\t", stdout);
-            else if (*s == '\n')
-                fputs("\\n", stdout);
-            else if (*s == '\r')
-                fputs("\\r", stdout);
-            else
-                fputc(*s, stdout);
-        }
-    }
-    fputc(last ? '\n' : '\t', stdout);
-}
-
 /* A CSV field, quoted when it holds a comma, a quote or a line break. */
 static void
 field(const char *s, bool last)
@@ -105,43 +73,24 @@ field(const char *s, bool last)
 }
 
 static void
-print_json(yajl_gen g, const sluice_record *rec, const char *size,
-           const char *status, const char *finished)
+print_json(yajl_gen g, const sluice_record *rec, const char *finished)
 {
     yajl_gen_map_open(g);
-    cli_json_key(g, "id");
-    cli_json_str(g, rec->id);
-    cli_json_key(g, "state");
-    cli_json_str(g, sluice_state_name(rec->state));
-    cli_json_key(g, "url");
-    cli_json_str(g, rec->url);
-    cli_json_key(g, "key");
-    cli_json_str(g, rec->key);
-    cli_json_key(g, "meta");
-    cli_json_raw(g, rec->meta);
+    cli_json_member_str(g, "id", rec->id);
+    cli_json_member_str(g, "state", sluice_state_name(rec->state));
+    cli_json_member_str(g, "url", rec->url);
+    cli_json_member_str(g, "key", rec->key);
+    cli_json_member_raw(g, "meta", rec->meta);
     cli_json_uint(g, "attempts", rec->attempts);
-    cli_json_key(g, "size");
-    if (*size)
-        yajl_gen_integer(g, rec->size);
-    else
-        yajl_gen_null(g);
-    cli_json_key(g, "sha256");
-    cli_json_str(g, rec->sha256);
-    cli_json_key(g, "content_type");
-    cli_json_str(g, rec->content_type);
-    cli_json_key(g, "etag");
-    cli_json_str(g, rec->etag);
-    cli_json_key(g, "error_class");
-    cli_json_str(g, rec->error_class);
-    cli_json_key(g, "http_status");
-    if (*status)
-        yajl_gen_integer(g, rec->http_status);
-    else
-        yajl_gen_null(g);
-    cli_json_key(g, "message");
-    cli_json_str(g, rec->message);
-    cli_json_key(g, "finished_at");
-    cli_json_str(g, *finished ? finished : NULL);
+    cli_json_member_int_or_null(g, "size", rec->size, rec->size >= 0);
+    cli_json_member_str(g, "sha256", rec->sha256);
+    cli_json_member_str(g, "content_type", rec->content_type);
+    cli_json_member_str(g, "etag", rec->etag);
+    cli_json_member_str(g, "error_class", rec->error_class);
+    cli_json_member_int_or_null(g, "http_status", rec->http_status,
+                                rec->http_status != 0);
+    cli_json_member_str(g, "message", rec->message);
+    cli_json_member_str(g, "finished_at", *finished ? finished : NULL);
     yajl_gen_map_close(g);
     fputc('\n', stdout);
     yajl_gen_reset(g, NULL);
@@ -156,11 +105,11 @@ print_record(void *arg, const sluice_record *rec)
         snprintf(size, sizeof size, "%lld", (long long)rec->size);
     if (rec->http_status)
         snprintf(status, sizeof status, "%d", rec->http_status);
-    iso_time(finished, sizeof finished, rec->finished_at);
+    cli_iso_time(finished, sizeof finished, rec->finished_at);
     const char *state = sluice_state_name(rec->state);
     switch (l->format) {
     case OUT_JSON:
-        print_json(l->json, rec, size, status, finished);
+        print_json(l->json, rec, finished);
         break;
     case OUT_CSV:
         field(rec->id, false);
@@ -178,17 +127,17 @@ print_record(void *arg, const sluice_record *rec)
         field(rec->meta, true);
         break;
     case OUT_TABLE:
-        cell(rec->id, false);
-        cell(state, false);
-        cell(rec->url, false);
-        cell(rec->key, false);
-        cell(size, false);
-        cell(rec->sha256, false);
-        cell(rec->content_type, false);
-        cell(rec->etag, false);
-        cell(rec->error_class, false);
-        cell(status, false);
-        cell(rec->message, true);
+        cli_table_cell(rec->id, false);
+        cli_table_cell(state, false);
+        cli_table_cell(rec->url, false);
+        cli_table_cell(rec->key, false);
+        cli_table_cell(size, false);
+        cli_table_cell(rec->sha256, false);
+        cli_table_cell(rec->content_type, false);
+        cli_table_cell(rec->etag, false);
+        cli_table_cell(rec->error_class, false);
+        cli_table_cell(status, false);
+        cli_table_cell(rec->message, true);
         break;
     }
     return ferror(stdout) ? 1 : 0;
@@ -235,10 +184,11 @@ cmd_list(int argc, char **argv)
     if (json && csv)
         return cli_usage("list", "--json and --csv: choose one");
 
+    int status;
     sluice_queue *q = cli_open_queue(cli_db_path(db_opt),
-                                     SLUICE_QUEUE_READONLY);
+                                     SLUICE_QUEUE_READONLY, &status);
     if (!q)
-        return EXIT_FAILED;
+        return status;
     if (json) {
         l.format = OUT_JSON;
         l.json = cli_json_begin();
@@ -255,7 +205,7 @@ cmd_list(int argc, char **argv)
     sluice_err err = sluice_list(q, &filter, print_record, &l);
     if (l.json)
         yajl_gen_free(l.json);
-    int status = EXIT_DONE;
+    status = EXIT_DONE;
     if (fflush(stdout) != 0 || ferror(stdout)) {
         cli_error("list: writing the output failed");
         status = EXIT_FAILED;

@@ -16,7 +16,7 @@ enum {
     O_DB, O_STORE, O_MAXC, O_MAXT, O_ATTEMPTS, O_TIMEOUT, O_STALL, O_BYTES,
     O_AGE, O_BASE, O_CAP, O_PRIVATE, O_NET, O_FOLLOW, O_GRACE, O_JSON,
     O_STORE_CONC, O_S3_ENDPOINT, O_S3_PATH, O_S3_VHOST, O_SPOOL, O_RAISE_CAP,
-    O_RATE, O_NO_ADAPT, O_QUIET, O_MANIFEST, O_CACERT
+    O_RATE, O_NO_ADAPT, O_QUIET, O_MANIFEST, O_CACERT, O_CAPATH
 };
 
 static const cli_opt run_opts[] = {
@@ -95,6 +95,11 @@ static const cli_opt run_opts[] = {
              "(PEM) in FILE, not the system's (default: $CURL_CA_BUNDLE, "
              "else $SSL_CERT_FILE, else the system's); not for S3, which "
              "reads $AWS_CA_BUNDLE. Verification is always on"},
+    {.name = "capath", .id = O_CAPATH, .arg = "DIR",
+     .complete = CLI_COMPLETE_DIR,
+     .help = "search DIR too for CA certificates by their hashed names "
+             "(openssl rehash DIR; ':' between several), as curl's --capath "
+             "(default: $SSL_CERT_DIR unless $CURL_CA_BUNDLE is set)"},
     {.name = "follow", .id = O_FOLLOW,
      .help = "keep running, polling for new records"},
     {.name = "grace", .id = O_GRACE, .arg = "SEC",
@@ -273,33 +278,56 @@ parse_rate(const char *text, double *out)
     return true;
 }
 
-/*
- * The CA file origins are verified against: --cacert, else
- * $CURL_CA_BUNDLE, else $SSL_CERT_FILE, as curl (the tool: libcurl reads
- * neither) takes them; *path NULL for the system's. False, having said
- * why in one line naming where it came from, when it cannot serve.
- */
-static bool
-pick_ca_file(const char *opt, const char **path)
+/* $NAME when it is set and not empty, else NULL. */
+static const char *
+env_of(const char *name)
 {
-    static const char *const vars[] = {"CURL_CA_BUNDLE", "SSL_CERT_FILE"};
-    const char *var = NULL;
-    *path = opt;
-    for (size_t i = 0; !*path && i < sizeof vars / sizeof *vars; i++) {
-        const char *v = getenv(vars[i]);
-        if (v && *v) {
-            *path = v;
-            var = vars[i];
-        }
-    }
-    char why[256];
-    if (!*path || sluice_check_ca_file(*path, why, sizeof why) == SLUICE_OK)
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+/* Whether a CA file or directory can serve; else says why in one line,
+ * naming the option or the variable it came from. */
+static bool
+ca_usable(const char *path, bool dir, const char *var, const char *opt)
+{
+    char why[600];
+    if (!path || (dir ? sluice_check_ca_path(path, why, sizeof why)
+                      : sluice_check_ca_file(path, why, sizeof why)) ==
+                     SLUICE_OK)
         return true;
     if (var)
-        cli_error("%s=%s (from the environment): %s", var, *path, why);
+        cli_error("%s=%s (from the environment): %s", var, path, why);
     else
-        cli_error("--cacert %s: %s", *path, why);
+        cli_error("%s %s: %s", opt, path, why);
     return false;
+}
+
+/*
+ * The CA certificates origins are verified against, as curl (the tool:
+ * libcurl reads no variable) takes them: --cacert and --capath; given
+ * neither, $CURL_CA_BUNDLE, else $SSL_CERT_DIR and $SSL_CERT_FILE. NULL:
+ * the system's. False, having said why, when one cannot serve.
+ */
+static bool
+pick_ca(const char *file_opt, const char *dir_opt, const char **file,
+        const char **dir)
+{
+    const char *file_var = NULL, *dir_var = NULL;
+    *file = file_opt;
+    *dir = dir_opt;
+    if (!file_opt && !dir_opt) {
+        if ((*file = env_of("CURL_CA_BUNDLE"))) {
+            file_var = "CURL_CA_BUNDLE";
+        } else {
+            if ((*dir = env_of("SSL_CERT_DIR")))
+                dir_var = "SSL_CERT_DIR";
+            if ((*file = env_of("SSL_CERT_FILE")))
+                file_var = "SSL_CERT_FILE";
+        }
+    }
+    return ca_usable(*file, false, file_var, "--cacert") &&
+           ca_usable(*dir, true, dir_var, "--capath");
 }
 
 static void
@@ -357,7 +385,7 @@ int
 cmd_run(int argc, char **argv)
 {
     sluice_run_opts o;
-    const char *db_opt = NULL, *cacert_opt = NULL;
+    const char *db_opt = NULL, *cacert_opt = NULL, *capath_opt = NULL;
     bool json = false;
     const char **nets = calloc((size_t)argc + 1, sizeof *nets);
     size_t n_nets = 0;
@@ -465,6 +493,9 @@ cmd_run(int argc, char **argv)
         case O_CACERT:
             cacert_opt = p.arg;
             break;
+        case O_CAPATH:
+            capath_opt = p.arg;
+            break;
         case O_FOLLOW:
             o.follow = 1;
             break;
@@ -491,14 +522,15 @@ cmd_run(int argc, char **argv)
     }
     o.allow_nets = nets;
     o.n_allow_nets = n_nets;
-    if (!pick_ca_file(cacert_opt, &o.ca_file))
+    if (!pick_ca(cacert_opt, capath_opt, &o.ca_file, &o.ca_path))
         goto usage;
 
+    int status;
     sluice_queue *q = cli_open_queue(cli_db_path(db_opt),
-                                     SLUICE_QUEUE_NOCREATE);
+                                     SLUICE_QUEUE_NOCREATE, &status);
     if (!q) {
         free(nets);
-        return EXIT_FAILED;
+        return status;
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -74,8 +74,7 @@ slots_list(sluice_queue *q, bool json)
     if (json) {
         yajl_gen g = cli_json_begin();
         yajl_gen_map_open(g);
-        cli_json_key(g, "run");
-        cli_json_str(g, v.live ? "running" : "none");
+        cli_json_member_str(g, "run", v.live ? "running" : "none");
         slots_view_json(&v, g);
         yajl_gen_map_close(g);
         cli_json_end(g);
@@ -236,10 +235,10 @@ cmd_slots(int argc, char **argv)
             "slots", p.optind < argc ? "unexpected argument" : "%s takes no %s",
             what, list ? "--origin or --yes" : "--json");
     }
-    sluice_queue *q =
-        cli_open_queue(cli_db_path(db_opt),
-                       list ? SLUICE_QUEUE_READONLY : SLUICE_QUEUE_NOCREATE);
-    int rc = EXIT_FAILED;
+    int rc;
+    sluice_queue *q = cli_open_queue(
+        cli_db_path(db_opt),
+        list ? SLUICE_QUEUE_READONLY : SLUICE_QUEUE_NOCREATE, &rc);
     if (q) {
         rc = list ? slots_list(q, json)
                   : slots_clear(q, origins, n_origins, yes);

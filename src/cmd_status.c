@@ -67,10 +67,11 @@ cmd_status(int argc, char **argv)
         return cli_usage("status", "unexpected argument '%s'",
                          argv[p.optind]);
 
+    int status;
     sluice_queue *q = cli_open_queue(cli_db_path(db_opt),
-                                     SLUICE_QUEUE_READONLY);
+                                     SLUICE_QUEUE_READONLY, &status);
     if (!q)
-        return EXIT_FAILED;
+        return status;
     sluice_counts n;
     slots_view slots;
     sluice_err err = sluice_queue_counts(q, &n);
@@ -97,13 +98,9 @@ cmd_status(int argc, char **argv)
             yajl_gen_null(g);
         else
             cli_json_double(g, n.oldest_pending_age);
-        cli_json_key(g, "run");
-        cli_json_str(g, slots.live ? "running" : "none");
-        cli_json_key(g, "requests_in_flight");
-        if (slots.live)
-            yajl_gen_integer(g, (long long)slots.requests);
-        else
-            yajl_gen_null(g);
+        cli_json_member_str(g, "run", slots.live ? "running" : "none");
+        cli_json_member_int_or_null(g, "requests_in_flight",
+                                    (long long)slots.requests, slots.live);
         slots_view_json(&slots, g);
         yajl_gen_map_close(g);
         cli_json_end(g);

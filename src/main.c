@@ -15,6 +15,7 @@ static const cli_command *const commands[] = {
     &list_command,
     &dlq_command,
     &slots_command,
+    &migrate_command,
 };
 
 static const char program_description[] =
@@ -45,7 +46,7 @@ static const cli_term environment[] = {
     {"SLUICE_DB", "the database when --db is not given"},
     {"SLUICE_BUSY_TIMEOUT_MS",
      "how long to wait for another process's lock on the database, in\n"
-     "milliseconds (default 5000)"},
+     "milliseconds, 1 to 3599999 (default 5000)"},
     {"AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN",
      "S3 credentials (run --store s3://...)"},
     {"AWS_REGION, AWS_DEFAULT_REGION", "the S3 region (default us-east-1)"},

@@ -99,8 +99,7 @@ slots_view_json(const slots_view *v, yajl_gen g)
     for (size_t i = 0; i < v->n; i++) {
         const sluice_slot_holding *h = &v->items[i];
         yajl_gen_map_open(g);
-        cli_json_key(g, "origin");
-        cli_json_str(g, h->origin);
+        cli_json_member_str(g, "origin", h->origin);
         cli_json_uint(g, "held", h->held);
         cli_json_uint(g, "in_flight", h->in_flight);
         cli_json_key(g, "by_live_run");

@@ -77,8 +77,8 @@ tf_open_csv(tfeed *t, const char *text, sluice_format format,
             const char *key_column, char delimiter)
 {
     tf_open_n(t, text, strlen(text), format);
-    sl_csv_opts o = {url_column, id_column, key_column, delimiter};
-    sl_feed_set_csv(&t->feed, &o);
+    sl_feed_opts o = {url_column, id_column, key_column, delimiter};
+    sl_feed_set_opts(&t->feed, &o);
 }
 
 static void
@@ -540,10 +540,10 @@ TEST(detect_format_from_the_first_line)
     ASSERT_EQ(detect("urls"), SLUICE_FORMAT_LINES);
 
     /* The url column named by an option; a delimiter given. */
-    sl_csv_opts named = {"ImageURL", NULL, NULL, 0};
+    sl_feed_opts named = {"ImageURL", NULL, NULL, 0};
     ASSERT_EQ(sl_feed_detect("imageurl", 8, &named), SLUICE_FORMAT_CSV);
     ASSERT_EQ(sl_feed_detect("url", 3, &named), SLUICE_FORMAT_LINES);
-    sl_csv_opts pipe = {NULL, NULL, NULL, '|'};
+    sl_feed_opts pipe = {NULL, NULL, NULL, '|'};
     ASSERT_EQ(sl_feed_detect("id|url", 6, &pipe), SLUICE_FORMAT_CSV);
     ASSERT_EQ(sl_feed_detect("id url", 6, &pipe), SLUICE_FORMAT_LINES);
 }
@@ -882,7 +882,7 @@ TEST(jsonl_happy_path)
     tf_close(&t);
 }
 
-/* A line with no url is still a record here: validation rejects it. */
+/* An empty object is still a record here: validation rejects it. */
 TEST(jsonl_missing_url_and_empty_object)
 {
     tfeed t;
@@ -892,14 +892,69 @@ TEST(jsonl_missing_url_and_empty_object)
     ASSERT_NULL(t.item.url);
     ASSERT_NULL(t.item.id);
     ASSERT_NULL(t.item.meta);
-    ASSERT_EQ(tf_next(&t), SL_FEED_RECORD);
+    /* An object with members but no url: rejected with its members. */
+    ASSERT_EQ(tf_next(&t), SL_FEED_REJECT);
     ASSERT_EQ(t.feed.lineno, 2);
-    ASSERT_NULL(t.item.url);
-    ASSERT_STR_EQ(t.id, "x");
+    ASSERT_STR_EQ(t.reason, "url: no member \"url\"; the object has "
+                            "\"id\"; name it with --url-column");
     EXPECT_RECORD(&t, 3, "");
     ASSERT_EQ(t.item.url_len, 0);
     EXPECT_EOF(&t);
     tf_close(&t);
+}
+
+/* Partners' member names, given as for CSV columns (matched exactly). */
+TEST(jsonl_members_named_by_options)
+{
+    tfeed t;
+    tf_open_csv(&t,
+                "{\"sku\":\"s1\",\"image_url\":\"http://a.example/1\","
+                "\"path\":\"k/1\",\"url\":\"http://other.example/\"}\n"
+                "{\"sku\":7,\"image_url\":\"http://a.example/2\","
+                "\"path\":\"k/2\"}\n"
+                "{\"image_url\":\"http://a.example/3\",\"path\":\"k/3\"}\n"
+                "{\"sku\":\"s4\",\"url\":\"http://a.example/4\"}\n"
+                "{\"sku\":\"s5\",\"image_url\":\"http://a.example/5\","
+                "\"image_url\":\"http://a.example/6\",\"path\":\"k\"}\n"
+                "{\"sku\":\"s6\",\"image_url\":42,\"path\":\"k/6\"}\n",
+                SLUICE_FORMAT_JSONL, "image_url", "sku", "path", 0);
+    /* The url member is "image_url": "url" is just another member. */
+    EXPECT_RECORD(&t, 1, "http://a.example/1");
+    ASSERT_STR_EQ(t.id, "s1");
+    ASSERT_STR_EQ(t.key, "k/1");
+    EXPECT_RECORD(&t, 2, "http://a.example/2");
+    ASSERT_STR_EQ(t.id, "7");
+    /* A member named by an option is required. */
+    ASSERT_EQ(tf_next(&t), SL_FEED_REJECT);
+    ASSERT_EQ(t.feed.lineno, 3);
+    ASSERT_STR_EQ(t.reason, "id: no member \"sku\" (--id-column); the "
+                            "object has \"image_url\", \"path\"");
+    ASSERT_EQ(tf_next(&t), SL_FEED_REJECT);
+    ASSERT_EQ(t.feed.lineno, 4);
+    ASSERT_STR_EQ(t.reason, "url: no member \"image_url\" (--url-column); "
+                            "the object has \"sku\", \"url\"");
+    ASSERT_EQ(tf_next(&t), SL_FEED_REJECT);
+    ASSERT_STR_EQ(t.reason, "duplicate member \"image_url\"");
+    ASSERT_EQ(tf_next(&t), SL_FEED_REJECT);
+    ASSERT_STR_EQ(t.reason, "url: not a string");
+    EXPECT_EOF(&t);
+    tf_close(&t);
+}
+
+/* The members a rejection lists are cut short on a wide object. */
+TEST(jsonl_missing_url_lists_a_few_members)
+{
+    char line[480];
+    size_t n = 0;
+    n += (size_t)snprintf(line + n, sizeof line - n, "{");
+    for (int i = 0; i < 20; i++)
+        n += (size_t)snprintf(line + n, sizeof line - n,
+                              "%s\"member_number_%02d\":%d", i ? "," : "",
+                              i, i);
+    snprintf(line + n, sizeof line - n, "}");
+    expect_jsonl_reject(line, "url: no member \"url\"; the object has "
+                              "\"member_number_00\", \"member_number_01\"");
+    expect_jsonl_reject(line, ", ...; name it with --url-column");
 }
 
 TEST(jsonl_id_integer_is_its_decimal_text)

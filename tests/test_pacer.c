@@ -65,6 +65,45 @@ TEST(a_rate_is_never_exceeded_in_any_window)
     }
 }
 
+/* Requests leave a varying while after their start (a connection made,
+ * a busy loop): the smallest gap between two leavings, told to the
+ * pacer with sl_pacer_sent or not. */
+static double
+smallest_gap_sent(bool tell)
+{
+    sl_pacer_limits lim = {20, 100, false};
+    sl_pacer p;
+    sl_pacer_init(&p, &lim);
+    double now = T0, not_before, last_sent = 0, gap = 1e9;
+    unsigned seed = 7;
+    for (unsigned n = 0; n < 500;) {
+        if (!sl_pacer_may_start(&p, &lim, now, &not_before)) {
+            now = SL_MAX(now + 0.001, not_before + 0.05);
+            continue;
+        }
+        sl_pacer_started(&p, &lim, now);
+        /* Every other request waits up to 3 ms on its way out. */
+        seed = seed * 1103515245u + 12345u;
+        double sent = now + (n % 2 ? 0 : (seed >> 16) % 3000 / 1000.0);
+        if (tell)
+            sl_pacer_sent(&p, &lim, sent);
+        if (n++ > 0 && sent - last_sent < gap)
+            gap = sent - last_sent;
+        last_sent = sent;
+        now = SL_MAX(now, sent);
+    }
+    return gap;
+}
+
+TEST(the_pace_holds_between_requests_as_sent)
+{
+    /* Told when each left, no two leave closer than 10 ms (100/s). */
+    ASSERT_GE(smallest_gap_sent(true), 10.0 - 1e-6);
+    /* Untold, a late one and the next on time are closer: what an
+     * origin's limiter counts as too fast. */
+    ASSERT_LT(smallest_gap_sent(false), 9.0);
+}
+
 TEST(without_a_rate_nothing_is_paced_and_the_cap_is_the_limit)
 {
     sl_pacer_limits lim = {20, 0, true};

@@ -6,6 +6,7 @@
  * a redis-server of each case's own (redis_server.h).
  */
 #include <fcntl.h>
+#include <math.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -292,6 +293,43 @@ TEST(a_second_schema_database_gains_slots_and_settings)
     sl_slot_row row = {"http://img.example:80", 3, 2, "boot", 1000, 2000,
                        500, 0, 0, 42, 0, 0, 0, 3, 0, 0, 0};
     ASSERT_EQ(sl_queue_slots_save(q, &row, 1), SLUICE_OK);
+    sluice_queue_close(q);
+}
+
+/* A number setting (the cap, the rate): a number above 0 or "none", and
+ * a clear error for anything else. */
+TEST(a_number_setting_is_a_number_above_0_or_none)
+{
+    sluice_queue *q = open_queue();
+    double v = 0;
+    if (!sl_queue_has(q, SL_QUEUE_F_SLOTS)) {
+        ASSERT_EQ(sl_queue_setting_number(q, "cap", &v),
+                  SLUICE_EUNSUPPORTED);
+        sluice_queue_close(q);
+        return;
+    }
+    ASSERT_EQ(sl_queue_setting_number(q, "cap", &v), SLUICE_ENOTFOUND);
+    ASSERT_EQ(sl_queue_setting_set(q, "cap", "12"), SLUICE_OK);
+    ASSERT_EQ(sl_queue_setting_number(q, "cap", &v), SLUICE_OK);
+    ASSERT(v == 12);
+    ASSERT_EQ(sl_queue_setting_set(q, "rate", "0.25"), SLUICE_OK);
+    ASSERT_EQ(sl_queue_setting_number(q, "rate", &v), SLUICE_OK);
+    ASSERT(v == 0.25);
+    ASSERT_EQ(sl_queue_setting_set(q, "rate", "none"), SLUICE_OK);
+    ASSERT_EQ(sl_queue_setting_number(q, "rate", &v), SLUICE_OK);
+    ASSERT(isinf(v));
+    static const char *const bad[] = {"", "abc", "0", "-3", "12x", "nan",
+                                      "inf", " "};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char want[64];
+        ASSERT_EQ(sl_queue_setting_set(q, "cap", bad[i]), SLUICE_OK);
+        v = 7;
+        ASSERT_EQ(sl_queue_setting_number(q, "cap", &v), SLUICE_EDB);
+        ASSERT(v == 7);
+        snprintf(want, sizeof want, "the cap stored with the queue, '%s',",
+                 bad[i]);
+        ASSERT_STR_CONTAINS(sluice_queue_errmsg(q), want);
+    }
     sluice_queue_close(q);
 }
 

@@ -154,9 +154,9 @@ TEST(each_special_curl_error_has_its_class)
     hop = curl_error(CURLE_COULDNT_CONNECT);
     hop.redirected = true;
     EXPECT(hop, SL_OUTCOME_RETRY, "network");
-    EXPECT(curl_error(CURLE_PEER_FAILED_VERIFICATION), SL_OUTCOME_RETRY, "tls");
-    EXPECT(curl_error(CURLE_SSL_CERTPROBLEM), SL_OUTCOME_RETRY, "tls");
-    EXPECT(curl_error(CURLE_SSL_CACERT_BADFILE), SL_OUTCOME_RETRY, "tls");
+    EXPECT(curl_error(CURLE_PEER_FAILED_VERIFICATION), SL_OUTCOME_DEAD, "tls");
+    EXPECT(curl_error(CURLE_SSL_CERTPROBLEM), SL_OUTCOME_DEAD, "tls");
+    EXPECT(curl_error(CURLE_SSL_CACERT_BADFILE), SL_OUTCOME_DEAD, "tls");
     EXPECT(curl_error(CURLE_WEIRD_SERVER_REPLY), SL_OUTCOME_RETRY, "protocol");
 }
 

@@ -192,10 +192,12 @@ typedef struct {
     sluice_reject_fn *on_warning; /* may be NULL */
     int strict;
     sluice_ingest_input_fn *on_input; /* may be NULL */
-    /* CSV: the names of the columns holding the url, the id and the key
-     * (NULL: "url", "id", "key"; matched in any case). A header without
-     * the url column, or without one named here, is reported once, at
-     * the header, and the file is skipped. */
+    /* The names of the CSV columns (matched in any case) or JSON Lines
+     * members (matched exactly) holding the url, the id and the key
+     * (NULL: "url", "id", "key"). A CSV header without the url column,
+     * or without one named here, is reported once, at the header, and the
+     * file is skipped; a JSON Lines object without them is rejected with
+     * the member names it has. */
     const char *url_column;
     const char *id_column;
     const char *key_column;
@@ -235,6 +237,35 @@ sluice_err sluice_ingest_fds(sluice_queue *q,
                              const sluice_ingest_input *inputs,
                              size_t n_inputs, const sluice_ingest_opts *opts,
                              sluice_ingest_stats *stats);
+
+/* ------------------------------------------------------------- migrate */
+
+/* What sluice_migrate copied. */
+typedef struct {
+    sluice_counts records; /* by state, as they arrived */
+    unsigned settings;     /* the cap, rate and URL policy kept */
+    unsigned in_flight;    /* in flight at `from` (its run died): ready */
+} sluice_migrate_stats;
+
+/* Called every few thousand records with the number copied so far. */
+typedef void sluice_migrate_progress_fn(void *ctx, uint64_t copied);
+
+/*
+ * Copy the queue `from` into `to` (another backend, say SQLite into
+ * Redis) as it is: every record in feed order with its state, attempts
+ * and results (a done record stays done: nothing is fetched again, a
+ * dead one stays in the dead-letter queue), and the settings stored with
+ * it (cap, rate, URL policy). `to` must hold no record. Refused while a
+ * run uses `from` (SLUICE_ERUNNING) or while slots of a run that died are
+ * held there (SLUICE_EAGAIN: the message says until when), since `to`'s
+ * slot service would not know them. Records a dead run left in flight
+ * arrive ready. `from` is not changed. On failure errbuf says why in one
+ * line; records copied stay in `to`.
+ */
+sluice_err sluice_migrate(sluice_queue *from, sluice_queue *to,
+                          sluice_migrate_progress_fn *progress, void *ctx,
+                          sluice_migrate_stats *stats, char *errbuf,
+                          size_t errbuf_size);
 
 /* ---------------------------------------------------------------- list */
 
@@ -464,6 +495,10 @@ typedef struct {
      * read or holds no certificate fails the run at once, SLUICE_EINVAL.
      * Verification itself is always on. */
     const char *ca_file;
+    /* Directories (':' between them) of CA certificates by their hashed
+     * names (openssl rehash), searched as well (curl's --capath); NULL:
+     * the system's default. Checked at once, as ca_file is. */
+    const char *ca_path;
     int follow;               /* keep polling for new records */
     double follow_poll_s;     /* how often, with follow: 1 */
     unsigned store_concurrency; /* uploads at once (S3): 16 */
@@ -499,6 +534,10 @@ void sluice_run_opts_init(sluice_run_opts *opts);
  * too; a tool checks first to name where the file came from.
  */
 sluice_err sluice_check_ca_file(const char *path, char *why, size_t size);
+/* The same for sluice_run_opts.ca_path: each directory readable (`why`
+ * names the one that is not, when there are several), and a certificate
+ * by its hashed name in one of them ("no hashed certificate in it"). */
+sluice_err sluice_check_ca_path(const char *path, char *why, size_t size);
 
 /*
  * Fetch every pending record into the store, keeping at most

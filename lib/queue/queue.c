@@ -6,6 +6,7 @@
 #include "queue.h"
 
 #include <assert.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -377,6 +378,27 @@ sl_queue_setting_set(sluice_queue *q, const char *name, const char *value)
     return q->ops->setting_set(q, name, value);
 }
 
+sluice_err
+sl_queue_setting_number(sluice_queue *q, const char *name, double *value)
+{
+    char text[32], *end;
+    sluice_err err = sl_queue_setting_get(q, name, text, sizeof text);
+    if (err != SLUICE_OK)
+        return err;
+    if (strcmp(text, "none") == 0) {
+        *value = INFINITY;
+        return SLUICE_OK;
+    }
+    double v = strtod(text, &end);
+    if (end == text || *end || !(v > 0) || isinf(v))
+        return sl_queue_fail(q, SLUICE_EDB,
+                             "%s: the %s stored with the queue, '%s', is "
+                             "not a number above 0 (nor 'none')",
+                             q->location, name, text);
+    *value = v;
+    return SLUICE_OK;
+}
+
 bool
 sl_queue_runner_alive(sluice_queue *q)
 {
@@ -500,4 +522,26 @@ sluice_dlq_replay(sluice_queue *q, const char *const *ids, size_t n_ids,
         return err;
     }
     return sl_queue_commit(q);
+}
+
+sluice_err
+sl_queue_dump(sluice_queue *q, sl_record_info_fn *fn, void *ctx)
+{
+    if (!q->ops->dump)
+        return sl_queue_fail(q, SLUICE_EUNSUPPORTED,
+                             "%s: the %s queue cannot list its records as "
+                             "they are",
+                             q->location, q->ops->backend.name);
+    return q->ops->dump(q, fn, ctx);
+}
+
+sluice_err
+sl_queue_restore(sluice_queue *q, const sl_record_info *recs, size_t n)
+{
+    if (!q->ops->restore)
+        return sl_queue_fail(q, SLUICE_EUNSUPPORTED,
+                             "%s: the %s queue cannot take records as they "
+                             "are",
+                             q->location, q->ops->backend.name);
+    return n ? q->ops->restore(q, recs, n) : SLUICE_OK;
 }

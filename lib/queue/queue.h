@@ -118,9 +118,14 @@ typedef struct {
     int http_status;
     int64_t size;
     char *sha256_hex, *content_type, *etag;
+    /* Wall clock ms; 0: not yet (dump and restore only). */
+    int64_t queued_ms, first_attempt_ms, finished_ms;
 } sl_record_info;
 
 void sl_record_info_clear(sl_record_info *info);
+
+/* Return non-zero to stop. */
+typedef int sl_record_info_fn(void *ctx, const sl_record_info *rec);
 
 typedef struct sl_queue_ops sl_queue_ops;
 
@@ -216,6 +221,12 @@ struct sl_queue_ops {
     /* Optional: whether a runner (this process or another) uses the
      * queue now. */
     sluice_err (*runner_alive)(sluice_queue *q, bool *alive);
+    /* Optional (migration): every record as it is, state, counts and
+     * results, in feed order, streamed; and recs[0..n) appended as they
+     * are, after the records there (an id there already: SLUICE_EINVAL). */
+    sluice_err (*dump)(sluice_queue *q, sl_record_info_fn *fn, void *ctx);
+    sluice_err (*restore)(sluice_queue *q, const sl_record_info *recs,
+                          size_t n);
 };
 
 /* Record a one-line error detail on the handle and return `err`. */
@@ -293,9 +304,22 @@ sluice_err sl_queue_setting_get(sluice_queue *q, const char *name,
                                 char *value, size_t size);
 sluice_err sl_queue_setting_set(sluice_queue *q, const char *name,
                                 const char *value);
+/*
+ * A number stored as a setting (the cap, the rate: lib/run/cap.c writes
+ * them) in *value, INFINITY for "none". SLUICE_ENOTFOUND when the queue
+ * has none; SLUICE_EDB, said in the queue's message, when the text is
+ * neither a finite number above 0 nor "none"; else as setting_get.
+ */
+sluice_err sl_queue_setting_number(sluice_queue *q, const char *name,
+                                   double *value);
 /* Whether a runner uses the queue now; false where the backend cannot
  * tell. */
 bool sl_queue_runner_alive(sluice_queue *q);
+/* Every record as it is, in feed order; records appended as they are
+ * (SLUICE_EUNSUPPORTED where the backend cannot). For migrations. */
+sluice_err sl_queue_dump(sluice_queue *q, sl_record_info_fn *fn, void *ctx);
+sluice_err sl_queue_restore(sluice_queue *q, const sl_record_info *recs,
+                            size_t n);
 
 extern const sl_queue_ops sl_queue_sqlite;
 /* Redis (queue_redis.c): redis://HOST:PORT and unix:///PATH. */

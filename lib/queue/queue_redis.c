@@ -709,6 +709,7 @@ redis_recover(sluice_queue *q, int64_t now_ms, uint64_t *recovered)
         .acquire_runner = sl_rq_acquire_runner, .recover = redis_recover,      \
         .counts = sl_rq_counts, .next_due = sl_rq_next_due, .get = sl_rq_get,  \
         .dlq_list = sl_rq_dlq_list, .list = sl_rq_list,                        \
+        .dump = sl_rq_dump, .restore = sl_rq_restore,                          \
         .replay = sl_rq_replay, .slots_load = sl_rq_slots_load,                \
         .slots_save = sl_rq_slots_save, .slots_clear = sl_rq_slots_clear,      \
         .setting_get = sl_rq_setting_get, .setting_set = sl_rq_setting_set,    \

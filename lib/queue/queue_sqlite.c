@@ -178,6 +178,12 @@ static const char *const migrations[] = {
     " RETURNING rid, id, url, key, " ORIGIN_NAME ", attempts,"                \
     " first_attempt_at, 0, lease, meta"
 
+/* A record as it is (sl_record_info), in info_read's order. */
+#define INFO_COLUMNS                                                          \
+    "state, id, url, key, meta, " ORIGIN_NAME ", attempts, throttles,"        \
+    " next_at, error_class, message, http_status, size, sha256,"             \
+    " content_type, etag"
+
 /* What sluice_list hands out, in sqlite_list's order. */
 #define LIST_COLUMNS                                                           \
     "id, url, key, meta, state, attempts, size, sha256, content_type, etag,"  \
@@ -242,11 +248,15 @@ static const char *const statements[ST_COUNT_] = {
     [ST_NEXT_DUE] = "SELECT min(next_at) FROM records WHERE state = 2",
     [ST_OLDEST] = "SELECT queued_at FROM records WHERE state = 0"
                   " AND next_at = 0 ORDER BY rid LIMIT 1",
-    [ST_GET] =
-        "SELECT state, id, url, key, meta, " ORIGIN_NAME ", attempts,"
-        " throttles,"
-        " next_at, error_class, message, http_status, size, sha256,"
-        " content_type, etag FROM records WHERE id = ?1",
+    [ST_GET] = "SELECT " INFO_COLUMNS " FROM records WHERE id = ?1",
+    [ST_DUMP] = "SELECT " INFO_COLUMNS ", queued_at, first_attempt_at,"
+                " finished_at FROM records ORDER BY rid",
+    [ST_RESTORE] =
+        "INSERT INTO records(state, id, url, key, meta, origin, attempts,"
+        " throttles, next_at, error_class, message, http_status, size,"
+        " sha256, content_type, etag, queued_at, first_attempt_at,"
+        " finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+        " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     [ST_DLQ_LIST] =
         "SELECT id, url, key, meta, error_class, message, http_status,"
         " attempts, finished_at FROM records WHERE state = 4"
@@ -1202,6 +1212,36 @@ sl_sqlite_column_dup(sqlite3_stmt *st, int i)
     return text ? sl_strdup(text) : NULL;
 }
 
+/* The INFO_COLUMNS of the row `st` is on, copied; false when out of
+ * memory (out cleared). */
+static bool
+info_read(sqlite3_stmt *st, sl_record_info *out)
+{
+    out->state = (sl_state)sqlite3_column_int(st, 0);
+    out->id = sl_sqlite_column_dup(st, 1);
+    out->url = sl_sqlite_column_dup(st, 2);
+    out->key = sl_sqlite_column_dup(st, 3);
+    out->meta = sl_sqlite_column_dup(st, 4);
+    out->origin = sl_sqlite_column_dup(st, 5);
+    out->attempts = (unsigned)sqlite3_column_int(st, 6);
+    out->throttles = (unsigned)sqlite3_column_int(st, 7);
+    out->next_at_ms = sqlite3_column_int64(st, 8);
+    out->error_class = sl_sqlite_column_dup(st, 9);
+    out->message = sl_sqlite_column_dup(st, 10);
+    out->http_status = sqlite3_column_int(st, 11);
+    out->size = sqlite3_column_type(st, 12) == SQLITE_NULL
+                    ? -1
+                    : sqlite3_column_int64(st, 12);
+    out->sha256_hex = sl_sqlite_column_dup(st, 13);
+    out->content_type = sl_sqlite_column_dup(st, 14);
+    out->etag = sl_sqlite_column_dup(st, 15);
+    if (!out->id || !out->url || !out->key || !out->origin) {
+        sl_record_info_clear(out);
+        return false;
+    }
+    return true;
+}
+
 static sluice_err
 sqlite_get(sluice_queue *q, const char *id, sl_record_info *out)
 {
@@ -1211,24 +1251,7 @@ sqlite_get(sluice_queue *q, const char *id, sl_record_info *out)
         return err;
     sl_sqlite_bind_str(st, 1, id);
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        out->state = (sl_state)sqlite3_column_int(st, 0);
-        out->id = sl_sqlite_column_dup(st, 1);
-        out->url = sl_sqlite_column_dup(st, 2);
-        out->key = sl_sqlite_column_dup(st, 3);
-        out->meta = sl_sqlite_column_dup(st, 4);
-        out->origin = sl_sqlite_column_dup(st, 5);
-        out->attempts = (unsigned)sqlite3_column_int(st, 6);
-        out->throttles = (unsigned)sqlite3_column_int(st, 7);
-        out->next_at_ms = sqlite3_column_int64(st, 8);
-        out->error_class = sl_sqlite_column_dup(st, 9);
-        out->message = sl_sqlite_column_dup(st, 10);
-        out->http_status = sqlite3_column_int(st, 11);
-        out->size = sqlite3_column_int64(st, 12);
-        out->sha256_hex = sl_sqlite_column_dup(st, 13);
-        out->content_type = sl_sqlite_column_dup(st, 14);
-        out->etag = sl_sqlite_column_dup(st, 15);
-    }
+    bool copied = rc == SQLITE_ROW && info_read(st, out);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     if (rc == SQLITE_DONE)
@@ -1236,9 +1259,92 @@ sqlite_get(sluice_queue *q, const char *id, sl_record_info *out)
                              id);
     if (rc != SQLITE_ROW)
         return sl_sqlite_fail(q, rc, "get");
-    if (!out->id || !out->url || !out->key) {
-        sl_record_info_clear(out);
+    if (!copied)
         return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+    return SLUICE_OK;
+}
+
+static sluice_err
+sqlite_dump(sluice_queue *q, sl_record_info_fn *fn, void *ctx)
+{
+    sqlite3_stmt *st;
+    sluice_err err = sl_sqlite_prep(q, ST_DUMP, &st);
+    if (err != SLUICE_OK)
+        return err;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sl_record_info info = {0};
+        if (!info_read(st, &info)) {
+            sqlite3_reset(st);
+            return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+        }
+        info.queued_ms = sqlite3_column_int64(st, 16);
+        info.first_attempt_ms = sqlite3_column_int64(st, 17);
+        info.finished_ms = sqlite3_column_int64(st, 18);
+        int stop = fn(ctx, &info);
+        sl_record_info_clear(&info);
+        if (stop) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SLUICE_OK : sl_sqlite_fail(q, rc, "dump");
+}
+
+/* Bind `v` to parameter i, or NULL when `present` is false. */
+static void
+bind_int_or_null(sqlite3_stmt *st, int i, int64_t v, bool present)
+{
+    if (present)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static sluice_err
+sqlite_restore(sluice_queue *q, const sl_record_info *recs, size_t n)
+{
+    sqlite3_stmt *st;
+    sluice_err err = sl_sqlite_prep(q, ST_RESTORE, &st);
+    if (err != SLUICE_OK)
+        return err;
+    for (size_t i = 0; i < n; i++) {
+        const sl_record_info *r = &recs[i];
+        int64_t oid;
+        err = origin_id(q, r->origin, strlen(r->origin), &oid);
+        if (err != SLUICE_OK)
+            return err;
+        bool done = r->state == SL_STATE_DONE;
+        sqlite3_bind_int(st, 1, (int)r->state);
+        sl_sqlite_bind_str(st, 2, r->id);
+        sl_sqlite_bind_str(st, 3, r->url);
+        sl_sqlite_bind_str(st, 4, r->key);
+        sl_sqlite_bind_str(st, 5, r->meta);
+        sqlite3_bind_int64(st, 6, oid);
+        sqlite3_bind_int(st, 7, (int)r->attempts);
+        sqlite3_bind_int(st, 8, (int)r->throttles);
+        sqlite3_bind_int64(st, 9, r->next_at_ms);
+        sl_sqlite_bind_str(st, 10, r->error_class);
+        sl_sqlite_bind_str(st, 11, r->message);
+        bind_int_or_null(st, 12, r->http_status, r->http_status != 0);
+        bind_int_or_null(st, 13, r->size, done && r->size >= 0);
+        sl_sqlite_bind_str(st, 14, r->sha256_hex);
+        sl_sqlite_bind_str(st, 15, r->content_type);
+        sl_sqlite_bind_str(st, 16, r->etag);
+        sqlite3_bind_int64(st, 17, r->queued_ms);
+        bind_int_or_null(st, 18, r->first_attempt_ms,
+                         r->first_attempt_ms != 0);
+        bind_int_or_null(st, 19, r->finished_ms, r->finished_ms != 0);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (rc == SQLITE_CONSTRAINT_UNIQUE)
+            return sl_queue_fail(q, SLUICE_EINVAL,
+                                 "%s: holds a record with id %.200s already",
+                                 q->location, r->id);
+        if (rc != SQLITE_DONE)
+            return sl_sqlite_fail(q, rc, "restore");
     }
     return SLUICE_OK;
 }
@@ -1384,6 +1490,8 @@ const sl_queue_ops sl_queue_sqlite = {
     .counts = sqlite_counts,
     .next_due = sqlite_next_due,
     .get = sqlite_get,
+    .dump = sqlite_dump,
+    .restore = sqlite_restore,
     .dlq_list = sqlite_dlq_list,
     .list = sqlite_list,
     .replay = sqlite_replay,

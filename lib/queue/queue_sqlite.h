@@ -34,6 +34,8 @@ enum {
     ST_NEXT_DUE,
     ST_OLDEST,
     ST_GET,
+    ST_DUMP,
+    ST_RESTORE,
     ST_DLQ_LIST,
     ST_LIST,
     ST_LIST_ONE,

@@ -12,7 +12,6 @@
 
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -47,31 +46,27 @@ show(char *dst, size_t size, const limit_kind *k, double v)
         sl_fmt(dst, size, "%.0f", v);
 }
 
-/* The queue's value of `k` in *v (INFINITY for "none"); false when it has
- * none. */
+/* The queue's value of `k` in *v (INFINITY for "none") with *have true;
+ * *have false when it has none. An error for a value that is not a
+ * number above 0 and at most k->max. */
 static sluice_err
 stored(sl_run *r, const limit_kind *k, double *v, bool *have, char *errbuf,
        size_t size)
 {
-    char value[32];
     *have = false;
     if (!sl_queue_has(r->q, SL_QUEUE_F_SLOTS))
         return SLUICE_OK;
-    sluice_err err = sl_queue_setting_get(r->q, k->setting, value,
-                                          sizeof value);
+    sluice_err err = sl_queue_setting_number(r->q, k->setting, v);
     if (err == SLUICE_ENOTFOUND)
         return SLUICE_OK;
     if (err != SLUICE_OK) {
         sl_copy(errbuf, size, sluice_queue_errmsg(r->q));
         return err;
     }
-    char *end;
-    *v = strcmp(value, "none") == 0 ? INFINITY : strtod(value, &end);
-    if (!isinf(*v) && (end == value || *end || *v <= 0 || *v > k->max)) {
+    if (!isinf(*v) && *v > k->max) {
         sl_fmt(errbuf, size,
-               "%s: the %s stored with the queue, '%s', is not a number "
-               "above 0 and at most %g",
-               r->q->location, k->setting, value, k->max);
+               "%s: the %s stored with the queue, %g, is more than %g",
+               r->q->location, k->setting, *v, k->max);
         return SLUICE_EDB;
     }
     *have = true;

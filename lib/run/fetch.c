@@ -52,8 +52,6 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
 
 #define HEAD_MAX (256 * 1024) /* bytes of a response head, at most */
 /* HTTP/2 streams on one connection, at most; an origin whose cap is
@@ -111,6 +109,19 @@ struct sl_fetcher {
     sl_transfer *free_list;
     unsigned running;
 };
+
+/* libcurl's pre-request callback: the connection is there, the request
+ * about to be sent. */
+static int
+on_prereq(void *arg, char *conn_primary_ip, char *conn_local_ip,
+          int conn_primary_port, int conn_local_port)
+{
+    sl_transfer *t = arg;
+    (void)conn_primary_ip, (void)conn_local_ip;
+    (void)conn_primary_port, (void)conn_local_port;
+    t->fetcher->opts.on_sent(t->owner);
+    return CURL_PREREQFUNC_OK;
+}
 
 static size_t
 on_write(char *data, size_t size, size_t nmemb, void *arg)
@@ -347,12 +358,18 @@ take_transfer(sl_fetcher *f)
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, f);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
+    if (o->on_sent) {
+        curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+        curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
+    }
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     /* TLS verification stays on (DESIGN.md), whatever the defaults. */
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     if (o->ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
+    if (o->ca_path)
+        curl_easy_setopt(e, CURLOPT_CAPATH, o->ca_path);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     /* Environment proxies would bypass the URL policy's address check. */
@@ -604,38 +621,6 @@ sl_fetcher_next_done(sl_fetcher *f, sl_fetch_result *res)
         return true;
     }
     return false;
-}
-
-sluice_err
-sluice_check_ca_file(const char *path, char *why, size_t size)
-{
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        sl_copy(why, size, strerror(errno));
-        return SLUICE_EINVAL;
-    }
-    /* As OpenSSL loads a CA file for libcurl (X509_load_cert_crl_file):
-     * PEM blocks, certificates counted. A directory opens, and fails
-     * here as "no certificate". */
-    size_t certs = 0;
-    STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read(fp, NULL, NULL, NULL);
-    bool unreadable = ferror(fp) != 0;
-    int read_errno = errno;
-    fclose(fp);
-    for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++)
-        if (sk_X509_INFO_value(infos, i)->x509)
-            certs++;
-    sk_X509_INFO_pop_free(infos, X509_INFO_free);
-    ERR_clear_error();
-    if (unreadable) {
-        sl_copy(why, size, strerror(read_errno));
-        return SLUICE_EINVAL;
-    }
-    if (certs == 0) {
-        sl_copy(why, size, "no PEM certificate in it");
-        return SLUICE_EINVAL;
-    }
-    return SLUICE_OK;
 }
 
 sl_xfer_error

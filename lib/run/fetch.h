@@ -41,6 +41,9 @@ sl_xfer_error sl_fetch_error_of(int curl_code);
  * status. Return false to abort the transfer.
  */
 typedef bool sl_body_fn(void *owner, int status, const char *data, size_t len);
+/* The request of `owner` leaves now: its connection is made (or reused)
+ * and its bytes are about to be written. */
+typedef void sl_sent_fn(void *owner);
 
 typedef struct {
     long connect_timeout_ms;
@@ -49,9 +52,11 @@ typedef struct {
     uint64_t max_bytes;   /* refuse a Content-Length above this */
     const sl_guard *guard;
     sl_body_fn *on_body;
+    sl_sent_fn *on_sent; /* may be NULL */
     /* CA certificates (PEM) that origins' TLS certificates are verified
      * against, instead of the system's; NULL: the system's. */
     const char *ca_file;
+    const char *ca_path; /* directories of hashed CA certificates, or NULL */
 } sl_fetch_opts;
 
 /* What a finished transfer tells. Strings are owned by the struct. */

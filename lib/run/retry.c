@@ -43,8 +43,12 @@ sl_classify(const sl_attempt *a, sl_error_class *error_class)
         *error_class = a->redirected ? SL_CLASS_REDIRECT : SL_CLASS_URL;
         return SL_OUTCOME_DEAD;
     case SL_XFER_TLS:
+        /* A certificate that fails verification (or a CA file that
+         * cannot serve) fails the same way on every attempt: dead at
+         * once, to be replayed by class once the CA or the certificate
+         * is mended. A handshake cut short is a network error. */
         *error_class = SL_CLASS_TLS;
-        return SL_OUTCOME_RETRY;
+        return SL_OUTCOME_DEAD;
     case SL_XFER_PROTOCOL:
         *error_class = SL_CLASS_PROTOCOL;
         return SL_OUTCOME_RETRY;

@@ -242,6 +242,14 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
             return SLUICE_EINVAL;
         }
     }
+    if (o->ca_path) {
+        char why[256];
+        if (sluice_check_ca_path(o->ca_path, why, sizeof why) != SLUICE_OK) {
+            sl_fmt(errbuf, errbuf_size, "CA directory %s: %s", o->ca_path,
+                   why);
+            return SLUICE_EINVAL;
+        }
+    }
     err = sl_guard_init(&r->guard, o->allow_private, o->allow_nets,
                         o->n_allow_nets, errbuf, errbuf_size);
     if (err != SLUICE_OK)
@@ -300,7 +308,9 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
         .max_bytes = o->max_bytes,
         .guard = &r->guard,
         .on_body = sl_body_write,
+        .on_sent = sl_sched_sent,
         .ca_file = o->ca_file,
+        .ca_path = o->ca_path,
     };
     if (sl_fetcher_new(&fo, &r->fetcher) != SLUICE_OK ||
         sl_marker_start(q, &r->marks.marker) != SLUICE_OK)

@@ -136,6 +136,9 @@ void sl_sched_free(sl_run *r);
 void sl_sched_top_up(sl_run *r, int64_t now_mono);
 /* Start every ready job whose origin has a free slot, round-robin. */
 void sl_sched_start_ready(sl_run *r);
+/* The fetcher's on_sent: a job's request leaves now (the pace counts
+ * from then: sl_slots_sent). */
+void sl_sched_sent(void *owner);
 /* Queue a job on its origin's ready list (at the front: a redirect hop,
  * the continuation of a record already started). */
 void sl_job_make_ready(sl_job *j, bool front);

@@ -309,6 +309,13 @@ start_one(sl_run *r, sl_origin *o, int64_t now)
 }
 
 void
+sl_sched_sent(void *owner)
+{
+    sl_job *j = owner;
+    sl_slots_sent(j->run->slots, j->origin->slots, sl_boot_msf());
+}
+
+void
 sl_sched_start_ready(sl_run *r)
 {
     /* The slot service may write to the queue: our turn ends first. */

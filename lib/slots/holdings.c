@@ -7,8 +7,8 @@
  */
 #include "slots.h"
 
+#include <limits.h>
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "../queue/queue.h"
@@ -22,18 +22,14 @@ typedef struct {
     sl_pacer_limits limits; /* the queue's cap and rate */
 } list_ctx;
 
-/* A limit stored with the queue (lib/run/cap.c keeps them); 0 when it has
- * none or one that is not a number, INFINITY for "none". */
+/* A limit stored with the queue (lib/run/cap.c keeps them), INFINITY for
+ * "none"; 0 when it has none, or one that is not a number (a run refuses
+ * to start on such a queue; telling what is held need not). */
 static double
 stored_limit(sluice_queue *q, const char *name)
 {
-    char value[32], *end;
-    if (sl_queue_setting_get(q, name, value, sizeof value) != SLUICE_OK)
-        return 0;
-    if (strcmp(value, "none") == 0)
-        return INFINITY;
-    double v = strtod(value, &end);
-    return end != value && !*end && v > 0 ? v : 0;
+    double v;
+    return sl_queue_setting_number(q, name, &v) == SLUICE_OK ? v : 0;
 }
 
 static int
@@ -85,7 +81,7 @@ sluice_slots_list(sluice_queue *q, sluice_slot_fn *fn, void *ctx)
     if (!sl_queue_has(q, SL_QUEUE_F_SLOTS))
         return SLUICE_OK; /* no slots kept: none held */
     double cap = stored_limit(q, "cap");
-    if (cap >= 1)
+    if (cap >= 1 && cap <= UINT_MAX)
         c.limits.cap = (unsigned)cap;
     double rate = stored_limit(q, "rate");
     if (rate > 0 && !isinf(rate))

@@ -117,6 +117,14 @@ sl_pacer_started(sl_pacer *p, const sl_pacer_limits *lim, double at)
     p->period_starts++;
 }
 
+void
+sl_pacer_sent(sl_pacer *p, const sl_pacer_limits *lim, double at)
+{
+    double rate = sl_pacer_rate(p, lim, (int64_t)at);
+    if (rate > 0 && p->next_start < at + 1000.0 / rate)
+        p->next_start = at + 1000.0 / rate;
+}
+
 /* A rate from a count over the period going on and the rate of the last
  * whole one: over the last second, or since the first count. */
 static double

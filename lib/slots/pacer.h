@@ -73,6 +73,11 @@ bool sl_pacer_may_start(const sl_pacer *p, const sl_pacer_limits *lim,
                         double at, double *not_before);
 /* A request started at `at`: the next may start one interval later. */
 void sl_pacer_started(sl_pacer *p, const sl_pacer_limits *lim, double at);
+/* The request started last left only at `at` (its slot was taken
+ * earlier): the next leaves at least one interval after it, so that a
+ * request held up on its way out, then one that is not, are never closer
+ * than the pace to each other. */
+void sl_pacer_sent(sl_pacer *p, const sl_pacer_limits *lim, double at);
 
 /*
  * A request that started at `started` ended now with `signal` after

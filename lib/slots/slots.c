@@ -152,6 +152,13 @@ sl_slots_pace_start(const sl_slots *s, sl_pacer *p, double at)
     sl_pacer_started(p, &lim, at);
 }
 
+void
+sl_slots_pace_sent(const sl_slots *s, sl_pacer *p, double at)
+{
+    sl_pacer_limits lim = pacer_limits(s);
+    sl_pacer_sent(p, &lim, at);
+}
+
 bool
 sl_slots_pace_feedback(const sl_slots *s, sl_pacer *p, unsigned in_use,
                        const sl_slot_feedback *fb, int64_t now,
@@ -170,6 +177,14 @@ sl_slots_pace_limits(const sl_slots *s, const sl_pacer *p, int64_t now,
     sl_pacer_limits lim = pacer_limits(s);
     out->conc = sl_pacer_conc(p, &lim);
     out->rate = sl_pacer_rate(p, &lim, now);
+}
+
+void
+sl_slots_sent(sl_slots *s, sl_slot_origin *o, double at)
+{
+    assert(o);
+    if (s->ops->sent)
+        s->ops->sent(s, o, at);
 }
 
 void

@@ -121,6 +121,8 @@ struct sl_slots_ops {
      * pause, reservations running out); called with no turn on the
      * queue held. */
     sluice_err (*sync)(sl_slots *s, int64_t now);
+    /* Optional: the request of a slot of `o` taken last left at `at`. */
+    void (*sent)(sl_slots *s, sl_slot_origin *o, double at);
     /* How a request to `o` ended (after its release): the pacer learns. */
     void (*feedback)(sl_slots *s, sl_slot_origin *o,
                      const sl_slot_feedback *fb, int64_t now);
@@ -149,6 +151,13 @@ void sl_slots_origin_close(sl_slots *s, sl_slot_origin *o);
  */
 sluice_err sl_slots_take(sl_slots *s, sl_slot_origin *o, double at,
                          sl_slot *out, double *free_at);
+/*
+ * The request of the slot of `o` taken last left at `at` (boot clock, to
+ * the microsecond): it had waited on its way out (a connection made, a
+ * busy loop). A paced origin's next request leaves at least one interval
+ * after it, so that the pace holds between requests as sent.
+ */
+void sl_slots_sent(sl_slots *s, sl_slot_origin *o, double at);
 /*
  * Give a slot back. `complete`: its request ended with a whole response,
  * so the origin is done with it; otherwise (aborted, timed out) a backend
@@ -187,6 +196,7 @@ void sl_slots_limits(sl_slots *s, sl_slot_origin *o, sl_slot_limits *out);
 sluice_err sl_slots_pace_check(const sl_slots *s, const sl_pacer *p,
                                unsigned in_use, double at, double *free_at);
 void sl_slots_pace_start(const sl_slots *s, sl_pacer *p, double at);
+void sl_slots_pace_sent(const sl_slots *s, sl_pacer *p, double at);
 bool sl_slots_pace_feedback(const sl_slots *s, sl_pacer *p, unsigned in_use,
                             const sl_slot_feedback *fb, int64_t now,
                             int64_t *pause_until);

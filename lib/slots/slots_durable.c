@@ -601,6 +601,12 @@ durable_feedback(sl_slots *s, sl_slot_origin *o, const sl_slot_feedback *fb,
 }
 
 static void
+durable_sent(sl_slots *s, sl_slot_origin *o, double at)
+{
+    sl_slots_pace_sent(s, &o->pacer, at);
+}
+
+static void
 durable_limits(sl_slots *s, sl_slot_origin *o, int64_t now,
                sl_slot_limits *out)
 {
@@ -621,6 +627,7 @@ const sl_slots_ops sl_slots_durable = {
     .held = durable_held,
     .list = durable_list,
     .sync = durable_sync,
+    .sent = durable_sent,
     .feedback = durable_feedback,
     .limits = durable_limits,
 };

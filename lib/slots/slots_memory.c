@@ -225,6 +225,12 @@ mem_feedback(sl_slots *s, sl_slot_origin *o, const sl_slot_feedback *fb,
 }
 
 static void
+mem_sent(sl_slots *s, sl_slot_origin *o, double at)
+{
+    sl_slots_pace_sent(s, &o->pacer, at);
+}
+
+static void
 mem_limits(sl_slots *s, sl_slot_origin *o, int64_t now, sl_slot_limits *out)
 {
     sl_slots_pace_limits(s, &o->pacer, now, out);
@@ -243,6 +249,7 @@ const sl_slots_ops sl_slots_memory = {
     .paused_until = mem_paused_until,
     .held = mem_held,
     .list = mem_list,
+    .sent = mem_sent,
     .feedback = mem_feedback,
     .limits = mem_limits,
 };

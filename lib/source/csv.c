@@ -163,7 +163,7 @@ static sl_feed_status
 parse_header(sl_csv *c, size_t n, const char *header, size_t header_len,
              char *reason, size_t reason_size)
 {
-    const sl_csv_opts *o = &c->opts;
+    const sl_feed_opts *o = &c->opts;
     const char *url_name = o->url_column ? o->url_column : "url";
     const char *id_name = o->id_column ? o->id_column : "id";
     const char *key_name = o->key_column ? o->key_column : "key";

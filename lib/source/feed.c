@@ -52,7 +52,7 @@ has_text(const char *s, size_t len, const char *text)
 }
 
 sluice_format
-sl_feed_detect(const char *line, size_t len, const sl_csv_opts *o)
+sl_feed_detect(const char *line, size_t len, const sl_feed_opts *o)
 {
     size_t i = 0;
     while (i < len && isspace((unsigned char)line[i]))
@@ -93,9 +93,11 @@ sl_feed_init(sl_feed *f, int fd, sluice_format format)
 }
 
 void
-sl_feed_set_csv(sl_feed *f, const sl_csv_opts *o)
+sl_feed_set_opts(sl_feed *f, const sl_feed_opts *o)
 {
     f->csv.opts = *o;
+    sl_jsonl_set_names(&f->jsonl, o->url_column, o->id_column,
+                       o->key_column);
 }
 
 void

@@ -27,6 +27,9 @@ typedef enum {
 
 /* JSON Lines state: the fields of the line being parsed. */
 typedef struct {
+    const char *names[5]; /* each field's member name, by field */
+    unsigned given;       /* bit per field: its name given by an option */
+    sl_buf members;       /* the line's first member names, for errors */
     sl_buf url, id, key;
     yajl_gen meta;
     int has_url, has_id, has_key, has_meta;
@@ -38,17 +41,18 @@ typedef struct {
     char reason[160];
 } sl_jsonl;
 
-/* How a CSV feed is read: the names of the columns that hold the url, id
- * and key (NULL: "url", "id", "key"; matched in any case), and the field
- * delimiter (0: the header's, see sl_csv_delimiter). */
+/* How a feed is read: the names of the CSV columns (matched in any case)
+ * or JSON Lines members (matched exactly) that hold the url, id and key
+ * (NULL: "url", "id", "key"), and the CSV field delimiter (0: the
+ * header's, see sl_csv_delimiter). */
 typedef struct {
     const char *url_column, *id_column, *key_column;
     char delimiter;
-} sl_csv_opts;
+} sl_feed_opts;
 
 /* CSV state: the header and the fields of the current record. */
 typedef struct {
-    sl_csv_opts opts;
+    sl_feed_opts opts;
     char delim; /* the delimiter in use; 0 until the header is read */
     bool header_done;
     bool header_bad; /* the rest of the file is skipped */
@@ -75,9 +79,9 @@ typedef struct {
 /* `format` may be SLUICE_FORMAT_AUTO. The feed does not own `fd`. */
 sluice_err sl_feed_init(sl_feed *f, int fd, sluice_format format);
 void sl_feed_free(sl_feed *f);
-/* Read CSV (and detect it) by `o`, before the first sl_feed_next; the
- * names must outlive the feed. */
-void sl_feed_set_csv(sl_feed *f, const sl_csv_opts *o);
+/* Read CSV and JSON Lines (and detect CSV) by `o`, before the first
+ * sl_feed_next; the names must outlive the feed. */
+void sl_feed_set_opts(sl_feed *f, const sl_feed_opts *o);
 
 /*
  * Parse the next record. The item's pointers stay valid until the next
@@ -96,7 +100,7 @@ sl_feed_status sl_feed_next(sl_feed *f, sl_feed_item *item, char *reason,
  * `o` may be NULL (the defaults).
  */
 sluice_format sl_feed_detect(const char *line, size_t len,
-                             const sl_csv_opts *o);
+                             const sl_feed_opts *o);
 
 /* The delimiter of a CSV header: ',' when it has a comma outside quotes,
  * else ';' when it has a semicolon, else a tab when it has one, else
@@ -106,6 +110,11 @@ char sl_csv_delimiter(const char *line, size_t len);
 /* The formats, for feed.c. */
 sluice_err sl_jsonl_init(sl_jsonl *j);
 void sl_jsonl_free(sl_jsonl *j);
+/* The members holding the url, id and key (NULL: "url", "id", "key").
+ * A line without the url member (when it has any member), or without
+ * one named here, is rejected with the names it has. */
+void sl_jsonl_set_names(sl_jsonl *j, const char *url, const char *id,
+                        const char *key);
 sl_feed_status sl_jsonl_parse(sl_jsonl *j, const char *line, size_t len,
                               sl_feed_item *item, char *reason,
                               size_t reason_size);

@@ -568,9 +568,9 @@ ingest_one(committer *cm, const sluice_ingest_input *in, const sl_guard *g,
     if (sl_feed_init(&p.feed, in->fd, opts->format) != SLUICE_OK ||
         sl_seen_input(seen, in->name) != SLUICE_OK)
         goto fail;
-    sl_csv_opts csv = {opts->url_column, opts->id_column, opts->key_column,
+    sl_feed_opts csv = {opts->url_column, opts->id_column, opts->key_column,
                        opts->delimiter};
-    sl_feed_set_csv(&p.feed, &csv);
+    sl_feed_set_opts(&p.feed, &csv);
     recs = sl_calloc(CHUNK_RECORDS, sizeof *recs);
     if (!recs)
         goto fail;

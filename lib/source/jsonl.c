@@ -1,6 +1,7 @@
 /*
  * JSON Lines: one object a line with "url" and optional "id" (string or
- * integer), "key" and "meta" (an object). Parsed with yajl's event
+ * integer), "key" and "meta" (an object); the url, id and key members
+ * may have other names (sl_jsonl_set_names). Parsed with yajl's event
  * callbacks, so no tree is built per line; meta is re-emitted compact.
  * Other members are ignored.
  */
@@ -13,6 +14,9 @@
 enum { F_OTHER, F_URL, F_ID, F_KEY, F_META };
 
 static const char *const field_names[] = {"", "url", "id", "key", "meta"};
+
+/* The member names a rejection lists: the first few, up to this much. */
+#define MEMBERS_SHOWN 160
 
 #define J(ctx) ((sl_jsonl *)(ctx))
 
@@ -173,12 +177,19 @@ on_map_key(void *ctx, const unsigned char *key, size_t len)
         return meta_string(j, key, len);
     if (j->depth != 1)
         return 1;
+    if (j->members.len < MEMBERS_SHOWN) {
+        char shown[80];
+        sl_quote(shown, sizeof shown, (const char *)key, len, 40);
+        if ((j->members.len && sl_buf_append(&j->members, ", ", 2)) ||
+            sl_buf_printf(&j->members, "\"%s\"", shown))
+            return nomem(j);
+    }
     j->field = F_OTHER;
     for (int f = F_URL; f <= F_META; f++) {
-        if (len == strlen(field_names[f]) &&
-            memcmp(key, field_names[f], len) == 0) {
+        if (len == strlen(j->names[f]) &&
+            memcmp(key, j->names[f], len) == 0) {
             if (j->seen & (1 << f))
-                return fail(j, "duplicate member \"%s\"", field_names[f]);
+                return fail(j, "duplicate member \"%s\"", j->names[f]);
             j->seen |= 1 << f;
             j->field = f;
         }
@@ -249,6 +260,8 @@ sluice_err
 sl_jsonl_init(sl_jsonl *j)
 {
     memset(j, 0, sizeof *j);
+    sl_jsonl_set_names(j, NULL, NULL, NULL);
+    sl_buf_init(&j->members);
     sl_buf_init(&j->url);
     sl_buf_init(&j->id);
     sl_buf_init(&j->key);
@@ -257,8 +270,56 @@ sl_jsonl_init(sl_jsonl *j)
 }
 
 void
+sl_jsonl_set_names(sl_jsonl *j, const char *url, const char *id,
+                   const char *key)
+{
+    for (int f = 0; f <= F_META; f++)
+        j->names[f] = field_names[f];
+    j->given = 0;
+    if (url)
+        j->names[F_URL] = url, j->given |= 1 << F_URL;
+    if (id)
+        j->names[F_ID] = id, j->given |= 1 << F_ID;
+    if (key)
+        j->names[F_KEY] = key, j->given |= 1 << F_KEY;
+}
+
+/*
+ * A line without the url member, or without one named by an option, is
+ * rejected with the members it has, so that the first error says what the
+ * feed calls its fields. An empty object is left to validation.
+ */
+static bool
+missing_member(const sl_jsonl *j, char *reason, size_t reason_size)
+{
+    static const char *const options[] = {"", "--url-column",
+                                          "--id-column", "--key-column"};
+    for (int f = F_URL; f <= F_KEY; f++) {
+        if (j->seen & (1 << f) || !j->members.len)
+            continue;
+        if (f != F_URL && !(j->given & (1 << f)))
+            continue;
+        const char *more = j->members.len >= MEMBERS_SHOWN ? ", ..." : "";
+        if (j->given & (1 << f))
+            sl_fmt(reason, reason_size,
+                   "%s: no member \"%.60s\" (%s); the object has %s%s",
+                   field_names[f], j->names[f], options[f],
+                   j->members.data, more);
+        else
+            sl_fmt(reason, reason_size,
+                   "%s: no member \"%s\"; the object has %s%s; name it "
+                   "with %s",
+                   field_names[f], j->names[f], j->members.data, more,
+                   options[f]);
+        return true;
+    }
+    return false;
+}
+
+void
 sl_jsonl_free(sl_jsonl *j)
 {
+    sl_buf_free(&j->members);
     sl_buf_free(&j->url);
     sl_buf_free(&j->id);
     sl_buf_free(&j->key);
@@ -271,6 +332,7 @@ sl_feed_status
 sl_jsonl_parse(sl_jsonl *j, const char *line, size_t len,
                sl_feed_item *item, char *reason, size_t reason_size)
 {
+    sl_buf_clear(&j->members);
     sl_buf_clear(&j->url);
     sl_buf_clear(&j->id);
     sl_buf_clear(&j->key);
@@ -310,6 +372,8 @@ sl_jsonl_parse(sl_jsonl *j, const char *line, size_t len,
         out = SL_FEED_REJECT;
     }
     yajl_free(h);
+    if (out == SL_FEED_RECORD && missing_member(j, reason, reason_size))
+        out = SL_FEED_REJECT;
     if (out != SL_FEED_RECORD)
         return out;
     /* sl_buf data stays NULL for an empty string: point at "" instead. */

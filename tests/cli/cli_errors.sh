@@ -1,6 +1,8 @@
 # Usage errors of every command: a bad number names its option and the
 # range allowed, an unknown option or a missing argument says which; each
-# exits 2 with the hint to --help and touches no database.
+# exits 2 with the hint to --help and touches no database. A bad
+# $SLUICE_BUSY_TIMEOUT_MS is one line naming the variable and its value,
+# exit 2, in every command that opens the queue.
 . "$(dirname "$0")/lib.sh"
 
 # bad_value OPTION VALUE MESSAGE: `sluice run --store out OPTION VALUE`
@@ -92,5 +94,28 @@ for words in "ingest" "run" "status" "dlq list" "dlq replay" "slots list" \
     assert_has "$err" "sluice $cmd: option '--db' needs an argument (FILE)"
 done
 [ ! -e sluice.db ] || fail "a usage error created the database"
+
+case_ "a bad \$SLUICE_BUSY_TIMEOUT_MS, in every command that opens the queue"
+echo "http://img.example/a.jpg" >feed.txt
+for value in soon 0 -5 3600000 250ms " 250" 99999999999999999999999; do
+    for words in "ingest --db b.db feed.txt" "run --db b.db --store out" \
+        "status --db b.db" "list --db b.db" "dlq list --db b.db" \
+        "dlq replay --db b.db --all" "slots list --db b.db" \
+        "slots clear --db b.db --yes"; do
+        run env SLUICE_BUSY_TIMEOUT_MS="$value" "$SLUICE" $words
+        assert_rc 2 "$words, SLUICE_BUSY_TIMEOUT_MS='$value'"
+        assert_eq "$err" "sluice: SLUICE_BUSY_TIMEOUT_MS=$value (from the \
+environment): expected milliseconds, 1 to 3599999"
+    done
+done
+[ ! -e b.db ] || fail "a bad \$SLUICE_BUSY_TIMEOUT_MS created the database"
+# Good values are used; empty is unset.
+for value in 1 250 3599999 ""; do
+    run env SLUICE_BUSY_TIMEOUT_MS="$value" "$SLUICE" ingest --db b.db \
+        feed.txt
+    assert_rc 0 "SLUICE_BUSY_TIMEOUT_MS='$value'"
+    run env SLUICE_BUSY_TIMEOUT_MS="$value" "$SLUICE" status --db b.db
+    assert_rc 0 "status, SLUICE_BUSY_TIMEOUT_MS='$value'"
+done
 
 finish

@@ -16,7 +16,7 @@ norm() {
 # A value each kind of argument accepts, to show the option parses.
 sample() {
     case $1 in
-    FILE) echo x.db ;;
+    FILE | DB) echo x.db ;;
     DIR | 'DIR|s3://BUCKET[/PREFIX]') echo somewhere ;;
     N | SEC) echo 1 ;;
     DURATION) echo 1h ;;

@@ -1,7 +1,7 @@
 # HTTPS as partners serve it: nginx over TLS with HTTP/2 in front of the
 # test origin (with its cap counter), its certificate from a private CA
 # made here with openssl. With the CA (--cacert, $CURL_CA_BUNDLE or
-# $SSL_CERT_FILE) every image arrives byte-exact over HTTP/2, the
+# $SSL_CERT_FILE; or a hashed directory: --capath, $SSL_CERT_DIR) every image arrives byte-exact over HTTP/2, the
 # requests multiplexed on one connection, the origin never over the cap;
 # without it every record fails TLS verification and nothing is stored
 # or even requested; a CA file that cannot serve is a one-line usage
@@ -15,7 +15,7 @@ CAP=20
 N=600
 SIZE=uniform:2000:30000
 # curl reads these; the cases below set them on purpose only.
-unset CURL_CA_BUNDLE SSL_CERT_FILE
+unset CURL_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR
 
 # ------------------------------------------------------------ the CA
 # A private CA, and a server certificate it signs for 127.0.0.1 (an IP
@@ -151,11 +151,13 @@ conns=$(grep '"sluice/' ng100/conn.log | awk '{ print $1 }' | sort -u |
     fail "$conns connections for 400 requests at 100 a connection"
 assert_eq "$(origin_stat "$o_port" violations)" 0
 
-case_ "no CA: every record fails TLS verification, nothing requested"
+case_ "no CA: every record fails TLS verification, dead at once, nothing requested"
 feed noca 30
 : >ng/conn.log
 curl -s "http://127.0.0.1:$o_port/_reset" >/dev/null
-run "${RUN[@]}" --db noca.db --store noca --max-attempts 1
+# Dead at the first attempt, however many are allowed: a certificate
+# that does not verify fails the same way every time.
+run "${RUN[@]}" --db noca.db --store noca --max-attempts 5
 assert_rc 1
 assert_has "$out" "0 done, 30 dead"
 run "$SLUICE" dlq list --db noca.db
@@ -183,6 +185,32 @@ run env CURL_CA_BUNDLE=/nonexistent SSL_CERT_FILE="$WORK/ca.pem" \
     "${RUN[@]}" --db order.db --store order
 assert_rc 2
 assert_has "$err" "CURL_CA_BUNDLE=/nonexistent"
+
+case_ "--capath and \$SSL_CERT_DIR: a directory of hashed CA certificates"
+mkdir -p cadir emptydir
+cp ca.pem cadir/
+openssl rehash cadir 2>openssl.log || fail "openssl rehash: $(cat openssl.log)"
+feed capath 40
+run "${RUN[@]}" --db capath.db --store capath --capath cadir
+check_stored capath.db capath 40
+feed certdir 40
+run env SSL_CERT_DIR="$WORK/emptydir:$WORK/cadir" "${RUN[@]}" \
+    --db certdir.db --store certdir
+check_stored certdir.db certdir 40
+# CURL_CA_BUNDLE, when set, is taken instead (as curl does).
+run env SSL_CERT_DIR="$WORK/cadir" CURL_CA_BUNDLE=/nonexistent \
+    "${RUN[@]}" --db certdir.db --store certdir
+assert_rc 2
+assert_has "$err" "CURL_CA_BUNDLE=/nonexistent"
+run "${RUN[@]}" --db certdir.db --store certdir --capath emptydir
+assert_rc 2
+assert_eq "$(lines "$err")" 1
+assert_has "$err" "--capath emptydir: no hashed certificate in it (openssl rehash DIR makes them)"
+run env SSL_CERT_DIR="$WORK/cadir:/nonexistent" "${RUN[@]}" \
+    --db certdir.db --store certdir
+assert_rc 2
+assert_eq "$(lines "$err")" 1
+assert_has "$err" "SSL_CERT_DIR=$WORK/cadir:/nonexistent (from the environment): /nonexistent: No such file or directory"
 
 case_ "a host name is checked against the certificate's DNS name"
 feed named 20 "https://localhost:$ng_port"
