@@ -13,6 +13,8 @@
 
 static const sl_backend *const backends[] = {
     &sl_queue_sqlite.backend,
+    &sl_queue_redis.backend,
+    &sl_queue_redis_unix.backend,
     &sl_store_file.backend,
     &sl_store_s3.backend,
     &sl_slots_memory.backend,

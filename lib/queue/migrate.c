@@ -110,7 +110,8 @@ take(void *arg, const sl_record_info *rec)
         uint64_t before = c->copied;
         if ((c->err = flush(c)) != SLUICE_OK)
             return 1;
-        if (c->progress && c->copied / PROGRESS_EVERY != before / PROGRESS_EVERY)
+        if (c->progress &&
+            c->copied / PROGRESS_EVERY != before / PROGRESS_EVERY)
             c->progress(c->ctx, c->copied);
     }
     return 0;

@@ -322,5 +322,8 @@ sluice_err sl_queue_restore(sluice_queue *q, const sl_record_info *recs,
                             size_t n);
 
 extern const sl_queue_ops sl_queue_sqlite;
+/* Redis (queue_redis.c): redis://HOST:PORT and unix:///PATH. */
+extern const sl_queue_ops sl_queue_redis;
+extern const sl_queue_ops sl_queue_redis_unix;
 
 #endif /* SL_QUEUE_H */

@@ -97,4 +97,28 @@ assert_rc 0
 assert_has "$out" "migrated 3 records (3 pending, 0 retrying, 0 done, 0 dead)"
 assert_has "$out" "3 records a run that died left in flight are ready again"
 
+case_ "SQLite into Redis and back: the same records, the same listings"
+. "$SOURCE_DIR/tests/redis/start.sh"
+start_redis r
+run "$SLUICE" migrate --from a.db --to "$r_url"
+assert_rc 0
+assert_has "$out" "migrated 4 records (1 pending, 0 retrying, 2 done, 1 dead) and 2 settings"
+for view in "list --csv" "list --json" "dlq list --json" "status --json"; do
+    # shellcheck disable=SC2086
+    assert_eq "$("$SLUICE" $view --db "$r_url" |
+        sed 's/"oldest_pending_age_s":[0-9.]*//')" \
+        "$("$SLUICE" $view --db a.db | sed 's/"oldest_pending_age_s":[0-9.]*//')"
+done
+run "$SLUICE" migrate --from "$r_url" --to back.db
+assert_rc 0
+assert_eq "$("$SLUICE" list --csv --db back.db)" "$("$SLUICE" list --csv --db a.db)"
+# The Redis copy runs on: only the pending record is fetched.
+run "$SLUICE" run --db "$r_url" --store out3 --json
+assert_rc 1 # the dead record is still dead
+assert_has "$out" '"done":1,"dead":0,"retried":0,"throttled":0,"requests":1,'
+assert_eq "$(ls out3)" later.jpg
+run "$SLUICE" migrate --from a.db --to "$r_url"
+assert_rc 2
+assert_has "$err" "holds 4 records already"
+
 finish

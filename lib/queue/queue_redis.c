@@ -1,0 +1,721 @@
+/*
+ * The Redis queue backend (redis:// and unix://): records in hashes,
+ * their states in sorted sets, every change one Lua script
+ * (queue_redis_scripts.c), so it is atomic whatever else runs on the
+ * Redis. docs/queue.md has the key layout, the clock rule and what AOF
+ * gives. One runner at a time for now: a runner key with a lease.
+ */
+#include "queue_redis.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+
+/* Records an upsert script takes outside a batch; a batch's upserts go in
+ * one script at commit, however many. */
+#define UPSERT_CHUNK 1000
+
+sl_rq_queue *
+sl_rq_state(sluice_queue *q)
+{
+    return q->state;
+}
+
+/* A failure of the connection, as the queue's error. */
+sluice_err
+sl_rq_conn_fail(sluice_queue *q, sluice_err err)
+{
+    return sl_queue_fail(q, err, "%s", sl_rq_state(q)->conn.errmsg);
+}
+
+sluice_err
+sl_rq_eval(sluice_queue *q, int which, redisReply **out, int argc,
+           const char **argv, const size_t *lens)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    sluice_err err = sl_redis_eval(&s->conn, &s->scripts[which], s->meta_key,
+                                   out, argc, argv, lens);
+    return err == SLUICE_OK ? SLUICE_OK : sl_rq_conn_fail(q, err);
+}
+
+/* A reply element's text, or NULL for nil. */
+const char *
+sl_rq_str(const redisReply *r, size_t i)
+{
+    if (i >= r->elements)
+        return NULL;
+    const redisReply *e = r->element[i];
+    return e->type == REDIS_REPLY_STRING ? e->str : NULL;
+}
+
+int64_t
+sl_rq_int(const redisReply *r, size_t i)
+{
+    if (i >= r->elements)
+        return 0;
+    const redisReply *e = r->element[i];
+    if (e->type == REDIS_REPLY_INTEGER)
+        return e->integer;
+    return e->type == REDIS_REPLY_STRING ? strtoll(e->str, NULL, 10) : 0;
+}
+
+sluice_err
+sl_rq_bad_reply(sluice_queue *q, redisReply *reply, const char *what)
+{
+    if (reply)
+        freeReplyObject(reply);
+    return sl_queue_fail(q, SLUICE_EDB, "%s: %s: unexpected reply from Redis",
+                         sl_rq_state(q)->conn.addr.where, what);
+}
+
+/*
+ * What the upsert compares: a digest of url, key and meta, so that a
+ * record ingested again unchanged is told apart from one that changed
+ * by one hash lookup. 96 bits: a changed record taken for an unchanged
+ * one would need a SHA-256 collision in them.
+ */
+void
+sl_rq_fingerprint(const sl_record *r, char out[FP_HEX + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned md_len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+              EVP_DigestUpdate(ctx, r->url, r->url_len) == 1 &&
+              EVP_DigestUpdate(ctx, "", 1) == 1 &&
+              EVP_DigestUpdate(ctx, r->key, r->key_len) == 1 &&
+              EVP_DigestUpdate(ctx, r->meta ? "\1" : "\2", 1) == 1 &&
+              (!r->meta || EVP_DigestUpdate(ctx, r->meta, r->meta_len) == 1) &&
+              EVP_DigestFinal_ex(ctx, md, &md_len) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) {
+        /* No digest: one that matches nothing stored, so the script
+         * compares the fields themselves. */
+        memset(out, '-', FP_HEX);
+        out[FP_HEX] = '\0';
+        return;
+    }
+    for (int i = 0; i < FP_HEX / 2; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[FP_HEX] = '\0';
+}
+
+/* ------------------------------------------------------------ opening */
+
+/* Keys under the prefix with no sluice queue there: another program's. */
+static sluice_err
+prefix_in_use(sluice_queue *q, bool *used)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    char pattern[160];
+    sl_fmt(pattern, sizeof pattern, "%s*", s->conn.addr.prefix);
+    char cursor[32] = "0";
+    *used = false;
+    int rounds = 0;
+    do {
+        redisReply *reply;
+        sluice_err err = sl_redis_cmdf(
+            &s->conn, &reply, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (err != SLUICE_OK)
+            return sl_rq_conn_fail(q, err);
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+            !sl_rq_str(reply, 0) ||
+            reply->element[1]->type != REDIS_REPLY_ARRAY)
+            return sl_rq_bad_reply(q, reply, "SCAN");
+        sl_copy(cursor, sizeof cursor, sl_rq_str(reply, 0));
+        *used = reply->element[1]->elements > 0;
+        freeReplyObject(reply);
+    } while (!*used && strcmp(cursor, "0") != 0 && ++rounds < 100000);
+    return SLUICE_OK;
+}
+
+/* Check (or create) the meta hash: a sluice queue of a version we know. */
+static sluice_err
+check_schema(sluice_queue *q, const sluice_queue_opts *opts)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    const char *where = s->conn.addr.where;
+    bool may_create =
+        !(opts->flags & (SLUICE_QUEUE_READONLY | SLUICE_QUEUE_NOCREATE));
+    bool used = false;
+    sluice_err err;
+    redisReply *reply;
+    char version[16];
+    sl_fmt(version, sizeof version, "%d", SL_REDIS_SCHEMA);
+    for (int pass = 0; pass < 2; pass++) {
+        const char *argv[] = {version, pass == 1 ? "1" : "0"};
+        if ((err = sl_rq_eval(q, RQ_INIT, &reply, 2, argv, NULL)) != SLUICE_OK)
+            return err;
+        const char *what =
+            reply->type == REDIS_REPLY_ARRAY ? sl_rq_str(reply, 0) : NULL;
+        if (!what)
+            return sl_rq_bad_reply(q, reply, "open");
+        if (strcmp(what, "foreign") == 0) {
+            sl_queue_fail(q, SLUICE_ENOTDB,
+                          "%s: not a sluice queue (%.100s holds a %.20s "
+                          "that is not sluice's)",
+                          where, s->meta_key,
+                          sl_rq_str(reply, 1) ? sl_rq_str(reply, 1) : "key");
+            freeReplyObject(reply);
+            return SLUICE_ENOTDB;
+        }
+        if (strcmp(what, "none") != 0) {
+            long long v = sl_rq_str(reply, 1) ? atoll(sl_rq_str(reply, 1)) : 0;
+            freeReplyObject(reply);
+            if (v > SL_REDIS_SCHEMA || v < 1)
+                return sl_queue_fail(
+                    q, SLUICE_EDBVERSION,
+                    "%s: queue schema version %lld %s (this sluice "
+                    "understands %d)",
+                    where, v,
+                    v > SL_REDIS_SCHEMA ? "is newer than this sluice "
+                                          "understands; upgrade sluice"
+                                        : "is not one sluice wrote",
+                    SL_REDIS_SCHEMA);
+            return SLUICE_OK;
+        }
+        freeReplyObject(reply);
+        if (pass == 1)
+            break;
+        if (!may_create)
+            return sl_queue_fail(q, SLUICE_ENOENT,
+                                 "%s: no sluice queue with prefix %s "
+                                 "(sluice ingest creates it)",
+                                 where, s->conn.addr.prefix);
+        if ((err = prefix_in_use(q, &used)) != SLUICE_OK)
+            return err;
+        if (used)
+            return sl_queue_fail(q, SLUICE_ENOTDB,
+                                 "%s: not a sluice queue (keys under the "
+                                 "prefix %s are another program's; choose "
+                                 "?prefix=NAME)",
+                                 where, s->conn.addr.prefix);
+    }
+    return sl_queue_fail(q, SLUICE_EDB, "%s: could not create the queue",
+                         where);
+}
+
+static sluice_err
+measure_clock(sluice_queue *q)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    int64_t before = sl_now_ms(), redis_ms;
+    sluice_err err = sl_redis_time_ms(&s->conn, &redis_ms);
+    if (err != SLUICE_OK)
+        return sl_rq_conn_fail(q, err);
+    int64_t after = sl_now_ms();
+    s->clock_offset = redis_ms - (before + after) / 2;
+    return SLUICE_OK;
+}
+
+static sluice_err
+redis_open(sluice_queue *q, const char *location, const sluice_queue_opts *opts)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    sl_buf_init(&s->text);
+    pthread_mutex_init(&s->renew_mu, NULL);
+    pthread_cond_init(&s->renew_cv, NULL);
+    memcpy(s->scripts, sl_rq_scripts, sizeof s->scripts);
+    sluice_err err = sl_redis_open(&s->conn, location);
+    if (err != SLUICE_OK)
+        return sl_rq_conn_fail(q, err);
+    sl_fmt(s->base, sizeof s->base, "%s{q}:", s->conn.addr.prefix);
+    sl_fmt(s->meta_key, sizeof s->meta_key, "%smeta", s->base);
+    if ((err = check_schema(q, opts)) != SLUICE_OK)
+        return err;
+    return measure_clock(q);
+}
+
+static void
+redis_close(sluice_queue *q)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    sl_rq_runner_end(s);
+    sl_redis_close(&s->conn);
+    sl_buf_free(&s->text);
+    sl_free(s->recs);
+    sl_free(s->calls);
+    pthread_mutex_destroy(&s->renew_mu);
+    pthread_cond_destroy(&s->renew_cv);
+}
+
+/* ------------------------------------------------------------ upsert */
+
+static void
+tally(const char *letters, size_t n, sluice_ingest_stats *counts)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (letters[i] == 'a')
+            counts->added++;
+        else if (letters[i] == 'u')
+            counts->updated++;
+        else
+            counts->unchanged++;
+    }
+}
+
+/* One script call for args (now, then five a record); the outcome
+ * letters into *reply. */
+static sluice_err
+upsert_call(sluice_queue *q, const char **argv, const size_t *lens, size_t n,
+            redisReply **reply)
+{
+    sluice_err err =
+        sl_rq_eval(q, RQ_UPSERT, reply, (int)(1 + REC_ARGS * n), argv, lens);
+    if (err != SLUICE_OK)
+        return err;
+    if ((*reply)->type != REDIS_REPLY_STRING || (*reply)->len != n) {
+        sl_rq_bad_reply(q, *reply, "upsert");
+        *reply = NULL;
+        return SLUICE_EDB;
+    }
+    return SLUICE_OK;
+}
+
+static sluice_err
+alloc_args(sluice_queue *q, size_t n, const char ***argv, size_t **lens)
+{
+    *argv = sl_malloc((1 + REC_ARGS * n) * sizeof **argv);
+    *lens = sl_malloc((1 + REC_ARGS * n) * sizeof **lens);
+    if (!*argv || !*lens) {
+        sl_free(*argv);
+        sl_free(*lens);
+        return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+    }
+    return SLUICE_OK;
+}
+
+static sluice_err
+upsert_now(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
+           sluice_ingest_stats *counts)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    const char **argv;
+    size_t *lens;
+    char now[24];
+    sl_fmt(now, sizeof now, "%" PRId64, sl_rq_to_redis(s, now_ms));
+    char(*fps)[FP_HEX + 1] = sl_malloc(SL_MIN(n, UPSERT_CHUNK) * sizeof *fps);
+    if (!fps)
+        return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+    sluice_err err = alloc_args(q, SL_MIN(n, UPSERT_CHUNK), &argv, &lens);
+    if (err != SLUICE_OK) {
+        sl_free(fps);
+        return err;
+    }
+    argv[0] = now;
+    lens[0] = strlen(now);
+    while (n > 0 && err == SLUICE_OK) {
+        size_t take = SL_MIN(n, UPSERT_CHUNK);
+        for (size_t i = 0; i < take; i++) {
+            const sl_record *r = &recs[i];
+            sl_rq_fingerprint(r, fps[i]);
+            const char *v[REC_ARGS] = {r->id,     r->url,
+                                       r->key,    r->meta ? r->meta : "",
+                                       r->origin, fps[i]};
+            size_t l[REC_ARGS] = {r->id_len,     r->url_len,
+                                  r->key_len,    r->meta ? r->meta_len : 0,
+                                  r->origin_len, FP_HEX};
+            memcpy(&argv[1 + REC_ARGS * i], v, sizeof v);
+            memcpy(&lens[1 + REC_ARGS * i], l, sizeof l);
+        }
+        redisReply *reply;
+        err = upsert_call(q, argv, lens, take, &reply);
+        if (err == SLUICE_OK) {
+            tally(reply->str, take, counts);
+            freeReplyObject(reply);
+        }
+        recs += take;
+        n -= take;
+    }
+    sl_free(argv);
+    sl_free(lens);
+    sl_free(fps);
+    return err;
+}
+
+/* Inside a batch: copy the records; they go to Redis at commit. */
+static sluice_err
+upsert_buffer(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
+              sluice_ingest_stats *counts)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    if (s->n_recs + n > s->cap_recs) {
+        size_t cap = SL_MAX(s->cap_recs * 2, s->n_recs + n);
+        buffered_rec *grown = sl_realloc(s->recs, cap * sizeof *grown);
+        if (!grown)
+            return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+        s->recs = grown;
+        s->cap_recs = cap;
+    }
+    if (s->n_calls == s->cap_calls) {
+        size_t cap = SL_MAX(s->cap_calls * 2, 16);
+        buffered_call *grown = sl_realloc(s->calls, cap * sizeof *grown);
+        if (!grown)
+            return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+        s->calls = grown;
+        s->cap_calls = cap;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const sl_record *r = &recs[i];
+        const char *v[5] = {r->id, r->url, r->key, r->meta, r->origin};
+        size_t l[5] = {r->id_len, r->url_len, r->key_len,
+                       r->meta ? r->meta_len : 0, r->origin_len};
+        buffered_rec *b = &s->recs[s->n_recs + i];
+        sl_rq_fingerprint(r, b->fp);
+        for (int f = 0; f < 5; f++) {
+            b->at[f] = s->text.len;
+            b->len[f] = l[f];
+            if (l[f] && sl_buf_append(&s->text, v[f], l[f]) != 0)
+                return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+        }
+    }
+    s->n_recs += n;
+    s->calls[s->n_calls++] = (buffered_call){counts, n};
+    s->batch_now = now_ms;
+    return SLUICE_OK;
+}
+
+static void
+forget_batch(sl_rq_queue *s)
+{
+    sl_buf_clear(&s->text);
+    s->n_recs = s->n_calls = 0;
+}
+
+static sluice_err
+redis_upsert(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
+             sluice_ingest_stats *counts)
+{
+    return q->in_batch ? upsert_buffer(q, recs, n, now_ms, counts)
+                       : upsert_now(q, recs, n, now_ms, counts);
+}
+
+static sluice_err
+redis_begin(sluice_queue *q)
+{
+    forget_batch(sl_rq_state(q));
+    return SLUICE_OK;
+}
+
+/* The batch's upserts in one script call: all of them or none. */
+static sluice_err
+redis_commit(sluice_queue *q)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    if (s->n_recs == 0)
+        return SLUICE_OK;
+    const char **argv;
+    size_t *lens;
+    sluice_err err = alloc_args(q, s->n_recs, &argv, &lens);
+    if (err != SLUICE_OK)
+        return err;
+    char now[24];
+    sl_fmt(now, sizeof now, "%" PRId64, sl_rq_to_redis(s, s->batch_now));
+    argv[0] = now;
+    lens[0] = strlen(now);
+    for (size_t i = 0; i < s->n_recs; i++) {
+        const char **a = &argv[1 + REC_ARGS * i];
+        size_t *l = &lens[1 + REC_ARGS * i];
+        for (int f = 0; f < 5; f++) {
+            a[f] = s->text.data ? s->text.data + s->recs[i].at[f] : "";
+            l[f] = s->recs[i].len[f];
+        }
+        a[5] = s->recs[i].fp;
+        l[5] = FP_HEX;
+    }
+    redisReply *reply;
+    err = upsert_call(q, argv, lens, s->n_recs, &reply);
+    sl_free(argv);
+    sl_free(lens);
+    if (err != SLUICE_OK)
+        return err;
+    const char *letters = reply->str;
+    for (size_t c = 0; c < s->n_calls; c++) {
+        tally(letters, s->calls[c].n, s->calls[c].counts);
+        letters += s->calls[c].n;
+    }
+    freeReplyObject(reply);
+    forget_batch(s);
+    return SLUICE_OK;
+}
+
+static sluice_err
+redis_rollback(sluice_queue *q)
+{
+    forget_batch(sl_rq_state(q));
+    return SLUICE_OK;
+}
+
+/* ------------------------------------------------------------ leases */
+
+/* A lease from ten reply fields at `at`: one allocation for its strings. */
+static int
+lease_fill(const sl_rq_queue *s, sl_lease *l, const redisReply *r, size_t at)
+{
+    const char *v[5];
+    size_t lens[5], total = 0;
+    static const int cols[5] = {2, 3, 4, 5, 6}; /* id url key origin meta */
+    for (int i = 0; i < 5; i++) {
+        v[i] = sl_rq_str(r, at + (size_t)cols[i]);
+        if (!v[i])
+            return -1;
+        lens[i] = strlen(v[i]);
+        total += lens[i] + 1;
+    }
+    char *block = sl_malloc(total);
+    if (!block)
+        return -1;
+    char **dst[5] = {&l->id, &l->url, &l->key, &l->origin, &l->meta};
+    for (int i = 0; i < 5; i++) {
+        memcpy(block, v[i], lens[i] + 1);
+        *dst[i] = block;
+        block += lens[i] + 1;
+    }
+    if (!*l->meta)
+        l->meta = NULL;
+    l->ref[0] = (uint64_t)sl_rq_int(r, at);
+    l->token = (uint64_t)sl_rq_int(r, at + 1);
+    l->attempts = (unsigned)sl_rq_int(r, at + 7);
+    l->first_attempt_ms = sl_rq_from_redis(s, sl_rq_int(r, at + 8));
+    l->was_retrying = sl_rq_int(r, at + 9) == SL_STATE_RETRYING;
+    return 0;
+}
+
+static sluice_err release_one(sluice_queue *q, uint64_t rid, uint64_t token,
+                              int64_t now_ms);
+
+static sluice_err
+redis_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
+            size_t *n_out)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    size_t argc = 4 + req->n_skip;
+    const char **argv = sl_malloc(argc * sizeof *argv);
+    *n_out = 0;
+    if (!argv)
+        return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+    char now[24], exp[24], max[24], n_skip[24];
+    sl_fmt(now, sizeof now, "%" PRId64, sl_rq_to_redis(s, req->now_ms));
+    sl_fmt(exp, sizeof exp, "%" PRId64,
+           sl_rq_to_redis(s, req->now_ms + req->lease_ms));
+    sl_fmt(max, sizeof max, "%zu", req->max);
+    sl_fmt(n_skip, sizeof n_skip, "%zu", req->n_skip);
+    argv[0] = now;
+    argv[1] = exp;
+    argv[2] = max;
+    argv[3] = n_skip;
+    for (size_t i = 0; i < req->n_skip; i++)
+        argv[4 + i] = req->skip_origins[i];
+    redisReply *reply;
+    sluice_err err = sl_rq_eval(q, RQ_LEASE, &reply, (int)argc, argv, NULL);
+    sl_free(argv);
+    if (err != SLUICE_OK)
+        return err;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 10 != 0 ||
+        reply->elements / 10 > req->max)
+        return sl_rq_bad_reply(q, reply, "lease");
+    size_t n = reply->elements / 10, filled = 0;
+    for (; filled < n; filled++)
+        if (lease_fill(s, &out[filled], reply, filled * 10) != 0)
+            break;
+    if (filled < n) {
+        /* Give every lease back: none was started. */
+        for (size_t i = 0; i < n; i++)
+            release_one(q, (uint64_t)sl_rq_int(reply, i * 10),
+                        (uint64_t)sl_rq_int(reply, i * 10 + 1), req->now_ms);
+        for (size_t i = 0; i < filled; i++)
+            sl_lease_clear(&out[i]);
+        freeReplyObject(reply);
+        return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+    }
+    freeReplyObject(reply);
+    *n_out = n;
+    return SLUICE_OK;
+}
+
+/* Run a mark script; 0 back means the lease is no longer held. */
+static sluice_err
+mark(sluice_queue *q, int which, const sl_lease *l, const char *what, int argc,
+     const char **argv)
+{
+    redisReply *reply;
+    sluice_err err = sl_rq_eval(q, which, &reply, argc, argv, NULL);
+    if (err != SLUICE_OK)
+        return err;
+    if (reply->type != REDIS_REPLY_INTEGER)
+        return sl_rq_bad_reply(q, reply, what);
+    long long hit = reply->integer;
+    freeReplyObject(reply);
+    if (hit == 0)
+        return sl_queue_fail(q, SLUICE_ENOTFOUND,
+                             "%s: lease on \"%.200s\" is no longer held", what,
+                             l && l->id ? l->id : "?");
+    return SLUICE_OK;
+}
+
+typedef struct {
+    char rid[24], token[24], time[24], status[16];
+} lease_args;
+
+static void
+lease_args_of(const sl_rq_queue *s, lease_args *a, uint64_t rid, uint64_t token,
+              int64_t ms)
+{
+    sl_fmt(a->rid, sizeof a->rid, "%" PRIu64, rid);
+    sl_fmt(a->token, sizeof a->token, "%" PRIu64, token);
+    sl_fmt(a->time, sizeof a->time, "%" PRId64, sl_rq_to_redis(s, ms));
+    a->status[0] = '\0';
+}
+
+static sluice_err
+redis_complete(sluice_queue *q, const sl_lease *l, const sl_object_info *obj,
+               int64_t now_ms)
+{
+    lease_args a;
+    char size[24];
+    lease_args_of(sl_rq_state(q), &a, l->ref[0], l->token, now_ms);
+    sl_fmt(size, sizeof size, "%" PRId64, obj->size);
+    const char *argv[] = {a.rid,
+                          a.token,
+                          a.time,
+                          size,
+                          obj->sha256_hex ? obj->sha256_hex : "",
+                          obj->content_type ? obj->content_type : "",
+                          obj->etag ? obj->etag : ""};
+    return mark(q, RQ_COMPLETE, l, "complete", 7, argv);
+}
+
+static sluice_err
+redis_retry(sluice_queue *q, const sl_lease *l, int64_t due_ms,
+            const sl_failure *why, bool counts_attempt)
+{
+    lease_args a;
+    lease_args_of(sl_rq_state(q), &a, l->ref[0], l->token, due_ms);
+    if (why->http_status)
+        sl_fmt(a.status, sizeof a.status, "%d", why->http_status);
+    const char *argv[] = {a.rid,
+                          a.token,
+                          a.time,
+                          counts_attempt ? "1" : "0",
+                          sl_error_class_name(why->error_class),
+                          why->message ? why->message : "",
+                          a.status};
+    return mark(q, RQ_RETRY, l, "retry", 7, argv);
+}
+
+static sluice_err
+redis_dead(sluice_queue *q, const sl_lease *l, const sl_failure *why,
+           int64_t now_ms)
+{
+    lease_args a;
+    lease_args_of(sl_rq_state(q), &a, l->ref[0], l->token, now_ms);
+    if (why->http_status)
+        sl_fmt(a.status, sizeof a.status, "%d", why->http_status);
+    const char *argv[] = {a.rid,
+                          a.token,
+                          a.time,
+                          sl_error_class_name(why->error_class),
+                          why->message ? why->message : "",
+                          a.status};
+    return mark(q, RQ_DEAD, l, "dead", 6, argv);
+}
+
+static sluice_err
+release_one(sluice_queue *q, uint64_t rid, uint64_t token, int64_t now_ms)
+{
+    lease_args a;
+    lease_args_of(sl_rq_state(q), &a, rid, token, now_ms);
+    const char *argv[] = {a.rid, a.token, a.time};
+    return mark(q, RQ_RELEASE, NULL, "release", 3, argv);
+}
+
+static sluice_err
+redis_release(sluice_queue *q, const sl_lease *l, int64_t now_ms)
+{
+    lease_args a;
+    lease_args_of(sl_rq_state(q), &a, l->ref[0], l->token, now_ms);
+    const char *argv[] = {a.rid, a.token, a.time};
+    return mark(q, RQ_RELEASE, l, "release", 3, argv);
+}
+
+static sluice_err
+redis_renew(sluice_queue *q, const sl_lease *leases, size_t n, int64_t until_ms)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    size_t argc = 1 + 2 * n;
+    const char **argv = sl_malloc(argc * sizeof *argv);
+    char(*nums)[24] = sl_malloc(argc * sizeof *nums);
+    sluice_err err;
+    if (!argv || !nums) {
+        err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+        goto done;
+    }
+    sl_fmt(nums[0], sizeof nums[0], "%" PRId64, sl_rq_to_redis(s, until_ms));
+    argv[0] = nums[0];
+    for (size_t i = 0; i < n; i++) {
+        sl_fmt(nums[1 + 2 * i], sizeof nums[0], "%" PRIu64, leases[i].ref[0]);
+        sl_fmt(nums[2 + 2 * i], sizeof nums[0], "%" PRIu64, leases[i].token);
+        argv[1 + 2 * i] = nums[1 + 2 * i];
+        argv[2 + 2 * i] = nums[2 + 2 * i];
+    }
+    redisReply *reply;
+    err = sl_rq_eval(q, RQ_RENEW, &reply, (int)argc, argv, NULL);
+    if (err == SLUICE_OK)
+        freeReplyObject(reply);
+done:
+    sl_free(argv);
+    sl_free(nums);
+    return err;
+}
+
+static sluice_err
+redis_recover(sluice_queue *q, int64_t now_ms, uint64_t *recovered)
+{
+    char now[24];
+    sl_fmt(now, sizeof now, "%" PRId64, sl_rq_to_redis(sl_rq_state(q), now_ms));
+    const char *argv[] = {now};
+    redisReply *reply;
+    sluice_err err = sl_rq_eval(q, RQ_RECOVER, &reply, 1, argv, NULL);
+    if (err != SLUICE_OK)
+        return err;
+    if (reply->type != REDIS_REPLY_INTEGER)
+        return sl_rq_bad_reply(q, reply, "recover");
+    *recovered = (uint64_t)reply->integer;
+    freeReplyObject(reply);
+    return SLUICE_OK;
+}
+
+#define REDIS_QUEUE_OPS(scheme)                                                \
+    {                                                                          \
+        .backend = {SL_FAMILY_QUEUE, "redis", scheme},                         \
+        .features = SL_QUEUE_F_TRANSACTIONS | SL_QUEUE_F_EXCLUSIVE |           \
+                    SL_QUEUE_F_SLOTS | SL_QUEUE_F_SKIP,                        \
+        .slots = "durable", .state_size = sizeof(sl_rq_queue),                 \
+        .open = redis_open, .close = redis_close, .begin = redis_begin,        \
+        .commit = redis_commit, .rollback = redis_rollback,                    \
+        .upsert = redis_upsert, .lease = redis_lease,                          \
+        .complete = redis_complete, .retry = redis_retry, .dead = redis_dead,  \
+        .release = redis_release, .renew = redis_renew,                        \
+        .acquire_runner = sl_rq_acquire_runner, .recover = redis_recover,      \
+        .counts = sl_rq_counts, .next_due = sl_rq_next_due, .get = sl_rq_get,  \
+        .dlq_list = sl_rq_dlq_list, .list = sl_rq_list,                        \
+        .dump = sl_rq_dump, .restore = sl_rq_restore,                          \
+        .replay = sl_rq_replay, .slots_load = sl_rq_slots_load,                \
+        .slots_save = sl_rq_slots_save, .slots_clear = sl_rq_slots_clear,      \
+        .setting_get = sl_rq_setting_get, .setting_set = sl_rq_setting_set,    \
+        .runner_alive = sl_rq_runner_alive,                                    \
+    }
+
+/* One backend, two schemes: a TCP address and a unix socket. */
+const sl_queue_ops sl_queue_redis = REDIS_QUEUE_OPS("redis://");
+const sl_queue_ops sl_queue_redis_unix = REDIS_QUEUE_OPS("unix://");

@@ -1,0 +1,538 @@
+/*
+ * The Redis queue's Lua scripts (queue_redis.h): every change that
+ * touches more than one key is one script, which Redis runs atomically.
+ * Each script gets one key, the queue's meta hash, and finds the others
+ * from its name: they share its prefix and hash tag, so they live in one
+ * cluster slot. docs/queue.md lists the keys and what each script does.
+ */
+#include "queue_redis.h"
+
+/* Helpers every script begins with. A record's state moves between the
+ * indexes (pending, per-origin pending, inflight, retry, dead) only
+ * through move(), which also keeps the per-state counts. */
+#define PRELUDE                                                                \
+    "local B = string.sub(KEYS[1], 1, -5)\n"                                   \
+    "local function K(n) return B .. n end\n"                                  \
+    "local function R(rid) return B .. 'r:' .. rid end\n"                      \
+    "local F = {'id', 'url', 'key', 'meta', 'origin', 'state', 'attempts',\n"  \
+    "  'throttles', 'next_at', 'error_class', 'message', 'http_status',\n"     \
+    "  'size', 'sha256', 'ctype', 'etag', 'finished_at'}\n"                    \
+    "local function pad(rid)\n"                                                \
+    "  return string.format('%016d', tonumber(rid))\n"                         \
+    "end\n"                                                                    \
+    "local function cnt(st, d)\n"                                              \
+    "  redis.call('HINCRBY', K('counts'), 's' .. st, d)\n"                     \
+    "end\n"                                                                    \
+    "local function unindex(rid, st, origin)\n"                                \
+    "  if st == 0 then\n"                                                      \
+    "    redis.call('ZREM', K('pending'), rid)\n"                              \
+    "    local po = K('po:' .. origin)\n"                                      \
+    "    redis.call('ZREM', po, rid)\n"                                        \
+    "    if redis.call('ZCARD', po) == 0 then\n"                               \
+    "      redis.call('SREM', K('origins'), origin)\n"                         \
+    "    end\n"                                                                \
+    "  elseif st == 1 then redis.call('ZREM', K('inflight'), rid)\n"           \
+    "  elseif st == 2 then redis.call('ZREM', K('retry'), rid)\n"              \
+    "  elseif st == 4 then redis.call('ZREM', K('dead'), pad(rid)) end\n"      \
+    "end\n"                                                                    \
+    "local function index(rid, st, origin, score)\n"                           \
+    "  if st == 0 then\n"                                                      \
+    "    redis.call('ZADD', K('pending'), rid, rid)\n"                         \
+    "    redis.call('ZADD', K('po:' .. origin), rid, rid)\n"                   \
+    "    redis.call('SADD', K('origins'), origin)\n"                           \
+    "  elseif st == 1 then redis.call('ZADD', K('inflight'), score, rid)\n"    \
+    "  elseif st == 2 then redis.call('ZADD', K('retry'), score, rid)\n"       \
+    "  elseif st == 4 then\n"                                                  \
+    "    redis.call('ZADD', K('dead'), score, pad(rid))\n"                     \
+    "  end\n"                                                                  \
+    "end\n"                                                                    \
+    "local function move(rid, from, to, origin, score)\n"                      \
+    "  unindex(rid, from, origin)\n"                                           \
+    "  index(rid, to, origin, score)\n"                                        \
+    "  if from ~= to then cnt(from, -1); cnt(to, 1) end\n"                     \
+    "end\n"                                                                    \
+    "local function held(rid, token)\n"                                        \
+    "  local r = redis.call('HMGET', R(rid), 'state', 'lease', 'origin',\n"    \
+    "    'error_class')\n"                                                     \
+    "  if r[1] ~= '1' or r[2] ~= token then return nil end\n"                  \
+    "  return r\n"                                                             \
+    "end\n"                                                                    \
+    "local function rid_of(id)\n"                                              \
+    "  local v = redis.call('HGET', K('ids'), id)\n"                           \
+    "  return v and string.match(v, '^(%d+)')\n"                               \
+    "end\n"                                                                    \
+    "local function opt(rid, field, v)\n"                                      \
+    "  if v == '' then redis.call('HDEL', R(rid), field)\n"                    \
+    "  else redis.call('HSET', R(rid), field, v) end\n"                        \
+    "end\n"
+
+/* ARGV: the schema version, '1' if it may create the queue. Returns
+ * {'created'|'ok', version}, {'none'} or {'foreign', what}. */
+static const char init_lua[] =
+    "local t = redis.call('TYPE', KEYS[1])['ok']\n"
+    "if t == 'none' then\n"
+    "  if ARGV[2] ~= '1' then return {'none'} end\n"
+    "  redis.call('HSET', KEYS[1], 'app', 'sluice', 'version', ARGV[1],\n"
+    "    'rid', 0)\n"
+    "  return {'created', ARGV[1]}\n"
+    "end\n"
+    "if t ~= 'hash' then return {'foreign', t} end\n"
+    "local m = redis.call('HMGET', KEYS[1], 'app', 'version')\n"
+    "if m[1] ~= 'sluice' then return {'foreign', 'hash'} end\n"
+    "return {'ok', m[2] or ''}\n";
+
+/* ARGV: now, then id, url, key, meta ('' none), origin and fingerprint
+ * a record. Returns one letter a record: a(dded), u(pdated), n(o
+ * change). Ingest's speed is here: the hash `ids` maps an id to "RID:FP",
+ * FP a digest of its url, key and meta (queue_redis.c), looked up a few
+ * thousand at a time, so a record ingested again unchanged costs no
+ * other command; new records reach the indexes, the id hash and the
+ * counts in a few bulk commands (flushed early when a record this call
+ * met comes again). */
+static const char upsert_lua[] = PRELUDE
+    "local now = ARGV[1]\n"
+    "local ids = K('ids')\n"
+    "local n = (#ARGV - 1) / 6\n"
+    "local function bulk(cmd, key, list)\n"
+    "  for c = 1, #list, 4000 do\n"
+    "    redis.call(cmd, key, unpack(list, c, math.min(#list, c + 3999)))\n"
+    "  end\n"
+    "end\n"
+    "local rids = {}\n"
+    "for c = 0, n - 1, 4000 do\n"
+    "  local keys = {}\n"
+    "  for k = c, math.min(n, c + 4000) - 1 do\n"
+    "    keys[#keys + 1] = ARGV[2 + 6 * k]\n"
+    "  end\n"
+    "  local got = redis.call('HMGET', ids, unpack(keys))\n"
+    "  for k = 1, #keys do rids[c + k] = got[k] or false end\n"
+    "end\n"
+    "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"
+    "local seen, seen_fp = {}, {}\n"
+    "local new_ids, pend, per, added = {}, {}, {}, 0\n"
+    "local function flush()\n"
+    "  if added == 0 then return end\n"
+    "  bulk('HSET', ids, new_ids)\n"
+    "  bulk('ZADD', K('pending'), pend)\n"
+    "  for origin, list in pairs(per) do\n"
+    "    bulk('ZADD', K('po:' .. origin), list)\n"
+    "    redis.call('SADD', K('origins'), origin)\n"
+    "  end\n"
+    "  redis.call('HSET', KEYS[1], 'rid', top)\n"
+    "  cnt(0, added)\n"
+    "  new_ids, pend, per, added = {}, {}, {}, 0\n"
+    "end\n"
+    "local out = {}\n"
+    "for k = 1, n do\n"
+    "  local i = 2 + 6 * (k - 1)\n"
+    "  local id, url, key = ARGV[i], ARGV[i + 1], ARGV[i + 2]\n"
+    "  local meta, origin, fp = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]\n"
+    "  local rid, old_fp\n"
+    "  if seen[id] then\n"
+    /* Met before in this call: what it made of it counts. */
+    "    rid, old_fp = seen[id], seen_fp[id]\n"
+    "    flush()\n"
+    "  elseif rids[k] then\n"
+    "    rid, old_fp = string.match(rids[k], '^(%d+):(.*)$')\n"
+    "  end\n"
+    "  if rid and old_fp == fp then\n"
+    "    out[#out + 1] = 'n'\n"
+    "  elseif not rid then\n"
+    "    top = top + 1\n"
+    "    rid = top\n"
+    "    seen[id], seen_fp[id] = rid, fp\n"
+    "    new_ids[#new_ids + 1] = id\n"
+    "    new_ids[#new_ids + 1] = rid .. ':' .. fp\n"
+    "    if meta == '' then\n"
+    "      redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"
+    "        'origin', origin, 'state', 0, 'queued_at', now)\n"
+    "    else\n"
+    "      redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"
+    "        'origin', origin, 'state', 0, 'queued_at', now, 'meta', meta)\n"
+    "    end\n"
+    "    pend[#pend + 1] = rid\n"
+    "    pend[#pend + 1] = rid\n"
+    "    local list = per[origin]\n"
+    "    if not list then list = {}; per[origin] = list end\n"
+    "    list[#list + 1] = rid\n"
+    "    list[#list + 1] = rid\n"
+    "    added = added + 1\n"
+    "    out[#out + 1] = 'a'\n"
+    "  else\n"
+    "    redis.call('HSET', ids, id, rid .. ':' .. fp)\n"
+    "    seen[id], seen_fp[id] = rid, fp\n"
+    "    local r = redis.call('HMGET', R(rid), 'url', 'key', 'meta',\n"
+    "      'origin', 'state')\n"
+    "    if r[1] ~= url or r[2] ~= key then\n"
+    "      local st = tonumber(r[5])\n"
+    "      unindex(rid, st, r[4])\n"
+    "      redis.call('HDEL', R(rid), 'next_at', 'attempts', 'throttles',\n"
+    "        'first_at', 'error_class', 'message', 'http_status')\n"
+    "      redis.call('HINCRBY', R(rid), 'lease', 1)\n"
+    "      redis.call('HSET', R(rid), 'url', url, 'key', key, 'origin',\n"
+    "        origin, 'state', 0, 'queued_at', now)\n"
+    "      opt(rid, 'meta', meta)\n"
+    "      index(rid, 0, origin, 0)\n"
+    "      if st ~= 0 then cnt(st, -1); cnt(0, 1) end\n"
+    "      out[#out + 1] = 'u'\n"
+    "    elseif (r[3] or '') ~= meta then\n"
+    "      opt(rid, 'meta', meta)\n"
+    "      out[#out + 1] = 'u'\n"
+    "    else\n"
+    "      out[#out + 1] = 'n'\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "flush()\n"
+    "return table.concat(out)\n";
+
+/* ARGV: now, the leases' expiry, max, n_skip, the origins to skip.
+ * Returns ten fields a lease: rid, token, id, url, key, origin, meta,
+ * attempts, first attempt, the state it came from. Due retries and
+ * expired leases first (earliest first), then pending in feed order. */
+static const char lease_lua[] = PRELUDE
+    "local now, exp, max = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
+    "local nskip = tonumber(ARGV[4])\n"
+    "local skip = {}\n"
+    "for i = 1, nskip do skip[ARGV[4 + i]] = true end\n"
+    "local out, n = {}, 0\n"
+    "local function take(rid, st)\n"
+    "  local r = redis.call('HMGET', R(rid), 'id', 'url', 'key', 'origin',\n"
+    "    'meta', 'attempts', 'first_at', 'lease')\n"
+    "  local lease = (tonumber(r[8]) or 0) + 1\n"
+    "  local first = r[7] or now\n"
+    "  redis.call('HSET', R(rid), 'state', 1, 'next_at', exp, 'lease',\n"
+    "    lease, 'first_at', first)\n"
+    "  move(rid, st, 1, r[4], exp)\n"
+    "  n = n + 1\n"
+    "  local o = {tostring(rid), tostring(lease), r[1], r[2], r[3], r[4],\n"
+    "    r[5] or '', r[6] or '0', first, tostring(st)}\n"
+    "  for _, v in ipairs(o) do out[#out + 1] = v end\n"
+    "end\n"
+    "local function due(zkey, st)\n"
+    "  local got, off = {}, 0\n"
+    "  while #got < max do\n"
+    "    local page = redis.call('ZRANGEBYSCORE', zkey, '-inf', now,\n"
+    "      'WITHSCORES', 'LIMIT', off, 64)\n"
+    "    if #page == 0 then break end\n"
+    "    for i = 1, #page, 2 do\n"
+    "      if #got < max and (nskip == 0 or\n"
+    "          not skip[redis.call('HGET', R(page[i]), 'origin')]) then\n"
+    "        got[#got + 1] = {page[i], tonumber(page[i + 1]), st}\n"
+    "      end\n"
+    "    end\n"
+    "    off = off + 64\n"
+    "  end\n"
+    "  return got\n"
+    "end\n"
+    "local a, b = due(K('retry'), 2), due(K('inflight'), 1)\n"
+    "local i, j = 1, 1\n"
+    "while n < max and (i <= #a or j <= #b) do\n"
+    "  local c\n"
+    "  if j > #b or (i <= #a and a[i][2] <= b[j][2]) then\n"
+    "    c = a[i]; i = i + 1\n"
+    "  else\n"
+    "    c = b[j]; j = j + 1\n"
+    "  end\n"
+    "  take(c[1], c[3])\n"
+    "end\n"
+    "local rem = max - n\n"
+    "if rem <= 0 then return out end\n"
+    "local rids = {}\n"
+    "if nskip == 0 then\n"
+    "  rids = redis.call('ZRANGE', K('pending'), 0, rem - 1)\n"
+    "elseif redis.call('SCARD', K('origins')) <= 64 + nskip then\n"
+    /* Few origins: each one's first records, the earliest of them. */
+    "  local all = {}\n"
+    "  for _, o in ipairs(redis.call('SMEMBERS', K('origins'))) do\n"
+    "    if not skip[o] then\n"
+    "      for _, rid in ipairs(redis.call('ZRANGE', K('po:' .. o), 0,\n"
+    "          rem - 1)) do\n"
+    "        all[#all + 1] = tonumber(rid)\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  table.sort(all)\n"
+    "  for k = 1, math.min(rem, #all) do rids[k] = all[k] end\n"
+    "else\n"
+    "  local off = 0\n"
+    "  while #rids < rem do\n"
+    "    local page = redis.call('ZRANGE', K('pending'), off, off + 255)\n"
+    "    if #page == 0 then break end\n"
+    "    for _, rid in ipairs(page) do\n"
+    "      if #rids < rem and\n"
+    "          not skip[redis.call('HGET', R(rid), 'origin')] then\n"
+    "        rids[#rids + 1] = rid\n"
+    "      end\n"
+    "    end\n"
+    "    off = off + 256\n"
+    "  end\n"
+    "end\n"
+    "for _, rid in ipairs(rids) do take(rid, 0) end\n"
+    "return out\n";
+
+/* ARGV: rid, token, now, size, sha256, content type, etag. 1: done; 0:
+ * the lease is no longer held. */
+static const char complete_lua[] = PRELUDE
+    "local rid = ARGV[1]\n"
+    "local r = held(rid, ARGV[2])\n"
+    "if not r then return 0 end\n"
+    "redis.call('HSET', R(rid), 'state', 3, 'next_at', 0, 'finished_at',\n"
+    "  ARGV[3], 'size', ARGV[4])\n"
+    "redis.call('HDEL', R(rid), 'error_class', 'message', 'http_status')\n"
+    "opt(rid, 'sha256', ARGV[5])\n"
+    "opt(rid, 'ctype', ARGV[6])\n"
+    "opt(rid, 'etag', ARGV[7])\n"
+    "move(rid, 1, 3, r[3], 0)\n"
+    "return 1\n";
+
+/* ARGV: rid, token, due, 1 if it counts an attempt (else a throttle),
+ * error class, message, HTTP status ('' none). */
+static const char retry_lua[] = PRELUDE
+    "local rid = ARGV[1]\n"
+    "local r = held(rid, ARGV[2])\n"
+    "if not r then return 0 end\n"
+    "redis.call('HSET', R(rid), 'state', 2, 'next_at', ARGV[3],\n"
+    "  'error_class', ARGV[5])\n"
+    "redis.call('HINCRBY', R(rid), 'attempts', ARGV[4])\n"
+    "redis.call('HINCRBY', R(rid), 'throttles', 1 - tonumber(ARGV[4]))\n"
+    "opt(rid, 'message', ARGV[6])\n"
+    "opt(rid, 'http_status', ARGV[7])\n"
+    "move(rid, 1, 2, r[3], ARGV[3])\n"
+    "return 1\n";
+
+/* ARGV: rid, token, now, error class, message, HTTP status ('' none). */
+static const char dead_lua[] = PRELUDE
+    "local rid = ARGV[1]\n"
+    "local r = held(rid, ARGV[2])\n"
+    "if not r then return 0 end\n"
+    "redis.call('HSET', R(rid), 'state', 4, 'next_at', 0, 'finished_at',\n"
+    "  ARGV[3], 'error_class', ARGV[4])\n"
+    "redis.call('HINCRBY', R(rid), 'attempts', 1)\n"
+    "opt(rid, 'message', ARGV[5])\n"
+    "opt(rid, 'http_status', ARGV[6])\n"
+    "move(rid, 1, 4, r[3], ARGV[3])\n"
+    "return 1\n";
+
+/* ARGV: rid, token, now. Back to pending, or retrying (due now) if it
+ * failed before; the token moves on. */
+static const char release_lua[] =
+    PRELUDE "local rid = ARGV[1]\n"
+            "local r = held(rid, ARGV[2])\n"
+            "if not r then return 0 end\n"
+            "local to = r[4] and 2 or 0\n"
+            "redis.call('HSET', R(rid), 'state', to, 'next_at',\n"
+            "  to == 2 and ARGV[3] or 0)\n"
+            "redis.call('HINCRBY', R(rid), 'lease', 1)\n"
+            "move(rid, 1, to, r[3], ARGV[3])\n"
+            "return 1\n";
+
+/* ARGV: the new expiry, then rid and token a lease. */
+static const char renew_lua[] =
+    PRELUDE "for i = 2, #ARGV, 2 do\n"
+            "  if held(ARGV[i], ARGV[i + 1]) then\n"
+            "    redis.call('HSET', R(ARGV[i]), 'next_at', ARGV[1])\n"
+            "    redis.call('ZADD', K('inflight'), ARGV[1], ARGV[i])\n"
+            "  end\n"
+            "end\n"
+            "return 0\n";
+
+/* ARGV: now. Every in-flight record ready again; returns how many. */
+static const char recover_lua[] = PRELUDE
+    "local n = 0\n"
+    "for _, rid in ipairs(redis.call('ZRANGE', K('inflight'), 0, -1)) do\n"
+    "  local r = redis.call('HMGET', R(rid), 'origin', 'error_class')\n"
+    "  local to = r[2] and 2 or 0\n"
+    "  redis.call('HSET', R(rid), 'state', to, 'next_at',\n"
+    "    to == 2 and ARGV[1] or 0)\n"
+    "  redis.call('HINCRBY', R(rid), 'lease', 1)\n"
+    "  move(rid, 1, to, r[1], ARGV[1])\n"
+    "  n = n + 1\n"
+    "end\n"
+    "return n\n";
+
+/* The five states' counts and the oldest pending record's queued_at. */
+static const char counts_lua[] = PRELUDE
+    "local c = redis.call('HMGET', K('counts'), 's0', 's1', 's2', 's3',\n"
+    "  's4')\n"
+    "local first = redis.call('ZRANGE', K('pending'), 0, 0)\n"
+    "local q = ''\n"
+    "if first[1] then\n"
+    "  q = redis.call('HGET', R(first[1]), 'queued_at') or ''\n"
+    "end\n"
+    "return {c[1] or '0', c[2] or '0', c[3] or '0', c[4] or '0',\n"
+    "  c[5] or '0', q}\n";
+
+/* ARGV: id. The record's fields (F), or nil. */
+static const char get_lua[] =
+    PRELUDE "local rid = rid_of(ARGV[1])\n"
+            "if not rid then return false end\n"
+            "return redis.call('HMGET', R(rid), unpack(F))\n";
+
+/* ARGV: the first rid, how many rids, the state (-1: all). Returns the
+ * next rid, the highest rid, then the fields (F) of each record there. */
+static const char page_lua[] =
+    PRELUDE "local start, count = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+            "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"
+            "local stop = math.min(top, start + count - 1)\n"
+            "local out = {stop + 1, top}\n"
+            "for rid = start, stop do\n"
+            "  local r = redis.call('HMGET', R(rid), unpack(F))\n"
+            "  if r[1] and (ARGV[3] == '-1' or r[6] == ARGV[3]) then\n"
+            "    for k = 1, #F do out[#out + 1] = r[k] end\n"
+            "  end\n"
+            "end\n"
+            "return out\n";
+
+/* ARGV: offset, count, error class ('' all). Dead records by the time
+ * they died: how many were read, then the fields (F) of each. */
+static const char dlq_page_lua[] =
+    PRELUDE "local off, count = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+            "local m = redis.call('ZRANGE', K('dead'), off, off + count - 1)\n"
+            "local out = {#m}\n"
+            "for _, member in ipairs(m) do\n"
+            "  local r = redis.call('HMGET', R(tonumber(member)), unpack(F))\n"
+            "  if r[1] and (ARGV[3] == '' or r[10] == ARGV[3]) then\n"
+            "    for k = 1, #F do out[#out + 1] = r[k] end\n"
+            "  end\n"
+            "end\n"
+            "return out\n";
+
+/* ARGV: id ('' all), error class ('' any), now. Dead records back to
+ * pending with a fresh start; returns how many. */
+static const char replay_lua[] =
+    PRELUDE "local function one(rid)\n"
+            "  local r = redis.call('HMGET', R(rid), 'state', 'error_class',\n"
+            "    'origin')\n"
+            "  if r[1] ~= '4' then return 0 end\n"
+            "  if ARGV[2] ~= '' and r[2] ~= ARGV[2] then return 0 end\n"
+            "  redis.call('HDEL', R(rid), 'next_at', 'attempts', 'throttles',\n"
+            "    'first_at', 'error_class', 'message', 'http_status',\n"
+            "    'finished_at')\n"
+            "  redis.call('HINCRBY', R(rid), 'lease', 1)\n"
+            "  redis.call('HSET', R(rid), 'state', 0, 'queued_at', ARGV[3])\n"
+            "  move(rid, 4, 0, r[3], 0)\n"
+            "  return 1\n"
+            "end\n"
+            "if ARGV[1] ~= '' then\n"
+            "  local rid = rid_of(ARGV[1])\n"
+            "  if not rid then return 0 end\n"
+            "  return one(rid)\n"
+            "end\n"
+            "local n = 0\n"
+            "for _, m in ipairs(redis.call('ZRANGE', K('dead'), 0, -1)) do\n"
+            "  n = n + one(tonumber(m))\n"
+            "end\n"
+            "return n\n";
+
+/* ARGV: origin, token, row ('' removes it) a slot row. A row is kept as
+ * "TOKEN REST"; the token never goes down. */
+static const char slots_save_lua[] = PRELUDE
+    "for i = 1, #ARGV, 3 do\n"
+    "  local o, tok, row = ARGV[i], ARGV[i + 1], ARGV[i + 2]\n"
+    "  if row == '' then\n"
+    "    redis.call('HDEL', K('slots'), o)\n"
+    "  else\n"
+    "    local cur = redis.call('HGET', K('slots'), o)\n"
+    "    local old = cur and string.match(cur, '^(%d+) ')\n"
+    "    if old and (#old > #tok or (#old == #tok and old > tok)) then\n"
+    "      tok = old\n"
+    "    end\n"
+    "    redis.call('HSET', K('slots'), o, tok .. ' ' .. row)\n"
+    "  end\n"
+    "end\n"
+    "return 0\n";
+
+/* ARGV: the runner's token, its lease in ms. 1 while it holds it. */
+static const char runner_renew_lua[] =
+    PRELUDE "if redis.call('GET', K('runner')) == ARGV[1] then\n"
+            "  redis.call('PEXPIRE', K('runner'), ARGV[2])\n"
+            "  return 1\n"
+            "end\n"
+            "return 0\n";
+
+static const char runner_drop_lua[] =
+    PRELUDE "if redis.call('GET', K('runner')) == ARGV[1] then\n"
+            "  redis.call('DEL', K('runner'))\n"
+            "end\n"
+            "return 0\n";
+
+/* ARGV: first RID, count. Records as they are, in feed order, for a
+ * migration: the next RID, the last, then the fields (F) of each and
+ * its queued_at and first_at. */
+static const char dump_lua[] =
+    PRELUDE "local start, count = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+            "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"
+            "local stop = math.min(top, start + count - 1)\n"
+            "local out = {stop + 1, top}\n"
+            "local G = {unpack(F)}\n"
+            "G[#G + 1] = 'queued_at'\n"
+            "G[#G + 1] = 'first_at'\n"
+            "for rid = start, stop do\n"
+            "  local r = redis.call('HMGET', R(rid), unpack(G))\n"
+            "  if r[1] then\n"
+            "    for k = 1, #G do out[#out + 1] = r[k] end\n"
+            "  end\n"
+            "end\n"
+            "return out\n";
+
+/* ARGV: 20 a record: id, url, key, meta, origin, fingerprint, state,
+ * attempts, throttles, next_at, error_class, message, http_status, size,
+ * sha256, ctype, etag, queued_at, first_at, finished_at ('' for none).
+ * Appends each as it is after the records there, in its state's index.
+ * Returns {0, id} for an id the queue holds already (nothing written),
+ * else {1}. */
+static const char restore_lua[] =
+    PRELUDE "local n = #ARGV / 20\n"
+            "local ids = K('ids')\n"
+            "for k = 0, n - 1 do\n"
+            "  local id = ARGV[20 * k + 1]\n"
+            "  if redis.call('HEXISTS', ids, id) == 1 then\n"
+            "    return {0, id}\n"
+            "  end\n"
+            "end\n"
+            "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"
+            "local names = {'next_at', 'error_class', 'message',\n"
+            "  'http_status', 'size', 'sha256', 'ctype', 'etag', 'queued_at',\n"
+            "  'first_at', 'finished_at'}\n"
+            "for k = 0, n - 1 do\n"
+            "  local a = 20 * k\n"
+            "  local id, origin = ARGV[a + 1], ARGV[a + 5]\n"
+            "  local st = tonumber(ARGV[a + 7])\n"
+            "  top = top + 1\n"
+            "  redis.call('HSET', ids, id, top .. ':' .. ARGV[a + 6])\n"
+            "  redis.call('HSET', R(top), 'id', id, 'url', ARGV[a + 2], 'key',\n"
+            "    ARGV[a + 3], 'origin', origin, 'state', st, 'lease', 0,\n"
+            "    'attempts', ARGV[a + 8], 'throttles', ARGV[a + 9])\n"
+            "  opt(top, 'meta', ARGV[a + 4])\n"
+            "  for j = 1, #names do opt(top, names[j], ARGV[a + 9 + j]) end\n"
+            "  local score = 0\n"
+            "  if st == 2 then score = tonumber(ARGV[a + 10])\n"
+            "  elseif st == 4 then score = tonumber(ARGV[a + 20]) or 0 end\n"
+            "  index(top, st, origin, score)\n"
+            "  cnt(st, 1)\n"
+            "end\n"
+            "redis.call('HSET', KEYS[1], 'rid', top)\n"
+            "return {1}\n";
+
+const sl_redis_script sl_rq_scripts[RQ_COUNT_] = {
+    [RQ_INIT] = {"init", init_lua, ""},
+    [RQ_UPSERT] = {"upsert", upsert_lua, ""},
+    [RQ_LEASE] = {"lease", lease_lua, ""},
+    [RQ_COMPLETE] = {"complete", complete_lua, ""},
+    [RQ_RETRY] = {"retry", retry_lua, ""},
+    [RQ_DEAD] = {"dead", dead_lua, ""},
+    [RQ_RELEASE] = {"release", release_lua, ""},
+    [RQ_RENEW] = {"renew", renew_lua, ""},
+    [RQ_RECOVER] = {"recover", recover_lua, ""},
+    [RQ_COUNTS] = {"counts", counts_lua, ""},
+    [RQ_GET] = {"get", get_lua, ""},
+    [RQ_PAGE] = {"list", page_lua, ""},
+    [RQ_DLQ_PAGE] = {"dlq list", dlq_page_lua, ""},
+    [RQ_REPLAY] = {"replay", replay_lua, ""},
+    [RQ_SLOTS_SAVE] = {"slots save", slots_save_lua, ""},
+    [RQ_RUNNER_RENEW] = {"runner renew", runner_renew_lua, ""},
+    [RQ_RUNNER_DROP] = {"runner drop", runner_drop_lua, ""},
+    [RQ_DUMP] = {"dump", dump_lua, ""},
+    [RQ_RESTORE] = {"restore", restore_lua, ""},
+};
