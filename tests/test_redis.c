@@ -276,6 +276,38 @@ load_row(void *ctx, const sl_slot_row *r)
     return 0;
 }
 
+/* A run stopped past its claim's lease finds another run holding the
+ * queue: it writes no slot and leases nothing more. */
+TEST(a_run_that_lost_its_claim_stops)
+{
+    char loc[300], why[600];
+    test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *q = NULL;
+    ASSERT_EQ(open_at(loc, &q, why, sizeof why), SLUICE_OK);
+    sluice_ingest_stats st = {0};
+    sl_record r = rec("a", "http://img.example/a");
+    ASSERT_EQ(sl_queue_upsert(q, &r, 1, sl_now_ms(), &st), SLUICE_OK);
+    ASSERT_EQ(sl_queue_acquire_runner(q), SLUICE_OK);
+    sl_slot_row row = {.origin = "http://img.example:80",
+                       .held = 1,
+                       .boot_id = "b",
+                       .token = 7};
+    /* Lapsed and free: taken again. */
+    raw(loc, "DEL sluice:{q}:runner");
+    ASSERT_EQ(sl_queue_slots_save(q, &row, 1), SLUICE_OK);
+    ASSERT(sl_queue_runner_alive(q));
+    /* Taken by another run. */
+    raw(loc, "SET sluice:{q}:runner someone-else");
+    ASSERT_EQ(sl_queue_slots_save(q, &row, 1), SLUICE_ERUNNING);
+    ASSERT_STR_CONTAINS(sluice_queue_errmsg(q), "took this queue over");
+    sl_lease l;
+    sl_lease_req req = {1, sl_now_ms(), 60000, NULL, 0};
+    size_t n = 0;
+    ASSERT_EQ(sl_queue_lease(q, &req, &l, &n), SLUICE_ERUNNING);
+    ASSERT_EQ(n, 0);
+    sluice_queue_close(q);
+}
+
 TEST(slot_rows_and_settings_are_kept)
 {
     char loc[300], why[600];
@@ -287,6 +319,13 @@ TEST(slot_rows_and_settings_are_kept)
     ASSERT_EQ(sl_queue_setting_set(q, "cap", "7"), SLUICE_OK);
     ASSERT_EQ(sl_queue_setting_get(q, "cap", v, sizeof v), SLUICE_OK);
     ASSERT_STR_EQ(v, "7");
+    /* Values as they are: empty, or with spaces. */
+    ASSERT_EQ(sl_queue_setting_set(q, "x", ""), SLUICE_OK);
+    ASSERT_EQ(sl_queue_setting_get(q, "x", v, sizeof v), SLUICE_OK);
+    ASSERT_STR_EQ(v, "");
+    ASSERT_EQ(sl_queue_setting_set(q, "x", " a b "), SLUICE_OK);
+    ASSERT_EQ(sl_queue_setting_get(q, "x", v, sizeof v), SLUICE_OK);
+    ASSERT_STR_EQ(v, " a b ");
     sl_slot_row row = {.origin = "http://a.example:80",
                        .held = 3,
                        .in_flight = 2,

@@ -500,6 +500,10 @@ redis_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
 {
     sl_rq_queue *s = sl_rq_state(q);
     size_t argc = 4 + req->n_skip;
+    sluice_err claim = sl_rq_claim_check(q);
+    *n_out = 0;
+    if (claim != SLUICE_OK)
+        return claim;
     const char **argv = sl_malloc(argc * sizeof *argv);
     *n_out = 0;
     if (!argv)

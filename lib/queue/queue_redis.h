@@ -9,6 +9,7 @@
 #define SL_QUEUE_REDIS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include <hiredis/hiredis.h>
 
@@ -84,6 +85,9 @@ typedef struct {
     pthread_mutex_t renew_mu;
     pthread_cond_t renew_cv;
     bool renew_stop, renewer_started;
+    /* Another run took the claim over (this one was stopped, or cut off
+     * from Redis, past the claim's lease): the run must stop. */
+    atomic_bool claim_lost;
 } sl_rq_queue;
 
 sl_rq_queue *sl_rq_state(sluice_queue *q);
@@ -138,6 +142,8 @@ sluice_err sl_rq_replay(sluice_queue *q, const char *id,
 sluice_err sl_rq_acquire_runner(sluice_queue *q);
 sluice_err sl_rq_runner_alive(sluice_queue *q, bool *alive);
 void sl_rq_runner_end(sl_rq_queue *s);
+/* SLUICE_ERUNNING with a message once the claim is lost, else OK. */
+sluice_err sl_rq_claim_check(sluice_queue *q);
 sluice_err sl_rq_slots_load(sluice_queue *q, sl_slot_row_fn *fn, void *ctx);
 sluice_err sl_rq_slots_save(sluice_queue *q, const sl_slot_row *rows, size_t n);
 sluice_err sl_rq_slots_clear(sluice_queue *q, const char *origin,

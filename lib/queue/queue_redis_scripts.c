@@ -425,10 +425,21 @@ static const char replay_lua[] =
             "end\n"
             "return n\n";
 
-/* ARGV: origin, token, row ('' removes it) a slot row. A row is kept as
- * "TOKEN REST"; the token never goes down. */
+/* ARGV: the runner's claim and its lease in ms ('' and '': no check),
+ * then origin, token, row ('' removes it) a slot row. A row is kept as
+ * "TOKEN REST"; the token never goes down. -1, and nothing written,
+ * when another run holds the claim: slots are written by the one
+ * runner (until the Redis slot service lands). */
 static const char slots_save_lua[] = PRELUDE
-    "for i = 1, #ARGV, 3 do\n"
+    "if ARGV[1] ~= '' then\n"
+    "  local cur = redis.call('GET', K('runner'))\n"
+    "  if not cur then\n"
+    "    redis.call('SET', K('runner'), ARGV[1], 'PX', ARGV[2])\n"
+    "  elseif cur ~= ARGV[1] then\n"
+    "    return -1\n"
+    "  end\n"
+    "end\n"
+    "for i = 3, #ARGV, 3 do\n"
     "  local o, tok, row = ARGV[i], ARGV[i + 1], ARGV[i + 2]\n"
     "  if row == '' then\n"
     "    redis.call('HDEL', K('slots'), o)\n"
@@ -443,10 +454,16 @@ static const char slots_save_lua[] = PRELUDE
     "end\n"
     "return 0\n";
 
-/* ARGV: the runner's token, its lease in ms. 1 while it holds it. */
+/* ARGV: the runner's claim, its lease in ms. 1 while it holds it (taken
+ * again if it lapsed and nobody took it); 0 when another run has it. */
 static const char runner_renew_lua[] =
-    PRELUDE "if redis.call('GET', K('runner')) == ARGV[1] then\n"
+    PRELUDE "local cur = redis.call('GET', K('runner'))\n"
+            "if cur == ARGV[1] then\n"
             "  redis.call('PEXPIRE', K('runner'), ARGV[2])\n"
+            "  return 1\n"
+            "end\n"
+            "if not cur then\n"
+            "  redis.call('SET', K('runner'), ARGV[1], 'PX', ARGV[2])\n"
             "  return 1\n"
             "end\n"
             "return 0\n";

@@ -99,6 +99,7 @@ sl_rq_acquire_runner(sluice_queue *q)
                              "runner's claim lapses after %d s)",
                              s->conn.addr.where, RUNNER_TTL_MS / 1000);
     s->runner = true;
+    atomic_store(&s->claim_lost, false);
     s->renew_stop = false;
     if (pthread_create(&s->renewer, NULL, renewer_main, s) == 0)
         s->renewer_started = true;
@@ -133,6 +134,19 @@ stop_renewer(sl_rq_queue *s)
     pthread_mutex_unlock(&s->renew_mu);
     pthread_join(s->renewer, NULL);
     s->renewer_started = false;
+}
+
+sluice_err
+sl_rq_claim_check(sluice_queue *q)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    if (!s->runner || !atomic_load(&s->claim_lost))
+        return SLUICE_OK;
+    return sl_queue_fail(q, SLUICE_ERUNNING,
+                         "%s: another sluice run took this queue over (this "
+                         "one was stopped or cut off from Redis for over "
+                         "%d s): stopping",
+                         s->conn.addr.where, RUNNER_TTL_MS / 1000);
 }
 
 /* Stop renewing the runner claim and give it up (at close). */
@@ -198,10 +212,14 @@ sl_rq_slots_save(sluice_queue *q, const sl_slot_row *rows, size_t n)
 {
     if (n == 0)
         return SLUICE_OK;
-    const char **argv = sl_malloc(3 * n * sizeof *argv);
+    sl_rq_queue *s = sl_rq_state(q);
+    sluice_err err = sl_rq_claim_check(q);
+    if (err != SLUICE_OK)
+        return err;
+    const char **argv = sl_malloc((2 + 3 * n) * sizeof *argv);
     char(*text)[320] = sl_malloc(n * sizeof *text);
     char(*tokens)[24] = sl_malloc(n * sizeof *tokens);
-    sluice_err err = SLUICE_OK;
+    char ttl[16] = "";
     if (!argv || !text || !tokens) {
         err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
         goto done;
@@ -220,14 +238,24 @@ sl_rq_slots_save(sluice_queue *q, const sl_slot_row *rows, size_t n)
                    r->until_wall, r->hold_ms, r->paused_boot, r->paused_wall,
                    r->written_wall, r->written_boot, r->next_start, r->conc,
                    r->rate, r->advised, r->advised_until);
-        argv[3 * i] = r->origin;
-        argv[3 * i + 1] = tokens[i];
-        argv[3 * i + 2] = text[i];
+        argv[2 + 3 * i] = r->origin;
+        argv[2 + 3 * i + 1] = tokens[i];
+        argv[2 + 3 * i + 2] = text[i];
     }
+    if (s->runner)
+        sl_fmt(ttl, sizeof ttl, "%d", RUNNER_TTL_MS);
+    argv[0] = s->runner ? s->runner_token : "";
+    argv[1] = ttl;
     redisReply *reply;
-    err = sl_rq_eval(q, RQ_SLOTS_SAVE, &reply, (int)(3 * n), argv, NULL);
-    if (err == SLUICE_OK)
+    err = sl_rq_eval(q, RQ_SLOTS_SAVE, &reply, (int)(2 + 3 * n), argv, NULL);
+    if (err == SLUICE_OK) {
+        bool lost = reply->type == REDIS_REPLY_INTEGER && reply->integer < 0;
         freeReplyObject(reply);
+        if (lost) {
+            atomic_store(&s->claim_lost, true);
+            err = sl_rq_claim_check(q);
+        }
+    }
 done:
     sl_free(argv);
     sl_free(text);
