@@ -802,61 +802,83 @@ elapsed_ms(const struct timespec *from)
            (double)(to.tv_nsec - from->tv_nsec) / 1e6;
 }
 
-/*
- * A busy origin is skipped, and its pending records may lie ahead of
- * every other origin's in feed order: leasing the others must not read
- * through them. With 100,000 skipped ahead, a lease that did took 10 ms
- * and more here; one that does not takes well under 1 ms.
- */
-TEST(a_skipped_origins_backlog_does_not_slow_other_leases)
+/* Add `count` records of origin `host` from number `from` on, with ids
+ * PREFIX + number, in one batch. */
+static void
+add_many(sluice_queue *q, const char *prefix, const char *host, int from,
+         int count)
 {
-    enum { AHEAD = 100000, BATCH = 1000, OTHERS = 25 };
-    static char ids[BATCH][16], urls[BATCH][64];
+    enum { BATCH = 1000 };
+    static char ids[BATCH][24], urls[BATCH][64];
     sl_record recs[BATCH];
     sluice_ingest_stats st = {0};
-    sluice_queue *q = open_queue();
     ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
-    for (int b = 0; b < AHEAD / BATCH; b++) {
-        for (int i = 0; i < BATCH; i++) {
-            snprintf(ids[i], sizeof ids[i], "a%d", b * BATCH + i);
-            snprintf(urls[i], sizeof urls[i], "http://img.example/%d",
-                     b * BATCH + i);
+    for (int done = 0; done < count;) {
+        int n = SL_MIN(BATCH, count - done);
+        for (int i = 0; i < n; i++) {
+            snprintf(ids[i], sizeof ids[i], "%s%06d", prefix, from + done + i);
+            snprintf(urls[i], sizeof urls[i], "http://%s/%d", host,
+                     from + done + i);
             recs[i] = rec(ids[i], urls[i], ids[i], NULL);
         }
-        ASSERT_EQ(sl_queue_upsert(q, recs, BATCH, T0, &st), SLUICE_OK);
+        ASSERT_EQ(sl_queue_upsert(q, recs, (size_t)n, T0, &st), SLUICE_OK);
+        done += n;
     }
-    for (int i = 0; i < OTHERS; i++) {
-        snprintf(ids[i], sizeof ids[i], "b%02d", i);
-        snprintf(urls[i], sizeof urls[i], "http://other.example/%d", i);
-        recs[i] = rec(ids[i], urls[i], ids[i], NULL);
-    }
-    ASSERT_EQ(sl_queue_upsert(q, recs, OTHERS, T0, &st), SLUICE_OK);
     ASSERT_EQ(sl_queue_commit(q), SLUICE_OK);
-    ASSERT_EQ(st.added, AHEAD + OTHERS);
+    ASSERT_EQ(st.added, (uint64_t)count);
+}
 
-    double ms[OTHERS];
-    for (int i = 0; i < OTHERS; i++) {
+/* The median time of `n` leases skipping img.example, each of which
+ * must get the next record of `prefix` in feed order. */
+static double
+median_skipping_lease(sluice_queue *q, const char *prefix, int n)
+{
+    double ms[32];
+    ASSERT_LE(n, 32);
+    for (int i = 0; i < n; i++) {
         sl_lease l;
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        size_t n = lease_skipping(q, "http://img.example:80", 1, T0, &l);
+        ASSERT_EQ(lease_skipping(q, "http://img.example:80", 1, T0, &l), 1);
         ms[i] = elapsed_ms(&t0);
-        ASSERT_EQ(n, 1);
-        char want[16];
-        snprintf(want, sizeof want, "b%02d", i); /* in feed order */
+        char want[24];
+        snprintf(want, sizeof want, "%s%06d", prefix, i);
         ASSERT_STR_EQ(l.id, want);
         sl_lease_clear(&l);
     }
-    double median = median_ms(ms, OTHERS);
-    if (median >= 1.0)
-        TEST_FAIL_("a lease past 100,000 skipped records took %.2f ms "
-                   "(median of %d)",
-                   median, OTHERS);
+    return median_ms(ms, (size_t)n);
+}
+
+/*
+ * A busy origin is skipped, and its pending records may lie ahead of
+ * every other origin's in feed order: leasing the others must not read
+ * through them. Timed against the same leases past a hundredth of the
+ * backlog on the same backend, so that a loaded machine slows both: a
+ * lease that read through the skipped records took 10 ms and more past
+ * 100,000 on SQLite, a hundred times its time past 1,000.
+ */
+TEST(a_skipped_origins_backlog_does_not_slow_other_leases)
+{
+    enum { SMALL = 1000, AHEAD = 100000, OTHERS = 25 };
+    sluice_queue *q = open_queue();
+    add_many(q, "a", "img.example", 0, SMALL);
+    add_many(q, "b", "other.example", 0, OTHERS);
+    double small = median_skipping_lease(q, "b", OTHERS);
+    add_many(q, "a", "img.example", SMALL, AHEAD - SMALL);
+    add_many(q, "c", "other.example", 0, OTHERS);
+    double large = median_skipping_lease(q, "c", OTHERS);
+    fprintf(stderr, "# a lease past %d skipped records: %.3f ms; past %d: "
+                    "%.3f ms (medians of %d)\n",
+            SMALL, small, AHEAD, large, OTHERS);
+    if (large > 4 * small + 0.25)
+        TEST_FAIL_("a lease past %d skipped records took %.3f ms, past %d "
+                   "%.3f ms: it reads through them",
+                   AHEAD, large, SMALL, small);
     /* The skipped origin's records are all still there, in order. */
     sl_lease l[2];
     ASSERT_EQ(lease(q, 2, T0, l), 2);
-    ASSERT_STR_EQ(l[0].id, "a0");
-    ASSERT_STR_EQ(l[1].id, "a1");
+    ASSERT_STR_EQ(l[0].id, "a000000");
+    ASSERT_STR_EQ(l[1].id, "a000001");
     sl_lease_clear(&l[0]);
     sl_lease_clear(&l[1]);
     ASSERT_EQ(counts(q).pending, AHEAD - 2);
