@@ -3,7 +3,8 @@
  * their states in sorted sets, every change one Lua script
  * (queue_redis_scripts.c), so it is atomic whatever else runs on the
  * Redis. docs/queue.md has the key layout, the clock rule and what AOF
- * gives. One runner at a time for now: a runner key with a lease.
+ * gives. Any number of runners: each has a claim with a lease in the set
+ * `runners`, and the slots are shared through slots/slots_redis.c.
  */
 #include "queue_redis.h"
 
@@ -60,8 +61,9 @@ typedef struct {
     buffered_call *calls;
     size_t n_calls, cap_calls;
     int64_t batch_now;
-    /* The runner key: ours while `runner` holds; a thread renews it. */
-    bool runner;
+    /* Our claim in `runners` while `runner` holds; a thread renews it.
+     * `alone`: no other runner was alive when we joined. */
+    bool runner, alone;
     char runner_token[80];
     pthread_t renewer;
     pthread_mutex_t renew_mu;
@@ -830,21 +832,19 @@ redis_acquire_runner(sluice_queue *q)
     gethostname(host, sizeof host - 1);
     sl_fmt(s->runner_token, sizeof s->runner_token, "%.40s:%ld:%" PRId64,
            host, (long)getpid(), sl_mono_ms());
-    char key[160];
-    sl_fmt(key, sizeof key, "%srunner", s->base);
+    char ttl[16];
+    sl_fmt(ttl, sizeof ttl, "%d", RUNNER_TTL_MS);
+    const char *argv[] = {s->runner_token, ttl};
     redisReply *reply;
-    sluice_err err = sl_redis_cmdf(&s->conn, &reply, "SET %s %s NX PX %d",
-                                   key, s->runner_token, RUNNER_TTL_MS);
+    sluice_err err = eval(q, RQ_RUNNER_JOIN, &reply, 2, argv, NULL);
     if (err != SLUICE_OK)
-        return conn_fail(q, err);
-    bool got = reply->type == REDIS_REPLY_STATUS;
+        return err;
+    if (reply->type != REDIS_REPLY_INTEGER)
+        return bad_reply(q, reply, "join");
+    /* Several runners share the queue (and its slots); only one that
+     * found no other alive may put in-flight records back (recover). */
+    s->alone = reply->integer == 0;
     freeReplyObject(reply);
-    if (!got)
-        return sl_queue_fail(q, SLUICE_ERUNNING,
-                             "%s: another sluice run is using this queue "
-                             "(one runner per Redis queue for now; a dead "
-                             "runner's claim lapses after %d s)",
-                             s->conn.addr.where, RUNNER_TTL_MS / 1000);
     s->runner = true;
     s->renew_stop = false;
     if (pthread_create(&s->renewer, NULL, renewer_main, s) == 0)
@@ -855,15 +855,13 @@ redis_acquire_runner(sluice_queue *q)
 static sluice_err
 redis_runner_alive(sluice_queue *q, bool *alive)
 {
-    redis_queue *s = state_of(q);
     redisReply *reply;
-    *alive = s->runner;
-    if (s->runner)
+    *alive = state_of(q)->runner;
+    if (*alive)
         return SLUICE_OK;
-    sluice_err err = sl_redis_cmdf(&s->conn, &reply, "EXISTS %srunner",
-                                   s->base);
+    sluice_err err = eval(q, RQ_RUNNER_COUNT, &reply, 0, NULL, NULL);
     if (err != SLUICE_OK)
-        return conn_fail(q, err);
+        return err;
     *alive = reply->type == REDIS_REPLY_INTEGER && reply->integer > 0;
     freeReplyObject(reply);
     return SLUICE_OK;
@@ -873,6 +871,11 @@ static sluice_err
 redis_recover(sluice_queue *q, int64_t now_ms, uint64_t *recovered)
 {
     char now[24];
+    /* Other runners' records in flight are theirs: they come back to
+     * everyone when their leases expire. */
+    *recovered = 0;
+    if (!state_of(q)->alone)
+        return SLUICE_OK;
     sl_fmt(now, sizeof now, "%" PRId64, to_redis(state_of(q), now_ms));
     const char *argv[] = {now};
     redisReply *reply;
@@ -1276,7 +1279,7 @@ redis_setting_set(sluice_queue *q, const char *name, const char *value)
         .backend = {SL_FAMILY_QUEUE, "redis", scheme},                        \
         .features = SL_QUEUE_F_TRANSACTIONS | SL_QUEUE_F_EXCLUSIVE |          \
                     SL_QUEUE_F_SLOTS | SL_QUEUE_F_SKIP,                       \
-        .slots = "durable", .state_size = sizeof(redis_queue),                \
+        .slots = "redis", .state_size = sizeof(redis_queue),                \
         .open = redis_open, .close = redis_close, .begin = redis_begin,       \
         .commit = redis_commit, .rollback = redis_rollback,                   \
         .upsert = redis_upsert, .lease = redis_lease,                         \

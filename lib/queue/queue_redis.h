@@ -29,8 +29,10 @@ enum {
     RQ_DLQ_PAGE,
     RQ_REPLAY,
     RQ_SLOTS_SAVE,
+    RQ_RUNNER_JOIN,
     RQ_RUNNER_RENEW,
     RQ_RUNNER_DROP,
+    RQ_RUNNER_COUNT,
     RQ_COUNT_
 };
 

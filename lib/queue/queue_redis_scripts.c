@@ -443,19 +443,36 @@ static const char slots_save_lua[] = PRELUDE
     "end\n"
     "return 0\n";
 
-/* ARGV: the runner's token, its lease in ms. 1 while it holds it. */
-static const char runner_renew_lua[] = PRELUDE
-    "if redis.call('GET', K('runner')) == ARGV[1] then\n"
-    "  redis.call('PEXPIRE', K('runner'), ARGV[2])\n"
-    "  return 1\n"
-    "end\n"
-    "return 0\n";
+/* The runners using the queue: the sorted set `runners`, each runner's
+ * token scored by when its claim lapses on Redis's clock. */
+#define RUNNERS_NOW                                                           \
+    "local t = redis.call('TIME')\n"                                          \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+    "redis.call('ZREMRANGEBYSCORE', K('runners'), '-inf', now)\n"
+
+/* ARGV: the runner's token, its lease in ms. Joins; returns how many
+ * other runners are alive. */
+static const char runner_join_lua[] = PRELUDE RUNNERS_NOW
+    "local others = redis.call('ZCARD', K('runners'))\n"
+    "redis.call('ZADD', K('runners'), string.format('%d', now + "
+    "tonumber(ARGV[2])), ARGV[1])\n"
+    "return others\n";
+
+/* ARGV: the runner's token, its lease in ms. */
+static const char runner_renew_lua[] = PRELUDE RUNNERS_NOW
+    "redis.call('ZADD', K('runners'), string.format('%d', now + "
+    "tonumber(ARGV[2])), ARGV[1])\n"
+    "return 1\n";
 
 static const char runner_drop_lua[] = PRELUDE
-    "if redis.call('GET', K('runner')) == ARGV[1] then\n"
-    "  redis.call('DEL', K('runner'))\n"
-    "end\n"
+    "redis.call('ZREM', K('runners'), ARGV[1])\n"
     "return 0\n";
+
+/* Runners alive now. */
+static const char runner_count_lua[] = PRELUDE
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "return redis.call('ZCOUNT', K('runners'), '(' .. now, '+inf')\n";
 
 const sl_redis_script sl_rq_scripts[RQ_COUNT_] = {
     [RQ_INIT] = {"init", init_lua, ""},
@@ -473,6 +490,8 @@ const sl_redis_script sl_rq_scripts[RQ_COUNT_] = {
     [RQ_DLQ_PAGE] = {"dlq list", dlq_page_lua, ""},
     [RQ_REPLAY] = {"replay", replay_lua, ""},
     [RQ_SLOTS_SAVE] = {"slots save", slots_save_lua, ""},
+    [RQ_RUNNER_JOIN] = {"runner join", runner_join_lua, ""},
     [RQ_RUNNER_RENEW] = {"runner renew", runner_renew_lua, ""},
     [RQ_RUNNER_DROP] = {"runner drop", runner_drop_lua, ""},
+    [RQ_RUNNER_COUNT] = {"runner count", runner_count_lua, ""},
 };

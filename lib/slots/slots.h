@@ -195,5 +195,6 @@ void sl_slots_pace_limits(const sl_slots *s, const sl_pacer *p, int64_t now,
 
 extern const sl_slots_ops sl_slots_memory;
 extern const sl_slots_ops sl_slots_durable;
+extern const sl_slots_ops sl_slots_redis;
 
 #endif /* SL_SLOTS_H */
