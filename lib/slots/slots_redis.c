@@ -441,14 +441,14 @@ redis_take(sl_slots *s, sl_slot_origin *o, double at, sl_slot *out,
     sl_copy(o->rid_seen, sizeof o->rid_seen, rs->conn.run_id);
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 5)
         return bad_reply(s, r, "take");
-    o->held_reply = (unsigned)el_int(r, 4);
-    o->held_fresh = true;
     if (el_int(r, 0) != 1) {
         refused(o, r, after, free_at);
         freeReplyObject(r);
         return SLUICE_EAGAIN;
     }
     o->full = false;
+    o->held_reply = (unsigned)el_int(r, 4);
+    o->held_fresh = true;
     uint64_t token = strtoull(el_str(r, 1) ? el_str(r, 1) : "0", NULL, 10);
     freeReplyObject(r);
     unsigned i = 0;
