@@ -51,8 +51,8 @@ static sluice_err
 take(sl_slots *s, sl_slot_origin *o, sl_slot *slot, double *free_at)
 {
     double ignored;
-    return sl_slots_take(s, o, sl_boot_msf(), slot, free_at ? free_at
-                                                            : &ignored);
+    return sl_slots_take(s, o, sl_boot_msf(), slot,
+                         free_at ? free_at : &ignored);
 }
 
 static void
@@ -266,10 +266,8 @@ TEST(a_runner_whose_clock_is_off_changes_nothing)
     ASSERT_EQ(take(a, oa, &slot, NULL), SLUICE_OK);
     sl_slots_release(a, &slot, false);
     sl_slots_pause(a, ob, sl_boot_ms() + 3000);
-    ASSERT_EQ(run_skewed("skewed_runner_sees_what_redis_sees", "+60s", loc),
-              0);
-    ASSERT_EQ(run_skewed("skewed_runner_sees_what_redis_sees", "-60s", loc),
-              0);
+    ASSERT_EQ(run_skewed("skewed_runner_sees_what_redis_sees", "+60s", loc), 0);
+    ASSERT_EQ(run_skewed("skewed_runner_sees_what_redis_sees", "-60s", loc), 0);
     sl_slots_origin_close(a, oa);
     sl_slots_origin_close(a, ob);
     sl_slots_close(a);

@@ -2,9 +2,10 @@
  * The slot service (lib/slots/), against the backend named by
  * $SLUICE_TEST_SLOTS (default "memory"; "durable" keeps its slots in a
  * SQLite queue made for the case; "redis" in a redis-server the case
- * starts, test_redis_slots.c has its own cases): the per-origin cap and the total
- * across origins, pauses that only ever extend, counting and the peak,
- * tokens that fence a stale release, and the listing of held slots.
+ * starts; test_redis_slots.c has its own cases): the per-origin cap and
+ * the total across origins, pauses that only ever extend, counting and
+ * the peak, tokens that fence a stale release, and the listing of held
+ * slots.
  * test_durable_slots.c holds what only a durable service does.
  */
 #include "fault.h"

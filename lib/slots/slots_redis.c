@@ -49,8 +49,8 @@ struct sl_slot_origin {
     char *state_key; /* PREFIX{o:ORIGIN}:state */
     rslot *slots;    /* this process's, cap of them, made at first take */
     unsigned live, abandoned;
-    bool registered;  /* in the origins set */
-    char rid_seen[48]; /* the Redis run_id of our last script here */
+    bool registered;      /* in the origins set */
+    char rid_seen[48];    /* the Redis run_id of our last script here */
     int64_t paused_until; /* boot ms; 0: none known */
     int64_t paused_read;  /* when it was read from Redis */
     int64_t resumed_from; /* the pause the pacer restarted after */
@@ -104,8 +104,7 @@ run_script(sl_slots *s, sl_redis_script *sc, const char *k1, const char *k2,
         if (!sc->sha[0]) {
             redisReply *r;
             const char *load[] = {"SCRIPT", "LOAD", sc->text};
-            if ((err = sl_redis_cmd(&rs->conn, &r, 3, load, NULL)) !=
-                SLUICE_OK)
+            if ((err = sl_redis_cmd(&rs->conn, &r, 3, load, NULL)) != SLUICE_OK)
                 break;
             if (r->type == REDIS_REPLY_STRING && r->len == 40) {
                 memcpy(sc->sha, r->str, 40);
@@ -364,8 +363,7 @@ register_origin(sl_slots *s, sl_slot_origin *o)
 
 /* The take script refused: say when to ask again. */
 static void
-refused(sl_slot_origin *o, const redisReply *r, double after,
-        double *free_at)
+refused(sl_slot_origin *o, const redisReply *r, double after, double *free_at)
 {
     double wait = (double)el_int(r, 1);
     const char *why = el_str(r, 2);
@@ -524,8 +522,7 @@ redis_pause(sl_slots *s, sl_slot_origin *o, int64_t until)
         return;
     const char *argv[] = {length};
     redisReply *r;
-    sluice_err err = run_script(s, &rs->pause, o->state_key, NULL, &r, 1,
-                                argv);
+    sluice_err err = run_script(s, &rs->pause, o->state_key, NULL, &r, 1, argv);
     if (err != SLUICE_OK) {
         outage(s, err, NULL);
         return;
@@ -547,8 +544,8 @@ redis_paused_until(sl_slots *s, sl_slot_origin *o)
         in_outage(rs, now))
         return o->paused_until;
     redisReply *r;
-    sluice_err err = run_script(s, &rs->paused, o->state_key, NULL, &r, 0,
-                                NULL);
+    sluice_err err =
+        run_script(s, &rs->paused, o->state_key, NULL, &r, 0, NULL);
     if (err != SLUICE_OK) {
         outage(s, err, NULL);
         return o->paused_until;
@@ -575,8 +572,7 @@ typedef struct {
 
 /* Ours (running, or given up on), or another runner's. */
 static void
-holder_of(sl_slots *s, const char *origin, uint64_t token,
-          sl_slot_info *info)
+holder_of(sl_slots *s, const char *origin, uint64_t token, sl_slot_info *info)
 {
     for (sl_slot_origin *o = rs_of(s)->origins; o; o = o->next) {
         if (strcmp(o->name, origin) != 0 || !o->slots)
@@ -603,8 +599,7 @@ list_origin(list_ctx *c, const char *held_key)
     sluice_err err = run_script(s, &rs->list, held_key, NULL, &r, 0, NULL);
     if (err != SLUICE_OK)
         return err;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        r->elements % 2 != 1)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->elements % 2 != 1)
         return bad_reply(s, r, "list");
     int64_t now_boot = sl_boot_ms(), now_redis = el_int(r, 0);
     for (size_t i = 1; i + 1 < r->elements && !c->stop; i += 2) {
@@ -612,10 +607,8 @@ list_origin(list_ctx *c, const char *held_key)
         if (!c->fn)
             continue;
         uint64_t token = strtoull(el_str(r, i) ? el_str(r, i) : "0", NULL, 10);
-        int64_t deadline = (int64_t)strtod(el_str(r, i + 1)
-                                               ? el_str(r, i + 1)
-                                               : "0",
-                                           NULL);
+        int64_t deadline =
+            (int64_t)strtod(el_str(r, i + 1) ? el_str(r, i + 1) : "0", NULL);
         sl_slot_info info = {c->origin, SL_SLOT_PREVIOUS, token, 0,
                              now_boot + (deadline - now_redis)};
         holder_of(s, c->origin, token, &info);
