@@ -10,6 +10,8 @@
 #define _GNU_SOURCE
 #include <signal.h>
 #include <sys/wait.h>
+
+#include <hiredis/hiredis.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -350,6 +352,56 @@ TEST(a_restarted_redis_fences_new_slots_until_old_ones_are_over)
     sl_slots_release(a, &slot, true); /* past its deadline: nothing */
     sl_slots_release(a, &next, true);
     sl_slots_release(b, &theirs, true);
+    sl_slots_origin_close(a, oa);
+    sl_slots_origin_close(b, ob);
+    sl_slots_close(a);
+    sl_slots_close(b);
+    sluice_queue_close(q);
+}
+
+/* A raw command on the test's Redis; its reply's text ("" for none). */
+static void
+raw(const char *loc, const char *cmd, char *out, size_t size)
+{
+    redisContext *c = redisConnectUnix(loc + 7);
+    ASSERT(c && !c->err);
+    redisReply *r = redisCommand(c, cmd);
+    ASSERT_NOT_NULL(r);
+    snprintf(out, size, "%s", r->str ? r->str : "");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+TEST(the_scripts_run_on_a_one_node_cluster)
+{
+    char loc[300], why[600], text[4096];
+    const char *extra[] = {"--cluster-enabled", "yes",
+                           "--cluster-config-file", "nodes.conf", NULL};
+    redis_pid = test_redis_start(loc, sizeof loc, extra);
+    raw(loc, "CLUSTER ADDSLOTSRANGE 0 16383", text, sizeof text);
+    ASSERT_STR_EQ(text, "OK");
+    for (int i = 0; i < 200; i++) {
+        raw(loc, "CLUSTER INFO", text, sizeof text);
+        if (strstr(text, "cluster_state:ok"))
+            break;
+        sleep_ms(25);
+    }
+    ASSERT_STR_CONTAINS(text, "cluster_state:ok");
+    sluice_queue *q = NULL;
+    if (sluice_queue_open(loc, NULL, &q, why, sizeof why) != SLUICE_OK)
+        TEST_FAIL_("open %s: %s", loc, why);
+    sl_slots *a = runner(q, 2, 500, 10), *b = runner(q, 2, 500, 10);
+    sl_slot_origin *oa = sl_slots_origin_open(a, "http://a:80");
+    sl_slot_origin *ob = sl_slots_origin_open(b, "http://a:80");
+    sl_slot s1, s2, s3;
+    ASSERT_EQ(take_when_free(a, oa, &s1, 2000) >= 0, 1);
+    ASSERT_EQ(take_when_free(b, ob, &s2, 2000) >= 0, 1);
+    ASSERT_EQ(take(b, ob, &s3, NULL), SLUICE_EAGAIN);
+    sl_slots_pause(a, oa, sl_boot_ms() + 100);
+    sl_slots_release(a, &s1, true);
+    ASSERT_EQ(sl_slots_held(b, ob), 1);
+    sl_slots_release(b, &s2, false);
+    ASSERT_EQ(sl_slots_held(a, oa), 1);
     sl_slots_origin_close(a, oa);
     sl_slots_origin_close(b, ob);
     sl_slots_close(a);
