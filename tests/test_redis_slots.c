@@ -375,8 +375,8 @@ raw(const char *loc, const char *cmd, char *out, size_t size)
 TEST(the_scripts_run_on_a_one_node_cluster)
 {
     char loc[300], why[600], text[4096];
-    const char *extra[] = {"--cluster-enabled", "yes",
-                           "--cluster-config-file", "nodes.conf", NULL};
+    const char *extra[] = {"--cluster-enabled", "yes", "--cluster-config-file",
+                           "nodes.conf", NULL};
     redis_pid = test_redis_start(loc, sizeof loc, extra);
     raw(loc, "CLUSTER ADDSLOTSRANGE 0 16383", text, sizeof text);
     ASSERT_STR_EQ(text, "OK");
