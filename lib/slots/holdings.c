@@ -4,6 +4,7 @@
  * (sluice_slots_clear). The rows are the durable service's
  * (slots_durable.c); their times are read the way it reads them: on this
  * boot's clock when written on this boot, else from the boot's start.
+ * A Redis queue's slots are the Redis service's (slots_redis.c).
  */
 #include "slots.h"
 
@@ -90,6 +91,8 @@ sluice_slots_list(sluice_queue *q, sluice_slot_fn *fn, void *ctx)
     double rate = stored_limit(q, "rate");
     if (rate > 0 && !isinf(rate))
         c.limits.rate = rate;
+    if (strcmp(sl_queue_slots(q), "redis") == 0) /* shared, in Redis */
+        return sl_slots_redis_holdings(q, &c.limits, c.live, fn, ctx);
     return sl_queue_slots_load(q, tell_row, &c);
 }
 

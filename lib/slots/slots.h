@@ -193,6 +193,11 @@ bool sl_slots_pace_feedback(const sl_slots *s, sl_pacer *p, unsigned in_use,
 void sl_slots_pace_limits(const sl_slots *s, const sl_pacer *p, int64_t now,
                           sl_slot_limits *out);
 
+/* The slots and pauses a Redis queue holds (slots_redis.c), for
+ * sluice_slots_list: `live` when a runner uses the queue now. */
+sluice_err sl_slots_redis_holdings(sluice_queue *q, const sl_pacer_limits *lim,
+                                   bool live, sluice_slot_fn *fn, void *ctx);
+
 extern const sl_slots_ops sl_slots_memory;
 extern const sl_slots_ops sl_slots_durable;
 extern const sl_slots_ops sl_slots_redis;

@@ -661,6 +661,95 @@ redis_list(sl_slots *s, sl_slot_fn *fn, void *ctx)
     return err;
 }
 
+/* ------------------------------------------------------------ holdings */
+
+typedef struct {
+    unsigned n;
+    int64_t last; /* the latest deadline, boot ms */
+} held_sum;
+
+static int
+sum_slot(void *ctx, const sl_slot_info *slot)
+{
+    held_sum *h = ctx;
+    h->n++;
+    if (slot->deadline_boot > h->last)
+        h->last = slot->deadline_boot;
+    return 0;
+}
+
+/* One origin's holding from Redis: its slots held and its pause. */
+static sluice_err
+origin_holding(sl_slots *s, const char *origin, sluice_slot_holding *h)
+{
+    rstate *rs = rs_of(s);
+    held_sum sum = {0, 0};
+    list_ctx c = {s, origin, sum_slot, &sum, 0, false};
+    char *held = key_of(rs, origin, "held");
+    char *state = key_of(rs, origin, "state");
+    sluice_err err = held && state ? SLUICE_OK : SLUICE_ENOMEM;
+    redisReply *r = NULL;
+    if (err == SLUICE_OK)
+        err = list_origin(&c, held);
+    if (err == SLUICE_OK)
+        err = run_script(s, &rs->paused, state, NULL, &r, 0, NULL);
+    sl_free(held);
+    sl_free(state);
+    if (err != SLUICE_OK)
+        return err;
+    int64_t left = reply_int(r), now_boot = sl_boot_ms(), now = sl_now_ms();
+    freeReplyObject(r);
+    h->held = sum.n;
+    if (sum.n) {
+        h->free_in_s = (double)(sum.last - now_boot) / 1000.0;
+        h->free_at = now + (sum.last - now_boot);
+    }
+    if (left > 0) {
+        h->paused_for_s = (double)left / 1000.0;
+        h->paused_until = now + left;
+    }
+    return SLUICE_OK;
+}
+
+sluice_err
+sl_slots_redis_holdings(sluice_queue *q, const sl_pacer_limits *lim,
+                        bool live, sluice_slot_fn *fn, void *ctx)
+{
+    sl_slots_opts opts = {lim->cap, 0, 0, lim->rate, lim->adapt};
+    sl_slots *s;
+    char why[256];
+    sluice_err err = sl_slots_open("redis", &opts, q, &s, why, sizeof why);
+    if (err != SLUICE_OK)
+        return sl_queue_fail(q, err, "%s", why);
+    rstate *rs = rs_of(s);
+    redisReply *r;
+    const char *argv[] = {"SMEMBERS", rs->origins_key};
+    err = sl_redis_cmd(&rs->conn, &r, 2, argv, NULL);
+    if (err != SLUICE_OK) {
+        sl_queue_fail(q, err, "%s", rs->conn.errmsg);
+        sl_slots_close(s);
+        return err;
+    }
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const char *origin = el_str(r, i);
+        sluice_slot_holding h = {origin, 0, 0, live, 0, 0, 0, 0,
+                                 lim->cap, lim->cap, lim->rate};
+        if (!origin)
+            continue;
+        if ((err = origin_holding(s, origin, &h)) != SLUICE_OK) {
+            sl_queue_fail(q, err, "%s", s->errmsg);
+            break;
+        }
+        /* Every slot held may be a request of a live runner. */
+        h.in_flight = live ? h.held : 0;
+        if ((h.held || h.paused_until) && fn(ctx, &h) != 0)
+            break;
+    }
+    freeReplyObject(r);
+    sl_slots_close(s);
+    return err;
+}
+
 /* ------------------------------------------------------------ the pacer */
 
 static void

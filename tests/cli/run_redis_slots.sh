@@ -68,6 +68,11 @@ for _ in $(seq 300); do
 done
 kill -STOP $a_pid
 stopped=$(curl -s "http://127.0.0.1:$g_port/_clock" | tr -dc 0-9)
+run "$SLUICE" slots list --db "$f_url" --json
+echo "sluice slots: $out"
+assert_has "$out" "127.0.0.1:$g_port"
+assert_has "$out" '"held":4'
+
 "$SLUICE" run --db "$f_url" "${FRUN[@]}" >b.json 2>b.err &
 b_pid=$!
 sleep 3.5
