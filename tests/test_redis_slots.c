@@ -408,3 +408,50 @@ TEST(the_scripts_run_on_a_one_node_cluster)
     sl_slots_close(b);
     sluice_queue_close(q);
 }
+
+/* The last holding listed, its origin kept in `seen_origin`. */
+static char seen_origin[64];
+
+static int
+holding(void *ctx, const sluice_slot_holding *h)
+{
+    *(sluice_slot_holding *)ctx = *h;
+    snprintf(seen_origin, sizeof seen_origin, "%s", h->origin);
+    return 0;
+}
+
+TEST(slots_held_in_redis_are_listed_and_cleared)
+{
+    char loc[300];
+    sluice_queue *q = start(loc, sizeof loc);
+    sl_slots *a = runner(q, 3, 30000, 0);
+    sl_slot_origin *oa = sl_slots_origin_open(a, "http://a:80");
+    sl_slot s1, s2;
+    ASSERT_EQ(take(a, oa, &s1, NULL), SLUICE_OK);
+    ASSERT_EQ(take(a, oa, &s2, NULL), SLUICE_OK);
+    sl_slots_release(a, &s1, false);
+    sl_slots_release(a, &s2, false);
+    sl_slots_pause(a, oa, sl_boot_ms() + 20000);
+    sl_slots_origin_close(a, oa);
+    sl_slots_close(a);
+    sluice_slot_holding h;
+    memset(&h, 0, sizeof h);
+    ASSERT_EQ(sluice_slots_list(q, holding, &h), SLUICE_OK);
+    ASSERT_STR_EQ(seen_origin, "http://a:80");
+    ASSERT_EQ(h.held, 2);
+    ASSERT_GT(h.free_in_s, 29);
+    ASSERT_GT(h.paused_for_s, 19);
+    uint64_t cleared = 0;
+    ASSERT_EQ(sluice_slots_clear(q, NULL, &cleared), SLUICE_OK);
+    ASSERT_EQ(cleared, 1);
+    memset(&h, 0, sizeof h);
+    ASSERT_EQ(sluice_slots_list(q, holding, &h), SLUICE_OK);
+    ASSERT_NULL(h.origin);
+    sl_slots *b = runner(q, 3, 30000, 0);
+    sl_slot_origin *ob = sl_slots_origin_open(b, "http://a:80");
+    ASSERT_EQ(take(b, ob, &s1, NULL), SLUICE_OK);
+    sl_slots_release(b, &s1, true);
+    sl_slots_origin_close(b, ob);
+    sl_slots_close(b);
+    sluice_queue_close(q);
+}

@@ -110,5 +110,7 @@ sluice_slots_clear(sluice_queue *q, const char *origin, uint64_t *cleared)
                              q->location);
     if (!sl_queue_has(q, SL_QUEUE_F_SLOTS))
         return SLUICE_OK;
+    if (strcmp(sl_queue_slots(q), "redis") == 0)
+        return sl_slots_redis_clear(q, origin, cleared);
     return sl_queue_slots_clear(q, origin, cleared);
 }

@@ -712,8 +712,8 @@ origin_holding(sl_slots *s, const char *origin, sluice_slot_holding *h)
 }
 
 sluice_err
-sl_slots_redis_holdings(sluice_queue *q, const sl_pacer_limits *lim,
-                        bool live, sluice_slot_fn *fn, void *ctx)
+sl_slots_redis_holdings(sluice_queue *q, const sl_pacer_limits *lim, bool live,
+                        sluice_slot_fn *fn, void *ctx)
 {
     sl_slots_opts opts = {lim->cap, 0, 0, lim->rate, lim->adapt};
     sl_slots *s;
@@ -732,8 +732,8 @@ sl_slots_redis_holdings(sluice_queue *q, const sl_pacer_limits *lim,
     }
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         const char *origin = el_str(r, i);
-        sluice_slot_holding h = {origin, 0, 0, live, 0, 0, 0, 0,
-                                 lim->cap, lim->cap, lim->rate};
+        sluice_slot_holding h = {origin, 0, 0,        live,     0,        0,
+                                 0,      0, lim->cap, lim->cap, lim->rate};
         if (!origin)
             continue;
         if ((err = origin_holding(s, origin, &h)) != SLUICE_OK) {
@@ -746,6 +746,67 @@ sl_slots_redis_holdings(sluice_queue *q, const sl_pacer_limits *lim,
             break;
     }
     freeReplyObject(r);
+    sl_slots_close(s);
+    return err;
+}
+
+/* Free one origin's slots and end its pause (and a fence): 1 when it
+ * held or paused anything. */
+static sluice_err
+clear_origin(sl_slots *s, const char *origin, uint64_t *cleared)
+{
+    rstate *rs = rs_of(s);
+    sluice_slot_holding h = {origin, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    sluice_err err = origin_holding(s, origin, &h);
+    char *held = key_of(rs, origin, "held");
+    char *state = key_of(rs, origin, "state");
+    redisReply *r = NULL;
+    if (err == SLUICE_OK && (!held || !state))
+        err = SLUICE_ENOMEM;
+    const char *del[] = {"DEL", held};
+    const char *hset[] = {"HSET", state,         "paused_until",
+                          "0",    "fence_until", "0"};
+    if (err == SLUICE_OK &&
+        (err = sl_redis_cmd(&rs->conn, &r, 2, del, NULL)) == SLUICE_OK) {
+        freeReplyObject(r);
+        err = sl_redis_cmd(&rs->conn, &r, 6, hset, NULL);
+        if (err == SLUICE_OK)
+            freeReplyObject(r);
+    }
+    if (err != SLUICE_OK && !s->errmsg[0])
+        sl_copy(s->errmsg, sizeof s->errmsg, rs->conn.errmsg);
+    if (err == SLUICE_OK && (h.held || h.paused_until))
+        (*cleared)++;
+    sl_free(held);
+    sl_free(state);
+    return err;
+}
+
+sluice_err
+sl_slots_redis_clear(sluice_queue *q, const char *origin, uint64_t *cleared)
+{
+    sl_slots_opts opts = {1, 0, 0, 0, false};
+    sl_slots *s;
+    char why[256];
+    sluice_err err = sl_slots_open("redis", &opts, q, &s, why, sizeof why);
+    if (err != SLUICE_OK)
+        return sl_queue_fail(q, err, "%s", why);
+    rstate *rs = rs_of(s);
+    redisReply *r = NULL;
+    const char *argv[] = {"SMEMBERS", rs->origins_key};
+    if (origin)
+        err = clear_origin(s, origin, cleared);
+    else if ((err = sl_redis_cmd(&rs->conn, &r, 2, argv, NULL)) != SLUICE_OK)
+        sl_copy(s->errmsg, sizeof s->errmsg, rs->conn.errmsg);
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements &&
+                       err == SLUICE_OK;
+         i++)
+        if (el_str(r, i))
+            err = clear_origin(s, el_str(r, i), cleared);
+    if (r)
+        freeReplyObject(r);
+    if (err != SLUICE_OK)
+        sl_queue_fail(q, err, "%s", s->errmsg);
     sl_slots_close(s);
     return err;
 }
