@@ -83,7 +83,8 @@ void slots_view_json(const slots_view *v, yajl_gen g);
 /* The --db option, the same in every command's table. */
 #define CLI_OPT_DB(ID_)                                                       \
     {.name = "db", .id = (ID_), .arg = "FILE",                                \
-     .help = "queue database (default: $SLUICE_DB, else ./sluice.db)",        \
+     .help = "queue database: a SQLite file, redis://HOST:PORT[/DB] or "      \
+             "unix:///PATH (default: $SLUICE_DB, else ./sluice.db)",          \
      .complete = CLI_COMPLETE_FILE}
 
 /* The commands: each file's table and prose (cli_opts.h), and its main. */

@@ -52,11 +52,12 @@ test_redis_start(char *location, size_t size, const char *const *extra)
     ASSERT_NOT_NULL(getcwd(cwd, sizeof cwd));
     snprintf(sock, sizeof sock, "%s/redis.sock", cwd);
     unlink(sock);
-    const char *argv[32] = {"redis-server", "--port", "0", "--unixsocket",
-                            sock, "--unixsocketperm", "700", "--dir", cwd,
-                            "--appendonly", "yes", "--appendfsync",
-                            "always", "--save", "", "--logfile",
-                            "redis.log"};
+    const char *argv[32] = {"redis-server", "--port",   "0",
+                            "--unixsocket", sock,       "--unixsocketperm",
+                            "700",          "--dir",    cwd,
+                            "--appendonly", "yes",      "--appendfsync",
+                            "always",       "--save",   "",
+                            "--logfile",    "redis.log"};
     int n = 17;
     for (int i = 0; extra && extra[i] && n < 31; i++)
         argv[n++] = extra[i];

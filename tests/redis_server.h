@@ -16,8 +16,7 @@
  * location. Skips the test (77, or a failure under SLUICE_TEST_NO_SKIP=1)
  * when redis-server is not installed.
  */
-pid_t test_redis_start(char *location, size_t size,
-                       const char *const *extra);
+pid_t test_redis_start(char *location, size_t size, const char *const *extra);
 
 /* Stop it (SIGKILL) and wait for it. */
 void test_redis_kill(pid_t pid);

@@ -24,9 +24,9 @@ static sl_record
 rec(const char *id, const char *url)
 {
     const char *origin = "http://img.example:80";
-    return (sl_record){id,     strlen(id),     url,  strlen(url),
-                       id,     strlen(id),     origin, strlen(origin),
-                       NULL,   0};
+    return (sl_record){id,   strlen(id), url,    strlen(url),
+                       id,   strlen(id), origin, strlen(origin),
+                       NULL, 0};
 }
 
 /* Run a raw command on the test's Redis. */
@@ -89,8 +89,7 @@ TEST(locations_are_parsed)
     ASSERT_STR_EQ(a.prefix, "x:");
     ASSERT(!strstr(a.where, "p@ss"));
     sl_redis_addr_free(&a);
-    ASSERT_EQ(sl_redis_parse("redis://:secret@[::1]:7000", &a, why,
-                             sizeof why),
+    ASSERT_EQ(sl_redis_parse("redis://:secret@[::1]:7000", &a, why, sizeof why),
               SLUICE_OK);
     ASSERT_STR_EQ(a.host, "::1");
     ASSERT_NULL(a.user);
@@ -145,8 +144,8 @@ TEST(a_wrong_password_is_one_line)
 {
     char port[16], loc[300], url[400], why[600];
     snprintf(port, sizeof port, "%d", free_port());
-    const char *const extra[] = {"--port", port, "--bind", "127.0.0.1",
-                                 "--requirepass", "right", NULL};
+    const char *const extra[] = {
+        "--port", port, "--bind", "127.0.0.1", "--requirepass", "right", NULL};
     test_redis_start(loc, sizeof loc, extra);
     sluice_queue *q = NULL;
     /* No password at all. */
@@ -191,8 +190,7 @@ TEST(non_sluice_keys_and_newer_schemas_are_refused)
     /* A prefix of its own is fine, and read-only opens create nothing. */
     snprintf(url, sizeof url, "%s?prefix=mine:", loc);
     sluice_queue_opts ro = {SLUICE_QUEUE_READONLY, 0};
-    ASSERT_EQ(sluice_queue_open(url, &ro, &q, why, sizeof why),
-              SLUICE_ENOENT);
+    ASSERT_EQ(sluice_queue_open(url, &ro, &q, why, sizeof why), SLUICE_ENOENT);
     ASSERT_STR_CONTAINS(why, "sluice ingest creates it");
     ASSERT_EQ(open_at(url, &q, why, sizeof why), SLUICE_OK);
     sluice_queue_close(q);
@@ -305,6 +303,38 @@ load_row(void *ctx, const sl_slot_row *r)
     return 0;
 }
 
+/* A run stopped past its claim's lease finds another run holding the
+ * queue: it writes no slot and leases nothing more. */
+TEST(a_run_that_lost_its_claim_stops)
+{
+    char loc[300], why[600];
+    test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *q = NULL;
+    ASSERT_EQ(open_at(loc, &q, why, sizeof why), SLUICE_OK);
+    sluice_ingest_stats st = {0};
+    sl_record r = rec("a", "http://img.example/a");
+    ASSERT_EQ(sl_queue_upsert(q, &r, 1, sl_now_ms(), &st), SLUICE_OK);
+    ASSERT_EQ(sl_queue_acquire_runner(q), SLUICE_OK);
+    sl_slot_row row = {.origin = "http://img.example:80",
+                       .held = 1,
+                       .boot_id = "b",
+                       .token = 7};
+    /* Lapsed and free: taken again. */
+    raw(loc, "DEL sluice:{q}:runner");
+    ASSERT_EQ(sl_queue_slots_save(q, &row, 1), SLUICE_OK);
+    ASSERT(sl_queue_runner_alive(q));
+    /* Taken by another run. */
+    raw(loc, "SET sluice:{q}:runner someone-else");
+    ASSERT_EQ(sl_queue_slots_save(q, &row, 1), SLUICE_ERUNNING);
+    ASSERT_STR_CONTAINS(sluice_queue_errmsg(q), "took this queue over");
+    sl_lease l;
+    sl_lease_req req = {1, sl_now_ms(), 60000, NULL, 0};
+    size_t n = 0;
+    ASSERT_EQ(sl_queue_lease(q, &req, &l, &n), SLUICE_ERUNNING);
+    ASSERT_EQ(n, 0);
+    sluice_queue_close(q);
+}
+
 TEST(slot_rows_and_settings_are_kept)
 {
     char loc[300], why[600];
@@ -316,10 +346,14 @@ TEST(slot_rows_and_settings_are_kept)
     ASSERT_EQ(sl_queue_setting_set(q, "cap", "7"), SLUICE_OK);
     ASSERT_EQ(sl_queue_setting_get(q, "cap", v, sizeof v), SLUICE_OK);
     ASSERT_STR_EQ(v, "7");
-    sl_slot_row row = {.origin = "http://a.example:80", .held = 3,
-                       .in_flight = 2, .boot_id = "boot-1",
-                       .until_boot = 5000, .until_wall = 6000,
-                       .hold_ms = 31000, .token = 1ull << 33,
+    sl_slot_row row = {.origin = "http://a.example:80",
+                       .held = 3,
+                       .in_flight = 2,
+                       .boot_id = "boot-1",
+                       .until_boot = 5000,
+                       .until_wall = 6000,
+                       .hold_ms = 31000,
+                       .token = 1ull << 33,
                        .conc = 2.5};
     ASSERT_EQ(sl_queue_slots_save(q, &row, 1), SLUICE_OK);
     row.token = 5; /* tokens never go down */
@@ -366,7 +400,11 @@ run_skewed(const char *name, const char *offset, const char *loc)
         setenv("DONT_FAKE_MONOTONIC", "1", 1);
         /* Under AddressSanitizer its runtime must not insist on coming
          * first. */
-        setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
+        const char *asan = getenv("ASAN_OPTIONS");
+        char opts[512];
+        snprintf(opts, sizeof opts, "%s%sverify_asan_link_order=0",
+                 asan ? asan : "", asan && *asan ? ":" : "");
+        setenv("ASAN_OPTIONS", opts, 1);
         execl(self, self, name, (char *)NULL);
         _exit(127);
     }
@@ -404,11 +442,9 @@ TEST(a_runner_whose_clock_is_off_keeps_to_redis_clock)
     /* A runner a minute ahead would see that lease as long expired on its
      * own clock: on Redis's it is not, and it takes "b" only, whose death
      * it dates by Redis's clock. */
-    ASSERT_EQ(run_skewed("skewed_runner_takes_only_what_is_free", "+60s",
-                         loc),
+    ASSERT_EQ(run_skewed("skewed_runner_takes_only_what_is_free", "+60s", loc),
               0);
-    ASSERT_EQ(sl_queue_complete(q, &l, &(sl_object_info){1, NULL, NULL,
-                                                         NULL},
+    ASSERT_EQ(sl_queue_complete(q, &l, &(sl_object_info){1, NULL, NULL, NULL},
                                 sl_now_ms()),
               SLUICE_OK);
     sl_lease_clear(&l);
@@ -446,5 +482,83 @@ TEST(skewed_runner_takes_only_what_is_free)
     const sl_failure gone = {SL_CLASS_HTTP, "HTTP 404", 404};
     ASSERT_EQ(sl_queue_dead(q, &l[0], &gone, sl_now_ms()), SLUICE_OK);
     sl_lease_clear(&l[0]);
+    sluice_queue_close(q);
+}
+
+/* ------------------------------------------------------------ cluster */
+
+static int
+count_record(void *ctx, const sluice_record *r)
+{
+    (void)r;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* Every key of a queue shares one hash tag: the scripts run unchanged on
+ * a cluster (here one node holding every slot). */
+TEST(the_queue_works_on_a_one_node_cluster)
+{
+    static const char *const extra[] = {"--cluster-enabled", "yes",
+                                        "--cluster-config-file", "nodes.conf",
+                                        NULL};
+    char loc[300], why[600];
+    test_redis_start(loc, sizeof loc, extra);
+    raw(loc, "CLUSTER ADDSLOTSRANGE 0 16383");
+    /* Wait until the node says the cluster is up. */
+    redisContext *c = redisConnectUnix(loc + 7);
+    ASSERT(c && !c->err);
+    bool ok = false;
+    for (int i = 0; i < 200 && !ok; i++) {
+        redisReply *r = redisCommand(c, "CLUSTER INFO");
+        ok = r && r->type == REDIS_REPLY_STRING &&
+             strstr(r->str, "cluster_state:ok");
+        if (r)
+            freeReplyObject(r);
+        if (!ok)
+            usleep(25000);
+    }
+    redisFree(c);
+    ASSERT(ok);
+    sluice_queue *q = NULL;
+    ASSERT_EQ(open_at(loc, &q, why, sizeof why), SLUICE_OK);
+    sl_record r[3] = {rec("a", "http://img.example/a"),
+                      rec("b", "http://img.example/b"),
+                      rec("c", "http://img.example/c")};
+    sluice_ingest_stats st = {0};
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(q, r, 3, sl_now_ms(), &st), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit(q), SLUICE_OK);
+    ASSERT_EQ(st.added, 3);
+    ASSERT_EQ(sl_queue_acquire_runner(q), SLUICE_OK);
+    sl_lease l[3];
+    const char *skip[] = {"http://other.example:80"};
+    sl_lease_req req = {3, sl_now_ms(), 60000, skip, 1};
+    size_t n = 0;
+    ASSERT_EQ(sl_queue_lease(q, &req, l, &n), SLUICE_OK);
+    ASSERT_EQ(n, 3);
+    const sl_object_info obj = {10, NULL, NULL, NULL};
+    const sl_failure gone = {SL_CLASS_HTTP, "HTTP 404", 404};
+    ASSERT_EQ(sl_queue_complete(q, &l[0], &obj, sl_now_ms()), SLUICE_OK);
+    ASSERT_EQ(sl_queue_dead(q, &l[1], &gone, sl_now_ms()), SLUICE_OK);
+    ASSERT_EQ(sl_queue_retry(q, &l[2], sl_now_ms(), &gone, true), SLUICE_OK);
+    for (int i = 0; i < 3; i++)
+        sl_lease_clear(&l[i]);
+    uint64_t replayed = 0;
+    ASSERT_EQ(sluice_dlq_replay(q, NULL, 0, NULL, &replayed, NULL), SLUICE_OK);
+    ASSERT_EQ(replayed, 1);
+    int listed = 0;
+    ASSERT_EQ(sluice_list(q, NULL, count_record, &listed), SLUICE_OK);
+    ASSERT_EQ(listed, 3);
+    sluice_counts counts;
+    ASSERT_EQ(sluice_queue_counts(q, &counts), SLUICE_OK);
+    ASSERT_EQ(counts.done, 1);
+    ASSERT_EQ(counts.pending, 1);
+    ASSERT_EQ(counts.retrying, 1);
+    sl_slot_row row = {.origin = "http://img.example:80",
+                       .held = 1,
+                       .boot_id = "b",
+                       .token = 7};
+    ASSERT_EQ(sl_queue_slots_save(q, &row, 1), SLUICE_OK);
     sluice_queue_close(q);
 }

@@ -1,13 +1,26 @@
 /*
  * The Redis queue backend's insides, shared by its files: queue_redis.c
- * (the operations) and queue_redis_scripts.c (the Lua scripts that make
- * each change atomic). docs/queue.md describes the key layout.
+ * (opening, upserts and batches, leases and marks), queue_redis_read.c
+ * (counts, records, lists, the DLQ), queue_redis_slots.c (the runner
+ * claim, slot rows, settings) and queue_redis_scripts.c (the Lua scripts
+ * that make each change atomic). docs/queue.md describes the key layout.
  */
 #ifndef SL_QUEUE_REDIS_H
 #define SL_QUEUE_REDIS_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <hiredis/hiredis.h>
+
 #include "../redis/redis.h"
 #include "queue.h"
+
+/* Arguments a record takes in the upsert script: id, url, key, meta,
+ * origin and the fingerprint. */
+#define REC_ARGS 6
+/* A fingerprint: 96 bits of SHA-256 in hex. */
+#define FP_HEX 24
 
 /* The schema version kept in the queue's meta hash. */
 #define SL_REDIS_SCHEMA 1
@@ -37,6 +50,99 @@ enum {
 };
 
 extern const sl_redis_script sl_rq_scripts[RQ_COUNT_];
+/* A record buffered in a batch: offsets into the batch's text. */
+typedef struct {
+    size_t at[5], len[5];
+    char fp[FP_HEX + 1];
+} buffered_rec;
+
+/* Where a batch's upserts report what they did. */
+typedef struct {
+    sluice_ingest_stats *counts;
+    size_t n;
+} buffered_call;
+
+/* The backend's state: a queue handle's q->state. */
+typedef struct {
+    sl_redis conn;
+    sl_redis_script scripts[RQ_COUNT_];
+    char base[128];     /* "PREFIX{q}:" */
+    char meta_key[136]; /* base + "meta" */
+    /* Redis's clock minus this process's wall clock, measured at open:
+     * every time stored is on Redis's clock (docs/queue.md). */
+    int64_t clock_offset;
+    /* A batch's upserts, sent at commit. */
+    sl_buf text;
+    buffered_rec *recs;
+    size_t n_recs, cap_recs;
+    buffered_call *calls;
+    size_t n_calls, cap_calls;
+    int64_t batch_now;
+    /* Our claim in `runners` while `runner` holds; a thread renews it.
+     * `alone`: no other runner was alive when we joined. */
+    bool runner, alone;
+    char runner_token[80];
+    pthread_t renewer;
+    pthread_mutex_t renew_mu;
+    pthread_cond_t renew_cv;
+    bool renew_stop, renewer_started;
+    /* Another run took the claim over (this one was stopped, or cut off
+     * from Redis, past the claim's lease): the run must stop. */
+    atomic_bool claim_lost;
+} sl_rq_queue;
+
+sl_rq_queue *sl_rq_state(sluice_queue *q);
+/* The connection's failure as the queue's error. */
+sluice_err sl_rq_conn_fail(sluice_queue *q, sluice_err err);
+/* Run script `which` (sl_redis_eval) on the queue's connection. */
+sluice_err sl_rq_eval(sluice_queue *q, int which, redisReply **out, int argc,
+                      const char **argv, const size_t *lens);
+/* A reply element as text (NULL for nil) or as a number (0 for nil). */
+const char *sl_rq_str(const redisReply *r, size_t i);
+int64_t sl_rq_int(const redisReply *r, size_t i);
+/* Free `reply` and fail with "unexpected reply". */
+sluice_err sl_rq_bad_reply(sluice_queue *q, redisReply *reply,
+                           const char *what);
+
+/* A time of the caller's onto Redis's clock, and back (0 stays 0). */
+static inline int64_t
+sl_rq_to_redis(const sl_rq_queue *s, int64_t ms)
+{
+    return ms ? ms + s->clock_offset : 0;
+}
+
+static inline int64_t
+sl_rq_from_redis(const sl_rq_queue *s, int64_t ms)
+{
+    return ms ? ms - s->clock_offset : 0;
+}
+
+/* queue_redis_read.c: the reads, and the DLQ's replay. */
+sluice_err sl_rq_counts(sluice_queue *q, int64_t now_ms, sluice_counts *out);
+sluice_err sl_rq_next_due(sluice_queue *q, int64_t *due_ms, bool *any);
+sluice_err sl_rq_get(sluice_queue *q, const char *id, sl_record_info *out);
+sluice_err sl_rq_list(sluice_queue *q, int state, const char *id,
+                      sluice_record_fn *fn, void *ctx);
+sluice_err sl_rq_dlq_list(sluice_queue *q, const sluice_dlq_filter *filter,
+                          sluice_dead_fn *fn, void *ctx);
+sluice_err sl_rq_replay(sluice_queue *q, const char *id,
+                        const sluice_dlq_filter *filter, int64_t now_ms,
+                        uint64_t *replayed);
+
+/* queue_redis_slots.c: the runner claim, slot rows and settings. */
+sluice_err sl_rq_acquire_runner(sluice_queue *q);
+sluice_err sl_rq_runner_alive(sluice_queue *q, bool *alive);
+void sl_rq_runner_end(sl_rq_queue *s);
+/* SLUICE_ERUNNING with a message once the claim is lost, else OK. */
+sluice_err sl_rq_claim_check(sluice_queue *q);
+sluice_err sl_rq_slots_load(sluice_queue *q, sl_slot_row_fn *fn, void *ctx);
+sluice_err sl_rq_slots_save(sluice_queue *q, const sl_slot_row *rows, size_t n);
+sluice_err sl_rq_slots_clear(sluice_queue *q, const char *origin,
+                             uint64_t *removed);
+sluice_err sl_rq_setting_get(sluice_queue *q, const char *name, char *value,
+                             size_t size);
+sluice_err sl_rq_setting_set(sluice_queue *q, const char *name,
+                             const char *value);
 
 /*
  * The fields a record's hash holds, in the order RQ_GET, RQ_PAGE and

@@ -10,60 +10,60 @@
 /* Helpers every script begins with. A record's state moves between the
  * indexes (pending, per-origin pending, inflight, retry, dead) only
  * through move(), which also keeps the per-state counts. */
-#define PRELUDE                                                               \
-    "local B = string.sub(KEYS[1], 1, -5)\n"                                  \
-    "local function K(n) return B .. n end\n"                                 \
-    "local function R(rid) return B .. 'r:' .. rid end\n"                     \
-    "local F = {'id', 'url', 'key', 'meta', 'origin', 'state', 'attempts',\n" \
-    "  'throttles', 'next_at', 'error_class', 'message', 'http_status',\n"    \
-    "  'size', 'sha256', 'ctype', 'etag', 'finished_at'}\n"                   \
-    "local function pad(rid)\n"                                               \
-    "  return string.format('%016d', tonumber(rid))\n"                        \
-    "end\n"                                                                   \
-    "local function cnt(st, d)\n"                                             \
-    "  redis.call('HINCRBY', K('counts'), 's' .. st, d)\n"                    \
-    "end\n"                                                                   \
-    "local function unindex(rid, st, origin)\n"                              \
-    "  if st == 0 then\n"                                                     \
-    "    redis.call('ZREM', K('pending'), rid)\n"                             \
-    "    local po = K('po:' .. origin)\n"                                     \
-    "    redis.call('ZREM', po, rid)\n"                                       \
-    "    if redis.call('ZCARD', po) == 0 then\n"                              \
-    "      redis.call('SREM', K('origins'), origin)\n"                        \
-    "    end\n"                                                               \
-    "  elseif st == 1 then redis.call('ZREM', K('inflight'), rid)\n"          \
-    "  elseif st == 2 then redis.call('ZREM', K('retry'), rid)\n"             \
-    "  elseif st == 4 then redis.call('ZREM', K('dead'), pad(rid)) end\n"     \
-    "end\n"                                                                   \
-    "local function index(rid, st, origin, score)\n"                          \
-    "  if st == 0 then\n"                                                     \
-    "    redis.call('ZADD', K('pending'), rid, rid)\n"                        \
-    "    redis.call('ZADD', K('po:' .. origin), rid, rid)\n"                  \
-    "    redis.call('SADD', K('origins'), origin)\n"                          \
-    "  elseif st == 1 then redis.call('ZADD', K('inflight'), score, rid)\n"   \
-    "  elseif st == 2 then redis.call('ZADD', K('retry'), score, rid)\n"      \
-    "  elseif st == 4 then\n"                                                 \
-    "    redis.call('ZADD', K('dead'), score, pad(rid))\n"                    \
-    "  end\n"                                                                 \
-    "end\n"                                                                   \
-    "local function move(rid, from, to, origin, score)\n"                     \
-    "  unindex(rid, from, origin)\n"                                          \
-    "  index(rid, to, origin, score)\n"                                       \
-    "  if from ~= to then cnt(from, -1); cnt(to, 1) end\n"                    \
-    "end\n"                                                                   \
-    "local function held(rid, token)\n"                                       \
-    "  local r = redis.call('HMGET', R(rid), 'state', 'lease', 'origin',\n"   \
-    "    'error_class')\n"                                                    \
-    "  if r[1] ~= '1' or r[2] ~= token then return nil end\n"                 \
-    "  return r\n"                                                            \
-    "end\n"                                                                   \
-    "local function rid_of(id)\n"                                             \
-    "  local v = redis.call('HGET', K('ids'), id)\n"                          \
-    "  return v and string.match(v, '^(%d+)')\n"                             \
-    "end\n"                                                                   \
-    "local function opt(rid, field, v)\n"                                     \
-    "  if v == '' then redis.call('HDEL', R(rid), field)\n"                   \
-    "  else redis.call('HSET', R(rid), field, v) end\n"                       \
+#define PRELUDE                                                                \
+    "local B = string.sub(KEYS[1], 1, -5)\n"                                   \
+    "local function K(n) return B .. n end\n"                                  \
+    "local function R(rid) return B .. 'r:' .. rid end\n"                      \
+    "local F = {'id', 'url', 'key', 'meta', 'origin', 'state', 'attempts',\n"  \
+    "  'throttles', 'next_at', 'error_class', 'message', 'http_status',\n"     \
+    "  'size', 'sha256', 'ctype', 'etag', 'finished_at'}\n"                    \
+    "local function pad(rid)\n"                                                \
+    "  return string.format('%016d', tonumber(rid))\n"                         \
+    "end\n"                                                                    \
+    "local function cnt(st, d)\n"                                              \
+    "  redis.call('HINCRBY', K('counts'), 's' .. st, d)\n"                     \
+    "end\n"                                                                    \
+    "local function unindex(rid, st, origin)\n"                                \
+    "  if st == 0 then\n"                                                      \
+    "    redis.call('ZREM', K('pending'), rid)\n"                              \
+    "    local po = K('po:' .. origin)\n"                                      \
+    "    redis.call('ZREM', po, rid)\n"                                        \
+    "    if redis.call('ZCARD', po) == 0 then\n"                               \
+    "      redis.call('SREM', K('origins'), origin)\n"                         \
+    "    end\n"                                                                \
+    "  elseif st == 1 then redis.call('ZREM', K('inflight'), rid)\n"           \
+    "  elseif st == 2 then redis.call('ZREM', K('retry'), rid)\n"              \
+    "  elseif st == 4 then redis.call('ZREM', K('dead'), pad(rid)) end\n"      \
+    "end\n"                                                                    \
+    "local function index(rid, st, origin, score)\n"                           \
+    "  if st == 0 then\n"                                                      \
+    "    redis.call('ZADD', K('pending'), rid, rid)\n"                         \
+    "    redis.call('ZADD', K('po:' .. origin), rid, rid)\n"                   \
+    "    redis.call('SADD', K('origins'), origin)\n"                           \
+    "  elseif st == 1 then redis.call('ZADD', K('inflight'), score, rid)\n"    \
+    "  elseif st == 2 then redis.call('ZADD', K('retry'), score, rid)\n"       \
+    "  elseif st == 4 then\n"                                                  \
+    "    redis.call('ZADD', K('dead'), score, pad(rid))\n"                     \
+    "  end\n"                                                                  \
+    "end\n"                                                                    \
+    "local function move(rid, from, to, origin, score)\n"                      \
+    "  unindex(rid, from, origin)\n"                                           \
+    "  index(rid, to, origin, score)\n"                                        \
+    "  if from ~= to then cnt(from, -1); cnt(to, 1) end\n"                     \
+    "end\n"                                                                    \
+    "local function held(rid, token)\n"                                        \
+    "  local r = redis.call('HMGET', R(rid), 'state', 'lease', 'origin',\n"    \
+    "    'error_class')\n"                                                     \
+    "  if r[1] ~= '1' or r[2] ~= token then return nil end\n"                  \
+    "  return r\n"                                                             \
+    "end\n"                                                                    \
+    "local function rid_of(id)\n"                                              \
+    "  local v = redis.call('HGET', K('ids'), id)\n"                           \
+    "  return v and string.match(v, '^(%d+)')\n"                               \
+    "end\n"                                                                    \
+    "local function opt(rid, field, v)\n"                                      \
+    "  if v == '' then redis.call('HDEL', R(rid), field)\n"                    \
+    "  else redis.call('HSET', R(rid), field, v) end\n"                        \
     "end\n"
 
 /* ARGV: the schema version, '1' if it may create the queue. Returns
@@ -316,26 +316,26 @@ static const char dead_lua[] = PRELUDE
 
 /* ARGV: rid, token, now. Back to pending, or retrying (due now) if it
  * failed before; the token moves on. */
-static const char release_lua[] = PRELUDE
-    "local rid = ARGV[1]\n"
-    "local r = held(rid, ARGV[2])\n"
-    "if not r then return 0 end\n"
-    "local to = r[4] and 2 or 0\n"
-    "redis.call('HSET', R(rid), 'state', to, 'next_at',\n"
-    "  to == 2 and ARGV[3] or 0)\n"
-    "redis.call('HINCRBY', R(rid), 'lease', 1)\n"
-    "move(rid, 1, to, r[3], ARGV[3])\n"
-    "return 1\n";
+static const char release_lua[] =
+    PRELUDE "local rid = ARGV[1]\n"
+            "local r = held(rid, ARGV[2])\n"
+            "if not r then return 0 end\n"
+            "local to = r[4] and 2 or 0\n"
+            "redis.call('HSET', R(rid), 'state', to, 'next_at',\n"
+            "  to == 2 and ARGV[3] or 0)\n"
+            "redis.call('HINCRBY', R(rid), 'lease', 1)\n"
+            "move(rid, 1, to, r[3], ARGV[3])\n"
+            "return 1\n";
 
 /* ARGV: the new expiry, then rid and token a lease. */
-static const char renew_lua[] = PRELUDE
-    "for i = 2, #ARGV, 2 do\n"
-    "  if held(ARGV[i], ARGV[i + 1]) then\n"
-    "    redis.call('HSET', R(ARGV[i]), 'next_at', ARGV[1])\n"
-    "    redis.call('ZADD', K('inflight'), ARGV[1], ARGV[i])\n"
-    "  end\n"
-    "end\n"
-    "return 0\n";
+static const char renew_lua[] =
+    PRELUDE "for i = 2, #ARGV, 2 do\n"
+            "  if held(ARGV[i], ARGV[i + 1]) then\n"
+            "    redis.call('HSET', R(ARGV[i]), 'next_at', ARGV[1])\n"
+            "    redis.call('ZADD', K('inflight'), ARGV[1], ARGV[i])\n"
+            "  end\n"
+            "end\n"
+            "return 0\n";
 
 /* ARGV: now. Every in-flight record ready again; returns how many. */
 static const char recover_lua[] = PRELUDE
@@ -364,71 +364,82 @@ static const char counts_lua[] = PRELUDE
     "  c[5] or '0', q}\n";
 
 /* ARGV: id. The record's fields (F), or nil. */
-static const char get_lua[] = PRELUDE
-    "local rid = rid_of(ARGV[1])\n"
-    "if not rid then return false end\n"
-    "return redis.call('HMGET', R(rid), unpack(F))\n";
+static const char get_lua[] =
+    PRELUDE "local rid = rid_of(ARGV[1])\n"
+            "if not rid then return false end\n"
+            "return redis.call('HMGET', R(rid), unpack(F))\n";
 
 /* ARGV: the first rid, how many rids, the state (-1: all). Returns the
  * next rid, the highest rid, then the fields (F) of each record there. */
-static const char page_lua[] = PRELUDE
-    "local start, count = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-    "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"
-    "local stop = math.min(top, start + count - 1)\n"
-    "local out = {stop + 1, top}\n"
-    "for rid = start, stop do\n"
-    "  local r = redis.call('HMGET', R(rid), unpack(F))\n"
-    "  if r[1] and (ARGV[3] == '-1' or r[6] == ARGV[3]) then\n"
-    "    for k = 1, #F do out[#out + 1] = r[k] end\n"
-    "  end\n"
-    "end\n"
-    "return out\n";
+static const char page_lua[] =
+    PRELUDE "local start, count = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+            "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"
+            "local stop = math.min(top, start + count - 1)\n"
+            "local out = {stop + 1, top}\n"
+            "for rid = start, stop do\n"
+            "  local r = redis.call('HMGET', R(rid), unpack(F))\n"
+            "  if r[1] and (ARGV[3] == '-1' or r[6] == ARGV[3]) then\n"
+            "    for k = 1, #F do out[#out + 1] = r[k] end\n"
+            "  end\n"
+            "end\n"
+            "return out\n";
 
 /* ARGV: offset, count, error class ('' all). Dead records by the time
  * they died: how many were read, then the fields (F) of each. */
-static const char dlq_page_lua[] = PRELUDE
-    "local off, count = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-    "local m = redis.call('ZRANGE', K('dead'), off, off + count - 1)\n"
-    "local out = {#m}\n"
-    "for _, member in ipairs(m) do\n"
-    "  local r = redis.call('HMGET', R(tonumber(member)), unpack(F))\n"
-    "  if r[1] and (ARGV[3] == '' or r[10] == ARGV[3]) then\n"
-    "    for k = 1, #F do out[#out + 1] = r[k] end\n"
-    "  end\n"
-    "end\n"
-    "return out\n";
+static const char dlq_page_lua[] =
+    PRELUDE "local off, count = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+            "local m = redis.call('ZRANGE', K('dead'), off, off + count - 1)\n"
+            "local out = {#m}\n"
+            "for _, member in ipairs(m) do\n"
+            "  local r = redis.call('HMGET', R(tonumber(member)), unpack(F))\n"
+            "  if r[1] and (ARGV[3] == '' or r[10] == ARGV[3]) then\n"
+            "    for k = 1, #F do out[#out + 1] = r[k] end\n"
+            "  end\n"
+            "end\n"
+            "return out\n";
 
 /* ARGV: id ('' all), error class ('' any), now. Dead records back to
  * pending with a fresh start; returns how many. */
-static const char replay_lua[] = PRELUDE
-    "local function one(rid)\n"
-    "  local r = redis.call('HMGET', R(rid), 'state', 'error_class',\n"
-    "    'origin')\n"
-    "  if r[1] ~= '4' then return 0 end\n"
-    "  if ARGV[2] ~= '' and r[2] ~= ARGV[2] then return 0 end\n"
-    "  redis.call('HDEL', R(rid), 'next_at', 'attempts', 'throttles',\n"
-    "    'first_at', 'error_class', 'message', 'http_status',\n"
-    "    'finished_at')\n"
-    "  redis.call('HINCRBY', R(rid), 'lease', 1)\n"
-    "  redis.call('HSET', R(rid), 'state', 0, 'queued_at', ARGV[3])\n"
-    "  move(rid, 4, 0, r[3], 0)\n"
-    "  return 1\n"
-    "end\n"
-    "if ARGV[1] ~= '' then\n"
-    "  local rid = rid_of(ARGV[1])\n"
-    "  if not rid then return 0 end\n"
-    "  return one(rid)\n"
-    "end\n"
-    "local n = 0\n"
-    "for _, m in ipairs(redis.call('ZRANGE', K('dead'), 0, -1)) do\n"
-    "  n = n + one(tonumber(m))\n"
-    "end\n"
-    "return n\n";
+static const char replay_lua[] =
+    PRELUDE "local function one(rid)\n"
+            "  local r = redis.call('HMGET', R(rid), 'state', 'error_class',\n"
+            "    'origin')\n"
+            "  if r[1] ~= '4' then return 0 end\n"
+            "  if ARGV[2] ~= '' and r[2] ~= ARGV[2] then return 0 end\n"
+            "  redis.call('HDEL', R(rid), 'next_at', 'attempts', 'throttles',\n"
+            "    'first_at', 'error_class', 'message', 'http_status',\n"
+            "    'finished_at')\n"
+            "  redis.call('HINCRBY', R(rid), 'lease', 1)\n"
+            "  redis.call('HSET', R(rid), 'state', 0, 'queued_at', ARGV[3])\n"
+            "  move(rid, 4, 0, r[3], 0)\n"
+            "  return 1\n"
+            "end\n"
+            "if ARGV[1] ~= '' then\n"
+            "  local rid = rid_of(ARGV[1])\n"
+            "  if not rid then return 0 end\n"
+            "  return one(rid)\n"
+            "end\n"
+            "local n = 0\n"
+            "for _, m in ipairs(redis.call('ZRANGE', K('dead'), 0, -1)) do\n"
+            "  n = n + one(tonumber(m))\n"
+            "end\n"
+            "return n\n";
 
-/* ARGV: origin, token, row ('' removes it) a slot row. A row is kept as
- * "TOKEN REST"; the token never goes down. */
+/* ARGV: the runner's claim and its lease in ms ('' and '': no check),
+ * then origin, token, row ('' removes it) a slot row. A row is kept as
+ * "TOKEN REST"; the token never goes down. -1, and nothing written,
+ * when another run holds the claim: slots are written by the one
+ * runner (until the Redis slot service lands). */
 static const char slots_save_lua[] = PRELUDE
-    "for i = 1, #ARGV, 3 do\n"
+    "if ARGV[1] ~= '' then\n"
+    "  local cur = redis.call('GET', K('runner'))\n"
+    "  if not cur then\n"
+    "    redis.call('SET', K('runner'), ARGV[1], 'PX', ARGV[2])\n"
+    "  elseif cur ~= ARGV[1] then\n"
+    "    return -1\n"
+    "  end\n"
+    "end\n"
+    "for i = 3, #ARGV, 3 do\n"
     "  local o, tok, row = ARGV[i], ARGV[i + 1], ARGV[i + 2]\n"
     "  if row == '' then\n"
     "    redis.call('HDEL', K('slots'), o)\n"

@@ -94,8 +94,7 @@ prefix_ok(const char *p)
     if (len == 0 || len > PREFIX_MAX)
         return false;
     for (const char *c = p; *c; c++)
-        if ((unsigned char)*c <= ' ' || *c == '{' || *c == '}' ||
-            *c == 0x7f)
+        if ((unsigned char)*c <= ' ' || *c == '{' || *c == '}' || *c == 0x7f)
             return false;
     return true;
 }
@@ -235,8 +234,8 @@ sl_redis_parse(const char *location, sl_redis_addr *a, char *errbuf,
         if (err == SLUICE_OK && !a->host)
             err = bad(errbuf, size, location, "out of memory");
         if (err == SLUICE_OK)
-            sl_fmt(a->where, sizeof a->where, "redis://%.200s:%d/%d",
-                   a->host, a->port, a->db);
+            sl_fmt(a->where, sizeof a->where, "redis://%.200s:%d/%d", a->host,
+                   a->port, a->db);
     } else if (strncmp(location, "unix://", 7) == 0) {
         const char *p = location + 7;
         size_t len = strcspn(p, "?");
@@ -251,8 +250,8 @@ sl_redis_parse(const char *location, sl_redis_addr *a, char *errbuf,
         if (p[len] == '?')
             err = parse_query(location, p + len + 1, true, a, errbuf, size);
         if (err == SLUICE_OK)
-            sl_fmt(a->where, sizeof a->where, "unix://%.200s?db=%d",
-                   a->path, a->db);
+            sl_fmt(a->where, sizeof a->where, "unix://%.200s?db=%d", a->path,
+                   a->db);
     } else {
         return bad(errbuf, size, location,
                    "not a Redis location (redis://HOST:PORT or "
@@ -330,8 +329,8 @@ tv_of(unsigned ms)
     return tv;
 }
 
-static sluice_err
-fail(sl_redis *r, sluice_err err, const char *fmt, ...) SL_PRINTF(3, 4);
+static sluice_err fail(sl_redis *r, sluice_err err, const char *fmt, ...)
+    SL_PRINTF(3, 4);
 
 static sluice_err
 fail(sl_redis *r, sluice_err err, const char *fmt, ...)
@@ -363,8 +362,8 @@ io_fail(sl_redis *r, const char *what)
         sl_copy(detail, sizeof detail, "out of memory");
         err = SLUICE_ENOMEM;
     } else if (r->ctx->err == REDIS_ERR_IO &&
-               (saved == EAGAIN || saved == EWOULDBLOCK ||
-                saved == ETIMEDOUT || saved == EINPROGRESS)) {
+               (saved == EAGAIN || saved == EWOULDBLOCK || saved == ETIMEDOUT ||
+                saved == EINPROGRESS)) {
         sl_fmt(detail, sizeof detail,
                "no answer within %u s (Redis hangs or is unreachable)",
                r->addr.timeout_ms / 1000);
@@ -388,14 +387,12 @@ reply_fail(sl_redis *r, const redisReply *reply, const char *what)
 {
     const char *text = reply->str ? reply->str : "error";
     sluice_err err = SLUICE_EDB;
-    if (strncmp(text, "WRONGPASS", 9) == 0 ||
-        strncmp(text, "NOAUTH", 6) == 0 ||
+    if (strncmp(text, "WRONGPASS", 9) == 0 || strncmp(text, "NOAUTH", 6) == 0 ||
         strstr(text, "invalid password") || strstr(text, "invalid username"))
         err = SLUICE_EACCES;
     else if (strncmp(text, "OOM", 3) == 0)
         err = SLUICE_ENOSPACE;
-    else if (strncmp(text, "BUSY", 4) == 0 ||
-             strncmp(text, "LOADING", 7) == 0)
+    else if (strncmp(text, "BUSY", 4) == 0 || strncmp(text, "LOADING", 7) == 0)
         err = SLUICE_EBUSY;
     return fail(r, err, "%s: %s: %.300s", r->addr.where, what, text);
 }
@@ -485,8 +482,9 @@ connect_now(sl_redis *r)
                               a->password};
         err = setup_cmd(r, "AUTH", a->user ? 3 : 2, auth);
         if (err == SLUICE_EACCES)
-            return fail(r, err, "%s: wrong user name or password (AUTH "
-                                "refused)",
+            return fail(r, err,
+                        "%s: wrong user name or password (AUTH "
+                        "refused)",
                         a->where);
     }
     if (err == SLUICE_OK && a->db != 0) {
@@ -498,8 +496,9 @@ connect_now(sl_redis *r)
     if (err == SLUICE_OK)
         err = read_run_id(r);
     if (err == SLUICE_EACCES)
-        return fail(r, err, "%s: Redis wants a password (give "
-                            "redis://USER:PASSWORD@HOST:PORT)",
+        return fail(r, err,
+                    "%s: Redis wants a password (give "
+                    "redis://USER:PASSWORD@HOST:PORT)",
                     a->where);
     return err;
 }
@@ -521,9 +520,10 @@ sl_redis_close(sl_redis *r)
     sl_redis_addr_free(&r->addr);
 }
 
-sluice_err
-sl_redis_cmd(sl_redis *r, redisReply **out, int argc, const char **argv,
-             const size_t *lens)
+/* A command; `what` names it in messages. */
+static sluice_err
+command(sl_redis *r, redisReply **out, int argc, const char **argv,
+        const size_t *lens, const char *what)
 {
     *out = NULL;
     sluice_err err;
@@ -531,14 +531,21 @@ sl_redis_cmd(sl_redis *r, redisReply **out, int argc, const char **argv,
         return err;
     redisReply *reply = exchange(r->ctx, argc, argv, lens);
     if (!reply)
-        return io_fail(r, argv[0]);
+        return io_fail(r, what);
     if (reply->type == REDIS_REPLY_ERROR) {
-        err = reply_fail(r, reply, argv[0]);
+        err = reply_fail(r, reply, what);
         freeReplyObject(reply);
         return err;
     }
     *out = reply;
     return SLUICE_OK;
+}
+
+sluice_err
+sl_redis_cmd(sl_redis *r, redisReply **out, int argc, const char **argv,
+             const size_t *lens)
+{
+    return command(r, out, argc, argv, lens, argv[0]);
 }
 
 sluice_err
@@ -573,7 +580,7 @@ load_script(sl_redis *r, sl_redis_script *s)
 {
     redisReply *reply;
     const char *argv[] = {"SCRIPT", "LOAD", s->text};
-    sluice_err err = sl_redis_cmd(r, &reply, 3, argv, NULL);
+    sluice_err err = command(r, &reply, 3, argv, NULL, s->name);
     if (err != SLUICE_OK)
         return err;
     if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
@@ -590,40 +597,45 @@ load_script(sl_redis *r, sl_redis_script *s)
 #define EVAL_ARGS_MAX 64
 
 sluice_err
-sl_redis_eval(sl_redis *r, sl_redis_script *s, const char *key,
-              redisReply **out, int argc, const char **argv,
-              const size_t *lens)
+sl_redis_eval_keys(sl_redis *r, sl_redis_script *s, int n_keys,
+                   const char *const *keys, redisReply **out, int argc,
+                   const char **argv, const size_t *lens)
 {
     const char *small[EVAL_ARGS_MAX];
     size_t small_lens[EVAL_ARGS_MAX];
     const char **args = small;
     size_t *arg_lens = small_lens;
+    size_t total = 3 + (size_t)n_keys + (size_t)argc;
+    char n_keys_text[16];
     sluice_err err = SLUICE_OK;
     *out = NULL;
-    if ((size_t)argc + 4 > EVAL_ARGS_MAX) {
-        args = sl_malloc(((size_t)argc + 4) * sizeof *args);
-        arg_lens = sl_malloc(((size_t)argc + 4) * sizeof *arg_lens);
+    if (total > EVAL_ARGS_MAX) {
+        args = sl_malloc(total * sizeof *args);
+        arg_lens = sl_malloc(total * sizeof *arg_lens);
         if (!args || !arg_lens) {
             err = fail(r, SLUICE_ENOMEM, "out of memory");
             goto done;
         }
     }
+    sl_fmt(n_keys_text, sizeof n_keys_text, "%d", n_keys);
     args[0] = "EVALSHA";
-    args[2] = "1";
-    args[3] = key;
+    args[2] = n_keys_text;
     arg_lens[0] = 7;
     arg_lens[1] = 40;
-    arg_lens[2] = 1;
-    arg_lens[3] = strlen(key);
+    arg_lens[2] = strlen(n_keys_text);
+    for (int i = 0; i < n_keys; i++) {
+        args[3 + i] = keys[i];
+        arg_lens[3 + i] = strlen(keys[i]);
+    }
     for (int i = 0; i < argc; i++) {
-        args[4 + i] = argv[i];
-        arg_lens[4 + i] = lens ? lens[i] : strlen(argv[i]);
+        args[3 + n_keys + i] = argv[i];
+        arg_lens[3 + n_keys + i] = lens ? lens[i] : strlen(argv[i]);
     }
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!s->sha[0] && (err = load_script(r, s)) != SLUICE_OK)
             break;
         args[1] = s->sha;
-        err = sl_redis_cmd(r, out, argc + 4, args, arg_lens);
+        err = command(r, out, (int)total, args, arg_lens, s->name);
         if (err != SLUICE_EDB || !strstr(r->errmsg, "NOSCRIPT"))
             break;
         s->sha[0] = '\0'; /* Redis restarted, or SCRIPT FLUSH: again */
@@ -637,6 +649,13 @@ done:
 }
 
 sluice_err
+sl_redis_eval(sl_redis *r, sl_redis_script *s, const char *key,
+              redisReply **out, int argc, const char **argv, const size_t *lens)
+{
+    return sl_redis_eval_keys(r, s, 1, &key, out, argc, argv, lens);
+}
+
+sluice_err
 sl_redis_time_ms(sl_redis *r, int64_t *ms)
 {
     redisReply *reply;
@@ -647,8 +666,7 @@ sl_redis_time_ms(sl_redis *r, int64_t *ms)
         reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[1]->type != REDIS_REPLY_STRING) {
         freeReplyObject(reply);
-        return fail(r, SLUICE_EDB, "%s: TIME: unexpected reply",
-                    r->addr.where);
+        return fail(r, SLUICE_EDB, "%s: TIME: unexpected reply", r->addr.where);
     }
     *ms = strtoll(reply->element[0]->str, NULL, 10) * 1000 +
           strtoll(reply->element[1]->str, NULL, 10) / 1000;

@@ -31,7 +31,7 @@ typedef struct {
     char *user; /* NULL: AUTH with the password alone (or none) */
     char *password;
     int db;
-    char *prefix;       /* "sluice:" unless given */
+    char *prefix;        /* "sluice:" unless given */
     unsigned timeout_ms; /* connect and command timeout */
     char where[300];
 } sl_redis_addr;
@@ -80,16 +80,23 @@ void sl_redis_close(sl_redis *r);
 sluice_err sl_redis_cmd(sl_redis *r, struct redisReply **out, int argc,
                         const char **argv, const size_t *lens);
 /* The same with printf-style arguments of hiredis's redisCommand. */
-sluice_err sl_redis_cmdf(sl_redis *r, struct redisReply **out,
-                         const char *fmt, ...);
+sluice_err sl_redis_cmdf(sl_redis *r, struct redisReply **out, const char *fmt,
+                         ...);
 
 /*
  * EVALSHA `script` with one key and argv[0..argc) as ARGV, loading the
  * script when Redis does not have it. Same contract as sl_redis_cmd.
  */
-sluice_err sl_redis_eval(sl_redis *r, sl_redis_script *script,
-                         const char *key, struct redisReply **out, int argc,
-                         const char **argv, const size_t *lens);
+sluice_err sl_redis_eval(sl_redis *r, sl_redis_script *script, const char *key,
+                         struct redisReply **out, int argc, const char **argv,
+                         const size_t *lens);
+
+/* The same with n_keys keys (KEYS[1..n_keys]): a script that touches
+ * several keys names them all, so that it runs on a cluster (the keys
+ * of one script must share a hash tag). */
+sluice_err sl_redis_eval_keys(sl_redis *r, sl_redis_script *script, int n_keys,
+                              const char *const *keys, struct redisReply **out,
+                              int argc, const char **argv, const size_t *lens);
 
 /* Redis's clock (TIME), in milliseconds since the epoch. */
 sluice_err sl_redis_time_ms(sl_redis *r, int64_t *ms);

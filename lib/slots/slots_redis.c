@@ -32,10 +32,12 @@
 /* The slot connection's command timeout, at most: the loop waits on it. */
 #define CMD_TIMEOUT_MS 2000
 /* Redis unreachable: ask again after this, doubling to the most; give
- * up (the run fails) after OUTAGE_MAX_MS of it. */
+ * up (the run fails) after OUTAGE_MAX_MS of it: long enough for a
+ * restart or a failover, short enough that a run whose Redis is gone
+ * ends about when the queue's own errors would end it. */
 #define RETRY_MIN_MS  250
-#define RETRY_MAX_MS  5000
-#define OUTAGE_MAX_MS (5 * 60 * 1000)
+#define RETRY_MAX_MS  2000
+#define OUTAGE_MAX_MS 8000
 
 typedef struct {
     uint64_t token; /* 0: free */
