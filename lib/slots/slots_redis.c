@@ -84,48 +84,15 @@ rs_of(sl_slots *s)
 
 /* ------------------------------------------------------------ Redis */
 
-/* EVALSHA with its keys (one or two), loading the script when Redis does
- * not have it (a restart, SCRIPT FLUSH). */
+/* A script with its keys (one or two, sharing the origin's hash tag). */
 static sluice_err
 run_script(sl_slots *s, sl_redis_script *sc, const char *k1, const char *k2,
            redisReply **out, int argc, const char **argv)
 {
     rstate *rs = rs_of(s);
-    const char *args[12];
-    int n = 0;
-    sluice_err err = SLUICE_OK;
-    args[n++] = "EVALSHA";
-    args[n++] = sc->sha;
-    args[n++] = k2 ? "2" : "1";
-    args[n++] = k1;
-    if (k2)
-        args[n++] = k2;
-    for (int i = 0; i < argc && n < (int)SL_ARRAY_LEN(args); i++)
-        args[n++] = argv[i];
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (!sc->sha[0]) {
-            redisReply *r;
-            const char *load[] = {"SCRIPT", "LOAD", sc->text};
-            if ((err = sl_redis_cmd(&rs->conn, &r, 3, load, NULL)) != SLUICE_OK)
-                break;
-            if (r->type == REDIS_REPLY_STRING && r->len == 40) {
-                memcpy(sc->sha, r->str, 40);
-                sc->sha[40] = '\0';
-            }
-            freeReplyObject(r);
-            if (!sc->sha[0]) {
-                sl_fmt(rs->conn.errmsg, sizeof rs->conn.errmsg,
-                       "%s: SCRIPT LOAD %s: unexpected reply",
-                       rs->conn.addr.where, sc->name);
-                err = SLUICE_EDB;
-                break;
-            }
-        }
-        err = sl_redis_cmd(&rs->conn, out, n, args, NULL);
-        if (err != SLUICE_EDB || !strstr(rs->conn.errmsg, "NOSCRIPT"))
-            break;
-        sc->sha[0] = '\0';
-    }
+    const char *keys[] = {k1, k2};
+    sluice_err err = sl_redis_eval_keys(&rs->conn, sc, k2 ? 2 : 1, keys, out,
+                                        argc, argv, NULL);
     if (err != SLUICE_OK)
         sl_copy(s->errmsg, sizeof s->errmsg, rs->conn.errmsg);
     return err;
