@@ -346,6 +346,13 @@ TEST(slot_rows_and_settings_are_kept)
     ASSERT_EQ(sl_queue_setting_set(q, "cap", "7"), SLUICE_OK);
     ASSERT_EQ(sl_queue_setting_get(q, "cap", v, sizeof v), SLUICE_OK);
     ASSERT_STR_EQ(v, "7");
+    /* Values as they are: empty, or with spaces. */
+    ASSERT_EQ(sl_queue_setting_set(q, "x", ""), SLUICE_OK);
+    ASSERT_EQ(sl_queue_setting_get(q, "x", v, sizeof v), SLUICE_OK);
+    ASSERT_STR_EQ(v, "");
+    ASSERT_EQ(sl_queue_setting_set(q, "x", " a b "), SLUICE_OK);
+    ASSERT_EQ(sl_queue_setting_get(q, "x", v, sizeof v), SLUICE_OK);
+    ASSERT_STR_EQ(v, " a b ");
     sl_slot_row row = {.origin = "http://a.example:80",
                        .held = 3,
                        .in_flight = 2,
