@@ -19,6 +19,7 @@ static const sl_backend *const backends[] = {
     &sl_store_s3.backend,
     &sl_slots_memory.backend,
     &sl_slots_durable.backend,
+    &sl_slots_redis.backend,
 };
 
 const sl_backend *

@@ -1030,6 +1030,11 @@ TEST(recover_returns_every_in_flight_record)
 TEST(only_one_runner_at_a_time)
 {
     sluice_queue *q = open_queue();
+    if (strcmp(sl_queue_slots(q), "redis") == 0) {
+        /* Its slots are shared: runners too (test_redis.c). */
+        sluice_queue_close(q);
+        return;
+    }
     int ready[2], done[2];
     ASSERT_EQ(pipe(ready), 0);
     ASSERT_EQ(pipe(done), 0);

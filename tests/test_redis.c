@@ -242,21 +242,48 @@ TEST(a_redis_that_hangs_times_out)
     sluice_queue_close(q);
 }
 
-TEST(one_runner_per_redis_queue_and_its_claim_lapses)
+TEST(several_runners_share_a_queue_and_only_a_lone_one_recovers)
 {
     char loc[300], why[600];
     test_redis_start(loc, sizeof loc, NULL);
-    sluice_queue *a = NULL, *b = NULL;
+    sluice_queue *a = NULL, *b = NULL, *c = NULL;
     ASSERT_EQ(open_at(loc, &a, why, sizeof why), SLUICE_OK);
     ASSERT_EQ(open_at(loc, &b, why, sizeof why), SLUICE_OK);
-    ASSERT(!sl_queue_runner_alive(b));
+    ASSERT_EQ(open_at(loc, &c, why, sizeof why), SLUICE_OK);
+    ASSERT_STR_EQ(sl_queue_slots(a), "redis");
+    sluice_ingest_stats st = {0};
+    sl_record r[2] = {rec("a", "http://img.example/a"),
+                      rec("b", "http://img.example/b")};
+    ASSERT_EQ(sl_queue_upsert(c, r, 2, sl_now_ms(), &st), SLUICE_OK);
+    ASSERT(!sl_queue_runner_alive(c));
     ASSERT_EQ(sl_queue_acquire_runner(a), SLUICE_OK);
-    ASSERT(sl_queue_runner_alive(b));
-    ASSERT_EQ(sl_queue_acquire_runner(b), SLUICE_ERUNNING);
-    ASSERT_STR_CONTAINS(sluice_queue_errmsg(b), "another sluice run");
-    sluice_queue_close(a);
+    ASSERT(sl_queue_runner_alive(c));
     ASSERT_EQ(sl_queue_acquire_runner(b), SLUICE_OK);
+    /* b's record in flight: a later runner that is not alone leaves it
+     * to its lease. */
+    sl_lease l;
+    sl_lease_req req = {1, sl_now_ms(), 30000, NULL, 0};
+    size_t n = 0;
+    ASSERT_EQ(sl_queue_lease(b, &req, &l, &n), SLUICE_OK);
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ(sl_queue_acquire_runner(c), SLUICE_OK);
+    uint64_t recovered = 99;
+    ASSERT_EQ(sl_queue_recover(c, sl_now_ms(), &recovered), SLUICE_OK);
+    ASSERT_EQ(recovered, 0);
+    sluice_counts counts;
+    ASSERT_EQ(sluice_queue_counts(c, &counts), SLUICE_OK);
+    ASSERT_EQ(counts.in_flight, 1);
+    sl_lease_clear(&l);
+    sluice_queue_close(a);
     sluice_queue_close(b);
+    sluice_queue_close(c);
+    /* All gone: the next runner is alone, and puts it back. */
+    ASSERT_EQ(open_at(loc, &a, why, sizeof why), SLUICE_OK);
+    ASSERT(!sl_queue_runner_alive(a));
+    ASSERT_EQ(sl_queue_acquire_runner(a), SLUICE_OK);
+    ASSERT_EQ(sl_queue_recover(a, sl_now_ms(), &recovered), SLUICE_OK);
+    ASSERT_EQ(recovered, 1);
+    sluice_queue_close(a);
 }
 
 static int

@@ -1,12 +1,15 @@
 /*
  * The slot service (lib/slots/), against the backend named by
  * $SLUICE_TEST_SLOTS (default "memory"; "durable" keeps its slots in a
- * SQLite queue made for the case): the per-origin cap and the total
- * across origins, pauses that only ever extend, counting and the peak,
- * tokens that fence a stale release, and the listing of held slots.
+ * SQLite queue made for the case; "redis" in a redis-server the case
+ * starts; test_redis_slots.c has its own cases): the per-origin cap and
+ * the total across origins, pauses that only ever extend, counting and
+ * the peak, tokens that fence a stale release, and the listing of held
+ * slots.
  * test_durable_slots.c holds what only a durable service does.
  */
 #include "fault.h"
+#include "redis_server.h"
 #include "slots/slots.h"
 #include "test.h"
 
@@ -17,7 +20,15 @@ backend(void)
     return name && *name ? name : "memory";
 }
 
-static sluice_queue *queue; /* the durable service's */
+static sluice_queue *queue; /* the durable and Redis services' */
+
+/* Times a case makes up (0, or far ahead) are the service's clock: not
+ * so on Redis, whose clock rules. */
+static bool
+virtual_time(void)
+{
+    return strcmp(backend(), "redis") != 0;
+}
 
 static sl_slots *
 service(unsigned cap, unsigned max_total)
@@ -29,6 +40,13 @@ service(unsigned cap, unsigned max_total)
         sluice_queue_open("slots.db", NULL, &queue, why, sizeof why) !=
             SLUICE_OK)
         TEST_FAIL_("open a queue: %s", why);
+    if (!queue && strcmp(backend(), "redis") == 0) {
+        char loc[300];
+        test_redis_start(loc, sizeof loc, NULL);
+        if (sluice_queue_open(loc, NULL, &queue, why, sizeof why) !=
+            SLUICE_OK)
+            TEST_FAIL_("open a Redis queue: %s", why);
+    }
     if (sl_slots_open(backend(), &o, queue, &s, why, sizeof why) != SLUICE_OK)
         TEST_FAIL_("open %s: %s", backend(), why);
     return s;
@@ -161,6 +179,8 @@ TEST(max_total_holds_across_origins)
 
 TEST(a_paused_origin_waits_until_the_pause_ends)
 {
+    if (!virtual_time())
+        return; /* a_pause_holds_on_the_real_clock */
     sl_slots *s = service(4, 0);
     sl_slot_origin *a = origin(s, "a"), *b = origin(s, "b");
     const int64_t now = 1700000000000LL;
@@ -187,6 +207,33 @@ TEST(a_paused_origin_waits_until_the_pause_ends)
     /* A pause in the past changes nothing. */
     sl_slots_pause(s, b, now - 1000);
     ASSERT(may_start(s, b, now));
+    finish(s);
+}
+
+/* The same on the boot clock, as every service keeps it. */
+TEST(a_pause_holds_on_the_real_clock)
+{
+    sl_slots *s = service(4, 0);
+    sl_slot_origin *a = origin(s, "a"), *b = origin(s, "b");
+    int64_t now = sl_boot_ms();
+    sl_slot slot;
+    double free_at;
+    sl_slots_pause(s, a, now + 400);
+    int64_t until = sl_slots_paused_until(s, a);
+    ASSERT_GE(until, now + 400);
+    ASSERT_LE(until, now + 450);
+    ASSERT_EQ(sl_slots_take(s, a, sl_boot_msf(), &slot, &free_at),
+              SLUICE_EAGAIN);
+    ASSERT_GE(free_at, now + 400);
+    ASSERT_LE(free_at, now + 450);
+    ASSERT(may_start(s, b, sl_boot_ms()));
+    /* Shorter: no change. */
+    sl_slots_pause(s, a, now + 100);
+    ASSERT_GE(sl_slots_paused_until(s, a), now + 400);
+    usleep((useconds_t)(until - sl_boot_ms() + 20) * 1000);
+    ASSERT(may_start(s, a, sl_boot_ms()));
+    sl_slots_origin_close(s, a);
+    sl_slots_origin_close(s, b);
     finish(s);
 }
 

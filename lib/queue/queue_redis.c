@@ -3,7 +3,8 @@
  * their states in sorted sets, every change one Lua script
  * (queue_redis_scripts.c), so it is atomic whatever else runs on the
  * Redis. docs/queue.md has the key layout, the clock rule and what AOF
- * gives. One runner at a time for now: a runner key with a lease.
+ * gives. Any number of runners: each has a claim with a lease in the set
+ * `runners`, and the slots are shared through slots/slots_redis.c.
  */
 #include "queue_redis.h"
 
@@ -686,6 +687,11 @@ static sluice_err
 redis_recover(sluice_queue *q, int64_t now_ms, uint64_t *recovered)
 {
     char now[24];
+    /* Other runners' records in flight are theirs: they come back to
+     * everyone when their leases expire. */
+    *recovered = 0;
+    if (!sl_rq_state(q)->alone)
+        return SLUICE_OK;
     sl_fmt(now, sizeof now, "%" PRId64, sl_rq_to_redis(sl_rq_state(q), now_ms));
     const char *argv[] = {now};
     redisReply *reply;
@@ -704,7 +710,7 @@ redis_recover(sluice_queue *q, int64_t now_ms, uint64_t *recovered)
         .backend = {SL_FAMILY_QUEUE, "redis", scheme},                         \
         .features = SL_QUEUE_F_TRANSACTIONS | SL_QUEUE_F_EXCLUSIVE |           \
                     SL_QUEUE_F_SLOTS | SL_QUEUE_F_SKIP,                        \
-        .slots = "durable", .state_size = sizeof(sl_rq_queue),                 \
+        .slots = "redis", .state_size = sizeof(sl_rq_queue),                  \
         .open = redis_open, .close = redis_close, .begin = redis_begin,        \
         .commit = redis_commit, .rollback = redis_rollback,                    \
         .upsert = redis_upsert, .lease = redis_lease,                          \

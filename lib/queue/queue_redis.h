@@ -42,8 +42,10 @@ enum {
     RQ_DLQ_PAGE,
     RQ_REPLAY,
     RQ_SLOTS_SAVE,
+    RQ_RUNNER_JOIN,
     RQ_RUNNER_RENEW,
     RQ_RUNNER_DROP,
+    RQ_RUNNER_COUNT,
     RQ_DUMP,
     RQ_RESTORE,
     RQ_COUNT_
@@ -78,8 +80,9 @@ typedef struct {
     buffered_call *calls;
     size_t n_calls, cap_calls;
     int64_t batch_now;
-    /* The runner key: ours while `runner` holds; a thread renews it. */
-    bool runner;
+    /* Our claim in `runners` while `runner` holds; a thread renews it.
+     * `alone`: no other runner was alive when we joined. */
+    bool runner, alone;
     char runner_token[80];
     pthread_t renewer;
     pthread_mutex_t renew_mu;

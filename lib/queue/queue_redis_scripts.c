@@ -454,25 +454,36 @@ static const char slots_save_lua[] = PRELUDE
     "end\n"
     "return 0\n";
 
-/* ARGV: the runner's claim, its lease in ms. 1 while it holds it (taken
- * again if it lapsed and nobody took it); 0 when another run has it. */
-static const char runner_renew_lua[] =
-    PRELUDE "local cur = redis.call('GET', K('runner'))\n"
-            "if cur == ARGV[1] then\n"
-            "  redis.call('PEXPIRE', K('runner'), ARGV[2])\n"
-            "  return 1\n"
-            "end\n"
-            "if not cur then\n"
-            "  redis.call('SET', K('runner'), ARGV[1], 'PX', ARGV[2])\n"
-            "  return 1\n"
-            "end\n"
-            "return 0\n";
+/* The runners using the queue: the sorted set `runners`, each runner's
+ * token scored by when its claim lapses on Redis's clock. */
+#define RUNNERS_NOW                                                           \
+    "local t = redis.call('TIME')\n"                                          \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+    "redis.call('ZREMRANGEBYSCORE', K('runners'), '-inf', now)\n"
 
-static const char runner_drop_lua[] =
-    PRELUDE "if redis.call('GET', K('runner')) == ARGV[1] then\n"
-            "  redis.call('DEL', K('runner'))\n"
-            "end\n"
-            "return 0\n";
+/* ARGV: the runner's token, its lease in ms. Joins; returns how many
+ * other runners are alive. */
+static const char runner_join_lua[] = PRELUDE RUNNERS_NOW
+    "local others = redis.call('ZCARD', K('runners'))\n"
+    "redis.call('ZADD', K('runners'), string.format('%d', now + "
+    "tonumber(ARGV[2])), ARGV[1])\n"
+    "return others\n";
+
+/* ARGV: the runner's token, its lease in ms. */
+static const char runner_renew_lua[] = PRELUDE RUNNERS_NOW
+    "redis.call('ZADD', K('runners'), string.format('%d', now + "
+    "tonumber(ARGV[2])), ARGV[1])\n"
+    "return 1\n";
+
+static const char runner_drop_lua[] = PRELUDE
+    "redis.call('ZREM', K('runners'), ARGV[1])\n"
+    "return 0\n";
+
+/* Runners alive now. */
+static const char runner_count_lua[] = PRELUDE
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "return redis.call('ZCOUNT', K('runners'), '(' .. now, '+inf')\n";
 
 /* ARGV: first RID, count. Records as they are, in feed order, for a
  * migration: the next RID, the last, then the fields (F) of each and
@@ -548,8 +559,10 @@ const sl_redis_script sl_rq_scripts[RQ_COUNT_] = {
     [RQ_DLQ_PAGE] = {"dlq list", dlq_page_lua, ""},
     [RQ_REPLAY] = {"replay", replay_lua, ""},
     [RQ_SLOTS_SAVE] = {"slots save", slots_save_lua, ""},
+    [RQ_RUNNER_JOIN] = {"runner join", runner_join_lua, ""},
     [RQ_RUNNER_RENEW] = {"runner renew", runner_renew_lua, ""},
     [RQ_RUNNER_DROP] = {"runner drop", runner_drop_lua, ""},
+    [RQ_RUNNER_COUNT] = {"runner count", runner_count_lua, ""},
     [RQ_DUMP] = {"dump", dump_lua, ""},
     [RQ_RESTORE] = {"restore", restore_lua, ""},
 };

@@ -1,8 +1,9 @@
 /*
- * The Redis queue's runner claim (one runner per queue until the Redis
- * slot service lands), and the slot rows and settings the durable slot
- * service (slots/slots_durable.c) keeps with the queue: hashes `slots`
- * and `settings` (queue_redis.h).
+ * The Redis queue's runner claims (any number of runners: a sorted set
+ * `runners` of claims with leases; their slots are shared through
+ * slots/slots_redis.c), and the slot rows and settings the durable slot
+ * service (slots/slots_durable.c) keeps with a queue: hashes `slots` and
+ * `settings` (queue_redis.h).
  */
 #include "queue_redis.h"
 
@@ -83,21 +84,19 @@ sl_rq_acquire_runner(sluice_queue *q)
     gethostname(host, sizeof host - 1);
     sl_fmt(s->runner_token, sizeof s->runner_token, "%.40s:%ld:%" PRId64, host,
            (long)getpid(), sl_mono_ms());
-    char key[160];
-    sl_fmt(key, sizeof key, "%srunner", s->base);
+    char ttl[16];
+    sl_fmt(ttl, sizeof ttl, "%d", RUNNER_TTL_MS);
+    const char *argv[] = {s->runner_token, ttl};
     redisReply *reply;
-    sluice_err err = sl_redis_cmdf(&s->conn, &reply, "SET %s %s NX PX %d", key,
-                                   s->runner_token, RUNNER_TTL_MS);
+    sluice_err err = sl_rq_eval(q, RQ_RUNNER_JOIN, &reply, 2, argv, NULL);
     if (err != SLUICE_OK)
-        return sl_rq_conn_fail(q, err);
-    bool got = reply->type == REDIS_REPLY_STATUS;
+        return err;
+    if (reply->type != REDIS_REPLY_INTEGER)
+        return sl_rq_bad_reply(q, reply, "join");
+    /* Several runners share the queue (and its slots); only one that
+     * found no other alive may put in-flight records back (recover). */
+    s->alone = reply->integer == 0;
     freeReplyObject(reply);
-    if (!got)
-        return sl_queue_fail(q, SLUICE_ERUNNING,
-                             "%s: another sluice run is using this queue "
-                             "(one runner per Redis queue for now; a dead "
-                             "runner's claim lapses after %d s)",
-                             s->conn.addr.where, RUNNER_TTL_MS / 1000);
     s->runner = true;
     atomic_store(&s->claim_lost, false);
     s->renew_stop = false;
@@ -109,15 +108,13 @@ sl_rq_acquire_runner(sluice_queue *q)
 sluice_err
 sl_rq_runner_alive(sluice_queue *q, bool *alive)
 {
-    sl_rq_queue *s = sl_rq_state(q);
     redisReply *reply;
-    *alive = s->runner;
-    if (s->runner)
+    *alive = sl_rq_state(q)->runner;
+    if (*alive)
         return SLUICE_OK;
-    sluice_err err =
-        sl_redis_cmdf(&s->conn, &reply, "EXISTS %srunner", s->base);
+    sluice_err err = sl_rq_eval(q, RQ_RUNNER_COUNT, &reply, 0, NULL, NULL);
     if (err != SLUICE_OK)
-        return sl_rq_conn_fail(q, err);
+        return err;
     *alive = reply->type == REDIS_REPLY_INTEGER && reply->integer > 0;
     freeReplyObject(reply);
     return SLUICE_OK;

@@ -184,9 +184,9 @@ sl_run_tell_held(sl_run *r)
     if (localtime_r(&at, &tm))
         strftime(when, sizeof when, "%H:%M:%S", &tm);
     sl_run_notice(r,
-                  "%u slot%s of %u origin%s held for an earlier run (its "
-                  "requests may still be running at the origin): all free "
-                  "by %s, in %.0f s",
+                  "%u slot%s of %u origin%s held for an earlier run or "
+                  "another runner (its requests may still be running at "
+                  "the origin): all free by %s, in %.0f s",
                   h.slots, h.slots == 1 ? "" : "s", h.origins,
                   h.origins == 1 ? "" : "s", when,
                   (double)(h.free_by - now_boot) / 1000.0);

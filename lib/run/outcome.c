@@ -229,6 +229,7 @@ sl_outcome_transfer_done(sl_run *r, sl_fetch_result *res)
                        res->error != SL_XFER_TOO_LARGE;
     sl_origin *origin = j->origin;
     int64_t started = j->slot.taken_boot;
+    int64_t deadline = j->slot.deadline_boot;
     /* Refused by the URL policy before it connected: no request left. */
     if (res->refused[0] && r->st.requests > 0)
         r->st.requests--;
@@ -264,6 +265,20 @@ sl_outcome_transfer_done(sl_run *r, sl_fetch_result *res)
         describe(msg, sizeof msg, cls, res, j, r->o->max_bytes);
     if (res->http_status > 0) /* it answered: it is up */
         j->origin->refused_in_row = j->origin->down_pauses = 0;
+    int64_t now_boot = sl_boot_ms();
+    if (outcome == SL_OUTCOME_DONE && now_boot >= deadline) {
+        /* Taken in past its slot's deadline (this process was stopped
+         * between the end and now): the slot may be another's, and the
+         * record too; store nothing, fetch it again. */
+        sl_object_discard(j->obj);
+        j->obj = NULL;
+        sl_fmt(msg, sizeof msg,
+               "ended %.1f s past its slot's deadline: not stored (was this "
+               "process stopped?)",
+               (double)(now_boot - deadline) / 1000.0);
+        sl_outcome_failed(r, j, SL_CLASS_TIMEOUT, res->http_status, msg);
+        return;
+    }
     switch (outcome) {
     case SL_OUTCOME_DONE:
         sl_body_complete(r, j, res);

@@ -4,6 +4,7 @@
  * (sluice_slots_clear). The rows are the durable service's
  * (slots_durable.c); their times are read the way it reads them: on this
  * boot's clock when written on this boot, else from the boot's start.
+ * A Redis queue's slots are the Redis service's (slots_redis.c).
  */
 #include "slots.h"
 
@@ -86,6 +87,8 @@ sluice_slots_list(sluice_queue *q, sluice_slot_fn *fn, void *ctx)
     double rate = stored_limit(q, "rate");
     if (rate > 0 && !isinf(rate))
         c.limits.rate = rate;
+    if (strcmp(sl_queue_slots(q), "redis") == 0) /* shared, in Redis */
+        return sl_slots_redis_holdings(q, &c.limits, c.live, fn, ctx);
     return sl_queue_slots_load(q, tell_row, &c);
 }
 
@@ -103,5 +106,7 @@ sluice_slots_clear(sluice_queue *q, const char *origin, uint64_t *cleared)
                              q->location);
     if (!sl_queue_has(q, SL_QUEUE_F_SLOTS))
         return SLUICE_OK;
+    if (strcmp(sl_queue_slots(q), "redis") == 0)
+        return sl_slots_redis_clear(q, origin, cleared);
     return sl_queue_slots_clear(q, origin, cleared);
 }

@@ -203,7 +203,17 @@ bool sl_slots_pace_feedback(const sl_slots *s, sl_pacer *p, unsigned in_use,
 void sl_slots_pace_limits(const sl_slots *s, const sl_pacer *p, int64_t now,
                           sl_slot_limits *out);
 
+/* The slots and pauses a Redis queue holds (slots_redis.c), for
+ * sluice_slots_list: `live` when a runner uses the queue now. */
+sluice_err sl_slots_redis_holdings(sluice_queue *q, const sl_pacer_limits *lim,
+                                   bool live, sluice_slot_fn *fn, void *ctx);
+/* Free the slots of `origin` (NULL: all) and end its pause in Redis; the
+ * number of origins that held or paused anything into *cleared. */
+sluice_err sl_slots_redis_clear(sluice_queue *q, const char *origin,
+                                uint64_t *cleared);
+
 extern const sl_slots_ops sl_slots_memory;
 extern const sl_slots_ops sl_slots_durable;
+extern const sl_slots_ops sl_slots_redis;
 
 #endif /* SL_SLOTS_H */
