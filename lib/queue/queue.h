@@ -191,7 +191,8 @@ struct sl_queue_ops {
                           uint64_t *recovered);
     sluice_err (*counts)(sluice_queue *q, int64_t now_ms,
                          sluice_counts *out);
-    /* The earliest due time of a retrying record; *any false if none. */
+    /* The earliest due time of a retrying record (a queue several
+     * runners share: or of a lease that lapses); *any false if none. */
     sluice_err (*next_due)(sluice_queue *q, int64_t *due_ms, bool *any);
     sluice_err (*get)(sluice_queue *q, const char *id,
                       sl_record_info *out);

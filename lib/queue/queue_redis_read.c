@@ -44,19 +44,28 @@ sl_rq_next_due(sluice_queue *q, int64_t *due_ms, bool *any)
 {
     sl_rq_queue *s = sl_rq_state(q);
     redisReply *reply;
-    sluice_err err = sl_redis_cmdf(&s->conn, &reply,
-                                   "ZRANGE %sretry 0 0 WITHSCORES", s->base);
-    if (err != SLUICE_OK)
-        return sl_rq_conn_fail(q, err);
-    if (reply->type != REDIS_REPLY_ARRAY)
-        return sl_rq_bad_reply(q, reply, "next due");
-    if (reply->elements == 2) {
-        *any = true;
-        *due_ms = sl_rq_from_redis(
-            s, (int64_t)strtod(sl_rq_str(reply, 1) ? sl_rq_str(reply, 1) : "0",
-                               NULL));
+    /* The earliest retry, and the earliest lease to lapse: runners share
+     * the queue, and a record another runner leased comes back when its
+     * lease lapses (that runner died): a run waits for it, not ends. */
+    static const char *const sets[] = {"retry", "inflight"};
+    for (size_t i = 0; i < 2; i++) {
+        sluice_err err = sl_redis_cmdf(&s->conn, &reply,
+                                       "ZRANGE %s%s 0 0 WITHSCORES", s->base,
+                                       sets[i]);
+        if (err != SLUICE_OK)
+            return sl_rq_conn_fail(q, err);
+        if (reply->type != REDIS_REPLY_ARRAY)
+            return sl_rq_bad_reply(q, reply, "next due");
+        if (reply->elements == 2) {
+            const char *score = sl_rq_str(reply, 1);
+            int64_t due = sl_rq_from_redis(
+                s, (int64_t)strtod(score ? score : "0", NULL));
+            if (!*any || due < *due_ms)
+                *due_ms = due;
+            *any = true;
+        }
+        freeReplyObject(reply);
     }
-    freeReplyObject(reply);
     return SLUICE_OK;
 }
 

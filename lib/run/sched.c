@@ -26,7 +26,11 @@ sl_sched_init(sl_run *r, unsigned n_active, unsigned n_jobs)
     s->renewing = sl_calloc(n_jobs, sizeof *s->renewing);
     if (!s->jobs || !s->leased || !s->skip || !s->renewing)
         return SLUICE_ENOMEM;
-    s->lease_ms = (int64_t)SL_MAX(600.0, 5 * r->o->timeout_s) * 1000;
+    /* A lease outlives a record's whole handling (redirect hops, the
+     * store's retries) by being renewed every third of it; when its
+     * runner dies (a Redis queue that others share), the others take the
+     * record when it lapses: three timeouts, at least 30 s. */
+    s->lease_ms = (int64_t)(SL_MAX(30.0, 3 * r->o->timeout_s) * 1000);
     s->next_renew_mono = sl_mono_ms() + s->lease_ms / 3;
     for (unsigned i = n_jobs; i-- > 0;) {
         sl_job *j = &s->jobs[i];
