@@ -54,6 +54,19 @@ sl_strdup(const char *s)
     return sl_strndup(s, strlen(s));
 }
 
+char *
+sl_strdup_or_null(const char *s)
+{
+    return s ? sl_strdup(s) : NULL;
+}
+
+const char *
+sl_env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
 void
 sl_free(void *ptr)
 {

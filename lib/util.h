@@ -28,6 +28,10 @@ void *sl_malloc(size_t size);
 void *sl_calloc(size_t n, size_t size);
 void *sl_realloc(void *ptr, size_t size);
 char *sl_strdup(const char *s);
+/* A copy of s, or NULL for NULL (and when out of memory: check s). */
+char *sl_strdup_or_null(const char *s);
+/* The environment variable's value when it is set and not empty. */
+const char *sl_env(const char *name);
 char *sl_strndup(const char *s, size_t len);
 void sl_free(void *ptr);
 

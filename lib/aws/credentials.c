@@ -41,13 +41,6 @@ sl_aws_chain_free(sl_aws_chain *c)
     sl_free(c);
 }
 
-static const char *
-env_of(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : NULL;
-}
-
 bool
 sl_aws_parse_time(const char *text, int64_t *ms)
 {
@@ -72,8 +65,8 @@ sl_aws_parse_time(const char *text, int64_t *ms)
 static int
 from_env(sl_aws_creds *out, char *why, size_t why_size)
 {
-    const char *key = env_of("AWS_ACCESS_KEY_ID");
-    const char *secret = env_of("AWS_SECRET_ACCESS_KEY");
+    const char *key = sl_env("AWS_ACCESS_KEY_ID");
+    const char *secret = sl_env("AWS_SECRET_ACCESS_KEY");
     if (!key && !secret)
         return 0;
     if (!key || !secret) {
@@ -82,7 +75,7 @@ from_env(sl_aws_creds *out, char *why, size_t why_size)
                key ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
         return -1;
     }
-    const char *token = env_of("AWS_SESSION_TOKEN");
+    const char *token = sl_env("AWS_SESSION_TOKEN");
     sl_copy(out->access_key, sizeof out->access_key, key);
     sl_copy(out->secret_key, sizeof out->secret_key, secret);
     sl_copy(out->session_token, sizeof out->session_token,
@@ -217,9 +210,9 @@ sl_aws_chain_get(sl_aws_chain *c, sl_aws_creds *out, char *why,
 bool
 sl_aws_region(char *out, size_t size)
 {
-    const char *v = env_of("AWS_REGION");
+    const char *v = sl_env("AWS_REGION");
     if (!v)
-        v = env_of("AWS_DEFAULT_REGION");
+        v = sl_env("AWS_DEFAULT_REGION");
     if (v) {
         sl_copy(out, size, v);
         return true;

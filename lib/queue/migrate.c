@@ -29,27 +29,21 @@ typedef struct {
     sluice_err err;
 } copier;
 
-static char *
-dup_or_null(const char *s)
-{
-    return s ? sl_strdup(s) : NULL;
-}
-
 /* A deep copy of `r` into `d`; false when out of memory. */
 static bool
 info_copy(sl_record_info *d, const sl_record_info *r)
 {
     *d = *r;
-    d->id = dup_or_null(r->id);
-    d->url = dup_or_null(r->url);
-    d->key = dup_or_null(r->key);
-    d->meta = dup_or_null(r->meta);
-    d->origin = dup_or_null(r->origin);
-    d->error_class = dup_or_null(r->error_class);
-    d->message = dup_or_null(r->message);
-    d->sha256_hex = dup_or_null(r->sha256_hex);
-    d->content_type = dup_or_null(r->content_type);
-    d->etag = dup_or_null(r->etag);
+    d->id = sl_strdup_or_null(r->id);
+    d->url = sl_strdup_or_null(r->url);
+    d->key = sl_strdup_or_null(r->key);
+    d->meta = sl_strdup_or_null(r->meta);
+    d->origin = sl_strdup_or_null(r->origin);
+    d->error_class = sl_strdup_or_null(r->error_class);
+    d->message = sl_strdup_or_null(r->message);
+    d->sha256_hex = sl_strdup_or_null(r->sha256_hex);
+    d->content_type = sl_strdup_or_null(r->content_type);
+    d->etag = sl_strdup_or_null(r->etag);
     return d->id && d->url && d->key && d->origin &&
            (!r->meta || d->meta) && (!r->error_class || d->error_class) &&
            (!r->message || d->message) && (!r->sha256_hex || d->sha256_hex) &&

@@ -123,6 +123,11 @@ sl_rq_from_redis(const sl_rq_queue *s, int64_t ms)
  * "RID:FP" (queue_redis.c). */
 void sl_rq_fingerprint(const sl_record *r, char out[FP_HEX + 1]);
 
+/* The record whose fields (F, in RF_ order) begin at element `at` of
+ * `r`, copied into *out; false when out of memory (out cleared). */
+bool sl_rq_info_read(const sl_rq_queue *s, const redisReply *r, size_t at,
+                     sl_record_info *out);
+
 /* queue_redis_migrate.c: every record as it is, and records restored as
  * they are (sluice_migrate). */
 sluice_err sl_rq_dump(sluice_queue *q, sl_record_info_fn *fn, void *ctx);

@@ -19,42 +19,17 @@
 /* Arguments a restored record takes (restore_lua). */
 #define RESTORE_ARGS 20
 
-static char *
-dup_or_null(const char *s)
-{
-    return s ? sl_strdup(s) : NULL;
-}
-
-/* The dumped record at `at` in `r`; false when out of memory. */
+/* The dumped record at `at` in `r`: its fields (F), then queued_at and
+ * first_at; false when out of memory. */
 static bool
 info_of(const sl_rq_queue *s, const redisReply *r, size_t at,
         sl_record_info *out)
 {
-    out->state = (sl_state)sl_rq_int(r, at + RF_STATE);
-    out->id = dup_or_null(sl_rq_str(r, at + RF_ID));
-    out->url = dup_or_null(sl_rq_str(r, at + RF_URL));
-    out->key = dup_or_null(sl_rq_str(r, at + RF_KEY));
-    out->meta = dup_or_null(sl_rq_str(r, at + RF_META));
-    out->origin = dup_or_null(sl_rq_str(r, at + RF_ORIGIN));
-    out->attempts = (unsigned)sl_rq_int(r, at + RF_ATTEMPTS);
-    out->throttles = (unsigned)sl_rq_int(r, at + RF_THROTTLES);
-    out->next_at_ms = sl_rq_from_redis(s, sl_rq_int(r, at + RF_NEXT_AT));
-    out->error_class = dup_or_null(sl_rq_str(r, at + RF_ERROR_CLASS));
-    out->message = dup_or_null(sl_rq_str(r, at + RF_MESSAGE));
-    out->http_status = (int)sl_rq_int(r, at + RF_HTTP_STATUS);
-    out->size = sl_rq_str(r, at + RF_SIZE) ? sl_rq_int(r, at + RF_SIZE) : -1;
-    out->sha256_hex = dup_or_null(sl_rq_str(r, at + RF_SHA256));
-    out->content_type = dup_or_null(sl_rq_str(r, at + RF_CTYPE));
-    out->etag = dup_or_null(sl_rq_str(r, at + RF_ETAG));
-    out->finished_ms =
-        sl_rq_from_redis(s, sl_rq_int(r, at + RF_FINISHED_AT));
+    if (!sl_rq_info_read(s, r, at, out))
+        return false;
     out->queued_ms = sl_rq_from_redis(s, sl_rq_int(r, at + RF_COUNT_));
     out->first_attempt_ms =
         sl_rq_from_redis(s, sl_rq_int(r, at + RF_COUNT_ + 1));
-    if (!out->id || !out->url || !out->key || !out->origin) {
-        sl_record_info_clear(out);
-        return false;
-    }
     return true;
 }
 

@@ -69,10 +69,33 @@ sl_rq_next_due(sluice_queue *q, int64_t *due_ms, bool *any)
     return SLUICE_OK;
 }
 
-static char *
-dup_or_null(const char *s)
+bool
+sl_rq_info_read(const sl_rq_queue *s, const redisReply *r, size_t at,
+                sl_record_info *out)
 {
-    return s ? sl_strdup(s) : NULL;
+    out->state = (sl_state)sl_rq_int(r, at + RF_STATE);
+    out->id = sl_strdup_or_null(sl_rq_str(r, at + RF_ID));
+    out->url = sl_strdup_or_null(sl_rq_str(r, at + RF_URL));
+    out->key = sl_strdup_or_null(sl_rq_str(r, at + RF_KEY));
+    out->meta = sl_strdup_or_null(sl_rq_str(r, at + RF_META));
+    out->origin = sl_strdup_or_null(sl_rq_str(r, at + RF_ORIGIN));
+    out->attempts = (unsigned)sl_rq_int(r, at + RF_ATTEMPTS);
+    out->throttles = (unsigned)sl_rq_int(r, at + RF_THROTTLES);
+    out->next_at_ms = sl_rq_from_redis(s, sl_rq_int(r, at + RF_NEXT_AT));
+    out->error_class = sl_strdup_or_null(sl_rq_str(r, at + RF_ERROR_CLASS));
+    out->message = sl_strdup_or_null(sl_rq_str(r, at + RF_MESSAGE));
+    out->http_status = (int)sl_rq_int(r, at + RF_HTTP_STATUS);
+    out->size = sl_rq_str(r, at + RF_SIZE) ? sl_rq_int(r, at + RF_SIZE) : -1;
+    out->sha256_hex = sl_strdup_or_null(sl_rq_str(r, at + RF_SHA256));
+    out->content_type = sl_strdup_or_null(sl_rq_str(r, at + RF_CTYPE));
+    out->etag = sl_strdup_or_null(sl_rq_str(r, at + RF_ETAG));
+    out->finished_ms =
+        sl_rq_from_redis(s, sl_rq_int(r, at + RF_FINISHED_AT));
+    if (!out->id || !out->url || !out->key || !out->origin) {
+        sl_record_info_clear(out);
+        return false;
+    }
+    return true;
 }
 
 sluice_err
@@ -91,27 +114,10 @@ sl_rq_get(sluice_queue *q, const char *id, sl_record_info *out)
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != RF_COUNT_)
         return sl_rq_bad_reply(q, reply, "get");
-    out->state = (sl_state)sl_rq_int(reply, RF_STATE);
-    out->id = dup_or_null(sl_rq_str(reply, RF_ID));
-    out->url = dup_or_null(sl_rq_str(reply, RF_URL));
-    out->key = dup_or_null(sl_rq_str(reply, RF_KEY));
-    out->meta = dup_or_null(sl_rq_str(reply, RF_META));
-    out->origin = dup_or_null(sl_rq_str(reply, RF_ORIGIN));
-    out->attempts = (unsigned)sl_rq_int(reply, RF_ATTEMPTS);
-    out->throttles = (unsigned)sl_rq_int(reply, RF_THROTTLES);
-    out->next_at_ms = sl_rq_from_redis(s, sl_rq_int(reply, RF_NEXT_AT));
-    out->error_class = dup_or_null(sl_rq_str(reply, RF_ERROR_CLASS));
-    out->message = dup_or_null(sl_rq_str(reply, RF_MESSAGE));
-    out->http_status = (int)sl_rq_int(reply, RF_HTTP_STATUS);
-    out->size = sl_rq_int(reply, RF_SIZE);
-    out->sha256_hex = dup_or_null(sl_rq_str(reply, RF_SHA256));
-    out->content_type = dup_or_null(sl_rq_str(reply, RF_CTYPE));
-    out->etag = dup_or_null(sl_rq_str(reply, RF_ETAG));
+    bool copied = sl_rq_info_read(s, reply, 0, out);
     freeReplyObject(reply);
-    if (!out->id || !out->url || !out->key) {
-        sl_record_info_clear(out);
+    if (!copied)
         return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
-    }
     return SLUICE_OK;
 }
 

@@ -81,13 +81,6 @@ ends_with_ci(const char *s, const char *suffix)
     return n >= m && strcasecmp(s + n - m, suffix) == 0;
 }
 
-static const char *
-env_nonempty(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : NULL;
-}
-
 /* Credentials, region and endpoint from the options and the environment,
  * and the URL objects go to. */
 static sluice_err
@@ -118,7 +111,7 @@ configure_access(sl_store *s, const sl_store_opts *opts)
     ss->region = sl_strdup(region);
     if (!ss->region)
         return sl_store_fail(s, SLUICE_ENOMEM, "out of memory");
-    const char *ca = env_nonempty("AWS_CA_BUNDLE");
+    const char *ca = sl_env("AWS_CA_BUNDLE");
     if (ca && !(ss->ca_bundle = sl_strdup(ca)))
         return sl_store_fail(s, SLUICE_ENOMEM, "out of memory");
 
@@ -126,9 +119,9 @@ configure_access(sl_store *s, const sl_store_opts *opts)
     const char *what = "--s3-endpoint";
     const char *endpoint =
         opts->s3_endpoint && *opts->s3_endpoint ? opts->s3_endpoint : NULL;
-    if (!endpoint && (endpoint = env_nonempty("AWS_ENDPOINT_URL_S3")))
+    if (!endpoint && (endpoint = sl_env("AWS_ENDPOINT_URL_S3")))
         what = "AWS_ENDPOINT_URL_S3";
-    if (!endpoint && (endpoint = env_nonempty("AWS_ENDPOINT_URL")))
+    if (!endpoint && (endpoint = sl_env("AWS_ENDPOINT_URL")))
         what = "AWS_ENDPOINT_URL";
     char aws[128];
     if (!endpoint) {
@@ -214,7 +207,7 @@ sluice_err
 sl_s3_open_spool(sl_store *s, const char *dir)
 {
     sl_s3_store *ss = sl_s3_state(s);
-    const char *root = dir && *dir ? dir : env_nonempty("TMPDIR");
+    const char *root = dir && *dir ? dir : sl_env("TMPDIR");
     if (!root)
         root = "/tmp";
     if (dir && *dir && mkdir(root, 0700) != 0 && errno != EEXIST)
