@@ -10,14 +10,16 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 build_pkgs=(gcc make cmake pkg-config ca-certificates
             libcurl4-openssl-dev libsqlite3-dev libyajl-dev libssl-dev
-            libidn2-dev libhiredis-dev)
+            libidn2-dev libhiredis-dev libxml2-dev)
 # Test peers and tools: the sqlite3 shell (lock and inspect databases),
 # nginx (a real server enforcing a connection cap; over TLS with HTTP/2),
 # curl, setpriv, valgrind, GNU time (the peak memory of a run), openssl
 # (a private CA and certificates for the HTTPS tests and benchmark),
-# redis-server (the Redis queue's tests start their own, on a unix socket).
+# redis-server (the Redis queue's tests start their own, on a unix socket),
+# libmicrohttpd (tests/aws_peer.c: STS, container and instance metadata
+# endpoints on loopback for the credential tests).
 test_pkgs=(sqlite3 nginx curl util-linux procps valgrind time faketime
-           openssl redis-server)
+           openssl redis-server libmicrohttpd-dev)
 bench_pkgs=(curl wget2 aria2 time)
 # Packaging (make deb; tests/cli/install.sh): dpkg-shlibdeps for the
 # package's Depends, file (CPack finds the binaries with it), and man and
