@@ -199,8 +199,7 @@ sl_aws_from_container(sl_aws_creds *out, char *why, size_t why_size)
     int configured = sl_aws_container_url(url, sizeof url, why, why_size);
     if (configured == 0) {
         sl_copy(why, why_size,
-                "no container endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI, "
-                "_RELATIVE_URI)");
+                "no container endpoint (AWS_CONTAINER_CREDENTIALS_*_URI)");
         return 0;
     }
     if (configured < 0)

@@ -110,9 +110,11 @@ try_once(const sl_aws_http_req *req, sl_aws_http_resp *resp, char *why,
     } else if (s.too_long) {
         sl_fmt(why, why_size, "its answer is larger than %d bytes",
                SL_AWS_HTTP_MAX);
+        sl_copy(resp->brief, sizeof resp->brief, "its answer is too large");
         err = SLUICE_ENETWORK;
     } else {
         sl_copy(why, why_size, error[0] ? error : curl_easy_strerror(rc));
+        sl_copy(resp->brief, sizeof resp->brief, curl_easy_strerror(rc));
         err =
             rc == CURLE_OPERATION_TIMEDOUT ? SLUICE_ETIMEOUT : SLUICE_ENETWORK;
     }

@@ -30,8 +30,9 @@ typedef struct {
 } sl_aws_http_req;
 
 typedef struct {
-    long status; /* the last try's HTTP status */
-    sl_buf body; /* its body, NUL-terminated ("" when none) */
+    long status;    /* the last try's HTTP status */
+    sl_buf body;    /* its body, NUL-terminated ("" when none) */
+    char brief[80]; /* when no answer came: libcurl's short reason */
 } sl_aws_http_resp;
 
 /*

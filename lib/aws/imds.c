@@ -100,7 +100,7 @@ sl_aws_from_imds(sl_aws_creds *out, char *why, size_t why_size)
         resp.body.len > 1000 || strpbrk(resp.body.data, "\r\n")) {
         if (err != SLUICE_OK)
             sl_fmt(why, why_size, "no instance metadata service at %s (%s)",
-                   base, reason);
+                   base, resp.brief);
         else
             sl_fmt(why, why_size,
                    "no instance metadata service at %s (its token PUT "
