@@ -222,7 +222,7 @@ sl_aws_chain_get(sl_aws_chain *c, sl_aws_creds *out, char *why,
                              now < c->creds.expires_ms - c->refresh_ms);
     /* A renewal failed a moment ago and the old ones still hold: they
      * serve without asking again, so that a service that is down costs
-     * each caller nothing but the first its timeouts. */
+     * its timeouts to one caller every retry_ms, not to every caller. */
     bool waiting = c->have && now < c->retry_at && now < c->creds.expires_ms;
     sluice_err rc = SLUICE_OK;
     if (!fresh && !waiting) {
