@@ -14,6 +14,8 @@
 
 #include "cli.h"
 
+/* One row an option, as in the other commands' tables. */
+/* clang-format off */
 enum {
     O_TO, O_PARTITION, O_FORMAT, O_URL_COL, O_ID_COL, O_KEY_COL, O_DELIM,
     O_PRIVATE, O_NET, O_TIMEOUT, O_ATTEMPTS, O_JSON, O_QUIET
@@ -61,6 +63,8 @@ static const cli_opt publish_opts[] = {
     {.name = "quiet", .short_name = 'q', .id = O_QUIET,
      .help = "no progress line"},
 };
+
+/* clang-format on */
 
 static const cli_form publish_forms[] = {
     {NULL, "[FILE|-]...", CLI_COMPLETE_FILE},
@@ -147,9 +151,9 @@ on_progress(void *ctx, const sluice_publish_stats *so_far)
     p->last_draw = t;
     char count[32], rate[32];
     cli_group_digits(count, sizeof count, so_far->published);
-    cli_group_digits(rate, sizeof rate,
-                     (unsigned long long)((double)so_far->published /
-                                          (t > 0 ? t : 1)));
+    cli_group_digits(
+        rate, sizeof rate,
+        (unsigned long long)((double)so_far->published / (t > 0 ? t : 1)));
     fprintf(stderr, "\r\033[Kpublish %s: %s records, %s/s", p->file, count,
             rate);
     p->drawn = true;

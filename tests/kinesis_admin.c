@@ -200,9 +200,8 @@ cmd_dump(sl_kinesis *k, bool verbose)
         die("ListShards");
     for (size_t i = 0; i < n; i++) {
         char *it;
-        if (sl_kinesis_iterator(k, s[i].shard_id, SL_KINESIS_TRIM_HORIZON,
-                                NULL, 0, &it, why,
-                                sizeof why) != SL_KINESIS_OK)
+        if (sl_kinesis_iterator(k, s[i].shard_id, SL_KINESIS_TRIM_HORIZON, NULL,
+                                0, &it, why, sizeof why) != SL_KINESIS_OK)
             die("GetShardIterator");
         while (it) {
             sl_kinesis_batch b;
@@ -237,8 +236,8 @@ put_one(sl_kinesis *k, const char *key, const unsigned char *data, size_t len)
     sl_kinesis_put p = {key, data, len};
     bool failed;
     size_t n_failed;
-    if (sl_kinesis_put_records(k, &p, 1, &failed, &n_failed, why,
-                               sizeof why) != SL_KINESIS_OK ||
+    if (sl_kinesis_put_records(k, &p, 1, &failed, &n_failed, why, sizeof why) !=
+            SL_KINESIS_OK ||
         n_failed)
         die("PutRecords");
 }
@@ -256,8 +255,7 @@ cmd_put_kpl(sl_kinesis *k, const char *key)
             line[--len] = '\0';
         lines[n] = strdup(line);
         sl_fmt(keys[n], sizeof keys[n], "%s-%zu", key, n);
-        subs[n] = (sl_kpl_sub){keys[n], (unsigned char *)lines[n],
-                               (size_t)len};
+        subs[n] = (sl_kpl_sub){keys[n], (unsigned char *)lines[n], (size_t)len};
         n++;
     }
     free(line);

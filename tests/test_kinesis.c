@@ -58,8 +58,7 @@ TEST(base64_every_padding)
 
 TEST(kpl_round_trip)
 {
-    const char *data[] = {"{\"url\":\"https://a.example/1.jpg\"}", "",
-                          "third"};
+    const char *data[] = {"{\"url\":\"https://a.example/1.jpg\"}", "", "third"};
     sl_kpl_sub subs[] = {{"key-a", (const unsigned char *)data[0], 0},
                          {"key-b", (const unsigned char *)data[1], 0},
                          {"key-a", (const unsigned char *)data[2], 0}};
@@ -75,8 +74,7 @@ TEST(kpl_round_trip)
     char *text = reply_with(agg, agg_len, "4960000000000000001", "\"it-2\"");
     sl_kinesis_batch b;
     char why[300];
-    ASSERT_EQ(sl_kinesis_parse_records(text, strlen(text), &b, why,
-                                       sizeof why),
+    ASSERT_EQ(sl_kinesis_parse_records(text, strlen(text), &b, why, sizeof why),
               SL_KINESIS_OK);
     ASSERT_EQ(b.n, 3);
     for (size_t i = 0; i < 3; i++) {
@@ -106,8 +104,7 @@ expect_bad(const unsigned char *data, size_t len, const char *reason)
     char *text = reply_with(data, len, "77", "null");
     sl_kinesis_batch b;
     char why[300];
-    ASSERT_EQ(sl_kinesis_parse_records(text, strlen(text), &b, why,
-                                       sizeof why),
+    ASSERT_EQ(sl_kinesis_parse_records(text, strlen(text), &b, why, sizeof why),
               SL_KINESIS_OK);
     ASSERT_EQ(b.n, 1);
     ASSERT_NOT_NULL(b.recs[0].bad);
@@ -160,8 +157,7 @@ TEST(records_plain_and_closed_shard)
         "\"NextShardIterator\":null}";
     sl_kinesis_batch b;
     char why[300];
-    ASSERT_EQ(sl_kinesis_parse_records(text, strlen(text), &b, why,
-                                       sizeof why),
+    ASSERT_EQ(sl_kinesis_parse_records(text, strlen(text), &b, why, sizeof why),
               SL_KINESIS_OK);
     ASSERT_EQ(b.n, 2);
     ASSERT_EQ(b.recs[0].len, 5);
@@ -184,9 +180,9 @@ TEST(records_plain_and_closed_shard)
               SL_KINESIS_FAILED);
     const char *bad64 = "{\"Records\":[{\"SequenceNumber\":\"9\","
                         "\"Data\":\"@@@@\",\"PartitionKey\":\"p\"}]}";
-    ASSERT_EQ(sl_kinesis_parse_records(bad64, strlen(bad64), &b, why,
-                                       sizeof why),
-              SL_KINESIS_FAILED);
+    ASSERT_EQ(
+        sl_kinesis_parse_records(bad64, strlen(bad64), &b, why, sizeof why),
+        SL_KINESIS_FAILED);
     ASSERT_STR_CONTAINS(why, "base64");
 }
 
@@ -229,9 +225,9 @@ TEST(errors_classified)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char why[300];
-        sl_kinesis_status st = sl_kinesis_classify(
-            cases[i].http, cases[i].body, strlen(cases[i].body), why,
-            sizeof why);
+        sl_kinesis_status st =
+            sl_kinesis_classify(cases[i].http, cases[i].body,
+                                strlen(cases[i].body), why, sizeof why);
         if (st != cases[i].want)
             TEST_FAIL_("case %zu: %s, wanted %s (%s)", i,
                        sl_kinesis_status_name(st),
@@ -256,7 +252,8 @@ TEST(open_checks_location_and_region)
     ASSERT_STR_CONTAINS(why, "stream name");
     ASSERT_EQ(sl_kinesis_open(&k, "kinesis://s", why, sizeof why), SLUICE_OK);
     ASSERT_STR_EQ(sl_kinesis_stream(k), "s");
-    ASSERT_STR_EQ(sl_kinesis_endpoint(k), "https://kinesis.eu-west-1.amazonaws.com");
+    ASSERT_STR_EQ(sl_kinesis_endpoint(k),
+                  "https://kinesis.eu-west-1.amazonaws.com");
     sl_kinesis_close(k);
     setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9/", 1);
     ASSERT_EQ(sl_kinesis_open(&k, "kinesis://s", why, sizeof why), SLUICE_OK);

@@ -145,8 +145,8 @@ sl_kinesis_b64_decode(const char *text, size_t len, unsigned char **out,
     unsigned char *buf = sl_malloc(len / 4 * 3 + 1);
     if (!buf)
         return -1;
-    int n = len ? EVP_DecodeBlock(buf, (const unsigned char *)text, (int)len)
-                : 0;
+    int n =
+        len ? EVP_DecodeBlock(buf, (const unsigned char *)text, (int)len) : 0;
     if (n < 0) {
         sl_free(buf);
         return -1;
@@ -240,9 +240,8 @@ sl_kinesis_open(sl_kinesis **out, const char *location, char *why,
     if (endpoint) {
         if (strncasecmp(endpoint, "http://", 7) != 0 &&
             strncasecmp(endpoint, "https://", 8) != 0) {
-            sl_fmt(why, why_size,
-                   "%s: %s '%.200s' is not an http or https URL", location,
-                   what, endpoint);
+            sl_fmt(why, why_size, "%s: %s '%.200s' is not an http or https URL",
+                   location, what, endpoint);
             err = SLUICE_EINVAL;
             goto fail;
         }
@@ -381,16 +380,16 @@ classify_code(const char *code)
 }
 
 sl_kinesis_status
-sl_kinesis_classify(long http_status, const char *body, size_t len,
-                    char *why, size_t why_size)
+sl_kinesis_classify(long http_status, const char *body, size_t len, char *why,
+                    size_t why_size)
 {
     if (http_status >= 200 && http_status < 300) {
         why[0] = '\0';
         return SL_KINESIS_OK;
     }
     char detail[200] = "";
-    yajl_val tree = body && len ? parse_tree(body, len, detail, sizeof detail)
-                                : NULL;
+    yajl_val tree =
+        body && len ? parse_tree(body, len, detail, sizeof detail) : NULL;
     const char *type = tree ? member_str(tree, "__type") : NULL;
     const char *msg = tree ? member_str(tree, "message") : NULL;
     if (tree && !msg)
@@ -459,18 +458,16 @@ call(sl_kinesis *k, const char *action, const char *body, size_t body_len,
         return SL_KINESIS_FAILED;
     }
     char target[96], *token = NULL;
-    sl_fmt(target, sizeof target, "X-Amz-Target: Kinesis_20131202.%s",
-           action);
+    sl_fmt(target, sizeof target, "X-Amz-Target: Kinesis_20131202.%s", action);
     if (creds.session_token[0]) {
         size_t n = strlen(creds.session_token) + 32;
         if ((token = sl_malloc(n)))
             sl_fmt(token, n, "X-Amz-Security-Token: %s", creds.session_token);
     }
-    bool ok = add_header(&headers,
-                         "Content-Type: application/x-amz-json-1.1") &&
-              add_header(&headers, target) &&
-              (!creds.session_token[0] ||
-               (token && add_header(&headers, token)));
+    bool ok =
+        add_header(&headers, "Content-Type: application/x-amz-json-1.1") &&
+        add_header(&headers, target) &&
+        (!creds.session_token[0] || (token && add_header(&headers, token)));
     /* No "Expect:" line to turn 100-continue off: libcurl would sign a
      * header it does not send (tests/kinesis_sign.py caught it). */
     sl_free(token);
@@ -512,9 +509,8 @@ call(sl_kinesis *k, const char *action, const char *body, size_t body_len,
     if (rc != CURLE_OK) {
         const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
         if (rc == CURLE_OPERATION_TIMEDOUT)
-            sl_fmt(why, why_size,
-                   "%s: %s: no answer from %s within %ld ms", k->location,
-                   action, k->endpoint, k->timeout_ms);
+            sl_fmt(why, why_size, "%s: %s: no answer from %s within %ld ms",
+                   k->location, action, k->endpoint, k->timeout_ms);
         else
             sl_fmt(why, why_size, "%s: %s: %s: %s", k->location, action,
                    k->endpoint, detail);
@@ -538,9 +534,8 @@ sl_kinesis_call(sl_kinesis *k, const char *action, const char *body,
     sl_buf b;
     sl_buf_init(&b);
     *reply = NULL;
-    sl_kinesis_status st =
-        call(k, action, body ? body : "{}", body ? strlen(body) : 2, &b, why,
-             why_size);
+    sl_kinesis_status st = call(k, action, body ? body : "{}",
+                                body ? strlen(body) : 2, &b, why, why_size);
     if (b.len > 0) {
         /* The caller frees with free(): hand over a plain copy. */
         *reply = malloc(b.len + 1);
@@ -661,8 +656,8 @@ sl_kinesis_list_shards(sl_kinesis *k, sl_kinesis_shard **shards, size_t *n,
         if (st != SL_KINESIS_OK)
             break;
         char detail[200];
-        yajl_val tree = parse_tree(reply.data, reply.len, detail,
-                                   sizeof detail);
+        yajl_val tree =
+            parse_tree(reply.data, reply.len, detail, sizeof detail);
         int rc = tree ? take_shards(tree, &list, &count, &cap) : -2;
         const char *token = tree ? member_str(tree, "NextToken") : NULL;
         if (rc == 0 && token && *token && !(next = sl_strdup(token)))
@@ -691,8 +686,8 @@ sl_kinesis_list_shards(sl_kinesis *k, sl_kinesis_shard **shards, size_t *n,
 
 sl_kinesis_status
 sl_kinesis_iterator(sl_kinesis *k, const char *shard_id, sl_kinesis_from from,
-                    const char *seq, int64_t at_ms, char **iterator,
-                    char *why, size_t why_size)
+                    const char *seq, int64_t at_ms, char **iterator, char *why,
+                    size_t why_size)
 {
     static const char *const types[] = {"TRIM_HORIZON", "LATEST",
                                         "AT_TIMESTAMP", "AT_SEQUENCE_NUMBER",
@@ -785,8 +780,8 @@ static int
 take_record(yajl_val r, sl_kinesis_batch *out, size_t *cap, char *why,
             size_t why_size)
 {
-    const char *seq = YAJL_IS_OBJECT(r) ? member_str(r, "SequenceNumber")
-                                        : NULL;
+    const char *seq =
+        YAJL_IS_OBJECT(r) ? member_str(r, "SequenceNumber") : NULL;
     const char *data = seq ? member_str(r, "Data") : NULL;
     const char *key = seq ? member_str(r, "PartitionKey") : NULL;
     if (!seq || !data || !key) {
@@ -804,8 +799,8 @@ take_record(yajl_val r, sl_kinesis_batch *out, size_t *cap, char *why,
     }
     if (sl_kpl_is_aggregate(bytes, len)) {
         char reason[200];
-        int rc = sl_kpl_parse(bytes, len, seq, arrival_ms, &out->recs,
-                              &out->n, cap, reason, sizeof reason);
+        int rc = sl_kpl_parse(bytes, len, seq, arrival_ms, &out->recs, &out->n,
+                              cap, reason, sizeof reason);
         if (rc == 0) {
             sl_free(bytes);
             return 0;
@@ -979,18 +974,17 @@ read_put_reply(sl_kinesis *k, const sl_buf *reply, const size_t *map,
     }
     for (size_t i = 0; i < n_sent; i++) {
         yajl_val r = YAJL_GET_ARRAY(list)->values[i];
-        const char *code = YAJL_IS_OBJECT(r) ? member_str(r, "ErrorCode")
-                                             : NULL;
+        const char *code =
+            YAJL_IS_OBJECT(r) ? member_str(r, "ErrorCode") : NULL;
         if (!code && YAJL_IS_OBJECT(r) && member_str(r, "SequenceNumber"))
             continue;
         failed[map[i]] = true;
         if ((*n_failed)++ == 0) {
-            const char *msg = YAJL_IS_OBJECT(r)
-                                  ? member_str(r, "ErrorMessage")
-                                  : NULL;
+            const char *msg =
+                YAJL_IS_OBJECT(r) ? member_str(r, "ErrorMessage") : NULL;
             sl_fmt(why, why_size, "%s%s%.200s",
-                   code ? code : "a record without a result",
-                   msg ? ": " : "", msg ? msg : "");
+                   code ? code : "a record without a result", msg ? ": " : "",
+                   msg ? msg : "");
         }
     }
     yajl_tree_free(tree);

@@ -41,8 +41,8 @@ const char *sl_kinesis_status_name(sl_kinesis_status st);
  * renewed before they expire. SLUICE_EINVAL for a bad location or
  * endpoint. On failure `why` says what and where in one line.
  */
-sluice_err sl_kinesis_open(sl_kinesis **out, const char *location,
-                           char *why, size_t why_size);
+sluice_err sl_kinesis_open(sl_kinesis **out, const char *location, char *why,
+                           size_t why_size);
 void sl_kinesis_close(sl_kinesis *k);
 const char *sl_kinesis_stream(const sl_kinesis *k);
 /* The endpoint calls go to ("http://127.0.0.1:4567"), for messages. */
@@ -57,46 +57,47 @@ void sl_kinesis_set_timeout(sl_kinesis *k, long ms);
  * whatever the status, or NULL when there was none. For tests and admin.
  */
 sl_kinesis_status sl_kinesis_call(sl_kinesis *k, const char *action,
-                                  const char *body, char **reply,
-                                  char *why, size_t why_size);
+                                  const char *body, char **reply, char *why,
+                                  size_t why_size);
 
 typedef struct {
     char *shard_id, *parent, *adjacent_parent; /* NULL when none */
-    char *starting_seq, *ending_seq; /* ending_seq NULL: shard open */
+    char *starting_seq, *ending_seq;           /* ending_seq NULL: shard open */
 } sl_kinesis_shard;
 
 /* Every shard of the stream (ListShards, following NextToken), in the
  * order the service lists them. The caller frees them. */
 sl_kinesis_status sl_kinesis_list_shards(sl_kinesis *k,
-                                         sl_kinesis_shard **shards,
-                                         size_t *n, char *why,
-                                         size_t why_size);
+                                         sl_kinesis_shard **shards, size_t *n,
+                                         char *why, size_t why_size);
 void sl_kinesis_shards_free(sl_kinesis_shard *s, size_t n);
 
 typedef enum {
-    SL_KINESIS_TRIM_HORIZON, SL_KINESIS_LATEST, SL_KINESIS_AT_TIMESTAMP,
-    SL_KINESIS_AT_SEQUENCE, SL_KINESIS_AFTER_SEQUENCE
+    SL_KINESIS_TRIM_HORIZON,
+    SL_KINESIS_LATEST,
+    SL_KINESIS_AT_TIMESTAMP,
+    SL_KINESIS_AT_SEQUENCE,
+    SL_KINESIS_AFTER_SEQUENCE
 } sl_kinesis_from;
 
 /* A shard iterator (GetShardIterator): `seq` for AT_ and AFTER_SEQUENCE,
  * `at_ms` (ms since the epoch) for AT_TIMESTAMP. *iterator is malloc'd. */
 sl_kinesis_status sl_kinesis_iterator(sl_kinesis *k, const char *shard_id,
-                                      sl_kinesis_from from,
-                                      const char *seq, int64_t at_ms,
-                                      char **iterator, char *why,
+                                      sl_kinesis_from from, const char *seq,
+                                      int64_t at_ms, char **iterator, char *why,
                                       size_t why_size);
 
 typedef struct {
-    char *seq;             /* SequenceNumber (decimal string) */
-    uint32_t subseq;       /* index within a KPL aggregate, else 0 */
-    uint32_t n_sub;        /* sub-records in its aggregate (0: plain) */
-    int64_t arrival_ms;    /* ApproximateArrivalTimestamp */
+    char *seq;          /* SequenceNumber (decimal string) */
+    uint32_t subseq;    /* index within a KPL aggregate, else 0 */
+    uint32_t n_sub;     /* sub-records in its aggregate (0: plain) */
+    int64_t arrival_ms; /* ApproximateArrivalTimestamp */
     char *partition_key;
-    unsigned char *data;   /* decoded bytes (base64 undone) */
+    unsigned char *data; /* decoded bytes (base64 undone) */
     size_t len;
-    char *bad;             /* non-NULL: a KPL aggregate that could not be
-                              decoded (reason); data is then the raw
-                              record */
+    char *bad; /* non-NULL: a KPL aggregate that could not be
+                  decoded (reason); data is then the raw
+                  record */
 } sl_kinesis_record;
 
 typedef struct {
@@ -135,10 +136,9 @@ typedef struct {
  * count in *n_failed, the first failure's code in why.
  */
 sl_kinesis_status sl_kinesis_put_records(sl_kinesis *k,
-                                         const sl_kinesis_put *recs,
-                                         size_t n, bool *failed,
-                                         size_t *n_failed, char *why,
-                                         size_t why_size);
+                                         const sl_kinesis_put *recs, size_t n,
+                                         bool *failed, size_t *n_failed,
+                                         char *why, size_t why_size);
 
 /* ------------------------------------------------------ pieces, tested */
 
@@ -147,8 +147,7 @@ sl_kinesis_status sl_kinesis_put_records(sl_kinesis *k,
  * the calls classify it; `why` gets "CODE: message".
  */
 sl_kinesis_status sl_kinesis_classify(long http_status, const char *body,
-                                      size_t len, char *why,
-                                      size_t why_size);
+                                      size_t len, char *why, size_t why_size);
 
 /* Parse a GetRecords reply into *out (KPL aggregates de-aggregated).
  * SL_KINESIS_FAILED with why for a reply that is not one. */

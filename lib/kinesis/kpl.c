@@ -21,8 +21,7 @@ static int
 md5(const unsigned char *data, size_t len, unsigned char out[MD5_LEN])
 {
     unsigned int n = 0;
-    return EVP_Digest(data, len, out, &n, EVP_md5(), NULL) == 1 &&
-                   n == MD5_LEN
+    return EVP_Digest(data, len, out, &n, EVP_md5(), NULL) == 1 && n == MD5_LEN
                ? 0
                : -1;
 }
@@ -151,8 +150,7 @@ sl_kpl_parse(const unsigned char *data, size_t len, const char *seq,
             sl_fmt(reason, reason_size,
                    "KPL aggregate: record %zu names partition key %llu of "
                    "%zu",
-                   i,
-                   (unsigned long long)agg->records[i]->partition_key_index,
+                   i, (unsigned long long)agg->records[i]->partition_key_index,
                    agg->n_partition_key_table);
             rc = -1;
             goto done;

@@ -78,8 +78,8 @@ flush(publisher *p)
         for (size_t i = 0; i < p->n; i++)
             puts[i] = (sl_kinesis_put){
                 .partition_key = p->arena.data + p->items[i].key_off,
-                .data = (const unsigned char *)p->arena.data +
-                        p->items[i].data_off,
+                .data =
+                    (const unsigned char *)p->arena.data + p->items[i].data_off,
                 .len = p->items[i].data_len,
             };
         size_t n_failed = 0;
@@ -105,8 +105,8 @@ flush(publisher *p)
             char detail[700];
             sl_copy(detail, sizeof detail, why);
             sl_fmt(why, sizeof why, "%s: PutRecords: %zu record%s failed: %s",
-                   sl_kinesis_stream(p->k), n_failed,
-                   n_failed == 1 ? "" : "s", detail);
+                   sl_kinesis_stream(p->k), n_failed, n_failed == 1 ? "" : "s",
+                   detail);
         } else if (st == SL_KINESIS_THROTTLED) {
             counts = false;
         } else if (st != SL_KINESIS_TRANSIENT) {
@@ -241,8 +241,8 @@ publish_one(publisher *p, const sluice_ingest_input *in, const sl_guard *guard)
     sl_record rec;
     char reason[512];
     yajl_gen g = sl_json_gen_new();
-    sluice_err err = g ? sl_feed_init(&feed, in->fd, p->o->format)
-                       : SLUICE_ENOMEM;
+    sluice_err err =
+        g ? sl_feed_init(&feed, in->fd, p->o->format) : SLUICE_ENOMEM;
     if (err != SLUICE_OK) {
         if (g)
             yajl_gen_free(g);
@@ -272,8 +272,7 @@ publish_one(publisher *p, const sluice_ingest_input *in, const sl_guard *guard)
         }
         err = sl_record_prepare(&scratch, &item, &rec, reason, sizeof reason);
         const char *refused =
-            err == SLUICE_OK ? sl_guard_check_origin(guard, rec.origin)
-                             : NULL;
+            err == SLUICE_OK ? sl_guard_check_origin(guard, rec.origin) : NULL;
         if (refused) {
             sl_fmt(reason, sizeof reason,
                    "url: %s address refused (allow it with --allow-private "
@@ -316,9 +315,9 @@ sluice_publish_fds(const char *location, const sluice_ingest_input *inputs,
                 "--delimiter: a quote or a line break cannot split fields");
         return SLUICE_EINVAL;
     }
-    sluice_err err = sl_guard_init(&guard, opts->allow_private != 0,
-                                   opts->allow_nets, opts->n_allow_nets, why,
-                                   sizeof why);
+    sluice_err err =
+        sl_guard_init(&guard, opts->allow_private != 0, opts->allow_nets,
+                      opts->n_allow_nets, why, sizeof why);
     if (err != SLUICE_OK) {
         sl_copy(errbuf, errbuf_size, why);
         return err;

@@ -20,7 +20,8 @@ need_kinesalite() {
     command -v node >/dev/null ||
         skip "node is not installed (run scripts/setup.sh test)"
     [ -f "$KINESALITE/index.js" ] ||
-        skip "kinesalite is not installed at $KINESALITE (run scripts/setup.sh test)"
+        skip "kinesalite is not installed at $KINESALITE" \
+            "(run scripts/setup.sh test)"
     [ -x "$KINESIS_ADMIN" ] || skip "no $KINESIS_ADMIN (build the tests)"
 }
 
