@@ -308,3 +308,37 @@ TEST(timeout_is_transient)
     sl_kinesis_close(k);
     close(fd);
 }
+
+#ifdef SLUICE_FAULT_INJECTION
+/* Test builds fail chosen GetRecords calls without asking the service
+ * (kinesalite never throttles); the others go out as usual. */
+TEST(fault_injection_get_records)
+{
+    setenv("SLUICE_KINESIS_FAULT", "get_throttle=1,3;get_expired=2", 1);
+    /* Nothing listens on port 9 of loopback: a call that goes out fails
+     * at once as TRANSIENT. */
+    setenv("AWS_ENDPOINT_URL_KINESIS", "http://127.0.0.1:9", 1);
+    setenv("AWS_REGION", "us-east-1", 1);
+    setenv("AWS_ACCESS_KEY_ID", "AKID", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+    sl_kinesis *k;
+    char why[300];
+    ASSERT_EQ(sl_kinesis_open(&k, "kinesis://s", why, sizeof why), SLUICE_OK);
+    sl_kinesis_status want[] = {SL_KINESIS_THROTTLED,
+                                SL_KINESIS_EXPIRED_ITERATOR,
+                                SL_KINESIS_THROTTLED, SL_KINESIS_TRANSIENT};
+    for (size_t i = 0; i < 4; i++) {
+        sl_kinesis_batch b;
+        sl_kinesis_status st =
+            sl_kinesis_get_records(k, "it", 100, &b, why, sizeof why);
+        if (st != want[i])
+            TEST_FAIL_("call %zu: %s, wanted %s (%s)", i + 1,
+                       sl_kinesis_status_name(st),
+                       sl_kinesis_status_name(want[i]), why);
+        ASSERT_STR_CONTAINS(why, "GetRecords");
+        ASSERT_EQ(b.n, 0);
+        sl_kinesis_batch_free(&b);
+    }
+    sl_kinesis_close(k);
+}
+#endif
