@@ -8,7 +8,9 @@
  *   kinesis_admin split STREAM SHARD     split SHARD at its hash midpoint
  *   kinesis_admin merge STREAM SHARD ADJ merge two adjacent shards
  *   kinesis_admin dump STREAM            every record's data, one a line
- *   kinesis_admin records STREAM         shard seq subseq n_sub key data
+ *   kinesis_admin records STREAM         shard seq subseq n_sub key bad data
+ *   kinesis_admin records-at STREAM MS   the same from AT_TIMESTAMP MS
+ *                                        (ms since the epoch)
  *   kinesis_admin put-kpl STREAM [KEY]   stdin's lines as one KPL aggregate
  *                                        (partition keys KEY-0, KEY-1, ...)
  *   kinesis_admin put-raw STREAM KEY DATA  one plain record
@@ -192,7 +194,7 @@ cmd_merge(sl_kinesis *k, const char *shard, const char *adjacent)
 /* Every record of every shard from TRIM_HORIZON to its end (an open
  * shard: until a read returns nothing). */
 static void
-cmd_dump(sl_kinesis *k, bool verbose)
+cmd_dump(sl_kinesis *k, bool verbose, sl_kinesis_from from, int64_t at_ms)
 {
     sl_kinesis_shard *s;
     size_t n;
@@ -200,8 +202,8 @@ cmd_dump(sl_kinesis *k, bool verbose)
         die("ListShards");
     for (size_t i = 0; i < n; i++) {
         char *it;
-        if (sl_kinesis_iterator(k, s[i].shard_id, SL_KINESIS_TRIM_HORIZON, NULL,
-                                0, &it, why, sizeof why) != SL_KINESIS_OK)
+        if (sl_kinesis_iterator(k, s[i].shard_id, from, NULL, at_ms, &it, why,
+                                sizeof why) != SL_KINESIS_OK)
             die("GetShardIterator");
         while (it) {
             sl_kinesis_batch b;
@@ -276,7 +278,7 @@ main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: kinesis_admin create|list|split|merge|dump|"
-                        "records|put-kpl|put-raw STREAM ...\n");
+                        "records|records-at|put-kpl|put-raw STREAM ...\n");
         return 2;
     }
     const char *cmd = argv[1];
@@ -290,9 +292,12 @@ main(int argc, char **argv)
     else if (strcmp(cmd, "merge") == 0 && argc == 5)
         cmd_merge(k, argv[3], argv[4]);
     else if (strcmp(cmd, "dump") == 0)
-        cmd_dump(k, false);
+        cmd_dump(k, false, SL_KINESIS_TRIM_HORIZON, 0);
     else if (strcmp(cmd, "records") == 0)
-        cmd_dump(k, true);
+        cmd_dump(k, true, SL_KINESIS_TRIM_HORIZON, 0);
+    else if (strcmp(cmd, "records-at") == 0 && argc == 4)
+        cmd_dump(k, true, SL_KINESIS_AT_TIMESTAMP,
+                 (int64_t)strtoll(argv[3], NULL, 10));
     else if (strcmp(cmd, "put-kpl") == 0)
         cmd_put_kpl(k, argc > 3 ? argv[3] : "kpl");
     else if (strcmp(cmd, "put-raw") == 0 && argc == 5)

@@ -179,4 +179,21 @@ assert_eq "$(sort -u dump4.txt | wc -l)" 200
 assert_eq "$(awk -F'\t' '$1 ~ /^shardId-00000000000[023]$/ &&
     $7 ~ /"sku-(10[1-9]|1[1-9][0-9]|200)"/' records4.txt | wc -l)" 0
 
+case_ "an iterator AT_TIMESTAMP starts after what came before it"
+run "$ADMIN" create s5 1
+assert_rc 0
+seq 1 5 | sed 's|.*|https://a.example/&.jpg|' |
+    "$SLUICE" publish --to kinesis://s5 - >/dev/null || fail "publish 1-5"
+sleep 1.1
+mid=$(date +%s%3N)
+sleep 0.2
+seq 6 8 | sed 's|.*|https://a.example/&.jpg|' |
+    "$SLUICE" publish --to kinesis://s5 - >/dev/null || fail "publish 6-8"
+run "$ADMIN" records-at s5 "$mid"
+assert_rc 0
+urls=$(printf '%s\n' "$out" | cut -f7 |
+    sed -n 's/.*"url":"\([^"]*\)".*/\1/p' | tr '\n' ' ')
+assert_eq "$urls" \
+    "https://a.example/6.jpg https://a.example/7.jpg https://a.example/8.jpg "
+
 finish
