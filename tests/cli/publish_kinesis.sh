@@ -196,4 +196,24 @@ urls=$(printf '%s\n' "$out" | cut -f7 |
 assert_eq "$urls" \
     "https://a.example/6.jpg https://a.example/7.jpg https://a.example/8.jpg "
 
+case_ "batches cut at 5 MiB; ids over 256 bytes partitioned by their MD5"
+run "$ADMIN" create s6 2
+assert_rc 0
+# 600 records of about 11 kB: 476 fit in 5 MiB, so two calls.
+long_id=$(head -c 3000 /dev/zero | tr '\0' z)
+long_path=$(head -c 8000 /dev/zero | tr '\0' x)
+seq 1 600 | awk -v a="$long_id" -v b="$long_path" '{
+    printf "{\"key\":\"k%d\",\"id\":\"%s%d\",", $1, a, $1
+    printf "\"url\":\"https://a.example/%s%d.jpg\"}\n", b, $1 }' >big.jsonl
+run "$SLUICE" publish --json --to kinesis://s6 big.jsonl
+assert_rc 0
+assert_has "$out" '"published":600,"rejected":0,"retried":0,"calls":2'
+"$ADMIN" records s6 >records6.txt
+assert_eq "$(wc -l <records6.txt)" 600
+assert_eq "$(cut -f7 records6.txt | sort -u | wc -l)" 600
+assert_eq "$(cut -f5 records6.txt | grep -cE '^[0-9a-f]{32}$')" 600
+first=$(grep '"key":"k1"' records6.txt | cut -f5)
+want=$(printf '%s1' "$long_id" | md5sum | cut -d' ' -f1)
+assert_eq "$first" "$want"
+
 finish
