@@ -40,8 +40,11 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         captured.append({"method": "POST", "path": self.path,
                          "headers": list(self.headers.items()),
                          "body": body})
+        n_records = len(json.loads(body)["Records"])
         reply = json.dumps({"FailedRecordCount": 0, "Records": [
-            {"SequenceNumber": "1", "ShardId": "shardId-000000000000"}]})
+            {"SequenceNumber": str(i + 1),
+             "ShardId": "shardId-000000000000"}
+            for i in range(n_records)]})
         data = reply.encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/x-amz-json-1.1")
@@ -103,7 +106,18 @@ def main():
         with open(feed, "w") as f:
             f.write('{"id":"sku-1","url":"https://img.example/1.jpg",'
                     '"meta":{"w":"\\u00e9t\\u00e9"}}\n')
-        for token in (None, "IQoJb3JpZ2luX2VjEXAMPLE/TOKEN+with=chars"):
+        # A body over 1 MiB too: libcurl adds "Expect: 100-continue" to
+        # those, which must not upset the signature.
+        big = os.path.join(tmp, "big.jsonl")
+        with open(big, "w") as f:
+            for i in range(200):
+                f.write('{"id":"sku-%d","key":"k%d","url":"https://img.example'
+                        '/%s%d.jpg"}\n' % (i, i, "x" * 8000, i))
+        for token, feed_file, label in (
+                (None, feed, "plain keys"),
+                ("IQoJb3JpZ2luX2VjEXAMPLE/TOKEN+with=chars", feed,
+                 "with a session token"),
+                (None, big, "a body over 1 MiB")):
             env = {k: v for k, v in os.environ.items()
                    if not k.startswith("AWS_")}
             env.update(AWS_ENDPOINT_URL_KINESIS="http://127.0.0.1:%d" % port,
@@ -115,10 +129,10 @@ def main():
                 env["AWS_SESSION_TOKEN"] = token
             captured.clear()
             r = subprocess.run(["faketime", FAKE_TIME, sluice, "publish",
-                                "--to", "kinesis://signed-stream", feed],
+                                "--to", "kinesis://signed-stream",
+                                feed_file],
                                env=env, capture_output=True, text=True,
                                timeout=60)
-            label = "with a session token" if token else "plain keys"
             if r.returncode != 0 or len(captured) != 1:
                 print("FAIL [%s]: sluice exited %d, %d requests: %s"
                       % (label, r.returncode, len(captured), r.stderr))
@@ -147,7 +161,10 @@ def main():
                     print("FAIL [%s]: %s" % (label, why))
                     failed = 1
             if all(ok for ok, _ in checks):
-                print("ok   %s: %s" % (label, got["authorization"]))
+                print("ok   %s (%d bytes%s): %s" % (
+                    label, len(req["body"]),
+                    ", expect: " + got["expect"] if "expect" in got else "",
+                    got["authorization"]))
     server.shutdown()
     return failed
 
