@@ -342,3 +342,20 @@ TEST(fault_injection_get_records)
     sl_kinesis_close(k);
 }
 #endif
+
+TEST(sequence_numbers_compare)
+{
+    const char *small =
+        "49680893166855564183839170886380196063791126795194990594";
+    const char *next =
+        "49680893166855564183839170886380196063791126795194990595";
+    ASSERT_LT(sl_kinesis_seq_cmp(small, 0, next, 0), 0);
+    ASSERT_GT(sl_kinesis_seq_cmp(next, 0, small, 0), 0);
+    ASSERT_EQ(sl_kinesis_seq_cmp(small, 3, small, 3), 0);
+    ASSERT_LT(sl_kinesis_seq_cmp(small, 2, small, 3), 0);
+    ASSERT_GT(sl_kinesis_seq_cmp(next, 0, small, 9), 0);
+    /* By value, not as text: 9 < 10, and leading zeros change nothing. */
+    ASSERT_LT(sl_kinesis_seq_cmp("9", 0, "10", 0), 0);
+    ASSERT_EQ(sl_kinesis_seq_cmp("007", 1, "7", 1), 0);
+    ASSERT_LT(sl_kinesis_seq_cmp("0", 0, "1", 0), 0);
+}

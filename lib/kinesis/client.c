@@ -119,6 +119,23 @@ fault_listed(const unsigned long *list, size_t n, unsigned long call)
 }
 #endif
 
+int
+sl_kinesis_seq_cmp(const char *a, uint32_t a_sub, const char *b, uint32_t b_sub)
+{
+    /* Decimal without leading zeros: the longer is the larger. */
+    while (*a == '0' && a[1])
+        a++;
+    while (*b == '0' && b[1])
+        b++;
+    size_t la = strlen(a), lb = strlen(b);
+    if (la != lb)
+        return la < lb ? -1 : 1;
+    int c = strcmp(a, b);
+    if (c != 0)
+        return c < 0 ? -1 : 1;
+    return a_sub < b_sub ? -1 : a_sub > b_sub ? 1 : 0;
+}
+
 /* ------------------------------------------------------------- base64 */
 
 char *

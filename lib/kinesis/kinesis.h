@@ -140,6 +140,15 @@ sl_kinesis_status sl_kinesis_put_records(sl_kinesis *k,
                                          bool *failed, size_t *n_failed,
                                          char *why, size_t why_size);
 
+/*
+ * Compare two sequence numbers (decimal strings of up to 128 bits, no
+ * leading zeros), each with a sub-sequence (0 for a plain record): <0,
+ * 0, >0 as (a, a_sub) comes before, with or after (b, b_sub). For
+ * checkpoints that only move forward.
+ */
+int sl_kinesis_seq_cmp(const char *a, uint32_t a_sub, const char *b,
+                       uint32_t b_sub);
+
 /* ------------------------------------------------------ pieces, tested */
 
 /*
