@@ -57,6 +57,20 @@ assert_eq "$(cut -f1 records1.txt | sort -u | wc -l)" 4
 assert_eq "$(awk -F'\t' '$5 != substr($7, 8, length($5)) {n++}
     END {print n+0}' records1.txt)" 0
 
+case_ "--allow-net and --allow-private accept what the policy refuses"
+run "$ADMIN" create s7 1
+assert_rc 0
+printf '%s\n' '{"id":"p1","url":"http://10.1.2.3/x.jpg"}' \
+    '{"id":"p2","url":"http://192.168.0.9/x.jpg"}' >private.jsonl
+run "$SLUICE" publish --to kinesis://s7 --allow-net 10.0.0.0/8 private.jsonl
+assert_rc 1
+assert_has "$out" "published 1, rejected 1"
+assert_has "$err" "private.jsonl:2: url: private address refused"
+run "$SLUICE" publish --to kinesis://s7 --allow-private private.jsonl
+assert_rc 0
+assert_has "$out" "published 2, rejected 0"
+assert_eq "$("$ADMIN" dump s7 | grep -c '"id":"p1"')" 2
+
 case_ "--partition-key origin: one origin, one partition key"
 run "$ADMIN" create s2 4
 assert_rc 0
@@ -145,6 +159,9 @@ AWS_REGION= AWS_DEFAULT_REGION= AWS_CONFIG_FILE=/nonexistent \
     run "$SLUICE" publish --to kinesis://s1 small.jsonl
 assert_rc 3
 assert_has "$err" "kinesis://s1: no AWS region"
+run "$SLUICE" publish --to kinesis://s1 --allow-net 10.0.0.0/33 small.jsonl
+assert_rc 2
+assert_has "$err" "10.0.0.0/33"
 AWS_ENDPOINT_URL_KINESIS=ftp://x run "$SLUICE" publish --to kinesis://s1 \
     small.jsonl
 assert_rc 2
