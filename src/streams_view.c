@@ -88,8 +88,7 @@ streams_view_print(const streams_view *v, FILE *out)
         else if (ms >= 0) {
             cli_duration(dur, sizeof dur, (double)ms / 1000);
             snprintf(lag, sizeof lag, "%s behind%s", dur,
-                     strcmp(from, "arrival") == 0 ? " (by arrival time)"
-                                                  : "");
+                     strcmp(from, "arrival") == 0 ? " (by arrival time)" : "");
         }
         char sub[32] = "";
         if (p->subseq)

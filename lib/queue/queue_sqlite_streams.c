@@ -105,8 +105,7 @@ sl_sqlite_stream_lease(sluice_queue *q, const char *stream, const char *owner,
 }
 
 sluice_err
-sl_sqlite_stream_unlease(sluice_queue *q, const char *stream,
-                         const char *owner)
+sl_sqlite_stream_unlease(sluice_queue *q, const char *stream, const char *owner)
 {
     sqlite3_stmt *st;
     sluice_err err = sl_sqlite_own_begin(q);
@@ -133,10 +132,9 @@ sl_sqlite_stream_mark(sluice_queue *q, const char *owner,
     if (err != SLUICE_OK)
         return err;
     if (strcmp(holder, owner) != 0)
-        return sl_queue_fail(q, SLUICE_EAGAIN,
-                             "%s: another ingester (%s) took over %s",
-                             sl_sqlite_state(q)->path,
-                             *holder ? holder : "none", m->stream);
+        return sl_queue_fail(
+            q, SLUICE_EAGAIN, "%s: another ingester (%s) took over %s",
+            sl_sqlite_state(q)->path, *holder ? holder : "none", m->stream);
     err = prep(q, XST_MARK, &st);
     if (err != SLUICE_OK)
         return err;

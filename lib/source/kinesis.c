@@ -33,12 +33,12 @@
 #define LEASE_DEFAULT_S 15.0
 #define POLL_DEFAULT_S  1.0
 #define SEQ_MAX         128
-#define TRIES_MAX       8     /* without follow: failures in a row */
+#define TRIES_MAX       8 /* without follow: failures in a row */
 
 typedef struct {
     char *id, *parent, *adjacent;
-    bool open;       /* the service lists no ending sequence number */
-    char *iter;      /* NULL: get one */
+    bool open;  /* the service lists no ending sequence number */
+    char *iter; /* NULL: get one */
     char seq[SEQ_MAX];
     uint32_t subseq;
     bool placed;     /* seq is a stored place */
@@ -75,8 +75,7 @@ stopped(const ingester *in)
     return in->so->stop && *in->so->stop;
 }
 
-static void
-notice(const ingester *in, const char *fmt, ...) SL_PRINTF(2, 3);
+static void notice(const ingester *in, const char *fmt, ...) SL_PRINTF(2, 3);
 
 static void
 notice(const ingester *in, const char *fmt, ...)
@@ -204,8 +203,8 @@ list_shards(ingester *in)
 {
     sl_kinesis_shard *got = NULL;
     size_t n = 0;
-    sl_kinesis_status st = sl_kinesis_list_shards(in->k, &got, &n, in->why,
-                                                  sizeof in->why);
+    sl_kinesis_status st =
+        sl_kinesis_list_shards(in->k, &got, &n, in->why, sizeof in->why);
     if (st != SL_KINESIS_OK)
         return st == SL_KINESIS_NOT_FOUND || st == SL_KINESIS_FAILED
                    ? SLUICE_ECONFIG
@@ -216,8 +215,8 @@ list_shards(ingester *in)
     for (size_t i = 0; i < n && err == SLUICE_OK; i++) {
         shard *s = shard_find(in, got[i].shard_id);
         if (!s) {
-            shard *grown = sl_realloc(in->shards,
-                                      (in->n_shards + 1) * sizeof *grown);
+            shard *grown =
+                sl_realloc(in->shards, (in->n_shards + 1) * sizeof *grown);
             if (!grown) {
                 err = SLUICE_ENOMEM;
                 break;
@@ -305,8 +304,7 @@ reject(ingester *in, const shard *s, const sl_kinesis_record *r,
         sl_fmt(where, sizeof where, "%s %s seq %s sub %" PRIu32, in->stream,
                s->id, r->seq, r->subseq);
     else
-        sl_fmt(where, sizeof where, "%s %s seq %s", in->stream, s->id,
-               r->seq);
+        sl_fmt(where, sizeof where, "%s %s seq %s", in->stream, s->id, r->seq);
     in->o->on_reject(in->o->ctx, where, 0, reason);
 }
 
@@ -334,8 +332,8 @@ take_record(ingester *in, const shard *s, const sl_kinesis_record *r,
         reject(in, s, r, fs == SL_FEED_EOF ? "empty record" : reason);
         return SLUICE_OK;
     }
-    sluice_err err = sl_record_prepare(&in->scratch, &item, &rec, reason,
-                                       sizeof reason);
+    sluice_err err =
+        sl_record_prepare(&in->scratch, &item, &rec, reason, sizeof reason);
     if (err == SLUICE_ENOMEM)
         return err;
     if (err != SLUICE_OK) {
@@ -466,8 +464,7 @@ read_shard(ingester *in, shard *s)
         if (!in->so->follow && s->fails + 1 >= TRIES_MAX)
             return SLUICE_ENETWORK; /* said in why */
         if (s->fails == 3)
-            notice(in, "%s %s: %s; still trying", in->stream, s->id,
-                   in->why);
+            notice(in, "%s %s: %s; still trying", in->stream, s->id, in->why);
         back_off(in, s);
         return SLUICE_OK;
     case SL_KINESIS_NOT_FOUND:
@@ -575,8 +572,7 @@ ingester_free(ingester *in)
 sluice_err
 sluice_ingest_stream(sluice_queue *q, const char *location,
                      const sluice_stream_opts *sopts,
-                     const sluice_ingest_opts *opts,
-                     sluice_ingest_stats *stats)
+                     const sluice_ingest_opts *opts, sluice_ingest_stats *stats)
 {
     static const sluice_ingest_opts no_opts = {0};
     static const sluice_stream_opts no_sopts = {0};
@@ -597,8 +593,8 @@ sluice_ingest_stream(sluice_queue *q, const char *location,
     in.lease_ms = (int64_t)(so.lease_s * 1000);
     in.rng = (uint64_t)sl_now_ms() ^ ((uint64_t)getpid() << 32);
     gethostname(host, sizeof host - 1);
-    sl_fmt(in.owner, sizeof in.owner, "%s:%d:%016" PRIx64, host,
-           (int)getpid(), sl_random(&in.rng));
+    sl_fmt(in.owner, sizeof in.owner, "%s:%d:%016" PRIx64, host, (int)getpid(),
+           sl_random(&in.rng));
     sl_record_scratch_init(&in.scratch);
     if (!sl_queue_has(q, SL_QUEUE_F_STREAMS))
         return sl_queue_fail(q, SLUICE_EUNSUPPORTED,
@@ -650,8 +646,8 @@ static int
 list_place(void *ctx, const sl_stream_mark *m)
 {
     const place_lister *pl = ctx;
-    sluice_stream_place p = {m->stream,     m->shard,      m->seq,
-                             m->subseq,     m->finished,   m->behind_ms,
+    sluice_stream_place p = {m->stream,     m->shard,     m->seq,
+                             m->subseq,     m->finished,  m->behind_ms,
                              m->arrival_ms, m->written_ms};
     return pl->fn(pl->ctx, &p);
 }
