@@ -126,6 +126,7 @@ extern const cli_command list_command;
 extern const cli_command dlq_command;
 extern const cli_command slots_command;
 extern const cli_command migrate_command;
+extern const cli_command publish_command;
 
 int cmd_ingest(int argc, char **argv);
 int cmd_status(int argc, char **argv);
@@ -134,6 +135,7 @@ int cmd_dlq(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_slots(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_publish(int argc, char **argv);
 
 /* A cell of a tab-separated table on stdout, then a tab (or, `last`, a
  * line break): "-" for nothing; tabs and line breaks shown escaped. */

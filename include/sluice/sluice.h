@@ -612,6 +612,68 @@ sluice_err sluice_run(sluice_queue *q, const sluice_run_opts *opts,
                       sluice_run_stats *stats, char *errbuf,
                       size_t errbuf_size);
 
+/* -------------------------------------------------------------- publish */
+
+typedef struct {
+    uint64_t published; /* records the stream accepted */
+    uint64_t rejected;  /* malformed or refused lines */
+    uint64_t retried;   /* records sent again after the service failed
+                           them (FailedRecordCount) or a call failed */
+    uint64_t calls;     /* PutRecords calls made */
+} sluice_publish_stats;
+
+/* Called every few hundred records with the totals so far. */
+typedef void sluice_publish_progress_fn(void *ctx,
+                                        const sluice_publish_stats *so_far);
+
+typedef struct {
+    /* How the feeds are read and checked, as sluice_ingest_opts says:
+     * format, columns, delimiter, and the URL policy (only the options':
+     * no queue holds one here). */
+    sluice_format format;
+    const char *url_column, *id_column, *key_column;
+    char delimiter;
+    int allow_private;
+    const char *const *allow_nets;
+    size_t n_allow_nets;
+    /* The partition key: the record's id (0), or its origin (1), so that
+     * one origin's records land on one shard. An id or origin longer than
+     * the 256 bytes Kinesis allows is replaced by its MD5 in hex. */
+    int partition_by_origin;
+    sluice_reject_fn *on_reject;              /* may be NULL */
+    sluice_publish_progress_fn *on_progress;  /* may be NULL */
+    sluice_ingest_input_fn *on_input;         /* may be NULL */
+    void *ctx;                                /* passed to all three */
+    /* One call's longest wait in ms (0: 10000), and how many times a
+     * call that failed (no answer, 5xx) or a record the service failed
+     * for a reason other than throttling is tried (0: 8). Throttles are
+     * retried without counting. */
+    long timeout_ms;
+    unsigned max_attempts;
+} sluice_publish_opts;
+
+/*
+ * Read the feeds as ingest does (the same formats, validation and
+ * rejections, FILE:LINE: reason through on_reject) and put each good
+ * record on the Kinesis stream `location` ("kinesis://STREAM"; region,
+ * endpoint and credentials from the AWS_* environment) as one compact
+ * JSON object {"id","url","key","meta"} (meta only when the record has
+ * one): what `sluice ingest kinesis://` reads back. PutRecords carries at
+ * most 500 records and 5 MiB; records the service fails are sent again
+ * with backoff and jitter, before any later record. `stats` is added to.
+ * Returns an error only for a failure that stopped the work (a bad
+ * location or options: SLUICE_EINVAL or SLUICE_ECONFIG; a read error;
+ * the service failing past max_attempts: SLUICE_ENETWORK, SLUICE_ETIMEOUT
+ * or SLUICE_EHTTP), with one line in errbuf; records put before it stay
+ * on the stream.
+ */
+sluice_err sluice_publish_fds(const char *location,
+                              const sluice_ingest_input *inputs,
+                              size_t n_inputs,
+                              const sluice_publish_opts *opts,
+                              sluice_publish_stats *stats, char *errbuf,
+                              size_t errbuf_size);
+
 #ifdef __cplusplus
 }
 #endif

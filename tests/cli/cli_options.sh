@@ -30,6 +30,8 @@ sample() {
     C) echo ';' ;;
     ORIGIN) echo http://img.example:80 ;;
     ID...) echo sku-1 ;;
+    kinesis://STREAM) echo kinesis://s ;;
+    'id|origin') echo origin ;;
     *) return 1 ;;
     esac
 }
