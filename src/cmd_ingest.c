@@ -16,7 +16,7 @@
 
 enum {
     O_DB, O_FORMAT, O_JSON, O_QUIET, O_PRIVATE, O_NET, O_URL_COL, O_ID_COL,
-    O_KEY_COL, O_DELIM, O_RESET_POLICY, O_STRICT, O_FROM, O_FOLLOW
+    O_KEY_COL, O_DELIM, O_RESET_POLICY, O_STRICT, O_FROM, O_FOLLOW, O_LEASE
 };
 
 static const cli_opt ingest_opts[] = {
@@ -66,6 +66,11 @@ static const cli_opt ingest_opts[] = {
     {.name = "follow", .id = O_FOLLOW,
      .help = "kinesis://: tail the stream until SIGINT or SIGTERM (without "
              "it: stop at the stream's end)",
+     .forms = 2},
+    {.name = "lease", .id = O_LEASE, .arg = "SEC",
+     .help = "kinesis://: how long the stream's lease lasts unrenewed "
+             "(default 15): a standby takes over this long after the "
+             "ingester holding it dies",
      .forms = 2},
     {.name = "json", .id = O_JSON,
      .help = "print the summary as one JSON object"},
@@ -155,7 +160,11 @@ static void
 on_reject(void *ctx, const char *file, uint64_t line, const char *reason)
 {
     progress_clear(ctx);
-    fprintf(stderr, "%s:%llu: %s\n", file, (unsigned long long)line, reason);
+    if (line == 0) /* a stream's record: `file` says where */
+        fprintf(stderr, "%s: %s\n", file, reason);
+    else
+        fprintf(stderr, "%s:%llu: %s\n", file, (unsigned long long)line,
+                reason);
 }
 
 static void
@@ -316,6 +325,7 @@ cmd_ingest(int argc, char **argv)
     bool reset_policy = false, strict = false;
     sluice_stream_opts sopts = {.stop = &stream_stop};
     const char *from_opt = NULL;
+    bool lease_opt = false;
     const char *url_column = NULL, *id_column = NULL, *key_column = NULL;
     char delimiter = 0;
     const char **nets = calloc((size_t)argc + 1, sizeof *nets);
@@ -379,6 +389,20 @@ cmd_ingest(int argc, char **argv)
         case O_FOLLOW:
             sopts.follow = 1;
             break;
+        case O_LEASE: {
+            char *end;
+            sopts.lease_s = strtod(p.arg, &end);
+            if (end == p.arg || *end || !(sopts.lease_s >= 1) ||
+                sopts.lease_s > 3600) {
+                free(nets);
+                return cli_usage("ingest",
+                                 "--lease: %s: must be a number of seconds "
+                                 "from 1 to 3600",
+                                 p.arg);
+            }
+            lease_opt = true;
+            break;
+        }
         case O_URL_COL:
         case O_ID_COL:
         case O_KEY_COL:
@@ -420,8 +444,10 @@ cmd_ingest(int argc, char **argv)
     for (int i = p.optind; i < argc; i++)
         if (strncmp(argv[i], "kinesis://", 10) == 0)
             stream = argv[i];
-    const char *misfit = !stream ? (sopts.follow ? "--follow" : from_opt
-                                                   ? "--from" : NULL)
+    const char *misfit = !stream ? (sopts.follow ? "--follow"
+                                    : from_opt   ? "--from"
+                                    : lease_opt  ? "--lease"
+                                                 : NULL)
                          : n_inputs > 1 ? "another input"
                          : format != SLUICE_FORMAT_AUTO ? "--format"
                          : delimiter ? "--delimiter"

@@ -324,6 +324,7 @@ take_record(ingester *in, const shard *s, const sl_kinesis_record *r,
         reject(in, s, r, "not one JSON object: it holds a line break or NUL");
         return SLUICE_OK;
     }
+    memset(&item, 0, sizeof item);
     sl_feed_status fs = sl_jsonl_parse(&in->jsonl, (const char *)r->data,
                                        r->len, &item, reason, sizeof reason);
     if (fs == SL_FEED_ERROR)
