@@ -238,6 +238,66 @@ sluice_err sluice_ingest_fds(sluice_queue *q,
                              size_t n_inputs, const sluice_ingest_opts *opts,
                              sluice_ingest_stats *stats);
 
+/* ------------------------------------------------------- stream ingest */
+
+/* Where the ingester starts reading a shard it has no place in yet. */
+typedef enum {
+    SLUICE_STREAM_TRIM_HORIZON = 0, /* its oldest record still kept */
+    SLUICE_STREAM_LATEST,           /* records put from now on */
+    SLUICE_STREAM_AT_TIMESTAMP      /* records put at or after at_ms */
+} sluice_stream_from;
+
+typedef struct {
+    sluice_stream_from from;
+    int64_t at_ms;       /* with SLUICE_STREAM_AT_TIMESTAMP: wall ms */
+    int follow;          /* tail the stream until *stop; else end at its
+                            current end */
+    volatile int *stop;  /* set non-zero (from a signal handler) to stop */
+    double lease_s;      /* the ingester lease; 0: 15 s */
+    double poll_s;       /* an idle shard is read again after; 0: 1 s */
+} sluice_stream_opts;
+
+/*
+ * Ingest a stream ("kinesis://NAME"): every shard, a closed parent read
+ * to its end before its children, each record's data a feed record (a
+ * JSON object, as a JSON Lines line; KPL aggregates de-aggregated). Each
+ * batch of records is upserted in one transaction with the shard's new
+ * place, so a crash never loses a record and a place never passes one
+ * not yet stored; a restart goes on after the stored place. One ingester
+ * a stream and queue: another waits as a standby (said through
+ * on_notice) and takes over when the lease of the first lapses. Bad
+ * records are reported through opts->on_reject with `file` naming the
+ * stream, shard and sequence number and `line` 0, and skipped. Without
+ * follow, returns once every shard is read to the stream's end (as it
+ * was when reached); with follow, when *stop is set
+ * (SLUICE_EINTERRUPTED). The format and column options of `opts` are
+ * not used (records are JSON objects).
+ */
+sluice_err sluice_ingest_stream(sluice_queue *q, const char *location,
+                                const sluice_stream_opts *sopts,
+                                const sluice_ingest_opts *opts,
+                                sluice_ingest_stats *stats);
+
+/* Where a stream's ingester is in one shard (sluice status). */
+typedef struct {
+    const char *stream, *shard;
+    const char *seq;    /* the last record stored; "" when none yet */
+    uint32_t subseq;    /* its sub-record in a KPL aggregate */
+    int finished;       /* a closed shard, read to its end */
+    int64_t behind_ms;  /* behind the stream's end then; -1: unknown */
+    int64_t arrival_ms; /* that record's arrival, wall ms; 0: none */
+    int64_t written_ms; /* when the place was stored, wall ms */
+} sluice_stream_place;
+
+/* Return non-zero to stop the listing early. */
+typedef int sluice_stream_place_fn(void *ctx,
+                                   const sluice_stream_place *place);
+
+/* Every stream place stored with the queue, by stream and shard. A queue
+ * that keeps none (or a backend without streams) lists nothing. */
+sluice_err sluice_stream_places(sluice_queue *q, sluice_stream_place_fn *fn,
+                                void *ctx);
+
 /* ------------------------------------------------------------- migrate */
 
 /* What sluice_migrate copied. */

@@ -30,11 +30,13 @@
  * split by ';': get_throttle=2,5 (the 2nd and 5th GetRecords of this
  * handle answer THROTTLED), get_expired=3 (EXPIRED_ITERATOR), put_fail=7
  * (every 7th record given to PutRecords fails, with
- * ProvisionedThroughputExceededException, and is not sent). */
+ * ProvisionedThroughputExceededException, and is not sent), get_limit=50
+ * (no GetRecords returns more than 50 records, so that a shard takes
+ * many reads). */
 typedef struct {
     unsigned long get_throttle[FAULT_LIST_MAX], get_expired[FAULT_LIST_MAX];
     size_t n_throttle, n_expired;
-    unsigned long put_every;
+    unsigned long put_every, get_limit;
     unsigned long get_calls, put_records;
 } fault_plan;
 
@@ -104,6 +106,8 @@ fault_load(fault_plan *f)
                 fault_list(eq + 1, rest, f->get_expired, &f->n_expired);
             else if (name == 8 && memcmp(spec, "put_fail", 8) == 0)
                 f->put_every = strtoul(eq + 1, NULL, 10);
+            else if (name == 9 && memcmp(spec, "get_limit", 9) == 0)
+                f->get_limit = strtoul(eq + 1, NULL, 10);
         }
         spec = end ? end + 1 : NULL;
     }
@@ -921,6 +925,8 @@ sl_kinesis_get_records(sl_kinesis *k, const char *iterator, int limit,
     memset(out, 0, sizeof *out);
     out->millis_behind = -1;
 #ifdef SLUICE_FAULT_INJECTION
+    if (k->fault.get_limit && (unsigned long)limit > k->fault.get_limit)
+        limit = (int)k->fault.get_limit;
     unsigned long nth = ++k->fault.get_calls;
     if (fault_listed(k->fault.get_throttle, k->fault.n_throttle, nth)) {
         sl_fmt(why, why_size,
