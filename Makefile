@@ -3,6 +3,8 @@
 #   make check  the whole test suite, as CI runs it (scripts/check.sh)
 #   make demo   the main job end to end (scripts/demo.sh)
 #   make bench  sluice against its peers, every workload (bench/run.sh)
+#   make bench-kinesis  Kinesis publish, ingest and end-to-end latency on
+#               kinesalite (bench/kinesis.sh)
 #   make fuzz   build the fuzz harnesses and run each for FUZZ_SECONDS
 #               (default 60; scripts/fuzz.sh)
 #   make install  build, then install under PREFIX (default /usr/local),
@@ -15,7 +17,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 DEB_BUILD ?= build/release
 
-.PHONY: all bench check demo fuzz clean format install deb
+.PHONY: all bench bench-kinesis check demo fuzz clean format install deb
 all:
 	cmake -S . -B $(BUILD) >/dev/null
 	cmake --build $(BUILD) -j$$(nproc)
@@ -40,6 +42,9 @@ demo:
 
 bench:
 	bash bench/run.sh
+
+bench-kinesis:
+	bash bench/kinesis.sh
 
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh

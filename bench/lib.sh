@@ -1,5 +1,5 @@
 # Sourced by the benchmarks' workload scripts (bench/ratelimit.sh,
-# bench/https.sh) and bench/run.sh.
+# bench/https.sh, bench/kinesis.sh) and bench/run.sh.
 
 # bench_prepare NAME [BUILD_DIR]: with no BUILD_DIR (the script run by
 # hand), install what is missing and make a release build; sets bin to
@@ -14,7 +14,8 @@ bench_prepare() {
         bash scripts/setup.sh build test bench >&2
         cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
         cmake --build build/release -j "$(nproc)" \
-            --target sluice gen_feed sluice_origin origin_verify >/dev/null
+            --target sluice gen_feed sluice_origin origin_verify \
+            kinesis_admin >/dev/null
     fi
     out=$PWD/bench/out/$name
     rm -rf "$out" && mkdir -p "$out"
@@ -89,4 +90,25 @@ function median(s,   k, i, j, t, a) {
     }
 }
 END {'"$program"'}' "$results"
+}
+
+# bench_kinesalite NAME: kinesalite on loopback, started as the tests
+# start it (tests/kinesis/start.sh, sourced here: one copy of how), with
+# the AWS_* environment pointed at it; sets ${NAME}_url and ADMIN (the
+# tests' kinesis_admin: create, list, dump). Needs bench_prepare first;
+# stopped on exit with the servers in pids.
+bench_kinesalite() {
+    SOURCE_DIR=$root
+    BUILD_DIR=$bin
+    # What start.sh expects of tests/cli/lib.sh: here a missing peer or
+    # a server that does not start ends the bench.
+    skip() { echo "bench: $*" >&2; exit 1; }
+    fail() { echo "bench: $*" >&2; }
+    finish() { exit 1; }
+    . "$root/tests/kinesis/start.sh"
+    trap 'set +e; stop_kinesalites
+          for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+    need_kinesalite
+    start_kinesalite "$1"
+    ADMIN=$KINESIS_ADMIN
 }
