@@ -49,11 +49,18 @@ static const cli_term environment[] = {
      "how long to wait for another process's lock on the database, in\n"
      "milliseconds, 1 to 3599999 (default 5000)"},
     {"AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN",
-     "S3 credentials (run --store s3://...)"},
-    {"AWS_REGION, AWS_DEFAULT_REGION", "the S3 region (default us-east-1)"},
+     "AWS credentials, for S3 (run --store s3://...) and Kinesis (ingest\n"
+     "kinesis://STREAM, publish)"},
+    {"AWS_REGION, AWS_DEFAULT_REGION",
+     "the S3 region (default us-east-1); the Kinesis region (one is\n"
+     "required: these, else the profile's)"},
     {"AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL",
      "an S3-compatible endpoint (--s3-endpoint wins)"},
-    {"AWS_CA_BUNDLE", "a CA bundle for the S3 endpoint's certificate"},
+    {"AWS_ENDPOINT_URL_KINESIS",
+     "a Kinesis endpoint (ingest kinesis://STREAM, publish); else\n"
+     "AWS_ENDPOINT_URL, else https://kinesis.REGION.amazonaws.com"},
+    {"AWS_CA_BUNDLE",
+     "a CA bundle for the S3 and Kinesis endpoints' certificates"},
     {"CURL_CA_BUNDLE, SSL_CERT_FILE",
      "a CA bundle for the origins' certificates when run --cacert is not\n"
      "given (in this order, as curl reads them)"},
