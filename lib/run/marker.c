@@ -267,7 +267,7 @@ give_up(sl_marker *m)
     m->lost_dead += lost.lost_dead;
     char since[16];
     clock_text(since, sizeof since, m->down_since_wall);
-    double secs = (double)(sl_mono_ms() - m->down_since) / 1000.0;
+    double secs = (double)m->outage_max / 1000.0;
     if (m->err == SLUICE_OK) {
         m->err = m->down_err;
         if (m->stopping)
@@ -278,7 +278,7 @@ give_up(sl_marker *m)
         else
             sl_fmt(m->errmsg, sizeof m->errmsg,
                    "%s (the queue has been unreachable since %s: gave up "
-                   "after %.0f s, --outage-max)",
+                   "after %g s, --outage-max)",
                    m->down_msg, since, secs);
     }
     list_clear(&m->work);
