@@ -272,13 +272,13 @@ give_up(sl_marker *m)
         m->err = m->down_err;
         if (m->stopping)
             sl_fmt(m->errmsg, sizeof m->errmsg,
-                   "%s (the queue has been unreachable since %s; stopping "
-                   "with %zu mark%s not written)",
+                   "%s; the queue has been unreachable since %s: stopping "
+                   "with %zu mark%s not written",
                    m->down_msg, since, m->work.n, m->work.n == 1 ? "" : "s");
         else
             sl_fmt(m->errmsg, sizeof m->errmsg,
-                   "%s (the queue has been unreachable since %s: gave up "
-                   "after %g s, --outage-max)",
+                   "%s; the queue has been unreachable since %s: gave up "
+                   "after %g s (--outage-max)",
                    m->down_msg, since, secs);
     }
     list_clear(&m->work);
