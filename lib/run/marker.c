@@ -301,6 +301,7 @@ went_away(sl_marker *m, sluice_err err, const char *msg)
     m->backoff = m->backoff ? SL_MIN(m->backoff * 2, (int64_t)RETRY_MAX_MS)
                             : RETRY_MIN_MS;
     m->retry_at = now + m->backoff;
+    pthread_cond_broadcast(&m->taken); /* a flush waiting joins todo */
 }
 
 /* What a go did, taken in. Under the lock. */
@@ -508,11 +509,16 @@ sl_marker_flush(sl_marker *m)
     if (m->adding.n == 0 || !m->started)
         return;
     pthread_mutex_lock(&m->lock);
-    /* Behind the batch before: joined to it (the queue may be away, and
-     * the run must not wait for it), or, out of memory for that, after
-     * it is taken (a wait of one batch at most). */
-    while (m->todo.n > 0 && !list_move(&m->todo, &m->adding))
+    /* The batch before is taken at once unless the thread is busy with
+     * the one before that: a wait of one batch at most, which holds a run
+     * that marks faster than the queue takes them back. While the queue
+     * is away the run must not wait: the marks join the batch before (no
+     * record is leased meanwhile, so they are few). */
+    while (m->todo.n > 0) {
+        if (m->down_since && list_move(&m->todo, &m->adding))
+            break;
         pthread_cond_wait(&m->taken, &m->lock);
+    }
     list_move(&m->todo, &m->adding);
     pthread_cond_signal(&m->wake);
     pthread_mutex_unlock(&m->lock);
