@@ -95,7 +95,7 @@ wait_ms(sl_run *r, int64_t now_mono)
         wait = (double)SL_MAX(0, marks_due - now_mono);
     if (r->sched.next_lease_mono > now_mono)
         wait = SL_MIN(wait, (double)(r->sched.next_lease_mono - now_mono));
-    else if (sl_sched_lease_room(r) && !r->stopping)
+    else if (sl_sched_lease_room(r) && !r->stopping && !r->marks.down)
         wait = 0;
     /* To the microsecond: an origin's pace is kept to its next start,
      * and a wait rounded twice would lose a millisecond on each. */

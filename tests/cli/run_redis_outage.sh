@@ -35,11 +35,20 @@ h_db="$h_url?timeout=1"
 run_pid=$!
 sleep 1.5
 kill -STOP "$h_pid"
-sleep 5
+# Once it has noticed (1 to 2 s), the run idles while it waits.
+cpu_ticks() { awk '{ print $14 + $15 }' /proc/$run_pid/stat; }
+sleep 2
+before=$(cpu_ticks)
+sleep 2.5
+after=$(cpu_ticks)
+sleep 0.5
 kill -CONT "$h_pid"
 wait $run_pid
 rc=$?
 cat h.err
+busy_ms=$(((after - before) * 1000 / $(getconf CLK_TCK)))
+echo "# the run used $busy_ms ms of CPU in 2.5 s of the outage: $(cat h.json)"
+[ "$busy_ms" -lt 500 ] || fail "the run used ${busy_ms} ms of CPU in 2.5 s of waiting"
 assert_eq "$rc" 0
 assert_eq "$(went h.err)" 1
 assert_eq "$(back h.err)" 1
