@@ -200,9 +200,9 @@ write_batch(sl_marker *m, go_result *res)
 }
 
 /* The marks of work one by one (a queue that may be away writes each at
- * once): on a failure, those before it are made. A mark tried before
- * whose answer was lost may find its own doing: a stale lease then is no
- * loss. */
+ * once): on a failure, those before it are made. A mark sent before and
+ * not answered in time (a Redis stopped runs it when it resumes) may
+ * find its own doing: a stale lease then is no loss. */
 static void
 write_each(sl_marker *m, go_result *res)
 {
@@ -217,9 +217,9 @@ write_each(sl_marker *m, go_result *res)
                 count_lost(k, res);
             err = SLUICE_OK;
         }
-        if (err != SLUICE_OK)
-            k->sent = true; /* it may yet be made: its answer is lost */
-        else
+        if (err == SLUICE_ETIMEOUT)
+            k->sent = true; /* sent, unanswered: Redis may yet run it */
+        else if (err == SLUICE_OK)
             made++;
     }
     if (err == SLUICE_OK)

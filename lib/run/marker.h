@@ -59,9 +59,10 @@ sluice_err sl_marker_add(sl_marker *m, sl_lease *lease,
 /*
  * A retry, dead or release mark the run could not write itself (the queue
  * is away): its lease is moved out of *lease, `why` copied; `at_ms` is the
- * retry's due time or the time of the mark. `sent`: an attempt was made
- * whose answer was lost, so a stale lease found later may be this very
- * mark, already made. Written in order after the marks before it.
+ * retry's due time or the time of the mark. `sent`: it was sent and not
+ * answered in time (SLUICE_ETIMEOUT), so a stale lease found later may
+ * be this very mark, made late. Written in order after the marks before
+ * it.
  */
 sluice_err sl_marker_keep(sl_marker *m, sl_mark_kind kind, sl_lease *lease,
                           int64_t at_ms, const sl_failure *why,

@@ -143,7 +143,8 @@ mark_write(sl_run *r, sl_job *j, sl_mark_kind kind, int64_t at_ms,
             return true;
         if (err == SLUICE_ENOTFOUND || !sl_marks_away(r, err))
             return false;
-        sent = true; /* its answer is lost: it may have been made */
+        /* Sent, and not answered in time: it may yet be made. */
+        sent = err == SLUICE_ETIMEOUT;
     }
     if (!r->marks.down)
         return false; /* the turn could not begin: the run failed */
