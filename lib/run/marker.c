@@ -480,9 +480,8 @@ sl_marker_add(sl_marker *m, sl_lease *lease, const sl_object_info *info,
 }
 
 sluice_err
-sl_marker_keep(sl_marker *m, sl_mark_kind kind, sl_lease *lease,
-               int64_t at_ms, const sl_failure *why, bool counts_attempt,
-               bool sent)
+sl_marker_keep(sl_marker *m, sl_mark_kind kind, sl_lease *lease, int64_t at_ms,
+               const sl_failure *why, bool counts_attempt, bool sent)
 {
     if (!list_reserve(&m->adding, m->adding.n + 1))
         return SLUICE_ENOMEM;

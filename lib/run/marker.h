@@ -94,8 +94,7 @@ void sl_marker_unreachable(sl_marker *m, sluice_err err, const char *msg);
 
 /* Whether the queue is away, as the marker last found it: *since_wall
  * (sl_now_ms) when it went, and the failure that says so in msg. */
-bool sl_marker_down(sl_marker *m, int64_t *since_wall, char *msg,
-                    size_t size);
+bool sl_marker_down(sl_marker *m, int64_t *since_wall, char *msg, size_t size);
 
 /* Hand over every mark and wait until they are committed. */
 void sl_marker_wait(sl_marker *m);
