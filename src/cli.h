@@ -97,6 +97,20 @@ void slots_view_print(const slots_view *v, FILE *out);
  * paused_for_s}...] of the object being generated. */
 void slots_view_json(const slots_view *v, yajl_gen g);
 
+/* A stream source's places in a queue (streams_view.c), for status. */
+typedef struct {
+    sluice_stream_place *items;
+    size_t n, cap;
+} streams_view;
+
+sluice_err streams_view_load(streams_view *v, sluice_queue *q);
+void streams_view_free(streams_view *v);
+/* One line a shard: "  STREAM SHARD: after SEQ, 1.2s behind". */
+void streams_view_print(const streams_view *v, FILE *out);
+/* A member "streams": [{stream, shard, seq, subseq, finished, behind_ms,
+ * behind_from, written_at}...] of the object being generated. */
+void streams_view_json(const streams_view *v, yajl_gen g);
+
 /* The --db option, the same in every command's table. */
 #define CLI_OPT_DB(ID_)                                                       \
     {.name = "db", .id = (ID_), .arg = "FILE",                                \
@@ -112,6 +126,7 @@ extern const cli_command list_command;
 extern const cli_command dlq_command;
 extern const cli_command slots_command;
 extern const cli_command migrate_command;
+extern const cli_command publish_command;
 
 int cmd_ingest(int argc, char **argv);
 int cmd_status(int argc, char **argv);
@@ -120,6 +135,7 @@ int cmd_dlq(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_slots(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_publish(int argc, char **argv);
 
 /* A cell of a tab-separated table on stdout, then a tab (or, `last`, a
  * line break): "-" for nothing; tabs and line breaks shown escaped. */

@@ -2,7 +2,9 @@
  * `sluice ingest`: read feeds into the queue. Every input is opened before
  * the database is touched, so a missing file changes nothing.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,14 +16,15 @@
 
 enum {
     O_DB, O_FORMAT, O_JSON, O_QUIET, O_PRIVATE, O_NET, O_URL_COL, O_ID_COL,
-    O_KEY_COL, O_DELIM, O_RESET_POLICY, O_STRICT
+    O_KEY_COL, O_DELIM, O_RESET_POLICY, O_STRICT, O_FROM, O_FOLLOW, O_LEASE
 };
 
 static const cli_opt ingest_opts[] = {
     CLI_OPT_DB(O_DB),
     {.name = "format", .id = O_FORMAT, .arg = "FORMAT",
      .help = "auto, jsonl, csv or lines (default: auto)",
-     .complete = "auto jsonl csv lines"},
+     .complete = "auto jsonl csv lines",
+     .forms = 1},
     {.name = "url-column", .id = O_URL_COL, .arg = "NAME",
      .help = "the CSV column (any case) or JSON Lines member holding the "
              "url (default url)"},
@@ -34,7 +37,8 @@ static const cli_opt ingest_opts[] = {
     {.name = "delimiter", .id = O_DELIM, .arg = "C",
      .help = "CSV: the field delimiter, one character (\\t or tab for a "
              "tab); default: the header's (a comma, or the semicolons or "
-             "tabs it uses instead)"},
+             "tabs it uses instead)",
+     .forms = 1},
     {.name = "allow-private", .id = O_PRIVATE,
      .help = "accept URLs whose host is a loopback, private, link-local or "
              "metadata address (refused by default, in any spelling: "
@@ -51,7 +55,23 @@ static const cli_opt ingest_opts[] = {
      .help = "reject a record whose id an earlier record of this ingest "
              "had, or that names a key another one names (without it: a "
              "warning, the last id wins, the objects overwrite each "
-             "other)"},
+             "other)",
+     .forms = 1},
+    {.name = "from", .id = O_FROM, .arg = "WHERE",
+     .help = "kinesis://: where to start a shard the queue has no place "
+             "in: trim-horizon (the oldest record kept; default), latest, "
+             "or at-timestamp=T (T: 2026-12-06T12:00:00Z, or seconds since "
+             "1970)",
+     .forms = 2, .complete = "trim-horizon latest at-timestamp="},
+    {.name = "follow", .id = O_FOLLOW,
+     .help = "kinesis://: tail the stream until SIGINT or SIGTERM (without "
+             "it: stop at the stream's end)",
+     .forms = 2},
+    {.name = "lease", .id = O_LEASE, .arg = "SEC",
+     .help = "kinesis://: how long the stream's lease lasts unrenewed "
+             "(default 15): a standby takes over this long after the "
+             "ingester holding it dies",
+     .forms = 2},
     {.name = "json", .id = O_JSON,
      .help = "print the summary as one JSON object"},
     {.name = "quiet", .short_name = 'q', .id = O_QUIET,
@@ -60,6 +80,7 @@ static const cli_opt ingest_opts[] = {
 
 static const cli_form ingest_forms[] = {
     {NULL, "[FILE|-]...", CLI_COMPLETE_FILE},
+    {NULL, "kinesis://STREAM", NULL},
 };
 
 static const char ingest_description[] =
@@ -74,11 +95,19 @@ static const char ingest_description[] =
     "          optionally id, key, meta); other columns go into meta;\n"
     "          fields split by commas, or the semicolons or tabs the\n"
     "          header uses instead\n"
-    "  lines   one URL a line; blank lines and # comments are skipped\n";
+    "  lines   one URL a line; blank lines and # comments are skipped\n"
+    "\n"
+    "kinesis://STREAM reads every shard of an AWS Kinesis stream instead,\n"
+    "each record a JSON object as in JSON Lines (KPL aggregates too), and\n"
+    "keeps each shard's place in the queue with its records: a restart goes\n"
+    "on after it. One ingester a stream and queue; another waits as a\n"
+    "standby and takes over when the first dies. AWS settings as for S3\n"
+    "(AWS_REGION, credentials; AWS_ENDPOINT_URL_KINESIS or\n"
+    "AWS_ENDPOINT_URL for another endpoint).\n";
 
 static const char ingest_epilogue[] =
-    "Each rejected record is reported on stderr as FILE:LINE: reason; the\n"
-    "rest is ingested. Each duplicate id, and each key two records name,\n"
+    "Each rejected record is reported on stderr as FILE:LINE: reason (a\n"
+    "stream's as STREAM SHARD seq N: reason); the rest is ingested. Each duplicate id, and each key two records name,\n"
     "across all the FILEs, is reported the same way and counted.\n"
     "Exit status: 0 all ingested, 1 some rejected, 2 usage error, 3 the\n"
     "work stopped (missing file, database error).\n";
@@ -131,7 +160,11 @@ static void
 on_reject(void *ctx, const char *file, uint64_t line, const char *reason)
 {
     progress_clear(ctx);
-    fprintf(stderr, "%s:%llu: %s\n", file, (unsigned long long)line, reason);
+    if (line == 0) /* a stream's record: `file` says where */
+        fprintf(stderr, "%s: %s\n", file, reason);
+    else
+        fprintf(stderr, "%s:%llu: %s\n", file, (unsigned long long)line,
+                reason);
 }
 
 static void
@@ -167,6 +200,66 @@ on_progress(void *ctx, const sluice_ingest_stats *so_far)
     fprintf(stderr, "\r\033[Kingest %s: %s records, %s/s", p->file, count,
             rate);
     p->drawn = true;
+}
+
+/* The stream's --from: its start and, for at-timestamp=T, T in ms.
+ * -1 when it is none of them. */
+static int
+parse_from(const char *text, sluice_stream_from *from, int64_t *at_ms)
+{
+    if (strcmp(text, "trim-horizon") == 0)
+        *from = SLUICE_STREAM_TRIM_HORIZON;
+    else if (strcmp(text, "latest") == 0)
+        *from = SLUICE_STREAM_LATEST;
+    else if (strncmp(text, "at-timestamp=", 13) == 0) {
+        const char *t = text + 13;
+        char *end;
+        struct tm tm = {0};
+        double secs = strtod(t, &end);
+        if (*t && end != t && !*end && secs >= 0)
+            *at_ms = (int64_t)(secs * 1000);
+        else if ((end = strptime(t, "%Y-%m-%dT%H:%M:%S", &tm)) &&
+                 (!*end || strcmp(end, "Z") == 0 ||
+                  strcmp(end, "+00:00") == 0))
+            *at_ms = (int64_t)timegm(&tm) * 1000;
+        else
+            return -1;
+        *from = SLUICE_STREAM_AT_TIMESTAMP;
+    } else
+        return -1;
+    return 0;
+}
+
+static volatile int stream_stop;
+
+static void
+on_stop_signal(int sig)
+{
+    (void)sig;
+    stream_stop = 1;
+}
+
+/* `sluice ingest kinesis://...`: the stream into the queue, until its
+ * end or, with follow, a signal. */
+static int
+ingest_stream(sluice_queue *q, const char *location,
+              const sluice_stream_opts *so, const sluice_ingest_opts *opts,
+              sluice_ingest_stats *stats)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sluice_err err = sluice_ingest_stream(q, location, so, opts, stats);
+    progress_clear(opts->ctx);
+    if (err == SLUICE_OK || (err == SLUICE_EINTERRUPTED && stream_stop))
+        return EXIT_DONE; /* stopped as asked: every place is stored */
+    if (err == SLUICE_EINVAL)
+        return cli_usage("ingest", "%s", sluice_queue_errmsg(q));
+    cli_error("%s", sluice_queue_errmsg(q));
+    return cli_exit_for(err);
 }
 
 static int
@@ -230,6 +323,9 @@ cmd_ingest(int argc, char **argv)
     sluice_format format = SLUICE_FORMAT_AUTO;
     bool json = false, quiet = false, allow_private = false;
     bool reset_policy = false, strict = false;
+    sluice_stream_opts sopts = {.stop = &stream_stop};
+    const char *from_opt = NULL;
+    bool lease_opt = false;
     const char *url_column = NULL, *id_column = NULL, *key_column = NULL;
     char delimiter = 0;
     const char **nets = calloc((size_t)argc + 1, sizeof *nets);
@@ -278,6 +374,35 @@ cmd_ingest(int argc, char **argv)
         case O_STRICT:
             strict = true;
             break;
+        case O_FROM:
+            if (parse_from(p.arg, &sopts.from, &sopts.at_ms) != 0) {
+                free(nets);
+                return cli_usage("ingest",
+                                 "--from: expected trim-horizon, latest or "
+                                 "at-timestamp=T (T: "
+                                 "2026-12-06T12:00:00Z or seconds since "
+                                 "1970), got '%s'",
+                                 p.arg);
+            }
+            from_opt = p.arg;
+            break;
+        case O_FOLLOW:
+            sopts.follow = 1;
+            break;
+        case O_LEASE: {
+            char *end;
+            sopts.lease_s = strtod(p.arg, &end);
+            if (end == p.arg || *end || !(sopts.lease_s >= 1) ||
+                sopts.lease_s > 3600) {
+                free(nets);
+                return cli_usage("ingest",
+                                 "--lease: %s: must be a number of seconds "
+                                 "from 1 to 3600",
+                                 p.arg);
+            }
+            lease_opt = true;
+            break;
+        }
         case O_URL_COL:
         case O_ID_COL:
         case O_KEY_COL:
@@ -315,6 +440,24 @@ cmd_ingest(int argc, char **argv)
     }
 
     int n_inputs = argc - p.optind;
+    const char *stream = NULL;
+    for (int i = p.optind; i < argc; i++)
+        if (strncmp(argv[i], "kinesis://", 10) == 0)
+            stream = argv[i];
+    const char *misfit = !stream ? (sopts.follow ? "--follow"
+                                    : from_opt   ? "--from"
+                                    : lease_opt  ? "--lease"
+                                                 : NULL)
+                         : n_inputs > 1 ? "another input"
+                         : format != SLUICE_FORMAT_AUTO ? "--format"
+                         : delimiter ? "--delimiter"
+                         : strict ? "--strict" : NULL;
+    if (misfit) {
+        free(nets);
+        return cli_usage("ingest", stream ? "%s does not go with a stream"
+                                          : "%s is for a kinesis:// stream",
+                         misfit);
+    }
     bool use_stdin = n_inputs == 0;
     if (use_stdin && isatty(STDIN_FILENO)) {
         free(nets);
@@ -329,7 +472,7 @@ cmd_ingest(int argc, char **argv)
         return EXIT_FAILED;
     }
     int n_open = 0, status = EXIT_DONE, stdin_uses = 0;
-    for (int i = 0; i < (use_stdin ? 1 : n_inputs); i++) {
+    for (int i = 0; i < (use_stdin ? 1 : n_inputs) && !stream; i++) {
         const char *path = use_stdin ? "-" : argv[p.optind + i];
         if (strcmp(path, "-") == 0 && ++stdin_uses > 1) {
             status = cli_usage("ingest", "standard input given twice");
@@ -366,6 +509,16 @@ cmd_ingest(int argc, char **argv)
         .on_input = on_input,
     };
     sluice_ingest_stats stats = {0};
+    if (stream) {
+        prog.file = stream;
+        status = ingest_stream(q, stream, &sopts, &opts, &stats);
+        sluice_queue_close(q);
+        if (status != EXIT_USAGE)
+            print_summary(&stats, json);
+        if (status == EXIT_DONE && stats.rejected > 0)
+            status = EXIT_PARTIAL;
+        goto out;
+    }
     sluice_ingest_input *ins = calloc((size_t)n_open + 1, sizeof *ins);
     if (!ins) {
         sluice_queue_close(q);
