@@ -544,6 +544,12 @@ typedef struct {
     double backoff_base_s;    /* first retry delay (full jitter): 1 */
     double backoff_cap_s;     /* longest retry delay: 300 */
     double grace_s;           /* on stop, time for transfers to finish: 5 */
+    /* A queue on a server that may be away (Redis): how long it may not
+     * answer before the run gives up (SLUICE_ENETWORK or ETIMEOUT, one
+     * line): 300. Meanwhile nothing new is leased or started, and the
+     * marks of records finished are kept and written when it is back. 0
+     * gives up at once. */
+    double outage_max_s;
     int allow_private;        /* allow private/loopback/metadata addresses */
     const char *const *allow_nets; /* CIDRs allowed even so, or NULL */
     size_t n_allow_nets;

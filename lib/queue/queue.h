@@ -168,7 +168,12 @@ enum {
     SL_QUEUE_F_EXCLUSIVE = 1u << 1,    /* acquire_runner: one runner */
     SL_QUEUE_F_SLOTS = 1u << 2,        /* slot rows and settings kept */
     SL_QUEUE_F_SKIP = 1u << 3,         /* a lease can skip origins */
-    SL_QUEUE_F_STREAMS = 1u << 4       /* stream leases and marks kept */
+    SL_QUEUE_F_STREAMS = 1u << 4,      /* stream leases and marks kept */
+    /* A server that may be away for a while: SLUICE_ENETWORK, ETIMEOUT
+     * and EBUSY (loading) are an outage to wait out, not a failure;
+     * each mark is written at once (begin and commit group upserts
+     * only), so a failure leaves exactly the marks not yet made. */
+    SL_QUEUE_F_OUTAGES = 1u << 5
 };
 
 struct sl_queue_ops {

@@ -34,6 +34,8 @@
 #define POLL_DEFAULT_S  1.0
 #define SEQ_MAX         128
 #define TRIES_MAX       8 /* without follow: failures in a row */
+#define CALL_TIMEOUT_MS     10000 /* a call, at most */
+#define ITERATOR_TIMEOUT_MS 3000  /* GetShardIterator, at most */
 
 typedef struct {
     char *id, *parent, *adjacent;
@@ -285,9 +287,14 @@ get_iterator(ingester *in, shard *s)
         from = SL_KINESIS_AFTER_SEQUENCE;
     sl_free(s->iter);
     s->iter = NULL;
-    return sl_kinesis_iterator(in->k, s->id, from, s->placed ? s->seq : NULL,
-                               in->so->at_ms, &s->iter, in->why,
-                               sizeof in->why);
+    /* A small call: a short timeout (some servers never answer one at a
+     * time past the stream's last record; it is asked again). */
+    sl_kinesis_set_timeout(in->k, ITERATOR_TIMEOUT_MS);
+    sl_kinesis_status st = sl_kinesis_iterator(
+        in->k, s->id, from, s->placed ? s->seq : NULL, in->so->at_ms,
+        &s->iter, in->why, sizeof in->why);
+    sl_kinesis_set_timeout(in->k, CALL_TIMEOUT_MS);
+    return st;
 }
 
 /* ---------------------------------------------------------- the records */

@@ -234,7 +234,7 @@ standby_case "$r_url" rsb
 run "$SLUICE" status --db "$r_url"
 assert_has "$out" "kinesis://rsb shardId-000000000000: after"
 
-case_ "--from latest reads only what comes after; bad options are one line"
+case_ "--from latest reads only what comes after"
 "$ADMIN" create late 1 || fail "create"
 publish late re1.jsonl
 "$SLUICE" ingest --db late.db --from latest --follow --quiet \
@@ -250,6 +250,31 @@ kill -TERM $pid
 wait $pid
 assert_eq "$(total late.db)" 400
 assert_eq "$(ids_in_order late.db | sed -n 1p)" "r-400"
+
+case_ "--from at-timestamp past the stream's end: an iterator never answered is asked again"
+# kinesalite never answers GetShardIterator AT_TIMESTAMP past the last
+# record: the call times out and is made again until records come.
+"$ADMIN" create ts 1 || fail "create"
+publish ts re1.jsonl
+sleep 0.3
+at=$(date +%s.%N)
+sleep 1 # a time in the future is refused (InvalidArgumentException)
+"$SLUICE" ingest --db ts.db --from "at-timestamp=$at" --follow --quiet \
+    kinesis://ts >ts.out 2>&1 &
+pid=$!
+sleep 4 # past the first GetShardIterator's timeout
+publish ts re2.jsonl
+for _ in $(seq 200); do
+    [ "$(total ts.db)" = 400 ] && break
+    sleep 0.1
+done
+kill -TERM $pid
+wait $pid
+assert_eq "$?" 0
+assert_eq "$(total ts.db)" 400
+assert_eq "$(ids_in_order ts.db | sed -n 1p)" "r-400"
+
+case_ "bad options and a stream that is not there: one line each"
 run "$SLUICE" ingest --db x.db --from yesterday kinesis://late
 assert_rc 2
 assert_has "$err" "--from: expected trim-horizon, latest or at-timestamp=T"
