@@ -98,8 +98,12 @@ void slots_view_print(const slots_view *v, FILE *out);
  * paused_for_s}...] of the object being generated. */
 void slots_view_json(const slots_view *v, yajl_gen g);
 
-/* The progress line of ingest and publish (cli_progress.c): drawn on a
- * terminal at most four times a second, cleared before any other line. */
+/* What ingest and publish share (cli_feed.c). A feed to read: "-" is
+ * standard input ("<stdin>" in messages); -1 after saying why not. */
+int cli_open_feed(const char *path, sluice_ingest_input *in);
+
+/* Their progress line: drawn on a terminal at most four times a second,
+ * cleared before any other line. */
 typedef struct {
     bool show;  /* draw it (stderr is a terminal, no --quiet) */
     bool drawn; /* it is on the screen now */

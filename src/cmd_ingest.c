@@ -124,11 +124,6 @@ const cli_command ingest_command = {
     .run = cmd_ingest,
 };
 
-typedef struct {
-    const char *name; /* as shown in messages */
-    int fd;
-} input;
-
 static void
 on_progress(void *ctx, const sluice_ingest_stats *so_far)
 {
@@ -195,30 +190,6 @@ ingest_stream(sluice_queue *q, const char *location,
         return cli_usage("ingest", "%s", sluice_queue_errmsg(q));
     cli_error("%s", sluice_queue_errmsg(q));
     return cli_exit_for(err);
-}
-
-static int
-open_input(const char *path, input *in)
-{
-    struct stat sb;
-    if (strcmp(path, "-") == 0) {
-        in->name = "<stdin>";
-        in->fd = STDIN_FILENO;
-        return 0;
-    }
-    in->name = path;
-    in->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (in->fd < 0) {
-        cli_error("%s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (fstat(in->fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        cli_error("%s: is a directory", path);
-        close(in->fd);
-        in->fd = -1;
-        return -1;
-    }
-    return 0;
 }
 
 static void
@@ -399,7 +370,7 @@ cmd_ingest(int argc, char **argv)
         return cli_usage("ingest",
                          "no input: give FILE, or - to read a piped feed");
     }
-    input *inputs = calloc((size_t)(use_stdin ? 1 : n_inputs),
+    sluice_ingest_input *inputs = calloc((size_t)(use_stdin ? 1 : n_inputs),
                            sizeof *inputs);
     if (!inputs) {
         free(nets);
@@ -413,7 +384,7 @@ cmd_ingest(int argc, char **argv)
             status = cli_usage("ingest", "standard input given twice");
             goto out;
         }
-        if (open_input(path, &inputs[i]) != 0) {
+        if (cli_open_feed(path, &inputs[i]) != 0) {
             status = EXIT_FAILED;
             goto out;
         }
@@ -454,18 +425,9 @@ cmd_ingest(int argc, char **argv)
             status = EXIT_PARTIAL;
         goto out;
     }
-    sluice_ingest_input *ins = calloc((size_t)n_open + 1, sizeof *ins);
-    if (!ins) {
-        sluice_queue_close(q);
-        cli_error("out of memory");
-        status = EXIT_FAILED;
-        goto out;
-    }
-    for (int i = 0; i < n_open; i++)
-        ins[i] = (sluice_ingest_input){inputs[i].fd, inputs[i].name};
     /* All inputs as one ingest: duplicates are found across them. */
-    sluice_err err = sluice_ingest_fds(q, ins, (size_t)n_open, &opts, &stats);
-    free(ins);
+    sluice_err err = sluice_ingest_fds(q, inputs, (size_t)n_open, &opts,
+                                       &stats);
     if (err != SLUICE_OK) {
         cli_progress_clear(&prog);
         if (err == SLUICE_EINVAL) {

@@ -126,30 +126,6 @@ print_summary(const sluice_publish_stats *st, bool json)
     putchar('\n');
 }
 
-static int
-open_input(const char *path, sluice_ingest_input *in)
-{
-    struct stat sb;
-    if (strcmp(path, "-") == 0) {
-        in->name = "<stdin>";
-        in->fd = STDIN_FILENO;
-        return 0;
-    }
-    in->name = path;
-    in->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (in->fd < 0) {
-        cli_error("%s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (fstat(in->fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        cli_error("%s: is a directory", path);
-        close(in->fd);
-        in->fd = -1;
-        return -1;
-    }
-    return 0;
-}
-
 int
 cmd_publish(int argc, char **argv)
 {
@@ -290,7 +266,7 @@ cmd_publish(int argc, char **argv)
             status = cli_usage("publish", "standard input given twice");
             goto out;
         }
-        if (open_input(path, &inputs[i]) != 0) {
+        if (cli_open_feed(path, &inputs[i]) != 0) {
             status = EXIT_FAILED;
             goto out;
         }

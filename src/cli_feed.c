@@ -1,13 +1,42 @@
 /*
- * The progress line of the commands that read feeds (ingest, publish),
- * and the lines printed while it may be on the screen: a rejected record,
- * a warning or a notice clears it first.
+ * What the commands that read feeds (ingest, publish) share: opening
+ * their inputs, the progress line, and the lines printed while it may be
+ * on the screen (a rejected record, a warning or a notice clears it
+ * first).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+
+int
+cli_open_feed(const char *path, sluice_ingest_input *in)
+{
+    struct stat sb;
+    if (strcmp(path, "-") == 0) {
+        in->name = "<stdin>";
+        in->fd = STDIN_FILENO;
+        return 0;
+    }
+    in->name = path;
+    in->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (in->fd < 0) {
+        cli_error("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(in->fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        cli_error("%s: is a directory", path);
+        close(in->fd);
+        in->fd = -1;
+        return -1;
+    }
+    return 0;
+}
 
 void
 cli_progress_start(cli_progress *p, bool quiet)
