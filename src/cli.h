@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <yajl/yajl_gen.h>
 
@@ -96,6 +97,32 @@ void slots_view_print(const slots_view *v, FILE *out);
 /* A member "slots": [{origin, held, in_flight, by_live_run, free_in_s,
  * paused_for_s}...] of the object being generated. */
 void slots_view_json(const slots_view *v, yajl_gen g);
+
+/* What ingest and publish share (cli_feed.c). A feed to read: "-" is
+ * standard input ("<stdin>" in messages); -1 after saying why not. */
+int cli_open_feed(const char *path, sluice_ingest_input *in);
+
+/* Their progress line: drawn on a terminal at most four times a second,
+ * cleared before any other line. */
+typedef struct {
+    bool show;  /* draw it (stderr is a terminal, no --quiet) */
+    bool drawn; /* it is on the screen now */
+    const char *file; /* the input being read */
+    struct timespec start;
+    double last_draw;
+} cli_progress;
+
+void cli_progress_start(cli_progress *p, bool quiet);
+void cli_progress_clear(cli_progress *p);
+/* "VERB FILE: N records, R/s". */
+void cli_progress_draw(cli_progress *p, const char *verb, uint64_t n);
+/* A sluice_reject_fn, sluice_notice_fn and sluice_ingest_input_fn whose
+ * ctx is a cli_progress: "FILE:LINE: reason" (line 0, a stream's record:
+ * "WHERE: reason"), "sluice: notice", and the input's name. */
+void cli_progress_reject(void *ctx, const char *file, uint64_t line,
+                         const char *reason);
+void cli_progress_notice(void *ctx, const char *message);
+void cli_progress_input(void *ctx, const char *name);
 
 /* A stream source's places in a queue (streams_view.c), for status. */
 typedef struct {

@@ -124,82 +124,12 @@ const cli_command ingest_command = {
     .run = cmd_ingest,
 };
 
-typedef struct {
-    const char *name; /* as shown in messages */
-    int fd;
-} input;
-
-typedef struct {
-    bool show;           /* draw a progress line on stderr */
-    bool drawn;          /* one is on the screen now */
-    const char *file;    /* the input being read */
-    struct timespec start;
-    double last_draw;
-    uint64_t base;       /* records of earlier files */
-} progress;
-
-static double
-seconds_since(const struct timespec *start)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) +
-           (double)(now.tv_nsec - start->tv_nsec) / 1e9;
-}
-
-static void
-progress_clear(progress *p)
-{
-    if (p->drawn) {
-        fputs("\r\033[K", stderr);
-        p->drawn = false;
-    }
-}
-
-static void
-on_reject(void *ctx, const char *file, uint64_t line, const char *reason)
-{
-    progress_clear(ctx);
-    if (line == 0) /* a stream's record: `file` says where */
-        fprintf(stderr, "%s: %s\n", file, reason);
-    else
-        fprintf(stderr, "%s:%llu: %s\n", file, (unsigned long long)line,
-                reason);
-}
-
-static void
-on_notice(void *ctx, const char *message)
-{
-    progress_clear(ctx);
-    fprintf(stderr, "sluice: %s\n", message);
-}
-
-static void
-on_input(void *ctx, const char *name)
-{
-    progress *p = ctx;
-    p->file = name;
-}
-
 static void
 on_progress(void *ctx, const sluice_ingest_stats *so_far)
 {
-    progress *p = ctx;
-    if (!p->show)
-        return;
-    double t = seconds_since(&p->start);
-    if (t - p->last_draw < 0.25)
-        return;
-    p->last_draw = t;
-    uint64_t n = so_far->added + so_far->updated + so_far->unchanged +
-                 so_far->rejected;
-    char count[32], rate[32];
-    cli_group_digits(count, sizeof count, n);
-    cli_group_digits(rate, sizeof rate,
-                     (unsigned long long)((double)n / (t > 0 ? t : 1)));
-    fprintf(stderr, "\r\033[Kingest %s: %s records, %s/s", p->file, count,
-            rate);
-    p->drawn = true;
+    cli_progress_draw(ctx, "ingest",
+                      so_far->added + so_far->updated + so_far->unchanged +
+                          so_far->rejected);
 }
 
 /* The stream's --from: its start and, for at-timestamp=T, T in ms.
@@ -253,37 +183,13 @@ ingest_stream(sluice_queue *q, const char *location,
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sluice_err err = sluice_ingest_stream(q, location, so, opts, stats);
-    progress_clear(opts->ctx);
+    cli_progress_clear(opts->ctx);
     if (err == SLUICE_OK || (err == SLUICE_EINTERRUPTED && stream_stop))
         return EXIT_DONE; /* stopped as asked: every place is stored */
     if (err == SLUICE_EINVAL)
         return cli_usage("ingest", "%s", sluice_queue_errmsg(q));
     cli_error("%s", sluice_queue_errmsg(q));
     return cli_exit_for(err);
-}
-
-static int
-open_input(const char *path, input *in)
-{
-    struct stat sb;
-    if (strcmp(path, "-") == 0) {
-        in->name = "<stdin>";
-        in->fd = STDIN_FILENO;
-        return 0;
-    }
-    in->name = path;
-    in->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (in->fd < 0) {
-        cli_error("%s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (fstat(in->fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        cli_error("%s: is a directory", path);
-        close(in->fd);
-        in->fd = -1;
-        return -1;
-    }
-    return 0;
 }
 
 static void
@@ -464,7 +370,7 @@ cmd_ingest(int argc, char **argv)
         return cli_usage("ingest",
                          "no input: give FILE, or - to read a piped feed");
     }
-    input *inputs = calloc((size_t)(use_stdin ? 1 : n_inputs),
+    sluice_ingest_input *inputs = calloc((size_t)(use_stdin ? 1 : n_inputs),
                            sizeof *inputs);
     if (!inputs) {
         free(nets);
@@ -478,7 +384,7 @@ cmd_ingest(int argc, char **argv)
             status = cli_usage("ingest", "standard input given twice");
             goto out;
         }
-        if (open_input(path, &inputs[i]) != 0) {
+        if (cli_open_feed(path, &inputs[i]) != 0) {
             status = EXIT_FAILED;
             goto out;
         }
@@ -488,25 +394,25 @@ cmd_ingest(int argc, char **argv)
     sluice_queue *q = cli_open_queue(cli_db_path(db_opt), 0, &status);
     if (!q)
         goto out;
-    progress prog = {.show = !quiet && isatty(STDERR_FILENO)};
-    clock_gettime(CLOCK_MONOTONIC, &prog.start);
+    cli_progress prog;
+    cli_progress_start(&prog, quiet);
     sluice_ingest_opts opts = {
         .format = format,
-        .on_reject = on_reject,
+        .on_reject = cli_progress_reject,
         .on_progress = on_progress,
         .ctx = &prog,
         .allow_private = allow_private,
         .allow_nets = nets,
         .n_allow_nets = n_nets,
         .reset_policy = reset_policy,
-        .on_notice = on_notice,
+        .on_notice = cli_progress_notice,
         .url_column = url_column,
         .id_column = id_column,
         .key_column = key_column,
         .delimiter = delimiter,
-        .on_warning = on_reject, /* the same line: FILE:LINE: what */
+        .on_warning = cli_progress_reject, /* FILE:LINE: what */
         .strict = strict,
-        .on_input = on_input,
+        .on_input = cli_progress_input,
     };
     sluice_ingest_stats stats = {0};
     if (stream) {
@@ -519,20 +425,11 @@ cmd_ingest(int argc, char **argv)
             status = EXIT_PARTIAL;
         goto out;
     }
-    sluice_ingest_input *ins = calloc((size_t)n_open + 1, sizeof *ins);
-    if (!ins) {
-        sluice_queue_close(q);
-        cli_error("out of memory");
-        status = EXIT_FAILED;
-        goto out;
-    }
-    for (int i = 0; i < n_open; i++)
-        ins[i] = (sluice_ingest_input){inputs[i].fd, inputs[i].name};
     /* All inputs as one ingest: duplicates are found across them. */
-    sluice_err err = sluice_ingest_fds(q, ins, (size_t)n_open, &opts, &stats);
-    free(ins);
+    sluice_err err = sluice_ingest_fds(q, inputs, (size_t)n_open, &opts,
+                                       &stats);
     if (err != SLUICE_OK) {
-        progress_clear(&prog);
+        cli_progress_clear(&prog);
         if (err == SLUICE_EINVAL) {
             status = cli_usage("ingest", "%s", sluice_queue_errmsg(q));
         } else {
@@ -540,7 +437,7 @@ cmd_ingest(int argc, char **argv)
             status = cli_exit_for(err);
         }
     }
-    progress_clear(&prog);
+    cli_progress_clear(&prog);
     sluice_queue_close(q);
     if (status != EXIT_USAGE)
         print_summary(&stats, json);

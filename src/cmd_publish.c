@@ -99,64 +99,10 @@ const cli_command publish_command = {
     .run = cmd_publish,
 };
 
-typedef struct {
-    bool show;  /* draw a progress line on stderr */
-    bool drawn; /* one is on the screen now */
-    const char *file;
-    struct timespec start;
-    double last_draw;
-} progress;
-
-static double
-seconds_since(const struct timespec *start)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) +
-           (double)(now.tv_nsec - start->tv_nsec) / 1e9;
-}
-
-static void
-progress_clear(progress *p)
-{
-    if (p->drawn) {
-        fputs("\r\033[K", stderr);
-        p->drawn = false;
-    }
-}
-
-static void
-on_reject(void *ctx, const char *file, uint64_t line, const char *reason)
-{
-    progress_clear(ctx);
-    fprintf(stderr, "%s:%llu: %s\n", file, (unsigned long long)line, reason);
-}
-
-static void
-on_input(void *ctx, const char *name)
-{
-    progress *p = ctx;
-    p->file = name;
-}
-
 static void
 on_progress(void *ctx, const sluice_publish_stats *so_far)
 {
-    progress *p = ctx;
-    if (!p->show)
-        return;
-    double t = seconds_since(&p->start);
-    if (t - p->last_draw < 0.25)
-        return;
-    p->last_draw = t;
-    char count[32], rate[32];
-    cli_group_digits(count, sizeof count, so_far->published);
-    cli_group_digits(
-        rate, sizeof rate,
-        (unsigned long long)((double)so_far->published / (t > 0 ? t : 1)));
-    fprintf(stderr, "\r\033[Kpublish %s: %s records, %s/s", p->file, count,
-            rate);
-    p->drawn = true;
+    cli_progress_draw(ctx, "publish", so_far->published);
 }
 
 static void
@@ -178,30 +124,6 @@ print_summary(const sluice_publish_stats *st, bool json)
     if (st->retried)
         printf(" (%llu sent again)", (unsigned long long)st->retried);
     putchar('\n');
-}
-
-static int
-open_input(const char *path, sluice_ingest_input *in)
-{
-    struct stat sb;
-    if (strcmp(path, "-") == 0) {
-        in->name = "<stdin>";
-        in->fd = STDIN_FILENO;
-        return 0;
-    }
-    in->name = path;
-    in->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (in->fd < 0) {
-        cli_error("%s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (fstat(in->fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        cli_error("%s: is a directory", path);
-        close(in->fd);
-        in->fd = -1;
-        return -1;
-    }
-    return 0;
 }
 
 int
@@ -344,26 +266,26 @@ cmd_publish(int argc, char **argv)
             status = cli_usage("publish", "standard input given twice");
             goto out;
         }
-        if (open_input(path, &inputs[i]) != 0) {
+        if (cli_open_feed(path, &inputs[i]) != 0) {
             status = EXIT_FAILED;
             goto out;
         }
         n_open++;
     }
 
-    progress prog = {.show = !quiet && isatty(STDERR_FILENO)};
-    clock_gettime(CLOCK_MONOTONIC, &prog.start);
+    cli_progress prog;
+    cli_progress_start(&prog, quiet);
     opts.allow_nets = nets;
     opts.n_allow_nets = n_nets;
-    opts.on_reject = on_reject;
+    opts.on_reject = cli_progress_reject;
     opts.on_progress = on_progress;
-    opts.on_input = on_input;
+    opts.on_input = cli_progress_input;
     opts.ctx = &prog;
     sluice_publish_stats stats = {0};
     char errbuf[1024] = "";
     sluice_err err = sluice_publish_fds(to, inputs, (size_t)n_open, &opts,
                                         &stats, errbuf, sizeof errbuf);
-    progress_clear(&prog);
+    cli_progress_clear(&prog);
     if (err != SLUICE_OK) {
         if (err == SLUICE_EINVAL) {
             status = cli_usage("publish", "%s", errbuf);

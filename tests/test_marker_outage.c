@@ -227,14 +227,14 @@ TEST(errors_of_a_sqlite_queue_are_never_an_outage)
     char loc[300];
     test_redis_start(loc, sizeof loc, NULL);
     sluice_queue *r = open_at(loc), *s = open_at("sqlite:queue.db");
-    ASSERT(sl_marker_outage_err(r, SLUICE_ENETWORK));
-    ASSERT(sl_marker_outage_err(r, SLUICE_ETIMEOUT));
-    ASSERT(sl_marker_outage_err(r, SLUICE_EBUSY)); /* LOADING */
-    ASSERT(!sl_marker_outage_err(r, SLUICE_EACCES));
-    ASSERT(!sl_marker_outage_err(r, SLUICE_ENOTDB));
-    ASSERT(!sl_marker_outage_err(r, SLUICE_EDB));
-    ASSERT(!sl_marker_outage_err(s, SLUICE_EBUSY)); /* a lock */
-    ASSERT(!sl_marker_outage_err(s, SLUICE_ENETWORK));
+    ASSERT(sl_queue_outage(r, SLUICE_ENETWORK));
+    ASSERT(sl_queue_outage(r, SLUICE_ETIMEOUT));
+    ASSERT(sl_queue_outage(r, SLUICE_EBUSY)); /* LOADING */
+    ASSERT(!sl_queue_outage(r, SLUICE_EACCES));
+    ASSERT(!sl_queue_outage(r, SLUICE_ENOTDB));
+    ASSERT(!sl_queue_outage(r, SLUICE_EDB));
+    ASSERT(!sl_queue_outage(s, SLUICE_EBUSY)); /* a lock */
+    ASSERT(!sl_queue_outage(s, SLUICE_ENETWORK));
     sluice_queue_close(s);
     sluice_queue_close(r);
 }

@@ -28,49 +28,6 @@ member(yajl_val tree, const char *name)
     return v ? YAJL_GET_STRING(v) : NULL;
 }
 
-sluice_err
-sl_aws_creds_from_json(const char *text, sl_aws_creds *out, char *why,
-                       size_t why_size)
-{
-    char err[200];
-    yajl_val tree = yajl_tree_parse(text, err, sizeof err);
-    if (!tree || !YAJL_IS_OBJECT(tree)) {
-        sl_copy(why, why_size, "its answer is not a JSON object");
-        yajl_tree_free(tree);
-        return SLUICE_ECONFIG;
-    }
-    const char *code = member(tree, "Code");
-    const char *key = member(tree, "AccessKeyId");
-    const char *secret = member(tree, "SecretAccessKey");
-    const char *token = member(tree, "Token");
-    const char *expiration = member(tree, "Expiration");
-    sluice_err rc = SLUICE_ECONFIG;
-    if (code && strcmp(code, "Success") != 0)
-        sl_fmt(why, why_size, "its answer's Code is \"%.60s\"", code);
-    else if (!key || !*key || !secret || !*secret)
-        sl_copy(why, why_size,
-                "its answer lacks \"AccessKeyId\" or \"SecretAccessKey\"");
-    else if (strlen(key) >= sizeof out->access_key ||
-             strlen(secret) >= sizeof out->secret_key ||
-             (token && strlen(token) >= sizeof out->session_token))
-        sl_copy(why, why_size, "its answer holds a key or token too long");
-    else if (expiration && !sl_aws_parse_time(expiration, &out->expires_ms))
-        sl_fmt(why, why_size,
-               "its \"Expiration\" \"%.40s\" is not an ISO 8601 time",
-               expiration);
-    else
-        rc = SLUICE_OK;
-    if (rc == SLUICE_OK) {
-        sl_copy(out->access_key, sizeof out->access_key, key);
-        sl_copy(out->secret_key, sizeof out->secret_key, secret);
-        sl_copy(out->session_token, sizeof out->session_token,
-                token ? token : "");
-        if (!expiration)
-            out->expires_ms = 0;
-    }
-    yajl_tree_free(tree);
-    return rc;
-}
 
 /* Whether an http URL's host may be sent the authorization token and be
  * believed: loopback, or the ECS and EKS agents' addresses. */
@@ -232,7 +189,8 @@ sl_aws_from_container(sl_aws_creds *out, char *why, size_t why_size)
         error_text(resp.body.data, reason, sizeof reason);
         sl_fmt(why, why_size, "container endpoint %s: HTTP %ld%s", url,
                resp.status, reason);
-    } else if (sl_aws_creds_from_json(resp.body.data, out, reason,
+    } else if (sl_aws_creds_from_json(resp.body.data, SL_AWS_JSON_ENDPOINT, out,
+                                      reason,
                                       sizeof reason) != SLUICE_OK) {
         sl_fmt(why, why_size, "container endpoint %s: %s", url, reason);
     } else {

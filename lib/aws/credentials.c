@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <yajl/yajl_tree.h>
+
 #include "../util.h"
 #include "profile.h"
 #include "sources.h"
@@ -262,4 +264,64 @@ sl_aws_region(char *out, size_t size)
     /* The region is a setting of the config file only. */
     sl_copy(p.credentials, sizeof p.credentials, "/nonexistent");
     return sl_aws_profile_get(&p, "region", out, size, &where);
+}
+
+static const char *
+json_member(yajl_val tree, const char *name)
+{
+    const char *path[] = {name, NULL};
+    yajl_val v = yajl_tree_get(tree, path, yajl_t_string);
+    return v ? YAJL_GET_STRING(v) : NULL;
+}
+
+sluice_err
+sl_aws_creds_from_json(const char *text, sl_aws_json_form form,
+                       sl_aws_creds *out, char *why, size_t why_size)
+{
+    bool process = form == SL_AWS_JSON_PROCESS;
+    const char *noun = process ? "output" : "answer";
+    char err[200];
+    yajl_val tree = yajl_tree_parse(text, err, sizeof err);
+    if (!tree || !YAJL_IS_OBJECT(tree)) {
+        sl_fmt(why, why_size, "its %s is not a JSON object", noun);
+        yajl_tree_free(tree);
+        return SLUICE_ECONFIG;
+    }
+    const char *vpath[] = {"Version", NULL};
+    yajl_val version = yajl_tree_get(tree, vpath, yajl_t_number);
+    const char *code = json_member(tree, "Code");
+    const char *key = json_member(tree, "AccessKeyId");
+    const char *secret = json_member(tree, "SecretAccessKey");
+    const char *token =
+        json_member(tree, process ? "SessionToken" : "Token");
+    const char *expiration = json_member(tree, "Expiration");
+    sluice_err rc = SLUICE_ECONFIG;
+    if (process && (!version || !YAJL_IS_INTEGER(version) ||
+                    YAJL_GET_INTEGER(version) != 1))
+        sl_fmt(why, why_size, "its output has no \"Version\": 1");
+    else if (!process && code && strcmp(code, "Success") != 0)
+        sl_fmt(why, why_size, "its answer's Code is \"%.60s\"", code);
+    else if (!key || !*key || !secret || !*secret)
+        sl_fmt(why, why_size,
+               "its %s lacks \"AccessKeyId\" or \"SecretAccessKey\"", noun);
+    else if (strlen(key) >= sizeof out->access_key ||
+             strlen(secret) >= sizeof out->secret_key ||
+             (token && strlen(token) >= sizeof out->session_token))
+        sl_fmt(why, why_size, "its %s holds a key or token too long", noun);
+    else if (expiration && !sl_aws_parse_time(expiration, &out->expires_ms))
+        sl_fmt(why, why_size,
+               "its \"Expiration\" \"%.40s\" is not an ISO 8601 time",
+               expiration);
+    else
+        rc = SLUICE_OK;
+    if (rc == SLUICE_OK) {
+        sl_copy(out->access_key, sizeof out->access_key, key);
+        sl_copy(out->secret_key, sizeof out->secret_key, secret);
+        sl_copy(out->session_token, sizeof out->session_token,
+                token ? token : "");
+        if (!expiration)
+            out->expires_ms = 0;
+    }
+    yajl_tree_free(tree);
+    return rc;
 }

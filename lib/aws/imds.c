@@ -154,7 +154,8 @@ sl_aws_from_imds(sl_aws_creds *out, char *why, size_t why_size)
         sl_fmt(why, why_size,
                "instance metadata service at %s: HTTP %ld on %s%s", base,
                resp.status, ROLES_PATH, role);
-    } else if (sl_aws_creds_from_json(resp.body.data, out, reason,
+    } else if (sl_aws_creds_from_json(resp.body.data, SL_AWS_JSON_ENDPOINT, out,
+                                      reason,
                                       sizeof reason) != SLUICE_OK) {
         sl_fmt(why, why_size, "instance metadata service at %s, role %s: %s",
                base, role, reason);

@@ -26,13 +26,17 @@ int sl_aws_from_imds(sl_aws_creds *out, char *why, size_t why_size);
 bool sl_aws_web_identity_configured(void);
 
 /*
- * The credentials a container endpoint or the metadata service answers
- * with, as JSON: AccessKeyId, SecretAccessKey, Token, Expiration (and,
- * from the metadata service, Code "Success"). SLUICE_OK, or
- * SLUICE_ECONFIG with what is wrong with it in `why`.
+ * Credentials as JSON: AccessKeyId, SecretAccessKey, Expiration, and as a
+ * container endpoint or the metadata service answers them
+ * (SL_AWS_JSON_ENDPOINT) Token and perhaps Code "Success", or as a
+ * credential_process prints them (SL_AWS_JSON_PROCESS) SessionToken and
+ * "Version": 1. SLUICE_OK, or SLUICE_ECONFIG with what is wrong with its
+ * answer (or output) in `why`.
  */
-sluice_err sl_aws_creds_from_json(const char *text, sl_aws_creds *out,
-                                  char *why, size_t why_size);
+typedef enum { SL_AWS_JSON_ENDPOINT, SL_AWS_JSON_PROCESS } sl_aws_json_form;
+sluice_err sl_aws_creds_from_json(const char *text, sl_aws_json_form form,
+                                  sl_aws_creds *out, char *why,
+                                  size_t why_size);
 
 /*
  * The container endpoint's URL: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI

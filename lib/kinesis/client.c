@@ -795,6 +795,35 @@ sl_kinesis_batch_free(sl_kinesis_batch *b)
     b->millis_behind = -1;
 }
 
+/* A record appended to the batch, owning `bytes` from now on (freed here
+ * when out of memory: -1); `bad` (NULL: none) is copied. */
+static int
+push_record(sl_kinesis_batch *out, size_t *cap, const char *seq,
+            const char *key, int64_t arrival_ms, unsigned char *bytes,
+            size_t len, const char *bad)
+{
+    if (out->n == *cap) {
+        size_t want = *cap ? *cap * 2 : 16;
+        sl_kinesis_record *g = sl_realloc(out->recs, want * sizeof *g);
+        if (!g) {
+            sl_free(bytes);
+            return -1;
+        }
+        out->recs = g;
+        *cap = want;
+    }
+    sl_kinesis_record *rec = &out->recs[out->n++];
+    memset(rec, 0, sizeof *rec);
+    rec->data = bytes;
+    rec->len = len;
+    rec->arrival_ms = arrival_ms;
+    if (!(rec->seq = sl_strdup(seq)) ||
+        !(rec->partition_key = sl_strdup(key)) ||
+        (bad && !(rec->bad = sl_strdup(bad))))
+        return -1;
+    return 0;
+}
+
 /* One record of a GetRecords reply into the batch: -1 no memory, -2 not
  * a record (why set). */
 static int
@@ -831,45 +860,10 @@ take_record(yajl_val r, sl_kinesis_batch *out, size_t *cap, char *why,
             return -1;
         }
         /* Undecodable: handed on whole, with the reason. */
-        if (out->n == *cap) {
-            size_t want = *cap ? *cap * 2 : 16;
-            sl_kinesis_record *g = sl_realloc(out->recs, want * sizeof *g);
-            if (!g) {
-                sl_free(bytes);
-                return -1;
-            }
-            out->recs = g;
-            *cap = want;
-        }
-        sl_kinesis_record *rec = &out->recs[out->n++];
-        memset(rec, 0, sizeof *rec);
-        rec->data = bytes;
-        rec->len = len;
-        rec->arrival_ms = arrival_ms;
-        if (!(rec->seq = sl_strdup(seq)) ||
-            !(rec->partition_key = sl_strdup(key)) ||
-            !(rec->bad = sl_strdup(reason)))
-            return -1;
-        return 0;
+        return push_record(out, cap, seq, key, arrival_ms, bytes, len,
+                           reason);
     }
-    if (out->n == *cap) {
-        size_t want = *cap ? *cap * 2 : 16;
-        sl_kinesis_record *g = sl_realloc(out->recs, want * sizeof *g);
-        if (!g) {
-            sl_free(bytes);
-            return -1;
-        }
-        out->recs = g;
-        *cap = want;
-    }
-    sl_kinesis_record *rec = &out->recs[out->n++];
-    memset(rec, 0, sizeof *rec);
-    rec->data = bytes;
-    rec->len = len;
-    rec->arrival_ms = arrival_ms;
-    if (!(rec->seq = sl_strdup(seq)) || !(rec->partition_key = sl_strdup(key)))
-        return -1;
-    return 0;
+    return push_record(out, cap, seq, key, arrival_ms, bytes, len, NULL);
 }
 
 sl_kinesis_status

@@ -313,6 +313,14 @@ sl_queue_has(const sluice_queue *q, unsigned feature)
     return (q->ops->features & feature) == feature;
 }
 
+bool
+sl_queue_outage(const sluice_queue *q, sluice_err err)
+{
+    return sl_queue_has(q, SL_QUEUE_F_OUTAGES) &&
+           (err == SLUICE_ENETWORK || err == SLUICE_ETIMEOUT ||
+            err == SLUICE_EBUSY);
+}
+
 static sluice_err
 no_slots(sluice_queue *q)
 {

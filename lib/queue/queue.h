@@ -340,6 +340,10 @@ sluice_err sl_queue_get(sluice_queue *q, const char *id,
 sluice_err sl_queue_next_due(sluice_queue *q, int64_t *due_ms, bool *any);
 /* True when the backend has the feature (SL_QUEUE_F_*). */
 bool sl_queue_has(const sluice_queue *q, unsigned feature);
+/* Whether `err` from `q` means the queue is away for a while, an outage
+ * to wait out (SL_QUEUE_F_OUTAGES, and a network error, a timeout or a
+ * server still loading), rather than a failure. */
+bool sl_queue_outage(const sluice_queue *q, sluice_err err);
 /* Slot rows and settings (SLUICE_EUNSUPPORTED without SL_QUEUE_F_SLOTS).
  * Save and clear run in a transaction of their own (or the caller's). */
 sluice_err sl_queue_slots_load(sluice_queue *q, sl_slot_row_fn *fn,

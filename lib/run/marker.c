@@ -126,14 +126,6 @@ list_shift(mark_list *l, size_t n)
     l->n -= n;
 }
 
-bool
-sl_marker_outage_err(const sluice_queue *q, sluice_err err)
-{
-    return sl_queue_has(q, SL_QUEUE_F_OUTAGES) &&
-           (err == SLUICE_ENETWORK || err == SLUICE_ETIMEOUT ||
-            err == SLUICE_EBUSY);
-}
-
 /* A mark not made: its record was not marked by this run. */
 static void
 count_lost(const sl_mark *k, go_result *res)
@@ -317,7 +309,7 @@ settle(sl_marker *m, go_result *res)
         m->probe = false;
         return;
     }
-    if (sl_marker_outage_err(m->q, res->err)) {
+    if (sl_queue_outage(m->q, res->err)) {
         went_away(m, res->err, res->msg);
         if (m->stopping || sl_mono_ms() - m->down_since > m->outage_max)
             give_up(m);

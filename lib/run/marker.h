@@ -41,11 +41,6 @@ typedef enum {
 
 sluice_err sl_marker_start(sluice_queue *q, sl_marker **out);
 
-/* Whether `err` from `q` means the queue is away for a while (an outage
- * to wait out) rather than a failure: SL_QUEUE_F_OUTAGES, and a network
- * error, a timeout or a busy (loading) server. */
-bool sl_marker_outage_err(const sluice_queue *q, sluice_err err);
-
 /* How long an outage of the queue is waited out (ms) before the marker
  * gives up; 0 (the default) gives up at the first failure. */
 void sl_marker_set_outage_max(sl_marker *m, int64_t max_ms);

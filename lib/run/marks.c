@@ -59,7 +59,7 @@ sl_marks_away(sl_run *r, sluice_err err)
 {
     char msg[512];
     sl_copy(msg, sizeof msg, sluice_queue_errmsg(r->q));
-    if (!sl_marker_outage_err(r->q, err)) {
+    if (!sl_queue_outage(r->q, err)) {
         sl_run_fail(r, err, msg);
         return false;
     }

@@ -35,6 +35,7 @@
 #define SEQ_MAX         128
 #define TRIES_MAX       8 /* without follow: failures in a row */
 #define CALL_TIMEOUT_MS     10000 /* a call, at most */
+#define OUTAGE_MAX_MS       300000 /* a queue away this long: give up */
 #define ITERATOR_TIMEOUT_MS 3000  /* GetShardIterator, at most */
 
 typedef struct {
@@ -67,6 +68,7 @@ typedef struct {
     shard *shards;
     size_t n_shards;
     int64_t listed_at;
+    int64_t away_since; /* boot ms the queue went away; 0: it is here */
     uint64_t rng;
     char why[768];
 } ingester;
@@ -90,6 +92,28 @@ notice(const ingester *in, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     in->o->on_notice(in->o->ctx, msg);
+}
+
+/* The queue did not answer (an outage: Redis away): said once. */
+static void
+queue_away(ingester *in)
+{
+    if (in->away_since)
+        return;
+    in->away_since = sl_boot_ms();
+    notice(in, "%s: queue unreachable (%s); retrying for up to %d s",
+           in->stream, sluice_queue_errmsg(in->q), OUTAGE_MAX_MS / 1000);
+}
+
+/* It answered again. */
+static void
+queue_back(ingester *in)
+{
+    if (!in->away_since)
+        return;
+    notice(in, "%s: queue reachable again after %.1f s", in->stream,
+           (double)(sl_boot_ms() - in->away_since) / 1000);
+    in->away_since = 0;
 }
 
 /* Sleep until boot time `until_ms`, or a stop, in short steps. */
@@ -135,6 +159,7 @@ take_lease(ingester *in)
         if (err != SLUICE_OK)
             return err;
         if (held) {
+            queue_back(in);
             if (said)
                 notice(in, "%s: took over the stream's lease; ingesting",
                        in->stream);
@@ -480,7 +505,13 @@ read_shard(ingester *in, shard *s)
         return SLUICE_ECONFIG;
     }
     sluice_err err = store_batch(in, s, &b);
-    if (err == SLUICE_OK) {
+    if (sl_queue_outage(in->q, err)) {
+        /* Read again, from the same iterator, once the queue is back. */
+        queue_away(in);
+        back_off(in, s);
+        err = SLUICE_OK;
+    } else if (err == SLUICE_OK) {
+        queue_back(in);
         s->fails = 0;
         sl_free(s->iter);
         s->iter = b.next_iterator;
@@ -620,11 +651,22 @@ sluice_ingest_stream(sluice_queue *q, const char *location,
         err = take_lease(&in);
         if (err == SLUICE_OK)
             err = read_all(&in);
-        if (err != SLUICE_EAGAIN || stopped(&in))
+        if (sl_queue_outage(q, err) && !stopped(&in)) {
+            /* The queue is away, longer than the lease perhaps: wait,
+             * then take the lease again (or stand by). */
+            queue_away(&in);
+            if (sl_boot_ms() - in.away_since > OUTAGE_MAX_MS) {
+                sl_copy(in.why, sizeof in.why, sluice_queue_errmsg(q));
+                break;
+            }
+            nap_until(&in, sl_boot_ms() + 1000);
+        } else if (err != SLUICE_EAGAIN || stopped(&in)) {
             break;
-        /* Another ingester took the stream over: stand by again. */
-        notice(&in, "%s: lost the stream's lease to another ingester",
-               location);
+        } else {
+            /* Another ingester took the stream over: stand by again. */
+            notice(&in, "%s: lost the stream's lease to another ingester",
+                   location);
+        }
         for (size_t i = 0; i < in.n_shards; i++) {
             shard_free(&in.shards[i]);
         }

@@ -234,6 +234,34 @@ standby_case "$r_url" rsb
 run "$SLUICE" status --db "$r_url"
 assert_has "$out" "kinesis://rsb shardId-000000000000: after"
 
+case_ "a Redis queue away for a while: the ingester waits and goes on"
+"$ADMIN" create away 2 || fail "create"
+order_feed 0 599 | sed 's/"r-/"a-/' >away.jsonl
+db="$r_url&timeout=1"
+case $r_url in *\?*) ;; *) db="$r_url?timeout=1" ;; esac
+"$SLUICE" ingest --db "$db" --follow kinesis://away >away.out 2>&1 &
+pid=$!
+publish away away.jsonl
+sleep 0.5
+kill -STOP "$r_pid"
+order_feed 600 999 | sed 's/"r-/"a-/' >away2.jsonl
+publish away away2.jsonl
+sleep 4
+kill -CONT "$r_pid"
+for _ in $(seq 150); do
+    [ "$("$SLUICE" status --db "$r_url" --json 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])' \
+        2>/dev/null)" = 2000 ] && break
+    sleep 0.1
+done
+kill -TERM $pid
+wait $pid
+assert_eq "$?" 0
+assert_has "$(cat away.out)" "queue unreachable"
+assert_has "$(cat away.out)" "queue reachable again"
+# rsb's 1,000 and these 1,000, each once.
+assert_eq "$(total "$r_url")" 2000
+
 case_ "--from latest reads only what comes after"
 "$ADMIN" create late 1 || fail "create"
 publish late re1.jsonl
