@@ -107,8 +107,9 @@ static const char ingest_description[] =
 
 static const char ingest_epilogue[] =
     "Each rejected record is reported on stderr as FILE:LINE: reason (a\n"
-    "stream's as STREAM SHARD seq N: reason); the rest is ingested. Each duplicate id, and each key two records name,\n"
-    "across all the FILEs, is reported the same way and counted.\n"
+    "stream's as STREAM SHARD seq N: reason); the rest is ingested. Each\n"
+    "duplicate id, and each key two records name, across all the FILEs,\n"
+    "is reported the same way and counted.\n"
     "Exit status: 0 all ingested, 1 some rejected, 2 usage error, 3 the\n"
     "work stopped (missing file, database error).\n";
 

@@ -64,7 +64,7 @@ behind(const sluice_stream_place *p, const char **from)
         *from = "service";
         return p->behind_ms;
     }
-    if (p->arrival_ms > 0) {
+    if (p->arrival_ms > 0 && *p->seq) {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
         *from = "arrival";

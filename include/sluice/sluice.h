@@ -285,7 +285,8 @@ typedef struct {
     uint32_t subseq;    /* its sub-record in a KPL aggregate */
     int finished;       /* a closed shard, read to its end */
     int64_t behind_ms;  /* behind the stream's end then; -1: unknown */
-    int64_t arrival_ms; /* that record's arrival, wall ms; 0: none */
+    int64_t arrival_ms; /* that record's arrival, wall ms; with no record
+                           yet, when reading began; 0: none */
     int64_t written_ms; /* when the place was stored, wall ms */
 } sluice_stream_place;
 

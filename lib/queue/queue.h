@@ -128,7 +128,7 @@ void sl_record_info_clear(sl_record_info *info);
 typedef int sl_record_info_fn(void *ctx, const sl_record_info *rec);
 
 /*
- * Where the ingester of a stream (source/stream.c) is in one of its
+ * Where the ingester of a stream (source/kinesis.c) is in one of its
  * shards: the last record stored from it, kept with the records, in the
  * transaction that stored them.
  */
@@ -139,7 +139,8 @@ typedef struct {
     uint32_t subseq;    /* its sub-record within a KPL aggregate */
     bool finished;      /* a closed shard, read to its end */
     int64_t behind_ms;  /* how far behind the stream's end; -1: unknown */
-    int64_t arrival_ms; /* the last record's arrival, wall ms; 0: none */
+    int64_t arrival_ms; /* the last record's arrival, wall ms; with no
+                           record yet, when reading began (0: none) */
     int64_t written_ms; /* when it was stored, wall ms (set by the queue) */
 } sl_stream_mark;
 

@@ -1,6 +1,6 @@
 /*
  * The SQLite queue's streams: each stream's ingester lease (one active
- * ingester a stream and queue; source/stream.c) and where that ingester
+ * ingester a stream and queue; source/kinesis.c) and where that ingester
  * is in each shard. A place is written inside the transaction that
  * stores the shard's records, after checking, in that transaction, that
  * its writer still holds the lease: a place never runs ahead of the

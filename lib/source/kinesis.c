@@ -36,6 +36,8 @@
 #define TRIES_MAX       8 /* without follow: failures in a row */
 #define CALL_TIMEOUT_MS     10000 /* a call, at most */
 #define OUTAGE_MAX_MS       300000 /* a queue away this long: give up */
+#define LATEST_MARGIN_MS    2000   /* --from latest, resumed: this early
+                                      (our clock against the service's) */
 #define ITERATOR_TIMEOUT_MS 3000  /* GetShardIterator, at most */
 
 typedef struct {
@@ -45,6 +47,7 @@ typedef struct {
     char seq[SEQ_MAX];
     uint32_t subseq;
     bool placed;     /* seq is a stored place */
+    int64_t from_ms; /* no record yet: read from this time (wall ms) */
     bool finished;   /* read to its end (closed) */
     bool caught_up;  /* an empty read at the stream's end */
     int64_t next_ms; /* boot clock: no read before */
@@ -220,6 +223,9 @@ take_place(void *ctx, const sl_stream_mark *m)
         s->subseq = m->subseq;
         s->placed = *m->seq != '\0';
         s->finished = m->finished;
+        /* A place before any record holds the time reading began. */
+        if (!s->placed && m->arrival_ms > 0)
+            s->from_ms = m->arrival_ms;
     }
     return 0;
 }
@@ -308,6 +314,17 @@ get_iterator(ingester *in, shard *s)
     /* A child shard starts at its beginning: its parent was read. */
     if (s->parent && shard_find(in, s->parent))
         from = SL_KINESIS_TRIM_HORIZON;
+    int64_t at_ms = in->so->at_ms;
+    if (from == SL_KINESIS_LATEST && !s->placed && s->from_ms) {
+        /* Read from "latest" before and stopped with no record since:
+         * from when that was, not from now, or what came while it was
+         * stopped would be lost. */
+        from = SL_KINESIS_AT_TIMESTAMP;
+        at_ms = s->from_ms;
+    } else if (from == SL_KINESIS_LATEST && !s->placed) {
+        /* Kept with the shard's first place; a margin for the clocks. */
+        s->from_ms = sl_now_ms() - LATEST_MARGIN_MS;
+    }
     if (s->placed)
         from = SL_KINESIS_AFTER_SEQUENCE;
     sl_free(s->iter);
@@ -316,7 +333,7 @@ get_iterator(ingester *in, shard *s)
      * time past the stream's last record; it is asked again). */
     sl_kinesis_set_timeout(in->k, ITERATOR_TIMEOUT_MS);
     sl_kinesis_status st = sl_kinesis_iterator(
-        in->k, s->id, from, s->placed ? s->seq : NULL, in->so->at_ms,
+        in->k, s->id, from, s->placed ? s->seq : NULL, at_ms,
         &s->iter, in->why, sizeof in->why);
     sl_kinesis_set_timeout(in->k, CALL_TIMEOUT_MS);
     return st;
@@ -413,7 +430,7 @@ store_batch(ingester *in, shard *s, const sl_kinesis_batch *b)
         .subseq = last ? last->subseq : s->subseq,
         .finished = b->next_iterator == NULL,
         .behind_ms = b->millis_behind,
-        .arrival_ms = last ? last->arrival_ms : 0,
+        .arrival_ms = last ? last->arrival_ms : s->placed ? 0 : s->from_ms,
     };
     if (last && strlen(last->seq) >= SEQ_MAX) {
         sl_fmt(in->why, sizeof in->why,

@@ -279,6 +279,25 @@ wait $pid
 assert_eq "$(total late.db)" 400
 assert_eq "$(ids_in_order late.db | sed -n 1p)" "r-400"
 
+case_ "--from latest, stopped before any record and started again: nothing lost"
+"$ADMIN" create late2 1 || fail "create"
+publish late2 re1.jsonl
+sleep 2.5 # past the margin kept for the clocks
+"$SLUICE" ingest --db late2.db --from latest --follow --quiet --lease 1 \
+    kinesis://late2 >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+    [ "$(places late2.db | wc -l)" = 1 ] && break
+    sleep 0.1
+done
+kill -9 $pid
+wait $pid 2>/dev/null
+order_feed 1000 1002 >late3.jsonl
+publish late2 late3.jsonl
+run "$SLUICE" ingest --db late2.db --from latest kinesis://late2
+assert_rc 0
+assert_has "$out" "3 new"
+
 case_ "--from at-timestamp past the stream's end: an iterator never answered is asked again"
 # kinesalite never answers GetShardIterator AT_TIMESTAMP past the last
 # record: the call times out and is made again until records come.
