@@ -265,22 +265,21 @@ tally(const char *letters, size_t n, sluice_ingest_stats *counts)
     }
 }
 
-/* One script call for args (now, then five a record); the outcome
- * letters into *reply. */
+/* The upsert of n records, args (now, then REC_ARGS a record), through
+ * sl_rq_upsert; the outcome letters into *letters (freed by the caller). */
 static sluice_err
 upsert_call(sluice_queue *q, const char **argv, const size_t *lens, size_t n,
-            redisReply **reply)
+            char **letters)
 {
-    sluice_err err =
-        sl_rq_eval(q, RQ_UPSERT, reply, (int)(1 + REC_ARGS * n), argv, lens);
-    if (err != SLUICE_OK)
-        return err;
-    if ((*reply)->type != REDIS_REPLY_STRING || (*reply)->len != n) {
-        sl_rq_bad_reply(q, *reply, "upsert");
-        *reply = NULL;
-        return SLUICE_EDB;
+    *letters = sl_malloc(n ? n : 1);
+    if (!*letters)
+        return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+    sluice_err err = sl_rq_upsert(q, argv[0], argv + 1, lens + 1, n, *letters);
+    if (err != SLUICE_OK) {
+        sl_free(*letters);
+        *letters = NULL;
     }
-    return SLUICE_OK;
+    return err;
 }
 
 static sluice_err
@@ -329,11 +328,11 @@ upsert_now(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
             memcpy(&argv[1 + REC_ARGS * i], v, sizeof v);
             memcpy(&lens[1 + REC_ARGS * i], l, sizeof l);
         }
-        redisReply *reply;
-        err = upsert_call(q, argv, lens, take, &reply);
+        char *letters;
+        err = upsert_call(q, argv, lens, take, &letters);
         if (err == SLUICE_OK) {
-            tally(reply->str, take, counts);
-            freeReplyObject(reply);
+            tally(letters, take, counts);
+            sl_free(letters);
         }
         recs += take;
         n -= take;
@@ -408,7 +407,8 @@ redis_begin(sluice_queue *q)
     return SLUICE_OK;
 }
 
-/* The batch's upserts in one script call: all of them or none. */
+/* The batch's upserts in one transaction (sl_rq_upsert): all of them or
+ * none. */
 static sluice_err
 redis_commit(sluice_queue *q)
 {
@@ -434,18 +434,18 @@ redis_commit(sluice_queue *q)
         a[5] = s->recs[i].fp;
         l[5] = FP_HEX;
     }
-    redisReply *reply;
-    err = upsert_call(q, argv, lens, s->n_recs, &reply);
+    char *letters;
+    err = upsert_call(q, argv, lens, s->n_recs, &letters);
     sl_free(argv);
     sl_free(lens);
     if (err != SLUICE_OK)
         return err;
-    const char *letters = reply->str;
+    const char *at = letters;
     for (size_t c = 0; c < s->n_calls; c++) {
-        tally(letters, s->calls[c].n, s->calls[c].counts);
-        letters += s->calls[c].n;
+        tally(at, s->calls[c].n, s->calls[c].counts);
+        at += s->calls[c].n;
     }
-    freeReplyObject(reply);
+    sl_free(letters);
     forget_batch(s);
     return SLUICE_OK;
 }

@@ -673,3 +673,43 @@ sl_redis_time_ms(sl_redis *r, int64_t *ms)
     freeReplyObject(reply);
     return SLUICE_OK;
 }
+
+sluice_err
+sl_redis_pipeline(sl_redis *r, size_t n, const sl_redis_cmdv *cmds,
+                  redisReply **replies, const char *what)
+{
+    sluice_err err;
+    for (size_t i = 0; i < n; i++)
+        replies[i] = NULL;
+    if (!r->ctx && (err = connect_now(r)) != SLUICE_OK)
+        return err;
+    sigpipe_guard g;
+    sigpipe_block(&g);
+    size_t got = 0;
+    int saved = 0;
+    bool oom = false;
+    for (size_t i = 0; i < n && !oom; i++)
+        oom = redisAppendCommandArgv(r->ctx, cmds[i].argc, cmds[i].argv,
+                                     cmds[i].lens) != REDIS_OK;
+    while (!oom && got < n) {
+        void *reply = NULL;
+        if (redisGetReply(r->ctx, &reply) != REDIS_OK || !reply)
+            break;
+        replies[got++] = reply;
+    }
+    saved = errno;
+    sigpipe_restore(&g);
+    if (got == n)
+        return SLUICE_OK;
+    for (size_t i = 0; i < got; i++) {
+        freeReplyObject(replies[i]);
+        replies[i] = NULL;
+    }
+    if (oom) {
+        drop(r);
+        return fail(r, SLUICE_ENOMEM, "%s: %s: out of memory", r->addr.where,
+                    what);
+    }
+    errno = saved;
+    return io_fail(r, what);
+}
