@@ -674,6 +674,9 @@ sl_redis_time_ms(sl_redis *r, int64_t *ms)
     return SLUICE_OK;
 }
 
+/* Commands a pipeline formats before it writes what it has. */
+#define PIPELINE_FLUSH 256
+
 sluice_err
 sl_redis_pipeline(sl_redis *r, size_t n, const sl_redis_cmdv *cmds,
                   redisReply **replies, const char *what)
@@ -688,10 +691,16 @@ sl_redis_pipeline(sl_redis *r, size_t n, const sl_redis_cmdv *cmds,
     size_t got = 0;
     int saved = 0;
     bool oom = false;
-    for (size_t i = 0; i < n && !oom; i++)
+    bool io_error = false;
+    for (size_t i = 0; i < n && !oom && !io_error; i++) {
         oom = redisAppendCommandArgv(r->ctx, cmds[i].argc, cmds[i].argv,
                                      cmds[i].lens) != REDIS_OK;
-    while (!oom && got < n) {
+        /* Send as we go, so that Redis works while the rest is made. */
+        int done;
+        if (!oom && i % PIPELINE_FLUSH == PIPELINE_FLUSH - 1)
+            io_error = redisBufferWrite(r->ctx, &done) != REDIS_OK;
+    }
+    while (!oom && !io_error && got < n) {
         void *reply = NULL;
         if (redisGetReply(r->ctx, &reply) != REDIS_OK || !reply)
             break;
