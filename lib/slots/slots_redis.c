@@ -749,8 +749,8 @@ sl_slots_redis_holdings(sluice_queue *q, const sl_pacer_limits *lim, bool live,
     return err;
 }
 
-/* Free one origin's slots and end its pause (and a fence): 1 when it
- * held or paused anything. */
+/* Free one origin's slots, end its pause (and a fence) and forget its
+ * learnt limits: 1 when it held or paused anything. */
 static sluice_err
 clear_origin(sl_slots *s, const char *origin, uint64_t *cleared)
 {
@@ -772,6 +772,11 @@ clear_origin(sl_slots *s, const char *origin, uint64_t *cleared)
         if (err == SLUICE_OK)
             freeReplyObject(r);
     }
+    /* And what was learnt: the next run starts from the cap. */
+    const char *hdel[] = {"HDEL", state, "lconc", "lrate"};
+    if (err == SLUICE_OK &&
+        (err = sl_redis_cmd(&rs->conn, &r, 4, hdel, NULL)) == SLUICE_OK)
+        freeReplyObject(r);
     if (err != SLUICE_OK && !s->errmsg[0])
         sl_copy(s->errmsg, sizeof s->errmsg, rs->conn.errmsg);
     if (err == SLUICE_OK && (h.held || h.paused_until))
