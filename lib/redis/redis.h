@@ -64,6 +64,7 @@ typedef struct {
     struct redisContext *ctx;
     char run_id[48];
     unsigned restarts;
+    unsigned unread; /* answers to sl_redis_send not read yet */
     char errmsg[512];
 } sl_redis;
 
@@ -97,6 +98,15 @@ sluice_err sl_redis_eval(sl_redis *r, sl_redis_script *script, const char *key,
 sluice_err sl_redis_eval_keys(sl_redis *r, sl_redis_script *script, int n_keys,
                               const char *const *keys, struct redisReply **out,
                               int argc, const char **argv, const size_t *lens);
+
+/*
+ * Send a command and return without its answer: it is read, and dropped,
+ * before the next command's (a release nobody needs to wait for). The
+ * command is written at once. An error when it could not be (the
+ * connection is dropped, errmsg says why): it may not have run.
+ */
+sluice_err sl_redis_send(sl_redis *r, int argc, const char **argv,
+                         const size_t *lens);
 
 /* One command of a pipeline: argc arguments (lens NULL: strlen). */
 typedef struct {
