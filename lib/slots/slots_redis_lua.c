@@ -23,13 +23,13 @@
 #define LEARNT                                                                \
     "local function num(v) return v and tonumber(v) or nil end\n"             \
     "local function g(x) return string.format('%.6g', x) end\n"               \
-    "local function learnt(st)\n"                                             \
-    "  local l = redis.call('HMGET', st, 'lconc', 'lrate', 'lgen',\n"         \
-    "    'lgrow', 'pfrom', 'pn', 'prate')\n"                                  \
-    "  return {conc = num(l[1]), rate = num(l[2]),\n"                         \
-    "    gen = tonumber(l[3] or '0'), grow = tonumber(l[4] or '0'),\n"        \
-    "    pfrom = tonumber(l[5] or '0'), pn = tonumber(l[6] or '0'),\n"        \
-    "    prate = tonumber(l[7] or '0')}\n"                                    \
+    "local LF = {'lconc', 'lrate', 'lgen', 'lgrow', 'pfrom', 'pn', 'prate'}\n" \
+    /* the fields LF from element i of an HMGET's answer */                   \
+    "local function learnt(l, i)\n"                                           \
+    "  return {conc = num(l[i]), rate = num(l[i + 1]),\n"                     \
+    "    gen = tonumber(l[i + 2] or '0'), grow = tonumber(l[i + 3] or '0'),\n"\
+    "    pfrom = tonumber(l[i + 4] or '0'), pn = tonumber(l[i + 5] or '0'),\n"\
+    "    prate = tonumber(l[i + 6] or '0')}\n"                                \
     "end\n"                                                                   \
     /* every runner's starts a second: the last second, sliding */            \
     "local function measured(L)\n"                                            \
@@ -70,14 +70,15 @@ const char sl_rslots_take_lua[] =
     "local adapt = ARGV[6] == '1'\n"
     "redis.call('ZREMRANGEBYSCORE', held, '-inf', now)\n"
     "local s = redis.call('HMGET', st, 'rid', 'paused_until',\n"
-    "  'fence_until', 'next_start', 'hold_max', 'token', 'resumed')\n"
+    "  'fence_until', 'next_start', 'hold_max', 'token', 'resumed',\n"
+    "  unpack(LF))\n"
     "local rid = s[1]\n"
     "local paused = tonumber(s[2] or '0')\n"
     "local fence = tonumber(s[3] or '0')\n"
     "local next_start = tonumber(s[4] or '0')\n"
     "local hold_max = math.max(tonumber(s[5] or '0'), hold)\n"
     "local token = tonumber(s[6] or '0')\n"
-    "local L = learnt(st)\n"
+    "local L = learnt(s, 8)\n"
     "local function out(t)\n"
     "  for _, v in ipairs(told(L)) do t[#t + 1] = v end\n"
     "  return t\n"
@@ -176,7 +177,7 @@ const char sl_rslots_learn_lua[] =
     "local st = KEYS[1]\n"
     "local conc, rate = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
     "local cap, ceiling = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "local L = learnt(st)\n"
+    "local L = learnt(redis.call('HMGET', st, unpack(LF)), 1)\n"
     "local cut = false\n"
     "if conc < (L.conc or cap) then\n"
     "  L.conc = math.max(conc, 1); cut = true\n"
