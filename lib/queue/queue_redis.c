@@ -19,8 +19,8 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 
-/* Records an upsert script takes outside a batch; a batch's upserts go in
- * one script at commit, however many. */
+/* Records an upsert takes outside a batch; a batch's upserts go in one
+ * transaction at commit, however many (sl_rq_upsert). */
 #define UPSERT_CHUNK 1000
 
 sl_rq_queue *
