@@ -7,6 +7,7 @@
  */
 #include "queue_redis.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,7 @@ cmds_free(cmd_list *c)
 static void
 arg(cmd_list *c, const char *s, size_t len)
 {
+    assert(c->n_args < c->cap_args);
     c->args[c->n_args] = s;
     c->lens[c->n_args++] = len;
 }
@@ -75,6 +77,7 @@ arg_str(cmd_list *c, const char *s)
 static void
 cmd_end(cmd_list *c)
 {
+    assert(c->n_cmds < c->cap_cmds);
     c->cmds[c->n_cmds++] =
         (sl_redis_cmdv){(int)(c->n_args - c->start), NULL, NULL};
     c->start = c->n_args;
