@@ -10,14 +10,18 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 build_pkgs=(gcc make cmake pkg-config ca-certificates
             libcurl4-openssl-dev libsqlite3-dev libyajl-dev libssl-dev
-            libidn2-dev libhiredis-dev)
+            libidn2-dev libhiredis-dev libxml2-dev libprotobuf-c-dev
+            protobuf-c-compiler)
 # Test peers and tools: the sqlite3 shell (lock and inspect databases),
 # nginx (a real server enforcing a connection cap; over TLS with HTTP/2),
 # curl, setpriv, valgrind, GNU time (the peak memory of a run), openssl
 # (a private CA and certificates for the HTTPS tests and benchmark),
-# redis-server (the Redis queue's tests start their own, on a unix socket).
+# redis-server (the Redis queue's tests start their own, on a unix socket),
+# libmicrohttpd (tests/aws_peer.c: STS, container and instance metadata
+# endpoints on loopback for the credential tests), python3-botocore
+# (tests/kinesis_sign.py checks SigV4 against botocore).
 test_pkgs=(sqlite3 nginx curl util-linux procps valgrind time faketime
-           openssl redis-server)
+           openssl redis-server libmicrohttpd-dev python3 python3-botocore)
 bench_pkgs=(curl wget2 aria2 time)
 # Packaging (make deb; tests/cli/install.sh): dpkg-shlibdeps for the
 # package's Depends, file (CPack finds the binaries with it), and man and
@@ -79,28 +83,33 @@ apt_install() {
     exit 1
 }
 
-# s3rver (an S3 API server; tests/cli/run_s3.sh) from the npm registry,
-# into the project's build/peers/ (ignored by git), only when missing.
+# The tests' npm peers from the npm registry, into the project's
+# build/peers/ (ignored by git), each only when missing: s3rver (an S3 API
+# server; tests/cli/run_s3.sh) and kinesalite (a Kinesis API server;
+# tests/kinesis/start.sh).
 S3RVER_VERSION=3.7.1
-npm_peers() {
-    local prefix=$root/build/peers attempt
-    local pkg=$prefix/node_modules/s3rver/package.json
-    if [ -f "$pkg" ] &&
-        grep -q "\"version\": \"$S3RVER_VERSION\"" "$pkg"; then
+KINESALITE_VERSION=3.3.3
+npm_peer() {
+    local name=$1 version=$2 prefix=$root/build/peers attempt
+    local pkg=$prefix/node_modules/$name/package.json
+    if [ -f "$pkg" ] && grep -q "\"version\": \"$version\"" "$pkg"; then
         return 0
     fi
-    echo "setup.sh: installing s3rver@$S3RVER_VERSION (npm) into" \
-        "build/peers" >&2
+    echo "setup.sh: installing $name@$version (npm) into build/peers" >&2
     for attempt in 1 2 3; do
         if npm install --no-audit --no-fund --prefix "$prefix" \
-            "s3rver@$S3RVER_VERSION" >/dev/null; then
+            "$name@$version" >/dev/null; then
             return 0
         fi
         echo "setup.sh: npm install failed (attempt $attempt); retrying" >&2
         sleep $((attempt * 5))
     done
-    echo "setup.sh: could not install s3rver from npm" >&2
+    echo "setup.sh: could not install $name from npm" >&2
     exit 1
+}
+npm_peers() {
+    npm_peer s3rver "$S3RVER_VERSION"
+    npm_peer kinesalite "$KINESALITE_VERSION"
 }
 
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"

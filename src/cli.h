@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <yajl/yajl_gen.h>
 
@@ -97,6 +98,46 @@ void slots_view_print(const slots_view *v, FILE *out);
  * paused_for_s}...] of the object being generated. */
 void slots_view_json(const slots_view *v, yajl_gen g);
 
+/* What ingest and publish share (cli_feed.c). A feed to read: "-" is
+ * standard input ("<stdin>" in messages); -1 after saying why not. */
+int cli_open_feed(const char *path, sluice_ingest_input *in);
+
+/* Their progress line: drawn on a terminal at most four times a second,
+ * cleared before any other line. */
+typedef struct {
+    bool show;  /* draw it (stderr is a terminal, no --quiet) */
+    bool drawn; /* it is on the screen now */
+    const char *file; /* the input being read */
+    struct timespec start;
+    double last_draw;
+} cli_progress;
+
+void cli_progress_start(cli_progress *p, bool quiet);
+void cli_progress_clear(cli_progress *p);
+/* "VERB FILE: N records, R/s". */
+void cli_progress_draw(cli_progress *p, const char *verb, uint64_t n);
+/* A sluice_reject_fn, sluice_notice_fn and sluice_ingest_input_fn whose
+ * ctx is a cli_progress: "FILE:LINE: reason" (line 0, a stream's record:
+ * "WHERE: reason"), "sluice: notice", and the input's name. */
+void cli_progress_reject(void *ctx, const char *file, uint64_t line,
+                         const char *reason);
+void cli_progress_notice(void *ctx, const char *message);
+void cli_progress_input(void *ctx, const char *name);
+
+/* A stream source's places in a queue (streams_view.c), for status. */
+typedef struct {
+    sluice_stream_place *items;
+    size_t n, cap;
+} streams_view;
+
+sluice_err streams_view_load(streams_view *v, sluice_queue *q);
+void streams_view_free(streams_view *v);
+/* One line a shard: "  STREAM SHARD: after SEQ, 1.2s behind". */
+void streams_view_print(const streams_view *v, FILE *out);
+/* A member "streams": [{stream, shard, seq, subseq, finished, behind_ms,
+ * behind_from, written_at}...] of the object being generated. */
+void streams_view_json(const streams_view *v, yajl_gen g);
+
 /* The --db option, the same in every command's table. */
 #define CLI_OPT_DB(ID_)                                                       \
     {.name = "db", .id = (ID_), .arg = "FILE",                                \
@@ -112,6 +153,7 @@ extern const cli_command list_command;
 extern const cli_command dlq_command;
 extern const cli_command slots_command;
 extern const cli_command migrate_command;
+extern const cli_command publish_command;
 
 int cmd_ingest(int argc, char **argv);
 int cmd_status(int argc, char **argv);
@@ -120,6 +162,7 @@ int cmd_dlq(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_slots(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_publish(int argc, char **argv);
 
 /* A cell of a tab-separated table on stdout, then a tab (or, `last`, a
  * line break): "-" for nothing; tabs and line breaks shown escaped. */

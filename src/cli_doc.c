@@ -322,13 +322,17 @@ cli_man_page(const cli_program *prog, FILE *out)
 
 /* ------------------------------------------------------------ bash */
 
-/* The options of form `form` of a command, as completion words. */
+/* The options of form `form` of a command (SIZE_MAX: of any), as
+ * completion words. */
 static void
 bash_option_words(FILE *out, const cli_command *cmd, size_t form)
 {
     for (size_t i = 0; i < cmd->n_opts; i++) {
         const cli_opt *o = &cmd->opts[i];
-        if (!cli_opt_in_form(o, form))
+        bool in = form != SIZE_MAX && cli_opt_in_form(o, form);
+        for (size_t f = 0; form == SIZE_MAX && f < cmd->n_forms; f++)
+            in = in || cli_opt_in_form(o, f);
+        if (!in)
             continue;
         if (o->short_name)
             fprintf(out, "-%c ", o->short_name);
@@ -390,13 +394,16 @@ bash_command(FILE *out, const cli_command *cmd)
     }
     bash_values(out, cmd);
     fputs("        case $sub in\n", out);
-    for (size_t f = 0; f < cmd->n_forms; f++) {
+    /* Forms without a subcommand name (ingest FILE..., ingest
+     * kinesis://STREAM) share one case: every option of any of them,
+     * and the first form's operands. */
+    for (size_t f = 0; f < (subs ? cmd->n_forms : 1); f++) {
         const cli_form *form = &cmd->forms[f];
         fprintf(out, "        %s)\n", subs ? form->name : "*");
         fputs("            if [[ $cur == -* ]]; then\n"
               "                _sluice_words \"",
               out);
-        bash_option_words(out, cmd, f);
+        bash_option_words(out, cmd, subs ? f : SIZE_MAX);
         fputs("\"\n            else\n                ", out);
         bash_complete(out, form->complete);
         fputs("\n            fi\n            ;;\n", out);

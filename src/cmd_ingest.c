@@ -2,7 +2,9 @@
  * `sluice ingest`: read feeds into the queue. Every input is opened before
  * the database is touched, so a missing file changes nothing.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,14 +16,15 @@
 
 enum {
     O_DB, O_FORMAT, O_JSON, O_QUIET, O_PRIVATE, O_NET, O_URL_COL, O_ID_COL,
-    O_KEY_COL, O_DELIM, O_RESET_POLICY, O_STRICT
+    O_KEY_COL, O_DELIM, O_RESET_POLICY, O_STRICT, O_FROM, O_FOLLOW, O_LEASE
 };
 
 static const cli_opt ingest_opts[] = {
     CLI_OPT_DB(O_DB),
     {.name = "format", .id = O_FORMAT, .arg = "FORMAT",
      .help = "auto, jsonl, csv or lines (default: auto)",
-     .complete = "auto jsonl csv lines"},
+     .complete = "auto jsonl csv lines",
+     .forms = 1},
     {.name = "url-column", .id = O_URL_COL, .arg = "NAME",
      .help = "the CSV column (any case) or JSON Lines member holding the "
              "url (default url)"},
@@ -34,7 +37,8 @@ static const cli_opt ingest_opts[] = {
     {.name = "delimiter", .id = O_DELIM, .arg = "C",
      .help = "CSV: the field delimiter, one character (\\t or tab for a "
              "tab); default: the header's (a comma, or the semicolons or "
-             "tabs it uses instead)"},
+             "tabs it uses instead)",
+     .forms = 1},
     {.name = "allow-private", .id = O_PRIVATE,
      .help = "accept URLs whose host is a loopback, private, link-local or "
              "metadata address (refused by default, in any spelling: "
@@ -51,7 +55,23 @@ static const cli_opt ingest_opts[] = {
      .help = "reject a record whose id an earlier record of this ingest "
              "had, or that names a key another one names (without it: a "
              "warning, the last id wins, the objects overwrite each "
-             "other)"},
+             "other)",
+     .forms = 1},
+    {.name = "from", .id = O_FROM, .arg = "WHERE",
+     .help = "kinesis://: where to start a shard the queue has no place "
+             "in: trim-horizon (the oldest record kept; default), latest, "
+             "or at-timestamp=T (T: 2026-12-06T12:00:00Z, or seconds since "
+             "1970)",
+     .forms = 2, .complete = "trim-horizon latest at-timestamp="},
+    {.name = "follow", .id = O_FOLLOW,
+     .help = "kinesis://: tail the stream until SIGINT or SIGTERM (without "
+             "it: stop at the stream's end)",
+     .forms = 2},
+    {.name = "lease", .id = O_LEASE, .arg = "SEC",
+     .help = "kinesis://: how long the stream's lease lasts unrenewed "
+             "(default 15): a standby takes over this long after the "
+             "ingester holding it dies",
+     .forms = 2},
     {.name = "json", .id = O_JSON,
      .help = "print the summary as one JSON object"},
     {.name = "quiet", .short_name = 'q', .id = O_QUIET,
@@ -60,6 +80,7 @@ static const cli_opt ingest_opts[] = {
 
 static const cli_form ingest_forms[] = {
     {NULL, "[FILE|-]...", CLI_COMPLETE_FILE},
+    {NULL, "kinesis://STREAM", NULL},
 };
 
 static const char ingest_description[] =
@@ -74,11 +95,19 @@ static const char ingest_description[] =
     "          optionally id, key, meta); other columns go into meta;\n"
     "          fields split by commas, or the semicolons or tabs the\n"
     "          header uses instead\n"
-    "  lines   one URL a line; blank lines and # comments are skipped\n";
+    "  lines   one URL a line; blank lines and # comments are skipped\n"
+    "\n"
+    "kinesis://STREAM reads every shard of an AWS Kinesis stream instead,\n"
+    "each record a JSON object as in JSON Lines (KPL aggregates too), and\n"
+    "keeps each shard's place in the queue with its records: a restart goes\n"
+    "on after it. One ingester a stream and queue; another waits as a\n"
+    "standby and takes over when the first dies. AWS settings as for S3\n"
+    "(AWS_REGION, credentials; AWS_ENDPOINT_URL_KINESIS or\n"
+    "AWS_ENDPOINT_URL for another endpoint).\n";
 
 static const char ingest_epilogue[] =
-    "Each rejected record is reported on stderr as FILE:LINE: reason; the\n"
-    "rest is ingested. Each duplicate id, and each key two records name,\n"
+    "Each rejected record is reported on stderr as FILE:LINE: reason (a\n"
+    "stream's as STREAM SHARD seq N: reason); the rest is ingested. Each duplicate id, and each key two records name,\n"
     "across all the FILEs, is reported the same way and counted.\n"
     "Exit status: 0 all ingested, 1 some rejected, 2 usage error, 3 the\n"
     "work stopped (missing file, database error).\n";
@@ -95,102 +124,72 @@ const cli_command ingest_command = {
     .run = cmd_ingest,
 };
 
-typedef struct {
-    const char *name; /* as shown in messages */
-    int fd;
-} input;
-
-typedef struct {
-    bool show;           /* draw a progress line on stderr */
-    bool drawn;          /* one is on the screen now */
-    const char *file;    /* the input being read */
-    struct timespec start;
-    double last_draw;
-    uint64_t base;       /* records of earlier files */
-} progress;
-
-static double
-seconds_since(const struct timespec *start)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) +
-           (double)(now.tv_nsec - start->tv_nsec) / 1e9;
-}
-
-static void
-progress_clear(progress *p)
-{
-    if (p->drawn) {
-        fputs("\r\033[K", stderr);
-        p->drawn = false;
-    }
-}
-
-static void
-on_reject(void *ctx, const char *file, uint64_t line, const char *reason)
-{
-    progress_clear(ctx);
-    fprintf(stderr, "%s:%llu: %s\n", file, (unsigned long long)line, reason);
-}
-
-static void
-on_notice(void *ctx, const char *message)
-{
-    progress_clear(ctx);
-    fprintf(stderr, "sluice: %s\n", message);
-}
-
-static void
-on_input(void *ctx, const char *name)
-{
-    progress *p = ctx;
-    p->file = name;
-}
-
 static void
 on_progress(void *ctx, const sluice_ingest_stats *so_far)
 {
-    progress *p = ctx;
-    if (!p->show)
-        return;
-    double t = seconds_since(&p->start);
-    if (t - p->last_draw < 0.25)
-        return;
-    p->last_draw = t;
-    uint64_t n = so_far->added + so_far->updated + so_far->unchanged +
-                 so_far->rejected;
-    char count[32], rate[32];
-    cli_group_digits(count, sizeof count, n);
-    cli_group_digits(rate, sizeof rate,
-                     (unsigned long long)((double)n / (t > 0 ? t : 1)));
-    fprintf(stderr, "\r\033[Kingest %s: %s records, %s/s", p->file, count,
-            rate);
-    p->drawn = true;
+    cli_progress_draw(ctx, "ingest",
+                      so_far->added + so_far->updated + so_far->unchanged +
+                          so_far->rejected);
 }
 
+/* The stream's --from: its start and, for at-timestamp=T, T in ms.
+ * -1 when it is none of them. */
 static int
-open_input(const char *path, input *in)
+parse_from(const char *text, sluice_stream_from *from, int64_t *at_ms)
 {
-    struct stat sb;
-    if (strcmp(path, "-") == 0) {
-        in->name = "<stdin>";
-        in->fd = STDIN_FILENO;
-        return 0;
-    }
-    in->name = path;
-    in->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (in->fd < 0) {
-        cli_error("%s: %s", path, strerror(errno));
+    if (strcmp(text, "trim-horizon") == 0)
+        *from = SLUICE_STREAM_TRIM_HORIZON;
+    else if (strcmp(text, "latest") == 0)
+        *from = SLUICE_STREAM_LATEST;
+    else if (strncmp(text, "at-timestamp=", 13) == 0) {
+        const char *t = text + 13;
+        char *end;
+        struct tm tm = {0};
+        double secs = strtod(t, &end);
+        if (*t && end != t && !*end && secs >= 0)
+            *at_ms = (int64_t)(secs * 1000);
+        else if ((end = strptime(t, "%Y-%m-%dT%H:%M:%S", &tm)) &&
+                 (!*end || strcmp(end, "Z") == 0 ||
+                  strcmp(end, "+00:00") == 0))
+            *at_ms = (int64_t)timegm(&tm) * 1000;
+        else
+            return -1;
+        *from = SLUICE_STREAM_AT_TIMESTAMP;
+    } else
         return -1;
-    }
-    if (fstat(in->fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        cli_error("%s: is a directory", path);
-        close(in->fd);
-        in->fd = -1;
-        return -1;
-    }
     return 0;
+}
+
+static volatile int stream_stop;
+
+static void
+on_stop_signal(int sig)
+{
+    (void)sig;
+    stream_stop = 1;
+}
+
+/* `sluice ingest kinesis://...`: the stream into the queue, until its
+ * end or, with follow, a signal. */
+static int
+ingest_stream(sluice_queue *q, const char *location,
+              const sluice_stream_opts *so, const sluice_ingest_opts *opts,
+              sluice_ingest_stats *stats)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sluice_err err = sluice_ingest_stream(q, location, so, opts, stats);
+    cli_progress_clear(opts->ctx);
+    if (err == SLUICE_OK || (err == SLUICE_EINTERRUPTED && stream_stop))
+        return EXIT_DONE; /* stopped as asked: every place is stored */
+    if (err == SLUICE_EINVAL)
+        return cli_usage("ingest", "%s", sluice_queue_errmsg(q));
+    cli_error("%s", sluice_queue_errmsg(q));
+    return cli_exit_for(err);
 }
 
 static void
@@ -230,6 +229,9 @@ cmd_ingest(int argc, char **argv)
     sluice_format format = SLUICE_FORMAT_AUTO;
     bool json = false, quiet = false, allow_private = false;
     bool reset_policy = false, strict = false;
+    sluice_stream_opts sopts = {.stop = &stream_stop};
+    const char *from_opt = NULL;
+    bool lease_opt = false;
     const char *url_column = NULL, *id_column = NULL, *key_column = NULL;
     char delimiter = 0;
     const char **nets = calloc((size_t)argc + 1, sizeof *nets);
@@ -278,6 +280,35 @@ cmd_ingest(int argc, char **argv)
         case O_STRICT:
             strict = true;
             break;
+        case O_FROM:
+            if (parse_from(p.arg, &sopts.from, &sopts.at_ms) != 0) {
+                free(nets);
+                return cli_usage("ingest",
+                                 "--from: expected trim-horizon, latest or "
+                                 "at-timestamp=T (T: "
+                                 "2026-12-06T12:00:00Z or seconds since "
+                                 "1970), got '%s'",
+                                 p.arg);
+            }
+            from_opt = p.arg;
+            break;
+        case O_FOLLOW:
+            sopts.follow = 1;
+            break;
+        case O_LEASE: {
+            char *end;
+            sopts.lease_s = strtod(p.arg, &end);
+            if (end == p.arg || *end || !(sopts.lease_s >= 1) ||
+                sopts.lease_s > 3600) {
+                free(nets);
+                return cli_usage("ingest",
+                                 "--lease: %s: must be a number of seconds "
+                                 "from 1 to 3600",
+                                 p.arg);
+            }
+            lease_opt = true;
+            break;
+        }
         case O_URL_COL:
         case O_ID_COL:
         case O_KEY_COL:
@@ -315,13 +346,31 @@ cmd_ingest(int argc, char **argv)
     }
 
     int n_inputs = argc - p.optind;
+    const char *stream = NULL;
+    for (int i = p.optind; i < argc; i++)
+        if (strncmp(argv[i], "kinesis://", 10) == 0)
+            stream = argv[i];
+    const char *misfit = !stream ? (sopts.follow ? "--follow"
+                                    : from_opt   ? "--from"
+                                    : lease_opt  ? "--lease"
+                                                 : NULL)
+                         : n_inputs > 1 ? "another input"
+                         : format != SLUICE_FORMAT_AUTO ? "--format"
+                         : delimiter ? "--delimiter"
+                         : strict ? "--strict" : NULL;
+    if (misfit) {
+        free(nets);
+        return cli_usage("ingest", stream ? "%s does not go with a stream"
+                                          : "%s is for a kinesis:// stream",
+                         misfit);
+    }
     bool use_stdin = n_inputs == 0;
     if (use_stdin && isatty(STDIN_FILENO)) {
         free(nets);
         return cli_usage("ingest",
                          "no input: give FILE, or - to read a piped feed");
     }
-    input *inputs = calloc((size_t)(use_stdin ? 1 : n_inputs),
+    sluice_ingest_input *inputs = calloc((size_t)(use_stdin ? 1 : n_inputs),
                            sizeof *inputs);
     if (!inputs) {
         free(nets);
@@ -329,13 +378,13 @@ cmd_ingest(int argc, char **argv)
         return EXIT_FAILED;
     }
     int n_open = 0, status = EXIT_DONE, stdin_uses = 0;
-    for (int i = 0; i < (use_stdin ? 1 : n_inputs); i++) {
+    for (int i = 0; i < (use_stdin ? 1 : n_inputs) && !stream; i++) {
         const char *path = use_stdin ? "-" : argv[p.optind + i];
         if (strcmp(path, "-") == 0 && ++stdin_uses > 1) {
             status = cli_usage("ingest", "standard input given twice");
             goto out;
         }
-        if (open_input(path, &inputs[i]) != 0) {
+        if (cli_open_feed(path, &inputs[i]) != 0) {
             status = EXIT_FAILED;
             goto out;
         }
@@ -345,41 +394,42 @@ cmd_ingest(int argc, char **argv)
     sluice_queue *q = cli_open_queue(cli_db_path(db_opt), 0, &status);
     if (!q)
         goto out;
-    progress prog = {.show = !quiet && isatty(STDERR_FILENO)};
-    clock_gettime(CLOCK_MONOTONIC, &prog.start);
+    cli_progress prog;
+    cli_progress_start(&prog, quiet);
     sluice_ingest_opts opts = {
         .format = format,
-        .on_reject = on_reject,
+        .on_reject = cli_progress_reject,
         .on_progress = on_progress,
         .ctx = &prog,
         .allow_private = allow_private,
         .allow_nets = nets,
         .n_allow_nets = n_nets,
         .reset_policy = reset_policy,
-        .on_notice = on_notice,
+        .on_notice = cli_progress_notice,
         .url_column = url_column,
         .id_column = id_column,
         .key_column = key_column,
         .delimiter = delimiter,
-        .on_warning = on_reject, /* the same line: FILE:LINE: what */
+        .on_warning = cli_progress_reject, /* FILE:LINE: what */
         .strict = strict,
-        .on_input = on_input,
+        .on_input = cli_progress_input,
     };
     sluice_ingest_stats stats = {0};
-    sluice_ingest_input *ins = calloc((size_t)n_open + 1, sizeof *ins);
-    if (!ins) {
+    if (stream) {
+        prog.file = stream;
+        status = ingest_stream(q, stream, &sopts, &opts, &stats);
         sluice_queue_close(q);
-        cli_error("out of memory");
-        status = EXIT_FAILED;
+        if (status != EXIT_USAGE)
+            print_summary(&stats, json);
+        if (status == EXIT_DONE && stats.rejected > 0)
+            status = EXIT_PARTIAL;
         goto out;
     }
-    for (int i = 0; i < n_open; i++)
-        ins[i] = (sluice_ingest_input){inputs[i].fd, inputs[i].name};
     /* All inputs as one ingest: duplicates are found across them. */
-    sluice_err err = sluice_ingest_fds(q, ins, (size_t)n_open, &opts, &stats);
-    free(ins);
+    sluice_err err = sluice_ingest_fds(q, inputs, (size_t)n_open, &opts,
+                                       &stats);
     if (err != SLUICE_OK) {
-        progress_clear(&prog);
+        cli_progress_clear(&prog);
         if (err == SLUICE_EINVAL) {
             status = cli_usage("ingest", "%s", sluice_queue_errmsg(q));
         } else {
@@ -387,7 +437,7 @@ cmd_ingest(int argc, char **argv)
             status = cli_exit_for(err);
         }
     }
-    progress_clear(&prog);
+    cli_progress_clear(&prog);
     sluice_queue_close(q);
     if (status != EXIT_USAGE)
         print_summary(&stats, json);

@@ -16,7 +16,8 @@ enum {
     O_DB, O_STORE, O_MAXC, O_MAXT, O_ATTEMPTS, O_TIMEOUT, O_STALL, O_BYTES,
     O_AGE, O_BASE, O_CAP, O_PRIVATE, O_NET, O_FOLLOW, O_GRACE, O_JSON,
     O_STORE_CONC, O_S3_ENDPOINT, O_S3_PATH, O_S3_VHOST, O_SPOOL, O_RAISE_CAP,
-    O_RATE, O_NO_ADAPT, O_QUIET, O_MANIFEST, O_CACERT, O_CAPATH
+    O_RATE, O_NO_ADAPT, O_QUIET, O_MANIFEST, O_CACERT, O_CAPATH,
+    O_OUTAGE_MAX
 };
 
 static const cli_opt run_opts[] = {
@@ -105,6 +106,11 @@ static const cli_opt run_opts[] = {
     {.name = "grace", .id = O_GRACE, .arg = "SEC",
      .help = "on SIGINT/SIGTERM, time for transfers in flight to finish "
              "(default 5)"},
+    {.name = "outage-max", .id = O_OUTAGE_MAX, .arg = "SEC",
+     .help = "a Redis queue that does not answer is waited for this long "
+             "(default 300; 0: not at all): nothing new starts, transfers "
+             "in flight finish, their marks are written when it is back; "
+             "then the run stops (exit 3)"},
     {.name = "json", .id = O_JSON,
      .help = "print the summary as one JSON object"},
     {.name = "quiet", .short_name = 'q', .id = O_QUIET,
@@ -128,7 +134,8 @@ static const char run_description[] =
 static const char run_epilogue[] =
     "Exit status: 0 every record done, 1 some records are dead (see\n"
     "'sluice dlq list'), 2 usage error, 3 the run could not work (store\n"
-    "not writable, database error, another run on this database),\n"
+    "not writable, database error, another run on this database, a\n"
+    "Redis queue unreachable for longer than --outage-max),\n"
     "130/143 stopped by SIGINT/SIGTERM (the queue is consistent: run\n"
     "again to finish).\n";
 
@@ -463,8 +470,11 @@ cmd_run(int argc, char **argv)
         case O_BASE:
         case O_CAP:
         case O_GRACE:
+        case O_OUTAGE_MAX:
             /* A grace or a first delay of 0 is allowed: none. */
-            if (!cli_arg_seconds(&p, 0, c != O_GRACE && c != O_BASE,
+            if (!cli_arg_seconds(&p, 0,
+                                 c != O_GRACE && c != O_BASE &&
+                                     c != O_OUTAGE_MAX,
                                  MAX_SECONDS, &secs))
                 goto usage;
             if (c == O_TIMEOUT)
@@ -477,6 +487,8 @@ cmd_run(int argc, char **argv)
                 o.backoff_base_s = secs;
             else if (c == O_CAP)
                 o.backoff_cap_s = secs;
+            else if (c == O_OUTAGE_MAX)
+                o.outage_max_s = secs;
             else
                 o.grace_s = secs;
             break;

@@ -17,7 +17,9 @@ static const cli_opt status_opts[] = {
              "retrying, done, dead, total, oldest_pending_age_s (null if "
              "none), run (\"running\" or \"none\"), requests_in_flight "
              "(null without a run), slots [{origin, held, in_flight, "
-             "by_live_run, free_in_s, paused_for_s}]"},
+             "by_live_run, free_in_s, paused_for_s}], streams [{stream, "
+             "shard, seq, subseq, finished, behind_ms, behind_from, "
+             "written_at}]"},
 };
 
 static const cli_form status_forms[] = {{NULL, NULL, NULL}};
@@ -27,7 +29,9 @@ static const char status_description[] =
     "and dead, the total, and the age of the oldest pending record; whether\n"
     "a run is using the queue and how many requests it has in flight now;\n"
     "and, per origin, slots still held (by that run, or for a run that is\n"
-    "gone, until its requests' deadlines) and Retry-After pauses.\n";
+    "gone, until its requests' deadlines) and Retry-After pauses; and for a\n"
+    "stream source (ingest kinesis://), each shard's place and how far\n"
+    "behind the stream's end it is.\n";
 
 const cli_command status_command = {
     .name = "status",
@@ -74,9 +78,13 @@ cmd_status(int argc, char **argv)
         return status;
     sluice_counts n;
     slots_view slots;
+    streams_view streams;
+    memset(&streams, 0, sizeof streams);
     sluice_err err = sluice_queue_counts(q, &n);
     if (err == SLUICE_OK)
         err = slots_view_load(&slots, q);
+    if (err == SLUICE_OK)
+        err = streams_view_load(&streams, q);
     if (err != SLUICE_OK) {
         cli_error("%s", sluice_queue_errmsg(q));
         sluice_queue_close(q);
@@ -102,9 +110,11 @@ cmd_status(int argc, char **argv)
         cli_json_member_int_or_null(g, "requests_in_flight",
                                     (long long)slots.requests, slots.live);
         slots_view_json(&slots, g);
+        streams_view_json(&streams, g);
         yajl_gen_map_close(g);
         cli_json_end(g);
         slots_view_free(&slots);
+        streams_view_free(&streams);
         return EXIT_DONE;
     }
 
@@ -136,6 +146,11 @@ cmd_status(int argc, char **argv)
         printf("slots:\n");
         slots_view_print(&slots, stdout);
     }
+    if (streams.n) {
+        printf("streams:\n");
+        streams_view_print(&streams, stdout);
+    }
     slots_view_free(&slots);
+    streams_view_free(&streams);
     return EXIT_DONE;
 }

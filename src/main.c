@@ -16,6 +16,7 @@ static const cli_command *const commands[] = {
     &dlq_command,
     &slots_command,
     &migrate_command,
+    &publish_command,
 };
 
 static const char program_description[] =

@@ -241,6 +241,8 @@ TEST(a_first_schema_database_is_migrated_with_its_records)
     ASSERT_EQ(sqlite3_exec(db,
                            "DROP INDEX records_pending;"
                            " DROP TABLE slots; DROP TABLE settings;"
+                           " DROP TABLE stream_leases;"
+                           " DROP TABLE stream_marks;"
                            " PRAGMA user_version = 1",
                            NULL, NULL, NULL),
               SQLITE_OK);
@@ -277,6 +279,8 @@ TEST(a_second_schema_database_gains_slots_and_settings)
     ASSERT_EQ(sqlite3_open(sqlite_path(), &db), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(db,
                            "DROP TABLE slots; DROP TABLE settings;"
+                           " DROP TABLE stream_leases;"
+                           " DROP TABLE stream_marks;"
                            " PRAGMA user_version = 2",
                            NULL, NULL, NULL),
               SQLITE_OK);
@@ -406,7 +410,10 @@ TEST(a_third_schema_database_gets_hosts_in_one_spelling)
     sluice_queue_close(q);
     sqlite3 *db;
     ASSERT_EQ(sqlite3_open(sqlite_path(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL),
+    ASSERT_EQ(sqlite3_exec(db,
+                           "DROP TABLE stream_leases; DROP TABLE stream_marks;"
+                           " PRAGMA user_version = 3",
+                           NULL, NULL, NULL),
               SQLITE_OK);
     sqlite3_close(db);
 
@@ -472,7 +479,7 @@ TEST(a_third_schema_database_gets_hosts_in_one_spelling)
     ASSERT_EQ(count_sql("SELECT count(DISTINCT origin) FROM records WHERE"
                         " url LIKE '%" NEW_HOST "%'"),
               1);
-    ASSERT_EQ(count_sql("PRAGMA user_version"), 4);
+    ASSERT_EQ(count_sql("PRAGMA user_version"), 5);
 #undef OLD_HOST
 #undef NEW_HOST
 }
@@ -1362,5 +1369,158 @@ TEST_TIMEOUT(random_operations_never_lose_a_record, 300)
     for (int i = 0; i < N; i++)
         if (holding[i])
             sl_lease_clear(&held[i]);
+    sluice_queue_close(q);
+}
+
+/* ------------------------------------------------------------ streams */
+
+static void
+nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+typedef struct {
+    char got[8][200]; /* "stream shard seq subseq finished behind" */
+    int n;
+} places;
+
+static int
+collect_place(void *ctx, const sl_stream_mark *m)
+{
+    places *p = ctx;
+    if (p->n < 8)
+        snprintf(p->got[p->n++], sizeof p->got[0], "%s %s %s %u %d %lld",
+                 m->stream, m->shard, *m->seq ? m->seq : "-",
+                 (unsigned)m->subseq, m->finished, (long long)m->behind_ms);
+    ASSERT_GT(m->written_ms, sl_now_ms() - 60000);
+    return 0;
+}
+
+static places
+places_of(sluice_queue *q, const char *stream)
+{
+    places p = {0};
+    ASSERT_EQ(sl_queue_stream_marks(q, stream, collect_place, &p), SLUICE_OK);
+    return p;
+}
+
+/* Records and a place in one transaction; the commit's result. */
+static sluice_err
+store_with_place(sluice_queue *q, const char *owner, const char *id,
+                 const char *seq)
+{
+    sl_stream_mark m = {"kinesis://s", "shard-1", seq, 0, false, 5, 0, 0};
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    upsert1(q, id, "http://img.example/a.jpg", id, NULL);
+    sluice_err err = sl_queue_stream_mark(q, owner, &m);
+    if (err == SLUICE_OK)
+        err = sl_queue_commit(q);
+    if (err != SLUICE_OK)
+        sl_queue_rollback(q);
+    return err;
+}
+
+TEST(a_streams_lease_is_one_owners_until_it_lapses)
+{
+    sluice_queue *q = open_queue();
+    bool held;
+    int64_t left;
+    ASSERT_EQ(sl_queue_stream_lease(q, "kinesis://s", "A", 400, &held, &left),
+              SLUICE_OK);
+    ASSERT(held);
+    ASSERT_EQ(sl_queue_stream_lease(q, "kinesis://s", "B", 400, &held, &left),
+              SLUICE_OK);
+    ASSERT(!held);
+    ASSERT_GT(left, 0);
+    ASSERT_LE(left, 400);
+    /* Another stream's lease is another lease. */
+    ASSERT_EQ(sl_queue_stream_lease(q, "kinesis://t", "B", 400, &held, &left),
+              SLUICE_OK);
+    ASSERT(held);
+    /* The owner renews it; once it lapses, another takes it. */
+    ASSERT_EQ(sl_queue_stream_lease(q, "kinesis://s", "A", 400, &held, &left),
+              SLUICE_OK);
+    ASSERT(held);
+    nap_ms(550);
+    ASSERT_EQ(sl_queue_stream_lease(q, "kinesis://s", "B", 400, &held, &left),
+              SLUICE_OK);
+    ASSERT(held);
+    ASSERT_EQ(sl_queue_stream_lease(q, "kinesis://s", "A", 400, &held, &left),
+              SLUICE_OK);
+    ASSERT(!held);
+    /* Given up, it is free at once. */
+    ASSERT_EQ(sl_queue_stream_unlease(q, "kinesis://s", "A"), SLUICE_OK);
+    ASSERT_EQ(sl_queue_stream_lease(q, "kinesis://s", "A", 400, &held, &left),
+              SLUICE_OK);
+    ASSERT(!held); /* A did not hold it: B's stays */
+    ASSERT_EQ(sl_queue_stream_unlease(q, "kinesis://s", "B"), SLUICE_OK);
+    ASSERT_EQ(sl_queue_stream_lease(q, "kinesis://s", "A", 400, &held, &left),
+              SLUICE_OK);
+    ASSERT(held);
+    sluice_queue_close(q);
+}
+
+TEST(a_streams_place_is_stored_with_its_records_or_not_at_all)
+{
+    sluice_queue *q = open_queue();
+    bool held;
+    int64_t left;
+    ASSERT_EQ(sl_queue_stream_lease(q, "kinesis://s", "A", 300, &held, &left),
+              SLUICE_OK);
+    ASSERT(held);
+    ASSERT_EQ(places_of(q, NULL).n, 0);
+    ASSERT_EQ(store_with_place(q, "A", "r1", "100"), SLUICE_OK);
+    places p = places_of(q, "kinesis://s");
+    ASSERT_EQ(p.n, 1);
+    ASSERT_STR_EQ(p.got[0], "kinesis://s shard-1 100 0 0 5");
+    ASSERT_EQ(counts(q).total, 1);
+    /* B takes the stream over: A's next batch writes nothing at all. */
+    nap_ms(450);
+    ASSERT_EQ(sl_queue_stream_lease(q, "kinesis://s", "B", 5000, &held, &left),
+              SLUICE_OK);
+    ASSERT(held);
+    ASSERT_EQ(store_with_place(q, "A", "r2", "200"), SLUICE_EAGAIN);
+    ASSERT_STR_CONTAINS(sluice_queue_errmsg(q), "took");
+    ASSERT_EQ(counts(q).total, 1);
+    p = places_of(q, "kinesis://s");
+    ASSERT_STR_EQ(p.got[0], "kinesis://s shard-1 100 0 0 5");
+    /* B's goes in. */
+    ASSERT_EQ(store_with_place(q, "B", "r2", "200"), SLUICE_OK);
+    ASSERT_EQ(counts(q).total, 2);
+    p = places_of(q, "kinesis://s");
+    ASSERT_STR_EQ(p.got[0], "kinesis://s shard-1 200 0 0 5");
+    sluice_queue_close(q);
+}
+
+TEST(stream_places_are_listed_by_stream_and_shard)
+{
+    sluice_queue *q = open_queue();
+    bool held;
+    int64_t left;
+    const char *streams[] = {"kinesis://b", "kinesis://a"};
+    const char *shards[] = {"shardId-2", "shardId-10", "shardId-1"};
+    for (int s = 0; s < 2; s++) {
+        ASSERT_EQ(sl_queue_stream_lease(q, streams[s], "A", 5000, &held,
+                                        &left),
+                  SLUICE_OK);
+        for (int h = 0; h < 3; h++) {
+            sl_stream_mark m = {streams[s], shards[h], h ? "77" : "", 3,
+                                h == 2, -1, T0, 0};
+            ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+            ASSERT_EQ(sl_queue_stream_mark(q, "A", &m), SLUICE_OK);
+            ASSERT_EQ(sl_queue_commit(q), SLUICE_OK);
+        }
+    }
+    places p = places_of(q, NULL);
+    ASSERT_EQ(p.n, 6);
+    ASSERT_STR_EQ(p.got[0], "kinesis://a shardId-1 77 3 1 -1");
+    ASSERT_STR_EQ(p.got[1], "kinesis://a shardId-10 77 3 0 -1");
+    ASSERT_STR_EQ(p.got[2], "kinesis://a shardId-2 - 3 0 -1");
+    ASSERT_STR_EQ(p.got[3], "kinesis://b shardId-1 77 3 1 -1");
+    p = places_of(q, "kinesis://b");
+    ASSERT_EQ(p.n, 3);
+    ASSERT_STR_EQ(p.got[2], "kinesis://b shardId-2 - 3 0 -1");
     sluice_queue_close(q);
 }

@@ -238,6 +238,66 @@ sluice_err sluice_ingest_fds(sluice_queue *q,
                              size_t n_inputs, const sluice_ingest_opts *opts,
                              sluice_ingest_stats *stats);
 
+/* ------------------------------------------------------- stream ingest */
+
+/* Where the ingester starts reading a shard it has no place in yet. */
+typedef enum {
+    SLUICE_STREAM_TRIM_HORIZON = 0, /* its oldest record still kept */
+    SLUICE_STREAM_LATEST,           /* records put from now on */
+    SLUICE_STREAM_AT_TIMESTAMP      /* records put at or after at_ms */
+} sluice_stream_from;
+
+typedef struct {
+    sluice_stream_from from;
+    int64_t at_ms;       /* with SLUICE_STREAM_AT_TIMESTAMP: wall ms */
+    int follow;          /* tail the stream until *stop; else end at its
+                            current end */
+    volatile int *stop;  /* set non-zero (from a signal handler) to stop */
+    double lease_s;      /* the ingester lease; 0: 15 s */
+    double poll_s;       /* an idle shard is read again after; 0: 1 s */
+} sluice_stream_opts;
+
+/*
+ * Ingest a stream ("kinesis://NAME"): every shard, a closed parent read
+ * to its end before its children, each record's data a feed record (a
+ * JSON object, as a JSON Lines line; KPL aggregates de-aggregated). Each
+ * batch of records is upserted in one transaction with the shard's new
+ * place, so a crash never loses a record and a place never passes one
+ * not yet stored; a restart goes on after the stored place. One ingester
+ * a stream and queue: another waits as a standby (said through
+ * on_notice) and takes over when the lease of the first lapses. Bad
+ * records are reported through opts->on_reject with `file` naming the
+ * stream, shard and sequence number and `line` 0, and skipped. Without
+ * follow, returns once every shard is read to the stream's end (as it
+ * was when reached); with follow, when *stop is set
+ * (SLUICE_EINTERRUPTED). The format and column options of `opts` are
+ * not used (records are JSON objects).
+ */
+sluice_err sluice_ingest_stream(sluice_queue *q, const char *location,
+                                const sluice_stream_opts *sopts,
+                                const sluice_ingest_opts *opts,
+                                sluice_ingest_stats *stats);
+
+/* Where a stream's ingester is in one shard (sluice status). */
+typedef struct {
+    const char *stream, *shard;
+    const char *seq;    /* the last record stored; "" when none yet */
+    uint32_t subseq;    /* its sub-record in a KPL aggregate */
+    int finished;       /* a closed shard, read to its end */
+    int64_t behind_ms;  /* behind the stream's end then; -1: unknown */
+    int64_t arrival_ms; /* that record's arrival, wall ms; 0: none */
+    int64_t written_ms; /* when the place was stored, wall ms */
+} sluice_stream_place;
+
+/* Return non-zero to stop the listing early. */
+typedef int sluice_stream_place_fn(void *ctx,
+                                   const sluice_stream_place *place);
+
+/* Every stream place stored with the queue, by stream and shard. A queue
+ * that keeps none (or a backend without streams) lists nothing. */
+sluice_err sluice_stream_places(sluice_queue *q, sluice_stream_place_fn *fn,
+                                void *ctx);
+
 /* ------------------------------------------------------------- migrate */
 
 /* What sluice_migrate copied. */
@@ -484,6 +544,12 @@ typedef struct {
     double backoff_base_s;    /* first retry delay (full jitter): 1 */
     double backoff_cap_s;     /* longest retry delay: 300 */
     double grace_s;           /* on stop, time for transfers to finish: 5 */
+    /* A queue on a server that may be away (Redis): how long it may not
+     * answer before the run gives up (SLUICE_ENETWORK or ETIMEOUT, one
+     * line): 300. Meanwhile nothing new is leased or started, and the
+     * marks of records finished are kept and written when it is back. 0
+     * gives up at once. */
+    double outage_max_s;
     int allow_private;        /* allow private/loopback/metadata addresses */
     const char *const *allow_nets; /* CIDRs allowed even so, or NULL */
     size_t n_allow_nets;
@@ -551,6 +617,68 @@ sluice_err sluice_check_ca_path(const char *path, char *why, size_t size);
 sluice_err sluice_run(sluice_queue *q, const sluice_run_opts *opts,
                       sluice_run_stats *stats, char *errbuf,
                       size_t errbuf_size);
+
+/* -------------------------------------------------------------- publish */
+
+typedef struct {
+    uint64_t published; /* records the stream accepted */
+    uint64_t rejected;  /* malformed or refused lines */
+    uint64_t retried;   /* records sent again after the service failed
+                           them (FailedRecordCount) or a call failed */
+    uint64_t calls;     /* PutRecords calls made */
+} sluice_publish_stats;
+
+/* Called every few hundred records with the totals so far. */
+typedef void sluice_publish_progress_fn(void *ctx,
+                                        const sluice_publish_stats *so_far);
+
+typedef struct {
+    /* How the feeds are read and checked, as sluice_ingest_opts says:
+     * format, columns, delimiter, and the URL policy (only the options':
+     * no queue holds one here). */
+    sluice_format format;
+    const char *url_column, *id_column, *key_column;
+    char delimiter;
+    int allow_private;
+    const char *const *allow_nets;
+    size_t n_allow_nets;
+    /* The partition key: the record's id (0), or its origin (1), so that
+     * one origin's records land on one shard. An id or origin longer than
+     * the 256 bytes Kinesis allows is replaced by its MD5 in hex. */
+    int partition_by_origin;
+    sluice_reject_fn *on_reject;              /* may be NULL */
+    sluice_publish_progress_fn *on_progress;  /* may be NULL */
+    sluice_ingest_input_fn *on_input;         /* may be NULL */
+    void *ctx;                                /* passed to all three */
+    /* One call's longest wait in ms (0: 10000), and how many times a
+     * call that failed (no answer, 5xx) or a record the service failed
+     * for a reason other than throttling is tried (0: 8). Throttles are
+     * retried without counting. */
+    long timeout_ms;
+    unsigned max_attempts;
+} sluice_publish_opts;
+
+/*
+ * Read the feeds as ingest does (the same formats, validation and
+ * rejections, FILE:LINE: reason through on_reject) and put each good
+ * record on the Kinesis stream `location` ("kinesis://STREAM"; region,
+ * endpoint and credentials from the AWS_* environment) as one compact
+ * JSON object {"id","url","key","meta"} (meta only when the record has
+ * one): what `sluice ingest kinesis://` reads back. PutRecords carries at
+ * most 500 records and 5 MiB; records the service fails are sent again
+ * with backoff and jitter, before any later record. `stats` is added to.
+ * Returns an error only for a failure that stopped the work (a bad
+ * location or options: SLUICE_EINVAL or SLUICE_ECONFIG; a read error;
+ * the service failing past max_attempts: SLUICE_ENETWORK, SLUICE_ETIMEOUT
+ * or SLUICE_EHTTP), with one line in errbuf; records put before it stay
+ * on the stream.
+ */
+sluice_err sluice_publish_fds(const char *location,
+                              const sluice_ingest_input *inputs,
+                              size_t n_inputs,
+                              const sluice_publish_opts *opts,
+                              sluice_publish_stats *stats, char *errbuf,
+                              size_t errbuf_size);
 
 #ifdef __cplusplus
 }

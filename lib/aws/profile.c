@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE /* popen, pclose, "e" (close-on-exec) */
 #include "profile.h"
+#include "sources.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -15,7 +16,6 @@
 #include <strings.h>
 #include <sys/wait.h>
 
-#include <yajl/yajl_tree.h>
 
 #include "../util.h"
 
@@ -147,60 +147,6 @@ sl_aws_profile_exists(const sl_aws_profile *p)
 }
 
 /* A string member of the process's object; NULL when absent. */
-static const char *
-member(yajl_val tree, const char *name)
-{
-    const char *path[] = {name, NULL};
-    yajl_val v = yajl_tree_get(tree, path, yajl_t_string);
-    return v ? YAJL_GET_STRING(v) : NULL;
-}
-
-static sluice_err
-parse_process_output(const char *text, sl_aws_creds *out, char *why,
-                     size_t why_size)
-{
-    char err[200];
-    yajl_val tree = yajl_tree_parse(text, err, sizeof err);
-    if (!tree || !YAJL_IS_OBJECT(tree)) {
-        sl_fmt(why, why_size, "its output is not a JSON object");
-        yajl_tree_free(tree);
-        return SLUICE_ECONFIG;
-    }
-    const char *vpath[] = {"Version", NULL};
-    yajl_val version = yajl_tree_get(tree, vpath, yajl_t_number);
-    const char *key = member(tree, "AccessKeyId");
-    const char *secret = member(tree, "SecretAccessKey");
-    const char *token = member(tree, "SessionToken");
-    const char *expiration = member(tree, "Expiration");
-    sluice_err rc = SLUICE_ECONFIG;
-    if (!version || !YAJL_IS_INTEGER(version) ||
-        YAJL_GET_INTEGER(version) != 1)
-        sl_fmt(why, why_size, "its output has no \"Version\": 1");
-    else if (!key || !*key || !secret || !*secret)
-        sl_fmt(why, why_size,
-               "its output lacks \"AccessKeyId\" or \"SecretAccessKey\"");
-    else if (strlen(key) >= sizeof out->access_key ||
-             strlen(secret) >= sizeof out->secret_key ||
-             (token && strlen(token) >= sizeof out->session_token))
-        sl_fmt(why, why_size, "its output holds a key or token too long");
-    else if (expiration && !sl_aws_parse_time(expiration, &out->expires_ms))
-        sl_fmt(why, why_size,
-               "its \"Expiration\" \"%.40s\" is not an ISO 8601 time",
-               expiration);
-    else
-        rc = SLUICE_OK;
-    if (rc == SLUICE_OK) {
-        sl_copy(out->access_key, sizeof out->access_key, key);
-        sl_copy(out->secret_key, sizeof out->secret_key, secret);
-        sl_copy(out->session_token, sizeof out->session_token,
-                token ? token : "");
-        if (!expiration)
-            out->expires_ms = 0;
-    }
-    yajl_tree_free(tree);
-    return rc;
-}
-
 sluice_err
 sl_aws_credential_process(const char *command, sl_aws_creds *out, char *why,
                           size_t why_size)
@@ -242,7 +188,8 @@ sl_aws_credential_process(const char *command, sl_aws_creds *out, char *why,
         sl_fmt(why, why_size, "it printed more than %d bytes",
                PROCESS_OUTPUT_MAX);
     else
-        rc = parse_process_output(text.data ? text.data : "", out, why,
+        rc = sl_aws_creds_from_json(text.data ? text.data : "",
+                                    SL_AWS_JSON_PROCESS, out, why,
                                   why_size);
     sl_buf_free(&text);
     return rc;

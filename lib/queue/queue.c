@@ -313,6 +313,14 @@ sl_queue_has(const sluice_queue *q, unsigned feature)
     return (q->ops->features & feature) == feature;
 }
 
+bool
+sl_queue_outage(const sluice_queue *q, sluice_err err)
+{
+    return sl_queue_has(q, SL_QUEUE_F_OUTAGES) &&
+           (err == SLUICE_ENETWORK || err == SLUICE_ETIMEOUT ||
+            err == SLUICE_EBUSY);
+}
+
 static sluice_err
 no_slots(sluice_queue *q)
 {
@@ -544,4 +552,58 @@ sl_queue_restore(sluice_queue *q, const sl_record_info *recs, size_t n)
                              "are",
                              q->location, q->ops->backend.name);
     return n ? q->ops->restore(q, recs, n) : SLUICE_OK;
+}
+
+static sluice_err
+no_streams(sluice_queue *q)
+{
+    return sl_queue_fail(q, SLUICE_EUNSUPPORTED,
+                         "%s: the %s queue keeps no stream places",
+                         q->location, q->ops->backend.name);
+}
+
+sluice_err
+sl_queue_stream_lease(sluice_queue *q, const char *stream, const char *owner,
+                      int64_t ttl_ms, bool *held, int64_t *left_ms)
+{
+    *held = false;
+    *left_ms = 0;
+    if (!sl_queue_has(q, SL_QUEUE_F_STREAMS))
+        return no_streams(q);
+    assert(ttl_ms > 0 && *owner);
+    sluice_err err = queue_fault(q, "take a stream's lease");
+    if (err != SLUICE_OK)
+        return err;
+    return q->ops->stream_lease(q, stream, owner, ttl_ms, held, left_ms);
+}
+
+sluice_err
+sl_queue_stream_unlease(sluice_queue *q, const char *stream,
+                        const char *owner)
+{
+    if (!sl_queue_has(q, SL_QUEUE_F_STREAMS))
+        return no_streams(q);
+    return q->ops->stream_unlease(q, stream, owner);
+}
+
+sluice_err
+sl_queue_stream_mark(sluice_queue *q, const char *owner,
+                     const sl_stream_mark *mark)
+{
+    if (!sl_queue_has(q, SL_QUEUE_F_STREAMS))
+        return no_streams(q);
+    assert(q->in_batch);
+    sluice_err err = queue_fault(q, "mark a stream's place");
+    if (err != SLUICE_OK)
+        return err;
+    return q->ops->stream_mark(q, owner, mark);
+}
+
+sluice_err
+sl_queue_stream_marks(sluice_queue *q, const char *stream,
+                      sl_stream_mark_fn *fn, void *ctx)
+{
+    if (!sl_queue_has(q, SL_QUEUE_F_STREAMS))
+        return no_streams(q);
+    return q->ops->stream_marks(q, stream, fn, ctx);
 }

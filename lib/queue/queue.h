@@ -127,6 +127,25 @@ void sl_record_info_clear(sl_record_info *info);
 /* Return non-zero to stop. */
 typedef int sl_record_info_fn(void *ctx, const sl_record_info *rec);
 
+/*
+ * Where the ingester of a stream (source/stream.c) is in one of its
+ * shards: the last record stored from it, kept with the records, in the
+ * transaction that stored them.
+ */
+typedef struct {
+    const char *stream; /* "kinesis://NAME" */
+    const char *shard;
+    const char *seq;    /* the last record's sequence number; "" none */
+    uint32_t subseq;    /* its sub-record within a KPL aggregate */
+    bool finished;      /* a closed shard, read to its end */
+    int64_t behind_ms;  /* how far behind the stream's end; -1: unknown */
+    int64_t arrival_ms; /* the last record's arrival, wall ms; 0: none */
+    int64_t written_ms; /* when it was stored, wall ms (set by the queue) */
+} sl_stream_mark;
+
+/* Return non-zero to stop. */
+typedef int sl_stream_mark_fn(void *ctx, const sl_stream_mark *mark);
+
 typedef struct sl_queue_ops sl_queue_ops;
 
 /* The handle: the public sluice_queue is this struct. */
@@ -148,7 +167,13 @@ enum {
     SL_QUEUE_F_TRANSACTIONS = 1u << 0, /* begin/commit group writes */
     SL_QUEUE_F_EXCLUSIVE = 1u << 1,    /* acquire_runner: one runner */
     SL_QUEUE_F_SLOTS = 1u << 2,        /* slot rows and settings kept */
-    SL_QUEUE_F_SKIP = 1u << 3          /* a lease can skip origins */
+    SL_QUEUE_F_SKIP = 1u << 3,         /* a lease can skip origins */
+    SL_QUEUE_F_STREAMS = 1u << 4,      /* stream leases and marks kept */
+    /* A server that may be away for a while: SLUICE_ENETWORK, ETIMEOUT
+     * and EBUSY (loading) are an outage to wait out, not a failure;
+     * each mark is written at once (begin and commit group upserts
+     * only), so a failure leaves exactly the marks not yet made. */
+    SL_QUEUE_F_OUTAGES = 1u << 5
 };
 
 struct sl_queue_ops {
@@ -228,6 +253,28 @@ struct sl_queue_ops {
     sluice_err (*dump)(sluice_queue *q, sl_record_info_fn *fn, void *ctx);
     sluice_err (*restore)(sluice_queue *q, const sl_record_info *recs,
                           size_t n);
+    /*
+     * With SL_QUEUE_F_STREAMS. A stream's ingester lease, on the queue's
+     * clock: taken for `owner` for ttl_ms when it is free, lapsed or
+     * already owner's (then renewed); *held says whether owner holds it
+     * now and *left_ms for how long the holder (owner or another) has it.
+     * stream_unlease gives it up if owner holds it.
+     */
+    sluice_err (*stream_lease)(sluice_queue *q, const char *stream,
+                               const char *owner, int64_t ttl_ms, bool *held,
+                               int64_t *left_ms);
+    sluice_err (*stream_unlease)(sluice_queue *q, const char *stream,
+                                 const char *owner);
+    /* Inside a transaction: `mark` is stored with the transaction's
+     * records, or not at all. The commit is refused (SLUICE_EAGAIN,
+     * nothing of it written) when `owner` no longer holds the stream's
+     * lease: another ingester took it over. */
+    sluice_err (*stream_mark)(sluice_queue *q, const char *owner,
+                              const sl_stream_mark *mark);
+    /* Every mark of `stream` (NULL: of every stream), by stream and
+     * shard. */
+    sluice_err (*stream_marks)(sluice_queue *q, const char *stream,
+                               sl_stream_mark_fn *fn, void *ctx);
 };
 
 /* Record a one-line error detail on the handle and return `err`. */
@@ -293,6 +340,10 @@ sluice_err sl_queue_get(sluice_queue *q, const char *id,
 sluice_err sl_queue_next_due(sluice_queue *q, int64_t *due_ms, bool *any);
 /* True when the backend has the feature (SL_QUEUE_F_*). */
 bool sl_queue_has(const sluice_queue *q, unsigned feature);
+/* Whether `err` from `q` means the queue is away for a while, an outage
+ * to wait out (SL_QUEUE_F_OUTAGES, and a network error, a timeout or a
+ * server still loading), rather than a failure. */
+bool sl_queue_outage(const sluice_queue *q, sluice_err err);
 /* Slot rows and settings (SLUICE_EUNSUPPORTED without SL_QUEUE_F_SLOTS).
  * Save and clear run in a transaction of their own (or the caller's). */
 sluice_err sl_queue_slots_load(sluice_queue *q, sl_slot_row_fn *fn,
@@ -321,6 +372,20 @@ bool sl_queue_runner_alive(sluice_queue *q);
 sluice_err sl_queue_dump(sluice_queue *q, sl_record_info_fn *fn, void *ctx);
 sluice_err sl_queue_restore(sluice_queue *q, const sl_record_info *recs,
                             size_t n);
+/*
+ * Streams (SLUICE_EUNSUPPORTED without SL_QUEUE_F_STREAMS): the ingester
+ * lease of a stream and where its ingester is in each shard; see the ops
+ * above. sl_queue_stream_mark runs inside the caller's transaction.
+ */
+sluice_err sl_queue_stream_lease(sluice_queue *q, const char *stream,
+                                 const char *owner, int64_t ttl_ms,
+                                 bool *held, int64_t *left_ms);
+sluice_err sl_queue_stream_unlease(sluice_queue *q, const char *stream,
+                                   const char *owner);
+sluice_err sl_queue_stream_mark(sluice_queue *q, const char *owner,
+                                const sl_stream_mark *mark);
+sluice_err sl_queue_stream_marks(sluice_queue *q, const char *stream,
+                                 sl_stream_mark_fn *fn, void *ctx);
 
 extern const sl_queue_ops sl_queue_sqlite;
 /* Redis (queue_redis.c): redis://HOST:PORT and unix:///PATH. */

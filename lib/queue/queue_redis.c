@@ -244,6 +244,7 @@ redis_close(sluice_queue *q)
     sl_rq_runner_end(s);
     sl_redis_close(&s->conn);
     sl_buf_free(&s->text);
+    sl_buf_free(&s->mark_text);
     sl_free(s->recs);
     sl_free(s->calls);
     pthread_mutex_destroy(&s->renew_mu);
@@ -390,6 +391,7 @@ forget_batch(sl_rq_queue *s)
 {
     sl_buf_clear(&s->text);
     s->n_recs = s->n_calls = 0;
+    s->mark_staged = false;
 }
 
 static sluice_err
@@ -408,16 +410,19 @@ redis_begin(sluice_queue *q)
 }
 
 /* The batch's upserts in one transaction (sl_rq_upsert): all of them or
- * none. */
+ * none; with a stream's place staged, the records and the place in one
+ * script call, once the records are in. */
 static sluice_err
 redis_commit(sluice_queue *q)
 {
     sl_rq_queue *s = sl_rq_state(q);
-    if (s->n_recs == 0)
+    if (s->n_recs == 0 && !s->mark_staged)
         return SLUICE_OK;
     const char **argv;
-    size_t *lens;
-    sluice_err err = alloc_args(q, s->n_recs, &argv, &lens);
+    size_t *lens, extra = s->mark_staged ? 8 : 0;
+    sluice_err err = alloc_args(q, s->n_recs + (extra + REC_ARGS - 1) /
+                                                 REC_ARGS,
+                                &argv, &lens);
     if (err != SLUICE_OK)
         return err;
     char now[24];
@@ -434,8 +439,34 @@ redis_commit(sluice_queue *q)
         a[5] = s->recs[i].fp;
         l[5] = FP_HEX;
     }
-    char *letters;
-    err = upsert_call(q, argv, lens, s->n_recs, &letters);
+    char *letters = NULL;
+    if (s->mark_staged) {
+        redisReply *reply;
+        sl_rq_stream_args(s, argv, lens, 1 + REC_ARGS * s->n_recs);
+        err = sl_rq_eval(q, RQ_STREAM_UPSERT, &reply,
+                         (int)(1 + REC_ARGS * s->n_recs + extra), argv, lens);
+        if (err == SLUICE_OK && reply->type == REDIS_REPLY_STRING &&
+            reply->len > 0 && reply->str[0] == '!') {
+            err = sl_queue_fail(q, SLUICE_EAGAIN,
+                                "%s: another ingester (%s) took the "
+                                "stream over",
+                                q->location,
+                                reply->len > 1 ? reply->str + 1 : "none");
+            freeReplyObject(reply);
+        } else if (err == SLUICE_OK && (reply->type != REDIS_REPLY_STRING ||
+                                        reply->len != s->n_recs)) {
+            err = sl_rq_bad_reply(q, reply, "stream upsert");
+        } else if (err == SLUICE_OK) {
+            letters = sl_malloc(s->n_recs ? s->n_recs : 1);
+            if (letters)
+                memcpy(letters, reply->str, s->n_recs);
+            else
+                err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+            freeReplyObject(reply);
+        }
+    } else {
+        err = upsert_call(q, argv, lens, s->n_recs, &letters);
+    }
     sl_free(argv);
     sl_free(lens);
     if (err != SLUICE_OK)
@@ -709,7 +740,8 @@ redis_recover(sluice_queue *q, int64_t now_ms, uint64_t *recovered)
     {                                                                          \
         .backend = {SL_FAMILY_QUEUE, "redis", scheme},                         \
         .features = SL_QUEUE_F_TRANSACTIONS | SL_QUEUE_F_EXCLUSIVE |           \
-                    SL_QUEUE_F_SLOTS | SL_QUEUE_F_SKIP,                        \
+                    SL_QUEUE_F_SLOTS | SL_QUEUE_F_SKIP | SL_QUEUE_F_STREAMS |  \
+                    SL_QUEUE_F_OUTAGES,                                        \
         .slots = "redis", .state_size = sizeof(sl_rq_queue),                  \
         .open = redis_open, .close = redis_close, .begin = redis_begin,        \
         .commit = redis_commit, .rollback = redis_rollback,                    \
@@ -724,6 +756,9 @@ redis_recover(sluice_queue *q, int64_t now_ms, uint64_t *recovered)
         .slots_save = sl_rq_slots_save, .slots_clear = sl_rq_slots_clear,      \
         .setting_get = sl_rq_setting_get, .setting_set = sl_rq_setting_set,    \
         .runner_alive = sl_rq_runner_alive,                                    \
+        .stream_lease = sl_rq_stream_lease,                                    \
+        .stream_unlease = sl_rq_stream_unlease,                                \
+        .stream_mark = sl_rq_stream_mark, .stream_marks = sl_rq_stream_marks,  \
     }
 
 /* One backend, two schemes: a TCP address and a unix socket. */

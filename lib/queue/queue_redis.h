@@ -48,6 +48,9 @@ enum {
     RQ_RUNNER_COUNT,
     RQ_DUMP,
     RQ_RESTORE,
+    RQ_STREAM_LEASE,
+    RQ_STREAM_UNLEASE,
+    RQ_STREAM_UPSERT,
     RQ_COUNT_
 };
 
@@ -80,6 +83,11 @@ typedef struct {
     buffered_call *calls;
     size_t n_calls, cap_calls;
     int64_t batch_now;
+    /* A stream's place, staged in the batch (queue_redis_streams.c):
+     * the script's eight trailing arguments, in `mark_text`. */
+    bool mark_staged;
+    sl_buf mark_text;
+    size_t mark_at[8], mark_len[8];
     /* Our claim in `runners` while `runner` holds; a thread renews it.
      * `alone`: no other runner was alive when we joined. */
     bool runner, alone;
@@ -143,6 +151,20 @@ bool sl_rq_info_read(const sl_rq_queue *s, const redisReply *r, size_t at,
 sluice_err sl_rq_dump(sluice_queue *q, sl_record_info_fn *fn, void *ctx);
 sluice_err sl_rq_restore(sluice_queue *q, const sl_record_info *recs,
                          size_t n);
+
+/* queue_redis_streams.c: stream leases and places. */
+sluice_err sl_rq_stream_lease(sluice_queue *q, const char *stream,
+                              const char *owner, int64_t ttl_ms, bool *held,
+                              int64_t *left_ms);
+sluice_err sl_rq_stream_unlease(sluice_queue *q, const char *stream,
+                                const char *owner);
+sluice_err sl_rq_stream_mark(sluice_queue *q, const char *owner,
+                             const sl_stream_mark *mark);
+sluice_err sl_rq_stream_marks(sluice_queue *q, const char *stream,
+                              sl_stream_mark_fn *fn, void *ctx);
+/* The staged place's arguments appended to argv/lens at `at`. */
+void sl_rq_stream_args(sl_rq_queue *s, const char **argv, size_t *lens,
+                       size_t at);
 
 /* queue_redis_read.c: the reads, and the DLQ's replay. */
 sluice_err sl_rq_counts(sluice_queue *q, int64_t now_ms, sluice_counts *out);

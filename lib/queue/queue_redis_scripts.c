@@ -92,102 +92,104 @@ static const char init_lua[] =
  * other command; new records reach the indexes, the id hash and the
  * counts in a few bulk commands (flushed early when a record this call
  * met comes again). */
-static const char upsert_lua[] = PRELUDE
-    "local now = ARGV[1]\n"
-    "local ids = K('ids')\n"
-    "local n = (#ARGV - 1) / 6\n"
-    "local function bulk(cmd, key, list)\n"
-    "  for c = 1, #list, 4000 do\n"
-    "    redis.call(cmd, key, unpack(list, c, math.min(#list, c + 3999)))\n"
-    "  end\n"
-    "end\n"
-    "local rids = {}\n"
-    "for c = 0, n - 1, 4000 do\n"
-    "  local keys = {}\n"
-    "  for k = c, math.min(n, c + 4000) - 1 do\n"
-    "    keys[#keys + 1] = ARGV[2 + 6 * k]\n"
-    "  end\n"
-    "  local got = redis.call('HMGET', ids, unpack(keys))\n"
-    "  for k = 1, #keys do rids[c + k] = got[k] or false end\n"
-    "end\n"
-    "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"
-    "local seen, seen_fp = {}, {}\n"
-    "local new_ids, pend, per, added = {}, {}, {}, 0\n"
-    "local function flush()\n"
-    "  if added == 0 then return end\n"
-    "  bulk('HSET', ids, new_ids)\n"
-    "  bulk('ZADD', K('pending'), pend)\n"
-    "  for origin, list in pairs(per) do\n"
-    "    bulk('ZADD', K('po:' .. origin), list)\n"
-    "    redis.call('SADD', K('origins'), origin)\n"
-    "  end\n"
-    "  redis.call('HSET', KEYS[1], 'rid', top)\n"
-    "  cnt(0, added)\n"
-    "  new_ids, pend, per, added = {}, {}, {}, 0\n"
-    "end\n"
-    "local out = {}\n"
-    "for k = 1, n do\n"
-    "  local i = 2 + 6 * (k - 1)\n"
-    "  local id, url, key = ARGV[i], ARGV[i + 1], ARGV[i + 2]\n"
-    "  local meta, origin, fp = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]\n"
-    "  local rid, old_fp\n"
-    "  if seen[id] then\n"
-    /* Met before in this call: what it made of it counts. */
-    "    rid, old_fp = seen[id], seen_fp[id]\n"
-    "    flush()\n"
-    "  elseif rids[k] then\n"
-    "    rid, old_fp = string.match(rids[k], '^(%d+):(.*)$')\n"
-    "  end\n"
-    "  if rid and old_fp == fp then\n"
-    "    out[#out + 1] = 'n'\n"
-    "  elseif not rid then\n"
-    "    top = top + 1\n"
-    "    rid = top\n"
-    "    seen[id], seen_fp[id] = rid, fp\n"
-    "    new_ids[#new_ids + 1] = id\n"
-    "    new_ids[#new_ids + 1] = rid .. ':' .. fp\n"
-    "    if meta == '' then\n"
-    "      redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"
-    "        'origin', origin, 'state', 0, 'queued_at', now)\n"
-    "    else\n"
-    "      redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"
-    "        'origin', origin, 'state', 0, 'queued_at', now, 'meta', meta)\n"
-    "    end\n"
-    "    pend[#pend + 1] = rid\n"
-    "    pend[#pend + 1] = rid\n"
-    "    local list = per[origin]\n"
-    "    if not list then list = {}; per[origin] = list end\n"
-    "    list[#list + 1] = rid\n"
-    "    list[#list + 1] = rid\n"
-    "    added = added + 1\n"
-    "    out[#out + 1] = 'a'\n"
-    "  else\n"
-    "    redis.call('HSET', ids, id, rid .. ':' .. fp)\n"
-    "    seen[id], seen_fp[id] = rid, fp\n"
-    "    local r = redis.call('HMGET', R(rid), 'url', 'key', 'meta',\n"
-    "      'origin', 'state')\n"
-    "    if r[1] ~= url or r[2] ~= key then\n"
-    "      local st = tonumber(r[5])\n"
-    "      unindex(rid, st, r[4])\n"
-    "      redis.call('HDEL', R(rid), 'next_at', 'attempts', 'throttles',\n"
-    "        'first_at', 'error_class', 'message', 'http_status')\n"
-    "      redis.call('HINCRBY', R(rid), 'lease', 1)\n"
-    "      redis.call('HSET', R(rid), 'url', url, 'key', key, 'origin',\n"
-    "        origin, 'state', 0, 'queued_at', now)\n"
-    "      opt(rid, 'meta', meta)\n"
-    "      index(rid, 0, origin, 0)\n"
-    "      if st ~= 0 then cnt(st, -1); cnt(0, 1) end\n"
-    "      out[#out + 1] = 'u'\n"
-    "    elseif (r[3] or '') ~= meta then\n"
-    "      opt(rid, 'meta', meta)\n"
-    "      out[#out + 1] = 'u'\n"
-    "    else\n"
-    "      out[#out + 1] = 'n'\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "flush()\n"
-    "return table.concat(out)\n";
+#define UPSERT_BODY                                                            \
+    "local now = ARGV[1]\n"                                                    \
+    "local ids = K('ids')\n"                                                   \
+    "local n = (#ARGV - 1) / 6\n"                                              \
+    "local function bulk(cmd, key, list)\n"                                    \
+    "  for c = 1, #list, 4000 do\n"                                            \
+    "    redis.call(cmd, key, unpack(list, c, math.min(#list, c + 3999)))\n"   \
+    "  end\n"                                                                  \
+    "end\n"                                                                    \
+    "local rids = {}\n"                                                        \
+    "for c = 0, n - 1, 4000 do\n"                                              \
+    "  local keys = {}\n"                                                      \
+    "  for k = c, math.min(n, c + 4000) - 1 do\n"                              \
+    "    keys[#keys + 1] = ARGV[2 + 6 * k]\n"                                  \
+    "  end\n"                                                                  \
+    "  local got = redis.call('HMGET', ids, unpack(keys))\n"                   \
+    "  for k = 1, #keys do rids[c + k] = got[k] or false end\n"                \
+    "end\n"                                                                    \
+    "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"        \
+    "local seen, seen_fp = {}, {}\n"                                           \
+    "local new_ids, pend, per, added = {}, {}, {}, 0\n"                        \
+    "local function flush()\n"                                                 \
+    "  if added == 0 then return end\n"                                        \
+    "  bulk('HSET', ids, new_ids)\n"                                           \
+    "  bulk('ZADD', K('pending'), pend)\n"                                     \
+    "  for origin, list in pairs(per) do\n"                                    \
+    "    bulk('ZADD', K('po:' .. origin), list)\n"                             \
+    "    redis.call('SADD', K('origins'), origin)\n"                           \
+    "  end\n"                                                                  \
+    "  redis.call('HSET', KEYS[1], 'rid', top)\n"                              \
+    "  cnt(0, added)\n"                                                        \
+    "  new_ids, pend, per, added = {}, {}, {}, 0\n"                            \
+    "end\n"                                                                    \
+    "local out = {}\n"                                                         \
+    "for k = 1, n do\n"                                                        \
+    "  local i = 2 + 6 * (k - 1)\n"                                            \
+    "  local id, url, key = ARGV[i], ARGV[i + 1], ARGV[i + 2]\n"               \
+    "  local meta, origin, fp = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]\n"       \
+    "  local rid, old_fp\n"                                                    \
+    "  if seen[id] then\n"                                                     \
+    "    -- met before in this call: what it made of it counts\n"              \
+    "    rid, old_fp = seen[id], seen_fp[id]\n"                                \
+    "    flush()\n"                                                            \
+    "  elseif rids[k] then\n"                                                  \
+    "    rid, old_fp = string.match(rids[k], '^(%d+):(.*)$')\n"                \
+    "  end\n"                                                                  \
+    "  if rid and old_fp == fp then\n"                                         \
+    "    out[#out + 1] = 'n'\n"                                                \
+    "  elseif not rid then\n"                                                  \
+    "    top = top + 1\n"                                                      \
+    "    rid = top\n"                                                          \
+    "    seen[id], seen_fp[id] = rid, fp\n"                                    \
+    "    new_ids[#new_ids + 1] = id\n"                                         \
+    "    new_ids[#new_ids + 1] = rid .. ':' .. fp\n"                           \
+    "    if meta == '' then\n"                                                 \
+    "      redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"     \
+    "        'origin', origin, 'state', 0, 'queued_at', now)\n"                \
+    "    else\n"                                                               \
+    "      redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"     \
+    "        'origin', origin, 'state', 0, 'queued_at', now, 'meta', meta)\n"  \
+    "    end\n"                                                                \
+    "    pend[#pend + 1] = rid\n"                                              \
+    "    pend[#pend + 1] = rid\n"                                              \
+    "    local list = per[origin]\n"                                           \
+    "    if not list then list = {}; per[origin] = list end\n"                 \
+    "    list[#list + 1] = rid\n"                                              \
+    "    list[#list + 1] = rid\n"                                              \
+    "    added = added + 1\n"                                                  \
+    "    out[#out + 1] = 'a'\n"                                                \
+    "  else\n"                                                                 \
+    "    redis.call('HSET', ids, id, rid .. ':' .. fp)\n"                      \
+    "    seen[id], seen_fp[id] = rid, fp\n"                                    \
+    "    local r = redis.call('HMGET', R(rid), 'url', 'key', 'meta',\n"        \
+    "      'origin', 'state')\n"                                               \
+    "    if r[1] ~= url or r[2] ~= key then\n"                                 \
+    "      local st = tonumber(r[5])\n"                                        \
+    "      unindex(rid, st, r[4])\n"                                           \
+    "      redis.call('HDEL', R(rid), 'next_at', 'attempts', 'throttles',\n"   \
+    "        'first_at', 'error_class', 'message', 'http_status')\n"           \
+    "      redis.call('HINCRBY', R(rid), 'lease', 1)\n"                        \
+    "      redis.call('HSET', R(rid), 'url', url, 'key', key, 'origin',\n"     \
+    "        origin, 'state', 0, 'queued_at', now)\n"                          \
+    "      opt(rid, 'meta', meta)\n"                                           \
+    "      index(rid, 0, origin, 0)\n"                                         \
+    "      if st ~= 0 then cnt(st, -1); cnt(0, 1) end\n"                       \
+    "      out[#out + 1] = 'u'\n"                                              \
+    "    elseif (r[3] or '') ~= meta then\n"                                   \
+    "      opt(rid, 'meta', meta)\n"                                           \
+    "      out[#out + 1] = 'u'\n"                                              \
+    "    else\n"                                                               \
+    "      out[#out + 1] = 'n'\n"                                              \
+    "    end\n"                                                                \
+    "  end\n"                                                                  \
+    "end\n"                                                                    \
+    "flush()\n"                                                                \
+    "local letters = table.concat(out)\n"
+
+static const char upsert_lua[] = PRELUDE UPSERT_BODY "return letters\n";
 
 /* ARGV: now, the leases' expiry, max, n_skip, the origins to skip.
  * Returns ten fields a lease: rid, token, id, url, key, origin, meta,
@@ -546,6 +548,55 @@ static const char restore_lua[] =
             "redis.call('HSET', KEYS[1], 'rid', top)\n"
             "return {1}\n";
 
+/*
+ * Streams (queue_redis_streams.c). A stream's lease is the hash
+ * "stream:NAME:lease" {owner, until}, on Redis's clock; its places are
+ * the hash "stream:NAME:marks", shard -> "seq subseq finished behind
+ * arrival written"; the set "streams" names the streams.
+ */
+#define REDIS_NOW                                                              \
+    "local t = redis.call('TIME')\n"                                           \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+
+/* ARGV: stream, owner, ttl ms. Returns {1 if owner holds it, ms left}. */
+static const char stream_lease_lua[] = PRELUDE REDIS_NOW
+    "local key = K('stream:' .. ARGV[1] .. ':lease')\n"
+    "local h = redis.call('HMGET', key, 'owner', 'until')\n"
+    "if h[1] and h[1] ~= ARGV[2] and tonumber(h[2]) > now then\n"
+    "  return {0, tonumber(h[2]) - now}\n"
+    "end\n"
+    "redis.call('HSET', key, 'owner', ARGV[2], 'until', now + ARGV[3])\n"
+    "redis.call('SADD', K('streams'), ARGV[1])\n"
+    "return {1, tonumber(ARGV[3])}\n";
+
+/* ARGV: stream, owner. */
+static const char stream_unlease_lua[] = PRELUDE
+    "local key = K('stream:' .. ARGV[1] .. ':lease')\n"
+    "if redis.call('HGET', key, 'owner') == ARGV[2] then\n"
+    "  redis.call('DEL', key)\n"
+    "end\n"
+    "return 1\n";
+
+/* The upsert's ARGV followed by a place: stream, shard, owner, seq,
+ * subseq, finished, behind, arrival. Returns the upsert's letters, or
+ * '!' and the lease's holder (nothing written) when owner holds it no
+ * more. The place is written after the records: a failure on the way
+ * leaves it where it was. */
+static const char stream_upsert_lua[] = PRELUDE REDIS_NOW
+    "local m = {}\n"
+    "for j = 8, 1, -1 do m[j] = table.remove(ARGV) end\n"
+    "local lease = K('stream:' .. m[1] .. ':lease')\n"
+    "local holder = redis.call('HGET', lease, 'owner')\n"
+    "if holder ~= m[3] then return '!' .. (holder or '') end\n"
+    "local function upsert()\n" UPSERT_BODY "  return letters\n"
+    "end\n"
+    "local letters = ''\n"
+    "if #ARGV > 1 then letters = upsert() end\n"
+    "redis.call('HSET', K('stream:' .. m[1] .. ':marks'), m[2],\n"
+    "  table.concat({m[4], m[5], m[6], m[7], m[8], now}, ' '))\n"
+    "redis.call('SADD', K('streams'), m[1])\n"
+    "return letters\n";
+
 const sl_redis_script sl_rq_scripts[RQ_COUNT_] = {
     [RQ_INIT] = {"init", init_lua, ""},
     [RQ_UPSERT] = {"upsert", upsert_lua, ""},
@@ -568,4 +619,7 @@ const sl_redis_script sl_rq_scripts[RQ_COUNT_] = {
     [RQ_RUNNER_COUNT] = {"runner count", runner_count_lua, ""},
     [RQ_DUMP] = {"dump", dump_lua, ""},
     [RQ_RESTORE] = {"restore", restore_lua, ""},
+    [RQ_STREAM_LEASE] = {"stream lease", stream_lease_lua, ""},
+    [RQ_STREAM_UNLEASE] = {"stream unlease", stream_unlease_lua, ""},
+    [RQ_STREAM_UPSERT] = {"stream upsert", stream_upsert_lua, ""},
 };

@@ -123,6 +123,25 @@ static const char *const migrations[] = {
     " (SELECT old_origin FROM v4 WHERE idn) AND NOT EXISTS"
     " (SELECT 1 FROM records WHERE records.origin = origins.oid);"
     "DROP TABLE v4;",
+    /* 4 -> 5: streams (queue_sqlite_streams.c): each stream's ingester
+     * lease, and where its ingester is in each shard, written in the
+     * transaction that stores the shard's records. */
+    "CREATE TABLE stream_leases ("
+    "  stream TEXT PRIMARY KEY,"
+    "  owner TEXT NOT NULL,"
+    "  until_ms INTEGER NOT NULL"     /* wall clock */
+    ") WITHOUT ROWID;"
+    "CREATE TABLE stream_marks ("
+    "  stream TEXT NOT NULL,"
+    "  shard TEXT NOT NULL,"
+    "  seq TEXT NOT NULL,"            /* the last record stored */
+    "  subseq INTEGER NOT NULL,"      /* its KPL sub-record */
+    "  finished INTEGER NOT NULL,"    /* closed and read to its end */
+    "  behind_ms INTEGER NOT NULL,"   /* -1: unknown */
+    "  arrival_ms INTEGER NOT NULL,"
+    "  written_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (stream, shard)"
+    ") WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)SL_ARRAY_LEN(migrations))
@@ -539,6 +558,7 @@ sqlite_close(sluice_queue *q)
     for (int i = 0; i < ST_COUNT_; i++)
         sqlite3_finalize(s->st[i]);
     sl_sqlite_slots_finalize(s);
+    sl_sqlite_streams_finalize(s);
     if (s->db)
         sqlite3_close_v2(s->db);
     /* Only now: closing any descriptor of the file would drop SQLite's
@@ -1470,7 +1490,7 @@ const sl_queue_ops sl_queue_sqlite = {
     /* Paths, and "sqlite:PATH" (stripped in open). */
     .backend = {SL_FAMILY_QUEUE, "sqlite", NULL},
     .features = SL_QUEUE_F_TRANSACTIONS | SL_QUEUE_F_EXCLUSIVE |
-                SL_QUEUE_F_SLOTS | SL_QUEUE_F_SKIP,
+                SL_QUEUE_F_SLOTS | SL_QUEUE_F_SKIP | SL_QUEUE_F_STREAMS,
     .slots = "durable",
     .state_size = sizeof(sqlite_queue),
     .open = sqlite_open,
@@ -1499,6 +1519,10 @@ const sl_queue_ops sl_queue_sqlite = {
     .slots_save = sl_sqlite_slots_save,
     .slots_clear = sl_sqlite_slots_clear,
     .setting_get = sl_sqlite_setting_get,
+    .stream_lease = sl_sqlite_stream_lease,
+    .stream_unlease = sl_sqlite_stream_unlease,
+    .stream_mark = sl_sqlite_stream_mark,
+    .stream_marks = sl_sqlite_stream_marks,
     .setting_set = sl_sqlite_setting_set,
     .runner_alive = sl_sqlite_runner_alive,
 };

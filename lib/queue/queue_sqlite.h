@@ -1,7 +1,8 @@
 /*
  * The SQLite queue backend's insides, shared by its files: queue_sqlite.c
  * (opening, migrations, records and leases), queue_sqlite_slots.c (the
- * slot rows and the settings stored with the queue) and
+ * slot rows and the settings stored with the queue),
+ * queue_sqlite_streams.c (stream leases and places) and
  * queue_sqlite_hosts.c (functions a migration calls).
  */
 #ifndef SL_QUEUE_SQLITE_H
@@ -67,6 +68,16 @@ enum {
  */
 #define ORIGIN_CACHE 64
 
+/* queue_sqlite_streams.c's statements, made on first use. */
+enum {
+    XST_LEASE_GET,
+    XST_LEASE_SET,
+    XST_UNLEASE,
+    XST_MARK,
+    XST_MARKS,
+    XST_COUNT_
+};
+
 typedef struct {
     char *name;
     int64_t oid;
@@ -81,6 +92,7 @@ typedef struct {
     unsigned busy_timeout_ms;
     sqlite3_stmt *st[ST_COUNT_];
     sqlite3_stmt *slot_st[SST_COUNT_];
+    sqlite3_stmt *stream_st[XST_COUNT_];
     sl_buf skip_json;
     int64_t *rids; /* lease_by_origin's candidates */
     size_t rids_cap;
@@ -127,5 +139,16 @@ sluice_err sl_sqlite_runner_alive(sluice_queue *q, bool *alive);
 sluice_err sl_sqlite_register_host_functions(sluice_queue *q);
 /* Finalise queue_sqlite_slots.c's statements (at close). */
 void sl_sqlite_slots_finalize(sqlite_queue *s);
+/* queue_sqlite_streams.c: the stream ops, and their statements' end. */
+sluice_err sl_sqlite_stream_lease(sluice_queue *q, const char *stream,
+                                  const char *owner, int64_t ttl_ms,
+                                  bool *held, int64_t *left_ms);
+sluice_err sl_sqlite_stream_unlease(sluice_queue *q, const char *stream,
+                                    const char *owner);
+sluice_err sl_sqlite_stream_mark(sluice_queue *q, const char *owner,
+                                 const sl_stream_mark *mark);
+sluice_err sl_sqlite_stream_marks(sluice_queue *q, const char *stream,
+                                  sl_stream_mark_fn *fn, void *ctx);
+void sl_sqlite_streams_finalize(sqlite_queue *s);
 
 #endif /* SL_QUEUE_SQLITE_H */

@@ -1,6 +1,8 @@
 /*
  * The marker thread (marker.h): batches of marks, each one transaction on
- * the run's queue connection, taken in turn with the run.
+ * the run's queue connection, taken in turn with the run; on a queue that
+ * may be away (Redis), the marks it cannot write yet are kept in order,
+ * and written when the queue answers again.
  */
 #include "marker.h"
 
@@ -8,14 +10,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* The queue away: try again after this, doubling to the most. */
+#define RETRY_MIN_MS 250
+#define RETRY_MAX_MS 2000
 
 typedef struct {
+    sl_mark_kind kind;
+    bool sent;           /* tried once, its answer lost */
+    bool counts_attempt; /* a retry's */
     sl_lease lease;
     int64_t size;
-    int64_t now_ms;
+    int64_t at_ms; /* done, dead, release: now; retry: when due */
+    sl_error_class error_class;
+    int http_status;
     char sha256_hex[65];
     char content_type[128]; /* "" when the origin sent none */
     char etag[256];
+    char message[256];
 } sl_mark;
 
 typedef struct {
@@ -25,20 +38,38 @@ typedef struct {
 
 struct sl_marker {
     sluice_queue *q;
+    bool outages; /* the queue may be away: SL_QUEUE_F_OUTAGES */
     pthread_t thread;
     bool started;
     pthread_mutex_t lock;       /* what follows */
     pthread_cond_t wake;        /* work, or stopping */
-    pthread_cond_t idle;        /* todo empty, no batch under way */
+    pthread_cond_t idle;        /* nothing to write, no batch under way */
     pthread_cond_t taken;       /* todo taken by the thread */
     bool busy;                  /* a batch is under way */
     mark_list adding;           /* the run's, not yet handed over */
     mark_list todo;             /* handed over */
+    mark_list work;             /* the thread's: being written, or kept */
     bool stopping;
     sluice_err err; /* the first failure */
     char errmsg[512];
-    uint64_t lost, lost_bytes;
+    uint64_t lost, lost_bytes, lost_dead;
+    /* The queue away: since when (mono and wall ms; 0: it answers), the
+     * next try, the backoff, the last failure; probe: the run found it
+     * away, and there may be no mark to find it back with. */
+    int64_t outage_max;
+    int64_t down_since, down_since_wall, retry_at, backoff;
+    sluice_err down_err;
+    char down_msg[512];
+    bool probe;
 };
+
+/* What one go at the queue did. */
+typedef struct {
+    size_t made; /* the first `made` marks of work are settled */
+    uint64_t lost, lost_bytes, lost_dead;
+    sluice_err err;
+    char msg[512];
+} go_result;
 
 static void
 list_clear(mark_list *l)
@@ -64,87 +95,316 @@ list_reserve(mark_list *l, size_t n)
     return true;
 }
 
-/* One batch, one transaction; the marks whose lease was gone are counted
- * in *lost and *lost_bytes, a failure's message goes to msg. */
-static sluice_err
-mark_batch(sl_marker *m, const mark_list *batch, uint64_t *lost,
-           uint64_t *lost_bytes, char *msg, size_t size)
+/* Move every mark of `from` to the end of `to`, in order; false (nothing
+ * moved) when out of memory. */
+static bool
+list_move(mark_list *to, mark_list *from)
 {
-    sluice_err err = sl_queue_begin(m->q);
-    for (size_t i = 0; err == SLUICE_OK && i < batch->n; i++) {
-        const sl_mark *k = &batch->v[i];
+    if (from->n == 0)
+        return true;
+    if (to->n == 0) {
+        mark_list t = *to;
+        *to = *from;
+        *from = t;
+        return true;
+    }
+    if (!list_reserve(to, to->n + from->n))
+        return false;
+    memcpy(to->v + to->n, from->v, from->n * sizeof *from->v);
+    to->n += from->n;
+    from->n = 0; /* the leases are to's now */
+    return true;
+}
+
+/* Drop the first n marks of l. */
+static void
+list_shift(mark_list *l, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sl_lease_clear(&l->v[i].lease);
+    memmove(l->v, l->v + n, (l->n - n) * sizeof *l->v);
+    l->n -= n;
+}
+
+/* A mark not made: its record was not marked by this run. */
+static void
+count_lost(const sl_mark *k, go_result *res)
+{
+    if (k->kind == SL_MARK_DONE) {
+        res->lost++;
+        res->lost_bytes += (uint64_t)k->size;
+    } else if (k->kind == SL_MARK_DEAD) {
+        res->lost_dead++;
+    }
+}
+
+static sluice_err
+write_one(sl_marker *m, const sl_mark *k)
+{
+    sl_failure why = {k->error_class, k->message, k->http_status};
+    switch (k->kind) {
+    case SL_MARK_DONE: {
         sl_object_info info = {k->size, k->sha256_hex,
                                k->content_type[0] ? k->content_type : NULL,
                                k->etag[0] ? k->etag : NULL};
-        err = sl_queue_complete(m->q, &k->lease, &info, k->now_ms);
+        return sl_queue_complete(m->q, &k->lease, &info, k->at_ms);
+    }
+    case SL_MARK_RETRY:
+        return sl_queue_retry(m->q, &k->lease, k->at_ms, &why,
+                              k->counts_attempt);
+    case SL_MARK_DEAD:
+        return sl_queue_dead(m->q, &k->lease, &why, k->at_ms);
+    case SL_MARK_RELEASE:
+        return sl_queue_release(m->q, &k->lease, k->at_ms);
+    }
+    return SLUICE_EINVAL;
+}
+
+/* The marks of work as one transaction (a queue that is never away): all
+ * made, or none and the failure. */
+static void
+write_batch(sl_marker *m, go_result *res)
+{
+    const mark_list *batch = &m->work;
+    go_result made = {0};
+    sluice_err err = sl_queue_begin(m->q);
+    for (size_t i = 0; err == SLUICE_OK && i < batch->n; i++) {
+        err = write_one(m, &batch->v[i]);
         if (err == SLUICE_ENOTFOUND) { /* the record changed hands */
-            (*lost)++;
-            *lost_bytes += (uint64_t)k->size;
+            count_lost(&batch->v[i], &made);
             err = SLUICE_OK;
         }
     }
     if (err == SLUICE_OK)
         err = sl_queue_commit(m->q);
     if (err != SLUICE_OK) {
-        sl_copy(msg, size, sluice_queue_errmsg(m->q));
+        sl_copy(res->msg, sizeof res->msg, sluice_queue_errmsg(m->q));
         sl_queue_rollback(m->q);
+        made = (go_result){0};
+        for (size_t i = 0; i < batch->n; i++)
+            count_lost(&batch->v[i], &made);
     }
-    return err;
+    res->made = batch->n;
+    res->lost = made.lost;
+    res->lost_bytes = made.lost_bytes;
+    res->lost_dead = made.lost_dead;
+    res->err = err;
 }
 
-/* A batch that was not committed: none of its records is done. */
+/* The marks of work one by one (a queue that may be away writes each at
+ * once): on a failure, those before it are made. A mark sent before and
+ * not answered in time (a Redis stopped runs it when it resumes) may
+ * find its own doing: a stale lease then is no loss. */
 static void
-all_lost(const mark_list *batch, uint64_t *lost, uint64_t *lost_bytes)
+write_each(sl_marker *m, go_result *res)
 {
-    *lost = batch->n;
-    *lost_bytes = 0;
-    for (size_t i = 0; i < batch->n; i++)
-        *lost_bytes += (uint64_t)batch->v[i].size;
+    mark_list *work = &m->work;
+    sluice_err err = sl_queue_begin(m->q);
+    size_t made = 0;
+    while (err == SLUICE_OK && made < work->n) {
+        sl_mark *k = &work->v[made];
+        err = write_one(m, k);
+        if (err == SLUICE_ENOTFOUND) {
+            if (!k->sent)
+                count_lost(k, res);
+            err = SLUICE_OK;
+        }
+        if (err == SLUICE_ETIMEOUT)
+            k->sent = true; /* sent, unanswered: Redis may yet run it */
+        else if (err == SLUICE_OK)
+            made++;
+    }
+    if (err == SLUICE_OK)
+        err = sl_queue_commit(m->q);
+    if (err != SLUICE_OK) {
+        sl_copy(res->msg, sizeof res->msg, sluice_queue_errmsg(m->q));
+        sl_queue_rollback(m->q);
+    }
+    res->made = made;
+    res->err = err;
+}
+
+/* Nothing to write, but the queue was found away: is it back? */
+static void
+probe(sl_marker *m, go_result *res)
+{
+    int64_t due;
+    bool any;
+    res->err = sl_queue_next_due(m->q, &due, &any);
+    if (res->err != SLUICE_OK)
+        sl_copy(res->msg, sizeof res->msg, sluice_queue_errmsg(m->q));
+}
+
+/* "14:03:07", the local time of a wall-clock ms. */
+static void
+clock_text(char *dst, size_t size, int64_t wall_ms)
+{
+    time_t at = (time_t)(wall_ms / 1000);
+    struct tm tm;
+    sl_copy(dst, size, "?");
+    if (localtime_r(&at, &tm))
+        strftime(dst, size, "%H:%M:%S", &tm);
+}
+
+/* The outage lasted too long, or the run stops: every mark kept is
+ * given up, and the outage is the failure. Under the lock. */
+static void
+give_up(sl_marker *m)
+{
+    go_result lost = {0};
+    for (size_t i = 0; i < m->work.n; i++)
+        count_lost(&m->work.v[i], &lost);
+    m->lost += lost.lost;
+    m->lost_bytes += lost.lost_bytes;
+    m->lost_dead += lost.lost_dead;
+    char since[16];
+    clock_text(since, sizeof since, m->down_since_wall);
+    double secs = (double)m->outage_max / 1000.0;
+    if (m->err == SLUICE_OK) {
+        m->err = m->down_err;
+        if (m->stopping)
+            sl_fmt(m->errmsg, sizeof m->errmsg,
+                   "%s; the queue has been unreachable since %s: stopping "
+                   "with %zu mark%s not written",
+                   m->down_msg, since, m->work.n, m->work.n == 1 ? "" : "s");
+        else
+            sl_fmt(m->errmsg, sizeof m->errmsg,
+                   "%s; the queue has been unreachable since %s: gave up "
+                   "after %g s (--outage-max)",
+                   m->down_msg, since, secs);
+    }
+    list_clear(&m->work);
+    m->probe = false;
+}
+
+/* The queue could not be reached: away since now, if not before; try
+ * again after the backoff. Under the lock. */
+static void
+went_away(sl_marker *m, sluice_err err, const char *msg)
+{
+    int64_t now = sl_mono_ms();
+    if (!m->down_since) {
+        m->down_since = now;
+        m->down_since_wall = sl_now_ms();
+        m->backoff = 0;
+    }
+    m->down_err = err;
+    sl_copy(m->down_msg, sizeof m->down_msg, msg);
+    m->backoff = m->backoff ? SL_MIN(m->backoff * 2, (int64_t)RETRY_MAX_MS)
+                            : RETRY_MIN_MS;
+    m->retry_at = now + m->backoff;
+    pthread_cond_broadcast(&m->taken); /* a flush waiting joins todo */
+}
+
+/* What a go did, taken in. Under the lock. */
+static void
+settle(sl_marker *m, go_result *res)
+{
+    m->lost += res->lost;
+    m->lost_bytes += res->lost_bytes;
+    m->lost_dead += res->lost_dead;
+    list_shift(&m->work, res->made);
+    if (res->err == SLUICE_OK) {
+        m->down_since = m->backoff = 0;
+        m->probe = false;
+        return;
+    }
+    if (sl_queue_outage(m->q, res->err)) {
+        went_away(m, res->err, res->msg);
+        if (m->stopping || sl_mono_ms() - m->down_since > m->outage_max)
+            give_up(m);
+        return;
+    }
+    /* Any other failure stops the marks: those left are not made. */
+    go_result lost = {0};
+    for (size_t i = 0; i < m->work.n; i++)
+        count_lost(&m->work.v[i], &lost);
+    m->lost += lost.lost;
+    m->lost_bytes += lost.lost_bytes;
+    m->lost_dead += lost.lost_dead;
+    list_clear(&m->work);
+    m->probe = false;
+    if (m->err == SLUICE_OK) {
+        m->err = res->err;
+        sl_copy(m->errmsg, sizeof m->errmsg, res->msg);
+    }
+}
+
+/* Until there is something to write (false: stopping, nothing left),
+ * not before the next try while the queue is away. Under the lock. */
+static bool
+wait_for_work(sl_marker *m)
+{
+    for (;;) {
+        bool have = m->work.n > 0 || m->todo.n > 0 || m->probe;
+        int64_t now = sl_mono_ms();
+        if (have && m->err == SLUICE_OK && m->down_since && !m->stopping &&
+            now < m->retry_at) {
+            struct timespec until;
+            int64_t wait = m->retry_at - now;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += wait / 1000;
+            until.tv_nsec += (wait % 1000) * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&m->wake, &m->lock, &until);
+            continue;
+        }
+        if (have)
+            return true;
+        if (m->stopping)
+            return false;
+        pthread_cond_broadcast(&m->idle);
+        pthread_cond_wait(&m->wake, &m->lock);
+    }
 }
 
 static void *
 marker_main(void *arg)
 {
     sl_marker *m = arg;
-    mark_list batch = {NULL, 0, 0};
     pthread_mutex_lock(&m->lock);
-    for (;;) {
-        while (m->todo.n == 0 && !m->stopping) {
-            pthread_cond_broadcast(&m->idle);
-            pthread_cond_wait(&m->wake, &m->lock);
-        }
-        if (m->todo.n == 0)
-            break; /* stopping, and nothing left */
-        mark_list taken = m->todo;
-        m->todo = batch; /* empty, its room kept */
-        batch = taken;
+    while (wait_for_work(m)) {
+        /* Behind the marks kept; out of memory to join them, the kept
+         * ones go first and todo waits. */
+        list_move(&m->work, &m->todo);
         m->busy = true;
         pthread_cond_signal(&m->taken);
+        bool failed = m->err != SLUICE_OK;
         pthread_mutex_unlock(&m->lock);
 
-        uint64_t lost = 0, lost_bytes = 0;
-        char msg[512] = "";
-        sluice_err err = SLUICE_OK;
-        sl_queue_lock(m->q);
-        if (m->err == SLUICE_OK) /* after a failure, nothing more */
-            err = mark_batch(m, &batch, &lost, &lost_bytes, msg, sizeof msg);
-        if (m->err != SLUICE_OK || err != SLUICE_OK)
-            all_lost(&batch, &lost, &lost_bytes);
-        sl_queue_unlock(m->q);
-        list_clear(&batch);
+        go_result res = {0};
+        if (failed) { /* after a failure, nothing more */
+            for (size_t i = 0; i < m->work.n; i++)
+                count_lost(&m->work.v[i], &res);
+            res.made = m->work.n;
+            res.err = SLUICE_OK;
+        } else {
+            sl_queue_lock(m->q);
+            if (m->work.n == 0)
+                probe(m, &res);
+            else if (m->outages)
+                write_each(m, &res);
+            else
+                write_batch(m, &res);
+            sl_queue_unlock(m->q);
+        }
 
         pthread_mutex_lock(&m->lock);
         m->busy = false;
-        m->lost += lost;
-        m->lost_bytes += lost_bytes;
-        if (err != SLUICE_OK && m->err == SLUICE_OK) {
-            m->err = err;
-            sl_copy(m->errmsg, sizeof m->errmsg, msg);
+        if (failed) {
+            m->lost += res.lost;
+            m->lost_bytes += res.lost_bytes;
+            m->lost_dead += res.lost_dead;
+            list_clear(&m->work);
+            m->probe = false;
+        } else {
+            settle(m, &res);
         }
     }
     pthread_mutex_unlock(&m->lock);
-    list_clear(&batch);
-    sl_free(batch.v);
     return NULL;
 }
 
@@ -156,6 +416,7 @@ sl_marker_start(sluice_queue *q, sl_marker **out)
     if (!m)
         return SLUICE_ENOMEM;
     m->q = q;
+    m->outages = sl_queue_has(q, SL_QUEUE_F_OUTAGES);
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->wake, NULL);
     pthread_cond_init(&m->idle, NULL);
@@ -167,6 +428,14 @@ sl_marker_start(sluice_queue *q, sl_marker **out)
     m->started = true;
     *out = m;
     return SLUICE_OK;
+}
+
+void
+sl_marker_set_outage_max(sl_marker *m, int64_t max_ms)
+{
+    pthread_mutex_lock(&m->lock);
+    m->outage_max = max_ms;
+    pthread_mutex_unlock(&m->lock);
 }
 
 /* Handing over during the run's turn, on the thread that holds it, could
@@ -190,13 +459,37 @@ sl_marker_add(sl_marker *m, sl_lease *lease, const sl_object_info *info,
     if (!list_reserve(&m->adding, m->adding.n + 1))
         return SLUICE_ENOMEM;
     sl_mark *k = &m->adding.v[m->adding.n++];
+    memset(k, 0, sizeof *k);
+    k->kind = SL_MARK_DONE;
     k->lease = *lease;
     memset(lease, 0, sizeof *lease);
     k->size = info->size;
-    k->now_ms = now_ms;
+    k->at_ms = now_ms;
     sl_copy(k->sha256_hex, sizeof k->sha256_hex, info->sha256_hex);
     sl_copy(k->content_type, sizeof k->content_type, info->content_type);
     sl_copy(k->etag, sizeof k->etag, info->etag);
+    return SLUICE_OK;
+}
+
+sluice_err
+sl_marker_keep(sl_marker *m, sl_mark_kind kind, sl_lease *lease, int64_t at_ms,
+               const sl_failure *why, bool counts_attempt, bool sent)
+{
+    if (!list_reserve(&m->adding, m->adding.n + 1))
+        return SLUICE_ENOMEM;
+    sl_mark *k = &m->adding.v[m->adding.n++];
+    memset(k, 0, sizeof *k);
+    k->kind = kind;
+    k->sent = sent;
+    k->counts_attempt = counts_attempt;
+    k->lease = *lease;
+    memset(lease, 0, sizeof *lease);
+    k->at_ms = at_ms;
+    if (why) {
+        k->error_class = why->error_class;
+        k->http_status = why->http_status;
+        sl_copy(k->message, sizeof k->message, why->message);
+    }
     return SLUICE_OK;
 }
 
@@ -208,13 +501,16 @@ sl_marker_flush(sl_marker *m)
         return;
     pthread_mutex_lock(&m->lock);
     /* The batch before is taken at once unless the thread is busy with
-     * the one before that: a wait of one batch at most, and no memory
-     * asked for (none to run out of with leases in hand). */
-    while (m->todo.n > 0)
+     * the one before that: a wait of one batch at most, which holds a run
+     * that marks faster than the queue takes them back. While the queue
+     * is away the run must not wait: the marks join the batch before (no
+     * record is leased meanwhile, so they are few). */
+    while (m->todo.n > 0) {
+        if (m->down_since && list_move(&m->todo, &m->adding))
+            break;
         pthread_cond_wait(&m->taken, &m->lock);
-    mark_list t = m->todo;
-    m->todo = m->adding;
-    m->adding = t;
+    }
+    list_move(&m->todo, &m->adding);
     pthread_cond_signal(&m->wake);
     pthread_mutex_unlock(&m->lock);
 }
@@ -234,12 +530,48 @@ sl_marker_check(sl_marker *m, uint64_t *lost, uint64_t *lost_bytes, char *msg,
     return err;
 }
 
+uint64_t
+sl_marker_lost_dead(sl_marker *m)
+{
+    pthread_mutex_lock(&m->lock);
+    uint64_t n = m->lost_dead;
+    m->lost_dead = 0;
+    pthread_mutex_unlock(&m->lock);
+    return n;
+}
+
+void
+sl_marker_unreachable(sl_marker *m, sluice_err err, const char *msg)
+{
+    pthread_mutex_lock(&m->lock);
+    if (m->err == SLUICE_OK) {
+        if (!m->down_since)
+            went_away(m, err, msg);
+        m->probe = true;
+        if (sl_mono_ms() - m->down_since > m->outage_max)
+            give_up(m);
+        pthread_cond_signal(&m->wake);
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+bool
+sl_marker_down(sl_marker *m, int64_t *since_wall, char *msg, size_t size)
+{
+    pthread_mutex_lock(&m->lock);
+    bool down = m->down_since != 0;
+    *since_wall = m->down_since_wall;
+    sl_copy(msg, size, m->down_msg);
+    pthread_mutex_unlock(&m->lock);
+    return down;
+}
+
 void
 sl_marker_wait(sl_marker *m)
 {
     sl_marker_flush(m);
     pthread_mutex_lock(&m->lock);
-    while (m->started && (m->todo.n > 0 || m->busy))
+    while (m->started && (m->todo.n > 0 || m->work.n > 0 || m->busy))
         pthread_cond_wait(&m->idle, &m->lock);
     pthread_mutex_unlock(&m->lock);
 }
@@ -266,8 +598,10 @@ sl_marker_free(sl_marker *m)
     sl_marker_stop(m);
     list_clear(&m->adding);
     list_clear(&m->todo);
+    list_clear(&m->work);
     sl_free(m->adding.v);
     sl_free(m->todo.v);
+    sl_free(m->work.v);
     pthread_cond_destroy(&m->wake);
     pthread_cond_destroy(&m->idle);
     pthread_cond_destroy(&m->taken);

@@ -3,11 +3,71 @@
  * written in the run's turn on the queue, a transaction that stays open
  * for a round of the loop; done marks go to the marker's thread in
  * batches (marker.h), and only once the store says the object is durable
- * (invariant 3).
+ * (invariant 3). While a queue that may be away (Redis) does not answer,
+ * the run writes nothing itself: its marks are kept, in order, by the
+ * marker, which finds out when the queue is back.
  */
 #include "run.h"
 
+#include <time.h>
+
 #define MARK_WAIT_MS 50 /* and the longest one waits for the rest */
+
+/* "14:03:07", the local time of a wall-clock ms. */
+static void
+clock_text(char *dst, size_t size, int64_t wall_ms)
+{
+    time_t at = (time_t)(wall_ms / 1000);
+    struct tm tm;
+    sl_copy(dst, size, "?");
+    if (localtime_r(&at, &tm))
+        strftime(dst, size, "%H:%M:%S", &tm);
+}
+
+/* The queue is away (the marker says so): said once. */
+static void
+went_down(sl_run *r, int64_t since_wall, const char *why)
+{
+    char since[16];
+    r->marks.down = true;
+    r->marks.down_since_wall = since_wall;
+    clock_text(since, sizeof since, since_wall);
+    sl_run_notice(r,
+                  "queue unreachable since %s, retrying (for up to %.0f s; "
+                  "no new records or slots meanwhile): %s",
+                  since, r->o->outage_max_s, why);
+}
+
+/* The queue answers again: leases are renewed and records leased at
+ * once. */
+static void
+came_back(sl_run *r)
+{
+    char since[16];
+    r->marks.down = false;
+    clock_text(since, sizeof since, r->marks.down_since_wall);
+    sl_run_notice(r, "queue reachable again (unreachable since %s, %.1f s)",
+                  since,
+                  (double)(sl_now_ms() - r->marks.down_since_wall) / 1000.0);
+    r->sched.next_renew_mono = 0;
+    r->sched.next_lease_mono = 0;
+    r->sched.queue_dry = false;
+}
+
+bool
+sl_marks_away(sl_run *r, sluice_err err)
+{
+    char msg[512];
+    sl_copy(msg, sizeof msg, sluice_queue_errmsg(r->q));
+    if (!sl_queue_outage(r->q, err)) {
+        sl_run_fail(r, err, msg);
+        return false;
+    }
+    sl_marker_unreachable(r->marks.marker, err, msg);
+    if (!r->marks.down)
+        went_down(r, sl_now_ms(), msg);
+    return true;
+}
 
 bool
 sl_marks_begin(sl_run *r)
@@ -17,7 +77,7 @@ sl_marks_begin(sl_run *r)
     sl_queue_lock(r->q);
     sluice_err err = sl_queue_begin(r->q);
     if (err != SLUICE_OK) {
-        sl_run_fail(r, err, sluice_queue_errmsg(r->q));
+        sl_marks_away(r, err);
         sl_queue_unlock(r->q);
         return false;
     }
@@ -33,7 +93,7 @@ sl_marks_commit(sl_run *r)
     r->marks.open = false;
     sluice_err err = sl_queue_commit(r->q);
     if (err != SLUICE_OK) {
-        sl_run_fail(r, err, sluice_queue_errmsg(r->q));
+        sl_marks_away(r, err);
         sl_queue_rollback(r->q);
     }
     sl_queue_unlock(r->q);
@@ -62,11 +122,45 @@ mark_ok(sl_run *r, sluice_err err)
     return false;
 }
 
+/* A retry, dead or release mark, written in the run's turn; while the
+ * queue is away, or when this write finds it away, kept by the marker,
+ * in order. True when made or kept; false when the lease was stale or
+ * the run failed. */
+static bool
+mark_write(sl_run *r, sl_job *j, sl_mark_kind kind, int64_t at_ms,
+           const sl_failure *why, bool counts_attempt)
+{
+    bool sent = false;
+    if (!r->marks.down && sl_marks_begin(r)) {
+        sluice_err err = SLUICE_EINVAL;
+        if (kind == SL_MARK_RELEASE)
+            err = sl_queue_release(r->q, &j->lease, at_ms);
+        else if (kind == SL_MARK_DEAD)
+            err = sl_queue_dead(r->q, &j->lease, why, at_ms);
+        else if (kind == SL_MARK_RETRY)
+            err = sl_queue_retry(r->q, &j->lease, at_ms, why, counts_attempt);
+        if (err == SLUICE_OK)
+            return true;
+        if (err == SLUICE_ENOTFOUND || !sl_marks_away(r, err))
+            return false;
+        /* Sent, and not answered in time: it may yet be made. */
+        sent = err == SLUICE_ETIMEOUT;
+    }
+    if (!r->marks.down)
+        return false; /* the turn could not begin: the run failed */
+    if (sl_marker_keep(r->marks.marker, kind, &j->lease, at_ms, why,
+                       counts_attempt, sent) != SLUICE_OK) {
+        sl_run_fail(r, SLUICE_ENOMEM, "out of memory");
+        return false;
+    }
+    r->marks.n_kept++;
+    return true;
+}
+
 void
 sl_job_release(sl_run *r, sl_job *j)
 {
-    if (sl_marks_begin(r))
-        mark_ok(r, sl_queue_release(r->q, &j->lease, sl_run_wall(r)));
+    mark_write(r, j, SL_MARK_RELEASE, sl_run_wall(r), NULL, false);
     sl_job_free(r, j);
 }
 
@@ -75,8 +169,7 @@ sl_job_dead(sl_run *r, sl_job *j, sl_error_class cls, int status,
             const char *msg)
 {
     sl_failure why = {cls, msg, status};
-    if (sl_marks_begin(r) &&
-        mark_ok(r, sl_queue_dead(r->q, &j->lease, &why, sl_run_wall(r)))) {
+    if (mark_write(r, j, SL_MARK_DEAD, sl_run_wall(r), &why, false)) {
         r->st.dead++;
         sl_run_event(r, j, cls, status, msg);
     }
@@ -89,8 +182,7 @@ sl_job_retry(sl_run *r, sl_job *j, int64_t due_ms, sl_error_class cls,
 {
     sl_failure why = {cls, msg, status};
     sl_sched *s = &r->sched;
-    if (sl_marks_begin(r) && mark_ok(r, sl_queue_retry(r->q, &j->lease, due_ms,
-                                                       &why, counts_attempt))) {
+    if (mark_write(r, j, SL_MARK_RETRY, due_ms, &why, counts_attempt)) {
         r->st.retried++;
         s->any_waiting = true;
         if (!s->next_due_wall || due_ms < s->next_due_wall)
@@ -209,12 +301,27 @@ sl_marks_due_mono(const sl_run *r)
 void
 sl_marks_news(sl_run *r)
 {
+    sl_marks *m = &r->marks;
     uint64_t lost, lost_bytes;
     char msg[512];
+    if (m->n_kept) { /* marks kept while the queue is away */
+        sl_marks_commit(r);
+        sl_marker_flush(m->marker);
+        m->n_kept = 0;
+    }
     sluice_err err =
-        sl_marker_check(r->marks.marker, &lost, &lost_bytes, msg, sizeof msg);
+        sl_marker_check(m->marker, &lost, &lost_bytes, msg, sizeof msg);
     r->st.done -= lost;
     r->st.bytes -= lost_bytes;
-    if (err != SLUICE_OK)
+    r->st.dead -= sl_marker_lost_dead(m->marker);
+    if (err != SLUICE_OK) {
         sl_run_fail(r, err, msg);
+        return;
+    }
+    int64_t since;
+    bool down = sl_marker_down(m->marker, &since, msg, sizeof msg);
+    if (down && !m->down)
+        went_down(r, since, msg);
+    else if (!down && m->down)
+        came_back(r);
 }

@@ -77,7 +77,8 @@ finished(sl_run *r)
     }
     if (r->stopping)
         return r->sched.running == 0 && sl_store_busy(r->store) == 0;
-    if (r->o->follow)
+    /* Marks kept while the queue is away, and records it may yet hold. */
+    if (r->marks.down || r->o->follow)
         return false;
     return r->sched.jobs_used == 0 && r->sched.queue_dry &&
            !r->sched.any_waiting;
@@ -94,7 +95,7 @@ wait_ms(sl_run *r, int64_t now_mono)
         wait = (double)SL_MAX(0, marks_due - now_mono);
     if (r->sched.next_lease_mono > now_mono)
         wait = SL_MIN(wait, (double)(r->sched.next_lease_mono - now_mono));
-    else if (sl_sched_lease_room(r) && !r->stopping)
+    else if (sl_sched_lease_room(r) && !r->stopping && !r->marks.down)
         wait = 0;
     /* To the microsecond: an origin's pace is kept to its next start,
      * and a wait rounded twice would lose a millisecond on each. */
@@ -194,6 +195,7 @@ sluice_run_opts_init(sluice_run_opts *o)
     o->backoff_base_s = 1;
     o->backoff_cap_s = 300;
     o->grace_s = 5;
+    o->outage_max_s = 300;
     o->follow_poll_s = 1;
     o->store_concurrency = 16;
     o->s3_path_style = -1;
@@ -290,6 +292,9 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
                         errbuf_size);
     if (err != SLUICE_OK)
         return err;
+    /* An outage of the slots' server is waited out as the queue's is. */
+    r->slots->outage_max_ms =
+        SL_MAX((int64_t)1, (int64_t)(o->outage_max_s * 1000));
     sl_run_tell_held(r);
     unsigned n_active = (unsigned)SL_MIN(
         (size_t)JOBS_MAX, SL_MAX((size_t)cap * 2 + 16, (size_t)64));
@@ -315,6 +320,8 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
     if (sl_fetcher_new(&fo, &r->fetcher) != SLUICE_OK ||
         sl_marker_start(q, &r->marks.marker) != SLUICE_OK)
         goto nomem;
+    sl_marker_set_outage_max(r->marks.marker,
+                             (int64_t)(o->outage_max_s * 1000));
     /* Without a second handle (a queue that cannot give one), the counts
      * are those of the start until the end. */
     if (sl_counter_start(q->location, COUNT_INTERVAL_MS, &r->counter) ==

@@ -171,11 +171,20 @@ typedef struct {
     sl_job *to_mark, *to_mark_tail; /* stored, not yet handed over */
     unsigned n_to_mark;
     int64_t to_mark_since; /* mono ms of the oldest */
+    /* The queue is away (an outage, marker.h): the run leases nothing,
+     * takes no slot and writes nothing itself; since when (wall ms). */
+    bool down;
+    int64_t down_since_wall;
+    unsigned n_kept; /* marks kept with the marker, not yet handed over */
 } sl_marks;
 
 /* Begin the run's turn on the queue (a transaction), if not begun; false
- * when that failed (the run has failed). */
+ * when that failed (the run has failed, or the queue is away). */
 bool sl_marks_begin(sl_run *r);
+/* A queue call of the run's own failed with `err` (its message still
+ * the queue's): true when the queue is away (an outage, said once; the
+ * marker probes it), false when the run has failed. */
+bool sl_marks_away(sl_run *r, sluice_err err);
 /* End the run's turn: commit. */
 void sl_marks_commit(sl_run *r);
 /* A turn on the queue without a transaction, for reads. */
@@ -198,7 +207,8 @@ void sl_marks_flush(sl_run *r);
 /* When the oldest stored record must be handed over (mono ms); -1: none
  * waits. */
 int64_t sl_marks_due_mono(const sl_run *r);
-/* Take in what the marker says: lost marks and failures. */
+/* Take in what the marker says: lost marks, failures, and whether the
+ * queue is away or back; hand it the marks kept meanwhile. */
 void sl_marks_news(sl_run *r);
 
 /* counter.c: the queue's counts, read on a thread of their own with a

@@ -197,7 +197,7 @@ wait_for_due(sl_run *r, int64_t now, int64_t now_mono, size_t n_skip)
     sl_marks_lock(r);
     sluice_err err = sl_queue_next_due(r->q, &due, &any);
     if (err != SLUICE_OK)
-        sl_run_fail(r, err, sluice_queue_errmsg(r->q));
+        sl_marks_away(r, err); /* away: looked at again when it is back */
     sl_marks_unlock(r);
     if (err != SLUICE_OK)
         return;
@@ -217,7 +217,8 @@ void
 sl_sched_top_up(sl_run *r, int64_t now_mono)
 {
     sl_sched *s = &r->sched;
-    if (r->stopping || r->fatal != SLUICE_OK)
+    /* Nothing new while the queue is away (marks.c). */
+    if (r->stopping || r->fatal != SLUICE_OK || r->marks.down)
         return;
     if (!sl_sched_lease_room(r))
         return;
@@ -247,7 +248,7 @@ sl_sched_top_up(sl_run *r, int64_t now_mono)
         return;
     sluice_err err = sl_queue_lease(r->q, &req, s->leased, &got);
     if (err != SLUICE_OK) /* while it is our turn: its message */
-        sl_run_fail(r, err, sluice_queue_errmsg(r->q));
+        sl_marks_away(r, err);
     sl_marks_commit(r);
     if (err != SLUICE_OK)
         return;
@@ -330,7 +331,9 @@ sl_sched_start_ready(sl_run *r)
         sl_run_fail(r, err, r->slots->errmsg);
         return;
     }
-    bool started = !r->stopping;
+    /* While the queue is away, no slot is taken: what runs ends or is
+     * aborted by its own deadline, and nothing starts. */
+    bool started = !r->stopping && !r->marks.down;
     while (started && r->fatal == SLUICE_OK) {
         started = false;
         SL_FOR_EACH_ORIGIN(&r->origins, o)
@@ -363,7 +366,8 @@ void
 sl_sched_renew(sl_run *r, int64_t now_mono)
 {
     sl_sched *s = &r->sched;
-    if (now_mono < s->next_renew_mono)
+    /* While the queue is away, renewed the moment it is back. */
+    if (now_mono < s->next_renew_mono || r->marks.down)
         return;
     s->next_renew_mono = now_mono + s->lease_ms / 3;
     size_t n = 0;
@@ -374,8 +378,8 @@ sl_sched_renew(sl_run *r, int64_t now_mono)
         return;
     sluice_err err = sl_queue_renew(r->q, s->renewing, n,
                                     sl_run_wall(r) + s->lease_ms);
-    if (err != SLUICE_OK)
-        sl_run_fail(r, err, sluice_queue_errmsg(r->q));
+    if (err != SLUICE_OK && sl_marks_away(r, err))
+        s->next_renew_mono = 0;
     memset(s->renewing, 0, n * sizeof *s->renewing);
 }
 

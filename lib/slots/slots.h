@@ -92,6 +92,10 @@ struct sl_slots {
     unsigned peak;   /* the most slots one origin held at once */
     unsigned n_held; /* slots held through this handle now */
     uint64_t writes; /* transactions written to the queue (durable) */
+    /* A service on a server that may be away (Redis): how long an outage
+     * is waited out before a take fails (the run's --outage-max, set
+     * after opening); 0: the service's own bound. */
+    int64_t outage_max_ms;
     char errmsg[256];
 };
 

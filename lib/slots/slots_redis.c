@@ -32,9 +32,9 @@
 /* The slot connection's command timeout, at most: the loop waits on it. */
 #define CMD_TIMEOUT_MS 2000
 /* Redis unreachable: ask again after this, doubling to the most; give
- * up (the run fails) after OUTAGE_MAX_MS of it: long enough for a
- * restart or a failover, short enough that a run whose Redis is gone
- * ends about when the queue's own errors would end it. */
+ * up (the run fails) after the run's --outage-max of it (the handle's
+ * outage_max_ms), or OUTAGE_MAX_MS for a handle that did not say: long
+ * enough for a restart or a failover. */
 #define RETRY_MIN_MS  250
 #define RETRY_MAX_MS  2000
 #define OUTAGE_MAX_MS 8000
@@ -118,8 +118,8 @@ reached(rstate *rs)
 }
 
 /* A command failed with `err`: an unreachable Redis is a wait (no slot
- * now: SLUICE_EAGAIN with *free_at when to ask again), for at most
- * OUTAGE_MAX_MS; anything else is the error. */
+ * now: SLUICE_EAGAIN with *free_at when to ask again), for at most the
+ * outage bound; anything else is the error. */
 static sluice_err
 outage(sl_slots *s, sluice_err err, double *free_at)
 {
@@ -129,7 +129,8 @@ outage(sl_slots *s, sluice_err err, double *free_at)
     int64_t now = sl_boot_ms();
     if (!rs->down_since)
         rs->down_since = now;
-    if (now - rs->down_since > OUTAGE_MAX_MS)
+    int64_t max = s->outage_max_ms > 0 ? s->outage_max_ms : OUTAGE_MAX_MS;
+    if (now - rs->down_since > max)
         return err; /* s->errmsg says why */
     rs->backoff = rs->backoff ? SL_MIN(rs->backoff * 2, (int64_t)RETRY_MAX_MS)
                               : RETRY_MIN_MS;

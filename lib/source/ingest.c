@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "feed.h"
+#include "ingest.h"
 #include "seen.h"
 #include "../run/guard.h"
 #include "../run/policy.h"
@@ -487,14 +488,9 @@ consume(committer *cm, const chunk *c, const char *name, sl_record *recs)
     return upsert(cm, recs, n);
 }
 
-/*
- * The URL policy of this ingest into `g`: the one stored with the queue
- * (unless reset_policy) widened by the options'. Stored when that changes
- * it, and said. SLUICE_EINVAL with the reason for a bad network.
- */
-static sluice_err
-ingest_policy(sluice_queue *q, const sluice_ingest_opts *opts, sl_guard *g,
-              char *why, size_t why_size)
+sluice_err
+sl_ingest_policy(sluice_queue *q, const sluice_ingest_opts *opts, sl_guard *g,
+                 char *why, size_t why_size)
 {
     sl_policy kept = {0}, policy = {0};
     bool stored, changed;
@@ -663,7 +659,7 @@ sluice_ingest_fds(sluice_queue *q, const sluice_ingest_input *inputs,
     sluice_err err = check_opts(q, opts);
     if (err != SLUICE_OK)
         return err;
-    err = ingest_policy(q, opts, &guard, why, sizeof why);
+    err = sl_ingest_policy(q, opts, &guard, why, sizeof why);
     if (err != SLUICE_OK)
         return sl_queue_fail(q, err, "%s", why);
     err = sl_seen_open(&seen, why, sizeof why);

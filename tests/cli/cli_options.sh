@@ -19,6 +19,7 @@ sample() {
     FILE | DB) echo x.db ;;
     DIR | 'DIR|s3://BUCKET[/PREFIX]') echo somewhere ;;
     N | SEC) echo 1 ;;
+    WHERE) echo latest ;;
     DURATION) echo 1h ;;
     R/s) echo 5/s ;;
     URL) echo http://s3.example ;;
@@ -30,6 +31,8 @@ sample() {
     C) echo ';' ;;
     ORIGIN) echo http://img.example:80 ;;
     ID...) echo sku-1 ;;
+    kinesis://STREAM) echo kinesis://s ;;
+    'id|origin') echo origin ;;
     *) return 1 ;;
     esac
 }
@@ -101,9 +104,11 @@ while IFS=$'\t' read -r cmd form long short arg; do
     printf '%s\n' "$options_section" | grep -qF -- "  $label" ||
         fail "'$label' is not in $cmd --help's Options"
 
-    # The man page: the synopsis line of its form, its COMMANDS section.
+    # The man page: the synopsis line of its form (of unnamed forms,
+    # any: ingest FILE... and ingest kinesis://), its COMMANDS section.
     man_synopsis=$(printf '%s\n' "$man_text" |
-        grep -E "^       sluice $cmd$sub( |$)" | head -1)
+        grep -E "^       sluice $cmd$sub( |$)" |
+        if [ "$form" = - ]; then cat; else head -1; fi)
     assert_has "$(norm "$man_synopsis")" "$(norm "$want")"
     man_command "$cmd" | grep -qF -- "       $label" ||
         fail "'$label' is not in the man page's COMMANDS for $cmd"

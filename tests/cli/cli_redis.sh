@@ -78,21 +78,22 @@ assert_rc 1
 assert_eq "$(status_field "$r_url" dead)" 2
 assert_eq "$(status_field "$r_url" done)" 31
 
-case_ "two runners on one Redis queue; Redis killed mid-run: an error at once, then nothing lost"
+case_ "two runners on one Redis queue; Redis killed mid-run: an error after --outage-max, then nothing lost"
 start_redis k
 start_origin s --latency fixed:500 --size fixed:1000
 # Enough records that the first runner's leases leave some to the second.
 for i in $(seq 1 200); do echo "http://127.0.0.1:$s_port/img/$i.jpg"; done >k.txt
 "$SLUICE" ingest --allow-private --db "$k_url" k.txt >/dev/null
 # (--timeout 3: the next run waits for the slots this one held, kept
-# with the queue, until their deadlines.)
+# with the queue, until their deadlines. --outage-max 2: a Redis away
+# for longer stops the runs; run_redis_outage has one that comes back.)
 "$SLUICE" run --db "$k_url" --store kout --allow-private --max-concurrency 4 \
-    --timeout 3 --quiet >k.out 2>k.err &
+    --timeout 3 --outage-max 2 --quiet >k.out 2>k.err &
 k_run=$!
 sleep 1
 # A second runner shares the queue (and the cap: slots on Redis).
 "$SLUICE" run --db "$k_url" --store kout2 --allow-private \
-    --max-concurrency 4 --timeout 3 --quiet >k2.out 2>k2.err &
+    --max-concurrency 4 --timeout 3 --outage-max 2 --quiet >k2.out 2>k2.err &
 k2_run=$!
 sleep 0.5
 kill -0 "$k2_run" 2>/dev/null ||

@@ -56,7 +56,7 @@ run pkg-config --libs sluice
 libs=$(echo $out)
 assert_eq "$libs" "-L$P/$LIBDIR -lsluice"
 run pkg-config --print-requires-private sluice
-assert_eq "$(echo $out)" "libcurl sqlite3 yajl libcrypto libidn2 hiredis"
+assert_eq "$(echo $out)" "libcurl sqlite3 yajl libcrypto libidn2 hiredis libxml-2.0 libprotobuf-c"
 requires=$out
 libs_private=$(sed -n 's/^Libs.private: //p' "$P/$LIBDIR/pkgconfig/sluice.pc")
 assert_eq "$libs_private" "-pthread -lm"
