@@ -7,7 +7,10 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -567,5 +570,153 @@ TEST(the_queue_works_on_a_one_node_cluster)
                        .boot_id = "b",
                        .token = 7};
     ASSERT_EQ(sl_queue_slots_save(q, &row, 1), SLUICE_OK);
+    sluice_queue_close(q);
+}
+
+/* A raw command's integer (or number-as-text) answer. */
+static long long
+raw_int(const char *location, const char *cmd)
+{
+    redisContext *c = redisConnectUnix(location + 7);
+    ASSERT(c && !c->err);
+    redisReply *r = redisCommand(c, cmd);
+    ASSERT_NOT_NULL(r);
+    long long v = r->type == REDIS_REPLY_INTEGER  ? r->integer
+                  : r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10)
+                                                  : -1;
+    freeReplyObject(r);
+    redisFree(c);
+    return v;
+}
+
+/* New records go in by plain commands, a record met again in the same
+ * call by the script inside the same transaction: an id new twice in
+ * one call is one record, added then updated, in its first place. */
+TEST(a_new_id_twice_in_one_call_is_one_record)
+{
+    char loc[300], why[600];
+    test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *q = NULL;
+    ASSERT_EQ(open_at(loc, &q, why, sizeof why), SLUICE_OK);
+    sl_record r[4] = {rec("x", "http://img.example/x1"),
+                      rec("y", "http://img.example/y"),
+                      rec("x", "http://img.example/x2"),
+                      rec("y", "http://img.example/y")};
+    sluice_ingest_stats st = {0};
+    ASSERT_EQ(sl_queue_upsert(q, r, 4, sl_now_ms(), &st), SLUICE_OK);
+    ASSERT_EQ(st.added, 2);
+    ASSERT_EQ(st.updated, 1);
+    ASSERT_EQ(st.unchanged, 1);
+    sl_record_info info;
+    ASSERT_EQ(sl_queue_get(q, "x", &info), SLUICE_OK);
+    ASSERT_STR_EQ(info.url, "http://img.example/x2");
+    sl_record_info_clear(&info);
+    ASSERT_EQ(raw_int(loc, "HGET sluice:{q}:meta rid"), 2);
+    ASSERT_EQ(raw_int(loc, "ZSCORE sluice:{q}:pending 1"), 1);
+    ASSERT_EQ(raw_int(loc, "ZCARD sluice:{q}:pending"), 2);
+    ASSERT_EQ(raw_int(loc, "ZCARD sluice:{q}:po:http://img.example:80"), 2);
+    ASSERT_EQ(raw_int(loc, "HGET sluice:{q}:counts s0"), 2);
+    /* Leased, then ingested again with a new url in a call with a new
+     * record: back to pending, the new one after it. */
+    ASSERT_EQ(sl_queue_acquire_runner(q), SLUICE_OK);
+    sl_lease l[2];
+    sl_lease_req req = {2, sl_now_ms(), 60000, NULL, 0};
+    size_t n = 0;
+    ASSERT_EQ(sl_queue_lease(q, &req, l, &n), SLUICE_OK);
+    ASSERT_EQ(n, 2);
+    sl_record again[2] = {rec("z", "http://img.example/z"),
+                          rec("y", "http://img.example/y2")};
+    memset(&st, 0, sizeof st);
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(q, again, 2, sl_now_ms(), &st), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit(q), SLUICE_OK);
+    ASSERT_EQ(st.added, 1);
+    ASSERT_EQ(st.updated, 1);
+    sluice_counts counts;
+    ASSERT_EQ(sluice_queue_counts(q, &counts), SLUICE_OK);
+    ASSERT_EQ(counts.pending, 2);
+    ASSERT_EQ(counts.in_flight, 1);
+    ASSERT_EQ(counts.total, 3);
+    ASSERT_EQ(raw_int(loc, "ZSCORE sluice:{q}:pending 2"), 2);
+    ASSERT_EQ(raw_int(loc, "ZSCORE sluice:{q}:pending 3"), 3);
+    for (size_t i = 0; i < n; i++)
+        sl_lease_clear(&l[i]);
+    sluice_queue_close(q);
+}
+
+/* Two ingests at once into one queue, the same ids in other orders and
+ * with other urls: WATCH makes a loser try again (or fall back to the
+ * script), so every id is one record, in one index, counted once. */
+typedef struct {
+    const char *loc;
+    int which;
+    sluice_err err;
+    uint64_t added;
+} ingester;
+
+#define RACE_IDS 3000
+#define RACE_BATCH 100
+
+static void *
+ingest_racing(void *arg)
+{
+    ingester *g = arg;
+    char why[600];
+    sluice_queue *q = NULL;
+    g->err = sluice_queue_open(g->loc, NULL, &q, why, sizeof why);
+    if (g->err != SLUICE_OK)
+        return NULL;
+    static char ids[2][RACE_IDS][16], urls[2][RACE_IDS][48];
+    sl_record recs[RACE_BATCH];
+    for (int b = 0; b < RACE_IDS / RACE_BATCH && g->err == SLUICE_OK; b++) {
+        for (int i = 0; i < RACE_BATCH; i++) {
+            int k = b * RACE_BATCH + i;
+            int id = g->which ? RACE_IDS - 1 - k : k;
+            snprintf(ids[g->which][k], sizeof ids[0][0], "id%d", id);
+            snprintf(urls[g->which][k], sizeof urls[0][0],
+                     "http://img.example/%d/%d", id, g->which && id % 3 == 0);
+            recs[i] = rec(ids[g->which][k], urls[g->which][k]);
+        }
+        sluice_ingest_stats st = {0};
+        g->err = sl_queue_begin(q);
+        if (g->err == SLUICE_OK)
+            g->err = sl_queue_upsert(q, recs, RACE_BATCH, sl_now_ms(), &st);
+        if (g->err == SLUICE_OK)
+            g->err = sl_queue_commit(q);
+        g->added += st.added;
+    }
+    sluice_queue_close(q);
+    return NULL;
+}
+
+TEST(two_ingests_at_once_make_each_id_one_record)
+{
+    char loc[300], why[600];
+    test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *q = NULL;
+    ASSERT_EQ(open_at(loc, &q, why, sizeof why), SLUICE_OK);
+    ingester g[2] = {{loc, 0, SLUICE_OK, 0}, {loc, 1, SLUICE_OK, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        ASSERT_EQ(pthread_create(&t[i], NULL, ingest_racing, &g[i]), 0);
+    for (int i = 0; i < 2; i++)
+        ASSERT_EQ(pthread_join(t[i], NULL), 0);
+    ASSERT_EQ(g[0].err, SLUICE_OK);
+    ASSERT_EQ(g[1].err, SLUICE_OK);
+    ASSERT_EQ(g[0].added + g[1].added, RACE_IDS);
+    sluice_counts counts;
+    ASSERT_EQ(sluice_queue_counts(q, &counts), SLUICE_OK);
+    ASSERT_EQ(counts.pending, RACE_IDS);
+    ASSERT_EQ(counts.total, RACE_IDS);
+    ASSERT_EQ(raw_int(loc, "HGET sluice:{q}:meta rid"), RACE_IDS);
+    ASSERT_EQ(raw_int(loc, "HLEN sluice:{q}:ids"), RACE_IDS);
+    ASSERT_EQ(raw_int(loc, "ZCARD sluice:{q}:pending"), RACE_IDS);
+    ASSERT_EQ(raw_int(loc, "ZCARD sluice:{q}:po:http://img.example:80"),
+              RACE_IDS);
+    ASSERT_EQ(raw_int(loc, "EXISTS sluice:{q}:r:3000"), 1);
+    ASSERT_EQ(raw_int(loc, "EXISTS sluice:{q}:r:3001"), 0);
+    int listed = 0;
+    ASSERT_EQ(sluice_list(q, NULL, count_record, &listed), SLUICE_OK);
+    ASSERT_EQ(listed, RACE_IDS);
     sluice_queue_close(q);
 }

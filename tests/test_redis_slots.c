@@ -182,6 +182,9 @@ TEST(a_release_past_the_deadline_changes_nothing)
     ASSERT_EQ(sl_slots_held(a, oa), 1);
     ASSERT_EQ(take(a, oa, &late, NULL), SLUICE_EAGAIN);
     sl_slots_release(b, &now_held, true);
+    /* A release is sent without waiting for its answer: b's next
+     * command comes after it; a's may come first, by microseconds. */
+    ASSERT_EQ(sl_slots_held(b, ob), 0);
     ASSERT_EQ(sl_slots_held(a, oa), 0);
     sl_slots_origin_close(a, oa);
     sl_slots_origin_close(b, ob);
@@ -464,6 +467,153 @@ TEST(slots_held_in_redis_are_listed_and_cleared)
     ASSERT_EQ(take(b, ob, &s1, NULL), SLUICE_OK);
     sl_slots_release(b, &s1, true);
     sl_slots_origin_close(b, ob);
+    sl_slots_close(b);
+    sluice_queue_close(q);
+}
+
+/* A runner with adaptive limits (the run's default). */
+static sl_slots *
+adaptive_runner(sluice_queue *q, unsigned cap)
+{
+    sl_slots_opts o = {cap, 0, 60000, 0, true};
+    sl_slots *s = NULL;
+    char why[600];
+    if (sl_slots_open("redis", &o, q, &s, why, sizeof why) != SLUICE_OK)
+        TEST_FAIL_("open the Redis slots: %s", why);
+    return s;
+}
+
+/* How a request on `slot` ended, told to its runner after the release. */
+static void
+ended(sl_slots *s, sl_slot *slot, sl_pacer_signal signal)
+{
+    sl_slot_origin *o = slot->origin;
+    sl_slot_feedback fb = {signal, slot->taken_boot, 10, {-1, -1, -1, -1}};
+    sl_slots_release(s, slot, true);
+    sl_slots_feedback(s, o, &fb);
+}
+
+/* Take what s may of o within `ms` without giving any back. */
+static unsigned
+take_all(sl_slots *s, sl_slot_origin *o, sl_slot *held, unsigned max,
+         int64_t ms)
+{
+    unsigned n = 0;
+    int64_t from = sl_boot_ms();
+    while (sl_boot_ms() - from < ms) {
+        if (n < max && take(s, o, &held[n], NULL) == SLUICE_OK)
+            n++;
+        sleep_ms(2);
+    }
+    return n;
+}
+
+/* The learnt limits live with the origin's slot state: one runner's
+ * throttles lower what every runner may start, and recovery, counted on
+ * Redis's clock, raises it for all. */
+TEST(one_runners_throttles_lower_the_limits_every_runner_obeys)
+{
+    char loc[300];
+    sluice_queue *q = start(loc, sizeof loc);
+    sl_slots *a = adaptive_runner(q, 20), *b = adaptive_runner(q, 20);
+    sl_slot_origin *oa = sl_slots_origin_open(a, "http://a:80");
+    sl_slot_origin *ob = sl_slots_origin_open(b, "http://a:80");
+    sl_slot held[20];
+    /* At first b may hold the whole cap. */
+    unsigned n = take_all(b, ob, held, 20, 100);
+    ASSERT_EQ(n, 20);
+    while (n > 0)
+        sl_slots_release(b, &held[--n], true);
+    /* a's requests answer in about 20 ms, then are throttled. */
+    for (int i = 0; i < 4; i++) {
+        sl_slot slot;
+        take_when_free(a, oa, &slot, 2000);
+        sleep_ms(20);
+        ended(a, &slot, SL_PACER_OK);
+    }
+    for (int i = 0; i < 5; i++) {
+        sl_slot slot;
+        take_when_free(a, oa, &slot, 2000);
+        ended(a, &slot, SL_PACER_THROTTLE);
+    }
+    sl_slot_limits la, lb;
+    sl_slots_limits(a, oa, &la);
+    ASSERT_LT(la.conc, 20);
+    ASSERT_GT(la.rate, 0);
+    /* b obeys a's limits: it starts no more at once, at a's pace. */
+    n = take_all(b, ob, held, 20, 300);
+    ASSERT_GE(n, 1);
+    ASSERT_LE(n, la.conc + 1);
+    sl_slots_limits(b, ob, &lb);
+    ASSERT_LE(lb.conc, la.conc + 1);
+    ASSERT_GT(lb.rate, 0);
+    ASSERT_LE(lb.rate, la.rate * 1.5);
+    while (n > 0)
+        ended(b, &held[--n], SL_PACER_OK);
+    /* b's requests go well while the limits bind: they grow (a request
+     * at once a second, a tenth of the rate a second: about 3 and 30%
+     * in 3 s), and a, which was throttled, may start more again too. */
+    int64_t from = sl_boot_ms();
+    n = 0;
+    while (sl_boot_ms() - from < 3000) {
+        /* Each request lasts 50 ms; another starts whenever allowed. */
+        if (n > 0 && sl_boot_ms() - held[0].taken_boot >= 50) {
+            ended(b, &held[0], SL_PACER_OK);
+            memmove(&held[0], &held[1], --n * sizeof held[0]);
+        }
+        if (n < 20 && take(b, ob, &held[n], NULL) == SLUICE_OK)
+            n++;
+        sleep_ms(2);
+    }
+    while (n > 0)
+        ended(b, &held[--n], SL_PACER_OK);
+    n = take_all(a, oa, held, 20, 300);
+    ASSERT_GE(n, la.conc + 2);
+    sl_slot_limits la2;
+    sl_slots_limits(a, oa, &la2);
+    ASSERT_GE(la2.conc, la.conc + 2);
+    ASSERT_GT(la2.rate, la.rate * 1.1);
+    while (n > 0)
+        sl_slots_release(a, &held[--n], true);
+    sl_slots_origin_close(a, oa);
+    sl_slots_origin_close(b, ob);
+    sl_slots_close(a);
+    sl_slots_close(b);
+    sluice_queue_close(q);
+}
+
+/* After a pause, every runner restarts from half the limits, once. */
+TEST(after_a_pause_every_runner_restarts_from_half_the_limits_once)
+{
+    char loc[300];
+    sluice_queue *q = start(loc, sizeof loc);
+    sl_slots *a = adaptive_runner(q, 20), *b = adaptive_runner(q, 20);
+    sl_slot_origin *oa = sl_slots_origin_open(a, "http://a:80");
+    sl_slot_origin *ob = sl_slots_origin_open(b, "http://a:80");
+    sl_slot slot;
+    take_when_free(b, ob, &slot, 2000);
+    ended(b, &slot, SL_PACER_OK);
+    sl_slots_pause(a, oa, sl_boot_ms() + 200);
+    sleep_ms(250);
+    take_when_free(a, oa, &slot, 2000);
+    ended(a, &slot, SL_PACER_OK);
+    take_when_free(b, ob, &slot, 2000);
+    ended(b, &slot, SL_PACER_OK);
+    take_when_free(a, oa, &slot, 2000);
+    ended(a, &slot, SL_PACER_OK);
+    sl_slot_limits la, lb;
+    sl_slots_limits(a, oa, &la);
+    sl_slots_limits(b, ob, &lb);
+    ASSERT_EQ(la.conc, 10);
+    ASSERT_EQ(lb.conc, 10);
+    sl_slot held[20];
+    unsigned n = take_all(b, ob, held, 20, 200);
+    ASSERT_EQ(n, 10);
+    while (n > 0)
+        sl_slots_release(b, &held[--n], true);
+    sl_slots_origin_close(a, oa);
+    sl_slots_origin_close(b, ob);
+    sl_slots_close(a);
     sl_slots_close(b);
     sluice_queue_close(q);
 }

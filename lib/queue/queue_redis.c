@@ -19,8 +19,8 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 
-/* Records an upsert script takes outside a batch; a batch's upserts go in
- * one script at commit, however many. */
+/* Records an upsert takes outside a batch; a batch's upserts go in one
+ * transaction at commit, however many (sl_rq_upsert). */
 #define UPSERT_CHUNK 1000
 
 sl_rq_queue *
@@ -266,22 +266,21 @@ tally(const char *letters, size_t n, sluice_ingest_stats *counts)
     }
 }
 
-/* One script call for args (now, then five a record); the outcome
- * letters into *reply. */
+/* The upsert of n records, args (now, then REC_ARGS a record), through
+ * sl_rq_upsert; the outcome letters into *letters (freed by the caller). */
 static sluice_err
 upsert_call(sluice_queue *q, const char **argv, const size_t *lens, size_t n,
-            redisReply **reply)
+            char **letters)
 {
-    sluice_err err =
-        sl_rq_eval(q, RQ_UPSERT, reply, (int)(1 + REC_ARGS * n), argv, lens);
-    if (err != SLUICE_OK)
-        return err;
-    if ((*reply)->type != REDIS_REPLY_STRING || (*reply)->len != n) {
-        sl_rq_bad_reply(q, *reply, "upsert");
-        *reply = NULL;
-        return SLUICE_EDB;
+    *letters = sl_malloc(n ? n : 1);
+    if (!*letters)
+        return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+    sluice_err err = sl_rq_upsert(q, argv[0], argv + 1, lens + 1, n, *letters);
+    if (err != SLUICE_OK) {
+        sl_free(*letters);
+        *letters = NULL;
     }
-    return SLUICE_OK;
+    return err;
 }
 
 static sluice_err
@@ -330,11 +329,11 @@ upsert_now(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
             memcpy(&argv[1 + REC_ARGS * i], v, sizeof v);
             memcpy(&lens[1 + REC_ARGS * i], l, sizeof l);
         }
-        redisReply *reply;
-        err = upsert_call(q, argv, lens, take, &reply);
+        char *letters;
+        err = upsert_call(q, argv, lens, take, &letters);
         if (err == SLUICE_OK) {
-            tally(reply->str, take, counts);
-            freeReplyObject(reply);
+            tally(letters, take, counts);
+            sl_free(letters);
         }
         recs += take;
         n -= take;
@@ -410,8 +409,9 @@ redis_begin(sluice_queue *q)
     return SLUICE_OK;
 }
 
-/* The batch's upserts in one script call: all of them or none; with a
- * stream's place staged, the place too, once the records are in. */
+/* The batch's upserts in one transaction (sl_rq_upsert): all of them or
+ * none; with a stream's place staged, the records and the place in one
+ * script call, once the records are in. */
 static sluice_err
 redis_commit(sluice_queue *q)
 {
@@ -439,8 +439,9 @@ redis_commit(sluice_queue *q)
         a[5] = s->recs[i].fp;
         l[5] = FP_HEX;
     }
-    redisReply *reply;
+    char *letters = NULL;
     if (s->mark_staged) {
+        redisReply *reply;
         sl_rq_stream_args(s, argv, lens, 1 + REC_ARGS * s->n_recs);
         err = sl_rq_eval(q, RQ_STREAM_UPSERT, &reply,
                          (int)(1 + REC_ARGS * s->n_recs + extra), argv, lens);
@@ -455,20 +456,27 @@ redis_commit(sluice_queue *q)
         } else if (err == SLUICE_OK && (reply->type != REDIS_REPLY_STRING ||
                                         reply->len != s->n_recs)) {
             err = sl_rq_bad_reply(q, reply, "stream upsert");
+        } else if (err == SLUICE_OK) {
+            letters = sl_malloc(s->n_recs ? s->n_recs : 1);
+            if (letters)
+                memcpy(letters, reply->str, s->n_recs);
+            else
+                err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+            freeReplyObject(reply);
         }
     } else {
-        err = upsert_call(q, argv, lens, s->n_recs, &reply);
+        err = upsert_call(q, argv, lens, s->n_recs, &letters);
     }
     sl_free(argv);
     sl_free(lens);
     if (err != SLUICE_OK)
         return err;
-    const char *letters = reply->str;
+    const char *at = letters;
     for (size_t c = 0; c < s->n_calls; c++) {
-        tally(letters, s->calls[c].n, s->calls[c].counts);
-        letters += s->calls[c].n;
+        tally(at, s->calls[c].n, s->calls[c].counts);
+        at += s->calls[c].n;
     }
-    freeReplyObject(reply);
+    sl_free(letters);
     forget_batch(s);
     return SLUICE_OK;
 }

@@ -131,6 +131,16 @@ sl_rq_from_redis(const sl_rq_queue *s, int64_t ms)
  * "RID:FP" (queue_redis.c). */
 void sl_rq_fingerprint(const sl_record *r, char out[FP_HEX + 1]);
 
+/*
+ * Upsert n records, argv and lens REC_ARGS a record (id, url, key, meta
+ * or "", origin, fingerprint), queued at `now` (Redis's clock, as text),
+ * atomically (queue_redis_upsert.c): new records by plain commands in
+ * one MULTI/EXEC under WATCH, changed ones by the upsert script inside
+ * it. letters[0..n) gets a(dded), u(pdated) or n(o change) a record.
+ */
+sluice_err sl_rq_upsert(sluice_queue *q, const char *now, const char **argv,
+                        const size_t *lens, size_t n, char *letters);
+
 /* The record whose fields (F, in RF_ order) begin at element `at` of
  * `r`, copied into *out; false when out of memory (out cleared). */
 bool sl_rq_info_read(const sl_rq_queue *s, const redisReply *r, size_t at,

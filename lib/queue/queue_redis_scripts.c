@@ -83,7 +83,10 @@ static const char init_lua[] =
 
 /* ARGV: now, then id, url, key, meta ('' none), origin and fingerprint
  * a record. Returns one letter a record: a(dded), u(pdated), n(o
- * change). Ingest's speed is here: the hash `ids` maps an id to "RID:FP",
+ * change). Ingest runs it only for records that exist and changed, or
+ * that its batch names twice (queue_redis_upsert.c writes new ones with
+ * plain commands), and for a whole batch after lost races. The hash
+ * `ids` maps an id to "RID:FP",
  * FP a digest of its url, key and meta (queue_redis.c), looked up a few
  * thousand at a time, so a record ingested again unchanged costs no
  * other command; new records reach the indexes, the id hash and the

@@ -348,6 +348,7 @@ drop(sl_redis *r)
     if (r->ctx)
         redisFree(r->ctx);
     r->ctx = NULL;
+    r->unread = 0;
 }
 
 /* The context's error as a code and message; the connection is dropped
@@ -520,6 +521,37 @@ sl_redis_close(sl_redis *r)
     sl_redis_addr_free(&r->addr);
 }
 
+/* Read and drop the answers to sl_redis_send, so that the next answer
+ * read is the next command's. */
+static sluice_err
+drain(sl_redis *r, const char *what)
+{
+    while (r->ctx && r->unread > 0) {
+        void *reply = NULL;
+        sigpipe_guard g;
+        sigpipe_block(&g);
+        int rc = redisGetReply(r->ctx, &reply);
+        int saved = errno;
+        sigpipe_restore(&g);
+        if (rc != REDIS_OK || !reply) {
+            errno = saved;
+            return io_fail(r, what);
+        }
+        freeReplyObject(reply);
+        r->unread--;
+    }
+    return SLUICE_OK;
+}
+
+/* Connected, with no answer of an earlier command still to read. */
+static sluice_err
+ready(sl_redis *r, const char *what)
+{
+    if (!r->ctx)
+        return connect_now(r);
+    return drain(r, what);
+}
+
 /* A command; `what` names it in messages. */
 static sluice_err
 command(sl_redis *r, redisReply **out, int argc, const char **argv,
@@ -527,7 +559,7 @@ command(sl_redis *r, redisReply **out, int argc, const char **argv,
 {
     *out = NULL;
     sluice_err err;
-    if (!r->ctx && (err = connect_now(r)) != SLUICE_OK)
+    if ((err = ready(r, what)) != SLUICE_OK)
         return err;
     redisReply *reply = exchange(r->ctx, argc, argv, lens);
     if (!reply)
@@ -553,7 +585,7 @@ sl_redis_cmdf(sl_redis *r, redisReply **out, const char *fmt, ...)
 {
     *out = NULL;
     sluice_err err;
-    if (!r->ctx && (err = connect_now(r)) != SLUICE_OK)
+    if ((err = ready(r, fmt)) != SLUICE_OK)
         return err;
     va_list ap;
     sigpipe_guard g;
@@ -671,5 +703,80 @@ sl_redis_time_ms(sl_redis *r, int64_t *ms)
     *ms = strtoll(reply->element[0]->str, NULL, 10) * 1000 +
           strtoll(reply->element[1]->str, NULL, 10) / 1000;
     freeReplyObject(reply);
+    return SLUICE_OK;
+}
+
+/* Commands a pipeline formats before it writes what it has. */
+#define PIPELINE_FLUSH 256
+
+sluice_err
+sl_redis_pipeline(sl_redis *r, size_t n, const sl_redis_cmdv *cmds,
+                  redisReply **replies, const char *what)
+{
+    sluice_err err;
+    for (size_t i = 0; i < n; i++)
+        replies[i] = NULL;
+    if ((err = ready(r, what)) != SLUICE_OK)
+        return err;
+    sigpipe_guard g;
+    sigpipe_block(&g);
+    size_t got = 0;
+    int saved = 0;
+    bool oom = false;
+    bool io_error = false;
+    for (size_t i = 0; i < n && !oom && !io_error; i++) {
+        oom = redisAppendCommandArgv(r->ctx, cmds[i].argc, cmds[i].argv,
+                                     cmds[i].lens) != REDIS_OK;
+        /* Send as we go, so that Redis works while the rest is made. */
+        int done;
+        if (!oom && i % PIPELINE_FLUSH == PIPELINE_FLUSH - 1)
+            io_error = redisBufferWrite(r->ctx, &done) != REDIS_OK;
+    }
+    while (!oom && !io_error && got < n) {
+        void *reply = NULL;
+        if (redisGetReply(r->ctx, &reply) != REDIS_OK || !reply)
+            break;
+        replies[got++] = reply;
+    }
+    saved = errno;
+    sigpipe_restore(&g);
+    if (got == n)
+        return SLUICE_OK;
+    for (size_t i = 0; i < got; i++) {
+        freeReplyObject(replies[i]);
+        replies[i] = NULL;
+    }
+    if (oom) {
+        drop(r);
+        return fail(r, SLUICE_ENOMEM, "%s: %s: out of memory", r->addr.where,
+                    what);
+    }
+    errno = saved;
+    return io_fail(r, what);
+}
+
+sluice_err
+sl_redis_send(sl_redis *r, int argc, const char **argv, const size_t *lens)
+{
+    if (!r->ctx)
+        return fail(r, SLUICE_ENETWORK, "%s: %s: not connected",
+                    r->addr.where, argv[0]);
+    if (redisAppendCommandArgv(r->ctx, argc, argv, lens) != REDIS_OK) {
+        drop(r);
+        return fail(r, SLUICE_ENOMEM, "%s: %s: out of memory", r->addr.where,
+                    argv[0]);
+    }
+    r->unread++;
+    sigpipe_guard g;
+    sigpipe_block(&g);
+    int done = 0, rc = REDIS_OK;
+    while (rc == REDIS_OK && !done)
+        rc = redisBufferWrite(r->ctx, &done);
+    int saved = errno;
+    sigpipe_restore(&g);
+    if (rc != REDIS_OK) {
+        errno = saved;
+        return io_fail(r, argv[0]);
+    }
     return SLUICE_OK;
 }

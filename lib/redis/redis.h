@@ -64,6 +64,7 @@ typedef struct {
     struct redisContext *ctx;
     char run_id[48];
     unsigned restarts;
+    unsigned unread; /* answers to sl_redis_send not read yet */
     char errmsg[512];
 } sl_redis;
 
@@ -97,6 +98,43 @@ sluice_err sl_redis_eval(sl_redis *r, sl_redis_script *script, const char *key,
 sluice_err sl_redis_eval_keys(sl_redis *r, sl_redis_script *script, int n_keys,
                               const char *const *keys, struct redisReply **out,
                               int argc, const char **argv, const size_t *lens);
+
+/*
+ * Send a command and return without its answer: it is read, and dropped,
+ * before the next command's (a release nobody needs to wait for). The
+ * command is written at once. An error when it could not be (the
+ * connection is dropped, errmsg says why): it may not have run.
+ */
+sluice_err sl_redis_send(sl_redis *r, int argc, const char **argv,
+                         const size_t *lens);
+
+/* One command of a pipeline: argc arguments (lens NULL: strlen). */
+typedef struct {
+    int argc;
+    const char **argv;
+    const size_t *lens;
+} sl_redis_cmdv;
+
+/*
+ * Send n commands in one write and read their n replies into
+ * replies[0..n) (the caller frees each with freeReplyObject): one round
+ * trip however many commands. An error reply is a reply here, not a
+ * failure (inside MULTI the caller judges each). An I/O error or a
+ * timeout frees what was read, drops the connection and returns a code
+ * with errmsg set, `what` naming the work. It connects first when the
+ * connection was dropped: a caller whose commands depend on an earlier
+ * call's state on the connection (WATCH) checks that it is still up
+ * (sl_redis_connected) before it calls.
+ */
+sluice_err sl_redis_pipeline(sl_redis *r, size_t n, const sl_redis_cmdv *cmds,
+                             struct redisReply **replies, const char *what);
+
+/* Whether the connection is up (false after an I/O error dropped it). */
+static inline bool
+sl_redis_connected(const sl_redis *r)
+{
+    return r->ctx != NULL;
+}
 
 /* Redis's clock (TIME), in milliseconds since the epoch. */
 sluice_err sl_redis_time_ms(sl_redis *r, int64_t *ms);

@@ -136,10 +136,13 @@ per_second(const sl_pacer *p, unsigned count, double last, int64_t now)
     return count * 1000.0 / (ms > 1 ? ms : 1);
 }
 
-/* The rate requests have been starting at, lately (0: unknown). */
+/* The rate requests have been starting at, lately (0: unknown): every
+ * runner's where the limits are shared. */
 static double
 measured(const sl_pacer *p, int64_t now)
 {
+    if (p->shared_rate > 0)
+        return p->shared_rate;
     return per_second(p, p->period_starts, p->period_rate, now);
 }
 
@@ -313,4 +316,15 @@ sl_pacer_resume(sl_pacer *p, const sl_pacer_limits *lim, int64_t now)
     p->period_from = now;
     p->period_starts = p->period_answers = 0;
     start_verdict(p, now);
+}
+
+void
+sl_pacer_adopt(sl_pacer *p, const sl_pacer_limits *lim, double conc,
+               double rate, double total_rate, bool newer, int64_t now)
+{
+    p->conc = conc > 0 && conc < lim->cap ? conc : lim->cap;
+    p->rate = rate > 0 ? rate : 0;
+    p->shared_rate = total_rate > 0 ? total_rate : 0;
+    if (newer)
+        start_verdict(p, now);
 }

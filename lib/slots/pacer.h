@@ -55,6 +55,9 @@ typedef struct {
     /* The verdict: requests started since the last cut, as they end. */
     int64_t verdict_from;
     unsigned seen, throttled, timed_out, slow;
+    /* Every runner's starts a second, where a slot service shares the
+     * limits (Redis) and counts them; 0: this pacer counts its own. */
+    double shared_rate;
     double advised;        /* the rate the origin advertises; 0: none */
     int64_t advised_until; /* and until when it holds (boot ms) */
 } sl_pacer;
@@ -95,6 +98,18 @@ void sl_pacer_ended(sl_pacer *p, const sl_pacer_limits *lim,
  * until *pause_until (no requests left in this window). */
 bool sl_pacer_advise(sl_pacer *p, const sl_pacer_advice *a, unsigned in_use,
                      int64_t now, int64_t *pause_until);
+
+/*
+ * Limits kept where every runner reads them (the Redis slot service)
+ * replace this pacer's: `conc` requests at once (<= 0: none learnt, the
+ * cap), `rate` (0: none learnt), and every runner's starts a second
+ * (0: unknown), which a throttle's cut then starts from. `newer`: they
+ * were cut elsewhere since this pacer last saw them, so its verdict
+ * starts again, as after a cut of its own (requests sent under the old
+ * limits say nothing of the new).
+ */
+void sl_pacer_adopt(sl_pacer *p, const sl_pacer_limits *lim, double conc,
+                    double rate, double total_rate, bool newer, int64_t now);
 
 /* A pause of the origin ended (Retry-After, an outage): restart slowly. */
 void sl_pacer_resume(sl_pacer *p, const sl_pacer_limits *lim, int64_t now);

@@ -61,14 +61,18 @@ struct sl_slot_origin {
     bool full;            /* the last take found the origin full */
     double full_retry_at;
     uint64_t releases, releases_at_full;
-    sl_pacer pacer; /* adaptive limits: this runner's own */
+    /* The adaptive limits: this runner's verdicts, on limits shared
+     * through the state hash (docs/queue.md, "What is shared"). */
+    sl_pacer pacer;
+    uint64_t lgen;   /* the cuts of the shared limits seen so far */
+    bool lgen_known; /* ... once a script told us */
     sl_slot_origin *prev, *next;
 };
 
 typedef struct {
     sl_redis conn;
     bool conn_open;
-    sl_redis_script take, pause, paused, list;
+    sl_redis_script take, learn, pause, paused, list;
     char origins_key[160];
     int64_t hold; /* a slot's life: --timeout plus MARGIN_MS */
     sl_slot_origin *origins;
@@ -194,6 +198,7 @@ redis_slots_open(sl_slots *s)
         return SLUICE_EUNSUPPORTED;
     }
     rs->take = (sl_redis_script){"take", sl_rslots_take_lua, ""};
+    rs->learn = (sl_redis_script){"learn", sl_rslots_learn_lua, ""};
     rs->pause = (sl_redis_script){"pause", sl_rslots_pause_lua, ""};
     rs->paused = (sl_redis_script){"paused", sl_rslots_paused_lua, ""};
     rs->list = (sl_redis_script){"list", sl_rslots_list_lua, ""};
@@ -331,6 +336,27 @@ register_origin(sl_slots *s, sl_slot_origin *o)
     }
 }
 
+/* The learnt limits a script told us (four fields from `at`: requests
+ * at once and rate, '' when none is learnt, the count of cuts, every
+ * runner's starts a second) become this runner's pacer's. */
+static void
+adopt(sl_slots *s, sl_slot_origin *o, const redisReply *r, size_t at,
+      int64_t now)
+{
+    if (!s->opts.adapt)
+        return;
+    const char *conc = el_str(r, at), *rate = el_str(r, at + 1);
+    const char *total = el_str(r, at + 3);
+    uint64_t gen = (uint64_t)el_int(r, at + 2);
+    sl_pacer_limits lim = {s->opts.cap, s->opts.rate, s->opts.adapt};
+    sl_pacer_adopt(&o->pacer, &lim, conc && *conc ? strtod(conc, NULL) : 0,
+                   rate && *rate ? strtod(rate, NULL) : 0,
+                   total ? strtod(total, NULL) : 0,
+                   o->lgen_known && gen != o->lgen, now);
+    o->lgen = gen;
+    o->lgen_known = true;
+}
+
 /* The take script refused: say when to ask again. */
 static void
 refused(sl_slot_origin *o, const redisReply *r, double after, double *free_at)
@@ -379,7 +405,8 @@ redis_take(sl_slots *s, sl_slot_origin *o, double at, sl_slot *out,
         *free_at = o->live ? 0 : o->full_retry_at;
         return SLUICE_EAGAIN;
     }
-    /* The learnt limits (this runner's) and its share of the pace. */
+    /* The learnt limits (as the last script told them) and the pace as
+     * this runner knows it; the take script applies both to everyone. */
     sluice_err err = sl_slots_pace_check(s, &o->pacer, o->live, at, free_at);
     if (err != SLUICE_OK)
         return err;
@@ -394,21 +421,24 @@ redis_take(sl_slots *s, sl_slot_origin *o, double at, sl_slot *out,
         return SLUICE_EAGAIN;
     }
     char cap[16], hold[24], rate[40];
+    const char *adapt = s->opts.adapt ? "1" : "0";
     sl_fmt(cap, sizeof cap, "%u", s->opts.cap);
     sl_fmt(hold, sizeof hold, "%" PRId64, rs->hold);
     sl_fmt(rate, sizeof rate, "%.17g", s->opts.rate > 0 ? s->opts.rate : 0);
     /* Our deadline counts from before we asked: Redis's is later. */
     double before = sl_boot_msf();
-    const char *argv[] = {cap, hold, rate, rs->conn.run_id, o->rid_seen};
+    const char *argv[] = {cap,  hold, rate, rs->conn.run_id, o->rid_seen,
+                          adapt};
     redisReply *r;
-    err = run_script(s, &rs->take, o->held_key, o->state_key, &r, 5, argv);
+    err = run_script(s, &rs->take, o->held_key, o->state_key, &r, 6, argv);
     if (err != SLUICE_OK)
         return outage(s, err, free_at);
     reached(rs);
     double after = sl_boot_msf();
     sl_copy(o->rid_seen, sizeof o->rid_seen, rs->conn.run_id);
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 9)
         return bad_reply(s, r, "take");
+    adopt(s, o, r, 5, (int64_t)after);
     if (el_int(r, 0) != 1) {
         refused(o, r, after, free_at);
         freeReplyObject(r);
@@ -450,15 +480,15 @@ redis_release(sl_slots *s, const sl_slot *slot, bool complete)
     int64_t now = sl_boot_ms();
     if (complete && now < d->deadline && !in_outage(rs, now)) {
         /* The origin is done with it: free for every runner. Past our
-         * deadline Redis may have handed it on: we touch it no more. */
+         * deadline Redis may have handed it on: we touch it no more.
+         * Nobody waits for the answer (read before the next command's):
+         * a ZREM that did not arrive leaves the slot to its deadline in
+         * Redis, which is what the take script counts. */
         char token[24];
         sl_fmt(token, sizeof token, "%" PRIu64, d->token);
         const char *argv[] = {"ZREM", o->held_key, token};
-        redisReply *r;
-        sluice_err err = sl_redis_cmd(&rs->conn, &r, 3, argv, NULL);
+        sluice_err err = sl_redis_send(&rs->conn, 3, argv, NULL);
         if (err == SLUICE_OK) {
-            freeReplyObject(r);
-            reached(rs);
             d->token = 0;
             return true;
         }
@@ -720,8 +750,8 @@ sl_slots_redis_holdings(sluice_queue *q, const sl_pacer_limits *lim, bool live,
     return err;
 }
 
-/* Free one origin's slots and end its pause (and a fence): 1 when it
- * held or paused anything. */
+/* Free one origin's slots, end its pause (and a fence) and forget its
+ * learnt limits: 1 when it held or paused anything. */
 static sluice_err
 clear_origin(sl_slots *s, const char *origin, uint64_t *cleared)
 {
@@ -743,6 +773,11 @@ clear_origin(sl_slots *s, const char *origin, uint64_t *cleared)
         if (err == SLUICE_OK)
             freeReplyObject(r);
     }
+    /* And what was learnt: the next run starts from the cap. */
+    const char *hdel[] = {"HDEL", state, "lconc", "lrate"};
+    if (err == SLUICE_OK &&
+        (err = sl_redis_cmd(&rs->conn, &r, 4, hdel, NULL)) == SLUICE_OK)
+        freeReplyObject(r);
     if (err != SLUICE_OK && !s->errmsg[0])
         sl_copy(s->errmsg, sizeof s->errmsg, rs->conn.errmsg);
     if (err == SLUICE_OK && (h.held || h.paused_until))
@@ -783,13 +818,49 @@ sl_slots_redis_clear(sluice_queue *q, const char *origin, uint64_t *cleared)
 
 /* ------------------------------------------------------------ the pacer */
 
+/* This runner's pacer cut the limits: store them where every runner's
+ * take obeys them (the learn script keeps the lower of its and ours). */
+static void
+publish_cut(sl_slots *s, sl_slot_origin *o)
+{
+    rstate *rs = rs_of(s);
+    int64_t now = sl_boot_ms();
+    if (in_outage(rs, now))
+        return; /* the cut holds here; the next take says what is shared */
+    char conc[40], rate[40], cap[16], ceiling[40];
+    sl_fmt(conc, sizeof conc, "%.6f", o->pacer.conc);
+    sl_fmt(rate, sizeof rate, "%.6f", o->pacer.rate);
+    sl_fmt(cap, sizeof cap, "%u", s->opts.cap);
+    sl_fmt(ceiling, sizeof ceiling, "%.6f",
+           s->opts.rate > 0 ? s->opts.rate : 0);
+    const char *argv[] = {conc, rate, cap, ceiling};
+    redisReply *r;
+    sluice_err err = run_script(s, &rs->learn, o->state_key, NULL, &r, 4, argv);
+    if (err != SLUICE_OK) {
+        outage(s, err, NULL);
+        return;
+    }
+    reached(rs);
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 4)
+        adopt(s, o, r, 0, now); /* our own cut: the verdict began anew */
+    freeReplyObject(r);
+}
+
 static void
 redis_feedback(sl_slots *s, sl_slot_origin *o, const sl_slot_feedback *fb,
                int64_t now)
 {
     int64_t until;
-    if (sl_slots_pace_feedback(s, &o->pacer, o->live, fb, now, &until))
+    int64_t cut_before = o->pacer.last_cut;
+    /* The origin's requests in flight from every runner, as the last
+     * take counted them (this one's ended since). */
+    unsigned in_use = o->held_reply > 0 ? o->held_reply - 1 : 0;
+    if (in_use < o->live)
+        in_use = o->live;
+    if (sl_slots_pace_feedback(s, &o->pacer, in_use, fb, now, &until))
         redis_pause(s, o, until);
+    if (s->opts.adapt && o->pacer.last_cut != cut_before)
+        publish_cut(s, o);
 }
 
 static void

@@ -6,6 +6,7 @@
 #define SL_SLOTS_REDIS_H
 
 extern const char sl_rslots_take_lua[];
+extern const char sl_rslots_learn_lua[];
 extern const char sl_rslots_pause_lua[];
 extern const char sl_rslots_paused_lua[];
 extern const char sl_rslots_list_lua[];
