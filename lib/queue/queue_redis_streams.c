@@ -162,7 +162,9 @@ sl_rq_stream_marks(sluice_queue *q, const char *stream, sl_stream_mark_fn *fn,
         return sl_rq_conn_fail(q, err);
     if (reply->type != REDIS_REPLY_ARRAY)
         return sl_rq_bad_reply(q, reply, "streams");
-    qsort(reply->element, reply->elements, sizeof *reply->element, by_name);
+    if (reply->elements > 0) /* hiredis leaves an empty array NULL */
+        qsort(reply->element, reply->elements, sizeof *reply->element,
+              by_name);
     for (size_t i = 0; i < reply->elements && !stop && err == SLUICE_OK; i++)
         err = stream_places(q, reply->element[i]->str, fn, ctx, &stop);
     freeReplyObject(reply);
