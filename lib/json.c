@@ -221,3 +221,11 @@ sl_json_gen_text(yajl_gen gen, size_t *len)
         *len = n;
     return (const char *)buf;
 }
+
+const char *
+sl_json_member_str(const struct yajl_val_s *obj, const char *name)
+{
+    const char *path[] = {name, NULL};
+    yajl_val v = yajl_tree_get((yajl_val)obj, path, yajl_t_string);
+    return v ? YAJL_GET_STRING(v) : NULL;
+}

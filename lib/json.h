@@ -48,6 +48,11 @@ yajl_gen sl_json_gen_new(void);
 struct yajl_val_s;
 void sl_json_gen_tree(yajl_gen gen, const struct yajl_val_s *v);
 
+/* The string member `name` of a parsed object (yajl_tree.h), or NULL
+ * when it has none or it is not a string. */
+const char *sl_json_member_str(const struct yajl_val_s *obj,
+                               const char *name);
+
 /* The generator's output so far (NUL-terminated: yajl's buffer always
  * is) and its length. */
 const char *sl_json_gen_text(yajl_gen gen, size_t *len);

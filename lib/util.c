@@ -352,3 +352,13 @@ sl_is_blank(const char *s, size_t len)
             return false;
     return true;
 }
+
+void
+sl_clock_text(char *dst, size_t size, int64_t wall_ms)
+{
+    time_t at = (time_t)(wall_ms / 1000);
+    struct tm tm;
+    sl_copy(dst, size, "?");
+    if (localtime_r(&at, &tm))
+        strftime(dst, size, "%H:%M:%S", &tm);
+}

@@ -60,6 +60,8 @@ int sl_buf_append_lower(sl_buf *b, const char *s, size_t len);
 
 /* Milliseconds since the epoch (wall clock), and on a monotonic clock. */
 int64_t sl_now_ms(void);
+/* The local time of day of a wall-clock ms, "14:03:07" ("?" if none). */
+void sl_clock_text(char *dst, size_t size, int64_t wall_ms);
 int64_t sl_mono_ms(void);
 /* Milliseconds since this machine booted, suspended time included
  * (CLOCK_BOOTTIME): steps of the wall clock do not move it, and a suspend

@@ -14,19 +14,12 @@
 #include <curl/curl.h>
 #include <yajl/yajl_tree.h>
 
+#include "../json.h"
 #include "../util.h"
 #include "http.h"
 
 /* The ECS agent's address, for a relative URI. */
 #define ECS_HOST "http://169.254.170.2"
-
-static const char *
-member(yajl_val tree, const char *name)
-{
-    const char *path[] = {name, NULL};
-    yajl_val v = yajl_tree_get(tree, path, yajl_t_string);
-    return v ? YAJL_GET_STRING(v) : NULL;
-}
 
 
 /* Whether an http URL's host may be sent the authorization token and be
@@ -137,9 +130,9 @@ error_text(const char *body, char *out, size_t size)
     out[0] = '\0';
     yajl_val tree = body ? yajl_tree_parse(body, err, sizeof err) : NULL;
     if (tree && YAJL_IS_OBJECT(tree)) {
-        const char *m = member(tree, "message");
+        const char *m = sl_json_member_str(tree, "message");
         if (!m)
-            m = member(tree, "Message");
+            m = sl_json_member_str(tree, "Message");
         if (m)
             sl_fmt(out, size, ": %.150s", m);
     }

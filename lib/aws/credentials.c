@@ -15,6 +15,7 @@
 
 #include <yajl/yajl_tree.h>
 
+#include "../json.h"
 #include "../util.h"
 #include "profile.h"
 #include "sources.h"
@@ -266,14 +267,6 @@ sl_aws_region(char *out, size_t size)
     return sl_aws_profile_get(&p, "region", out, size, &where);
 }
 
-static const char *
-json_member(yajl_val tree, const char *name)
-{
-    const char *path[] = {name, NULL};
-    yajl_val v = yajl_tree_get(tree, path, yajl_t_string);
-    return v ? YAJL_GET_STRING(v) : NULL;
-}
-
 sluice_err
 sl_aws_creds_from_json(const char *text, sl_aws_json_form form,
                        sl_aws_creds *out, char *why, size_t why_size)
@@ -289,12 +282,12 @@ sl_aws_creds_from_json(const char *text, sl_aws_json_form form,
     }
     const char *vpath[] = {"Version", NULL};
     yajl_val version = yajl_tree_get(tree, vpath, yajl_t_number);
-    const char *code = json_member(tree, "Code");
-    const char *key = json_member(tree, "AccessKeyId");
-    const char *secret = json_member(tree, "SecretAccessKey");
+    const char *code = sl_json_member_str(tree, "Code");
+    const char *key = sl_json_member_str(tree, "AccessKeyId");
+    const char *secret = sl_json_member_str(tree, "SecretAccessKey");
     const char *token =
-        json_member(tree, process ? "SessionToken" : "Token");
-    const char *expiration = json_member(tree, "Expiration");
+        sl_json_member_str(tree, process ? "SessionToken" : "Token");
+    const char *expiration = sl_json_member_str(tree, "Expiration");
     sluice_err rc = SLUICE_ECONFIG;
     if (process && (!version || !YAJL_IS_INTEGER(version) ||
                     YAJL_GET_INTEGER(version) != 1))

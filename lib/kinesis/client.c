@@ -325,15 +325,6 @@ sl_kinesis_set_timeout(sl_kinesis *k, long ms)
 
 /* ------------------------------------------------------ classification */
 
-/* The member `name` of an object as a string, or NULL. */
-static const char *
-member_str(yajl_val obj, const char *name)
-{
-    const char *path[] = {name, NULL};
-    yajl_val v = yajl_tree_get(obj, path, yajl_t_string);
-    return v ? YAJL_GET_STRING(v) : NULL;
-}
-
 static yajl_val
 member(yajl_val obj, const char *name, yajl_type type)
 {
@@ -411,10 +402,10 @@ sl_kinesis_classify(long http_status, const char *body, size_t len, char *why,
     char detail[200] = "";
     yajl_val tree =
         body && len ? parse_tree(body, len, detail, sizeof detail) : NULL;
-    const char *type = tree ? member_str(tree, "__type") : NULL;
-    const char *msg = tree ? member_str(tree, "message") : NULL;
+    const char *type = tree ? sl_json_member_str(tree, "__type") : NULL;
+    const char *msg = tree ? sl_json_member_str(tree, "message") : NULL;
     if (tree && !msg)
-        msg = member_str(tree, "Message");
+        msg = sl_json_member_str(tree, "Message");
     sl_kinesis_status st;
     if (type && *type) {
         /* "com.amazonaws.kinesis.v20131202#ResourceNotFoundException" */
@@ -612,7 +603,7 @@ take_shards(yajl_val tree, sl_kinesis_shard **shards, size_t *n, size_t *cap)
         return -2;
     for (size_t i = 0; i < YAJL_GET_ARRAY(list)->len; i++) {
         yajl_val s = YAJL_GET_ARRAY(list)->values[i];
-        const char *id = YAJL_IS_OBJECT(s) ? member_str(s, "ShardId") : NULL;
+        const char *id = YAJL_IS_OBJECT(s) ? sl_json_member_str(s, "ShardId") : NULL;
         if (!id)
             return -2;
         if (*n == *cap) {
@@ -627,10 +618,10 @@ take_shards(yajl_val tree, sl_kinesis_shard **shards, size_t *n, size_t *cap)
         memset(out, 0, sizeof *out);
         const char *range[] = {"SequenceNumberRange", NULL};
         yajl_val r = yajl_tree_get(s, range, yajl_t_object);
-        const char *start = r ? member_str(r, "StartingSequenceNumber") : NULL;
-        const char *end = r ? member_str(r, "EndingSequenceNumber") : NULL;
-        const char *parent = member_str(s, "ParentShardId");
-        const char *adjacent = member_str(s, "AdjacentParentShardId");
+        const char *start = r ? sl_json_member_str(r, "StartingSequenceNumber") : NULL;
+        const char *end = r ? sl_json_member_str(r, "EndingSequenceNumber") : NULL;
+        const char *parent = sl_json_member_str(s, "ParentShardId");
+        const char *adjacent = sl_json_member_str(s, "AdjacentParentShardId");
         if (!(out->shard_id = sl_strdup(id)) ||
             (parent && !(out->parent = sl_strdup(parent))) ||
             (adjacent && !(out->adjacent_parent = sl_strdup(adjacent))) ||
@@ -680,7 +671,7 @@ sl_kinesis_list_shards(sl_kinesis *k, sl_kinesis_shard **shards, size_t *n,
         yajl_val tree =
             parse_tree(reply.data, reply.len, detail, sizeof detail);
         int rc = tree ? take_shards(tree, &list, &count, &cap) : -2;
-        const char *token = tree ? member_str(tree, "NextToken") : NULL;
+        const char *token = tree ? sl_json_member_str(tree, "NextToken") : NULL;
         if (rc == 0 && token && *token && !(next = sl_strdup(token)))
             rc = -1;
         if (tree)
@@ -762,7 +753,7 @@ sl_kinesis_iterator(sl_kinesis *k, const char *shard_id, sl_kinesis_from from,
         char detail[200];
         yajl_val tree =
             parse_tree(reply.data, reply.len, detail, sizeof detail);
-        const char *it = tree ? member_str(tree, "ShardIterator") : NULL;
+        const char *it = tree ? sl_json_member_str(tree, "ShardIterator") : NULL;
         if (!it) {
             sl_fmt(why, why_size, "%s: GetShardIterator: %s", k->location,
                    tree ? "the reply has no ShardIterator" : detail);
@@ -831,9 +822,9 @@ take_record(yajl_val r, sl_kinesis_batch *out, size_t *cap, char *why,
             size_t why_size)
 {
     const char *seq =
-        YAJL_IS_OBJECT(r) ? member_str(r, "SequenceNumber") : NULL;
-    const char *data = seq ? member_str(r, "Data") : NULL;
-    const char *key = seq ? member_str(r, "PartitionKey") : NULL;
+        YAJL_IS_OBJECT(r) ? sl_json_member_str(r, "SequenceNumber") : NULL;
+    const char *data = seq ? sl_json_member_str(r, "Data") : NULL;
+    const char *key = seq ? sl_json_member_str(r, "PartitionKey") : NULL;
     if (!seq || !data || !key) {
         sl_copy(why, why_size,
                 "a record lacks SequenceNumber, Data or PartitionKey");
@@ -897,7 +888,7 @@ sl_kinesis_parse_records(const char *body, size_t len, sl_kinesis_batch *out,
         }
     }
     /* A closed shard read to its end has a null NextShardIterator. */
-    const char *next = member_str(tree, "NextShardIterator");
+    const char *next = sl_json_member_str(tree, "NextShardIterator");
     if (next && !(out->next_iterator = sl_strdup(next))) {
         oom(why, why_size);
         st = SL_KINESIS_FAILED;
@@ -992,13 +983,13 @@ read_put_reply(sl_kinesis *k, const sl_buf *reply, const size_t *map,
     for (size_t i = 0; i < n_sent; i++) {
         yajl_val r = YAJL_GET_ARRAY(list)->values[i];
         const char *code =
-            YAJL_IS_OBJECT(r) ? member_str(r, "ErrorCode") : NULL;
-        if (!code && YAJL_IS_OBJECT(r) && member_str(r, "SequenceNumber"))
+            YAJL_IS_OBJECT(r) ? sl_json_member_str(r, "ErrorCode") : NULL;
+        if (!code && YAJL_IS_OBJECT(r) && sl_json_member_str(r, "SequenceNumber"))
             continue;
         failed[map[i]] = true;
         if ((*n_failed)++ == 0) {
             const char *msg =
-                YAJL_IS_OBJECT(r) ? member_str(r, "ErrorMessage") : NULL;
+                YAJL_IS_OBJECT(r) ? sl_json_member_str(r, "ErrorMessage") : NULL;
             sl_fmt(why, why_size, "%s%s%.200s",
                    code ? code : "a record without a result", msg ? ": " : "",
                    msg ? msg : "");

@@ -235,21 +235,9 @@ probe(sl_marker *m, go_result *res)
         sl_copy(res->msg, sizeof res->msg, sluice_queue_errmsg(m->q));
 }
 
-/* "14:03:07", the local time of a wall-clock ms. */
+/* Every mark kept, not made: counted as lost. Under the lock. */
 static void
-clock_text(char *dst, size_t size, int64_t wall_ms)
-{
-    time_t at = (time_t)(wall_ms / 1000);
-    struct tm tm;
-    sl_copy(dst, size, "?");
-    if (localtime_r(&at, &tm))
-        strftime(dst, size, "%H:%M:%S", &tm);
-}
-
-/* The outage lasted too long, or the run stops: every mark kept is
- * given up, and the outage is the failure. Under the lock. */
-static void
-give_up(sl_marker *m)
+count_all_lost(sl_marker *m)
 {
     go_result lost = {0};
     for (size_t i = 0; i < m->work.n; i++)
@@ -257,8 +245,16 @@ give_up(sl_marker *m)
     m->lost += lost.lost;
     m->lost_bytes += lost.lost_bytes;
     m->lost_dead += lost.lost_dead;
+}
+
+/* The outage lasted too long, or the run stops: every mark kept is
+ * given up, and the outage is the failure. Under the lock. */
+static void
+give_up(sl_marker *m)
+{
+    count_all_lost(m);
     char since[16];
-    clock_text(since, sizeof since, m->down_since_wall);
+    sl_clock_text(since, sizeof since, m->down_since_wall);
     double secs = (double)m->outage_max / 1000.0;
     if (m->err == SLUICE_OK) {
         m->err = m->down_err;
@@ -316,12 +312,7 @@ settle(sl_marker *m, go_result *res)
         return;
     }
     /* Any other failure stops the marks: those left are not made. */
-    go_result lost = {0};
-    for (size_t i = 0; i < m->work.n; i++)
-        count_lost(&m->work.v[i], &lost);
-    m->lost += lost.lost;
-    m->lost_bytes += lost.lost_bytes;
-    m->lost_dead += lost.lost_dead;
+    count_all_lost(m);
     list_clear(&m->work);
     m->probe = false;
     if (m->err == SLUICE_OK) {

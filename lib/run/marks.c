@@ -13,17 +13,6 @@
 
 #define MARK_WAIT_MS 50 /* and the longest one waits for the rest */
 
-/* "14:03:07", the local time of a wall-clock ms. */
-static void
-clock_text(char *dst, size_t size, int64_t wall_ms)
-{
-    time_t at = (time_t)(wall_ms / 1000);
-    struct tm tm;
-    sl_copy(dst, size, "?");
-    if (localtime_r(&at, &tm))
-        strftime(dst, size, "%H:%M:%S", &tm);
-}
-
 /* The queue is away (the marker says so): said once. */
 static void
 went_down(sl_run *r, int64_t since_wall, const char *why)
@@ -31,7 +20,7 @@ went_down(sl_run *r, int64_t since_wall, const char *why)
     char since[16];
     r->marks.down = true;
     r->marks.down_since_wall = since_wall;
-    clock_text(since, sizeof since, since_wall);
+    sl_clock_text(since, sizeof since, since_wall);
     sl_run_notice(r,
                   "queue unreachable since %s, retrying (for up to %.0f s; "
                   "no new records or slots meanwhile): %s",
@@ -45,7 +34,7 @@ came_back(sl_run *r)
 {
     char since[16];
     r->marks.down = false;
-    clock_text(since, sizeof since, r->marks.down_since_wall);
+    sl_clock_text(since, sizeof since, r->marks.down_since_wall);
     sl_run_notice(r, "queue reachable again (unreachable since %s, %.1f s)",
                   since,
                   (double)(sl_now_ms() - r->marks.down_since_wall) / 1000.0);
