@@ -603,7 +603,8 @@ take_shards(yajl_val tree, sl_kinesis_shard **shards, size_t *n, size_t *cap)
         return -2;
     for (size_t i = 0; i < YAJL_GET_ARRAY(list)->len; i++) {
         yajl_val s = YAJL_GET_ARRAY(list)->values[i];
-        const char *id = YAJL_IS_OBJECT(s) ? sl_json_member_str(s, "ShardId") : NULL;
+        const char *id =
+            YAJL_IS_OBJECT(s) ? sl_json_member_str(s, "ShardId") : NULL;
         if (!id)
             return -2;
         if (*n == *cap) {
@@ -618,8 +619,10 @@ take_shards(yajl_val tree, sl_kinesis_shard **shards, size_t *n, size_t *cap)
         memset(out, 0, sizeof *out);
         const char *range[] = {"SequenceNumberRange", NULL};
         yajl_val r = yajl_tree_get(s, range, yajl_t_object);
-        const char *start = r ? sl_json_member_str(r, "StartingSequenceNumber") : NULL;
-        const char *end = r ? sl_json_member_str(r, "EndingSequenceNumber") : NULL;
+        const char *start =
+            r ? sl_json_member_str(r, "StartingSequenceNumber") : NULL;
+        const char *end =
+            r ? sl_json_member_str(r, "EndingSequenceNumber") : NULL;
         const char *parent = sl_json_member_str(s, "ParentShardId");
         const char *adjacent = sl_json_member_str(s, "AdjacentParentShardId");
         if (!(out->shard_id = sl_strdup(id)) ||
@@ -753,7 +756,8 @@ sl_kinesis_iterator(sl_kinesis *k, const char *shard_id, sl_kinesis_from from,
         char detail[200];
         yajl_val tree =
             parse_tree(reply.data, reply.len, detail, sizeof detail);
-        const char *it = tree ? sl_json_member_str(tree, "ShardIterator") : NULL;
+        const char *it =
+            tree ? sl_json_member_str(tree, "ShardIterator") : NULL;
         if (!it) {
             sl_fmt(why, why_size, "%s: GetShardIterator: %s", k->location,
                    tree ? "the reply has no ShardIterator" : detail);
@@ -984,12 +988,14 @@ read_put_reply(sl_kinesis *k, const sl_buf *reply, const size_t *map,
         yajl_val r = YAJL_GET_ARRAY(list)->values[i];
         const char *code =
             YAJL_IS_OBJECT(r) ? sl_json_member_str(r, "ErrorCode") : NULL;
-        if (!code && YAJL_IS_OBJECT(r) && sl_json_member_str(r, "SequenceNumber"))
+        if (!code && YAJL_IS_OBJECT(r) &&
+            sl_json_member_str(r, "SequenceNumber"))
             continue;
         failed[map[i]] = true;
         if ((*n_failed)++ == 0) {
-            const char *msg =
-                YAJL_IS_OBJECT(r) ? sl_json_member_str(r, "ErrorMessage") : NULL;
+            const char *msg = YAJL_IS_OBJECT(r)
+                                  ? sl_json_member_str(r, "ErrorMessage")
+                                  : NULL;
             sl_fmt(why, why_size, "%s%s%.200s",
                    code ? code : "a record without a result", msg ? ": " : "",
                    msg ? msg : "");
