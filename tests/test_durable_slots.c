@@ -28,7 +28,7 @@ queue(void)
 static sl_slots *
 service(sluice_queue *q, unsigned cap, int64_t hold_ms)
 {
-    sl_slots_opts o = {cap, 0, hold_ms, 0, false};
+    sl_slots_opts o = {cap, 0, hold_ms, 0, false, false};
     sl_slots *s = NULL;
     char why[256];
     if (sl_slots_open("durable", &o, q, &s, why, sizeof why) != SLUICE_OK)

@@ -15,7 +15,7 @@ typedef struct {
 static void
 setup(fixture *f, unsigned cap)
 {
-    sl_slots_opts o = {cap, 0, 60000, 0, false};
+    sl_slots_opts o = {cap, 0, 60000, 0, false, false};
     char why[256];
     if (sl_slots_open("memory", &o, NULL, &f->slots, why, sizeof why) != SLUICE_OK)
         TEST_FAIL_("open the slots: %s", why);
@@ -205,7 +205,7 @@ TEST(forgetting_after_growth_keeps_the_others)
 TEST(allocation_failures_are_clean)
 {
     fixture f;
-    sl_slots_opts o = {2, 0, 60000, 0, false};
+    sl_slots_opts o = {2, 0, 60000, 0, false, false};
     char why[256];
     ASSERT_EQ(sl_slots_open("memory", &o, NULL, &f.slots, why, sizeof why),
               SLUICE_OK);

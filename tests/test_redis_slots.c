@@ -41,7 +41,7 @@ start(char *loc, size_t size)
 static sl_slots *
 runner(sluice_queue *q, unsigned cap, int64_t hold_ms, double rate)
 {
-    sl_slots_opts o = {cap, 0, hold_ms, rate, false};
+    sl_slots_opts o = {cap, 0, hold_ms, rate, false, false};
     sl_slots *s = NULL;
     char why[600];
     if (sl_slots_open("redis", &o, q, &s, why, sizeof why) != SLUICE_OK)
@@ -475,7 +475,7 @@ TEST(slots_held_in_redis_are_listed_and_cleared)
 static sl_slots *
 adaptive_runner(sluice_queue *q, unsigned cap)
 {
-    sl_slots_opts o = {cap, 0, 60000, 0, true};
+    sl_slots_opts o = {cap, 0, 60000, 0, true, false};
     sl_slots *s = NULL;
     char why[600];
     if (sl_slots_open("redis", &o, q, &s, why, sizeof why) != SLUICE_OK)
@@ -615,5 +615,93 @@ TEST(after_a_pause_every_runner_restarts_from_half_the_limits_once)
     sl_slots_origin_close(b, ob);
     sl_slots_close(a);
     sl_slots_close(b);
+    sluice_queue_close(q);
+}
+
+/* A runner as `sluice run` opens it: a slot released whole may serve the
+ * origin's next request of the same turn (opts.reuse). */
+static sl_slots *
+reuser(sluice_queue *q, unsigned cap, int64_t hold_ms, double rate)
+{
+    sl_slots_opts o = {cap, 0, hold_ms, rate, false, true};
+    sl_slots *s = NULL;
+    char why[600];
+    if (sl_slots_open("redis", &o, q, &s, why, sizeof why) != SLUICE_OK)
+        TEST_FAIL_("open the Redis slots: %s", why);
+    return s;
+}
+
+TEST(a_slot_released_whole_serves_the_next_start_of_its_turn)
+{
+    char loc[300];
+    sluice_queue *q = start(loc, sizeof loc);
+    sl_slots *a = reuser(q, 2, 60000, 0), *b = runner(q, 2, 60000, 0);
+    sl_slot_origin *oa = sl_slots_origin_open(a, "http://a:80");
+    sl_slot_origin *ob = sl_slots_origin_open(b, "http://a:80");
+    sl_slot first, next;
+    ASSERT_EQ(take(a, oa, &first, NULL), SLUICE_OK);
+    uint64_t token = first.token;
+    int64_t deadline = first.deadline_boot;
+    sl_slots_release(a, &first, true);
+    /* Kept: Redis still counts it, for every runner. */
+    ASSERT_EQ(sl_slots_held(b, ob), 1);
+    int64_t now = sl_boot_ms();
+    ASSERT_EQ(take(a, oa, &next, NULL), SLUICE_OK);
+    /* The same slot, no word to Redis, and the request on it has all of
+     * --timeout and the margin still. */
+    ASSERT_EQ(next.token, token);
+    ASSERT_EQ(next.deadline_boot, deadline);
+    ASSERT_GE(next.deadline_boot, now + 60000 + 1000);
+    ASSERT_EQ(sl_slots_held(b, ob), 1);
+    uint64_t kept_token = next.token;
+    /* Released whole and not taken again this turn: every runner's. */
+    sl_slots_release(a, &next, true);
+    sl_slots_settle(a);
+    ASSERT_EQ(sl_slots_held(a, oa), 0);
+    /* Kept past KEEP_MS (250 ms) it serves no more: a take asks Redis
+     * (a new token), and the old slot went back first. */
+    ASSERT_EQ(take(a, oa, &first, NULL), SLUICE_OK);
+    ASSERT_GT(first.token, kept_token);
+    sl_slots_release(a, &first, true);
+    sleep_ms(300);
+    ASSERT_EQ(take(a, oa, &next, NULL), SLUICE_OK);
+    ASSERT_GT(next.token, first.token);
+    ASSERT_EQ(sl_slots_held(a, oa), 1);
+    sl_slots_release(a, &next, true);
+    sl_slots_settle(a);
+    /* A pause another runner stores stops this one's starts as soon as
+     * its slots are past KEEP_MS. */
+    ASSERT_EQ(take(a, oa, &first, NULL), SLUICE_OK);
+    sl_slots_pause(b, ob, sl_boot_ms() + 2000);
+    sleep_ms(300);
+    sl_slots_release(a, &first, true);
+    double free_at = 0;
+    ASSERT_EQ(take(a, oa, &next, &free_at), SLUICE_EAGAIN);
+    ASSERT_GT(free_at, (double)sl_boot_ms() + 1000);
+    sl_slots_settle(a);
+    ASSERT_EQ(sl_slots_held(a, oa), 0);
+    sl_slots_origin_close(a, oa);
+    sl_slots_origin_close(b, ob);
+    sl_slots_close(a);
+    sl_slots_close(b);
+    sluice_queue_close(q);
+}
+
+TEST(a_shared_rate_keeps_no_slot_for_reuse)
+{
+    char loc[300];
+    sluice_queue *q = start(loc, sizeof loc);
+    /* A rate is kept between every runner's starts: each goes to Redis. */
+    sl_slots *a = reuser(q, 4, 60000, 1000);
+    sl_slot_origin *oa = sl_slots_origin_open(a, "http://a:80");
+    sl_slot first, next;
+    ASSERT_EQ(take(a, oa, &first, NULL), SLUICE_OK);
+    sl_slots_release(a, &first, true);
+    ASSERT_EQ(sl_slots_held(a, oa), 0);
+    take_when_free(a, oa, &next, 1000);
+    ASSERT_GT(next.token, first.token);
+    sl_slots_release(a, &next, true);
+    sl_slots_origin_close(a, oa);
+    sl_slots_close(a);
     sluice_queue_close(q);
 }

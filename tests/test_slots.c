@@ -33,7 +33,7 @@ virtual_time(void)
 static sl_slots *
 service(unsigned cap, unsigned max_total)
 {
-    sl_slots_opts o = {cap, max_total, 60000, 0, false};
+    sl_slots_opts o = {cap, max_total, 60000, 0, false, false};
     sl_slots *s = NULL;
     char why[256];
     if (!queue && strcmp(backend(), "durable") == 0 &&
@@ -336,7 +336,7 @@ TEST(held_slots_are_listed_with_their_origin_and_token)
 
 TEST(an_unknown_backend_is_a_clear_error)
 {
-    sl_slots_opts o = {2, 0, 1000, 0, false};
+    sl_slots_opts o = {2, 0, 1000, 0, false, false};
     sl_slots *s = (sl_slots *)1;
     char why[256];
     ASSERT_EQ(sl_slots_open("no-such", &o, NULL, &s, why, sizeof why),

@@ -287,7 +287,7 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
         SLUICE_OK)
         return err;
     sl_slots_opts so = {cap, o->max_total, (int64_t)(o->timeout_s * 1000),
-                        rate, !o->no_adapt};
+                        rate, !o->no_adapt, true};
     err = sl_slots_open(sl_queue_slots(q), &so, q, &r->slots, errbuf,
                         errbuf_size);
     if (err != SLUICE_OK)

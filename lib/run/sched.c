@@ -348,9 +348,12 @@ sl_sched_start_ready(sl_run *r)
             if (start_one(r, o, now))
                 started = true;
             else if (r->fatal != SLUICE_OK)
-                return;
+                break;
         }
     }
+    /* Slots released whole since the last turn served the starts they
+     * could; the rest go back to every runner. */
+    sl_slots_settle(r->slots);
 }
 
 void

@@ -127,6 +127,13 @@ sl_slots_sync(sl_slots *s, int64_t now)
     return s->ops->sync ? s->ops->sync(s, now) : SLUICE_OK;
 }
 
+void
+sl_slots_settle(sl_slots *s)
+{
+    if (s->ops->settle)
+        s->ops->settle(s);
+}
+
 static sl_pacer_limits
 pacer_limits(const sl_slots *s)
 {

@@ -31,6 +31,11 @@ typedef struct {
     int64_t hold_ms;
     double rate; /* per origin, requests a second; 0: none */
     bool adapt;  /* learn lower limits when an origin struggles */
+    /* A slot released whole may serve the origin's next request in the
+     * same turn of the run's loop, as long as its deadline leaves that
+     * request all of hold_ms (a backend whose take is a round trip:
+     * Redis); sl_slots_settle gives back what no request took. */
+    bool reuse;
 } sl_slots_opts;
 
 /* How a request ended, for the pacer (pacer.h). */
@@ -125,6 +130,9 @@ struct sl_slots_ops {
      * pause, reservations running out); called with no turn on the
      * queue held. */
     sluice_err (*sync)(sl_slots *s, int64_t now);
+    /* Optional: slots kept for reuse (opts.reuse) that no take used
+     * this turn are given back. */
+    void (*settle)(sl_slots *s);
     /* Optional: the request of a slot of `o` taken last left at `at`. */
     void (*sent)(sl_slots *s, sl_slot_origin *o, double at);
     /* How a request to `o` ended (after its release): the pacer learns. */
@@ -182,6 +190,9 @@ sluice_err sl_slots_list(sl_slots *s, sl_slot_fn *fn, void *ctx);
  * holds no turn on the queue): a pause recorded, reservations renewed. A
  * failure is the queue's (s->errmsg); no request may be sent then. */
 sluice_err sl_slots_sync(sl_slots *s, int64_t now);
+/* The turn's requests are started: a slot released whole and kept for
+ * one of them (opts.reuse) that none took goes back to every runner. */
+void sl_slots_settle(sl_slots *s);
 /* How a request to `o` ended, given after its slot's release: the
  * adaptive limits and the advertised rate learn from it (and an origin
  * that says no request is left in its window is paused). */

@@ -29,6 +29,13 @@
 #define FULL_POLL_MS 20
 /* A pause read from Redis is trusted this long. */
 #define PAUSE_FRESH_MS 250
+/* A slot released whole serves another request of its origin in the
+ * same turn of the loop (opts.reuse), with no round trip to Redis,
+ * within this long of the take that asked for it: a pause or a limit
+ * another runner stored reaches this one as late as a pause read does.
+ * The slot's life grows by as much, so that each request on it still
+ * has --timeout and the margin. */
+#define KEEP_MS PAUSE_FRESH_MS
 /* The slot connection's command timeout, at most: the loop waits on it. */
 #define CMD_TIMEOUT_MS 2000
 /* Redis unreachable: ask again after this, doubling to the most; give
@@ -42,7 +49,9 @@
 typedef struct {
     uint64_t token; /* 0: free */
     int64_t taken, deadline;
+    int64_t asked;  /* boot ms before the take asked Redis for it */
     bool abandoned; /* released without a complete response */
+    bool kept;      /* released whole, kept for a take of this turn */
 } rslot;
 
 struct sl_slot_origin {
@@ -50,7 +59,11 @@ struct sl_slot_origin {
     char *held_key;  /* PREFIX{o:ORIGIN}:held */
     char *state_key; /* PREFIX{o:ORIGIN}:state */
     rslot *slots;    /* this process's, cap of them, made at first take */
-    unsigned live, abandoned;
+    unsigned live, abandoned, kept;
+    /* Requests started on kept slots since a take last went to Redis:
+     * the next one counts them among every runner's starts. */
+    unsigned reused;
+    bool learnt; /* the last script told of a learnt limit */
     bool registered;      /* in the origins set */
     char rid_seen[48];    /* the Redis run_id of our last script here */
     int64_t paused_until; /* boot ms; 0: none known */
@@ -85,6 +98,9 @@ rs_of(sl_slots *s)
 {
     return s->state;
 }
+
+static void settle_origin(sl_slots *s, sl_slot_origin *o, int64_t now);
+static void redis_settle(sl_slots *s);
 
 /* ------------------------------------------------------------ Redis */
 
@@ -202,7 +218,7 @@ redis_slots_open(sl_slots *s)
     rs->pause = (sl_redis_script){"pause", sl_rslots_pause_lua, ""};
     rs->paused = (sl_redis_script){"paused", sl_rslots_paused_lua, ""};
     rs->list = (sl_redis_script){"list", sl_rslots_list_lua, ""};
-    rs->hold = s->opts.hold_ms + MARGIN_MS;
+    rs->hold = s->opts.hold_ms + MARGIN_MS + (s->opts.reuse ? KEEP_MS : 0);
     rs->conn_open = true;
     sluice_err err = sl_redis_open(&rs->conn, s->q->location);
     if (err != SLUICE_OK) {
@@ -235,6 +251,7 @@ static void
 redis_slots_close(sl_slots *s)
 {
     rstate *rs = rs_of(s);
+    redis_settle(s);
     sl_slot_origin *o = rs->origins;
     while (o) {
         sl_slot_origin *next = o->next;
@@ -284,6 +301,7 @@ static void
 redis_origin_close(sl_slots *s, sl_slot_origin *o)
 {
     rstate *rs = rs_of(s);
+    settle_origin(s, o, sl_boot_ms());
     if (o->prev)
         o->prev->next = o->next;
     else
@@ -349,6 +367,7 @@ adopt(sl_slots *s, sl_slot_origin *o, const redisReply *r, size_t at,
     const char *total = el_str(r, at + 3);
     uint64_t gen = (uint64_t)el_int(r, at + 2);
     sl_pacer_limits lim = {s->opts.cap, s->opts.rate, s->opts.adapt};
+    o->learnt = (conc && *conc) || (rate && *rate);
     sl_pacer_adopt(&o->pacer, &lim, conc && *conc ? strtod(conc, NULL) : 0,
                    rate && *rate ? strtod(rate, NULL) : 0,
                    total ? strtod(total, NULL) : 0,
@@ -376,6 +395,103 @@ refused(sl_slot_origin *o, const redisReply *r, double after, double *free_at)
     }
     *free_at = after + wait; /* a fence, a pause, the pace */
 }
+
+/* ------------------------------------------------------------ reuse */
+
+/* May slot d of o, released whole at `now`, serve o's next request with
+ * no word to Redis? Only while what the take that asked for it was told
+ * is fresh: no pace shared through Redis (a rate, a learnt limit), no
+ * pause, and its deadline still a whole request's life away. */
+static bool
+keepable(sl_slots *s, const sl_slot_origin *o, const rslot *d, int64_t now)
+{
+    return s->opts.reuse && s->opts.rate <= 0 &&
+           !(s->opts.adapt && o->learnt) && !in_outage(rs_of(s), now) &&
+           o->paused_until <= now && now - d->asked < KEEP_MS;
+}
+
+/* Slot d of o is over for this process. Released whole, it is free for
+ * every runner at once; otherwise, or when Redis cannot be told, Redis
+ * holds it to its deadline, and so do we. */
+static void
+give_back(sl_slots *s, sl_slot_origin *o, rslot *d, bool complete,
+          int64_t now)
+{
+    rstate *rs = rs_of(s);
+    if (complete && now < d->deadline && !in_outage(rs, now)) {
+        /* The origin is done with it. Past our deadline Redis may have
+         * handed it on: we touch it no more. Nobody waits for the
+         * answer (read before the next command's): a ZREM that did not
+         * arrive leaves the slot to its deadline in Redis, which is
+         * what the take script counts. */
+        char token[24];
+        sl_fmt(token, sizeof token, "%" PRIu64, d->token);
+        const char *argv[] = {"ZREM", o->held_key, token};
+        sluice_err err = sl_redis_send(&rs->conn, 3, argv, NULL);
+        if (err == SLUICE_OK) {
+            d->token = 0;
+            return;
+        }
+        outage(s, err, NULL); /* held to its deadline, below */
+    }
+    if (now >= d->deadline) {
+        d->token = 0;
+        return;
+    }
+    /* The origin may still be at work on it. */
+    d->abandoned = true;
+    o->abandoned++;
+}
+
+/* o's kept slots that no request took go back. */
+static void
+settle_origin(sl_slots *s, sl_slot_origin *o, int64_t now)
+{
+    for (unsigned i = 0; o->kept && o->slots && i < s->opts.cap; i++) {
+        rslot *d = &o->slots[i];
+        if (!d->kept)
+            continue;
+        d->kept = false;
+        o->kept--;
+        give_back(s, o, d, true, now);
+    }
+}
+
+static void
+redis_settle(sl_slots *s)
+{
+    int64_t now = sl_boot_ms();
+    for (sl_slot_origin *o = rs_of(s)->origins; o; o = o->next)
+        settle_origin(s, o, now);
+}
+
+/* A request of o starts on a slot it kept: true, and *out is it (its
+ * token and deadline unchanged: Redis holds it as before). */
+static bool
+reuse_kept(sl_slots *s, sl_slot_origin *o, double at, int64_t now,
+           sl_slot *out)
+{
+    for (unsigned i = 0; o->kept && i < s->opts.cap; i++) {
+        rslot *d = &o->slots[i];
+        if (!d->kept || !keepable(s, o, d, now))
+            continue;
+        d->kept = false;
+        o->kept--;
+        o->live++;
+        o->reused++;
+        d->taken = (int64_t)at;
+        /* Redis counted it among the held at the last take. */
+        o->held_fresh = true;
+        if (o->held_reply < o->live)
+            o->held_reply = o->live;
+        sl_slots_pace_start(s, &o->pacer, at);
+        *out = (sl_slot){o, i, d->token, d->taken, d->deadline};
+        return true;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------ taking */
 
 static sluice_err
 redis_take(sl_slots *s, sl_slot_origin *o, double at, sl_slot *out,
@@ -415,22 +531,26 @@ redis_take(sl_slots *s, sl_slot_origin *o, double at, sl_slot *out,
         return SLUICE_ENOMEM;
     }
     expire_local(s, o, now_ms);
+    if (reuse_kept(s, o, at, now_ms, out))
+        return SLUICE_OK;
+    settle_origin(s, o, now_ms); /* too old to serve: Redis's again */
     if (o->live + o->abandoned >= s->opts.cap) {
         /* Every slot is ours, and Redis holds each at least as long. */
         *free_at = o->live ? 0 : (double)first_abandoned(s, o);
         return SLUICE_EAGAIN;
     }
-    char cap[16], hold[24], rate[40];
+    char cap[16], hold[24], rate[40], reused[16];
     const char *adapt = s->opts.adapt ? "1" : "0";
+    sl_fmt(reused, sizeof reused, "%u", o->reused);
     sl_fmt(cap, sizeof cap, "%u", s->opts.cap);
     sl_fmt(hold, sizeof hold, "%" PRId64, rs->hold);
     sl_fmt(rate, sizeof rate, "%.17g", s->opts.rate > 0 ? s->opts.rate : 0);
     /* Our deadline counts from before we asked: Redis's is later. */
     double before = sl_boot_msf();
-    const char *argv[] = {cap,  hold, rate, rs->conn.run_id, o->rid_seen,
-                          adapt};
+    const char *argv[] = {cap,   hold,  rate, rs->conn.run_id, o->rid_seen,
+                          adapt, reused};
     redisReply *r;
-    err = run_script(s, &rs->take, o->held_key, o->state_key, &r, 6, argv);
+    err = run_script(s, &rs->take, o->held_key, o->state_key, &r, 7, argv);
     if (err != SLUICE_OK)
         return outage(s, err, free_at);
     reached(rs);
@@ -445,6 +565,7 @@ redis_take(sl_slots *s, sl_slot_origin *o, double at, sl_slot *out,
         return SLUICE_EAGAIN;
     }
     o->full = false;
+    o->reused = 0; /* counted */
     o->held_reply = (unsigned)el_int(r, 4);
     o->held_fresh = true;
     uint64_t token = strtoull(el_str(r, 1) ? el_str(r, 1) : "0", NULL, 10);
@@ -456,6 +577,7 @@ redis_take(sl_slots *s, sl_slot_origin *o, double at, sl_slot *out,
     d->token = token;
     d->taken = (int64_t)SL_MIN(at, before);
     d->deadline = (int64_t)before + rs->hold;
+    d->asked = (int64_t)before;
     d->abandoned = false;
     o->live++;
     if (!o->registered)
@@ -468,40 +590,21 @@ redis_take(sl_slots *s, sl_slot_origin *o, double at, sl_slot *out,
 static bool
 redis_release(sl_slots *s, const sl_slot *slot, bool complete)
 {
-    rstate *rs = rs_of(s);
     sl_slot_origin *o = slot->origin;
     if (!o->slots || slot->index >= s->opts.cap)
         return false;
     rslot *d = &o->slots[slot->index];
-    if (d->token != slot->token || d->abandoned)
+    if (d->token != slot->token || d->abandoned || d->kept)
         return false; /* stale: not this slot's holder any more */
     o->live--;
     o->releases++;
     int64_t now = sl_boot_ms();
-    if (complete && now < d->deadline && !in_outage(rs, now)) {
-        /* The origin is done with it: free for every runner. Past our
-         * deadline Redis may have handed it on: we touch it no more.
-         * Nobody waits for the answer (read before the next command's):
-         * a ZREM that did not arrive leaves the slot to its deadline in
-         * Redis, which is what the take script counts. */
-        char token[24];
-        sl_fmt(token, sizeof token, "%" PRIu64, d->token);
-        const char *argv[] = {"ZREM", o->held_key, token};
-        sluice_err err = sl_redis_send(&rs->conn, 3, argv, NULL);
-        if (err == SLUICE_OK) {
-            d->token = 0;
-            return true;
-        }
-        outage(s, err, NULL); /* held to its deadline, below */
-    }
-    if (now >= d->deadline) {
-        d->token = 0;
+    if (complete && keepable(s, o, d, now)) {
+        d->kept = true; /* for a take of this turn; settled after it */
+        o->kept++;
         return true;
     }
-    /* The origin may still be at work on it: Redis holds it to its
-     * deadline, and so do we. */
-    d->abandoned = true;
-    o->abandoned++;
+    give_back(s, o, d, complete, now);
     return true;
 }
 
@@ -715,7 +818,7 @@ sluice_err
 sl_slots_redis_holdings(sluice_queue *q, const sl_pacer_limits *lim, bool live,
                         sluice_slot_fn *fn, void *ctx)
 {
-    sl_slots_opts opts = {lim->cap, 0, 0, lim->rate, lim->adapt};
+    sl_slots_opts opts = {lim->cap, 0, 0, lim->rate, lim->adapt, false};
     sl_slots *s;
     char why[256];
     sluice_err err = sl_slots_open("redis", &opts, q, &s, why, sizeof why);
@@ -790,7 +893,7 @@ clear_origin(sl_slots *s, const char *origin, uint64_t *cleared)
 sluice_err
 sl_slots_redis_clear(sluice_queue *q, const char *origin, uint64_t *cleared)
 {
-    sl_slots_opts opts = {1, 0, 0, 0, false};
+    sl_slots_opts opts = {1, 0, 0, 0, false, false};
     sl_slots *s;
     char why[256];
     sluice_err err = sl_slots_open("redis", &opts, q, &s, why, sizeof why);
@@ -884,4 +987,5 @@ const sl_slots_ops sl_slots_redis = {
     .list = redis_list,
     .feedback = redis_feedback,
     .limits = redis_limits,
+    .settle = redis_settle,
 };

@@ -56,7 +56,9 @@
  * KEYS: held (ZSET token -> deadline), state (HASH). ARGV: cap, hold_ms,
  * rate (0: none), the run_id of the Redis the caller talks to, the
  * run_id it last took a slot of this origin under ('' none), '1' to
- * obey and grow the learnt limits (adaptive) or '0'.
+ * obey and grow the learnt limits (adaptive) or '0', the requests the
+ * caller started on kept slots since its last grant (counted among
+ * every runner's starts).
  * Returns {1, token, now, deadline, held} or {0, wait_ms, reason, held,
  * pause_left_ms}, each followed by the learnt limits: lconc, lrate ('':
  * none), lgen, every runner's starts a second; wait_ms for 'full' is to
@@ -156,7 +158,7 @@ const char sl_rslots_take_lua[] =
     "  L.prate = L.pn * 1000 / (now - L.pfrom)\n"
     "  L.pfrom, L.pn = now, 0\n"
     "end\n"
-    "L.pn = L.pn + 1\n"
+    "L.pn = L.pn + 1 + (tonumber(ARGV[7]) or 0)\n"
     "token = math.max(token + 1, now * 1000)\n"
     "local deadline = now + hold\n"
     "redis.call('ZADD', held, f(deadline), f(token))\n"
