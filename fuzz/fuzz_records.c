@@ -44,9 +44,11 @@ check_batch(const sl_kinesis_batch *b)
     for (size_t i = 0; i < b->n; i++) {
         const sl_kinesis_record *r = &b->recs[i];
         FUZZ_CHECK(r->seq && r->seq[0], "record %zu has no sequence number", i);
-        FUZZ_CHECK(strspn(r->seq, "0123456789") == strlen(r->seq),
-                   "record %zu: sequence number %s is not decimal", i,
-                   fuzz_show(r->seq, strlen(r->seq)));
+        size_t seq_len = strlen(r->seq);
+        FUZZ_CHECK(strspn(r->seq, "0123456789") == seq_len &&
+                       seq_len <= 129 && (r->seq[0] != '0' || seq_len == 1),
+                   "record %zu: sequence number %s is not Kinesis's decimal",
+                   i, fuzz_show(r->seq, seq_len));
         FUZZ_CHECK(r->partition_key, "record %zu has no partition key", i);
         FUZZ_CHECK(r->data || r->len == 0, "record %zu: %zu bytes, no data", i,
                    r->len);

@@ -74,6 +74,13 @@ sl_kinesis_b64_encode(const unsigned char *data, size_t len)
     return out;
 }
 
+static bool
+b64_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c >= '0' && c <= '9') || c == '+' || c == '/';
+}
+
 int
 sl_kinesis_b64_decode(const char *text, size_t len, unsigned char **out,
                       size_t *out_len)
@@ -82,6 +89,14 @@ sl_kinesis_b64_decode(const char *text, size_t len, unsigned char **out,
     *out_len = 0;
     if (len % 4 != 0 || len > INT32_MAX)
         return -1;
+    /* EVP_DecodeBlock reads '=' anywhere as 'A' and skips white space at
+     * either end: only the alphabet, then at most two '=', get to it. */
+    size_t pad = 0;
+    while (pad < 2 && pad < len && text[len - 1 - pad] == '=')
+        pad++;
+    for (size_t i = 0; i < len - pad; i++)
+        if (!b64_char(text[i]))
+            return -1;
     unsigned char *buf = sl_malloc(len / 4 * 3 + 1);
     if (!buf)
         return -1;
@@ -92,11 +107,6 @@ sl_kinesis_b64_decode(const char *text, size_t len, unsigned char **out,
         return -1;
     }
     /* EVP_DecodeBlock counts the bytes the padding stands for. */
-    size_t pad = 0;
-    if (len >= 1 && text[len - 1] == '=')
-        pad++;
-    if (len >= 2 && text[len - 2] == '=')
-        pad++;
     *out = buf;
     *out_len = (size_t)n - pad;
     return 0;
@@ -259,6 +269,19 @@ push_record(sl_kinesis_batch *out, size_t *cap, const char *seq,
     return 0;
 }
 
+/*
+ * A sequence number as Kinesis writes one (its API's pattern
+ * "0|([1-9]\d{0,128})"): what sl_kinesis_seq_cmp orders and a checkpoint
+ * can hold. Anything else would order wrongly against the checkpoint.
+ */
+static bool
+valid_seq(const char *seq)
+{
+    size_t n = strlen(seq);
+    return n >= 1 && n <= 129 && strspn(seq, "0123456789") == n &&
+           (seq[0] != '0' || n == 1);
+}
+
 /* One record of a GetRecords reply into the batch: -1 no memory, -2 not
  * a record (why set). */
 static int
@@ -274,8 +297,19 @@ take_record(yajl_val r, sl_kinesis_batch *out, size_t *cap, char *why,
                 "a record lacks SequenceNumber, Data or PartitionKey");
         return -2;
     }
+    if (!valid_seq(seq)) {
+        char shown[100];
+        sl_quote(shown, sizeof shown, seq, strlen(seq), 60);
+        sl_fmt(why, why_size,
+               "record %s: its SequenceNumber is not a decimal number", shown);
+        return -2;
+    }
+    /* Seconds since the epoch; 0 (unknown) when negative or too far
+     * away for int64_t milliseconds. */
     double arrival = member_number(r, "ApproximateArrivalTimestamp", 0);
-    int64_t arrival_ms = (int64_t)(arrival * 1000.0 + 0.5);
+    int64_t arrival_ms = arrival >= 0 && arrival < 9e15
+                             ? (int64_t)(arrival * 1000.0 + 0.5)
+                             : 0;
     unsigned char *bytes;
     size_t len;
     if (sl_kinesis_b64_decode(data, strlen(data), &bytes, &len) != 0) {
@@ -339,7 +373,7 @@ sl_kinesis_parse_records(const char *body, size_t len, sl_kinesis_batch *out,
         goto done;
     }
     double behind = member_number(tree, "MillisBehindLatest", -1);
-    out->millis_behind = behind < 0 ? -1 : (int64_t)behind;
+    out->millis_behind = behind >= 0 && behind < 9e18 ? (int64_t)behind : -1;
 done:
     yajl_tree_free(tree);
     if (st != SL_KINESIS_OK)
