@@ -45,10 +45,10 @@ check_batch(const sl_kinesis_batch *b)
         const sl_kinesis_record *r = &b->recs[i];
         FUZZ_CHECK(r->seq && r->seq[0], "record %zu has no sequence number", i);
         size_t seq_len = strlen(r->seq);
-        FUZZ_CHECK(strspn(r->seq, "0123456789") == seq_len &&
-                       seq_len <= 129 && (r->seq[0] != '0' || seq_len == 1),
-                   "record %zu: sequence number %s is not Kinesis's decimal",
-                   i, fuzz_show(r->seq, seq_len));
+        FUZZ_CHECK(strspn(r->seq, "0123456789") == seq_len && seq_len <= 129 &&
+                       (r->seq[0] != '0' || seq_len == 1),
+                   "record %zu: sequence number %s is not Kinesis's decimal", i,
+                   fuzz_show(r->seq, seq_len));
         FUZZ_CHECK(r->partition_key, "record %zu has no partition key", i);
         FUZZ_CHECK(r->data || r->len == 0, "record %zu: %zu bytes, no data", i,
                    r->len);
@@ -121,6 +121,57 @@ parse_any(const uint8_t *data, size_t size)
                        b.millis_behind == -1,
                    "a refused reply left a batch of %zu", b.n);
     }
+    sl_kinesis_batch_free(&b);
+    free(text);
+}
+
+/* Any bytes as an error reply: a status other than OK and one line. */
+static void
+classify_any(const uint8_t *data, size_t size)
+{
+    static const long statuses[] = {0, 400, 403, 429, 500, 503};
+    char *text = as_text(data, size);
+    char why[400];
+    long http = statuses[size ? data[size - 1] % 6 : 0];
+    memset(why, 0, sizeof why);
+    sl_kinesis_status st =
+        sl_kinesis_classify(http, text, size, why, sizeof why);
+    FUZZ_CHECK(st != SL_KINESIS_OK, "HTTP %ld %s is OK", http,
+               fuzz_show(data, size));
+    FUZZ_CHECK(why[0] && memchr(why, '\0', sizeof why) && !strchr(why, '\n'),
+               "HTTP %ld %s: reason %s", http, fuzz_show(data, size),
+               fuzz_show(why, strnlen(why, sizeof why)));
+    free(text);
+}
+
+/*
+ * Once: a reply nested a million deep, 2 MB (replies may have 64 MiB),
+ * is refused with a reason; yajl_tree_free would recurse once per level
+ * and overflow the stack. Too big for libFuzzer's inputs.
+ */
+static void
+deep_reply(void)
+{
+    static bool done;
+    if (done)
+        return;
+    done = true;
+    static const char head[] = "{\"Records\":[],\"x\":";
+    size_t depth = 1000000, hl = sizeof head - 1;
+    size_t len = hl + 2 * depth + 1;
+    char *text = malloc(len + 1);
+    FUZZ_CHECK(text, "no memory");
+    memcpy(text, head, hl);
+    memset(text + hl, '[', depth);
+    memset(text + hl + depth, ']', depth);
+    text[len - 1] = '}';
+    text[len] = '\0';
+    sl_kinesis_batch b;
+    char why[300] = "";
+    FUZZ_CHECK(sl_kinesis_parse_records(text, len, &b, why, sizeof why) ==
+                       SL_KINESIS_FAILED &&
+                   strstr(why, "deep"),
+               "a reply nested %zu deep: %s", depth, why);
     sl_kinesis_batch_free(&b);
     free(text);
 }
@@ -385,7 +436,9 @@ built_reply(const uint8_t *data, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    deep_reply();
     parse_any(data, size);
+    classify_any(data, size);
     check_base64(data, size);
     built_reply(data, size);
     return 0;
