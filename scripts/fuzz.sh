@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(jsonl csv lines url key retry_after kpl)
+all=(jsonl csv lines url key retry_after kpl records)
 seconds=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-1}
 build=${FUZZ_BUILD:-build/fuzz}

@@ -3,20 +3,20 @@
  * (X-Amz-Target: Kinesis_20131202.ACTION), signed by libcurl (SigV4,
  * "aws:amz:REGION:kinesis"), with a timeout, its reply classified into
  * sl_kinesis_status (throttled, expired iterator, not found, transient,
- * failed). Replies are parsed with yajl's tree; GetRecords' data is
- * base64-decoded and KPL aggregates are split by kpl.c. Test builds can
- * make chosen calls fail (SLUICE_KINESIS_FAULT, below).
+ * failed) by reply.c, which also reads GetRecords' records (base64, KPL
+ * aggregates split by kpl.c). Test builds can make chosen calls fail
+ * (SLUICE_KINESIS_FAULT, below).
  */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
 #include "kinesis.h"
+#include "reply.h"
 #include "../aws/credentials.h"
 #include "../json.h"
 #include "../util.h"
@@ -51,26 +51,6 @@ struct sl_kinesis {
     long timeout_ms;
     fault_plan fault;
 };
-
-const char *
-sl_kinesis_status_name(sl_kinesis_status st)
-{
-    switch (st) {
-    case SL_KINESIS_OK:
-        return "OK";
-    case SL_KINESIS_THROTTLED:
-        return "THROTTLED";
-    case SL_KINESIS_EXPIRED_ITERATOR:
-        return "EXPIRED_ITERATOR";
-    case SL_KINESIS_NOT_FOUND:
-        return "NOT_FOUND";
-    case SL_KINESIS_TRANSIENT:
-        return "TRANSIENT";
-    case SL_KINESIS_FAILED:
-        return "FAILED";
-    }
-    return "UNKNOWN";
-}
 
 #ifdef SLUICE_FAULT_INJECTION
 static void
@@ -122,66 +102,6 @@ fault_listed(const unsigned long *list, size_t n, unsigned long call)
     return false;
 }
 #endif
-
-int
-sl_kinesis_seq_cmp(const char *a, uint32_t a_sub, const char *b, uint32_t b_sub)
-{
-    /* Decimal without leading zeros: the longer is the larger. */
-    while (*a == '0' && a[1])
-        a++;
-    while (*b == '0' && b[1])
-        b++;
-    size_t la = strlen(a), lb = strlen(b);
-    if (la != lb)
-        return la < lb ? -1 : 1;
-    int c = strcmp(a, b);
-    if (c != 0)
-        return c < 0 ? -1 : 1;
-    return a_sub < b_sub ? -1 : a_sub > b_sub ? 1 : 0;
-}
-
-/* ------------------------------------------------------------- base64 */
-
-char *
-sl_kinesis_b64_encode(const unsigned char *data, size_t len)
-{
-    if (len > (SIZE_MAX / 4) * 3 - 3 || len > INT32_MAX)
-        return NULL;
-    char *out = sl_malloc((len + 2) / 3 * 4 + 1);
-    if (!out)
-        return NULL;
-    int n = EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-    out[n < 0 ? 0 : n] = '\0';
-    return out;
-}
-
-int
-sl_kinesis_b64_decode(const char *text, size_t len, unsigned char **out,
-                      size_t *out_len)
-{
-    *out = NULL;
-    *out_len = 0;
-    if (len % 4 != 0 || len > INT32_MAX)
-        return -1;
-    unsigned char *buf = sl_malloc(len / 4 * 3 + 1);
-    if (!buf)
-        return -1;
-    int n =
-        len ? EVP_DecodeBlock(buf, (const unsigned char *)text, (int)len) : 0;
-    if (n < 0) {
-        sl_free(buf);
-        return -1;
-    }
-    /* EVP_DecodeBlock counts the bytes the padding stands for. */
-    size_t pad = 0;
-    if (len >= 1 && text[len - 1] == '=')
-        pad++;
-    if (len >= 2 && text[len - 2] == '=')
-        pad++;
-    *out = buf;
-    *out_len = (size_t)n - pad;
-    return 0;
-}
 
 /* --------------------------------------------------------------- open */
 
@@ -321,116 +241,6 @@ void
 sl_kinesis_set_timeout(sl_kinesis *k, long ms)
 {
     k->timeout_ms = ms > 0 ? ms : DEFAULT_TIMEOUT_MS;
-}
-
-/* ------------------------------------------------------ classification */
-
-static yajl_val
-member(yajl_val obj, const char *name, yajl_type type)
-{
-    const char *path[] = {name, NULL};
-    return yajl_tree_get(obj, path, type);
-}
-
-/* A JSON number member as a double; `dflt` when absent. */
-static double
-member_number(yajl_val obj, const char *name, double dflt)
-{
-    yajl_val v = member(obj, name, yajl_t_number);
-    if (!v)
-        return dflt;
-    if (YAJL_IS_INTEGER(v))
-        return (double)YAJL_GET_INTEGER(v);
-    if (YAJL_IS_DOUBLE(v))
-        return YAJL_GET_DOUBLE(v);
-    return dflt;
-}
-
-static yajl_val
-parse_tree(const char *body, size_t len, char *why, size_t why_size)
-{
-    char err[200];
-    /* yajl_tree wants a terminated text: replies are kept so. */
-    if (!body || strlen(body) != len) {
-        sl_copy(why, why_size, "the reply is not JSON text");
-        return NULL;
-    }
-    yajl_val tree = yajl_tree_parse(body, err, sizeof err);
-    if (!tree) {
-        char *nl = strchr(err, '\n');
-        if (nl)
-            *nl = '\0';
-        sl_fmt(why, why_size, "the reply is not JSON (%s)", err);
-    } else if (!YAJL_IS_OBJECT(tree)) {
-        yajl_tree_free(tree);
-        tree = NULL;
-        sl_copy(why, why_size, "the reply is not a JSON object");
-    }
-    return tree;
-}
-
-static sl_kinesis_status
-classify_code(const char *code)
-{
-    static const char *const throttled[] = {
-        "ProvisionedThroughputExceededException", "LimitExceededException",
-        "ThrottlingException", "KMSThrottlingException"};
-    static const char *const transient[] = {
-        "InternalFailure", "InternalFailureException", "ServiceUnavailable",
-        "ServiceUnavailableException", "InternalServerError"};
-    for (size_t i = 0; i < SL_ARRAY_LEN(throttled); i++)
-        if (strcmp(code, throttled[i]) == 0)
-            return SL_KINESIS_THROTTLED;
-    for (size_t i = 0; i < SL_ARRAY_LEN(transient); i++)
-        if (strcmp(code, transient[i]) == 0)
-            return SL_KINESIS_TRANSIENT;
-    if (strcmp(code, "ExpiredIteratorException") == 0)
-        return SL_KINESIS_EXPIRED_ITERATOR;
-    if (strcmp(code, "ResourceNotFoundException") == 0)
-        return SL_KINESIS_NOT_FOUND;
-    return SL_KINESIS_FAILED;
-}
-
-sl_kinesis_status
-sl_kinesis_classify(long http_status, const char *body, size_t len, char *why,
-                    size_t why_size)
-{
-    if (http_status >= 200 && http_status < 300) {
-        why[0] = '\0';
-        return SL_KINESIS_OK;
-    }
-    char detail[200] = "";
-    yajl_val tree =
-        body && len ? parse_tree(body, len, detail, sizeof detail) : NULL;
-    const char *type = tree ? sl_json_member_str(tree, "__type") : NULL;
-    const char *msg = tree ? sl_json_member_str(tree, "message") : NULL;
-    if (tree && !msg)
-        msg = sl_json_member_str(tree, "Message");
-    sl_kinesis_status st;
-    if (type && *type) {
-        /* "com.amazonaws.kinesis.v20131202#ResourceNotFoundException" */
-        const char *hash = strrchr(type, '#');
-        const char *code = hash ? hash + 1 : type;
-        st = classify_code(code);
-        if (st == SL_KINESIS_FAILED && http_status >= 500)
-            st = SL_KINESIS_TRANSIENT;
-        char shown[300];
-        sl_quote(shown, sizeof shown, msg ? msg : "", msg ? strlen(msg) : 0,
-                 240);
-        sl_fmt(why, why_size, "%s%s%s (HTTP %ld)", code, msg ? ": " : "",
-               msg ? shown : "", http_status);
-    } else {
-        st = http_status >= 500 || http_status == 0 ? SL_KINESIS_TRANSIENT
-             : http_status == 429                   ? SL_KINESIS_THROTTLED
-                                                    : SL_KINESIS_FAILED;
-        char shown[200];
-        sl_quote(shown, sizeof shown, body ? body : "", body ? len : 0, 120);
-        sl_fmt(why, why_size, "HTTP %ld%s%s", http_status,
-               body && len ? ": " : "", body && len ? shown : "");
-    }
-    if (tree)
-        yajl_tree_free(tree);
-    return st;
 }
 
 /* --------------------------------------------------------------- calls */
@@ -598,7 +408,7 @@ sl_kinesis_shards_free(sl_kinesis_shard *s, size_t n)
 static int
 take_shards(yajl_val tree, sl_kinesis_shard **shards, size_t *n, size_t *cap)
 {
-    yajl_val list = member(tree, "Shards", yajl_t_array);
+    yajl_val list = sl_kinesis_member(tree, "Shards", yajl_t_array);
     if (!list)
         return -2;
     for (size_t i = 0; i < YAJL_GET_ARRAY(list)->len; i++) {
@@ -672,7 +482,7 @@ sl_kinesis_list_shards(sl_kinesis *k, sl_kinesis_shard **shards, size_t *n,
             break;
         char detail[200];
         yajl_val tree =
-            parse_tree(reply.data, reply.len, detail, sizeof detail);
+            sl_kinesis_parse_tree(reply.data, reply.len, detail, sizeof detail);
         int rc = tree ? take_shards(tree, &list, &count, &cap) : -2;
         const char *token = tree ? sl_json_member_str(tree, "NextToken") : NULL;
         if (rc == 0 && token && *token && !(next = sl_strdup(token)))
@@ -755,7 +565,7 @@ sl_kinesis_iterator(sl_kinesis *k, const char *shard_id, sl_kinesis_from from,
     if (st == SL_KINESIS_OK) {
         char detail[200];
         yajl_val tree =
-            parse_tree(reply.data, reply.len, detail, sizeof detail);
+            sl_kinesis_parse_tree(reply.data, reply.len, detail, sizeof detail);
         const char *it =
             tree ? sl_json_member_str(tree, "ShardIterator") : NULL;
         if (!it) {
@@ -770,140 +580,6 @@ sl_kinesis_iterator(sl_kinesis *k, const char *shard_id, sl_kinesis_from from,
             yajl_tree_free(tree);
     }
     sl_buf_free(&reply);
-    return st;
-}
-
-void
-sl_kinesis_batch_free(sl_kinesis_batch *b)
-{
-    if (!b)
-        return;
-    for (size_t i = 0; i < b->n; i++) {
-        sl_free(b->recs[i].seq);
-        sl_free(b->recs[i].partition_key);
-        sl_free(b->recs[i].data);
-        sl_free(b->recs[i].bad);
-    }
-    sl_free(b->recs);
-    sl_free(b->next_iterator);
-    memset(b, 0, sizeof *b);
-    b->millis_behind = -1;
-}
-
-/* A record appended to the batch, owning `bytes` from now on (freed here
- * when out of memory: -1); `bad` (NULL: none) is copied. */
-static int
-push_record(sl_kinesis_batch *out, size_t *cap, const char *seq,
-            const char *key, int64_t arrival_ms, unsigned char *bytes,
-            size_t len, const char *bad)
-{
-    if (out->n == *cap) {
-        size_t want = *cap ? *cap * 2 : 16;
-        sl_kinesis_record *g = sl_realloc(out->recs, want * sizeof *g);
-        if (!g) {
-            sl_free(bytes);
-            return -1;
-        }
-        out->recs = g;
-        *cap = want;
-    }
-    sl_kinesis_record *rec = &out->recs[out->n++];
-    memset(rec, 0, sizeof *rec);
-    rec->data = bytes;
-    rec->len = len;
-    rec->arrival_ms = arrival_ms;
-    if (!(rec->seq = sl_strdup(seq)) ||
-        !(rec->partition_key = sl_strdup(key)) ||
-        (bad && !(rec->bad = sl_strdup(bad))))
-        return -1;
-    return 0;
-}
-
-/* One record of a GetRecords reply into the batch: -1 no memory, -2 not
- * a record (why set). */
-static int
-take_record(yajl_val r, sl_kinesis_batch *out, size_t *cap, char *why,
-            size_t why_size)
-{
-    const char *seq =
-        YAJL_IS_OBJECT(r) ? sl_json_member_str(r, "SequenceNumber") : NULL;
-    const char *data = seq ? sl_json_member_str(r, "Data") : NULL;
-    const char *key = seq ? sl_json_member_str(r, "PartitionKey") : NULL;
-    if (!seq || !data || !key) {
-        sl_copy(why, why_size,
-                "a record lacks SequenceNumber, Data or PartitionKey");
-        return -2;
-    }
-    double arrival = member_number(r, "ApproximateArrivalTimestamp", 0);
-    int64_t arrival_ms = (int64_t)(arrival * 1000.0 + 0.5);
-    unsigned char *bytes;
-    size_t len;
-    if (sl_kinesis_b64_decode(data, strlen(data), &bytes, &len) != 0) {
-        sl_fmt(why, why_size, "record %.60s: its Data is not base64", seq);
-        return -2;
-    }
-    if (sl_kpl_is_aggregate(bytes, len)) {
-        char reason[200];
-        int rc = sl_kpl_parse(bytes, len, seq, arrival_ms, &out->recs, &out->n,
-                              cap, reason, sizeof reason);
-        if (rc == 0) {
-            sl_free(bytes);
-            return 0;
-        }
-        if (rc == -2) {
-            sl_free(bytes);
-            return -1;
-        }
-        /* Undecodable: handed on whole, with the reason. */
-        return push_record(out, cap, seq, key, arrival_ms, bytes, len,
-                           reason);
-    }
-    return push_record(out, cap, seq, key, arrival_ms, bytes, len, NULL);
-}
-
-sl_kinesis_status
-sl_kinesis_parse_records(const char *body, size_t len, sl_kinesis_batch *out,
-                         char *why, size_t why_size)
-{
-    memset(out, 0, sizeof *out);
-    out->millis_behind = -1;
-    char detail[200];
-    yajl_val tree = parse_tree(body, len, detail, sizeof detail);
-    if (!tree) {
-        sl_copy(why, why_size, detail);
-        return SL_KINESIS_FAILED;
-    }
-    sl_kinesis_status st = SL_KINESIS_OK;
-    yajl_val list = member(tree, "Records", yajl_t_array);
-    size_t cap = 0;
-    if (!list) {
-        sl_copy(why, why_size, "the reply has no Records");
-        st = SL_KINESIS_FAILED;
-        goto done;
-    }
-    for (size_t i = 0; i < YAJL_GET_ARRAY(list)->len; i++) {
-        int rc = take_record(YAJL_GET_ARRAY(list)->values[i], out, &cap, why,
-                             why_size);
-        if (rc != 0) {
-            if (rc == -1)
-                oom(why, why_size);
-            st = SL_KINESIS_FAILED;
-            goto done;
-        }
-    }
-    /* A closed shard read to its end has a null NextShardIterator. */
-    const char *next = sl_json_member_str(tree, "NextShardIterator");
-    if (next && !(out->next_iterator = sl_strdup(next))) {
-        oom(why, why_size);
-        st = SL_KINESIS_FAILED;
-        goto done;
-    }
-    double behind = member_number(tree, "MillisBehindLatest", -1);
-    out->millis_behind = behind < 0 ? -1 : (int64_t)behind;
-done:
-    yajl_tree_free(tree);
-    if (st != SL_KINESIS_OK)
-        sl_kinesis_batch_free(out);
     return st;
 }
 
@@ -975,8 +651,10 @@ read_put_reply(sl_kinesis *k, const sl_buf *reply, const size_t *map,
                size_t why_size)
 {
     char detail[200];
-    yajl_val tree = parse_tree(reply->data, reply->len, detail, sizeof detail);
-    yajl_val list = tree ? member(tree, "Records", yajl_t_array) : NULL;
+    yajl_val tree =
+        sl_kinesis_parse_tree(reply->data, reply->len, detail, sizeof detail);
+    yajl_val list =
+        tree ? sl_kinesis_member(tree, "Records", yajl_t_array) : NULL;
     if (!list || YAJL_GET_ARRAY(list)->len != n_sent) {
         sl_fmt(why, why_size, "%s: PutRecords: %s", k->location,
                !tree ? detail : "the reply's Records do not match the call");

@@ -1,9 +1,10 @@
 /*
  * An AWS Kinesis Data Streams client for sluice: the calls the Kinesis
  * source (`sluice ingest kinesis://`) and `sluice publish` make, over
- * libcurl with SigV4 signing, JSON by yajl, and the de-aggregation of
- * records the Kinesis Producer Library packed together (kpl.c). One
- * handle, one thread: each call is a blocking request with a timeout.
+ * libcurl with SigV4 signing (client.c), their replies read with yajl
+ * (reply.c, no I/O), and the de-aggregation of records the Kinesis
+ * Producer Library packed together (kpl.c). One handle, one thread:
+ * each call is a blocking request with a timeout.
  */
 #ifndef SL_KINESIS_H
 #define SL_KINESIS_H
@@ -159,13 +160,17 @@ sl_kinesis_status sl_kinesis_classify(long http_status, const char *body,
                                       size_t len, char *why, size_t why_size);
 
 /* Parse a GetRecords reply into *out (KPL aggregates de-aggregated).
- * SL_KINESIS_FAILED with why for a reply that is not one. */
+ * SL_KINESIS_FAILED with why, and *out empty, for a reply that is not
+ * one: not a JSON object, nested over 128 deep, no Records, a record
+ * without a SequenceNumber Kinesis could write ("0|[1-9][0-9]{0,128}"),
+ * Data or PartitionKey, or Data not base64. reply.c; fuzz_records. */
 sl_kinesis_status sl_kinesis_parse_records(const char *body, size_t len,
                                            sl_kinesis_batch *out, char *why,
                                            size_t why_size);
 
 /* Base64 (standard alphabet, padded). Encode: a malloc'd NUL-terminated
- * text. Decode: malloc'd bytes and their count; -1 when not base64. */
+ * text. Decode: malloc'd bytes and their count; -1 when not base64
+ * (white space, or '=' but as the last one or two characters, too). */
 char *sl_kinesis_b64_encode(const unsigned char *data, size_t len);
 int sl_kinesis_b64_decode(const char *text, size_t len, unsigned char **out,
                           size_t *out_len);
