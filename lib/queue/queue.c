@@ -281,6 +281,69 @@ sl_queue_release(sluice_queue *q, const sl_lease *lease, int64_t now_ms)
     return q->ops->release(q, lease, now_ms);
 }
 
+/* What the single call of the mark's kind asserts. */
+static bool
+mark_valid(const sl_queue_mark *m)
+{
+    if (!m->lease || !m->lease->id)
+        return false;
+    if (m->kind == SL_QUEUE_MARK_DONE)
+        return m->obj && m->obj->sha256_hex && m->obj->size >= 0;
+    if (m->kind == SL_QUEUE_MARK_RELEASE)
+        return true;
+    return m->why && m->why->error_class;
+}
+
+/* One mark by the single call of its kind. */
+static sluice_err
+mark_one(sluice_queue *q, const sl_queue_mark *m)
+{
+    switch (m->kind) {
+    case SL_QUEUE_MARK_DONE:
+        return sl_queue_complete(q, m->lease, m->obj, m->at_ms);
+    case SL_QUEUE_MARK_RETRY:
+        return sl_queue_retry(q, m->lease, m->at_ms, m->why,
+                              m->counts_attempt);
+    case SL_QUEUE_MARK_DEAD:
+        return sl_queue_dead(q, m->lease, m->why, m->at_ms);
+    case SL_QUEUE_MARK_RELEASE:
+        return sl_queue_release(q, m->lease, m->at_ms);
+    }
+    return sl_queue_fail(q, SLUICE_EINVAL, "%s: a mark of no known kind",
+                         q->location);
+}
+
+sluice_err
+sl_queue_marks(sluice_queue *q, const sl_queue_mark *v, size_t n,
+               sluice_err *results)
+{
+    sluice_err err = SLUICE_OK;
+    if (n == 0)
+        return SLUICE_OK;
+    if (q->ops->marks) {
+        for (size_t i = 0; i < n; i++)
+            if (!mark_valid(&v[i]))
+                assert(!"a mark lacks what its kind takes");
+        err = queue_fault(q, "marks");
+        if (err == SLUICE_OK)
+            return q->ops->marks(q, v, n, results);
+        for (size_t i = 0; i < n; i++)
+            results[i] = SLUICE_EAGAIN;
+        return err;
+    }
+    /* The single calls in order, as far as the first failure. */
+    for (size_t i = 0; i < n; i++) {
+        if (err != SLUICE_OK) {
+            results[i] = SLUICE_EAGAIN;
+            continue;
+        }
+        results[i] = mark_one(q, &v[i]);
+        if (results[i] != SLUICE_OK && results[i] != SLUICE_ENOTFOUND)
+            err = results[i];
+    }
+    return err;
+}
+
 sluice_err
 sl_queue_renew(sluice_queue *q, const sl_lease *leases, size_t n,
                int64_t until_ms)

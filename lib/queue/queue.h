@@ -147,6 +147,24 @@ typedef struct {
 /* Return non-zero to stop. */
 typedef int sl_stream_mark_fn(void *ctx, const sl_stream_mark *mark);
 
+/* What a mark of a batch says of its lease (sl_queue_marks). */
+typedef enum {
+    SL_QUEUE_MARK_DONE,    /* sl_queue_complete */
+    SL_QUEUE_MARK_RETRY,   /* sl_queue_retry */
+    SL_QUEUE_MARK_DEAD,    /* sl_queue_dead */
+    SL_QUEUE_MARK_RELEASE  /* sl_queue_release */
+} sl_queue_mark_kind;
+
+/* One mark of a batch: what the single call of its kind takes. */
+typedef struct {
+    sl_queue_mark_kind kind;
+    const sl_lease *lease;
+    const sl_object_info *obj; /* done; NULL otherwise */
+    const sl_failure *why;     /* retry and dead; NULL otherwise */
+    int64_t at_ms;             /* retry: when due; the others: now */
+    bool counts_attempt;       /* retry */
+} sl_queue_mark;
+
 typedef struct sl_queue_ops sl_queue_ops;
 
 /* The handle: the public sluice_queue is this struct. */
@@ -207,6 +225,11 @@ struct sl_queue_ops {
                        const sl_failure *why, int64_t now_ms);
     sluice_err (*release)(sluice_queue *q, const sl_lease *lease,
                           int64_t now_ms);
+    /* Optional: marks[0..n) in order, in as few round trips as it can,
+     * each one's result in results[i] (sl_queue_marks says what they
+     * mean). Without it, the single calls in order. */
+    sluice_err (*marks)(sluice_queue *q, const sl_queue_mark *v, size_t n,
+                        sluice_err *results);
     /* Optional: move the deadlines of leases[0..n) still current to
      * until_ms (the run renews its leases while it works on them). */
     sluice_err (*renew)(sluice_queue *q, const sl_lease *leases, size_t n,
@@ -324,6 +347,25 @@ sluice_err sl_queue_dead(sluice_queue *q, const sl_lease *lease,
 /* Give back a lease that was never started: as it was, no attempt used. */
 sluice_err sl_queue_release(sluice_queue *q, const sl_lease *lease,
                             int64_t now_ms);
+/*
+ * Make the marks v[0..n) in order, as the single calls above would, in
+ * as few round trips as the backend can (Redis: a pipeline of up to a
+ * few hundred marks; SQLite: the single calls). results[i] says what
+ * became of v[i]:
+ *   SLUICE_OK           made;
+ *   SLUICE_ENOTFOUND    its lease is no longer held: stale, nothing done;
+ *   SLUICE_EAGAIN       not sent: a failure before it stopped the batch;
+ *   SLUICE_ETIMEOUT, SLUICE_ENETWORK
+ *                       sent, and no answer came: the queue may yet make
+ *                       it (a later stale answer may be its own doing);
+ *   any other           its own failure, answered: nothing done.
+ * The marks after a failure are not made, except those of one pipeline
+ * that the queue answered before the failure was known: their results
+ * say so. Returns SLUICE_OK when every mark was made or stale, else the
+ * failure of the first mark that was neither, its message on the handle.
+ */
+sluice_err sl_queue_marks(sluice_queue *q, const sl_queue_mark *v, size_t n,
+                          sluice_err *results);
 /* Renew leases[0..n) to until_ms: a lease is a deadline, and a record
  * outlives one request (redirect hops, the store, retries of an upload).
  * Leases no longer current are left alone. */

@@ -579,109 +579,124 @@ redis_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
     return SLUICE_OK;
 }
 
-/* Run a mark script; 0 back means the lease is no longer held. */
-static sluice_err
-mark(sluice_queue *q, int which, const sl_lease *l, const char *what, int argc,
-     const char **argv)
+void
+sl_rq_mark_call_of(const sl_rq_queue *s, const sl_queue_mark *m,
+                   sl_rq_mark_call *c)
 {
-    redisReply *reply;
-    sluice_err err = sl_rq_eval(q, which, &reply, argc, argv, NULL);
-    if (err != SLUICE_OK)
-        return err;
+    const sl_lease *l = m->lease;
+    const sl_failure *why = m->why;
+    sl_fmt(c->rid, sizeof c->rid, "%" PRIu64, l->ref[0]);
+    sl_fmt(c->token, sizeof c->token, "%" PRIu64, l->token);
+    sl_fmt(c->time, sizeof c->time, "%" PRId64, sl_rq_to_redis(s, m->at_ms));
+    c->size[0] = c->status[0] = '\0';
+    if (why && why->http_status)
+        sl_fmt(c->status, sizeof c->status, "%d", why->http_status);
+    c->argv[0] = c->rid;
+    c->argv[1] = c->token;
+    c->argv[2] = c->time;
+    switch (m->kind) {
+    case SL_QUEUE_MARK_DONE:
+        sl_fmt(c->size, sizeof c->size, "%" PRId64, m->obj->size);
+        c->which = RQ_COMPLETE;
+        c->what = "complete";
+        c->argc = 7;
+        c->argv[3] = c->size;
+        c->argv[4] = m->obj->sha256_hex ? m->obj->sha256_hex : "";
+        c->argv[5] = m->obj->content_type ? m->obj->content_type : "";
+        c->argv[6] = m->obj->etag ? m->obj->etag : "";
+        return;
+    case SL_QUEUE_MARK_RETRY:
+        c->which = RQ_RETRY;
+        c->what = "retry";
+        c->argc = 7;
+        c->argv[3] = m->counts_attempt ? "1" : "0";
+        c->argv[4] = sl_error_class_name(why->error_class);
+        c->argv[5] = why->message ? why->message : "";
+        c->argv[6] = c->status;
+        return;
+    case SL_QUEUE_MARK_DEAD:
+        c->which = RQ_DEAD;
+        c->what = "dead";
+        c->argc = 6;
+        c->argv[3] = sl_error_class_name(why->error_class);
+        c->argv[4] = why->message ? why->message : "";
+        c->argv[5] = c->status;
+        return;
+    case SL_QUEUE_MARK_RELEASE:
+        break;
+    }
+    c->which = RQ_RELEASE;
+    c->what = "release";
+    c->argc = 3;
+}
+
+/* A mark script answers 1, or 0 when the lease is no longer held. */
+sluice_err
+sl_rq_mark_answer(sluice_queue *q, const sl_rq_mark_call *c,
+                  const sl_lease *l, redisReply *reply)
+{
     if (reply->type != REDIS_REPLY_INTEGER)
-        return sl_rq_bad_reply(q, reply, what);
+        return sl_rq_bad_reply(q, reply, c->what);
     long long hit = reply->integer;
     freeReplyObject(reply);
     if (hit == 0)
         return sl_queue_fail(q, SLUICE_ENOTFOUND,
-                             "%s: lease on \"%.200s\" is no longer held", what,
-                             l && l->id ? l->id : "?");
+                             "%s: lease on \"%.200s\" is no longer held",
+                             c->what, l->id ? l->id : "?");
     return SLUICE_OK;
 }
 
-typedef struct {
-    char rid[24], token[24], time[24], status[16];
-} lease_args;
-
-static void
-lease_args_of(const sl_rq_queue *s, lease_args *a, uint64_t rid, uint64_t token,
-              int64_t ms)
+/* One mark, one round trip. */
+static sluice_err
+mark(sluice_queue *q, const sl_queue_mark *m)
 {
-    sl_fmt(a->rid, sizeof a->rid, "%" PRIu64, rid);
-    sl_fmt(a->token, sizeof a->token, "%" PRIu64, token);
-    sl_fmt(a->time, sizeof a->time, "%" PRId64, sl_rq_to_redis(s, ms));
-    a->status[0] = '\0';
+    sl_rq_mark_call c;
+    redisReply *reply;
+    sl_rq_mark_call_of(sl_rq_state(q), m, &c);
+    sluice_err err = sl_rq_eval(q, c.which, &reply, c.argc, c.argv, NULL);
+    if (err != SLUICE_OK)
+        return err;
+    return sl_rq_mark_answer(q, &c, m->lease, reply);
 }
 
 static sluice_err
 redis_complete(sluice_queue *q, const sl_lease *l, const sl_object_info *obj,
                int64_t now_ms)
 {
-    lease_args a;
-    char size[24];
-    lease_args_of(sl_rq_state(q), &a, l->ref[0], l->token, now_ms);
-    sl_fmt(size, sizeof size, "%" PRId64, obj->size);
-    const char *argv[] = {a.rid,
-                          a.token,
-                          a.time,
-                          size,
-                          obj->sha256_hex ? obj->sha256_hex : "",
-                          obj->content_type ? obj->content_type : "",
-                          obj->etag ? obj->etag : ""};
-    return mark(q, RQ_COMPLETE, l, "complete", 7, argv);
+    sl_queue_mark m = {SL_QUEUE_MARK_DONE, l, obj, NULL, now_ms, false};
+    return mark(q, &m);
 }
 
 static sluice_err
 redis_retry(sluice_queue *q, const sl_lease *l, int64_t due_ms,
             const sl_failure *why, bool counts_attempt)
 {
-    lease_args a;
-    lease_args_of(sl_rq_state(q), &a, l->ref[0], l->token, due_ms);
-    if (why->http_status)
-        sl_fmt(a.status, sizeof a.status, "%d", why->http_status);
-    const char *argv[] = {a.rid,
-                          a.token,
-                          a.time,
-                          counts_attempt ? "1" : "0",
-                          sl_error_class_name(why->error_class),
-                          why->message ? why->message : "",
-                          a.status};
-    return mark(q, RQ_RETRY, l, "retry", 7, argv);
+    sl_queue_mark m = {SL_QUEUE_MARK_RETRY, l,      NULL,
+                       why,                 due_ms, counts_attempt};
+    return mark(q, &m);
 }
 
 static sluice_err
 redis_dead(sluice_queue *q, const sl_lease *l, const sl_failure *why,
            int64_t now_ms)
 {
-    lease_args a;
-    lease_args_of(sl_rq_state(q), &a, l->ref[0], l->token, now_ms);
-    if (why->http_status)
-        sl_fmt(a.status, sizeof a.status, "%d", why->http_status);
-    const char *argv[] = {a.rid,
-                          a.token,
-                          a.time,
-                          sl_error_class_name(why->error_class),
-                          why->message ? why->message : "",
-                          a.status};
-    return mark(q, RQ_DEAD, l, "dead", 6, argv);
+    sl_queue_mark m = {SL_QUEUE_MARK_DEAD, l, NULL, why, now_ms, false};
+    return mark(q, &m);
 }
 
 static sluice_err
 release_one(sluice_queue *q, uint64_t rid, uint64_t token, int64_t now_ms)
 {
-    lease_args a;
-    lease_args_of(sl_rq_state(q), &a, rid, token, now_ms);
-    const char *argv[] = {a.rid, a.token, a.time};
-    return mark(q, RQ_RELEASE, NULL, "release", 3, argv);
+    sl_lease l = {.ref = {rid, 0}, .token = token};
+    sl_queue_mark m = {SL_QUEUE_MARK_RELEASE, &l, NULL, NULL, now_ms, false};
+    return mark(q, &m);
 }
 
 static sluice_err
 redis_release(sluice_queue *q, const sl_lease *l, int64_t now_ms)
 {
-    lease_args a;
-    lease_args_of(sl_rq_state(q), &a, l->ref[0], l->token, now_ms);
-    const char *argv[] = {a.rid, a.token, a.time};
-    return mark(q, RQ_RELEASE, l, "release", 3, argv);
+    sl_queue_mark m = {SL_QUEUE_MARK_RELEASE, l, NULL, NULL, now_ms, false};
+    return mark(q, &m);
 }
 
 static sluice_err
@@ -747,7 +762,8 @@ redis_recover(sluice_queue *q, int64_t now_ms, uint64_t *recovered)
         .commit = redis_commit, .rollback = redis_rollback,                    \
         .upsert = redis_upsert, .lease = redis_lease,                          \
         .complete = redis_complete, .retry = redis_retry, .dead = redis_dead,  \
-        .release = redis_release, .renew = redis_renew,                        \
+        .release = redis_release, .marks = sl_rq_marks,                        \
+        .renew = redis_renew,                                                  \
         .acquire_runner = sl_rq_acquire_runner, .recover = redis_recover,      \
         .counts = sl_rq_counts, .next_due = sl_rq_next_due, .get = sl_rq_get,  \
         .dlq_list = sl_rq_dlq_list, .list = sl_rq_list,                        \

@@ -146,6 +146,30 @@ sluice_err sl_rq_upsert(sluice_queue *q, const char *now, const char **argv,
 bool sl_rq_info_read(const sl_rq_queue *s, const redisReply *r, size_t at,
                      sl_record_info *out);
 
+/*
+ * A mark's script and its arguments (queue_redis.c), built once for the
+ * single call and for a pipeline of marks (queue_redis_marks.c). argv
+ * points into the struct and into the mark's lease, object and failure.
+ */
+typedef struct {
+    int which;        /* RQ_COMPLETE, RQ_RETRY, RQ_DEAD or RQ_RELEASE */
+    const char *what; /* its name in messages */
+    int argc;
+    const char *argv[7];
+    char rid[24], token[24], time[24], size[24], status[16];
+} sl_rq_mark_call;
+
+void sl_rq_mark_call_of(const sl_rq_queue *s, const sl_queue_mark *m,
+                        sl_rq_mark_call *c);
+/* The script's answer (freed here): SLUICE_OK for a mark made,
+ * SLUICE_ENOTFOUND when the lease is no longer held, SLUICE_EDB for an
+ * answer that is neither; the message on the handle. */
+sluice_err sl_rq_mark_answer(sluice_queue *q, const sl_rq_mark_call *c,
+                             const sl_lease *lease, redisReply *reply);
+/* queue_redis_marks.c: marks in pipelines (sl_queue_marks). */
+sluice_err sl_rq_marks(sluice_queue *q, const sl_queue_mark *v, size_t n,
+                       sluice_err *results);
+
 /* queue_redis_migrate.c: every record as it is, and records restored as
  * they are (sluice_migrate). */
 sluice_err sl_rq_dump(sluice_queue *q, sl_record_info_fn *fn, void *ctx);

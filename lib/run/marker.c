@@ -15,6 +15,8 @@
 /* The queue away: try again after this, doubling to the most. */
 #define RETRY_MIN_MS 250
 #define RETRY_MAX_MS 2000
+/* Marks handed to the queue in one call (sl_queue_marks) at most. */
+#define MARKS_CALL 256
 
 typedef struct {
     sl_mark_kind kind;
@@ -61,6 +63,12 @@ struct sl_marker {
     sluice_err down_err;
     char down_msg[512];
     bool probe;
+    /* write_each's: one call's marks as the queue takes them, and what
+     * became of each. */
+    sl_queue_mark call[MARKS_CALL];
+    sl_object_info info[MARKS_CALL];
+    sl_failure why[MARKS_CALL];
+    sluice_err results[MARKS_CALL];
 };
 
 /* What one go at the queue did. */
@@ -191,10 +199,37 @@ write_batch(sl_marker *m, go_result *res)
     res->err = err;
 }
 
-/* The marks of work one by one (a queue that may be away writes each at
- * once): on a failure, those before it are made. A mark sent before and
- * not answered in time (a Redis stopped runs it when it resumes) may
- * find its own doing: a stale lease then is no loss. */
+/* Mark k as the queue takes it, pointing into k and *info, *why. */
+static sl_queue_mark
+queue_mark(const sl_mark *k, sl_object_info *info, sl_failure *why)
+{
+    static const sl_queue_mark_kind kinds[] = {
+        [SL_MARK_DONE] = SL_QUEUE_MARK_DONE,
+        [SL_MARK_RETRY] = SL_QUEUE_MARK_RETRY,
+        [SL_MARK_DEAD] = SL_QUEUE_MARK_DEAD,
+        [SL_MARK_RELEASE] = SL_QUEUE_MARK_RELEASE};
+    *info = (sl_object_info){k->size, k->sha256_hex,
+                             k->content_type[0] ? k->content_type : NULL,
+                             k->etag[0] ? k->etag : NULL};
+    *why = (sl_failure){k->error_class, k->message, k->http_status};
+    bool failed = k->kind == SL_MARK_RETRY || k->kind == SL_MARK_DEAD;
+    return (sl_queue_mark){kinds[k->kind],
+                           &k->lease,
+                           k->kind == SL_MARK_DONE ? info : NULL,
+                           failed ? why : NULL,
+                           k->at_ms,
+                           k->counts_attempt};
+}
+
+/*
+ * The marks of work in order, a few hundred a round trip (a queue that
+ * may be away writes each at once): on a failure, those before it are
+ * made. A mark sent and not answered (a Redis stopped runs it when it
+ * resumes) may find its own doing later: a stale lease then is no loss.
+ * The marks of the failing call that the queue answered, made or stale,
+ * are settled too and leave work; the others stay, in order, for the
+ * next try.
+ */
 static void
 write_each(sl_marker *m, go_result *res)
 {
@@ -202,17 +237,41 @@ write_each(sl_marker *m, go_result *res)
     sluice_err err = sl_queue_begin(m->q);
     size_t made = 0;
     while (err == SLUICE_OK && made < work->n) {
-        sl_mark *k = &work->v[made];
-        err = write_one(m, k);
-        if (err == SLUICE_ENOTFOUND) {
-            if (!k->sent)
+        size_t n = SL_MIN(work->n - made, (size_t)MARKS_CALL);
+        for (size_t i = 0; i < n; i++)
+            m->call[i] =
+                queue_mark(&work->v[made + i], &m->info[i], &m->why[i]);
+        err = sl_queue_marks(m->q, m->call, n, m->results);
+        size_t first = n; /* the first mark not settled */
+        for (size_t i = 0; i < n; i++) {
+            sl_mark *k = &work->v[made + i];
+            sluice_err got = m->results[i];
+            if (got == SLUICE_ENOTFOUND && !k->sent)
                 count_lost(k, res);
-            err = SLUICE_OK;
+            if (got == SLUICE_ETIMEOUT || got == SLUICE_ENETWORK)
+                k->sent = true; /* sent, unanswered: Redis may yet run it */
+            if (got != SLUICE_OK && got != SLUICE_ENOTFOUND && first == n)
+                first = i;
         }
-        if (err == SLUICE_ETIMEOUT)
-            k->sent = true; /* sent, unanswered: Redis may yet run it */
-        else if (err == SLUICE_OK)
-            made++;
+        /* Those answered after it are settled too: out of work at once,
+         * the others kept in order. */
+        size_t keep = made + first, end = made + n;
+        for (size_t i = made + first; i < end; i++) {
+            sluice_err got = m->results[i - made];
+            if (got == SLUICE_OK || got == SLUICE_ENOTFOUND) {
+                sl_lease_clear(&work->v[i].lease);
+                continue;
+            }
+            if (keep != i)
+                work->v[keep] = work->v[i];
+            keep++;
+        }
+        memmove(work->v + keep, work->v + end,
+                (work->n - end) * sizeof *work->v);
+        work->n -= end - keep;
+        made += first;
+        if (first < n)
+            break;
     }
     if (err == SLUICE_OK)
         err = sl_queue_commit(m->q);
