@@ -11,10 +11,12 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <hiredis/hiredis.h>
 #include <sqlite3.h>
 
 #include "fault.h"
 #include "queue/queue.h"
+#include "redis/redis.h"
 #include "redis_server.h"
 #include "test.h"
 
@@ -1006,6 +1008,274 @@ TEST(release_gives_a_lease_back_unchanged)
     sluice_queue_close(q);
 }
 
+/* ------------------------------------------------------------ batches */
+
+static const char *
+text_or_none(const char *s)
+{
+    return s ? s : "(none)";
+}
+
+/* Records a and b hold the same outcome: all but their names. */
+static void
+assert_same_outcome(sluice_queue *q, const char *a, const char *b)
+{
+    sl_record_info x, y;
+    ASSERT_EQ(sl_queue_get(q, a, &x), SLUICE_OK);
+    ASSERT_EQ(sl_queue_get(q, b, &y), SLUICE_OK);
+    ASSERT_EQ(x.state, y.state);
+    ASSERT_EQ(x.attempts, y.attempts);
+    ASSERT_EQ(x.throttles, y.throttles);
+    ASSERT_EQ(x.next_at_ms, y.next_at_ms);
+    ASSERT_EQ(x.http_status, y.http_status);
+    ASSERT_EQ(x.size, y.size);
+    ASSERT_EQ(x.finished_ms, y.finished_ms);
+    ASSERT_STR_EQ(text_or_none(x.error_class), text_or_none(y.error_class));
+    ASSERT_STR_EQ(text_or_none(x.message), text_or_none(y.message));
+    ASSERT_STR_EQ(text_or_none(x.sha256_hex), text_or_none(y.sha256_hex));
+    ASSERT_STR_EQ(text_or_none(x.content_type),
+                  text_or_none(y.content_type));
+    ASSERT_STR_EQ(text_or_none(x.etag), text_or_none(y.etag));
+    sl_record_info_clear(&x);
+    sl_record_info_clear(&y);
+}
+
+static const sl_failure throttled_429 = {SL_CLASS_THROTTLE, "HTTP 429", 429};
+
+/* The five marks a batch test makes of leases l[0..5): done, a retry
+ * that counts, a throttle's retry that does not, dead, release. */
+static void
+five_marks(const sl_lease *l, sl_queue_mark *v)
+{
+    v[0] = (sl_queue_mark){SL_QUEUE_MARK_DONE, &l[0], &some_object, NULL,
+                           T0 + 1, false};
+    v[1] = (sl_queue_mark){SL_QUEUE_MARK_RETRY, &l[1], NULL, &net_reset,
+                           T0 + 5000, true};
+    v[2] = (sl_queue_mark){SL_QUEUE_MARK_RETRY, &l[2], NULL, &throttled_429,
+                           T0 + 7000, false};
+    v[3] = (sl_queue_mark){SL_QUEUE_MARK_DEAD, &l[3], NULL, &http_404, T0 + 1,
+                           false};
+    v[4] = (sl_queue_mark){SL_QUEUE_MARK_RELEASE, &l[4], NULL, NULL, T0 + 1,
+                           false};
+}
+
+/* Upsert id0..id(n-1) in feed order and lease them all. */
+static void
+upsert_and_lease(sluice_queue *q, const char *prefix, size_t n, sl_lease *l)
+{
+    for (size_t i = 0; i < n; i++) {
+        char id[32], url[64];
+        snprintf(id, sizeof id, "%s%zu", prefix, i);
+        snprintf(url, sizeof url, "http://img.example/%s.jpg", id);
+        upsert1(q, id, url, id, NULL);
+    }
+    ASSERT_EQ(lease(q, n, T0, l), n);
+    for (size_t i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "%s%zu", prefix, i);
+        ASSERT_STR_EQ(l[i].id, id);
+    }
+}
+
+TEST(a_batch_of_marks_leaves_what_the_single_calls_leave)
+{
+    sluice_queue *q = open_queue();
+    sl_lease one[5], many[5];
+    sl_queue_mark v[5];
+    sluice_err results[5];
+    upsert_and_lease(q, "s", 5, one);
+    upsert_and_lease(q, "b", 5, many);
+    five_marks(one, v);
+    ASSERT_EQ(sl_queue_complete(q, &one[0], v[0].obj, v[0].at_ms), SLUICE_OK);
+    ASSERT_EQ(sl_queue_retry(q, &one[1], v[1].at_ms, v[1].why, true),
+              SLUICE_OK);
+    ASSERT_EQ(sl_queue_retry(q, &one[2], v[2].at_ms, v[2].why, false),
+              SLUICE_OK);
+    ASSERT_EQ(sl_queue_dead(q, &one[3], v[3].why, v[3].at_ms), SLUICE_OK);
+    ASSERT_EQ(sl_queue_release(q, &one[4], v[4].at_ms), SLUICE_OK);
+    five_marks(many, v);
+    ASSERT_EQ(sl_queue_marks(q, v, 5, results), SLUICE_OK);
+    for (int i = 0; i < 5; i++) {
+        char a[8], b[8];
+        ASSERT_EQ(results[i], SLUICE_OK);
+        snprintf(a, sizeof a, "s%d", i);
+        snprintf(b, sizeof b, "b%d", i);
+        assert_same_outcome(q, a, b);
+    }
+    ASSERT_EQ(state_of(q, "b0"), SL_STATE_DONE);
+    ASSERT_EQ(state_of(q, "b1"), SL_STATE_RETRYING);
+    ASSERT_EQ(state_of(q, "b2"), SL_STATE_RETRYING);
+    ASSERT_EQ(state_of(q, "b3"), SL_STATE_DEAD);
+    ASSERT_EQ(state_of(q, "b4"), SL_STATE_PENDING);
+    sluice_counts c = counts(q);
+    ASSERT_EQ(c.done, 2);
+    ASSERT_EQ(c.retrying, 4);
+    ASSERT_EQ(c.dead, 2);
+    ASSERT_EQ(c.pending, 2);
+    ASSERT_EQ(c.in_flight, 0);
+    /* The same batch again: every lease is stale now, nothing moves. */
+    for (int i = 0; i < 5; i++)
+        results[i] = SLUICE_EINTERNAL;
+    ASSERT_EQ(sl_queue_marks(q, v, 5, results), SLUICE_OK);
+    for (int i = 0; i < 5; i++)
+        ASSERT_EQ(results[i], SLUICE_ENOTFOUND);
+    c = counts(q);
+    ASSERT_EQ(c.done, 2);
+    ASSERT_EQ(c.pending, 2);
+    for (int i = 0; i < 5; i++) {
+        sl_lease_clear(&one[i]);
+        sl_lease_clear(&many[i]);
+    }
+    sluice_queue_close(q);
+}
+
+TEST(a_stale_lease_in_a_batch_is_not_found_and_the_marks_after_it_made)
+{
+    sluice_queue *q = open_queue();
+    sl_lease l[4];
+    sluice_err results[4];
+    upsert_and_lease(q, "r", 4, l);
+    /* r1 is ingested again with a new url: its lease is stale. */
+    upsert1(q, "r1", "http://img.example/new.jpg", "r1", NULL);
+    sl_queue_mark v[4] = {
+        {SL_QUEUE_MARK_DONE, &l[0], &some_object, NULL, T0 + 1, false},
+        {SL_QUEUE_MARK_DONE, &l[1], &some_object, NULL, T0 + 1, false},
+        {SL_QUEUE_MARK_DEAD, &l[2], NULL, &http_404, T0 + 1, false},
+        {SL_QUEUE_MARK_RETRY, &l[3], NULL, &net_reset, T0 + 9000, true}};
+    ASSERT_EQ(sl_queue_marks(q, v, 4, results), SLUICE_OK);
+    ASSERT_EQ(results[0], SLUICE_OK);
+    ASSERT_EQ(results[1], SLUICE_ENOTFOUND);
+    ASSERT_EQ(results[2], SLUICE_OK);
+    ASSERT_EQ(results[3], SLUICE_OK);
+    ASSERT_EQ(state_of(q, "r0"), SL_STATE_DONE);
+    ASSERT_EQ(state_of(q, "r1"), SL_STATE_PENDING); /* the new url's */
+    ASSERT_EQ(state_of(q, "r2"), SL_STATE_DEAD);
+    ASSERT_EQ(state_of(q, "r3"), SL_STATE_RETRYING);
+    sl_record_info info;
+    ASSERT_EQ(sl_queue_get(q, "r1", &info), SLUICE_OK);
+    ASSERT_STR_EQ(info.url, "http://img.example/new.jpg");
+    ASSERT_NULL(info.sha256_hex);
+    sl_record_info_clear(&info);
+    for (int i = 0; i < 4; i++)
+        sl_lease_clear(&l[i]);
+    sluice_queue_close(q);
+}
+
+TEST(a_batch_longer_than_a_pipeline_makes_every_mark_in_order)
+{
+    enum { N = 700 };
+    sluice_queue *q = open_queue();
+    sl_lease *l = calloc(N, sizeof *l);
+    sl_queue_mark *v = calloc(N, sizeof *v);
+    sluice_err *results = calloc(N, sizeof *results);
+    ASSERT(l && v && results);
+    upsert_and_lease(q, "m", N, l);
+    /* Every hundredth is done already: stale in the batch. */
+    for (size_t i = 50; i < N; i += 100)
+        ASSERT_EQ(sl_queue_complete(q, &l[i], &some_object, T0), SLUICE_OK);
+    for (size_t i = 0; i < N; i++) {
+        static const sl_queue_mark_kind kinds[] = {
+            SL_QUEUE_MARK_DONE, SL_QUEUE_MARK_RETRY, SL_QUEUE_MARK_DEAD,
+            SL_QUEUE_MARK_RELEASE};
+        sl_queue_mark_kind kind = i % 100 == 50 ? SL_QUEUE_MARK_DONE
+                                                : kinds[i % 4];
+        v[i] = (sl_queue_mark){
+            kind,
+            &l[i],
+            kind == SL_QUEUE_MARK_DONE ? &some_object : NULL,
+            kind == SL_QUEUE_MARK_DEAD    ? &http_404
+            : kind == SL_QUEUE_MARK_RETRY ? &net_reset
+                                          : NULL,
+            T0 + 2,
+            true};
+    }
+    ASSERT_EQ(sl_queue_marks(q, v, N, results), SLUICE_OK);
+    size_t stale = 0;
+    for (size_t i = 0; i < N; i++) {
+        ASSERT_EQ(results[i], i % 100 == 50 ? SLUICE_ENOTFOUND : SLUICE_OK);
+        stale += results[i] == SLUICE_ENOTFOUND;
+    }
+    ASSERT_EQ(stale, N / 100);
+    size_t by_kind[4] = {0};
+    for (size_t i = 0; i < N; i++)
+        if (i % 100 != 50)
+            by_kind[i % 4]++;
+    sluice_counts c = counts(q);
+    ASSERT_EQ(c.done, by_kind[0] + N / 100);
+    ASSERT_EQ(c.retrying, by_kind[1]);
+    ASSERT_EQ(c.dead, by_kind[2]);
+    ASSERT_EQ(c.pending, by_kind[3]);
+    ASSERT_EQ(c.in_flight, 0);
+    /* The last of them, in the third pipeline, as its single call would
+     * leave it. */
+    ASSERT_EQ(state_of(q, "m699"), SL_STATE_PENDING);
+    ASSERT_EQ(state_of(q, "m698"), SL_STATE_DEAD);
+    for (size_t i = 0; i < N; i++)
+        sl_lease_clear(&l[i]);
+    free(l);
+    free(v);
+    free(results);
+    sluice_queue_close(q);
+}
+
+/* How many commands Redis refused with NOSCRIPT so far. */
+static long
+noscript_errors(sl_redis *conn)
+{
+    redisReply *reply;
+    ASSERT_EQ(sl_redis_cmdf(conn, &reply, "INFO errorstats"), SLUICE_OK);
+    ASSERT_EQ(reply->type, REDIS_REPLY_STRING);
+    const char *at = strstr(reply->str, "errorstat_NOSCRIPT:count=");
+    long n = at ? strtol(at + strlen("errorstat_NOSCRIPT:count="), NULL, 10)
+                : 0;
+    freeReplyObject(reply);
+    return n;
+}
+
+TEST(a_batch_after_redis_forgot_its_scripts_makes_every_mark)
+{
+    sluice_queue *q = open_queue();
+    sl_lease l[10];
+    sl_queue_mark v[5];
+    sluice_err results[5];
+    upsert_and_lease(q, "f", 10, l);
+    /* The handle runs every mark script once: it has their digests. */
+    five_marks(l, v);
+    ASSERT_EQ(sl_queue_marks(q, v, 5, results), SLUICE_OK);
+    sl_redis conn = {0};
+    long before = 0;
+    if (!is_sqlite()) {
+        /* What a Redis restarted without its script cache answers. */
+        ASSERT_EQ(sl_redis_open(&conn, location()), SLUICE_OK);
+        redisReply *reply;
+        ASSERT_EQ(sl_redis_cmdf(&conn, &reply, "SCRIPT FLUSH"), SLUICE_OK);
+        freeReplyObject(reply);
+        before = noscript_errors(&conn);
+    }
+    five_marks(l + 5, v);
+    ASSERT_EQ(sl_queue_marks(q, v, 5, results), SLUICE_OK);
+    for (int i = 0; i < 5; i++)
+        ASSERT_EQ(results[i], SLUICE_OK);
+    for (int i = 0; i < 5; i++) {
+        char a[8], b[8];
+        snprintf(a, sizeof a, "f%d", i);
+        snprintf(b, sizeof b, "f%d", i + 5);
+        assert_same_outcome(q, a, b);
+    }
+    if (!is_sqlite()) {
+        /* Every mark met NOSCRIPT once, and was made after the load. */
+        ASSERT_EQ(noscript_errors(&conn) - before, 5);
+        sl_redis_close(&conn);
+    }
+    sluice_counts c = counts(q);
+    ASSERT_EQ(c.done, 2);
+    ASSERT_EQ(c.dead, 2);
+    ASSERT_EQ(c.in_flight, 0);
+    for (int i = 0; i < 10; i++)
+        sl_lease_clear(&l[i]);
+    sluice_queue_close(q);
+}
+
 TEST(recover_returns_every_in_flight_record)
 {
     sluice_queue *q = open_queue();
@@ -1205,6 +1475,35 @@ TEST(a_failed_lease_in_a_batch_undoes_itself_and_nothing_else)
     ASSERT_EQ(lease(q, 2, T0, l), 2);
     sl_lease_clear(&l[0]);
     sl_lease_clear(&l[1]);
+    sluice_queue_close(q);
+}
+
+TEST(an_injected_fault_stops_a_batch_of_marks_and_sends_no_more)
+{
+    sluice_queue *q = open_queue();
+    sl_lease l[3];
+    sluice_err results[3];
+    upsert_and_lease(q, "x", 3, l);
+    sl_queue_mark v[3] = {
+        {SL_QUEUE_MARK_DONE, &l[0], &some_object, NULL, T0 + 1, false},
+        {SL_QUEUE_MARK_DEAD, &l[1], NULL, &http_404, T0 + 1, false},
+        {SL_QUEUE_MARK_RELEASE, &l[2], NULL, NULL, T0 + 1, false}};
+    /* SQLite fails its first single call; Redis, its one batch call. */
+    sl_fault_set(SL_FAULT_DB, 1);
+    ASSERT_EQ(sl_queue_marks(q, v, 3, results), SLUICE_EDB);
+    sl_fault_set(SL_FAULT_DB, 0);
+    ASSERT_STR_CONTAINS(sluice_queue_errmsg(q), "injected");
+    ASSERT_EQ(results[0], is_sqlite() ? SLUICE_EDB : SLUICE_EAGAIN);
+    ASSERT_EQ(results[1], SLUICE_EAGAIN);
+    ASSERT_EQ(results[2], SLUICE_EAGAIN);
+    ASSERT_EQ(counts(q).in_flight, 3);
+    /* Nothing was made: the batch again makes all three. */
+    ASSERT_EQ(sl_queue_marks(q, v, 3, results), SLUICE_OK);
+    ASSERT_EQ(state_of(q, "x0"), SL_STATE_DONE);
+    ASSERT_EQ(state_of(q, "x1"), SL_STATE_DEAD);
+    ASSERT_EQ(state_of(q, "x2"), SL_STATE_PENDING);
+    for (int i = 0; i < 3; i++)
+        sl_lease_clear(&l[i]);
     sluice_queue_close(q);
 }
 
