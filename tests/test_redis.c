@@ -245,6 +245,110 @@ TEST(a_redis_that_hangs_times_out)
     sluice_queue_close(q);
 }
 
+/* n records r0.. upserted and leased into l[0..n) on q. */
+static void
+upsert_and_lease(sluice_queue *q, size_t n, sl_lease *l)
+{
+    for (size_t i = 0; i < n; i++) {
+        char id[16], url[64];
+        snprintf(id, sizeof id, "r%zu", i);
+        snprintf(url, sizeof url, "http://img.example/%s", id);
+        sluice_ingest_stats st = {0};
+        sl_record r = rec(id, url);
+        ASSERT_EQ(sl_queue_upsert(q, &r, 1, sl_now_ms(), &st), SLUICE_OK);
+    }
+    sl_lease_req req = {n, sl_now_ms(), 60000, NULL, 0};
+    size_t got = 0;
+    ASSERT_EQ(sl_queue_lease(q, &req, l, &got), SLUICE_OK);
+    ASSERT_EQ(got, n);
+}
+
+static const sl_object_info an_object = {
+    10, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    NULL, NULL};
+
+/* Done marks of l[0..n). */
+static void
+done_marks(const sl_lease *l, size_t n, sl_queue_mark *v)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = (sl_queue_mark){SL_QUEUE_MARK_DONE, &l[i], &an_object, NULL,
+                               sl_now_ms(), false};
+}
+
+TEST(a_batch_of_marks_to_a_dead_redis_is_not_sent)
+{
+    char loc[300], why[600];
+    pid_t pid = test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *q = NULL;
+    ASSERT_EQ(open_at(loc, &q, why, sizeof why), SLUICE_OK);
+    sl_lease l[4];
+    sl_queue_mark v[4];
+    sluice_err results[4];
+    upsert_and_lease(q, 4, l);
+    done_marks(l, 4, v);
+    /* One mark made: the handle has the script loaded. */
+    ASSERT_EQ(sl_queue_marks(q, v, 1, results), SLUICE_OK);
+    test_redis_kill(pid);
+    /* The first pipeline is written to the connection of the dead Redis
+     * (for all the handle can tell, sent); the next cannot connect, and
+     * sends nothing. */
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(sl_queue_marks(q, v + 1, 3, results), SLUICE_ENETWORK);
+        ASSERT_STR_CONTAINS(sluice_queue_errmsg(q), "redis.sock");
+        ASSERT(!strchr(sluice_queue_errmsg(q), '\n'));
+        for (int k = 0; k < 3; k++)
+            ASSERT_EQ(results[k], (i == 0 ? SLUICE_ENETWORK : SLUICE_EAGAIN));
+    }
+    test_redis_start(loc, sizeof loc, NULL);
+    ASSERT_EQ(sl_queue_marks(q, v + 1, 3, results), SLUICE_OK);
+    for (int k = 0; k < 3; k++)
+        ASSERT_EQ(results[k], SLUICE_OK);
+    sluice_counts c;
+    ASSERT_EQ(sluice_queue_counts(q, &c), SLUICE_OK);
+    ASSERT_EQ(c.done, 4);
+    for (int k = 0; k < 4; k++)
+        sl_lease_clear(&l[k]);
+    sluice_queue_close(q);
+}
+
+TEST(a_batch_of_marks_to_a_hung_redis_is_sent_unanswered)
+{
+    char loc[300], url[400], why[600];
+    pid_t pid = test_redis_start(loc, sizeof loc, NULL);
+    snprintf(url, sizeof url, "%s?timeout=1", loc);
+    sluice_queue *q = NULL;
+    ASSERT_EQ(open_at(url, &q, why, sizeof why), SLUICE_OK);
+    sl_lease l[4];
+    sl_queue_mark v[4];
+    sluice_err results[4];
+    upsert_and_lease(q, 4, l);
+    done_marks(l, 4, v);
+    ASSERT_EQ(sl_queue_marks(q, v + 3, 1, results), SLUICE_OK); /* loaded */
+    kill(pid, SIGSTOP);
+    ASSERT_EQ(sl_queue_marks(q, v, 3, results), SLUICE_ETIMEOUT);
+    ASSERT_STR_CONTAINS(sluice_queue_errmsg(q), "no answer within 1 s");
+    for (int k = 0; k < 3; k++)
+        ASSERT_EQ(results[k], SLUICE_ETIMEOUT); /* sent, unanswered */
+    kill(pid, SIGCONT);
+    /* Redis runs what it was sent: the marks are made late, and the same
+     * batch again finds its own doing. */
+    sluice_counts c = {0};
+    for (int i = 0; i < 100 && c.done < 4; i++) {
+        memset(&c, 0, sizeof c);
+        ASSERT_EQ(sluice_queue_counts(q, &c), SLUICE_OK);
+        if (c.done < 4)
+            usleep(20000);
+    }
+    ASSERT_EQ(c.done, 4);
+    ASSERT_EQ(sl_queue_marks(q, v, 3, results), SLUICE_OK);
+    for (int k = 0; k < 3; k++)
+        ASSERT_EQ(results[k], SLUICE_ENOTFOUND);
+    for (int k = 0; k < 4; k++)
+        sl_lease_clear(&l[k]);
+    sluice_queue_close(q);
+}
+
 TEST(several_runners_share_a_queue_and_only_a_lone_one_recovers)
 {
     char loc[300], why[600];
