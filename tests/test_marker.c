@@ -260,3 +260,78 @@ TEST(handing_over_during_the_runs_turn_stops_the_program)
     sl_lease_clear(&l[0]);
     sluice_queue_close(q);
 }
+
+/*
+ * A queue that may be away, whose batches of marks are answered as the
+ * test says: the first in part (one mark refused as Redis does while it
+ * loads, one made after it, one stale, one whose answer was lost), the
+ * second in full. It notes the ids each batch carried.
+ */
+static struct {
+    int calls;
+    char ids[2][8][8];
+    size_t n[2];
+} fake;
+
+static sluice_err
+fake_marks(sluice_queue *q, const sl_queue_mark *v, size_t n,
+           sluice_err *results)
+{
+    static const sluice_err first[] = {SLUICE_OK, SLUICE_EBUSY, SLUICE_OK,
+                                       SLUICE_ENOTFOUND, SLUICE_ETIMEOUT};
+    int call = fake.calls++;
+    ASSERT_LT(call, 2);
+    ASSERT_LE(n, 8);
+    fake.n[call] = n;
+    for (size_t i = 0; i < n; i++)
+        snprintf(fake.ids[call][i], sizeof fake.ids[call][i], "%s",
+                 v[i].lease->id);
+    if (call == 0) {
+        ASSERT_EQ(n, 5);
+        memcpy(results, first, sizeof first);
+        return sl_queue_fail(q, SLUICE_EBUSY, "fake: LOADING");
+    }
+    /* r4's mark was made after all: found stale, by its own doing. */
+    for (size_t i = 0; i < n; i++)
+        results[i] = strcmp(v[i].lease->id, "r4") == 0 ? SLUICE_ENOTFOUND
+                                                       : SLUICE_OK;
+    return SLUICE_OK;
+}
+
+static const sl_queue_ops fake_ops = {
+    .backend = {SL_FAMILY_QUEUE, "fake", "fake:"},
+    .features = SL_QUEUE_F_OUTAGES,
+    .marks = fake_marks,
+};
+
+TEST(marks_answered_in_part_keep_those_not_made_in_order)
+{
+    sluice_queue q = {.ops = &fake_ops, .location = "fake:"};
+    pthread_mutex_init(&q.turn, NULL);
+    sl_marker *m = marker(&q);
+    sl_marker_set_outage_max(m, 60000);
+    for (int i = 0; i < 5; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "r%d", i);
+        sl_lease l = {.ref = {(uint64_t)i + 1, 0}, .token = 1};
+        l.id = sl_strdup(id);
+        ASSERT_NOT_NULL(l.id);
+        ASSERT_EQ(sl_marker_add(m, &l, &object, T0), SLUICE_OK);
+    }
+    sl_marker_flush(m);
+    sl_marker_wait(m); /* through the outage: a try again after 250 ms */
+    ASSERT_EQ(fake.calls, 2);
+    ASSERT_EQ(fake.n[0], 5);
+    /* The second batch: only the marks not made, in order. */
+    ASSERT_EQ(fake.n[1], 2);
+    ASSERT_STR_EQ(fake.ids[1][0], "r1");
+    ASSERT_STR_EQ(fake.ids[1][1], "r4");
+    uint64_t lost, lost_bytes;
+    char msg[600];
+    ASSERT_EQ(sl_marker_check(m, &lost, &lost_bytes, msg, sizeof msg),
+              SLUICE_OK);
+    ASSERT_EQ(lost, 1); /* r3's; r4's stale answer is its own doing */
+    ASSERT_EQ(lost_bytes, object.size);
+    sl_marker_free(m);
+    pthread_mutex_destroy(&q.turn);
+}
