@@ -31,6 +31,7 @@ enum {
     RQ_UPSERT,
     RQ_LEASE,
     RQ_COMPLETE,
+    RQ_COMPLETE_MANY,
     RQ_RETRY,
     RQ_DEAD,
     RQ_RELEASE,

@@ -3,7 +3,10 @@
  * retry, dead and release marks sent as one pipeline of EVALSHA calls of
  * the scripts and arguments the single calls use (queue_redis.c), the
  * answers read in order. One round trip for a few hundred marks, where
- * the single calls take one each, the queue's turn held all along.
+ * the single calls take one each, the queue's turn held all along. Done
+ * marks next to each other go as one call of "complete many" (the same
+ * arguments, one answer a mark): a script call costs Redis more than the
+ * commands of a mark.
  */
 #include "queue_redis.h"
 
@@ -20,9 +23,13 @@
 /* One pipeline's worth, made and read by send_marks. */
 typedef struct {
     sl_rq_mark_call call[MARKS_PIPELINE];
-    const char *args[MARKS_PIPELINE][MARK_ARGS_MAX];
+    /* The commands: command k carries the marks todo[at[k] .. at[k] +
+     * n[k]) with script which[k], its words in args. */
+    const char *args[MARKS_PIPELINE * MARK_ARGS_MAX];
     sl_redis_cmdv cmds[MARKS_PIPELINE];
     redisReply *replies[MARKS_PIPELINE];
+    size_t at[MARKS_PIPELINE], n[MARKS_PIPELINE], n_cmds;
+    int which[MARKS_PIPELINE];
     /* The marks still to send, in order (those Redis answered NOSCRIPT
      * are sent again once their scripts are loaded). */
     size_t todo[MARKS_PIPELINE], n_todo;
@@ -74,11 +81,19 @@ free_replies(redisReply **replies, size_t n)
  * handle yet, or forgot (NOSCRIPT: a restart, a SCRIPT FLUSH), in one
  * pipeline of SCRIPT LOAD. No mark is sent.
  */
+/* The script a mark goes with in a pipeline. */
+static int
+script_of(const sl_rq_mark_call *c)
+{
+    return c->which == RQ_COMPLETE ? RQ_COMPLETE_MANY : c->which;
+}
+
 static sluice_err
 load_scripts(sluice_queue *q, pipe_state *p)
 {
     sl_rq_queue *s = sl_rq_state(q);
-    static const int kinds[] = {RQ_COMPLETE, RQ_RETRY, RQ_DEAD, RQ_RELEASE};
+    static const int kinds[] = {RQ_COMPLETE_MANY, RQ_RETRY, RQ_DEAD,
+                                RQ_RELEASE};
     enum { N_KINDS = sizeof kinds / sizeof kinds[0] };
     const char *argv[N_KINDS][3];
     sl_redis_cmdv cmds[N_KINDS];
@@ -89,7 +104,7 @@ load_scripts(sluice_queue *q, pipe_state *p)
         if (s->scripts[kinds[k]].sha[0])
             continue;
         for (size_t j = 0; j < p->n_todo; j++) {
-            if (p->call[p->todo[j]].which == kinds[k]) {
+            if (script_of(&p->call[p->todo[j]]) == kinds[k]) {
                 which[n++] = kinds[k];
                 break;
             }
@@ -125,19 +140,61 @@ load_scripts(sluice_queue *q, pipe_state *p)
     return err;
 }
 
-/* The EVALSHA commands of the marks to send. */
+/* The EVALSHA commands of the marks to send: one a mark, but done marks
+ * next to each other share one. */
 static void
 make_commands(const sl_rq_queue *s, pipe_state *p)
 {
+    const char **a = p->args;
+    size_t k = 0;
     for (size_t j = 0; j < p->n_todo; j++) {
         const sl_rq_mark_call *c = &p->call[p->todo[j]];
-        const char **a = p->args[j];
+        int which = script_of(c);
+        if (which == RQ_COMPLETE_MANY && k > 0 &&
+            p->which[k - 1] == RQ_COMPLETE_MANY) {
+            memcpy(a, c->argv, (size_t)c->argc * sizeof *a);
+            a += c->argc;
+            p->cmds[k - 1].argc += c->argc;
+            p->n[k - 1]++;
+            continue;
+        }
         a[0] = "EVALSHA";
-        a[1] = s->scripts[c->which].sha;
+        a[1] = s->scripts[which].sha;
         a[2] = "1";
         a[3] = s->meta_key;
         memcpy(a + EVAL_HEAD, c->argv, (size_t)c->argc * sizeof *a);
-        p->cmds[j] = (sl_redis_cmdv){EVAL_HEAD + c->argc, a, NULL};
+        p->cmds[k] = (sl_redis_cmdv){EVAL_HEAD + c->argc, a, NULL};
+        p->at[k] = j;
+        p->n[k] = 1;
+        p->which[k] = which;
+        a += EVAL_HEAD + c->argc;
+        k++;
+    }
+    p->n_cmds = k;
+}
+
+/* The answer of a "complete many" call to the marks it carried. */
+static void
+many_answers(sluice_queue *q, pipe_state *p, size_t k, const redisReply *r,
+             const sl_queue_mark *v, sluice_err *results)
+{
+    for (size_t e = 0; e < p->n[k]; e++) {
+        size_t i = p->todo[p->at[k] + e];
+        const redisReply *x = r->type == REDIS_REPLY_ARRAY &&
+                                      r->elements == p->n[k]
+                                  ? r->element[e]
+                                  : NULL;
+        if (!x || x->type != REDIS_REPLY_INTEGER)
+            results[i] = sl_queue_fail(q, SLUICE_EDB,
+                                       "%s: complete: unexpected reply",
+                                       sl_rq_state(q)->conn.addr.where);
+        else if (x->integer == 0)
+            results[i] = sl_queue_fail(
+                q, SLUICE_ENOTFOUND,
+                "complete: lease on \"%.200s\" is no longer held",
+                v[i].lease->id ? v[i].lease->id : "?");
+        else
+            results[i] = SLUICE_OK;
     }
 }
 
@@ -173,7 +230,7 @@ send_marks(sluice_queue *q, const sl_queue_mark *v, size_t n,
             break;
         }
         make_commands(s, p);
-        err = sl_redis_pipeline(&s->conn, p->n_todo, p->cmds, p->replies,
+        err = sl_redis_pipeline(&s->conn, p->n_cmds, p->cmds, p->replies,
                                 "marks");
         if (err != SLUICE_OK) {
             /* Sent, and no answer read: Redis may yet make any. */
@@ -184,25 +241,35 @@ send_marks(sluice_queue *q, const sl_queue_mark *v, size_t n,
             break;
         }
         size_t again = 0;
-        for (size_t j = 0; j < p->n_todo; j++) {
-            size_t i = p->todo[j];
-            redisReply *r = p->replies[j];
-            const sl_rq_mark_call *c = &p->call[i];
+        for (size_t k = 0; k < p->n_cmds; k++) {
+            redisReply *r = p->replies[k];
+            const sl_rq_mark_call *c = &p->call[p->todo[p->at[k]]];
             if (r->type == REDIS_REPLY_ERROR &&
                 strncmp(r->str, "NOSCRIPT", 8) == 0) {
-                s->scripts[c->which].sha[0] = '\0';
+                s->scripts[p->which[k]].sha[0] = '\0';
                 freeReplyObject(r);
-                p->todo[again++] = i; /* again <= j: read already */
+                /* again <= at[k]: those before are read already */
+                for (size_t e = 0; e < p->n[k]; e++)
+                    p->todo[again++] = p->todo[p->at[k] + e];
                 continue;
             }
             if (r->type == REDIS_REPLY_ERROR) {
-                results[i] = error_answer(q, c->what, r);
+                sluice_err e = error_answer(q, c->what, r);
+                for (size_t m = 0; m < p->n[k]; m++)
+                    results[p->todo[p->at[k] + m]] = e;
+                freeReplyObject(r);
+            } else if (p->which[k] == RQ_COMPLETE_MANY) {
+                many_answers(q, p, k, r, v, results);
                 freeReplyObject(r);
             } else {
+                size_t i = p->todo[p->at[k]];
                 results[i] = sl_rq_mark_answer(q, c, v[i].lease, r);
             }
-            if (results[i] != SLUICE_OK && results[i] != SLUICE_ENOTFOUND)
-                note(q, p, i, results[i]);
+            for (size_t m = 0; m < p->n[k]; m++) {
+                size_t i = p->todo[p->at[k] + m];
+                if (results[i] != SLUICE_OK && results[i] != SLUICE_ENOTFOUND)
+                    note(q, p, i, results[i]);
+            }
         }
         p->n_todo = again;
     }

@@ -20,8 +20,18 @@
     "local function pad(rid)\n"                                                \
     "  return string.format('%016d', tonumber(rid))\n"                         \
     "end\n"                                                                    \
+    /* the per-state counts; a script of many records sets DC = {} and  \
+     * calls flush() at its end: one HINCRBY a state, not two a record */ \
+    "local DC\n"                                                               \
     "local function cnt(st, d)\n"                                              \
-    "  redis.call('HINCRBY', K('counts'), 's' .. st, d)\n"                     \
+    "  if DC then DC[st] = (DC[st] or 0) + d\n"                                \
+    "  else redis.call('HINCRBY', K('counts'), 's' .. st, d) end\n"            \
+    "end\n"                                                                    \
+    "local function flush()\n"                                                 \
+    "  for st, d in pairs(DC) do\n"                                            \
+    "    if d ~= 0 then redis.call('HINCRBY', K('counts'), 's' .. st, d) end\n"\
+    "  end\n"                                                                  \
+    "  DC = nil\n"                                                             \
     "end\n"                                                                    \
     "local function unindex(rid, st, origin)\n"                                \
     "  if st == 0 then\n"                                                      \
@@ -196,6 +206,7 @@ static const char upsert_lua[] = PRELUDE UPSERT_BODY "return letters\n";
  * attempts, first attempt, the state it came from. Due retries and
  * expired leases first (earliest first), then pending in feed order. */
 static const char lease_lua[] = PRELUDE
+    "DC = {}\n"
     "local now, exp, max = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
     "local nskip = tonumber(ARGV[4])\n"
     "local skip = {}\n"
@@ -242,7 +253,7 @@ static const char lease_lua[] = PRELUDE
     "  take(c[1], c[3])\n"
     "end\n"
     "local rem = max - n\n"
-    "if rem <= 0 then return out end\n"
+    "if rem <= 0 then flush() return out end\n"
     "local rids = {}\n"
     "if nskip == 0 then\n"
     "  rids = redis.call('ZRANGE', K('pending'), 0, rem - 1)\n"
@@ -274,6 +285,7 @@ static const char lease_lua[] = PRELUDE
     "  end\n"
     "end\n"
     "for _, rid in ipairs(rids) do take(rid, 0) end\n"
+    "flush()\n"
     "return out\n";
 
 /* ARGV: rid, token, now, size, sha256, content type, etag. 1: done; 0:
@@ -290,6 +302,33 @@ static const char complete_lua[] = PRELUDE
     "opt(rid, 'etag', ARGV[7])\n"
     "move(rid, 1, 3, r[3], 0)\n"
     "return 1\n";
+
+/* ARGV: complete's seven arguments a mark, for any number of marks (the
+ * marker's batches). Returns complete's answer a mark, in order. */
+static const char complete_many_lua[] = PRELUDE
+    "DC = {}\n"
+    "local out = {}\n"
+    "local OPT = {'sha256', 'ctype', 'etag'}\n"
+    "for i = 1, #ARGV, 7 do\n"
+    "  local rid = ARGV[i]\n"
+    "  local r = held(rid, ARGV[i + 1])\n"
+    "  if not r then out[#out + 1] = 0 else\n"
+    "    local set = {'state', 3, 'next_at', 0, 'finished_at', ARGV[i + 2],\n"
+    "      'size', ARGV[i + 3]}\n"
+    "    local del = {'error_class', 'message', 'http_status'}\n"
+    "    for k = 1, 3 do\n"
+    "      local v = ARGV[i + 3 + k]\n"
+    "      if v == '' then del[#del + 1] = OPT[k]\n"
+    "      else set[#set + 1] = OPT[k]; set[#set + 1] = v end\n"
+    "    end\n"
+    "    redis.call('HSET', R(rid), unpack(set))\n"
+    "    redis.call('HDEL', R(rid), unpack(del))\n"
+    "    move(rid, 1, 3, r[3], 0)\n"
+    "    out[#out + 1] = 1\n"
+    "  end\n"
+    "end\n"
+    "flush()\n"
+    "return out\n";
 
 /* ARGV: rid, token, due, 1 if it counts an attempt (else a throttle),
  * error class, message, HTTP status ('' none). */
@@ -602,6 +641,7 @@ const sl_redis_script sl_rq_scripts[RQ_COUNT_] = {
     [RQ_UPSERT] = {"upsert", upsert_lua, ""},
     [RQ_LEASE] = {"lease", lease_lua, ""},
     [RQ_COMPLETE] = {"complete", complete_lua, ""},
+    [RQ_COMPLETE_MANY] = {"complete", complete_many_lua, ""},
     [RQ_RETRY] = {"retry", retry_lua, ""},
     [RQ_DEAD] = {"dead", dead_lua, ""},
     [RQ_RELEASE] = {"release", release_lua, ""},

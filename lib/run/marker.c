@@ -55,6 +55,7 @@ struct sl_marker {
     sluice_err err; /* the first failure */
     char errmsg[512];
     uint64_t lost, lost_bytes, lost_dead;
+    uint64_t settled; /* goes at the queue taken in (sl_marker_idle) */
     /* The queue away: since when (mono and wall ms; 0: it answers), the
      * next try, the backoff, the last failure; probe: the run found it
      * away, and there may be no mark to find it back with. */
@@ -355,6 +356,7 @@ went_away(sl_marker *m, sluice_err err, const char *msg)
 static void
 settle(sl_marker *m, go_result *res)
 {
+    m->settled++;
     m->lost += res->lost;
     m->lost_bytes += res->lost_bytes;
     m->lost_dead += res->lost_dead;
@@ -614,6 +616,17 @@ sl_marker_down(sl_marker *m, int64_t *since_wall, char *msg, size_t size)
     sl_copy(msg, size, m->down_msg);
     pthread_mutex_unlock(&m->lock);
     return down;
+}
+
+bool
+sl_marker_idle(sl_marker *m, uint64_t *settled)
+{
+    pthread_mutex_lock(&m->lock);
+    bool idle = m->adding.n == 0 && m->todo.n == 0 && m->work.n == 0 &&
+                !m->busy;
+    *settled = m->settled;
+    pthread_mutex_unlock(&m->lock);
+    return idle;
 }
 
 void

@@ -91,6 +91,10 @@ void sl_marker_unreachable(sl_marker *m, sluice_err err, const char *msg);
  * (sl_now_ms) when it went, and the failure that says so in msg. */
 bool sl_marker_down(sl_marker *m, int64_t *since_wall, char *msg, size_t size);
 
+/* Whether every mark added is written (or given up), nothing kept or
+ * under way; *settled counts the thread's goes at the queue so far. */
+bool sl_marker_idle(sl_marker *m, uint64_t *settled);
+
 /* Hand over every mark and wait until they are committed. */
 void sl_marker_wait(sl_marker *m);
 

@@ -100,6 +100,15 @@ sl_marks_unlock(sl_run *r)
     sl_queue_unlock(r->q);
 }
 
+/* At the queue's end with nothing of the run's own left but marks the
+ * marker may still be writing, and something in flight or due. */
+static bool
+at_tail(const sl_run *r)
+{
+    return r->sched.jobs_used == 0 && r->sched.queue_dry &&
+           r->sched.any_waiting && !r->marks.to_mark && !r->marks.down;
+}
+
 /* A mark's result: a stale lease is no failure (the record changed). */
 static bool
 mark_ok(sl_run *r, sluice_err err)
@@ -313,4 +322,21 @@ sl_marks_news(sl_run *r)
         went_down(r, since, msg);
     else if (!down && m->down)
         came_back(r);
+    /* The end of the queue, where records in flight count as waiting
+     * (Redis: another runner's come back when their leases lapse): the
+     * run's own may be all there is, marked by now. Look again as soon
+     * as the marker has written them, not at the next idle poll. */
+    uint64_t settled;
+    if (at_tail(r) && sl_marker_idle(m->marker, &settled) &&
+        settled != m->settled_seen) {
+        m->settled_seen = settled;
+        r->sched.next_lease_mono = 0;
+    }
+}
+
+bool
+sl_marks_settling(sl_run *r)
+{
+    uint64_t settled;
+    return at_tail(r) && !sl_marker_idle(r->marks.marker, &settled);
 }

@@ -84,6 +84,8 @@ finished(sl_run *r)
            !r->sched.any_waiting;
 }
 
+#define TAIL_POLL_MS 5
+
 /* How long the loop may wait for the network before its next turn (ms,
  * to the microsecond). */
 static double
@@ -93,6 +95,9 @@ wait_ms(sl_run *r, int64_t now_mono)
     int64_t marks_due = sl_marks_due_mono(r);
     if (marks_due >= 0)
         wait = (double)SL_MAX(0, marks_due - now_mono);
+    /* The marker is writing what may be the last records: a few ms. */
+    if (sl_marks_settling(r))
+        wait = SL_MIN(wait, (double)TAIL_POLL_MS);
     if (r->sched.next_lease_mono > now_mono)
         wait = SL_MIN(wait, (double)(r->sched.next_lease_mono - now_mono));
     else if (sl_sched_lease_room(r) && !r->stopping && !r->marks.down)

@@ -176,7 +176,13 @@ typedef struct {
     bool down;
     int64_t down_since_wall;
     unsigned n_kept; /* marks kept with the marker, not yet handed over */
+    uint64_t settled_seen; /* the marker's goes, when the run last looked */
 } sl_marks;
+
+/* At the queue's end, the marker still writing what may be the run's
+ * last marks, with records in flight or due: the loop looks again in a
+ * few ms (sl_marks_news leases again once the marker is through). */
+bool sl_marks_settling(sl_run *r);
 
 /* Begin the run's turn on the queue (a transaction), if not begun; false
  * when that failed (the run has failed, or the queue is away). */
