@@ -192,7 +192,11 @@ enum {
      * and EBUSY (loading) are an outage to wait out, not a failure;
      * each mark is written at once (begin and commit group upserts
      * only), so a failure leaves exactly the marks not yet made. */
-    SL_QUEUE_F_OUTAGES = 1u << 5
+    SL_QUEUE_F_OUTAGES = 1u << 5,
+    /* Each handle is a connection of its own to a server that orders
+     * every handle's calls: a second handle on the queue works beside
+     * the first, with no turn to wait for (the run's marker has one). */
+    SL_QUEUE_F_CONNECTIONS = 1u << 6
 };
 
 struct sl_queue_ops {

@@ -756,7 +756,7 @@ redis_recover(sluice_queue *q, int64_t now_ms, uint64_t *recovered)
         .backend = {SL_FAMILY_QUEUE, "redis", scheme},                         \
         .features = SL_QUEUE_F_TRANSACTIONS | SL_QUEUE_F_EXCLUSIVE |           \
                     SL_QUEUE_F_SLOTS | SL_QUEUE_F_SKIP | SL_QUEUE_F_STREAMS |  \
-                    SL_QUEUE_F_OUTAGES,                                        \
+                    SL_QUEUE_F_OUTAGES | SL_QUEUE_F_CONNECTIONS,               \
         .slots = "redis", .state_size = sizeof(sl_rq_queue),                  \
         .open = redis_open, .close = redis_close, .begin = redis_begin,        \
         .commit = redis_commit, .rollback = redis_rollback,                    \

@@ -27,6 +27,35 @@ went_down(sl_run *r, int64_t since_wall, const char *why)
                   since, r->o->outage_max_s, why);
 }
 
+/* The marker found the queue back on its own connection (the marker has
+ * one: SL_QUEUE_F_CONNECTIONS). The run's may still be the one that
+ * broke, which only its next call finds out, dropping it: so a call now,
+ * and once more on the fresh connection. False while the queue does not
+ * answer it (the marker is asked to probe on), or after a failure. */
+static bool
+own_connection_back(sl_run *r)
+{
+    if (!r->marks.marker_q)
+        return true; /* the marker's connection is the run's */
+    sluice_err err = SLUICE_OK;
+    for (int i = 0; i < 2; i++) {
+        int64_t due;
+        bool any;
+        if (!sl_marks_begin(r))
+            return false;
+        err = sl_queue_next_due(r->q, &due, &any);
+        if (err == SLUICE_OK || i == 1 || !sl_queue_outage(r->q, err))
+            break;
+        sl_marks_commit(r); /* a dead connection, dropped: once more */
+    }
+    /* Still away: the marker probes on (nothing said: it is the same
+     * outage); or another failure, the run's. */
+    if (err != SLUICE_OK)
+        sl_marks_away(r, err);
+    sl_marks_commit(r);
+    return err == SLUICE_OK;
+}
+
 /* The queue answers again: leases are renewed and records leased at
  * once. */
 static void
@@ -320,7 +349,7 @@ sl_marks_news(sl_run *r)
     bool down = sl_marker_down(m->marker, &since, msg, sizeof msg);
     if (down && !m->down)
         went_down(r, since, msg);
-    else if (!down && m->down)
+    else if (!down && m->down && own_connection_back(r))
         came_back(r);
     /* The end of the queue, where records in flight count as waiting
      * (Redis: another runner's come back when their leases lapse): the

@@ -322,8 +322,16 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
         .ca_file = o->ca_file,
         .ca_path = o->ca_path,
     };
+    /* A handle of its own for the marker where the queue gives one
+     * cheaply; if it cannot be had now, the marker shares ours. */
+    sluice_queue *mq = q;
+    sluice_queue_opts mo = {SLUICE_QUEUE_NOCREATE, 0};
+    if (sl_queue_has(q, SL_QUEUE_F_CONNECTIONS) &&
+        sluice_queue_open(q->location, &mo, &r->marks.marker_q, NULL, 0) ==
+            SLUICE_OK)
+        mq = r->marks.marker_q;
     if (sl_fetcher_new(&fo, &r->fetcher) != SLUICE_OK ||
-        sl_marker_start(q, &r->marks.marker) != SLUICE_OK)
+        sl_marker_start(mq, &r->marks.marker) != SLUICE_OK)
         goto nomem;
     sl_marker_set_outage_max(r->marks.marker,
                              (int64_t)(o->outage_max_s * 1000));
@@ -347,6 +355,7 @@ teardown(sl_run *r)
 {
     sl_counter_stop(r->counter);
     sl_marker_free(r->marks.marker);
+    sluice_queue_close(r->marks.marker_q);
     sl_fetcher_free(r->fetcher);
     sl_store_close(r->store);
     sl_manifest_close(&r->manifest);

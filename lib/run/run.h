@@ -166,7 +166,10 @@ bool sl_sched_lease_room(const sl_run *r);
 
 /* The run's writes to the queue (marks.c). */
 typedef struct {
-    sl_marker *marker; /* marks records done on its thread; shares q */
+    sl_marker *marker; /* marks records done on its thread */
+    /* The marker's own handle on the queue (SL_QUEUE_F_CONNECTIONS), so
+     * that the loop never waits for its turn; NULL: it shares q. */
+    sluice_queue *marker_q;
     bool open;         /* a transaction of marks is open: our turn */
     sl_job *to_mark, *to_mark_tail; /* stored, not yet handed over */
     unsigned n_to_mark;
