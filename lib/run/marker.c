@@ -129,6 +129,8 @@ list_move(mark_list *to, mark_list *from)
 static void
 list_shift(mark_list *l, size_t n)
 {
+    if (n == 0)
+        return; /* an empty list may have no array (memmove of NULL) */
     for (size_t i = 0; i < n; i++)
         sl_lease_clear(&l->v[i].lease);
     memmove(l->v, l->v + n, (l->n - n) * sizeof *l->v);
