@@ -602,7 +602,9 @@ sl_marker_unreachable(sl_marker *m, sluice_err err, const char *msg)
         if (!m->down_since)
             went_away(m, err, msg);
         m->probe = true;
-        if (sl_mono_ms() - m->down_since > m->outage_max)
+        /* Not while the thread writes: the marks it holds are its own
+         * until its go ends, and its settle() gives up for it then. */
+        if (!m->busy && sl_mono_ms() - m->down_since > m->outage_max)
             give_up(m);
         pthread_cond_signal(&m->wake);
     }
