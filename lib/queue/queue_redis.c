@@ -630,19 +630,24 @@ sl_rq_mark_call_of(const sl_rq_queue *s, const sl_queue_mark *m,
     c->argc = 3;
 }
 
-/* A mark script answers 1, or 0 when the lease is no longer held. */
+/* A mark script answers 1, or 0 when the lease is no longer held;
+ * complete, an array of those, one a mark. */
 sluice_err
 sl_rq_mark_answer(sluice_queue *q, const sl_rq_mark_call *c,
-                  const sl_lease *l, redisReply *reply)
+                  const sl_lease *l, const redisReply *reply, size_t e,
+                  size_t n)
 {
-    if (reply->type != REDIS_REPLY_INTEGER)
-        return sl_rq_bad_reply(q, reply, c->what);
-    long long hit = reply->integer;
-    freeReplyObject(reply);
-    if (hit == 0)
+    if (c->which == RQ_COMPLETE)
+        reply = reply->type == REDIS_REPLY_ARRAY && reply->elements == n
+                    ? reply->element[e]
+                    : NULL;
+    const char *what = c->what;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER)
+        return sl_rq_bad_reply(q, NULL, what);
+    if (reply->integer == 0)
         return sl_queue_fail(q, SLUICE_ENOTFOUND,
                              "%s: lease on \"%.200s\" is no longer held",
-                             c->what, l->id ? l->id : "?");
+                             what, l->id ? l->id : "?");
     return SLUICE_OK;
 }
 
@@ -656,7 +661,9 @@ mark(sluice_queue *q, const sl_queue_mark *m)
     sluice_err err = sl_rq_eval(q, c.which, &reply, c.argc, c.argv, NULL);
     if (err != SLUICE_OK)
         return err;
-    return sl_rq_mark_answer(q, &c, m->lease, reply);
+    err = sl_rq_mark_answer(q, &c, m->lease, reply, 0, 1);
+    freeReplyObject(reply);
+    return err;
 }
 
 static sluice_err

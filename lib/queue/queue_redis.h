@@ -30,8 +30,7 @@ enum {
     RQ_INIT,
     RQ_UPSERT,
     RQ_LEASE,
-    RQ_COMPLETE,
-    RQ_COMPLETE_MANY,
+    RQ_COMPLETE, /* any number of done marks: an answer each */
     RQ_RETRY,
     RQ_DEAD,
     RQ_RELEASE,
@@ -162,11 +161,14 @@ typedef struct {
 
 void sl_rq_mark_call_of(const sl_rq_queue *s, const sl_queue_mark *m,
                         sl_rq_mark_call *c);
-/* The script's answer (freed here): SLUICE_OK for a mark made,
- * SLUICE_ENOTFOUND when the lease is no longer held, SLUICE_EDB for an
- * answer that is neither; the message on the handle. */
+/* What `reply`, the answer of one call that carried n marks of c's
+ * script (n > 1 only for complete), says of the e-th, c, on `lease`:
+ * SLUICE_OK for a mark made, SLUICE_ENOTFOUND when the lease is no
+ * longer held, SLUICE_EDB for an answer that is neither; the message on
+ * the handle. */
 sluice_err sl_rq_mark_answer(sluice_queue *q, const sl_rq_mark_call *c,
-                             const sl_lease *lease, redisReply *reply);
+                             const sl_lease *lease, const redisReply *reply,
+                             size_t e, size_t n);
 /* queue_redis_marks.c: marks in pipelines (sl_queue_marks). */
 sluice_err sl_rq_marks(sluice_queue *q, const sl_queue_mark *v, size_t n,
                        sluice_err *results);

@@ -4,8 +4,8 @@
  * the scripts and arguments the single calls use (queue_redis.c), the
  * answers read in order. One round trip for a few hundred marks, where
  * the single calls take one each, the queue's turn held all along. Done
- * marks next to each other go as one call of "complete many" (the same
- * arguments, one answer a mark): a script call costs Redis more than the
+ * marks next to each other go as one call of complete (which takes any
+ * number, and answers each): a script call costs Redis more than the
  * commands of a mark.
  */
 #include "queue_redis.h"
@@ -52,48 +52,16 @@ note(sluice_queue *q, pipe_state *p, size_t i, sluice_err err)
     sl_copy(p->msg, sizeof p->msg, q->errmsg);
 }
 
-/* An error answer to a mark's script as a code, as the single call
- * would have it (redis/conn.c): a Redis loading its data or busy with a
- * script is an outage to wait out. */
-static sluice_err
-error_answer(sluice_queue *q, const char *what, const redisReply *reply)
-{
-    const char *text = reply->str ? reply->str : "error";
-    sluice_err err = SLUICE_EDB;
-    if (strncmp(text, "BUSY", 4) == 0 || strncmp(text, "LOADING", 7) == 0)
-        err = SLUICE_EBUSY;
-    else if (strncmp(text, "OOM", 3) == 0)
-        err = SLUICE_ENOSPACE;
-    return sl_queue_fail(q, err, "%s: %s: %.300s",
-                         sl_rq_state(q)->conn.addr.where, what, text);
-}
-
-static void
-free_replies(redisReply **replies, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (replies[i])
-            freeReplyObject(replies[i]);
-}
-
 /*
  * Load the scripts of the marks to send that Redis was not given on this
  * handle yet, or forgot (NOSCRIPT: a restart, a SCRIPT FLUSH), in one
  * pipeline of SCRIPT LOAD. No mark is sent.
  */
-/* The script a mark goes with in a pipeline. */
-static int
-script_of(const sl_rq_mark_call *c)
-{
-    return c->which == RQ_COMPLETE ? RQ_COMPLETE_MANY : c->which;
-}
-
 static sluice_err
 load_scripts(sluice_queue *q, pipe_state *p)
 {
     sl_rq_queue *s = sl_rq_state(q);
-    static const int kinds[] = {RQ_COMPLETE_MANY, RQ_RETRY, RQ_DEAD,
-                                RQ_RELEASE};
+    static const int kinds[] = {RQ_COMPLETE, RQ_RETRY, RQ_DEAD, RQ_RELEASE};
     enum { N_KINDS = sizeof kinds / sizeof kinds[0] };
     const char *argv[N_KINDS][3];
     sl_redis_cmdv cmds[N_KINDS];
@@ -104,7 +72,7 @@ load_scripts(sluice_queue *q, pipe_state *p)
         if (s->scripts[kinds[k]].sha[0])
             continue;
         for (size_t j = 0; j < p->n_todo; j++) {
-            if (script_of(&p->call[p->todo[j]]) == kinds[k]) {
+            if (p->call[p->todo[j]].which == kinds[k]) {
                 which[n++] = kinds[k];
                 break;
             }
@@ -126,7 +94,8 @@ load_scripts(sluice_queue *q, pipe_state *p)
         const redisReply *r = replies[i];
         sl_redis_script *script = &s->scripts[which[i]];
         if (r->type == REDIS_REPLY_ERROR) {
-            err = error_answer(q, script->name, r);
+            err = sl_rq_conn_fail(
+                q, sl_redis_reply_error(&s->conn, r, script->name));
         } else if (r->type != REDIS_REPLY_STRING || r->len != 40) {
             err = sl_queue_fail(q, SLUICE_EDB,
                                 "%s: SCRIPT LOAD %s: unexpected reply",
@@ -136,7 +105,7 @@ load_scripts(sluice_queue *q, pipe_state *p)
             script->sha[40] = '\0';
         }
     }
-    free_replies(replies, n);
+    sl_redis_replies_free(replies, n);
     return err;
 }
 
@@ -149,9 +118,8 @@ make_commands(const sl_rq_queue *s, pipe_state *p)
     size_t k = 0;
     for (size_t j = 0; j < p->n_todo; j++) {
         const sl_rq_mark_call *c = &p->call[p->todo[j]];
-        int which = script_of(c);
-        if (which == RQ_COMPLETE_MANY && k > 0 &&
-            p->which[k - 1] == RQ_COMPLETE_MANY) {
+        int which = c->which;
+        if (which == RQ_COMPLETE && k > 0 && p->which[k - 1] == RQ_COMPLETE) {
             memcpy(a, c->argv, (size_t)c->argc * sizeof *a);
             a += c->argc;
             p->cmds[k - 1].argc += c->argc;
@@ -171,31 +139,6 @@ make_commands(const sl_rq_queue *s, pipe_state *p)
         k++;
     }
     p->n_cmds = k;
-}
-
-/* The answer of a "complete many" call to the marks it carried. */
-static void
-many_answers(sluice_queue *q, pipe_state *p, size_t k, const redisReply *r,
-             const sl_queue_mark *v, sluice_err *results)
-{
-    for (size_t e = 0; e < p->n[k]; e++) {
-        size_t i = p->todo[p->at[k] + e];
-        const redisReply *x = r->type == REDIS_REPLY_ARRAY &&
-                                      r->elements == p->n[k]
-                                  ? r->element[e]
-                                  : NULL;
-        if (!x || x->type != REDIS_REPLY_INTEGER)
-            results[i] = sl_queue_fail(q, SLUICE_EDB,
-                                       "%s: complete: unexpected reply",
-                                       sl_rq_state(q)->conn.addr.where);
-        else if (x->integer == 0)
-            results[i] = sl_queue_fail(
-                q, SLUICE_ENOTFOUND,
-                "complete: lease on \"%.200s\" is no longer held",
-                v[i].lease->id ? v[i].lease->id : "?");
-        else
-            results[i] = SLUICE_OK;
-    }
 }
 
 /*
@@ -254,19 +197,20 @@ send_marks(sluice_queue *q, const sl_queue_mark *v, size_t n,
                 continue;
             }
             if (r->type == REDIS_REPLY_ERROR) {
-                sluice_err e = error_answer(q, c->what, r);
-                for (size_t m = 0; m < p->n[k]; m++)
-                    results[p->todo[p->at[k] + m]] = e;
-                freeReplyObject(r);
-            } else if (p->which[k] == RQ_COMPLETE_MANY) {
-                many_answers(q, p, k, r, v, results);
-                freeReplyObject(r);
+                sluice_err failed = sl_rq_conn_fail(
+                    q, sl_redis_reply_error(&s->conn, r, c->what));
+                for (size_t e = 0; e < p->n[k]; e++)
+                    results[p->todo[p->at[k] + e]] = failed;
             } else {
-                size_t i = p->todo[p->at[k]];
-                results[i] = sl_rq_mark_answer(q, c, v[i].lease, r);
+                for (size_t e = 0; e < p->n[k]; e++) {
+                    size_t i = p->todo[p->at[k] + e];
+                    results[i] = sl_rq_mark_answer(q, &p->call[i],
+                                                   v[i].lease, r, e, p->n[k]);
+                }
             }
-            for (size_t m = 0; m < p->n[k]; m++) {
-                size_t i = p->todo[p->at[k] + m];
+            freeReplyObject(r);
+            for (size_t e = 0; e < p->n[k]; e++) {
+                size_t i = p->todo[p->at[k] + e];
                 if (results[i] != SLUICE_OK && results[i] != SLUICE_ENOTFOUND)
                     note(q, p, i, results[i]);
             }

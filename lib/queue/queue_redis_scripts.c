@@ -319,24 +319,10 @@ static const char lease_lua[] = PRELUDE
     "finish()\n"
     "return out\n";
 
-/* ARGV: rid, token, now, size, sha256, content type, etag. 1: done; 0:
- * the lease is no longer held. */
+/* ARGV: seven a mark, for one mark or many (the marker's batches): rid,
+ * token, now, size, sha256, content type, etag. Returns an answer a
+ * mark, in order: 1, done; 0, the lease is no longer held. */
 static const char complete_lua[] = PRELUDE
-    "local rid = ARGV[1]\n"
-    "local r = held(rid, ARGV[2])\n"
-    "if not r then return 0 end\n"
-    "redis.call('HSET', R(rid), 'state', 3, 'next_at', 0, 'finished_at',\n"
-    "  ARGV[3], 'size', ARGV[4])\n"
-    "redis.call('HDEL', R(rid), 'error_class', 'message', 'http_status')\n"
-    "opt(rid, 'sha256', ARGV[5])\n"
-    "opt(rid, 'ctype', ARGV[6])\n"
-    "opt(rid, 'etag', ARGV[7])\n"
-    "move(rid, 1, 3, r[3], 0)\n"
-    "return 1\n";
-
-/* ARGV: complete's seven arguments a mark, for any number of marks (the
- * marker's batches). Returns complete's answer a mark, in order. */
-static const char complete_many_lua[] = PRELUDE
     "DC = {}\n"
     "local out = {}\n"
     "local OPT = {'sha256', 'ctype', 'etag'}\n"
@@ -672,7 +658,6 @@ const sl_redis_script sl_rq_scripts[RQ_COUNT_] = {
     [RQ_UPSERT] = {"upsert", upsert_lua, ""},
     [RQ_LEASE] = {"lease", lease_lua, ""},
     [RQ_COMPLETE] = {"complete", complete_lua, ""},
-    [RQ_COMPLETE_MANY] = {"complete", complete_many_lua, ""},
     [RQ_RETRY] = {"retry", retry_lua, ""},
     [RQ_DEAD] = {"dead", dead_lua, ""},
     [RQ_RELEASE] = {"release", release_lua, ""},

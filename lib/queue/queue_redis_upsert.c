@@ -95,14 +95,6 @@ cmds_seal(cmd_list *c)
     }
 }
 
-static void
-free_replies(redisReply **replies, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (replies[i])
-            freeReplyObject(replies[i]);
-}
-
 /* FNV-1a, for the batch's table of ids. */
 static uint64_t
 hash_of(const char *s, size_t len)
@@ -226,7 +218,7 @@ look_up(sluice_queue *q, const char **argv, const size_t *lens, size_t n,
     }
 done:
     if (replies)
-        free_replies(replies, c.n_cmds);
+        sl_redis_replies_free(replies, c.n_cmds);
     sl_free(replies);
     cmds_free(&c);
     return err;
@@ -443,7 +435,7 @@ write_batch(sluice_queue *q, const char *now, const char **argv,
                                          : letters_reply->str[j++];
 done:
     if (replies)
-        free_replies(replies, c.n_cmds);
+        sl_redis_replies_free(replies, c.n_cmds);
     sl_free(replies);
     sl_free(text);
     sl_free(po);

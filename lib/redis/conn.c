@@ -382,9 +382,8 @@ io_fail(sl_redis *r, const char *what)
     return fail(r, err, "%s: %s: %s", r->addr.where, what, detail);
 }
 
-/* An error reply's text as a code: a wrong password is EACCES. */
-static sluice_err
-reply_fail(sl_redis *r, const redisReply *reply, const char *what)
+sluice_err
+sl_redis_reply_error(sl_redis *r, const redisReply *reply, const char *what)
 {
     const char *text = reply->str ? reply->str : "error";
     sluice_err err = SLUICE_EDB;
@@ -407,7 +406,7 @@ setup_cmd(sl_redis *r, const char *what, int argc, const char **argv)
         return io_fail(r, what);
     sluice_err err = SLUICE_OK;
     if (reply->type == REDIS_REPLY_ERROR)
-        err = reply_fail(r, reply, what);
+        err = sl_redis_reply_error(r, reply, what);
     freeReplyObject(reply);
     if (err != SLUICE_OK)
         drop(r);
@@ -423,7 +422,7 @@ read_run_id(sl_redis *r)
     if (!reply)
         return io_fail(r, "INFO");
     if (reply->type == REDIS_REPLY_ERROR) {
-        sluice_err err = reply_fail(r, reply, "INFO");
+        sluice_err err = sl_redis_reply_error(r, reply, "INFO");
         freeReplyObject(reply);
         drop(r);
         return err;
@@ -565,7 +564,7 @@ command(sl_redis *r, redisReply **out, int argc, const char **argv,
     if (!reply)
         return io_fail(r, what);
     if (reply->type == REDIS_REPLY_ERROR) {
-        err = reply_fail(r, reply, what);
+        err = sl_redis_reply_error(r, reply, what);
         freeReplyObject(reply);
         return err;
     }
@@ -599,7 +598,7 @@ sl_redis_cmdf(sl_redis *r, redisReply **out, const char *fmt, ...)
     if (!reply)
         return io_fail(r, fmt);
     if (reply->type == REDIS_REPLY_ERROR) {
-        err = reply_fail(r, reply, fmt);
+        err = sl_redis_reply_error(r, reply, fmt);
         freeReplyObject(reply);
         return err;
     }
@@ -742,10 +741,7 @@ sl_redis_pipeline(sl_redis *r, size_t n, const sl_redis_cmdv *cmds,
     sigpipe_restore(&g);
     if (got == n)
         return SLUICE_OK;
-    for (size_t i = 0; i < got; i++) {
-        freeReplyObject(replies[i]);
-        replies[i] = NULL;
-    }
+    sl_redis_replies_free(replies, got);
     if (oom) {
         drop(r);
         return fail(r, SLUICE_ENOMEM, "%s: %s: out of memory", r->addr.where,
@@ -779,4 +775,14 @@ sl_redis_send(sl_redis *r, int argc, const char **argv, const size_t *lens)
         return io_fail(r, argv[0]);
     }
     return SLUICE_OK;
+}
+
+void
+sl_redis_replies_free(struct redisReply **replies, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (replies[i])
+            freeReplyObject(replies[i]);
+        replies[i] = NULL;
+    }
 }

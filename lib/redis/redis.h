@@ -129,6 +129,18 @@ typedef struct {
 sluice_err sl_redis_pipeline(sl_redis *r, size_t n, const sl_redis_cmdv *cmds,
                              struct redisReply **replies, const char *what);
 
+/* Free replies[0..n) (NULL ones skipped) and set each to NULL. */
+void sl_redis_replies_free(struct redisReply **replies, size_t n);
+
+/*
+ * An error reply's text as a code, its message in r->errmsg ("WHERE:
+ * what: text"): a wrong password is SLUICE_EACCES, OOM SLUICE_ENOSPACE,
+ * a Redis loading its data or busy with a script SLUICE_EBUSY (an outage
+ * to wait out), anything else SLUICE_EDB.
+ */
+sluice_err sl_redis_reply_error(sl_redis *r, const struct redisReply *reply,
+                                const char *what);
+
 /* Whether the connection is up (false after an I/O error dropped it). */
 static inline bool
 sl_redis_connected(const sl_redis *r)
