@@ -15,16 +15,12 @@
 
 #define SEQ "49680893146517284562779242583716263712545461111126753282"
 
+/* The records as a batch of them is freed. */
 static void
 free_records(sl_kinesis_record *recs, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        sl_free(recs[i].seq);
-        sl_free(recs[i].partition_key);
-        sl_free(recs[i].data);
-        sl_free(recs[i].bad);
-    }
-    sl_free(recs);
+    sl_kinesis_batch b = {.recs = recs, .n = n};
+    sl_kinesis_batch_free(&b);
 }
 
 /* Parse; on success check the sub-records' numbering. -1/-2 as kpl.c. */

@@ -66,6 +66,20 @@ open_at(const char *location, sluice_queue **q, char *why, size_t size)
     return sluice_queue_open(location, NULL, q, why, size);
 }
 
+/* A redis-server of our own and a handle on it whose commands give up
+ * after 1 s: its location (with ?timeout=1) in url, *pid to stop it. */
+static sluice_queue *
+open_timing_out(char *url, size_t size, pid_t *pid)
+{
+    char loc[300], why[600];
+    sluice_queue *q = NULL;
+    *pid = test_redis_start(loc, sizeof loc, NULL);
+    snprintf(url, size, "%s?timeout=1", loc);
+    if (open_at(url, &q, why, sizeof why) != SLUICE_OK)
+        TEST_FAIL_("open %s: %s", url, why);
+    return q;
+}
+
 static void
 assert_parse_error(const char *location, const char *part)
 {
@@ -224,11 +238,9 @@ TEST(a_redis_killed_mid_run_is_an_error_not_a_hang)
 
 TEST(a_redis_that_hangs_times_out)
 {
-    char loc[300], url[400], why[600];
-    pid_t pid = test_redis_start(loc, sizeof loc, NULL);
-    snprintf(url, sizeof url, "%s?timeout=1", loc);
-    sluice_queue *q = NULL;
-    ASSERT_EQ(open_at(url, &q, why, sizeof why), SLUICE_OK);
+    char url[400], why[600];
+    pid_t pid;
+    sluice_queue *q = open_timing_out(url, sizeof url, &pid);
     kill(pid, SIGSTOP);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -314,11 +326,9 @@ TEST(a_batch_of_marks_to_a_dead_redis_is_not_sent)
 
 TEST(a_batch_of_marks_to_a_hung_redis_is_sent_unanswered)
 {
-    char loc[300], url[400], why[600];
-    pid_t pid = test_redis_start(loc, sizeof loc, NULL);
-    snprintf(url, sizeof url, "%s?timeout=1", loc);
-    sluice_queue *q = NULL;
-    ASSERT_EQ(open_at(url, &q, why, sizeof why), SLUICE_OK);
+    char url[400];
+    pid_t pid;
+    sluice_queue *q = open_timing_out(url, sizeof url, &pid);
     sl_lease l[4];
     sl_queue_mark v[4];
     sluice_err results[4];

@@ -37,16 +37,23 @@ start(char *loc, size_t size)
     return q;
 }
 
-/* A runner's slot service: cap, hold (--timeout, ms), rate. */
+/* A runner's slot service with options o. */
 static sl_slots *
-runner(sluice_queue *q, unsigned cap, int64_t hold_ms, double rate)
+runner_with(sluice_queue *q, sl_slots_opts o)
 {
-    sl_slots_opts o = {cap, 0, hold_ms, rate, false, false};
     sl_slots *s = NULL;
     char why[600];
     if (sl_slots_open("redis", &o, q, &s, why, sizeof why) != SLUICE_OK)
         TEST_FAIL_("open the Redis slots: %s", why);
     return s;
+}
+
+/* A runner's slot service: cap, hold (--timeout, ms), rate. */
+static sl_slots *
+runner(sluice_queue *q, unsigned cap, int64_t hold_ms, double rate)
+{
+    return runner_with(q, (sl_slots_opts){cap, 0, hold_ms, rate, false,
+                                          false});
 }
 
 static sluice_err
@@ -475,12 +482,7 @@ TEST(slots_held_in_redis_are_listed_and_cleared)
 static sl_slots *
 adaptive_runner(sluice_queue *q, unsigned cap)
 {
-    sl_slots_opts o = {cap, 0, 60000, 0, true, false};
-    sl_slots *s = NULL;
-    char why[600];
-    if (sl_slots_open("redis", &o, q, &s, why, sizeof why) != SLUICE_OK)
-        TEST_FAIL_("open the Redis slots: %s", why);
-    return s;
+    return runner_with(q, (sl_slots_opts){cap, 0, 60000, 0, true, false});
 }
 
 /* How a request on `slot` ended, told to its runner after the release. */
@@ -623,12 +625,8 @@ TEST(after_a_pause_every_runner_restarts_from_half_the_limits_once)
 static sl_slots *
 reuser(sluice_queue *q, unsigned cap, int64_t hold_ms, double rate)
 {
-    sl_slots_opts o = {cap, 0, hold_ms, rate, false, true};
-    sl_slots *s = NULL;
-    char why[600];
-    if (sl_slots_open("redis", &o, q, &s, why, sizeof why) != SLUICE_OK)
-        TEST_FAIL_("open the Redis slots: %s", why);
-    return s;
+    return runner_with(q, (sl_slots_opts){cap, 0, hold_ms, rate, false,
+                                          true});
 }
 
 TEST(a_slot_released_whole_serves_the_next_start_of_its_turn)
