@@ -64,8 +64,8 @@ struct sl_marker {
     sluice_err down_err;
     char down_msg[512];
     bool probe;
-    /* write_each's: one call's marks as the queue takes them, and what
-     * became of each. */
+    /* One call's marks as the queue takes them, and what became of each
+     * (call_marks). */
     sl_queue_mark call[MARKS_CALL];
     sl_object_info info[MARKS_CALL];
     sl_failure why[MARKS_CALL];
@@ -149,59 +149,6 @@ count_lost(const sl_mark *k, go_result *res)
     }
 }
 
-static sluice_err
-write_one(sl_marker *m, const sl_mark *k)
-{
-    sl_failure why = {k->error_class, k->message, k->http_status};
-    switch (k->kind) {
-    case SL_MARK_DONE: {
-        sl_object_info info = {k->size, k->sha256_hex,
-                               k->content_type[0] ? k->content_type : NULL,
-                               k->etag[0] ? k->etag : NULL};
-        return sl_queue_complete(m->q, &k->lease, &info, k->at_ms);
-    }
-    case SL_MARK_RETRY:
-        return sl_queue_retry(m->q, &k->lease, k->at_ms, &why,
-                              k->counts_attempt);
-    case SL_MARK_DEAD:
-        return sl_queue_dead(m->q, &k->lease, &why, k->at_ms);
-    case SL_MARK_RELEASE:
-        return sl_queue_release(m->q, &k->lease, k->at_ms);
-    }
-    return SLUICE_EINVAL;
-}
-
-/* The marks of work as one transaction (a queue that is never away): all
- * made, or none and the failure. */
-static void
-write_batch(sl_marker *m, go_result *res)
-{
-    const mark_list *batch = &m->work;
-    go_result made = {0};
-    sluice_err err = sl_queue_begin(m->q);
-    for (size_t i = 0; err == SLUICE_OK && i < batch->n; i++) {
-        err = write_one(m, &batch->v[i]);
-        if (err == SLUICE_ENOTFOUND) { /* the record changed hands */
-            count_lost(&batch->v[i], &made);
-            err = SLUICE_OK;
-        }
-    }
-    if (err == SLUICE_OK)
-        err = sl_queue_commit(m->q);
-    if (err != SLUICE_OK) {
-        sl_copy(res->msg, sizeof res->msg, sluice_queue_errmsg(m->q));
-        sl_queue_rollback(m->q);
-        made = (go_result){0};
-        for (size_t i = 0; i < batch->n; i++)
-            count_lost(&batch->v[i], &made);
-    }
-    res->made = batch->n;
-    res->lost = made.lost;
-    res->lost_bytes = made.lost_bytes;
-    res->lost_dead = made.lost_dead;
-    res->err = err;
-}
-
 /* Mark k as the queue takes it, pointing into k and *info, *why. */
 static sl_queue_mark
 queue_mark(const sl_mark *k, sl_object_info *info, sl_failure *why)
@@ -224,6 +171,47 @@ queue_mark(const sl_mark *k, sl_object_info *info, sl_failure *why)
                            k->counts_attempt};
 }
 
+/* work.v[from .. from + n) (n <= MARKS_CALL) to the queue in one call,
+ * each one's result in m->results. */
+static sluice_err
+call_marks(sl_marker *m, size_t from, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        m->call[i] = queue_mark(&m->work.v[from + i], &m->info[i], &m->why[i]);
+    return sl_queue_marks(m->q, m->call, n, m->results);
+}
+
+/* The marks of work as one transaction (a queue that is never away): all
+ * made, or none and the failure. */
+static void
+write_batch(sl_marker *m, go_result *res)
+{
+    const mark_list *batch = &m->work;
+    go_result made = {0};
+    sluice_err err = sl_queue_begin(m->q);
+    for (size_t at = 0; err == SLUICE_OK && at < batch->n; at += MARKS_CALL) {
+        size_t n = SL_MIN(batch->n - at, (size_t)MARKS_CALL);
+        err = call_marks(m, at, n);
+        for (size_t i = 0; i < n; i++)
+            if (m->results[i] == SLUICE_ENOTFOUND) /* changed hands */
+                count_lost(&batch->v[at + i], &made);
+    }
+    if (err == SLUICE_OK)
+        err = sl_queue_commit(m->q);
+    if (err != SLUICE_OK) {
+        sl_copy(res->msg, sizeof res->msg, sluice_queue_errmsg(m->q));
+        sl_queue_rollback(m->q);
+        made = (go_result){0};
+        for (size_t i = 0; i < batch->n; i++)
+            count_lost(&batch->v[i], &made);
+    }
+    res->made = batch->n;
+    res->lost = made.lost;
+    res->lost_bytes = made.lost_bytes;
+    res->lost_dead = made.lost_dead;
+    res->err = err;
+}
+
 /*
  * The marks of work in order, a few hundred a round trip (a queue that
  * may be away writes each at once): on a failure, those before it are
@@ -241,10 +229,7 @@ write_each(sl_marker *m, go_result *res)
     size_t made = 0;
     while (err == SLUICE_OK && made < work->n) {
         size_t n = SL_MIN(work->n - made, (size_t)MARKS_CALL);
-        for (size_t i = 0; i < n; i++)
-            m->call[i] =
-                queue_mark(&work->v[made + i], &m->info[i], &m->why[i]);
-        err = sl_queue_marks(m->q, m->call, n, m->results);
+        err = call_marks(m, made, n);
         size_t first = n; /* the first mark not settled */
         for (size_t i = 0; i < n; i++) {
             sl_mark *k = &work->v[made + i];
