@@ -36,7 +36,7 @@ queue_of(size_t n)
         snprintf(url, sizeof url, "http://img.example/%zu.jpg", i);
         sl_record r = {id,   strlen(id), url,    strlen(url),
                        id,   strlen(id), origin, strlen(origin),
-                       NULL, 0};
+                       NULL, 0,          false};
         sluice_ingest_stats st = {0};
         ASSERT_EQ(sl_queue_upsert(q, &r, 1, T0, &st), SLUICE_OK);
     }

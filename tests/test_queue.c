@@ -67,7 +67,7 @@ rec(const char *id, const char *url, const char *key, const char *meta)
                                                 : "http://img.example:80";
     return (sl_record){id,     strlen(id),     url,  strlen(url),
                        key,    strlen(key),    origin, strlen(origin),
-                       meta,   meta ? strlen(meta) : 0};
+                       meta,   meta ? strlen(meta) : 0, false};
 }
 
 static sluice_ingest_stats
@@ -346,7 +346,7 @@ upsert_as_stored(sluice_queue *q, const char *id, const char *url,
 {
     sluice_ingest_stats st = {0};
     sl_record r = {id,     strlen(id),     url,  strlen(url), key,
-                   strlen(key), origin, strlen(origin), NULL, 0};
+                   strlen(key), origin, strlen(origin), NULL, 0, false};
     ASSERT_EQ(sl_queue_upsert(q, &r, 1, T0, &st), SLUICE_OK);
     ASSERT_EQ(st.added, 1);
 }
@@ -463,9 +463,9 @@ TEST(a_third_schema_database_gets_hosts_in_one_spelling)
     const char *o2 = "http://img.example:80";
     sl_record again[] = {
         {u1, strlen(u1), u1, strlen(u1), k1, strlen(k1), o1, strlen(o1), NULL,
-         0},
+         0, false},
         {u2, strlen(u2), u2, strlen(u2), k2, strlen(k2), o2, strlen(o2), NULL,
-         0},
+         0, false},
     };
     ASSERT_EQ(sl_queue_upsert(q, again, 2, T0, &st), SLUICE_OK);
     ASSERT_EQ(st.unchanged, 2);

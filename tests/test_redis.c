@@ -29,7 +29,7 @@ rec(const char *id, const char *url)
     const char *origin = "http://img.example:80";
     return (sl_record){id,   strlen(id), url,    strlen(url),
                        id,   strlen(id), origin, strlen(origin),
-                       NULL, 0};
+                       NULL, 0, false};
 }
 
 /* Run a raw command on the test's Redis. */

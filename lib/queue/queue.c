@@ -227,6 +227,13 @@ sl_queue_upsert(sluice_queue *q, const sl_record *recs, size_t n,
     return q->ops->upsert(q, recs, n, now_ms, counts);
 }
 
+void
+sl_queue_feed_start(sluice_queue *q)
+{
+    if (q->ops->feed_start)
+        q->ops->feed_start(q);
+}
+
 sluice_err
 sl_queue_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
                size_t *n_out)

@@ -218,6 +218,8 @@ struct sl_queue_ops {
     /* Adds to counts->added, updated and unchanged. */
     sluice_err (*upsert)(sluice_queue *q, const sl_record *recs, size_t n,
                          int64_t now_ms, sluice_ingest_stats *counts);
+    /* Optional: a feed starts; sl_record.first is about its records. */
+    void (*feed_start)(sluice_queue *q);
     sluice_err (*lease)(sluice_queue *q, const sl_lease_req *req,
                         sl_lease *out, size_t *n_out);
     sluice_err (*complete)(sluice_queue *q, const sl_lease *lease,
@@ -335,6 +337,12 @@ sluice_err sl_queue_rollback(sluice_queue *q);
  */
 sluice_err sl_queue_upsert(sluice_queue *q, const sl_record *recs, size_t n,
                            int64_t now_ms, sluice_ingest_stats *counts);
+/* A feed starts: the upserts that follow are its records, and a record
+ * whose `first` is set is the first this feed names its id (ingest's
+ * checker knows). A backend may write such records without looking
+ * their ids up when the queue held nothing at the feed's start (Redis:
+ * packs). Opening a queue starts a feed too. */
+void sl_queue_feed_start(sluice_queue *q);
 /* Lease up to req->max ready records: due retries first, then pending in
  * feed order, then leases that expired. */
 sluice_err sl_queue_lease(sluice_queue *q, const sl_lease_req *req,

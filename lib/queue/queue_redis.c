@@ -266,16 +266,22 @@ tally(const char *letters, size_t n, sluice_ingest_stats *counts)
     }
 }
 
-/* The upsert of n records, args (now, then REC_ARGS a record), through
- * sl_rq_upsert; the outcome letters into *letters (freed by the caller). */
+/* The upsert of n records, args (now, then REC_ARGS a record), as packs
+ * when this feed may (first[k]: sl_record.first), else through
+ * sl_rq_upsert; the outcome letters into *letters (freed by the
+ * caller). */
 static sluice_err
-upsert_call(sluice_queue *q, const char **argv, const size_t *lens, size_t n,
-            char **letters)
+upsert_call(sluice_queue *q, const char **argv, const size_t *lens,
+            const bool *first, size_t n, char **letters)
 {
     *letters = sl_malloc(n ? n : 1);
     if (!*letters)
         return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
-    sluice_err err = sl_rq_upsert(q, argv[0], argv + 1, lens + 1, n, *letters);
+    bool packed = false;
+    sluice_err err = sl_rq_pack(q, argv[0], argv + 1, lens + 1, first, n,
+                                *letters, &packed);
+    if (err == SLUICE_OK && !packed)
+        err = sl_rq_upsert(q, argv[0], argv + 1, lens + 1, n, *letters);
     if (err != SLUICE_OK) {
         sl_free(*letters);
         *letters = NULL;
@@ -306,11 +312,16 @@ upsert_now(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
     char now[24];
     sl_fmt(now, sizeof now, "%" PRId64, sl_rq_to_redis(s, now_ms));
     char(*fps)[FP_HEX + 1] = sl_malloc(SL_MIN(n, UPSERT_CHUNK) * sizeof *fps);
-    if (!fps)
+    bool *first = sl_malloc(SL_MIN(n, UPSERT_CHUNK) * sizeof *first);
+    if (!fps || !first) {
+        sl_free(fps);
+        sl_free(first);
         return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+    }
     sluice_err err = alloc_args(q, SL_MIN(n, UPSERT_CHUNK), &argv, &lens);
     if (err != SLUICE_OK) {
         sl_free(fps);
+        sl_free(first);
         return err;
     }
     argv[0] = now;
@@ -320,6 +331,7 @@ upsert_now(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
         for (size_t i = 0; i < take; i++) {
             const sl_record *r = &recs[i];
             sl_rq_fingerprint(r, fps[i]);
+            first[i] = r->first;
             const char *v[REC_ARGS] = {r->id,     r->url,
                                        r->key,    r->meta ? r->meta : "",
                                        r->origin, fps[i]};
@@ -330,7 +342,7 @@ upsert_now(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
             memcpy(&lens[1 + REC_ARGS * i], l, sizeof l);
         }
         char *letters;
-        err = upsert_call(q, argv, lens, take, &letters);
+        err = upsert_call(q, argv, lens, first, take, &letters);
         if (err == SLUICE_OK) {
             tally(letters, take, counts);
             sl_free(letters);
@@ -341,6 +353,7 @@ upsert_now(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
     sl_free(argv);
     sl_free(lens);
     sl_free(fps);
+    sl_free(first);
     return err;
 }
 
@@ -373,6 +386,7 @@ upsert_buffer(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
                        r->meta ? r->meta_len : 0, r->origin_len};
         buffered_rec *b = &s->recs[s->n_recs + i];
         sl_rq_fingerprint(r, b->fp);
+        b->first = r->first;
         for (int f = 0; f < 5; f++) {
             b->at[f] = s->text.len;
             b->len[f] = l[f];
@@ -400,6 +414,12 @@ redis_upsert(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
 {
     return q->in_batch ? upsert_buffer(q, recs, n, now_ms, counts)
                        : upsert_now(q, recs, n, now_ms, counts);
+}
+
+static void
+redis_feed_start(sluice_queue *q)
+{
+    sl_rq_pack_feed_start(sl_rq_state(q));
 }
 
 static sluice_err
@@ -442,6 +462,9 @@ redis_commit(sluice_queue *q)
     char *letters = NULL;
     if (s->mark_staged) {
         redisReply *reply;
+        if ((err = sl_rq_unpack_all(q)) != SLUICE_OK)
+            goto done;
+        sl_rq_pack_lost(s);
         sl_rq_stream_args(s, argv, lens, 1 + REC_ARGS * s->n_recs);
         err = sl_rq_eval(q, RQ_STREAM_UPSERT, &reply,
                          (int)(1 + REC_ARGS * s->n_recs + extra), argv, lens);
@@ -465,8 +488,14 @@ redis_commit(sluice_queue *q)
             freeReplyObject(reply);
         }
     } else {
-        err = upsert_call(q, argv, lens, s->n_recs, &letters);
+        bool *first = sl_malloc(s->n_recs ? s->n_recs : 1);
+        for (size_t i = 0; first && i < s->n_recs; i++)
+            first[i] = s->recs[i].first;
+        err = first ? upsert_call(q, argv, lens, first, s->n_recs, &letters)
+                    : sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+        sl_free(first);
     }
+done:
     sl_free(argv);
     sl_free(lens);
     if (err != SLUICE_OK)
@@ -767,7 +796,8 @@ redis_recover(sluice_queue *q, int64_t now_ms, uint64_t *recovered)
         .slots = "redis", .state_size = sizeof(sl_rq_queue),                  \
         .open = redis_open, .close = redis_close, .begin = redis_begin,        \
         .commit = redis_commit, .rollback = redis_rollback,                    \
-        .upsert = redis_upsert, .lease = redis_lease,                          \
+        .upsert = redis_upsert, .feed_start = redis_feed_start,               \
+        .lease = redis_lease,                                                  \
         .complete = redis_complete, .retry = redis_retry, .dead = redis_dead,  \
         .release = redis_release, .marks = sl_rq_marks,                        \
         .renew = redis_renew,                                                  \

@@ -22,8 +22,10 @@
 /* A fingerprint: 96 bits of SHA-256 in hex. */
 #define FP_HEX 24
 
-/* The schema version kept in the queue's meta hash. */
-#define SL_REDIS_SCHEMA 1
+/* The schema version kept in the queue's meta hash: 1, records only;
+ * 2, packs too (queue_redis_pack.c). A queue of version 1 is read as it
+ * is; the first pack written into it makes it 2. */
+#define SL_REDIS_SCHEMA 2
 
 /* The scripts, by number: rq_scripts[] in queue_redis_scripts.c. */
 enum {
@@ -48,6 +50,8 @@ enum {
     RQ_RUNNER_COUNT,
     RQ_DUMP,
     RQ_RESTORE,
+    RQ_PACK,
+    RQ_UNPACK,
     RQ_STREAM_LEASE,
     RQ_STREAM_UNLEASE,
     RQ_STREAM_UPSERT,
@@ -59,7 +63,11 @@ extern const sl_redis_script sl_rq_scripts[RQ_COUNT_];
 typedef struct {
     size_t at[5], len[5];
     char fp[FP_HEX + 1];
+    bool first; /* sl_record.first */
 } buffered_rec;
+
+/* Whether this feed may write packs (queue_redis_pack.c). */
+enum { RQ_PACK_UNKNOWN, RQ_PACK_ON, RQ_PACK_OFF };
 
 /* Where a batch's upserts report what they did. */
 typedef struct {
@@ -83,6 +91,11 @@ typedef struct {
     buffered_call *calls;
     size_t n_calls, cap_calls;
     int64_t batch_now;
+    /* Packs: RQ_PACK_UNKNOWN until the feed's first write, then ON
+     * while every record in the queue is this feed's, the last of them
+     * `pack_top`. */
+    int pack_mode;
+    int64_t pack_top;
     /* A stream's place, staged in the batch (queue_redis_streams.c):
      * the script's eight trailing arguments, in `mark_text`. */
     bool mark_staged;
@@ -140,6 +153,23 @@ void sl_rq_fingerprint(const sl_record *r, char out[FP_HEX + 1]);
  */
 sluice_err sl_rq_upsert(sluice_queue *q, const char *now, const char **argv,
                         const size_t *lens, size_t n, char *letters);
+
+/*
+ * Packs (queue_redis_pack.c). sl_rq_pack writes n records (argv as for
+ * sl_rq_upsert) as packs when this feed may: *packed says whether it
+ * did (letters then all 'a'); if not, nothing was written. The feed's
+ * other writes tell it what they did: sl_rq_pack_follow, the queue's
+ * last RID before a write that added `added` records after it;
+ * sl_rq_pack_lost, a write whose effect is unknown. sl_rq_unpack_all
+ * turns every pack into records, a few packs a round trip.
+ */
+void sl_rq_pack_feed_start(sl_rq_queue *s);
+sluice_err sl_rq_pack(sluice_queue *q, const char *now, const char **argv,
+                      const size_t *lens, const bool *first, size_t n,
+                      char *letters, bool *packed);
+void sl_rq_pack_follow(sl_rq_queue *s, int64_t top, size_t added);
+void sl_rq_pack_lost(sl_rq_queue *s);
+sluice_err sl_rq_unpack_all(sluice_queue *q);
 
 /* The record whose fields (F, in RF_ order) begin at element `at` of
  * `r`, copied into *out; false when out of memory (out cleared). */

@@ -38,6 +38,9 @@ sl_rq_dump(sluice_queue *q, sl_record_info_fn *fn, void *ctx)
 {
     sl_rq_queue *s = sl_rq_state(q);
     long long next = 1, top = 0;
+    sluice_err unpacked = sl_rq_unpack_all(q);
+    if (unpacked != SLUICE_OK)
+        return unpacked;
     do {
         char start[24], count[24];
         snprintf(start, sizeof start, "%lld", next);
@@ -149,7 +152,7 @@ sl_rq_restore(sluice_queue *q, const sl_record_info *recs, size_t n)
     sl_rq_queue *s = sl_rq_state(q);
     arg_list a = {0};
     sl_buf_init(&a.buf);
-    sluice_err err = SLUICE_OK;
+    sluice_err err = sl_rq_unpack_all(q);
     for (size_t i = 0; i < n && err == SLUICE_OK; i++)
         if (!put_record(&a, s, &recs[i]))
             err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");

@@ -104,7 +104,11 @@ sl_rq_get(sluice_queue *q, const char *id, sl_record_info *out)
     sl_rq_queue *s = sl_rq_state(q);
     const char *argv[] = {id};
     redisReply *reply;
-    sluice_err err = sl_rq_eval(q, RQ_GET, &reply, 1, argv, NULL);
+    /* Records looked up by id or RID are unpacked first, here a few
+     * packs a call (the scripts would do it all at once). */
+    sluice_err err = sl_rq_unpack_all(q);
+    if (err == SLUICE_OK)
+        err = sl_rq_eval(q, RQ_GET, &reply, 1, argv, NULL);
     if (err != SLUICE_OK)
         return err;
     if (reply->type == REDIS_REPLY_NIL) {
@@ -158,7 +162,9 @@ sl_rq_list(sluice_queue *q, int state, const char *id, sluice_record_fn *fn,
 {
     sl_rq_queue *s = sl_rq_state(q);
     redisReply *reply;
-    sluice_err err;
+    sluice_err err = sl_rq_unpack_all(q);
+    if (err != SLUICE_OK)
+        return err;
     if (id) {
         const char *argv[] = {id};
         if ((err = sl_rq_eval(q, RQ_GET, &reply, 1, argv, NULL)) != SLUICE_OK)
@@ -257,7 +263,9 @@ sl_rq_replay(sluice_queue *q, const char *id, const sluice_dlq_filter *filter,
     const char *argv[] = {id ? id : "",
                           filter->error_class ? filter->error_class : "", now};
     redisReply *reply;
-    sluice_err err = sl_rq_eval(q, RQ_REPLAY, &reply, 3, argv, NULL);
+    sluice_err err = id ? sl_rq_unpack_all(q) : SLUICE_OK;
+    if (err == SLUICE_OK)
+        err = sl_rq_eval(q, RQ_REPLAY, &reply, 3, argv, NULL);
     if (err != SLUICE_OK)
         return err;
     if (reply->type != REDIS_REPLY_INTEGER)

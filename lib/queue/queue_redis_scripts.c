@@ -7,6 +7,73 @@
  */
 #include "queue_redis.h"
 
+/*
+ * Packs (docs/queue.md, "Packs"): a first ingest into an empty queue
+ * writes its new records as packs, the hash `packs` from a pack's first
+ * RID to its records, rather than as a hash a record and four index
+ * entries. Records above meta's `tail` are in packs (no `tail`: none
+ * are); unpack_next() turns the lowest pack into records as an upsert
+ * would have made them, in the same feed order. The lease unpacks as it
+ * needs records; every script that looks a record up by id or by RID
+ * calls unpack_all() first (the client has unpacked already, a few
+ * packs a call, so that is usually nothing). A pack is its queued_at
+ * then id, url, key, meta, origin and fingerprint a record, each a
+ * 4-byte little-endian length and the text.
+ */
+#define PACKS                                                                  \
+    "local function bulk(cmd, key, list)\n"                                    \
+    "  for c = 1, #list, 4000 do\n"                                            \
+    "    redis.call(cmd, key, unpack(list, c, math.min(#list, c + 3999)))\n"   \
+    "  end\n"                                                                  \
+    "end\n"                                                                    \
+    "local PACK_REC = '<I4c0I4c0I4c0I4c0I4c0I4c0'\n"                            \
+    "local function unpack_next()\n"                                           \
+    "  local tail = redis.call('HGET', KEYS[1], 'tail')\n"                     \
+    "  if not tail then return false end\n"                                    \
+    "  local first = tonumber(tail) + 1\n"                                     \
+    "  local blob = redis.call('HGET', K('packs'), first)\n"                   \
+    "  if not blob then error('sluice: pack ' .. first .. ' is missing') end\n"\
+    "  redis.call('HDEL', K('packs'), first)\n"                                \
+    "  local now, pos = struct.unpack('<I4c0', blob)\n"                        \
+    "  local ids, pend, per, rid = {}, {}, {}, first - 1\n"                    \
+    "  while pos <= #blob do\n"                                                \
+    "    local id, url, key, meta, origin, fp\n"                               \
+    "    id, url, key, meta, origin, fp, pos = struct.unpack(PACK_REC, blob,\n"\
+    "      pos)\n"                                                             \
+    "    rid = rid + 1\n"                                                      \
+    "    if meta == '' then\n"                                                 \
+    "      redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"     \
+    "        'origin', origin, 'state', 0, 'queued_at', now)\n"                \
+    "    else\n"                                                               \
+    "      redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"     \
+    "        'origin', origin, 'state', 0, 'queued_at', now, 'meta', meta)\n"  \
+    "    end\n"                                                                \
+    "    ids[#ids + 1] = id\n"                                                 \
+    "    ids[#ids + 1] = rid .. ':' .. fp\n"                                   \
+    "    pend[#pend + 1] = rid\n"                                              \
+    "    pend[#pend + 1] = rid\n"                                              \
+    "    local list = per[origin]\n"                                           \
+    "    if not list then list = {}; per[origin] = list end\n"                 \
+    "    list[#list + 1] = rid\n"                                              \
+    "    list[#list + 1] = rid\n"                                              \
+    "  end\n"                                                                  \
+    "  bulk('HSET', K('ids'), ids)\n"                                          \
+    "  bulk('ZADD', K('pending'), pend)\n"                                     \
+    "  for origin, list in pairs(per) do\n"                                    \
+    "    bulk('ZADD', K('po:' .. origin), list)\n"                             \
+    "    redis.call('SADD', K('origins'), origin)\n"                           \
+    "  end\n"                                                                  \
+    "  if rid >= tonumber(redis.call('HGET', KEYS[1], 'rid')) then\n"          \
+    "    redis.call('HDEL', KEYS[1], 'tail')\n"                                \
+    "  else\n"                                                                 \
+    "    redis.call('HSET', KEYS[1], 'tail', rid)\n"                           \
+    "  end\n"                                                                  \
+    "  return true\n"                                                          \
+    "end\n"                                                                    \
+    "local function unpack_all()\n"                                            \
+    "  while unpack_next() do end\n"                                           \
+    "end\n"
+
 /* Helpers every script begins with. A record's state moves between the
  * indexes (pending, per-origin pending, inflight, retry, dead) only
  * through move(), which also keeps the per-state counts. */
@@ -74,7 +141,8 @@
     "local function opt(rid, field, v)\n"                                      \
     "  if v == '' then redis.call('HDEL', R(rid), field)\n"                    \
     "  else redis.call('HSET', R(rid), field, v) end\n"                        \
-    "end\n"
+    "end\n" \
+    PACKS
 
 /* ARGV: the schema version, '1' if it may create the queue. Returns
  * {'created'|'ok', version}, {'none'} or {'foreign', what}. */
@@ -106,11 +174,7 @@ static const char init_lua[] =
     "local now = ARGV[1]\n"                                                    \
     "local ids = K('ids')\n"                                                   \
     "local n = (#ARGV - 1) / 6\n"                                              \
-    "local function bulk(cmd, key, list)\n"                                    \
-    "  for c = 1, #list, 4000 do\n"                                            \
-    "    redis.call(cmd, key, unpack(list, c, math.min(#list, c + 3999)))\n"   \
-    "  end\n"                                                                  \
-    "end\n"                                                                    \
+    "unpack_all()\n"                                                           \
     "local rids = {}\n"                                                        \
     "for c = 0, n - 1, 4000 do\n"                                              \
     "  local keys = {}\n"                                                      \
@@ -285,8 +349,14 @@ static const char lease_lua[] = PRELUDE
     "end\n"
     "local rem = max - n\n"
     "if rem <= 0 then finish() return out end\n"
+    /* Packed records come after every pending one: unpack while
+     * pending has too few; with origins to skip, while the choice falls
+     * short, up to 8 packs a call. */
+    "local function choose()\n"
     "local rids = {}\n"
     "if nskip == 0 then\n"
+    "  while redis.call('ZCARD', K('pending')) < rem and unpack_next() do\n"
+    "  end\n"
     "  rids = redis.call('ZRANGE', K('pending'), 0, rem - 1)\n"
     "elseif redis.call('SCARD', K('origins')) <= 64 + nskip then\n"
     /* Few origins: each one's first records, the earliest of them. */
@@ -314,6 +384,13 @@ static const char lease_lua[] = PRELUDE
     "    end\n"
     "    off = off + 256\n"
     "  end\n"
+    "end\n"
+    "return rids\n"
+    "end\n"
+    "local rids, packs = choose(), 0\n"
+    "while nskip > 0 and #rids < rem and packs < 8 and unpack_next() do\n"
+    "  packs = packs + 1\n"
+    "  rids = choose()\n"
     "end\n"
     "for _, rid in ipairs(rids) do take(rid, 0) end\n"
     "finish()\n"
@@ -420,20 +497,26 @@ static const char counts_lua[] = PRELUDE
     "local q = ''\n"
     "if first[1] then\n"
     "  q = redis.call('HGET', R(first[1]), 'queued_at') or ''\n"
+    "else\n"
+    "  local tail = redis.call('HGET', KEYS[1], 'tail')\n"
+    "  local blob = tail and redis.call('HGET', K('packs'), tail + 1)\n"
+    "  if blob then q = struct.unpack('<I4c0', blob) end\n"
     "end\n"
     "return {c[1] or '0', c[2] or '0', c[3] or '0', c[4] or '0',\n"
     "  c[5] or '0', q}\n";
 
 /* ARGV: id. The record's fields (F), or nil. */
 static const char get_lua[] =
-    PRELUDE "local rid = rid_of(ARGV[1])\n"
+    PRELUDE "unpack_all()\n"
+            "local rid = rid_of(ARGV[1])\n"
             "if not rid then return false end\n"
             "return redis.call('HMGET', R(rid), unpack(F))\n";
 
 /* ARGV: the first rid, how many rids, the state (-1: all). Returns the
  * next rid, the highest rid, then the fields (F) of each record there. */
 static const char page_lua[] =
-    PRELUDE "local start, count = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    PRELUDE "unpack_all()\n"
+            "local start, count = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
             "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"
             "local stop = math.min(top, start + count - 1)\n"
             "local out = {stop + 1, top}\n"
@@ -476,6 +559,7 @@ static const char replay_lua[] =
             "  return 1\n"
             "end\n"
             "if ARGV[1] ~= '' then\n"
+            "  unpack_all()\n"
             "  local rid = rid_of(ARGV[1])\n"
             "  if not rid then return 0 end\n"
             "  return one(rid)\n"
@@ -550,7 +634,8 @@ static const char runner_count_lua[] = PRELUDE
  * migration: the next RID, the last, then the fields (F) of each and
  * its queued_at and first_at. */
 static const char dump_lua[] =
-    PRELUDE "local start, count = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    PRELUDE "unpack_all()\n"
+            "local start, count = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
             "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"
             "local stop = math.min(top, start + count - 1)\n"
             "local out = {stop + 1, top}\n"
@@ -572,7 +657,8 @@ static const char dump_lua[] =
  * Returns {0, id} for an id the queue holds already (nothing written),
  * else {1}. */
 static const char restore_lua[] =
-    PRELUDE "local n = #ARGV / 20\n"
+    PRELUDE "unpack_all()\n"
+            "local n = #ARGV / 20\n"
             "local ids = K('ids')\n"
             "for k = 0, n - 1 do\n"
             "  local id = ARGV[20 * k + 1]\n"
@@ -603,6 +689,31 @@ static const char restore_lua[] =
             "end\n"
             "redis.call('HSET', KEYS[1], 'rid', top)\n"
             "return {1}\n";
+
+/* ARGV: the last RID the writer expects, then records and pack a pack
+ * (queue_redis_pack.c writes them). Appends the packs after the
+ * queue's last record when its last RID is the expected one, and
+ * returns 1; else writes nothing and returns 0. */
+static const char pack_lua[] = PRELUDE
+    "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"
+    "if top ~= tonumber(ARGV[1]) then return 0 end\n"
+    "redis.call('HSETNX', KEYS[1], 'tail', top)\n"
+    "local n = 0\n"
+    "for i = 2, #ARGV, 2 do\n"
+    "  redis.call('HSET', K('packs'), top + n + 1, ARGV[i + 1])\n"
+    "  n = n + tonumber(ARGV[i])\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'rid', top + n, 'version', 2)\n"
+    "cnt(0, n)\n"
+    "return 1\n";
+
+/* ARGV: how many packs at most. Unpacks them; returns 1 if packs are
+ * left, else 0. */
+static const char unpack_lua[] = PRELUDE
+    "for i = 1, tonumber(ARGV[1]) do\n"
+    "  if not unpack_next() then return 0 end\n"
+    "end\n"
+    "return redis.call('HEXISTS', KEYS[1], 'tail')\n";
 
 /*
  * Streams (queue_redis_streams.c). A stream's lease is the hash
@@ -675,6 +786,8 @@ const sl_redis_script sl_rq_scripts[RQ_COUNT_] = {
     [RQ_RUNNER_COUNT] = {"runner count", runner_count_lua, ""},
     [RQ_DUMP] = {"dump", dump_lua, ""},
     [RQ_RESTORE] = {"restore", restore_lua, ""},
+    [RQ_PACK] = {"pack", pack_lua, ""},
+    [RQ_UNPACK] = {"unpack", unpack_lua, ""},
     [RQ_STREAM_LEASE] = {"stream lease", stream_lease_lua, ""},
     [RQ_STREAM_UNLEASE] = {"stream unlease", stream_unlease_lua, ""},
     [RQ_STREAM_UPSERT] = {"stream upsert", stream_upsert_lua, ""},

@@ -137,11 +137,13 @@ mark_repeats(const char **argv, const size_t *lens, size_t n, size_t *slots,
 /*
  * The first round trip: WATCH the meta hash (the last record number) and
  * the id hash, then read both. Sorts each record into new, unchanged or
- * for the script, and sets *top to the last record number.
+ * for the script, and sets *top to the last record number; *packed when
+ * the queue has packs (the ids in them are not in `ids` yet: nothing
+ * was sorted).
  */
 static sluice_err
 look_up(sluice_queue *q, const char **argv, const size_t *lens, size_t n,
-        unsigned char *kind, int64_t *top)
+        unsigned char *kind, int64_t *top, bool *packed)
 {
     sl_rq_queue *s = sl_rq_state(q);
     char ids_key[sizeof s->base + 8];
@@ -159,9 +161,10 @@ look_up(sluice_queue *q, const char **argv, const size_t *lens, size_t n,
     arg_str(&c, s->meta_key);
     arg_str(&c, ids_key);
     cmd_end(&c);
-    arg_str(&c, "HGET");
+    arg_str(&c, "HMGET");
     arg_str(&c, s->meta_key);
     arg_str(&c, "rid");
+    arg_str(&c, "tail");
     cmd_end(&c);
     for (size_t k = 0; k < n; k += LOOKUP_CHUNK) {
         arg_str(&c, "HMGET");
@@ -178,11 +181,9 @@ look_up(sluice_queue *q, const char **argv, const size_t *lens, size_t n,
     }
     err = SLUICE_OK;
     for (size_t i = 0; i < c.n_cmds && err == SLUICE_OK; i++) {
-        int want = i == 0   ? REDIS_REPLY_STATUS
-                   : i == 1 ? REDIS_REPLY_STRING
-                            : REDIS_REPLY_ARRAY;
+        int want = i == 0 ? REDIS_REPLY_STATUS : REDIS_REPLY_ARRAY;
         const redisReply *r = replies[i];
-        if (r->type != want && !(i == 1 && r->type == REDIS_REPLY_NIL))
+        if (r->type != want || (i == 1 && r->elements != 2))
             err = SLUICE_EDB;
     }
     if (err != SLUICE_OK) {
@@ -191,9 +192,10 @@ look_up(sluice_queue *q, const char **argv, const size_t *lens, size_t n,
                             s->conn.addr.where);
         goto done;
     }
-    *top = replies[1]->type == REDIS_REPLY_STRING
-               ? strtoll(replies[1]->str, NULL, 10)
-               : 0;
+    *top = sl_rq_int(replies[1], 0);
+    *packed = sl_rq_str(replies[1], 1) != NULL;
+    if (*packed)
+        goto done;
     for (size_t k = 0; k < n; k++) {
         const redisReply *got = replies[2 + k / LOOKUP_CHUNK];
         size_t i = k % LOOKUP_CHUNK;
@@ -443,6 +445,19 @@ done:
     return err;
 }
 
+static sluice_err
+unwatch(sluice_queue *q)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    redisReply *reply;
+    const char *argv[] = {"UNWATCH"};
+    sluice_err err = sl_redis_cmd(&s->conn, &reply, 1, argv, NULL);
+    if (err != SLUICE_OK)
+        return sl_rq_conn_fail(q, err);
+    freeReplyObject(reply);
+    return SLUICE_OK;
+}
+
 /* The whole batch in the script: when WATCH keeps losing the race. */
 static sluice_err
 by_script(sluice_queue *q, const char *now, const char **argv,
@@ -490,26 +505,39 @@ sl_rq_upsert(sluice_queue *q, const char *now, const char **argv,
         err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
         goto done;
     }
+    int unpacks = 0;
     for (int attempt = 0; attempt < WATCH_TRIES; attempt++) {
         memset(kind, K_NEW, n);
         mark_repeats(argv, lens, n, table, size, kind);
         int64_t top = 0;
-        if ((err = look_up(q, argv, lens, n, kind, &top)) != SLUICE_OK)
+        bool packed = false;
+        if ((err = look_up(q, argv, lens, n, kind, &top, &packed)) !=
+            SLUICE_OK)
             goto done;
+        if (packed && unpacks++ < WATCH_TRIES) {
+            /* The ids in packs must be in `ids` to be looked up: unpack
+             * them (which writes meta: unwatch it first), then again. */
+            if ((err = unwatch(q)) != SLUICE_OK ||
+                (err = sl_rq_unpack_all(q)) != SLUICE_OK)
+                goto done;
+            attempt--;
+            continue;
+        }
+        if (packed) {
+            /* Packs keep coming: the script unpacks them itself. */
+            if ((err = unwatch(q)) != SLUICE_OK)
+                goto done;
+            break;
+        }
         size_t n_new = 0;
         for (size_t k = 0; k < n; k++)
             n_new += kind[k] == K_NEW;
         if (n_new == 0) {
             /* Nothing new: what changed is one script call, atomic on
              * its own; the unchanged need nothing. */
-            redisReply *reply;
-            const char *unwatch[] = {"UNWATCH"};
-            if ((err = sl_redis_cmd(&s->conn, &reply, 1, unwatch, NULL)) !=
-                SLUICE_OK) {
-                err = sl_rq_conn_fail(q, err);
+            if ((err = unwatch(q)) != SLUICE_OK)
                 goto done;
-            }
-            freeReplyObject(reply);
+            sl_rq_pack_follow(s, top, 0);
             break;
         }
         /* The WATCH holds only on the connection that sent it. */
@@ -521,6 +549,8 @@ sl_rq_upsert(sluice_queue *q, const char *now, const char **argv,
         }
         bool raced;
         err = write_batch(q, now, argv, lens, n, kind, top, letters, &raced);
+        if (err == SLUICE_OK && !raced)
+            sl_rq_pack_follow(s, top, n_new);
         if (err != SLUICE_OK || !raced)
             goto done;
     }
@@ -531,6 +561,8 @@ sl_rq_upsert(sluice_queue *q, const char *now, const char **argv,
         n_new += kind[k] == K_NEW;
     }
     if (n_new > 0) {
+        /* Unwatched: whose records it meets is unknown. */
+        sl_rq_pack_lost(s);
         err = by_script(q, now, argv, lens, n, letters);
         goto done;
     }

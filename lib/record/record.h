@@ -41,6 +41,9 @@ typedef struct {
     size_t origin_len;
     const char *meta; /* compact JSON object text, or NULL */
     size_t meta_len;
+    /* No earlier record of this feed has this id (sl_queue_feed_start);
+     * false when unknown. */
+    bool first;
 } sl_record;
 
 /* Buffers sl_record_prepare() reuses from one record to the next. */

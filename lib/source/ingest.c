@@ -483,6 +483,7 @@ consume(committer *cm, const chunk *c, const char *name, sl_record *recs)
             .origin_len = it->origin.len,
             .meta = it->has_meta ? text_at(c, it->meta) : NULL,
             .meta_len = it->meta.len,
+            .first = !it->dup_id,
         };
     }
     return upsert(cm, recs, n);
@@ -667,7 +668,9 @@ sluice_ingest_fds(sluice_queue *q, const sluice_ingest_input *inputs,
         sl_guard_free(&guard);
         return sl_queue_fail(q, err, "%s", why);
     }
-    /* Upserts count into *stats only once their transaction commits. */
+    /* Upserts count into *stats only once their transaction commits;
+     * the checker's seen is this feed's (sl_record.first). */
+    sl_queue_feed_start(q);
     committer cm = {q, opts, stats, {0}, 0, 0};
     cm.batch_size = opts->batch_size ? opts->batch_size : DEFAULT_BATCH;
     for (size_t i = 0; i < n_inputs && err == SLUICE_OK; i++)

@@ -1,0 +1,150 @@
+/*
+ * Packs (queue_redis.h; docs/queue.md, "Packs"): a feed's first ingest
+ * into an empty Redis queue writes its new records as a few large
+ * values, PACK_RECORDS records each, in one script call a batch, rather
+ * than as a hash and four index entries a record. The lease unpacks
+ * them as the run needs records; whatever looks records up by id or RID
+ * unpacks them all first (sl_rq_unpack_all, a few packs a call).
+ *
+ * A batch may be packed only while every id in the queue came from this
+ * feed and the feed names each of the batch's ids for the first time
+ * (sl_record.first): then none of them can be in the queue, and no
+ * lookup is needed. The feed started on an empty queue, and the queue's
+ * last RID is still the one this feed's last batch left (nobody else
+ * added a record since): the pack script checks that atomically.
+ */
+#include "queue_redis.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+/* Records a pack: what the lease unpacks at a time. */
+#define PACK_RECORDS 1024
+/* Packs an unpack call turns into records: a few milliseconds. */
+#define UNPACK_PER_CALL 8
+
+static int
+put_text(sl_buf *b, const char *text, size_t len)
+{
+    unsigned char n[4] = {(unsigned char)len, (unsigned char)(len >> 8),
+                          (unsigned char)(len >> 16),
+                          (unsigned char)(len >> 24)};
+    return sl_buf_append(b, n, sizeof n) || (len && sl_buf_append(b, text, len));
+}
+
+void
+sl_rq_pack_feed_start(sl_rq_queue *s)
+{
+    s->pack_mode = RQ_PACK_UNKNOWN;
+}
+
+void
+sl_rq_pack_follow(sl_rq_queue *s, int64_t top, size_t added)
+{
+    bool ours = s->pack_mode == RQ_PACK_UNKNOWN
+                    ? top == 0
+                    : s->pack_mode == RQ_PACK_ON && top == s->pack_top;
+    s->pack_mode = ours ? RQ_PACK_ON : RQ_PACK_OFF;
+    s->pack_top = top + (int64_t)added;
+}
+
+void
+sl_rq_pack_lost(sl_rq_queue *s)
+{
+    s->pack_mode = RQ_PACK_OFF;
+}
+
+sluice_err
+sl_rq_pack(sluice_queue *q, const char *now, const char **argv,
+           const size_t *lens, const bool *first, size_t n, char *letters,
+           bool *packed)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    *packed = false;
+    if (s->pack_mode == RQ_PACK_OFF || n == 0)
+        return SLUICE_OK;
+    for (size_t k = 0; k < n; k++)
+        if (!first[k])
+            return SLUICE_OK;
+    size_t n_packs = (n + PACK_RECORDS - 1) / PACK_RECORDS;
+    size_t argc = 1 + 2 * n_packs;
+    const char **args = sl_malloc(argc * sizeof *args);
+    size_t *arg_lens = sl_malloc(argc * sizeof *arg_lens);
+    sl_buf *blobs = sl_calloc(n_packs, sizeof *blobs);
+    char(*counts)[24] = sl_malloc(n_packs * sizeof *counts);
+    char expect[24];
+    sluice_err err = SLUICE_OK;
+    if (!args || !arg_lens || !blobs || !counts) {
+        err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+        goto done;
+    }
+    int64_t base = s->pack_mode == RQ_PACK_ON ? s->pack_top : 0;
+    sl_fmt(expect, sizeof expect, "%" PRId64, base);
+    args[0] = expect;
+    arg_lens[0] = strlen(expect);
+    for (size_t p = 0; p < n_packs; p++) {
+        size_t from = p * PACK_RECORDS, to = SL_MIN(n, from + PACK_RECORDS);
+        sl_buf *b = &blobs[p];
+        int bad = put_text(b, now, strlen(now));
+        for (size_t k = from; k < to && !bad; k++)
+            for (int f = 0; f < REC_ARGS && !bad; f++)
+                bad = put_text(b, argv[REC_ARGS * k + (size_t)f],
+                               lens[REC_ARGS * k + (size_t)f]);
+        if (bad) {
+            err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+            goto done;
+        }
+        sl_fmt(counts[p], sizeof counts[p], "%zu", to - from);
+        args[1 + 2 * p] = counts[p];
+        arg_lens[1 + 2 * p] = strlen(counts[p]);
+        args[2 + 2 * p] = b->data;
+        arg_lens[2 + 2 * p] = b->len;
+    }
+    redisReply *reply;
+    if ((err = sl_rq_eval(q, RQ_PACK, &reply, (int)argc, args, arg_lens)) !=
+        SLUICE_OK)
+        goto done;
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        err = sl_rq_bad_reply(q, reply, "upsert");
+        goto done;
+    }
+    if (reply->integer == 1) {
+        s->pack_mode = RQ_PACK_ON;
+        s->pack_top = base + (int64_t)n;
+        memset(letters, 'a', n);
+        *packed = true;
+    } else {
+        /* Someone else's records are in the queue: this feed looks its
+         * ids up from now on. */
+        s->pack_mode = RQ_PACK_OFF;
+    }
+    freeReplyObject(reply);
+done:
+    for (size_t p = 0; blobs && p < n_packs; p++)
+        sl_buf_free(&blobs[p]);
+    sl_free(blobs);
+    sl_free(counts);
+    sl_free(args);
+    sl_free(arg_lens);
+    return err;
+}
+
+sluice_err
+sl_rq_unpack_all(sluice_queue *q)
+{
+    char most[16];
+    sl_fmt(most, sizeof most, "%d", UNPACK_PER_CALL);
+    const char *argv[] = {most};
+    for (;;) {
+        redisReply *reply;
+        sluice_err err = sl_rq_eval(q, RQ_UNPACK, &reply, 1, argv, NULL);
+        if (err != SLUICE_OK)
+            return err;
+        if (reply->type != REDIS_REPLY_INTEGER)
+            return sl_rq_bad_reply(q, reply, "unpack");
+        bool more = reply->integer == 1;
+        freeReplyObject(reply);
+        if (!more)
+            return SLUICE_OK;
+    }
+}
