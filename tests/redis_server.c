@@ -92,3 +92,18 @@ test_redis_kill(pid_t pid)
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
         ;
 }
+
+long long
+test_redis_int(const char *location, const char *cmd)
+{
+    redisContext *c = redisConnectUnix(location + 7);
+    ASSERT(c && !c->err);
+    redisReply *r = redisCommand(c, cmd);
+    ASSERT_NOT_NULL(r);
+    long long v = r->type == REDIS_REPLY_INTEGER  ? r->integer
+                  : r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10)
+                                                  : -1;
+    freeReplyObject(r);
+    redisFree(c);
+    return v;
+}

@@ -21,4 +21,8 @@ pid_t test_redis_start(char *location, size_t size, const char *const *extra);
 /* Stop it (SIGKILL) and wait for it. */
 void test_redis_kill(pid_t pid);
 
+/* A command's integer (or number-as-text) answer on the server at
+ * `location` (a unix:// one); -1 for any other answer. */
+long long test_redis_int(const char *location, const char *cmd);
+
 #endif

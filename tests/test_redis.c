@@ -687,22 +687,6 @@ TEST(the_queue_works_on_a_one_node_cluster)
     sluice_queue_close(q);
 }
 
-/* A raw command's integer (or number-as-text) answer. */
-static long long
-raw_int(const char *location, const char *cmd)
-{
-    redisContext *c = redisConnectUnix(location + 7);
-    ASSERT(c && !c->err);
-    redisReply *r = redisCommand(c, cmd);
-    ASSERT_NOT_NULL(r);
-    long long v = r->type == REDIS_REPLY_INTEGER  ? r->integer
-                  : r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10)
-                                                  : -1;
-    freeReplyObject(r);
-    redisFree(c);
-    return v;
-}
-
 /* New records go in by plain commands, a record met again in the same
  * call by the script inside the same transaction: an id new twice in
  * one call is one record, added then updated, in its first place. */
@@ -725,11 +709,11 @@ TEST(a_new_id_twice_in_one_call_is_one_record)
     ASSERT_EQ(sl_queue_get(q, "x", &info), SLUICE_OK);
     ASSERT_STR_EQ(info.url, "http://img.example/x2");
     sl_record_info_clear(&info);
-    ASSERT_EQ(raw_int(loc, "HGET sluice:{q}:meta rid"), 2);
-    ASSERT_EQ(raw_int(loc, "ZSCORE sluice:{q}:pending 1"), 1);
-    ASSERT_EQ(raw_int(loc, "ZCARD sluice:{q}:pending"), 2);
-    ASSERT_EQ(raw_int(loc, "ZCARD sluice:{q}:po:http://img.example:80"), 2);
-    ASSERT_EQ(raw_int(loc, "HGET sluice:{q}:counts s0"), 2);
+    ASSERT_EQ(test_redis_int(loc, "HGET sluice:{q}:meta rid"), 2);
+    ASSERT_EQ(test_redis_int(loc, "ZSCORE sluice:{q}:pending 1"), 1);
+    ASSERT_EQ(test_redis_int(loc, "ZCARD sluice:{q}:pending"), 2);
+    ASSERT_EQ(test_redis_int(loc, "ZCARD sluice:{q}:po:http://img.example:80"), 2);
+    ASSERT_EQ(test_redis_int(loc, "HGET sluice:{q}:counts s0"), 2);
     /* Leased, then ingested again with a new url in a call with a new
      * record: back to pending, the new one after it. */
     ASSERT_EQ(sl_queue_acquire_runner(q), SLUICE_OK);
@@ -751,8 +735,8 @@ TEST(a_new_id_twice_in_one_call_is_one_record)
     ASSERT_EQ(counts.pending, 2);
     ASSERT_EQ(counts.in_flight, 1);
     ASSERT_EQ(counts.total, 3);
-    ASSERT_EQ(raw_int(loc, "ZSCORE sluice:{q}:pending 2"), 2);
-    ASSERT_EQ(raw_int(loc, "ZSCORE sluice:{q}:pending 3"), 3);
+    ASSERT_EQ(test_redis_int(loc, "ZSCORE sluice:{q}:pending 2"), 2);
+    ASSERT_EQ(test_redis_int(loc, "ZSCORE sluice:{q}:pending 3"), 3);
     for (size_t i = 0; i < n; i++)
         sl_lease_clear(&l[i]);
     sluice_queue_close(q);
@@ -822,13 +806,13 @@ TEST(two_ingests_at_once_make_each_id_one_record)
     ASSERT_EQ(sluice_queue_counts(q, &counts), SLUICE_OK);
     ASSERT_EQ(counts.pending, RACE_IDS);
     ASSERT_EQ(counts.total, RACE_IDS);
-    ASSERT_EQ(raw_int(loc, "HGET sluice:{q}:meta rid"), RACE_IDS);
-    ASSERT_EQ(raw_int(loc, "HLEN sluice:{q}:ids"), RACE_IDS);
-    ASSERT_EQ(raw_int(loc, "ZCARD sluice:{q}:pending"), RACE_IDS);
-    ASSERT_EQ(raw_int(loc, "ZCARD sluice:{q}:po:http://img.example:80"),
+    ASSERT_EQ(test_redis_int(loc, "HGET sluice:{q}:meta rid"), RACE_IDS);
+    ASSERT_EQ(test_redis_int(loc, "HLEN sluice:{q}:ids"), RACE_IDS);
+    ASSERT_EQ(test_redis_int(loc, "ZCARD sluice:{q}:pending"), RACE_IDS);
+    ASSERT_EQ(test_redis_int(loc, "ZCARD sluice:{q}:po:http://img.example:80"),
               RACE_IDS);
-    ASSERT_EQ(raw_int(loc, "EXISTS sluice:{q}:r:3000"), 1);
-    ASSERT_EQ(raw_int(loc, "EXISTS sluice:{q}:r:3001"), 0);
+    ASSERT_EQ(test_redis_int(loc, "EXISTS sluice:{q}:r:3000"), 1);
+    ASSERT_EQ(test_redis_int(loc, "EXISTS sluice:{q}:r:3001"), 0);
     int listed = 0;
     ASSERT_EQ(sluice_list(q, NULL, count_record, &listed), SLUICE_OK);
     ASSERT_EQ(listed, RACE_IDS);

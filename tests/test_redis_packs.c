@@ -1,0 +1,288 @@
+/*
+ * Packs on the Redis queue (lib/queue/queue_redis_pack.c): a feed's
+ * first ingest into an empty queue writes its records as packs; the
+ * lease unpacks them in feed order as it needs them, with origins to
+ * skip too; lookups by id and lists see every record; a repeated id,
+ * another writer or a queue that held records already make the feed
+ * look its ids up, and nothing is added twice.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "queue/queue.h"
+#include "redis_server.h"
+#include "test.h"
+
+#define T0 1700000000000LL
+
+/* Texts of the records a test makes, by number. */
+static char ids[4000][16], urls[4000][64];
+
+/* Record k: id pK, on origin a below `b_from`, else b; its url carries
+ * `version` so that a new version is a new url. */
+static sl_record
+rec(int k, int b_from, int version, bool first)
+{
+    const char *host = k < b_from ? "a.example" : "b.example";
+    snprintf(ids[k], sizeof ids[k], "p%d", k);
+    snprintf(urls[k], sizeof urls[k], "http://%s/%d/v%d.jpg", host, k,
+             version);
+    const char *origin =
+        k < b_from ? "http://a.example:80" : "http://b.example:80";
+    return (sl_record){ids[k],  strlen(ids[k]), urls[k], strlen(urls[k]),
+                       ids[k],  strlen(ids[k]), origin,  strlen(origin),
+                       NULL,    0,              first};
+}
+
+/* Records from..to (first as said) in one batch; returns its stats. */
+static sluice_ingest_stats
+batch(sluice_queue *q, int from, int to, int b_from, bool first)
+{
+    static sl_record r[4000];
+    for (int k = from; k < to; k++)
+        r[k - from] = rec(k, b_from, 1, first);
+    sluice_ingest_stats st = {0};
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(q, r, (size_t)(to - from), T0, &st), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit(q), SLUICE_OK);
+    return st;
+}
+
+static sluice_queue *
+open_queue(const char *loc)
+{
+    char why[600];
+    sluice_queue *q = NULL;
+    if (sluice_queue_open(loc, NULL, &q, why, sizeof why) != SLUICE_OK)
+        TEST_FAIL_("open %s: %s", loc, why);
+    return q;
+}
+
+#define KEY(k) "sluice:{q}:" k
+
+typedef struct {
+    int n;
+    bool in_order;
+} listing;
+
+static int
+check_order(void *ctx, const sluice_record *r)
+{
+    listing *l = ctx;
+    char want[16];
+    snprintf(want, sizeof want, "p%d", l->n++);
+    l->in_order = l->in_order && strcmp(r->id, want) == 0;
+    return 0;
+}
+
+TEST(a_packed_ingest_reads_as_records_do)
+{
+    char loc[300];
+    test_redis_start(loc, sizeof loc, NULL);
+    /* A queue of schema 1 (before packs) takes them and becomes 2. */
+    test_redis_int(loc, "HSET " KEY("meta") " app sluice version 1 rid 0");
+    sluice_queue *q = open_queue(loc);
+    sl_queue_feed_start(q);
+    sluice_ingest_stats st = batch(q, 0, 2500, 4000, true);
+    ASSERT_EQ(st.added, 2500);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 3);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " tail"), 0);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " version"), 2);
+    ASSERT_EQ(test_redis_int(loc, "EXISTS " KEY("r:1")), 0);
+    sluice_counts c;
+    ASSERT_EQ(sluice_queue_counts(q, &c), SLUICE_OK);
+    ASSERT_EQ(c.pending, 2500);
+    ASSERT_EQ(c.total, 2500);
+    /* The oldest pending record is packed: its age comes from its pack. */
+    ASSERT(c.oldest_pending_age >= 0);
+    st = batch(q, 2500, 2800, 4000, true);
+    ASSERT_EQ(st.added, 300);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 4);
+    /* A lookup by id unpacks every pack first. */
+    sl_record_info info;
+    ASSERT_EQ(sl_queue_get(q, "p2700", &info), SLUICE_OK);
+    ASSERT_STR_EQ(info.url, "http://a.example/2700/v1.jpg");
+    ASSERT_EQ(info.state, SL_STATE_PENDING);
+    sl_record_info_clear(&info);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 0);
+    ASSERT_EQ(test_redis_int(loc, "HEXISTS " KEY("meta") " tail"), 0);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("ids")), 2800);
+    ASSERT_EQ(test_redis_int(loc, "ZCARD " KEY("pending")), 2800);
+    ASSERT_EQ(test_redis_int(loc, "ZCARD " KEY("po:http://a.example:80")),
+              2800);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("counts") " s0"), 2800);
+    listing l = {0, true};
+    ASSERT_EQ(sluice_list(q, NULL, check_order, &l), SLUICE_OK);
+    ASSERT_EQ(l.n, 2800);
+    ASSERT(l.in_order);
+    sluice_queue_close(q);
+}
+
+/* Lease until nothing comes; each id must come once. Returns how many
+ * leases, and whether each call's came in feed order. */
+static int
+lease_all(sluice_queue *q, bool *seen, bool *in_order)
+{
+    int total = 0;
+    for (;;) {
+        sl_lease l[500];
+        size_t n = 0;
+        sl_lease_req req = {500, T0, 60000, NULL, 0};
+        ASSERT_EQ(sl_queue_lease(q, &req, l, &n), SLUICE_OK);
+        if (n == 0)
+            return total;
+        int last = -1;
+        for (size_t i = 0; i < n; i++) {
+            int k = atoi(l[i].id + 1);
+            ASSERT(!seen[k]);
+            seen[k] = true;
+            *in_order = *in_order && k > last;
+            last = k;
+            sl_lease_clear(&l[i]);
+        }
+        total += (int)n;
+    }
+}
+
+TEST(leases_unpack_as_they_go_in_feed_order)
+{
+    char loc[300];
+    test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *q = open_queue(loc);
+    ASSERT_EQ(sl_queue_acquire_runner(q), SLUICE_OK);
+    sl_queue_feed_start(q);
+    /* p0..p1999 on origin a, p2000..p2999 on b: three packs. */
+    ASSERT_EQ(batch(q, 0, 3000, 2000, true).added, 3000);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 3);
+    sl_lease l[100];
+    size_t n = 0;
+    sl_lease_req req = {100, T0, 60000, NULL, 0};
+    ASSERT_EQ(sl_queue_lease(q, &req, l, &n), SLUICE_OK);
+    ASSERT_EQ(n, 100);
+    for (size_t i = 0; i < n; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "p%zu", i);
+        ASSERT_STR_EQ(l[i].id, want);
+        sl_lease_clear(&l[i]);
+    }
+    /* Only what the lease needed was unpacked. */
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 2);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " tail"), 1024);
+    /* Origin a skipped: b's first record is two packs on. */
+    const char *skip[] = {"http://a.example:80"};
+    sl_lease_req skip_a = {1, T0, 60000, skip, 1};
+    ASSERT_EQ(sl_queue_lease(q, &skip_a, l, &n), SLUICE_OK);
+    ASSERT_EQ(n, 1);
+    ASSERT_STR_EQ(l[0].id, "p2000");
+    sl_lease_clear(&l[0]);
+    static bool seen[3000];
+    for (int k = 0; k < 100; k++)
+        seen[k] = true;
+    seen[2000] = true;
+    bool in_order = true;
+    ASSERT_EQ(lease_all(q, seen, &in_order), 2899);
+    ASSERT(in_order);
+    for (int k = 0; k < 3000; k++)
+        ASSERT(seen[k]);
+    sluice_counts c;
+    ASSERT_EQ(sluice_queue_counts(q, &c), SLUICE_OK);
+    ASSERT_EQ(c.in_flight, 3000);
+    ASSERT_EQ(c.pending, 0);
+    ASSERT_EQ(c.oldest_pending_age, -1);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 0);
+    sluice_queue_close(q);
+}
+
+TEST(a_repeated_id_is_looked_up_and_packing_goes_on)
+{
+    char loc[300];
+    test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *q = open_queue(loc);
+    sl_queue_feed_start(q);
+    ASSERT_EQ(batch(q, 0, 100, 4000, true).added, 100);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 1);
+    /* p5 again with a new url (the checker says it is not its first),
+     * and 50 new ones: the batch is looked up, after unpacking. */
+    static sl_record r[51];
+    r[0] = rec(5, 4000, 2, false);
+    for (int k = 100; k < 150; k++)
+        r[k - 99] = rec(k, 4000, 1, true);
+    sluice_ingest_stats st = {0};
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(q, r, 51, T0, &st), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit(q), SLUICE_OK);
+    ASSERT_EQ(st.added, 50);
+    ASSERT_EQ(st.updated, 1);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 0);
+    ASSERT_EQ(test_redis_int(loc, "EXISTS " KEY("r:150")), 1);
+    /* Every record is still this feed's: the next batch is packed. */
+    ASSERT_EQ(batch(q, 150, 200, 4000, true).added, 50);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 1);
+    sl_record_info info;
+    ASSERT_EQ(sl_queue_get(q, "p5", &info), SLUICE_OK);
+    ASSERT_STR_EQ(info.url, "http://a.example/5/v2.jpg");
+    sl_record_info_clear(&info);
+    sluice_counts c;
+    ASSERT_EQ(sluice_queue_counts(q, &c), SLUICE_OK);
+    ASSERT_EQ(c.total, 200);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("ids")), 200);
+    sluice_queue_close(q);
+}
+
+TEST(another_writer_makes_a_feed_look_its_ids_up)
+{
+    char loc[300];
+    test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *a = open_queue(loc), *b = open_queue(loc);
+    sl_queue_feed_start(a);
+    ASSERT_EQ(batch(a, 0, 10, 4000, true).added, 10);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 1);
+    /* b's feed starts on a queue that holds records: no packs; its
+     * lookup unpacks a's first. */
+    sl_queue_feed_start(b);
+    ASSERT_EQ(batch(b, 10, 11, 4000, true).added, 1);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 0);
+    ASSERT_EQ(test_redis_int(loc, "EXISTS " KEY("r:11")), 1);
+    /* a's feed names p10 for the first time, but b put it in: a looks
+     * its ids up now, and p10 is one record. */
+    sluice_ingest_stats st = batch(a, 10, 20, 4000, true);
+    ASSERT_EQ(st.added, 9);
+    ASSERT_EQ(st.unchanged, 1);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 0);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " rid"), 20);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("ids")), 20);
+    /* A new feed on a queue with records is never packed. */
+    sl_queue_feed_start(a);
+    ASSERT_EQ(batch(a, 20, 30, 4000, true).added, 10);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 0);
+    sluice_counts c;
+    ASSERT_EQ(sluice_queue_counts(a, &c), SLUICE_OK);
+    ASSERT_EQ(c.total, 30);
+    sluice_queue_close(a);
+    sluice_queue_close(b);
+}
+
+static int
+count_info(void *ctx, const sl_record_info *r)
+{
+    (void)r;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+TEST(a_packed_queue_dumps_every_record)
+{
+    char loc[300];
+    test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *q = open_queue(loc);
+    sl_queue_feed_start(q);
+    ASSERT_EQ(batch(q, 0, 1500, 700, true).added, 1500);
+    int n = 0;
+    ASSERT_EQ(sl_queue_dump(q, count_info, &n), SLUICE_OK);
+    ASSERT_EQ(n, 1500);
+    ASSERT_EQ(test_redis_int(loc, "ZCARD " KEY("po:http://b.example:80")),
+              800);
+    sluice_queue_close(q);
+}
