@@ -83,20 +83,25 @@ sl_rq_bad_reply(sluice_queue *q, redisReply *reply, const char *what)
  * one would need a SHA-256 collision in them.
  */
 void
-sl_rq_fingerprint(const sl_record *r, char out[FP_HEX + 1])
+sl_rq_fingerprint(sl_rq_queue *s, const sl_record *r, char out[FP_HEX + 1])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned md_len = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+    /* The digest and its context are made once a handle: fetching
+     * SHA-256 takes OpenSSL's locks, a context an allocation. */
+    if (!s->fp_md)
+        s->fp_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!s->fp_ctx)
+        s->fp_ctx = EVP_MD_CTX_new();
+    EVP_MD_CTX *ctx = s->fp_ctx;
+    bool ok = ctx && s->fp_md && EVP_DigestInit_ex2(ctx, s->fp_md, NULL) == 1 &&
               EVP_DigestUpdate(ctx, r->url, r->url_len) == 1 &&
               EVP_DigestUpdate(ctx, "", 1) == 1 &&
               EVP_DigestUpdate(ctx, r->key, r->key_len) == 1 &&
               EVP_DigestUpdate(ctx, r->meta ? "\1" : "\2", 1) == 1 &&
               (!r->meta || EVP_DigestUpdate(ctx, r->meta, r->meta_len) == 1) &&
               EVP_DigestFinal_ex(ctx, md, &md_len) == 1;
-    EVP_MD_CTX_free(ctx);
     if (!ok) {
         /* No digest: one that matches nothing stored, so the script
          * compares the fields themselves. */
@@ -245,6 +250,8 @@ redis_close(sluice_queue *q)
     sl_redis_close(&s->conn);
     sl_buf_free(&s->text);
     sl_buf_free(&s->mark_text);
+    EVP_MD_CTX_free(s->fp_ctx);
+    EVP_MD_free(s->fp_md);
     sl_free(s->recs);
     sl_free(s->calls);
     pthread_mutex_destroy(&s->renew_mu);
@@ -330,7 +337,7 @@ upsert_now(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
         size_t take = SL_MIN(n, UPSERT_CHUNK);
         for (size_t i = 0; i < take; i++) {
             const sl_record *r = &recs[i];
-            sl_rq_fingerprint(r, fps[i]);
+            sl_rq_fingerprint(s, r, fps[i]);
             first[i] = r->first;
             const char *v[REC_ARGS] = {r->id,     r->url,
                                        r->key,    r->meta ? r->meta : "",
@@ -385,7 +392,7 @@ upsert_buffer(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
         size_t l[5] = {r->id_len, r->url_len, r->key_len,
                        r->meta ? r->meta_len : 0, r->origin_len};
         buffered_rec *b = &s->recs[s->n_recs + i];
-        sl_rq_fingerprint(r, b->fp);
+        sl_rq_fingerprint(s, r, b->fp);
         b->first = r->first;
         for (int f = 0; f < 5; f++) {
             b->at[f] = s->text.len;

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 
 #include <hiredis/hiredis.h>
+#include <openssl/types.h>
 
 #include "../redis/redis.h"
 #include "queue.h"
@@ -96,6 +97,9 @@ typedef struct {
      * `pack_top`. */
     int pack_mode;
     int64_t pack_top;
+    /* sl_rq_fingerprint's digest and context, made on first use. */
+    EVP_MD *fp_md;
+    EVP_MD_CTX *fp_ctx;
     /* A stream's place, staged in the batch (queue_redis_streams.c):
      * the script's eight trailing arguments, in `mark_text`. */
     bool mark_staged;
@@ -142,7 +146,8 @@ sl_rq_from_redis(const sl_rq_queue *s, int64_t ms)
 
 /* A record's fingerprint (its url, key and meta): "ids" maps its id to
  * "RID:FP" (queue_redis.c). */
-void sl_rq_fingerprint(const sl_record *r, char out[FP_HEX + 1]);
+void sl_rq_fingerprint(sl_rq_queue *s, const sl_record *r,
+                       char out[FP_HEX + 1]);
 
 /*
  * Upsert n records, argv and lens REC_ARGS a record (id, url, key, meta

@@ -118,7 +118,7 @@ arg_int(arg_list *a, int64_t v, bool present)
 }
 
 static bool
-put_record(arg_list *a, const sl_rq_queue *s, const sl_record_info *r)
+put_record(arg_list *a, sl_rq_queue *s, const sl_record_info *r)
 {
     sl_record rec = {
         .id = r->id, .id_len = strlen(r->id),
@@ -127,7 +127,7 @@ put_record(arg_list *a, const sl_rq_queue *s, const sl_record_info *r)
         .meta = r->meta, .meta_len = r->meta ? strlen(r->meta) : 0,
     };
     char fp[FP_HEX + 1];
-    sl_rq_fingerprint(&rec, fp);
+    sl_rq_fingerprint(s, &rec, fp);
     bool done = r->state == SL_STATE_DONE;
     return arg_str(a, r->id) && arg_str(a, r->url) && arg_str(a, r->key) &&
            arg_str(a, r->meta) && arg_str(a, r->origin) &&

@@ -29,7 +29,8 @@ put_text(sl_buf *b, const char *text, size_t len)
     unsigned char n[4] = {(unsigned char)len, (unsigned char)(len >> 8),
                           (unsigned char)(len >> 16),
                           (unsigned char)(len >> 24)};
-    return sl_buf_append(b, n, sizeof n) || (len && sl_buf_append(b, text, len));
+    return sl_buf_append(b, n, sizeof n) ||
+           (len && sl_buf_append(b, text, len));
 }
 
 void

@@ -26,7 +26,7 @@
     "    redis.call(cmd, key, unpack(list, c, math.min(#list, c + 3999)))\n"   \
     "  end\n"                                                                  \
     "end\n"                                                                    \
-    "local PACK_REC = '<I4c0I4c0I4c0I4c0I4c0I4c0'\n"                            \
+    "local PACK_REC = '<I4c0I4c0I4c0I4c0I4c0I4c0'\n"                           \
     "local function unpack_next()\n"                                           \
     "  local tail = redis.call('HGET', KEYS[1], 'tail')\n"                     \
     "  if not tail then return false end\n"                                    \
