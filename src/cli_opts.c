@@ -317,7 +317,9 @@ cli_opt_scope(const cli_command *cmd, const cli_opt *o, char *dst, size_t size)
     size_t len = 0;
 
     dst[0] = '\0';
-    if (o->forms == 0 || cmd->n_forms < 2)
+    /* Forms without names (ingest's feeds and its stream) are told
+     * apart by their synopses, not by a scope. */
+    if (o->forms == 0 || cmd->n_forms < 2 || !cmd->forms[0].name)
         return;
     for (size_t f = 0; f < cmd->n_forms && len < size; f++) {
         if (!(o->forms & (1u << f)))

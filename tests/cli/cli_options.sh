@@ -154,6 +154,14 @@ for cmd in ingest run status dlq slots; do
     done
 done
 
+case_ "no help text shows a missing value"
+for cmd in ingest run status list dlq slots migrate publish; do
+    help=$("$SLUICE" "$cmd" --help)
+    case $help in
+    *"(null)"*) fail "$cmd --help shows (null)" ;;
+    esac
+done
+
 case_ "the completion: commands, subcommands, values"
 assert_eq "$(complete_words sluice ru)" run
 assert_eq "$(complete_words sluice run --max-c)" --max-concurrency
