@@ -60,7 +60,7 @@ static sluice_err
 lease_get(sluice_queue *q, const char *stream, char *owner, size_t size,
           int64_t *until_ms)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     sluice_err err = prep(q, XST_LEASE_GET, &st);
     if (err != SLUICE_OK)
         return err;
@@ -84,7 +84,7 @@ sl_sqlite_stream_lease(sluice_queue *q, const char *stream, const char *owner,
 {
     char holder[256];
     int64_t until = 0, now = sl_now_ms();
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     sluice_err err = sl_sqlite_own_begin(q);
     if (err == SLUICE_OK)
         err = lease_get(q, stream, holder, sizeof holder, &until);
@@ -107,7 +107,7 @@ sl_sqlite_stream_lease(sluice_queue *q, const char *stream, const char *owner,
 sluice_err
 sl_sqlite_stream_unlease(sluice_queue *q, const char *stream, const char *owner)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     sluice_err err = sl_sqlite_own_begin(q);
     if (err == SLUICE_OK)
         err = prep(q, XST_UNLEASE, &st);
@@ -125,7 +125,7 @@ sl_sqlite_stream_mark(sluice_queue *q, const char *owner,
 {
     char holder[256];
     int64_t until;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     /* The caller's transaction holds the write lock (BEGIN IMMEDIATE):
      * nobody takes the lease between this check and the commit. */
     sluice_err err = lease_get(q, m->stream, holder, sizeof holder, &until);
@@ -153,7 +153,7 @@ sluice_err
 sl_sqlite_stream_marks(sluice_queue *q, const char *stream,
                        sl_stream_mark_fn *fn, void *ctx)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     sluice_err err = prep(q, XST_MARKS, &st);
     if (err != SLUICE_OK)
         return err;
