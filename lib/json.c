@@ -172,6 +172,48 @@ sl_json_copy_members(yajl_gen gen, const char *text, size_t len,
     return rc;
 }
 
+typedef struct {
+    size_t depth, max;
+    bool too_deep;
+} nesting;
+
+static int
+nest_open(void *ctx)
+{
+    nesting *n = ctx;
+    if (++n->depth > n->max) {
+        n->too_deep = true;
+        return 0; /* stops the parse */
+    }
+    return 1;
+}
+
+static int
+nest_close(void *ctx)
+{
+    ((nesting *)ctx)->depth--;
+    return 1;
+}
+
+int
+sl_json_too_deep(const char *body, size_t len, size_t max)
+{
+    static const yajl_callbacks events = {
+        .yajl_start_map = nest_open,
+        .yajl_end_map = nest_close,
+        .yajl_start_array = nest_open,
+        .yajl_end_array = nest_close,
+    };
+    nesting n = {0, max, false};
+    yajl_handle h = yajl_alloc(&events, NULL, &n);
+    if (!h)
+        return -1;
+    if (yajl_parse(h, (const unsigned char *)body, len) == yajl_status_ok)
+        yajl_complete_parse(h);
+    yajl_free(h);
+    return n.too_deep ? 1 : 0;
+}
+
 yajl_gen
 sl_json_gen_new(void)
 {

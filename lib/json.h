@@ -40,6 +40,16 @@ extern const yajl_callbacks sl_json_forward_callbacks;
 int sl_json_copy_members(yajl_gen gen, const char *text, size_t len,
                          char *reason, size_t reason_size);
 
+/*
+ * 1 when `body` nests containers deeper than `max`, 0 when not (or it is
+ * no JSON: the parse that follows says why), -1 when out of memory. A
+ * pass of yajl's event parser, which keeps no tree: yajl_tree_parse and
+ * yajl_tree_free recurse once per level, so a text of a million '['
+ * overflows the stack. Check a text from elsewhere before building its
+ * tree.
+ */
+int sl_json_too_deep(const char *body, size_t len, size_t max);
+
 /* A generator producing compact output, UTF-8 validated. NULL if no
  * memory. */
 yajl_gen sl_json_gen_new(void);

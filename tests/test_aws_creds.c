@@ -273,6 +273,10 @@ TEST(a_credential_process_that_fails_is_one_line_naming_it)
         {"#!/bin/sh\necho '{\"Version\":1,\"AccessKeyId\":\"a\","
          "\"SecretAccessKey\":\"b\",\"Expiration\":\"soon\"}'\n",
          "its \"Expiration\" \"soon\" is not an ISO 8601 time"},
+        /* 60,000 levels: refused before a tree is built (building
+         * and freeing one recurses a level at a time). */
+        {"#!/bin/sh\nhead -c 60000 /dev/zero | tr '\\0' '['\n",
+         "its output nests too deeply"},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
         write_text("process.sh", cases[i].script);

@@ -128,7 +128,9 @@ error_text(const char *body, char *out, size_t size)
 {
     char err[100];
     out[0] = '\0';
-    yajl_val tree = body ? yajl_tree_parse(body, err, sizeof err) : NULL;
+    yajl_val tree = body && sl_json_too_deep(body, strlen(body), 16) == 0
+                        ? yajl_tree_parse(body, err, sizeof err)
+                        : NULL;
     if (tree && YAJL_IS_OBJECT(tree)) {
         const char *m = sl_json_member_str(tree, "message");
         if (!m)

@@ -274,6 +274,12 @@ sl_aws_creds_from_json(const char *text, sl_aws_json_form form,
     bool process = form == SL_AWS_JSON_PROCESS;
     const char *noun = process ? "output" : "answer";
     char err[200];
+    /* An answer is two levels deep; a deeper one is refused before its
+     * tree is built (sl_json_too_deep). */
+    if (sl_json_too_deep(text, strlen(text), 16) != 0) {
+        sl_fmt(why, why_size, "its %s nests too deeply", noun);
+        return SLUICE_ECONFIG;
+    }
     yajl_val tree = yajl_tree_parse(text, err, sizeof err);
     if (!tree || !YAJL_IS_OBJECT(tree)) {
         sl_fmt(why, why_size, "its %s is not a JSON object", noun);

@@ -139,54 +139,6 @@ member_number(yajl_val obj, const char *name, double dflt)
 /* The nesting a reply may have: a Kinesis reply has 4 levels or so. */
 #define REPLY_DEPTH_MAX YAJL_MAX_DEPTH
 
-typedef struct {
-    size_t depth;
-    bool too_deep;
-} nesting;
-
-static int
-nest_open(void *ctx)
-{
-    nesting *n = ctx;
-    if (++n->depth > REPLY_DEPTH_MAX) {
-        n->too_deep = true;
-        return 0; /* stops the parse */
-    }
-    return 1;
-}
-
-static int
-nest_close(void *ctx)
-{
-    ((nesting *)ctx)->depth--;
-    return 1;
-}
-
-/*
- * 1 when `body` nests containers deeper than REPLY_DEPTH_MAX, 0 when not
- * (or it is no JSON: yajl_tree says why), -1 when out of memory. A pass
- * of yajl's event parser, which keeps no tree: yajl_tree_free recurses
- * once per level, so a 2 MB reply of a million '[' overflows the stack.
- */
-static int
-too_deep(const char *body, size_t len)
-{
-    static const yajl_callbacks events = {
-        .yajl_start_map = nest_open,
-        .yajl_end_map = nest_close,
-        .yajl_start_array = nest_open,
-        .yajl_end_array = nest_close,
-    };
-    nesting n = {0, false};
-    yajl_handle h = yajl_alloc(&events, NULL, &n);
-    if (!h)
-        return -1;
-    if (yajl_parse(h, (const unsigned char *)body, len) == yajl_status_ok)
-        yajl_complete_parse(h);
-    yajl_free(h);
-    return n.too_deep ? 1 : 0;
-}
-
 yajl_val
 sl_kinesis_parse_tree(const char *body, size_t len, char *why, size_t why_size)
 {
@@ -196,7 +148,7 @@ sl_kinesis_parse_tree(const char *body, size_t len, char *why, size_t why_size)
         sl_copy(why, why_size, "the reply is not JSON text");
         return NULL;
     }
-    int deep = too_deep(body, len);
+    int deep = sl_json_too_deep(body, len, REPLY_DEPTH_MAX);
     if (deep != 0) {
         if (deep < 0)
             oom(why, why_size);
