@@ -167,9 +167,14 @@ TEST(leases_unpack_as_they_go_in_feed_order)
         ASSERT_STR_EQ(l[i].id, want);
         sl_lease_clear(&l[i]);
     }
-    /* Only what the lease needed was unpacked. */
+    /* Only what the lease needed was unpacked; `packed` counts what is
+     * left by origin. */
     ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 2);
     ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " tail"), 1024);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("packed") " http://a.example:80"),
+              2000 - 1024);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("packed") " http://b.example:80"),
+              1000);
     /* Origin a skipped: b's first record is two packs on. */
     const char *skip[] = {"http://a.example:80"};
     sl_lease_req skip_a = {1, T0, 60000, skip, 1};
@@ -177,6 +182,11 @@ TEST(leases_unpack_as_they_go_in_feed_order)
     ASSERT_EQ(n, 1);
     ASSERT_STR_EQ(l[0].id, "p2000");
     sl_lease_clear(&l[0]);
+    /* It took the second pack, whose last 48 records are b's. */
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 1);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packed")), 1);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("packed") " http://b.example:80"),
+              1000 - 48);
     static bool seen[3000];
     for (int k = 0; k < 100; k++)
         seen[k] = true;
@@ -192,6 +202,32 @@ TEST(leases_unpack_as_they_go_in_feed_order)
     ASSERT_EQ(c.pending, 0);
     ASSERT_EQ(c.oldest_pending_age, -1);
     ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 0);
+    sluice_queue_close(q);
+}
+
+/* A lease that skips the only origin the packs hold unpacks nothing:
+ * the run skips an origin whenever it has enough of its records. */
+TEST(a_skipped_origin_alone_in_the_packs_leaves_them_packed)
+{
+    char loc[300];
+    test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *q = open_queue(loc);
+    ASSERT_EQ(sl_queue_acquire_runner(q), SLUICE_OK);
+    sl_queue_feed_start(q);
+    ASSERT_EQ(batch(q, 0, 3000, 4000, true).added, 3000);
+    sl_lease l[10];
+    size_t n = 0;
+    sl_lease_req req = {10, T0, 60000, NULL, 0};
+    ASSERT_EQ(sl_queue_lease(q, &req, l, &n), SLUICE_OK);
+    ASSERT_EQ(n, 10);
+    for (size_t i = 0; i < n; i++)
+        sl_lease_clear(&l[i]);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 2);
+    const char *skip[] = {"http://a.example:80"};
+    sl_lease_req skip_a = {10, T0, 60000, skip, 1};
+    ASSERT_EQ(sl_queue_lease(q, &skip_a, l, &n), SLUICE_OK);
+    ASSERT_EQ(n, 0);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 2);
     sluice_queue_close(q);
 }
 

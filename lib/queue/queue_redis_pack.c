@@ -33,6 +33,14 @@ put_text(sl_buf *b, const char *text, size_t len)
            (len && sl_buf_append(b, text, len));
 }
 
+static bool
+same_origin(const char **argv, const size_t *lens, size_t a, size_t b)
+{
+    size_t la = lens[REC_ARGS * a + 4], lb = lens[REC_ARGS * b + 4];
+    return la == lb &&
+           memcmp(argv[REC_ARGS * a + 4], argv[REC_ARGS * b + 4], la) == 0;
+}
+
 void
 sl_rq_pack_feed_start(sl_rq_queue *s)
 {
@@ -67,13 +75,15 @@ sl_rq_pack(sluice_queue *q, const char *now, const char **argv,
     for (size_t k = 0; k < n; k++)
         if (!first[k])
             return SLUICE_OK;
-    size_t n_packs = (n + PACK_RECORDS - 1) / PACK_RECORDS;
-    size_t argc = 1 + 2 * n_packs;
+    size_t n_packs = (n + PACK_RECORDS - 1) / PACK_RECORDS, n_runs = 0;
+    for (size_t k = 0; k < n; k++)
+        n_runs += k == 0 || !same_origin(argv, lens, k - 1, k);
+    size_t argc = 2 + 2 * n_packs + 2 * n_runs;
     const char **args = sl_malloc(argc * sizeof *args);
     size_t *arg_lens = sl_malloc(argc * sizeof *arg_lens);
     sl_buf *blobs = sl_calloc(n_packs, sizeof *blobs);
-    char(*counts)[24] = sl_malloc(n_packs * sizeof *counts);
-    char expect[24];
+    char(*counts)[24] = sl_malloc((n_packs + n_runs) * sizeof *counts);
+    char expect[24], packs[24];
     sluice_err err = SLUICE_OK;
     if (!args || !arg_lens || !blobs || !counts) {
         err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
@@ -81,8 +91,11 @@ sl_rq_pack(sluice_queue *q, const char *now, const char **argv,
     }
     int64_t base = s->pack_mode == RQ_PACK_ON ? s->pack_top : 0;
     sl_fmt(expect, sizeof expect, "%" PRId64, base);
+    sl_fmt(packs, sizeof packs, "%zu", n_packs);
     args[0] = expect;
     arg_lens[0] = strlen(expect);
+    args[1] = packs;
+    arg_lens[1] = strlen(packs);
     for (size_t p = 0; p < n_packs; p++) {
         size_t from = p * PACK_RECORDS, to = SL_MIN(n, from + PACK_RECORDS);
         sl_buf *b = &blobs[p];
@@ -96,10 +109,24 @@ sl_rq_pack(sluice_queue *q, const char *now, const char **argv,
             goto done;
         }
         sl_fmt(counts[p], sizeof counts[p], "%zu", to - from);
-        args[1 + 2 * p] = counts[p];
-        arg_lens[1 + 2 * p] = strlen(counts[p]);
-        args[2 + 2 * p] = b->data;
-        arg_lens[2 + 2 * p] = b->len;
+        args[2 + 2 * p] = counts[p];
+        arg_lens[2 + 2 * p] = strlen(counts[p]);
+        args[3 + 2 * p] = b->data;
+        arg_lens[3 + 2 * p] = b->len;
+    }
+    /* The origins, a run of records of one origin at a time. */
+    size_t at = 2 + 2 * n_packs, run = 0;
+    for (size_t k = 0; k < n; k++) {
+        run++;
+        if (k + 1 < n && same_origin(argv, lens, k, k + 1))
+            continue;
+        char *count = counts[n_packs + (at - 2 - 2 * n_packs) / 2];
+        sl_fmt(count, 24, "%zu", run);
+        args[at] = argv[REC_ARGS * k + 4];
+        arg_lens[at++] = lens[REC_ARGS * k + 4];
+        args[at] = count;
+        arg_lens[at++] = strlen(count);
+        run = 0;
     }
     redisReply *reply;
     if ((err = sl_rq_eval(q, RQ_PACK, &reply, (int)argc, args, arg_lens)) !=

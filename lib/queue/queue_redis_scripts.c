@@ -62,6 +62,9 @@
     "  for origin, list in pairs(per) do\n"                                    \
     "    bulk('ZADD', K('po:' .. origin), list)\n"                             \
     "    redis.call('SADD', K('origins'), origin)\n"                           \
+    "    if redis.call('HINCRBY', K('packed'), origin, -#list / 2) <= 0 then\n"\
+    "      redis.call('HDEL', K('packed'), origin)\n"                          \
+    "    end\n"                                                                \
     "  end\n"                                                                  \
     "  if rid >= tonumber(redis.call('HGET', KEYS[1], 'rid')) then\n"          \
     "    redis.call('HDEL', KEYS[1], 'tail')\n"                                \
@@ -387,8 +390,18 @@ static const char lease_lua[] = PRELUDE
     "end\n"
     "return rids\n"
     "end\n"
+    /* the packs hold records of an origin not skipped (`packed`
+     * counts them by origin; past 64 origins, assume so) */
+    "local function worth()\n"
+    "  if redis.call('HLEN', K('packed')) > 64 + nskip then return true end\n"
+    "  for _, o in ipairs(redis.call('HKEYS', K('packed'))) do\n"
+    "    if not skip[o] then return true end\n"
+    "  end\n"
+    "  return false\n"
+    "end\n"
     "local rids, packs = choose(), 0\n"
-    "while nskip > 0 and #rids < rem and packs < 8 and unpack_next() do\n"
+    "while nskip > 0 and #rids < rem and packs < 8 and worth() and\n"
+    "    unpack_next() do\n"
     "  packs = packs + 1\n"
     "  rids = choose()\n"
     "end\n"
@@ -690,19 +703,26 @@ static const char restore_lua[] =
             "redis.call('HSET', KEYS[1], 'rid', top)\n"
             "return {1}\n";
 
-/* ARGV: the last RID the writer expects, then records and pack a pack
- * (queue_redis_pack.c writes them). Appends the packs after the
- * queue's last record when its last RID is the expected one, and
- * returns 1; else writes nothing and returns 0. */
+/* ARGV: the last RID the writer expects, how many packs, records and
+ * pack a pack (queue_redis_pack.c writes them), then origin and how
+ * many of its records a run of one origin. Appends the packs after the
+ * queue's last record when its last RID is the expected one, counts
+ * their records by origin in `packed`, and returns 1; else writes
+ * nothing and returns 0. */
 static const char pack_lua[] = PRELUDE
     "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"
     "if top ~= tonumber(ARGV[1]) then return 0 end\n"
     "redis.call('HSETNX', KEYS[1], 'tail', top)\n"
-    "local n = 0\n"
-    "for i = 2, #ARGV, 2 do\n"
+    "local n, stop = 0, 2 + 2 * tonumber(ARGV[2])\n"
+    "for i = 3, stop, 2 do\n"
     "  redis.call('HSET', K('packs'), top + n + 1, ARGV[i + 1])\n"
     "  n = n + tonumber(ARGV[i])\n"
     "end\n"
+    "local per = {}\n"
+    "for i = stop + 1, #ARGV, 2 do\n"
+    "  per[ARGV[i]] = (per[ARGV[i]] or 0) + tonumber(ARGV[i + 1])\n"
+    "end\n"
+    "for o, k in pairs(per) do redis.call('HINCRBY', K('packed'), o, k) end\n"
     "redis.call('HSET', KEYS[1], 'rid', top + n, 'version', 2)\n"
     "cnt(0, n)\n"
     "return 1\n";
