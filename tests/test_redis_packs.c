@@ -165,17 +165,38 @@ TEST(leases_unpack_as_they_go_in_feed_order)
         char want[16];
         snprintf(want, sizeof want, "p%zu", i);
         ASSERT_STR_EQ(l[i].id, want);
-        sl_lease_clear(&l[i]);
+        ASSERT_EQ(l[i].token, 1);
     }
-    /* Only what the lease needed was unpacked; `packed` counts what is
-     * left by origin. */
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 2);
-    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " tail"), 1024);
+    /* Leased straight from a pack, they are marked as any other: done
+     * under their token, given back, and not under another token. */
+    sl_object_info obj = {5, "0000000000000000000000000000000000000000000"
+                             "000000000000000000000",
+                          NULL, NULL};
+    ASSERT_EQ(sl_queue_complete(q, &l[0], &obj, T0), SLUICE_OK);
+    ASSERT_EQ(sl_queue_release(q, &l[1], T0), SLUICE_OK);
+    l[2].token = 9;
+    ASSERT_EQ(sl_queue_complete(q, &l[2], &obj, T0), SLUICE_ENOTFOUND);
+    for (size_t i = 0; i < n; i++)
+        sl_lease_clear(&l[i]);
+    sluice_counts c;
+    ASSERT_EQ(sluice_queue_counts(q, &c), SLUICE_OK);
+    ASSERT_EQ(c.done, 1);
+    ASSERT_EQ(c.in_flight, 98);
+    ASSERT_EQ(c.pending, 2901);
+    /* They came straight from the first pack, whose rest is packed
+     * again after them; `packed` counts what is left by origin. */
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 3);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " tail"), 100);
+    ASSERT_EQ(test_redis_int(loc, "EXISTS " KEY("r:101")), 0);
+    ASSERT_EQ(test_redis_int(loc, "ZCARD " KEY("pending")), 1);
+    ASSERT_EQ(test_redis_int(loc, "ZCARD " KEY("inflight")), 98);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("ids")), 100);
     ASSERT_EQ(test_redis_int(loc, "HGET " KEY("packed") " http://a.example:80"),
-              2000 - 1024);
+              2000 - 100);
     ASSERT_EQ(test_redis_int(loc, "HGET " KEY("packed") " http://b.example:80"),
               1000);
-    /* Origin a skipped: b's first record is two packs on. */
+    /* Origin a skipped: b's first record is two packs on (the first's
+     * rest, then the second). */
     const char *skip[] = {"http://a.example:80"};
     sl_lease_req skip_a = {1, T0, 60000, skip, 1};
     ASSERT_EQ(sl_queue_lease(q, &skip_a, l, &n), SLUICE_OK);
@@ -187,18 +208,19 @@ TEST(leases_unpack_as_they_go_in_feed_order)
     ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packed")), 1);
     ASSERT_EQ(test_redis_int(loc, "HGET " KEY("packed") " http://b.example:80"),
               1000 - 48);
+    /* The rest, the one given back (p1) first. */
     static bool seen[3000];
     for (int k = 0; k < 100; k++)
-        seen[k] = true;
+        seen[k] = k != 1;
     seen[2000] = true;
     bool in_order = true;
-    ASSERT_EQ(lease_all(q, seen, &in_order), 2899);
+    ASSERT_EQ(lease_all(q, seen, &in_order), 2900);
     ASSERT(in_order);
     for (int k = 0; k < 3000; k++)
         ASSERT(seen[k]);
-    sluice_counts c;
     ASSERT_EQ(sluice_queue_counts(q, &c), SLUICE_OK);
-    ASSERT_EQ(c.in_flight, 3000);
+    ASSERT_EQ(c.in_flight, 2999);
+    ASSERT_EQ(c.done, 1);
     ASSERT_EQ(c.pending, 0);
     ASSERT_EQ(c.oldest_pending_age, -1);
     ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 0);
@@ -222,12 +244,13 @@ TEST(a_skipped_origin_alone_in_the_packs_leaves_them_packed)
     ASSERT_EQ(n, 10);
     for (size_t i = 0; i < n; i++)
         sl_lease_clear(&l[i]);
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 2);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 3);
     const char *skip[] = {"http://a.example:80"};
     sl_lease_req skip_a = {10, T0, 60000, skip, 1};
     ASSERT_EQ(sl_queue_lease(q, &skip_a, l, &n), SLUICE_OK);
     ASSERT_EQ(n, 0);
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 2);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 3);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " tail"), 10);
     sluice_queue_close(q);
 }
 

@@ -13,8 +13,12 @@
  * RID to its records, rather than as a hash a record and four index
  * entries. Records above meta's `tail` are in packs (no `tail`: none
  * are); unpack_next() turns the lowest pack into records as an upsert
- * would have made them, in the same feed order. The lease unpacks as it
- * needs records; every script that looks a record up by id or by RID
+ * would have made them, in the same feed order; unpack_next(n, took)
+ * instead hands its first n records to took() to be leased as they are
+ * made (no pending entries to add and remove) and packs the rest again,
+ * under the next RID. The lease takes from packs past the pending
+ * records, or unpacks for origins to skip; every script that looks a
+ * record up by id or by RID
  * calls unpack_all() first (the client has unpacked already, a few
  * packs a call, so that is usually nothing). A pack is its queued_at
  * then id, url, key, meta, origin and fingerprint a record, each a
@@ -27,7 +31,7 @@
     "  end\n"                                                                  \
     "end\n"                                                                    \
     "local PACK_REC = '<I4c0I4c0I4c0I4c0I4c0I4c0'\n"                           \
-    "local function unpack_next()\n"                                           \
+    "local function unpack_next(direct, took_one)\n"                           \
     "  local tail = redis.call('HGET', KEYS[1], 'tail')\n"                     \
     "  if not tail then return false end\n"                                    \
     "  local first = tonumber(tail) + 1\n"                                     \
@@ -35,42 +39,56 @@
     "  if not blob then error('sluice: pack ' .. first .. ' is missing') end\n"\
     "  redis.call('HDEL', K('packs'), first)\n"                                \
     "  local now, pos = struct.unpack('<I4c0', blob)\n"                        \
-    "  local ids, pend, per, rid = {}, {}, {}, first - 1\n"                    \
-    "  while pos <= #blob do\n"                                                \
+    "  local head, took = pos - 1, 0\n"                                        \
+    "  local ids, pend, per, out, rid = {}, {}, {}, {}, first - 1\n"           \
+    "  while pos <= #blob and not (direct and took >= direct) do\n"            \
     "    local id, url, key, meta, origin, fp\n"                               \
     "    id, url, key, meta, origin, fp, pos = struct.unpack(PACK_REC, blob,\n"\
     "      pos)\n"                                                             \
     "    rid = rid + 1\n"                                                      \
-    "    if meta == '' then\n"                                                 \
-    "      redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"     \
-    "        'origin', origin, 'state', 0, 'queued_at', now)\n"                \
-    "    else\n"                                                               \
-    "      redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"     \
-    "        'origin', origin, 'state', 0, 'queued_at', now, 'meta', meta)\n"  \
-    "    end\n"                                                                \
     "    ids[#ids + 1] = id\n"                                                 \
     "    ids[#ids + 1] = rid .. ':' .. fp\n"                                   \
-    "    pend[#pend + 1] = rid\n"                                              \
-    "    pend[#pend + 1] = rid\n"                                              \
-    "    local list = per[origin]\n"                                           \
-    "    if not list then list = {}; per[origin] = list end\n"                 \
-    "    list[#list + 1] = rid\n"                                              \
-    "    list[#list + 1] = rid\n"                                              \
+    "    out[origin] = (out[origin] or 0) + 1\n"                               \
+    "    if direct then\n"                                                     \
+    "      took = took + 1\n"                                                  \
+    "      took_one(rid, id, url, key, meta, origin, now)\n"                   \
+    "    else\n"                                                               \
+    "      if meta == '' then\n"                                               \
+    "        redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"   \
+    "          'origin', origin, 'state', 0, 'queued_at', now)\n"              \
+    "      else\n"                                                             \
+    "        redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"   \
+    "          'origin', origin, 'state', 0, 'queued_at', now, 'meta', meta)\n"\
+    "      end\n"                                                              \
+    "      pend[#pend + 1] = rid\n"                                            \
+    "      pend[#pend + 1] = rid\n"                                            \
+    "      local list = per[origin]\n"                                         \
+    "      if not list then list = {}; per[origin] = list end\n"               \
+    "      list[#list + 1] = rid\n"                                            \
+    "      list[#list + 1] = rid\n"                                            \
+    "    end\n"                                                                \
     "  end\n"                                                                  \
     "  bulk('HSET', K('ids'), ids)\n"                                          \
     "  bulk('ZADD', K('pending'), pend)\n"                                     \
     "  for origin, list in pairs(per) do\n"                                    \
     "    bulk('ZADD', K('po:' .. origin), list)\n"                             \
     "    redis.call('SADD', K('origins'), origin)\n"                           \
-    "    if redis.call('HINCRBY', K('packed'), origin, -#list / 2) <= 0 then\n"\
+    "  end\n"                                                                  \
+    "  for origin, k in pairs(out) do\n"                                       \
+    "    if redis.call('HINCRBY', K('packed'), origin, -k) <= 0 then\n"        \
     "      redis.call('HDEL', K('packed'), origin)\n"                          \
     "    end\n"                                                                \
     "  end\n"                                                                  \
-    "  if rid >= tonumber(redis.call('HGET', KEYS[1], 'rid')) then\n"          \
+    "  if pos <= #blob then\n"                                                 \
+    "    redis.call('HSET', K('packs'), rid + 1,\n"                            \
+    "      string.sub(blob, 1, head) .. string.sub(blob, pos))\n"              \
+    "    redis.call('HSET', KEYS[1], 'tail', rid)\n"                           \
+    "  elseif rid >= tonumber(redis.call('HGET', KEYS[1], 'rid')) then\n"      \
     "    redis.call('HDEL', KEYS[1], 'tail')\n"                                \
     "  else\n"                                                                 \
     "    redis.call('HSET', KEYS[1], 'tail', rid)\n"                           \
     "  end\n"                                                                  \
+    "  if direct then return took end\n"                                       \
     "  return true\n"                                                          \
     "end\n"                                                                    \
     "local function unpack_all()\n"                                            \
@@ -358,8 +376,6 @@ static const char lease_lua[] = PRELUDE
     "local function choose()\n"
     "local rids = {}\n"
     "if nskip == 0 then\n"
-    "  while redis.call('ZCARD', K('pending')) < rem and unpack_next() do\n"
-    "  end\n"
     "  rids = redis.call('ZRANGE', K('pending'), 0, rem - 1)\n"
     "elseif redis.call('SCARD', K('origins')) <= 64 + nskip then\n"
     /* Few origins: each one's first records, the earliest of them. */
@@ -406,6 +422,25 @@ static const char lease_lua[] = PRELUDE
     "  rids = choose()\n"
     "end\n"
     "for _, rid in ipairs(rids) do take(rid, 0) end\n"
+    /* Past the pending records, with no origin to skip: straight from
+     * the packs, in feed order. */
+    "local function took(rid, id, url, key, meta, origin, queued)\n"
+    "  local f = {'id', id, 'url', url, 'key', key, 'origin', origin,\n"
+    "    'state', 1, 'queued_at', queued, 'next_at', exp, 'lease', 1,\n"
+    "    'first_at', now}\n"
+    "  if meta ~= '' then f[#f + 1] = 'meta'; f[#f + 1] = meta end\n"
+    "  redis.call('HSET', R(rid), unpack(f))\n"
+    "  ADD[#ADD + 1] = exp\n"
+    "  ADD[#ADD + 1] = rid\n"
+    "  cnt(0, -1); cnt(1, 1)\n"
+    "  n = n + 1\n"
+    "  local o = {tostring(rid), '1', id, url, key, origin, meta, '0', now,\n"
+    "    '0'}\n"
+    "  for _, v in ipairs(o) do out[#out + 1] = v end\n"
+    "end\n"
+    "while nskip == 0 and n < max do\n"
+    "  if not unpack_next(max - n, took) then break end\n"
+    "end\n"
     "finish()\n"
     "return out\n";
 
