@@ -183,10 +183,13 @@ TEST(leases_unpack_as_they_go_in_feed_order)
     ASSERT_EQ(c.done, 1);
     ASSERT_EQ(c.in_flight, 98);
     ASSERT_EQ(c.pending, 2901);
-    /* They came straight from the first pack, whose rest is packed
-     * again after them; `packed` counts what is left by origin. */
+    /* They came straight from the first pack, whose rest stays in it
+     * (meta's pack and pack_at say where); `packed` counts what is left
+     * by origin. */
     ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 3);
     ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " tail"), 100);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " pack"), 1);
+    ASSERT_GT(test_redis_int(loc, "HGET " KEY("meta") " pack_at"), 100);
     ASSERT_EQ(test_redis_int(loc, "EXISTS " KEY("r:101")), 0);
     ASSERT_EQ(test_redis_int(loc, "ZCARD " KEY("pending")), 1);
     ASSERT_EQ(test_redis_int(loc, "ZCARD " KEY("inflight")), 98);
@@ -205,6 +208,7 @@ TEST(leases_unpack_as_they_go_in_feed_order)
     sl_lease_clear(&l[0]);
     /* It took the second pack, whose last 48 records are b's. */
     ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 1);
+    ASSERT_EQ(test_redis_int(loc, "HEXISTS " KEY("meta") " pack"), 0);
     ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packed")), 1);
     ASSERT_EQ(test_redis_int(loc, "HGET " KEY("packed") " http://b.example:80"),
               1000 - 48);

@@ -15,8 +15,9 @@
  * are); unpack_next() turns the lowest pack into records as an upsert
  * would have made them, in the same feed order; unpack_next(n, took)
  * instead hands its first n records to took() to be leased as they are
- * made (no pending entries to add and remove) and packs the rest again,
- * under the next RID. The lease takes from packs past the pending
+ * made (no pending entries to add and remove); the rest of that pack
+ * is read later from meta's `pack` (its key) and `pack_at` (where its
+ * next record begins). The lease takes from packs past the pending
  * records, or unpacks for origins to skip; every script that looks a
  * record up by id or by RID
  * calls unpack_all() first (the client has unpacked already, a few
@@ -32,15 +33,15 @@
     "end\n"                                                                    \
     "local PACK_REC = '<I4c0I4c0I4c0I4c0I4c0I4c0'\n"                           \
     "local function unpack_next(direct, took_one)\n"                           \
-    "  local tail = redis.call('HGET', KEYS[1], 'tail')\n"                     \
-    "  if not tail then return false end\n"                                    \
-    "  local first = tonumber(tail) + 1\n"                                     \
+    "  local m = redis.call('HMGET', KEYS[1], 'tail', 'pack', 'pack_at')\n"    \
+    "  if not m[1] then return false end\n"                                    \
+    "  local rid = tonumber(m[1])\n"                                           \
+    "  local first = m[2] or rid + 1\n"                                        \
     "  local blob = redis.call('HGET', K('packs'), first)\n"                   \
     "  if not blob then error('sluice: pack ' .. first .. ' is missing') end\n"\
-    "  redis.call('HDEL', K('packs'), first)\n"                                \
     "  local now, pos = struct.unpack('<I4c0', blob)\n"                        \
-    "  local head, took = pos - 1, 0\n"                                        \
-    "  local ids, pend, per, out, rid = {}, {}, {}, {}, first - 1\n"           \
+    "  if m[3] then pos = tonumber(m[3]) end\n"                                \
+    "  local took, ids, pend, per, out = 0, {}, {}, {}, {}\n"                  \
     "  while pos <= #blob and not (direct and took >= direct) do\n"            \
     "    local id, url, key, meta, origin, fp\n"                               \
     "    id, url, key, meta, origin, fp, pos = struct.unpack(PACK_REC, blob,\n"\
@@ -80,13 +81,16 @@
     "    end\n"                                                                \
     "  end\n"                                                                  \
     "  if pos <= #blob then\n"                                                 \
-    "    redis.call('HSET', K('packs'), rid + 1,\n"                            \
-    "      string.sub(blob, 1, head) .. string.sub(blob, pos))\n"              \
-    "    redis.call('HSET', KEYS[1], 'tail', rid)\n"                           \
-    "  elseif rid >= tonumber(redis.call('HGET', KEYS[1], 'rid')) then\n"      \
-    "    redis.call('HDEL', KEYS[1], 'tail')\n"                                \
+    "    redis.call('HSET', KEYS[1], 'tail', rid, 'pack', first,\n"           \
+    "      'pack_at', pos)\n"                                                 \
     "  else\n"                                                                 \
-    "    redis.call('HSET', KEYS[1], 'tail', rid)\n"                           \
+    "    redis.call('HDEL', K('packs'), first)\n"                              \
+    "    redis.call('HDEL', KEYS[1], 'pack', 'pack_at')\n"                     \
+    "    if rid >= tonumber(redis.call('HGET', KEYS[1], 'rid')) then\n"        \
+    "      redis.call('HDEL', KEYS[1], 'tail')\n"                              \
+    "    else\n"                                                               \
+    "      redis.call('HSET', KEYS[1], 'tail', rid)\n"                         \
+    "    end\n"                                                                \
     "  end\n"                                                                  \
     "  if direct then return took end\n"                                       \
     "  return true\n"                                                          \
@@ -546,8 +550,9 @@ static const char counts_lua[] = PRELUDE
     "if first[1] then\n"
     "  q = redis.call('HGET', R(first[1]), 'queued_at') or ''\n"
     "else\n"
-    "  local tail = redis.call('HGET', KEYS[1], 'tail')\n"
-    "  local blob = tail and redis.call('HGET', K('packs'), tail + 1)\n"
+    "  local m = redis.call('HMGET', KEYS[1], 'tail', 'pack')\n"
+    "  local blob = m[1] and\n"
+    "    redis.call('HGET', K('packs'), m[2] or tonumber(m[1]) + 1)\n"
     "  if blob then q = struct.unpack('<I4c0', blob) end\n"
     "end\n"
     "return {c[1] or '0', c[2] or '0', c[3] or '0', c[4] or '0',\n"
