@@ -1711,8 +1711,12 @@ store_with_place(sluice_queue *q, const char *owner, const char *id,
                  const char *seq)
 {
     sl_stream_mark m = {"kinesis://s", "shard-1", seq, 0, false, 5, 0, 0};
+    /* The counts a batch's upsert adds to are written at its commit:
+     * they must outlive it (not upsert1's, gone when it returns). */
+    sluice_ingest_stats st = {0};
+    sl_record r = rec(id, "http://img.example/a.jpg", id, NULL);
     ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
-    upsert1(q, id, "http://img.example/a.jpg", id, NULL);
+    ASSERT_EQ(sl_queue_upsert(q, &r, 1, T0, &st), SLUICE_OK);
     sluice_err err = sl_queue_stream_mark(q, owner, &m);
     if (err == SLUICE_OK)
         err = sl_queue_commit(q);

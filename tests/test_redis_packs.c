@@ -162,7 +162,7 @@ TEST(leases_unpack_as_they_go_in_feed_order)
     ASSERT_EQ(sl_queue_lease(q, &req, l, &n), SLUICE_OK);
     ASSERT_EQ(n, 100);
     for (size_t i = 0; i < n; i++) {
-        char want[16];
+        char want[32];
         snprintf(want, sizeof want, "p%zu", i);
         ASSERT_STR_EQ(l[i].id, want);
         ASSERT_EQ(l[i].token, 1);
