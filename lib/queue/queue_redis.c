@@ -273,19 +273,19 @@ tally(const char *letters, size_t n, sluice_ingest_stats *counts)
     }
 }
 
-/* The upsert of n records, args (now, then REC_ARGS a record), as packs
- * when this feed may (first[k]: sl_record.first), else through
- * sl_rq_upsert; the outcome letters into *letters (freed by the
- * caller). */
+/* The upsert of the batch's n records, args (now, then REC_ARGS a
+ * record), as packs when this feed may, else through sl_rq_upsert; the
+ * outcome letters into *letters (freed by the caller). */
 static sluice_err
-upsert_call(sluice_queue *q, const char **argv, const size_t *lens,
-            const bool *first, size_t n, char **letters)
+upsert_call(sluice_queue *q, const char **argv, const size_t *lens, size_t n,
+            char **letters)
 {
+    sl_rq_queue *s = sl_rq_state(q);
     *letters = sl_malloc(n ? n : 1);
     if (!*letters)
         return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
     bool packed = false;
-    sluice_err err = sl_rq_pack(q, argv[0], argv + 1, lens + 1, first, n,
+    sluice_err err = sl_rq_pack(q, argv[0], s->text.data, s->recs, n,
                                 *letters, &packed);
     if (err == SLUICE_OK && !packed)
         err = sl_rq_upsert(q, argv[0], argv + 1, lens + 1, n, *letters);
@@ -309,62 +309,21 @@ alloc_args(sluice_queue *q, size_t n, const char ***argv, size_t **lens)
     return SLUICE_OK;
 }
 
-static sluice_err
-upsert_now(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
-           sluice_ingest_stats *counts)
+/* A record's text in the batch: its length (4 bytes, little-endian),
+ * then its bytes, as a pack holds it (queue_redis_pack.c). */
+static int
+put_text(sl_buf *b, const char *text, size_t len)
 {
-    sl_rq_queue *s = sl_rq_state(q);
-    const char **argv;
-    size_t *lens;
-    char now[24];
-    sl_fmt(now, sizeof now, "%" PRId64, sl_rq_to_redis(s, now_ms));
-    char(*fps)[FP_HEX + 1] = sl_malloc(SL_MIN(n, UPSERT_CHUNK) * sizeof *fps);
-    bool *first = sl_malloc(SL_MIN(n, UPSERT_CHUNK) * sizeof *first);
-    if (!fps || !first) {
-        sl_free(fps);
-        sl_free(first);
-        return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
-    }
-    sluice_err err = alloc_args(q, SL_MIN(n, UPSERT_CHUNK), &argv, &lens);
-    if (err != SLUICE_OK) {
-        sl_free(fps);
-        sl_free(first);
-        return err;
-    }
-    argv[0] = now;
-    lens[0] = strlen(now);
-    while (n > 0 && err == SLUICE_OK) {
-        size_t take = SL_MIN(n, UPSERT_CHUNK);
-        for (size_t i = 0; i < take; i++) {
-            const sl_record *r = &recs[i];
-            sl_rq_fingerprint(s, r, fps[i]);
-            first[i] = r->first;
-            const char *v[REC_ARGS] = {r->id,     r->url,
-                                       r->key,    r->meta ? r->meta : "",
-                                       r->origin, fps[i]};
-            size_t l[REC_ARGS] = {r->id_len,     r->url_len,
-                                  r->key_len,    r->meta ? r->meta_len : 0,
-                                  r->origin_len, FP_HEX};
-            memcpy(&argv[1 + REC_ARGS * i], v, sizeof v);
-            memcpy(&lens[1 + REC_ARGS * i], l, sizeof l);
-        }
-        char *letters;
-        err = upsert_call(q, argv, lens, first, take, &letters);
-        if (err == SLUICE_OK) {
-            tally(letters, take, counts);
-            sl_free(letters);
-        }
-        recs += take;
-        n -= take;
-    }
-    sl_free(argv);
-    sl_free(lens);
-    sl_free(fps);
-    sl_free(first);
-    return err;
+    unsigned char n[4] = {(unsigned char)len, (unsigned char)(len >> 8),
+                          (unsigned char)(len >> 16),
+                          (unsigned char)(len >> 24)};
+    return sl_buf_append(b, n, sizeof n) ||
+           (len && sl_buf_append(b, text, len));
 }
 
-/* Inside a batch: copy the records; they go to Redis at commit. */
+/* Copy the records into the batch, which goes to Redis at commit: each
+ * one's fields one after the other as a pack holds them, so that a
+ * pack is a slice of the batch's text. */
 static sluice_err
 upsert_buffer(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
               sluice_ingest_stats *counts)
@@ -386,19 +345,29 @@ upsert_buffer(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
         s->calls = grown;
         s->cap_calls = cap;
     }
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += REC_ARGS * 4 + recs[i].id_len + recs[i].url_len +
+                 recs[i].key_len + (recs[i].meta ? recs[i].meta_len : 0) +
+                 recs[i].origin_len + FP_HEX;
+    if (sl_buf_reserve(&s->text, bytes) != 0)
+        return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         const sl_record *r = &recs[i];
-        const char *v[5] = {r->id, r->url, r->key, r->meta, r->origin};
-        size_t l[5] = {r->id_len, r->url_len, r->key_len,
-                       r->meta ? r->meta_len : 0, r->origin_len};
+        char fp[FP_HEX + 1];
+        sl_rq_fingerprint(s, r, fp);
+        const char *v[REC_ARGS] = {r->id, r->url, r->key, r->meta, r->origin,
+                                   fp};
+        size_t l[REC_ARGS] = {r->id_len,  r->url_len,
+                              r->key_len, r->meta ? r->meta_len : 0,
+                              r->origin_len, FP_HEX};
         buffered_rec *b = &s->recs[s->n_recs + i];
-        sl_rq_fingerprint(s, r, b->fp);
         b->first = r->first;
-        for (int f = 0; f < 5; f++) {
-            b->at[f] = s->text.len;
-            b->len[f] = l[f];
-            if (l[f] && sl_buf_append(&s->text, v[f], l[f]) != 0)
+        for (int f = 0; f < REC_ARGS; f++) {
+            if (put_text(&s->text, v[f], l[f]) != 0)
                 return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+            b->at[f] = s->text.len - l[f];
+            b->len[f] = l[f];
         }
     }
     s->n_recs += n;
@@ -413,6 +382,29 @@ forget_batch(sl_rq_queue *s)
     sl_buf_clear(&s->text);
     s->n_recs = s->n_calls = 0;
     s->mark_staged = false;
+}
+
+static sluice_err send_batch(sluice_queue *q);
+
+/* Outside a batch: UPSERT_CHUNK records at a time, each chunk a batch of
+ * its own. */
+static sluice_err
+upsert_now(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
+           sluice_ingest_stats *counts)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    sluice_err err = SLUICE_OK;
+    while (n > 0 && err == SLUICE_OK) {
+        size_t take = SL_MIN(n, UPSERT_CHUNK);
+        forget_batch(s);
+        err = upsert_buffer(q, recs, take, now_ms, counts);
+        if (err == SLUICE_OK)
+            err = send_batch(q);
+        forget_batch(s);
+        recs += take;
+        n -= take;
+    }
+    return err;
 }
 
 static sluice_err
@@ -445,6 +437,17 @@ redis_commit(sluice_queue *q)
     sl_rq_queue *s = sl_rq_state(q);
     if (s->n_recs == 0 && !s->mark_staged)
         return SLUICE_OK;
+    sluice_err err = send_batch(q);
+    if (err == SLUICE_OK)
+        forget_batch(s);
+    return err;
+}
+
+/* What the batch holds, to Redis; its outcome into the counts. */
+static sluice_err
+send_batch(sluice_queue *q)
+{
+    sl_rq_queue *s = sl_rq_state(q);
     const char **argv;
     size_t *lens, extra = s->mark_staged ? 8 : 0;
     sluice_err err = alloc_args(q, s->n_recs + (extra + REC_ARGS - 1) /
@@ -459,12 +462,10 @@ redis_commit(sluice_queue *q)
     for (size_t i = 0; i < s->n_recs; i++) {
         const char **a = &argv[1 + REC_ARGS * i];
         size_t *l = &lens[1 + REC_ARGS * i];
-        for (int f = 0; f < 5; f++) {
-            a[f] = s->text.data ? s->text.data + s->recs[i].at[f] : "";
+        for (int f = 0; f < REC_ARGS; f++) {
+            a[f] = s->text.data + s->recs[i].at[f];
             l[f] = s->recs[i].len[f];
         }
-        a[5] = s->recs[i].fp;
-        l[5] = FP_HEX;
     }
     char *letters = NULL;
     if (s->mark_staged) {
@@ -495,12 +496,7 @@ redis_commit(sluice_queue *q)
             freeReplyObject(reply);
         }
     } else {
-        bool *first = sl_malloc(s->n_recs ? s->n_recs : 1);
-        for (size_t i = 0; first && i < s->n_recs; i++)
-            first[i] = s->recs[i].first;
-        err = first ? upsert_call(q, argv, lens, first, s->n_recs, &letters)
-                    : sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
-        sl_free(first);
+        err = upsert_call(q, argv, lens, s->n_recs, &letters);
     }
 done:
     sl_free(argv);
@@ -513,7 +509,6 @@ done:
         at += s->calls[c].n;
     }
     sl_free(letters);
-    forget_batch(s);
     return SLUICE_OK;
 }
 

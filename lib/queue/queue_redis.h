@@ -60,10 +60,10 @@ enum {
 };
 
 extern const sl_redis_script sl_rq_scripts[RQ_COUNT_];
-/* A record buffered in a batch: offsets into the batch's text. */
+/* A record buffered in a batch: where its REC_ARGS fields are in the
+ * batch's text, each behind its 4-byte length (a pack's layout). */
 typedef struct {
-    size_t at[5], len[5];
-    char fp[FP_HEX + 1];
+    size_t at[REC_ARGS], len[REC_ARGS];
     bool first; /* sl_record.first */
 } buffered_rec;
 
@@ -160,8 +160,8 @@ sluice_err sl_rq_upsert(sluice_queue *q, const char *now, const char **argv,
                         const size_t *lens, size_t n, char *letters);
 
 /*
- * Packs (queue_redis_pack.c). sl_rq_pack writes n records (argv as for
- * sl_rq_upsert) as packs when this feed may: *packed says whether it
+ * Packs (queue_redis_pack.c). sl_rq_pack writes a batch's n records
+ * (`recs` in `text`) as packs when this feed may: *packed says whether it
  * did (letters then all 'a'); if not, nothing was written. The feed's
  * other writes tell it what they did: sl_rq_pack_follow, the queue's
  * last RID before a write that added `added` records after it;
@@ -169,9 +169,9 @@ sluice_err sl_rq_upsert(sluice_queue *q, const char *now, const char **argv,
  * turns every pack into records, a few packs a round trip.
  */
 void sl_rq_pack_feed_start(sl_rq_queue *s);
-sluice_err sl_rq_pack(sluice_queue *q, const char *now, const char **argv,
-                      const size_t *lens, const bool *first, size_t n,
-                      char *letters, bool *packed);
+sluice_err sl_rq_pack(sluice_queue *q, const char *now, const char *text,
+                      const buffered_rec *recs, size_t n, char *letters,
+                      bool *packed);
 void sl_rq_pack_follow(sl_rq_queue *s, int64_t top, size_t added);
 void sl_rq_pack_lost(sl_rq_queue *s);
 sluice_err sl_rq_unpack_all(sluice_queue *q);

@@ -23,22 +23,11 @@
 /* Packs an unpack call turns into records: a few milliseconds. */
 #define UNPACK_PER_CALL 8
 
-static int
-put_text(sl_buf *b, const char *text, size_t len)
-{
-    unsigned char n[4] = {(unsigned char)len, (unsigned char)(len >> 8),
-                          (unsigned char)(len >> 16),
-                          (unsigned char)(len >> 24)};
-    return sl_buf_append(b, n, sizeof n) ||
-           (len && sl_buf_append(b, text, len));
-}
-
 static bool
-same_origin(const char **argv, const size_t *lens, size_t a, size_t b)
+same_origin(const char *text, const buffered_rec *a, const buffered_rec *b)
 {
-    size_t la = lens[REC_ARGS * a + 4], lb = lens[REC_ARGS * b + 4];
-    return la == lb &&
-           memcmp(argv[REC_ARGS * a + 4], argv[REC_ARGS * b + 4], la) == 0;
+    return a->len[4] == b->len[4] &&
+           memcmp(text + a->at[4], text + b->at[4], a->len[4]) == 0;
 }
 
 void
@@ -64,66 +53,66 @@ sl_rq_pack_lost(sl_rq_queue *s)
 }
 
 sluice_err
-sl_rq_pack(sluice_queue *q, const char *now, const char **argv,
-           const size_t *lens, const bool *first, size_t n, char *letters,
-           bool *packed)
+sl_rq_pack(sluice_queue *q, const char *now, const char *text,
+           const buffered_rec *recs, size_t n, char *letters, bool *packed)
 {
     sl_rq_queue *s = sl_rq_state(q);
     *packed = false;
     if (s->pack_mode == RQ_PACK_OFF || n == 0)
         return SLUICE_OK;
     for (size_t k = 0; k < n; k++)
-        if (!first[k])
+        if (!recs[k].first)
             return SLUICE_OK;
     size_t n_packs = (n + PACK_RECORDS - 1) / PACK_RECORDS, n_runs = 0;
     for (size_t k = 0; k < n; k++)
-        n_runs += k == 0 || !same_origin(argv, lens, k - 1, k);
-    size_t argc = 2 + 2 * n_packs + 2 * n_runs;
+        n_runs += k == 0 || !same_origin(text, &recs[k - 1], &recs[k]);
+    size_t argc = 3 + 2 * n_packs + 2 * n_runs;
     const char **args = sl_malloc(argc * sizeof *args);
     size_t *arg_lens = sl_malloc(argc * sizeof *arg_lens);
-    sl_buf *blobs = sl_calloc(n_packs, sizeof *blobs);
     char(*counts)[24] = sl_malloc((n_packs + n_runs) * sizeof *counts);
-    char expect[24], packs[24];
+    char expect[24], packs[24], head[4 + 24];
     sluice_err err = SLUICE_OK;
-    if (!args || !arg_lens || !blobs || !counts) {
+    if (!args || !arg_lens || !counts) {
         err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
         goto done;
     }
     int64_t base = s->pack_mode == RQ_PACK_ON ? s->pack_top : 0;
     sl_fmt(expect, sizeof expect, "%" PRId64, base);
     sl_fmt(packs, sizeof packs, "%zu", n_packs);
-    args[0] = expect;
-    arg_lens[0] = strlen(expect);
-    args[1] = packs;
-    arg_lens[1] = strlen(packs);
+    /* A pack's head, its queued_at, as its records' fields are. */
+    size_t now_len = strlen(now);
+    head[0] = (char)now_len;
+    head[1] = head[2] = head[3] = 0;
+    memcpy(head + 4, now, now_len);
+    const char *fixed[] = {expect, packs, head};
+    size_t fixed_lens[] = {strlen(expect), strlen(packs), 4 + now_len};
+    for (int i = 0; i < 3; i++) {
+        args[i] = fixed[i];
+        arg_lens[i] = fixed_lens[i];
+    }
+    /* Each pack is a slice of the batch's text: its records' fields lie
+     * one after the other, each behind its length. */
     for (size_t p = 0; p < n_packs; p++) {
         size_t from = p * PACK_RECORDS, to = SL_MIN(n, from + PACK_RECORDS);
-        sl_buf *b = &blobs[p];
-        int bad = put_text(b, now, strlen(now));
-        for (size_t k = from; k < to && !bad; k++)
-            for (int f = 0; f < REC_ARGS && !bad; f++)
-                bad = put_text(b, argv[REC_ARGS * k + (size_t)f],
-                               lens[REC_ARGS * k + (size_t)f]);
-        if (bad) {
-            err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
-            goto done;
-        }
+        size_t start = recs[from].at[0] - 4;
+        size_t end = recs[to - 1].at[REC_ARGS - 1] +
+                     recs[to - 1].len[REC_ARGS - 1];
         sl_fmt(counts[p], sizeof counts[p], "%zu", to - from);
-        args[2 + 2 * p] = counts[p];
-        arg_lens[2 + 2 * p] = strlen(counts[p]);
-        args[3 + 2 * p] = b->data;
-        arg_lens[3 + 2 * p] = b->len;
+        args[3 + 2 * p] = counts[p];
+        arg_lens[3 + 2 * p] = strlen(counts[p]);
+        args[4 + 2 * p] = text + start;
+        arg_lens[4 + 2 * p] = end - start;
     }
     /* The origins, a run of records of one origin at a time. */
-    size_t at = 2 + 2 * n_packs, run = 0;
+    size_t at = 3 + 2 * n_packs, run = 0, r = 0;
     for (size_t k = 0; k < n; k++) {
         run++;
-        if (k + 1 < n && same_origin(argv, lens, k, k + 1))
+        if (k + 1 < n && same_origin(text, &recs[k], &recs[k + 1]))
             continue;
-        char *count = counts[n_packs + (at - 2 - 2 * n_packs) / 2];
+        char *count = counts[n_packs + r++];
         sl_fmt(count, 24, "%zu", run);
-        args[at] = argv[REC_ARGS * k + 4];
-        arg_lens[at++] = lens[REC_ARGS * k + 4];
+        args[at] = text + recs[k].at[4];
+        arg_lens[at++] = recs[k].len[4];
         args[at] = count;
         arg_lens[at++] = strlen(count);
         run = 0;
@@ -148,9 +137,6 @@ sl_rq_pack(sluice_queue *q, const char *now, const char **argv,
     }
     freeReplyObject(reply);
 done:
-    for (size_t p = 0; blobs && p < n_packs; p++)
-        sl_buf_free(&blobs[p]);
-    sl_free(blobs);
     sl_free(counts);
     sl_free(args);
     sl_free(arg_lens);

@@ -743,19 +743,19 @@ static const char restore_lua[] =
             "redis.call('HSET', KEYS[1], 'rid', top)\n"
             "return {1}\n";
 
-/* ARGV: the last RID the writer expects, how many packs, records and
- * pack a pack (queue_redis_pack.c writes them), then origin and how
- * many of its records a run of one origin. Appends the packs after the
- * queue's last record when its last RID is the expected one, counts
- * their records by origin in `packed`, and returns 1; else writes
- * nothing and returns 0. */
+/* ARGV: the last RID the writer expects, how many packs, their head
+ * (queued_at), records and records' texts a pack (queue_redis_pack.c
+ * writes them), then origin and how many of its records a run of one
+ * origin. Appends the packs after the queue's last record when its
+ * last RID is the expected one, counts their records by origin in
+ * `packed`, and returns 1; else writes nothing and returns 0. */
 static const char pack_lua[] = PRELUDE
     "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"
     "if top ~= tonumber(ARGV[1]) then return 0 end\n"
     "redis.call('HSETNX', KEYS[1], 'tail', top)\n"
-    "local n, stop = 0, 2 + 2 * tonumber(ARGV[2])\n"
-    "for i = 3, stop, 2 do\n"
-    "  redis.call('HSET', K('packs'), top + n + 1, ARGV[i + 1])\n"
+    "local n, stop = 0, 3 + 2 * tonumber(ARGV[2])\n"
+    "for i = 4, stop, 2 do\n"
+    "  redis.call('HSET', K('packs'), top + n + 1, ARGV[3] .. ARGV[i + 1])\n"
     "  n = n + tonumber(ARGV[i])\n"
     "end\n"
     "local per = {}\n"
