@@ -394,7 +394,7 @@ at_of(const sl_seen *s, uint64_t line)
  * mixed in by a multiply, then the finalizer of MurmurHash3 (every bit of
  * the text moves every bit of the hash). */
 static uint64_t
-text_hash(const sl_seen *s, int kind, const char *text, size_t len)
+text_hash(int kind, const char *text, size_t len)
 {
     const uint64_t mul = UINT64_C(0x9e3779b97f4a7c15);
     uint64_t h = (len + (uint64_t)kind) * UINT64_C(0xc2b2ae3d27d4eb4f);
@@ -415,6 +415,15 @@ text_hash(const sl_seen *s, int kind, const char *text, size_t len)
     h ^= h >> 33;
     h *= UINT64_C(0xc4ceb9fe1a85ec53);
     h ^= h >> 33;
+    return h;
+}
+
+/* The hash deferred records are found by: the whole, but in the tests
+ * (sl_seen_tune), where different texts share one. The filter always
+ * takes the whole. */
+static uint64_t
+narrow(const sl_seen *s, uint64_t h)
+{
     return h & s->hash_mask;
 }
 
@@ -684,14 +693,16 @@ defer(sl_seen *s, const char *id, size_t id_len, const char *key,
         (err = flush(s)) != SLUICE_OK)
         return err;
     pending_rec *r = &s->pending[s->n_pending];
-    *r = (pending_rec){{id_hash, key_hash}, at, (uint32_t)s->pending_text.len,
+    *r = (pending_rec){{narrow(s, id_hash), narrow(s, key_hash)},
+                       at,
+                       (uint32_t)s->pending_text.len,
                        (uint32_t)id_len, (uint32_t)key_len, false};
     if (sl_buf_append(&s->pending_text, id, id_len) ||
         sl_buf_append(&s->pending_text, key, key_len))
         return SLUICE_ENOMEM;
     uint32_t index = (uint32_t)s->n_pending++;
-    slot_put(s, id_hash, (index << 1 | K_ID) + 1);
-    slot_put(s, key_hash, (index << 1 | K_KEY) + 1);
+    slot_put(s, r->hash[K_ID], (index << 1 | K_ID) + 1);
+    slot_put(s, r->hash[K_KEY], (index << 1 | K_KEY) + 1);
     bloom_add(s, id_hash);
     bloom_add(s, key_hash);
     s->n_deferred++;
@@ -709,18 +720,20 @@ sl_seen_check(sl_seen *s, const char *id, size_t id_len, const char *key,
     sluice_err err;
 
     memset(v, 0, sizeof *v);
-    uint64_t id_hash = text_hash(s, K_ID, id, id_len);
-    uint64_t key_hash = text_hash(s, K_KEY, key, key_len);
+    uint64_t id_hash = text_hash(K_ID, id, id_len);
+    uint64_t key_hash = text_hash(K_KEY, key, key_len);
     bool id_maybe = bloom_has(s, id_hash), key_maybe = bloom_has(s, key_hash);
     if (!id_maybe && !key_maybe && may_defer(s, 1, id_len, key_len))
         return defer(s, id, id_len, key, key_len, at, id_hash, key_hash);
     /* Whatever was deferred with this id or key is in the tables first,
      * where the check goes on. */
     if (id_maybe &&
-        (err = promote_deferred(s, K_ID, id, id_len, id_hash)) != SLUICE_OK)
+        (err = promote_deferred(s, K_ID, id, id_len, narrow(s, id_hash))) !=
+            SLUICE_OK)
         return err;
     if (key_maybe && (err = promote_deferred(s, K_KEY, key, key_len,
-                                             key_hash)) != SLUICE_OK)
+                                             narrow(s, key_hash))) !=
+                         SLUICE_OK)
         return err;
     if (s->deferring) {
         bloom_add(s, id_hash);
@@ -823,12 +836,12 @@ sl_seen_check_many(sl_seen *s, const sl_seen_record *recs, bool *clean)
         const sl_seen_record *rec = &recs[r];
         if (!may_defer(s, SL_SEEN_MANY, rec->id_len, rec->key_len))
             return SLUICE_OK;
-        id_hash[r] = text_hash(s, K_ID, rec->id, rec->id_len);
-        key_hash[r] = text_hash(s, K_KEY, rec->key, rec->key_len);
+        id_hash[r] = text_hash(K_ID, rec->id, rec->id_len);
+        key_hash[r] = text_hash(K_KEY, rec->key, rec->key_len);
         bloom_prefetch(s, id_hash[r]);
         bloom_prefetch(s, key_hash[r]);
-        __builtin_prefetch(&s->slots[slot_of(id_hash[r])], 1);
-        __builtin_prefetch(&s->slots[slot_of(key_hash[r])], 1);
+        __builtin_prefetch(&s->slots[slot_of(narrow(s, id_hash[r]))], 1);
+        __builtin_prefetch(&s->slots[slot_of(narrow(s, key_hash[r]))], 1);
     }
     /* None may have been seen, nor repeat another of them: those before
      * it are in `ids` and `keys` by hash (r + 1; 0 free). */
@@ -838,18 +851,19 @@ sl_seen_check_many(sl_seen *s, const sl_seen_record *recs, bool *clean)
         const sl_seen_record *rec = &recs[r];
         if (bloom_has(s, id_hash[r]) || bloom_has(s, key_hash[r]))
             return SLUICE_OK;
-        size_t i = (size_t)id_hash[r] & mask;
+        size_t i = (size_t)narrow(s, id_hash[r]) & mask;
         for (; ids[i]; i = (i + 1) & mask) {
             const sl_seen_record *q = &recs[ids[i] - 1];
-            if (id_hash[ids[i] - 1] == id_hash[r] &&
+            if (narrow(s, id_hash[ids[i] - 1]) == narrow(s, id_hash[r]) &&
                 q->id_len == rec->id_len &&
                 memcmp(q->id, rec->id, rec->id_len) == 0)
                 return SLUICE_OK;
         }
         ids[i] = (uint8_t)(r + 1);
-        for (i = (size_t)key_hash[r] & mask; keys[i]; i = (i + 1) & mask) {
+        for (i = (size_t)narrow(s, key_hash[r]) & mask; keys[i];
+             i = (i + 1) & mask) {
             const sl_seen_record *q = &recs[keys[i] - 1];
-            if (key_hash[keys[i] - 1] == key_hash[r] &&
+            if (narrow(s, key_hash[keys[i] - 1]) == narrow(s, key_hash[r]) &&
                 q->key_len == rec->key_len &&
                 memcmp(q->key, rec->key, rec->key_len) == 0)
                 return SLUICE_OK;
