@@ -126,6 +126,7 @@ struct sl_seen {
     size_t n_pending;
     sl_buf pending_text;
     uint32_t *slots; /* pending by hash: (index << 1 | kind) + 1; 0 free */
+    size_t n_indexed; /* the first pending records, in `slots` */
     uint32_t starts[(1u << BUCKET_LOG) + 1];
     uint64_t n_flushes; /* fragments were written by each */
     sl_buf frag;
@@ -529,10 +530,27 @@ pending_key(const sl_seen *s, const pending_rec *r)
     return s->pending_text.data + r->text + r->id_len;
 }
 
-/* The record in memory whose id (kind K_ID) or key is `text`, or NULL. */
+static void
+slot_put(sl_seen *s, uint64_t h, uint32_t value)
+{
+    size_t i = slot_of(h);
+    while (s->slots[i])
+        i = (i + 1) & (SLOTS - 1);
+    s->slots[i] = value;
+}
+
+/* The record in memory whose id (kind K_ID) or key is `text`, or NULL.
+ * The records are put in `slots` only now, when one is looked for: most
+ * never are (a clean feed's records are not). */
 static pending_rec *
 pending_find(sl_seen *s, int kind, const char *text, size_t len, uint64_t h)
 {
+    for (; s->n_indexed < s->n_pending; s->n_indexed++) {
+        const pending_rec *r = &s->pending[s->n_indexed];
+        uint32_t index = (uint32_t)s->n_indexed;
+        slot_put(s, r->hash[K_ID], (index << 1 | K_ID) + 1);
+        slot_put(s, r->hash[K_KEY], (index << 1 | K_KEY) + 1);
+    }
     for (size_t i = slot_of(h);; i = (i + 1) & (SLOTS - 1)) {
         uint32_t v = s->slots[i];
         if (!v)
@@ -668,17 +686,10 @@ flush(sl_seen *s)
     s->n_flushes++;
     s->n_pending = 0;
     sl_buf_clear(&s->pending_text);
-    memset(s->slots, 0, SLOTS * sizeof *s->slots);
+    if (s->n_indexed)
+        memset(s->slots, 0, SLOTS * sizeof *s->slots);
+    s->n_indexed = 0;
     return SLUICE_OK;
-}
-
-static void
-slot_put(sl_seen *s, uint64_t h, uint32_t value)
-{
-    size_t i = slot_of(h);
-    while (s->slots[i])
-        i = (i + 1) & (SLOTS - 1);
-    s->slots[i] = value;
 }
 
 /* Defer a record that repeats nothing (the filter says so): in memory,
@@ -700,9 +711,7 @@ defer(sl_seen *s, const char *id, size_t id_len, const char *key,
     if (sl_buf_append(&s->pending_text, id, id_len) ||
         sl_buf_append(&s->pending_text, key, key_len))
         return SLUICE_ENOMEM;
-    uint32_t index = (uint32_t)s->n_pending++;
-    slot_put(s, r->hash[K_ID], (index << 1 | K_ID) + 1);
-    slot_put(s, r->hash[K_KEY], (index << 1 | K_KEY) + 1);
+    s->n_pending++;
     bloom_add(s, id_hash);
     bloom_add(s, key_hash);
     s->n_deferred++;
@@ -830,8 +839,8 @@ sl_seen_check_many(sl_seen *s, const sl_seen_record *recs, bool *clean)
 {
     uint64_t id_hash[SL_SEEN_MANY], key_hash[SL_SEEN_MANY];
     *clean = false;
-    /* The hashes first, and the filter's blocks and the slots they pick
-     * fetched meanwhile: they are all over memory. */
+    /* The hashes first, and the filter's blocks they pick fetched
+     * meanwhile: they are all over memory. */
     for (int r = 0; r < SL_SEEN_MANY; r++) {
         const sl_seen_record *rec = &recs[r];
         if (!may_defer(s, SL_SEEN_MANY, rec->id_len, rec->key_len))
@@ -840,8 +849,6 @@ sl_seen_check_many(sl_seen *s, const sl_seen_record *recs, bool *clean)
         key_hash[r] = text_hash(K_KEY, rec->key, rec->key_len);
         bloom_prefetch(s, id_hash[r]);
         bloom_prefetch(s, key_hash[r]);
-        __builtin_prefetch(&s->slots[slot_of(narrow(s, id_hash[r]))], 1);
-        __builtin_prefetch(&s->slots[slot_of(narrow(s, key_hash[r]))], 1);
     }
     /* None may have been seen, nor repeat another of them: those before
      * it are in `ids` and `keys` by hash (r + 1; 0 free). */
