@@ -18,7 +18,9 @@
  * "promoted" into the tables as if it had been checked there, and the
  * check goes on in the tables as ever. Past DEFER_MAX deferred records
  * the filter would fill: it is frozen (it still covers the deferred
- * ones) and the records that follow go to the tables directly.
+ * ones) and the records that follow go to the tables directly. Memory:
+ * the page cache, the filter (8 MiB) and the records in memory with what
+ * writes them out (some 15 MiB; 25 at most), whatever the feed's size.
  */
 #include "seen.h"
 
