@@ -127,7 +127,7 @@ struct sl_seen {
     pending_rec *pending;
     size_t n_pending;
     sl_buf pending_text;
-    uint32_t *slots; /* pending by hash: (index << 1 | kind) + 1; 0 free */
+    uint32_t *slots;  /* pending by hash: (index << 1 | kind) + 1; 0 free */
     size_t n_indexed; /* the first pending records, in `slots` */
     uint32_t starts[(1u << BUCKET_LOG) + 1];
     uint64_t n_flushes; /* fragments were written by each */
@@ -473,8 +473,8 @@ bucket_of(uint64_t h)
 static int64_t
 frag_number(uint64_t flush, int kind, uint32_t bucket)
 {
-    return (int64_t)(flush << (BUCKET_LOG + 1) |
-                     (uint64_t)kind << BUCKET_LOG | bucket);
+    return (int64_t)(flush << (BUCKET_LOG + 1) | (uint64_t)kind << BUCKET_LOG |
+                     bucket);
 }
 
 /* Whether a record may be deferred: the filter still grows, and its texts
@@ -570,8 +570,7 @@ pending_find(sl_seen *s, int kind, const char *text, size_t len, uint64_t h)
  * promoted unless it was before: the fragments of its bucket, one a
  * flush, searched. */
 static sluice_err
-promote_written(sl_seen *s, int kind, const char *text, size_t len,
-                uint64_t h)
+promote_written(sl_seen *s, int kind, const char *text, size_t len, uint64_t h)
 {
     sqlite3_stmt *st = s->st[S_GET_FRAG];
     for (uint64_t f = 0; f < s->n_flushes; f++) {
@@ -615,8 +614,7 @@ promote_written(sl_seen *s, int kind, const char *text, size_t len,
 /* The deferred record whose id (kind K_ID) or key is `text`, if any, in
  * the tables before a record naming it is checked there. */
 static sluice_err
-promote_deferred(sl_seen *s, int kind, const char *text, size_t len,
-                 uint64_t h)
+promote_deferred(sl_seen *s, int kind, const char *text, size_t len, uint64_t h)
 {
     if (!s->n_deferred)
         return SLUICE_OK;
@@ -625,8 +623,8 @@ promote_deferred(sl_seen *s, int kind, const char *text, size_t len,
         return promote_written(s, kind, text, len, h);
     if (r->promoted)
         return SLUICE_OK;
-    sluice_err err = promote(s, pending_id(s, r), r->id_len,
-                             pending_key(s, r), r->key_len, r->at);
+    sluice_err err = promote(s, pending_id(s, r), r->id_len, pending_key(s, r),
+                             r->key_len, r->at);
     r->promoted = err == SLUICE_OK;
     return err;
 }
@@ -709,7 +707,9 @@ defer(sl_seen *s, const char *id, size_t id_len, const char *key,
     *r = (pending_rec){{narrow(s, id_hash), narrow(s, key_hash)},
                        at,
                        (uint32_t)s->pending_text.len,
-                       (uint32_t)id_len, (uint32_t)key_len, false};
+                       (uint32_t)id_len,
+                       (uint32_t)key_len,
+                       false};
     if (sl_buf_append(&s->pending_text, id, id_len) ||
         sl_buf_append(&s->pending_text, key, key_len))
         return SLUICE_ENOMEM;
@@ -738,13 +738,11 @@ sl_seen_check(sl_seen *s, const char *id, size_t id_len, const char *key,
         return defer(s, id, id_len, key, key_len, at, id_hash, key_hash);
     /* Whatever was deferred with this id or key is in the tables first,
      * where the check goes on. */
-    if (id_maybe &&
-        (err = promote_deferred(s, K_ID, id, id_len, narrow(s, id_hash))) !=
-            SLUICE_OK)
+    if (id_maybe && (err = promote_deferred(s, K_ID, id, id_len,
+                                            narrow(s, id_hash))) != SLUICE_OK)
         return err;
     if (key_maybe && (err = promote_deferred(s, K_KEY, key, key_len,
-                                             narrow(s, key_hash))) !=
-                         SLUICE_OK)
+                                             narrow(s, key_hash))) != SLUICE_OK)
         return err;
     if (s->deferring) {
         bloom_add(s, id_hash);
@@ -881,9 +879,8 @@ sl_seen_check_many(sl_seen *s, const sl_seen_record *recs, bool *clean)
     }
     for (int r = 0; r < SL_SEEN_MANY; r++) {
         const sl_seen_record *rec = &recs[r];
-        sluice_err err = defer(s, rec->id, rec->id_len, rec->key,
-                               rec->key_len, at_of(s, rec->line), id_hash[r],
-                               key_hash[r]);
+        sluice_err err = defer(s, rec->id, rec->id_len, rec->key, rec->key_len,
+                               at_of(s, rec->line), id_hash[r], key_hash[r]);
         if (err != SLUICE_OK)
             return err;
     }
