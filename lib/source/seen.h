@@ -3,8 +3,8 @@
  * where, so that a duplicate id (the last wins) and two records naming one
  * key (one object would overwrite the other) are found as they come. Kept
  * in a private SQLite database in a temporary file, not in memory: a feed
- * of any size costs disk, a bounded page cache and a filter of fixed
- * size.
+ * of any size costs disk, a bounded page cache, a filter of fixed size
+ * and the records held in memory before they are written out (seen.c).
  */
 #ifndef SL_SEEN_H
 #define SL_SEEN_H
@@ -76,10 +76,11 @@ sluice_err sl_seen_check_many(sl_seen *s, const sl_seen_record *recs,
 const char *sl_seen_errmsg(const sl_seen *s);
 
 /*
- * For the tests: hash texts to (hash & hash_mask), so that different ones
- * collide; defer at most `defer_batch` records in memory before writing
- * them out (0: never defer, every record is checked in the tables), and
- * `defer_max` in all. Call before the first check.
+ * For the tests: find deferred records by (hash & hash_mask), so that
+ * different texts collide (the filter still takes the whole); defer at most
+ * `defer_batch` records in memory before writing them out (0: never defer,
+ * every record is checked in the tables), and `defer_max` in all. Call before
+ * the first check.
  */
 void sl_seen_tune(sl_seen *s, uint64_t hash_mask, size_t defer_batch,
                   uint64_t defer_max);
