@@ -276,3 +276,47 @@ TEST(a_hash_collision_is_no_duplicate)
         sl_seen_close(s);
     }
 }
+
+/* An id too long to defer (past 16 bits of length) is checked in the
+ * tables, and its batch with it; its repeat is found. */
+TEST(a_long_id_is_checked_in_the_tables)
+{
+    size_t long_len = 70000;
+    char *long_id = malloc(long_len + 1);
+    ASSERT_NOT_NULL(long_id);
+    memset(long_id, 'x', long_len);
+    long_id[long_len] = '\0';
+    sl_seen *s = open_seen(UINT64_MAX, 1000, UINT64_MAX);
+    ASSERT_EQ(sl_seen_input(s, "f"), SLUICE_OK);
+    sl_seen_record many[SL_SEEN_MANY];
+    char ids[SL_SEEN_MANY][16];
+    for (int r = 0; r < SL_SEEN_MANY; r++) {
+        snprintf(ids[r], sizeof ids[r], "a%d", r);
+        many[r] = (sl_seen_record){ids[r], strlen(ids[r]), ids[r],
+                                   strlen(ids[r]), (uint64_t)r + 1};
+    }
+    many[5].id = long_id;
+    many[5].id_len = long_len;
+    bool clean = true;
+    ASSERT_EQ(sl_seen_check_many(s, many, &clean), SLUICE_OK);
+    ASSERT(!clean);
+    sl_seen_verdict v;
+    for (int r = 0; r < SL_SEEN_MANY; r++) {
+        ASSERT_EQ(sl_seen_check(s, many[r].id, many[r].id_len, many[r].key,
+                                many[r].key_len, many[r].line, false, &v),
+                  SLUICE_OK);
+        ASSERT(!v.dup_id && !v.shared_key);
+    }
+    ASSERT_EQ(sl_seen_check(s, long_id, long_len, "z", 1, 100, false, &v),
+              SLUICE_OK);
+    ASSERT(v.dup_id);
+    ASSERT_EQ(v.id_line, 6);
+    ASSERT_EQ(sl_seen_check(s, "a6", 2, "z", 1, 101, false, &v), SLUICE_OK);
+    ASSERT(v.dup_id);
+    ASSERT_EQ(v.id_line, 7);
+    ASSERT(v.shared_key);
+    ASSERT_EQ(v.key_line, 100);
+    ASSERT_EQ(strlen(v.key_id), long_len);
+    sl_seen_close(s);
+    free(long_id);
+}
