@@ -400,7 +400,8 @@ static uint64_t
 text_hash(int kind, const char *text, size_t len)
 {
     const uint64_t mul = UINT64_C(0x9e3779b97f4a7c15);
-    uint64_t h = (len + (uint64_t)kind) * UINT64_C(0xc2b2ae3d27d4eb4f);
+    uint64_t h =
+        ((uint64_t)len << 1 | (uint64_t)kind) * UINT64_C(0xc2b2ae3d27d4eb4f);
     uint64_t word;
     for (; len >= 8; text += 8, len -= 8) {
         memcpy(&word, text, 8);
