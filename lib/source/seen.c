@@ -6,7 +6,21 @@
  * key several records name, the others. "Where" is the input's number
  * above the line, in one integer. Only records that still name a key are
  * kept as its namers: a duplicate id that names another key gives up the
- * old one. A record costs two inserts when it repeats nothing.
+ * old one.
+ *
+ * Most records repeat nothing, and two rows each would cost most of the
+ * work. So, while a bloom filter of fixed size (every id and key checked
+ * so far) can still tell, a record whose id and key it has never been
+ * given is "deferred": kept in memory, and past DEFER_BATCH of them
+ * written out as fragments, one blob per hash bucket and flush, no
+ * lookups. When a later record's id or key may have been seen (the
+ * filter says so), the deferred record that has it, if any, is first
+ * "promoted" into the tables as if it had been checked there, and the
+ * check goes on in the tables as ever. Past DEFER_MAX deferred records
+ * the filter would fill: it is frozen (it still covers the deferred
+ * ones) and the records that follow go to the tables directly. Memory:
+ * the page cache, the filter (8 MiB) and the records in memory with what
+ * writes them out (some 15 MiB; 25 at most), whatever the feed's size.
  */
 #include "seen.h"
 
@@ -20,6 +34,29 @@
 
 /* The page cache: the tables spill to the file past it. */
 #define CACHE_KIB 8192
+
+/* The bloom filter: 2^BLOOM_LOG bits (8 MiB) in blocks of 2^BLOCK_LOG
+ * (a cache line), BLOOM_K bits a text, all in the block its hash picks. */
+#define BLOOM_LOG    26
+#define BLOCK_LOG    9
+#define BLOOM_BLOCKS (UINT64_C(1) << (BLOOM_LOG - BLOCK_LOG))
+#define BLOOM_K      5
+
+/* Deferred records: up to DEFER_BATCH of them, or DEFER_BYTES of their
+ * texts, in memory; then written out, one fragment a bucket of
+ * 2^BUCKET_LOG for ids and as many for keys. DEFER_MAX in all (16 bits
+ * of the filter for each id and key). A text longer than DEFER_TEXT is
+ * never deferred. */
+#define DEFER_BATCH 131072
+#define DEFER_BYTES (8u << 20)
+#define BUCKET_LOG  12
+#define DEFER_MAX   (UINT64_C(1) << 21)
+#define DEFER_TEXT  65535
+/* The in-memory records by hash: open addressing, half full at most. */
+#define SLOTS (4 * DEFER_BATCH)
+
+/* What a hash is of: a record's id or its key. */
+enum { K_ID, K_KEY };
 
 enum {
     S_INS_ID,
@@ -35,10 +72,8 @@ enum {
     S_DEL_MORE,
     S_BEGIN,
     S_COMMIT,
-    S_INS_IDS,  /* SL_SEEN_MANY rows, built in sl_seen_open */
-    S_INS_KEYS, /* likewise */
-    S_UNDO_ID,
-    S_UNDO_KEY,
+    S_PUT_FRAG,
+    S_GET_FRAG,
     S_COUNT_
 };
 
@@ -60,22 +95,22 @@ static const char *const sql[S_COUNT_] = {
     [S_DEL_MORE] = "DELETE FROM more WHERE key = ?1 AND id = ?2",
     [S_BEGIN] = "BEGIN",
     [S_COMMIT] = "COMMIT",
-    [S_UNDO_ID] = "DELETE FROM ids WHERE id = ?1 AND at = ?2",
-    [S_UNDO_KEY] = "DELETE FROM keys WHERE key = ?1 AND at = ?2",
+    [S_PUT_FRAG] = "INSERT INTO frags(n, data) VALUES (?1, ?2)",
+    [S_GET_FRAG] = "SELECT data FROM frags WHERE n = ?1",
 };
 
-/* INSERT INTO `table`(...) of SL_SEEN_MANY rows of three parameters
- * each, conflicts ignored. */
-static int
-many_sql(sl_buf *b, const char *head)
-{
-    sl_buf_clear(b);
-    int bad = sl_buf_printf(b, "%s", head);
-    for (int r = 0; r < SL_SEEN_MANY && !bad; r++)
-        bad = sl_buf_printf(b, "%s(?%d, ?%d, ?%d)", r ? "," : "", r * 3 + 1,
-                            r * 3 + 2, r * 3 + 3);
-    return bad || sl_buf_printf(b, " ON CONFLICT DO NOTHING");
-}
+/* A deferred record still in memory; its id and then its key are in
+ * `pending_text` from `text`. */
+typedef struct {
+    uint64_t hash[2]; /* K_ID, K_KEY */
+    int64_t at;
+    uint32_t text, id_len, key_len;
+    bool promoted; /* it is in the tables now */
+} pending_rec;
+
+/* A fragment's entries, one after the other: at, the id's length and the
+ * key's (16 bits each), then the id and the key. */
+#define ENTRY_HEAD 12
 
 struct sl_seen {
     sqlite3 *db;
@@ -85,6 +120,23 @@ struct sl_seen {
     sl_buf owner;    /* the other record's id of the last verdict */
     sl_buf prev_key; /* the key a duplicate id named before */
     char errmsg[256];
+
+    uint64_t *bloom;     /* BLOOM_BLOCKS blocks of 8 words */
+    bool deferring;      /* records may be deferred (the filter grows) */
+    uint64_t n_deferred; /* in all */
+    pending_rec *pending;
+    size_t n_pending;
+    sl_buf pending_text;
+    uint32_t *slots;  /* pending by hash: (index << 1 | kind) + 1; 0 free */
+    size_t n_indexed; /* the first pending records, in `slots` */
+    uint32_t starts[(1u << BUCKET_LOG) + 1];
+    uint64_t n_flushes; /* fragments were written by each */
+    sl_buf frag;
+
+    /* Tuned by the tests only (sl_seen_tune). */
+    uint64_t hash_mask;
+    size_t defer_batch;
+    uint64_t defer_max;
 };
 
 static sluice_err
@@ -113,6 +165,20 @@ sl_seen_open(sl_seen **out, char *reason, size_t reason_size)
     }
     sl_buf_init(&s->owner);
     sl_buf_init(&s->prev_key);
+    sl_buf_init(&s->pending_text);
+    sl_buf_init(&s->frag);
+    s->deferring = true;
+    s->hash_mask = UINT64_MAX;
+    s->defer_batch = DEFER_BATCH;
+    s->defer_max = DEFER_MAX;
+    s->bloom = sl_calloc(BLOOM_BLOCKS * 8, sizeof *s->bloom);
+    s->pending = sl_calloc(DEFER_BATCH, sizeof *s->pending);
+    s->slots = sl_calloc(SLOTS, sizeof *s->slots);
+    if (!s->bloom || !s->pending || !s->slots) {
+        sl_fmt(reason, reason_size, "out of memory");
+        sl_seen_close(s);
+        return SLUICE_ENOMEM;
+    }
     /* "": a private database in a temporary file. No journal: it lives
      * as long as this ingest and is worth nothing after a crash. */
     int rc = sqlite3_open_v2(
@@ -137,24 +203,13 @@ sl_seen_open(sl_seen **out, char *reason, size_t reason_size)
                           " WITHOUT ROWID;"
                           "CREATE TABLE more(key TEXT NOT NULL,"
                           " id TEXT NOT NULL, at INTEGER NOT NULL,"
-                          " PRIMARY KEY(key, id)) WITHOUT ROWID",
+                          " PRIMARY KEY(key, id)) WITHOUT ROWID;"
+                          "CREATE TABLE frags(n INTEGER PRIMARY KEY,"
+                          " data BLOB NOT NULL)",
                           NULL, NULL, NULL);
-    sl_buf many;
-    sl_buf_init(&many);
-    for (int i = 0; i < S_COUNT_ && rc == SQLITE_OK; i++) {
-        const char *text = sql[i];
-        if (i == S_INS_IDS || i == S_INS_KEYS) {
-            if (many_sql(&many, i == S_INS_IDS
-                                    ? "INSERT INTO ids(id, at, key) VALUES "
-                                    : "INSERT INTO keys(key, at, id) VALUES "))
-                rc = SQLITE_NOMEM;
-            text = many.data;
-        }
-        if (rc == SQLITE_OK)
-            rc = sqlite3_prepare_v3(s->db, text, -1, SQLITE_PREPARE_PERSISTENT,
-                                    &s->st[i], NULL);
-    }
-    sl_buf_free(&many);
+    for (int i = 0; i < S_COUNT_ && rc == SQLITE_OK; i++)
+        rc = sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                &s->st[i], NULL);
     if (rc != SQLITE_OK) {
         err = fail(s, rc, "open");
         sl_copy(reason, reason_size,
@@ -179,7 +234,22 @@ sl_seen_close(sl_seen *s)
     sl_free(s->inputs);
     sl_buf_free(&s->owner);
     sl_buf_free(&s->prev_key);
+    sl_buf_free(&s->pending_text);
+    sl_buf_free(&s->frag);
+    sl_free(s->bloom);
+    sl_free(s->pending);
+    sl_free(s->slots);
     sl_free(s);
+}
+
+void
+sl_seen_tune(sl_seen *s, uint64_t hash_mask, size_t defer_batch,
+             uint64_t defer_max)
+{
+    s->hash_mask = hash_mask;
+    s->defer_batch = defer_batch < DEFER_BATCH ? defer_batch : DEFER_BATCH;
+    s->defer_max = defer_max;
+    s->deferring = defer_batch > 0;
 }
 
 sluice_err
@@ -323,6 +393,334 @@ at_of(const sl_seen *s, uint64_t line)
                      (line & LINE_MASK));
 }
 
+/* A text's hash as an id or as a key: eight bytes at a time, each word
+ * mixed in by a multiply, then the finalizer of MurmurHash3 (every bit of
+ * the text moves every bit of the hash). */
+static uint64_t
+text_hash(int kind, const char *text, size_t len)
+{
+    const uint64_t mul = UINT64_C(0x9e3779b97f4a7c15);
+    uint64_t h =
+        ((uint64_t)len << 1 | (uint64_t)kind) * UINT64_C(0xc2b2ae3d27d4eb4f);
+    uint64_t word;
+    for (; len >= 8; text += 8, len -= 8) {
+        memcpy(&word, text, 8);
+        h = (h ^ word) * mul;
+        h ^= h >> 29;
+    }
+    if (len) {
+        word = 0;
+        memcpy(&word, text, len);
+        h = (h ^ word) * mul;
+        h ^= h >> 29;
+    }
+    h ^= h >> 33;
+    h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    h *= UINT64_C(0xc4ceb9fe1a85ec53);
+    h ^= h >> 33;
+    return h;
+}
+
+/* The hash deferred records are found by: the whole, but in the tests
+ * (sl_seen_tune), where different texts share one. The filter always
+ * takes the whole. */
+static uint64_t
+narrow(const sl_seen *s, uint64_t h)
+{
+    return h & s->hash_mask;
+}
+
+/* Whether the filter may have been given `h` (false: surely not). */
+static bool
+bloom_has(const sl_seen *s, uint64_t h)
+{
+    const uint64_t *block = s->bloom + (h & (BLOOM_BLOCKS - 1)) * 8;
+    h >>= BLOOM_LOG - BLOCK_LOG;
+    for (int i = 0; i < BLOOM_K; i++, h >>= BLOCK_LOG)
+        if (!(block[(h & 511) >> 6] >> (h & 63) & 1))
+            return false;
+    return true;
+}
+
+static void
+bloom_prefetch(const sl_seen *s, uint64_t h)
+{
+    __builtin_prefetch(s->bloom + (h & (BLOOM_BLOCKS - 1)) * 8);
+}
+
+static void
+bloom_add(sl_seen *s, uint64_t h)
+{
+    uint64_t *block = s->bloom + (h & (BLOOM_BLOCKS - 1)) * 8;
+    h >>= BLOOM_LOG - BLOCK_LOG;
+    for (int i = 0; i < BLOOM_K; i++, h >>= BLOCK_LOG)
+        block[(h & 511) >> 6] |= UINT64_C(1) << (h & 63);
+}
+
+static size_t
+slot_of(uint64_t h)
+{
+    return (size_t)(h ^ h >> 29) & (SLOTS - 1);
+}
+
+static uint32_t
+bucket_of(uint64_t h)
+{
+    return (uint32_t)(h >> (64 - BUCKET_LOG));
+}
+
+/* The fragment of flush `flush` for bucket `bucket` of `kind`. */
+static int64_t
+frag_number(uint64_t flush, int kind, uint32_t bucket)
+{
+    return (int64_t)(flush << (BUCKET_LOG + 1) | (uint64_t)kind << BUCKET_LOG |
+                     bucket);
+}
+
+/* Whether a record may be deferred: the filter still grows, and its texts
+ * are not too long. Past the most deferred, the filter is frozen. */
+static bool
+may_defer(sl_seen *s, unsigned n, size_t id_len, size_t key_len)
+{
+    if (s->deferring && s->n_deferred + n > s->defer_max)
+        s->deferring = false;
+    return s->deferring && id_len && id_len <= DEFER_TEXT && key_len &&
+           key_len <= DEFER_TEXT;
+}
+
+/* Put a deferred record in the tables as its check there would have (it
+ * repeated nothing), unless it is there already: its id is in the table
+ * of ids if and only if it was promoted before, for a record whose id or
+ * key was seen before is never deferred, and a deferred record is
+ * promoted before any other record's check finds its id or key. */
+static sluice_err
+promote(sl_seen *s, const char *id, size_t id_len, const char *key,
+        size_t key_len, int64_t at)
+{
+    int added = 0;
+    sqlite3_stmt *st = s->st[S_INS_ID];
+    bind_text(st, 1, id, id_len);
+    sqlite3_bind_int64(st, 2, at);
+    bind_text(st, 3, key, key_len);
+    sluice_err err = exec(s, S_INS_ID, &added);
+    if (err != SLUICE_OK || !added)
+        return err;
+    st = s->st[S_INS_KEY];
+    bind_text(st, 1, key, key_len);
+    sqlite3_bind_int64(st, 2, at);
+    bind_text(st, 3, id, id_len);
+    if ((err = exec(s, S_INS_KEY, &added)) != SLUICE_OK)
+        return err;
+    if (!added) {
+        sl_fmt(s->errmsg, sizeof s->errmsg,
+               "the ids and keys seen (a temporary file): a deferred"
+               " record's key is in the table of keys already");
+        return SLUICE_EDB;
+    }
+    return SLUICE_OK;
+}
+
+static const char *
+pending_id(const sl_seen *s, const pending_rec *r)
+{
+    return s->pending_text.data + r->text;
+}
+
+static const char *
+pending_key(const sl_seen *s, const pending_rec *r)
+{
+    return s->pending_text.data + r->text + r->id_len;
+}
+
+static void
+slot_put(sl_seen *s, uint64_t h, uint32_t value)
+{
+    size_t i = slot_of(h);
+    while (s->slots[i])
+        i = (i + 1) & (SLOTS - 1);
+    s->slots[i] = value;
+}
+
+/* The record in memory whose id (kind K_ID) or key is `text`, or NULL.
+ * The records are put in `slots` only now, when one is looked for: most
+ * never are (a clean feed's records are not). */
+static pending_rec *
+pending_find(sl_seen *s, int kind, const char *text, size_t len, uint64_t h)
+{
+    for (; s->n_indexed < s->n_pending; s->n_indexed++) {
+        const pending_rec *r = &s->pending[s->n_indexed];
+        uint32_t index = (uint32_t)s->n_indexed;
+        slot_put(s, r->hash[K_ID], (index << 1 | K_ID) + 1);
+        slot_put(s, r->hash[K_KEY], (index << 1 | K_KEY) + 1);
+    }
+    for (size_t i = slot_of(h);; i = (i + 1) & (SLOTS - 1)) {
+        uint32_t v = s->slots[i];
+        if (!v)
+            return NULL;
+        pending_rec *r = &s->pending[(v - 1) >> 1];
+        const char *t = kind == K_ID ? pending_id(s, r) : pending_key(s, r);
+        if ((int)((v - 1) & 1) == kind && r->hash[kind] == h &&
+            (kind == K_ID ? r->id_len : r->key_len) == len &&
+            memcmp(t, text, len) == 0)
+            return r;
+    }
+}
+
+/* The written-out record whose id (kind K_ID) or key is `text`, if any,
+ * promoted unless it was before: the fragments of its bucket, one a
+ * flush, searched. */
+static sluice_err
+promote_written(sl_seen *s, int kind, const char *text, size_t len, uint64_t h)
+{
+    sqlite3_stmt *st = s->st[S_GET_FRAG];
+    for (uint64_t f = 0; f < s->n_flushes; f++) {
+        sqlite3_bind_int64(st, 1, frag_number(f, kind, bucket_of(h)));
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+            sqlite3_reset(st);
+            if (rc == SQLITE_DONE)
+                continue; /* none of that flush in the bucket */
+            return fail(s, rc, "read");
+        }
+        const unsigned char *p = sqlite3_column_blob(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        if (!p) {
+            sqlite3_reset(st);
+            return fail(s, SQLITE_NOMEM, "read");
+        }
+        for (size_t off = 0; off + ENTRY_HEAD <= n;) {
+            int64_t at;
+            uint16_t id_len, key_len;
+            memcpy(&at, p + off, 8);
+            memcpy(&id_len, p + off + 8, 2);
+            memcpy(&key_len, p + off + 10, 2);
+            const char *id = (const char *)p + off + ENTRY_HEAD;
+            const char *key = id + id_len;
+            off += ENTRY_HEAD + id_len + key_len;
+            const char *t = kind == K_ID ? id : key;
+            size_t t_len = kind == K_ID ? id_len : key_len;
+            if (t_len == len && memcmp(t, text, len) == 0) {
+                /* The only record deferred with it. */
+                sluice_err err = promote(s, id, id_len, key, key_len, at);
+                sqlite3_reset(st);
+                return err;
+            }
+        }
+        sqlite3_reset(st);
+    }
+    return SLUICE_OK;
+}
+
+/* The deferred record whose id (kind K_ID) or key is `text`, if any, in
+ * the tables before a record naming it is checked there. */
+static sluice_err
+promote_deferred(sl_seen *s, int kind, const char *text, size_t len, uint64_t h)
+{
+    if (!s->n_deferred)
+        return SLUICE_OK;
+    pending_rec *r = pending_find(s, kind, text, len, h);
+    if (!r)
+        return promote_written(s, kind, text, len, h);
+    if (r->promoted)
+        return SLUICE_OK;
+    sluice_err err = promote(s, pending_id(s, r), r->id_len, pending_key(s, r),
+                             r->key_len, r->at);
+    r->promoted = err == SLUICE_OK;
+    return err;
+}
+
+/* Write the records in memory out, but those promoted: for each kind and
+ * bucket one fragment. The entries are laid out bucket by bucket in one
+ * buffer, each record read once and in order (random reads of the
+ * records would miss the cache at each). */
+static sluice_err
+flush(sl_seen *s)
+{
+    const uint32_t n_buckets = 1u << BUCKET_LOG;
+    sqlite3_stmt *st = s->st[S_PUT_FRAG];
+    sluice_err err = SLUICE_OK;
+    for (int kind = K_ID; kind <= K_KEY && err == SLUICE_OK; kind++) {
+        /* starts[b]: where bucket b's entries begin, then, as they are
+         * laid out, where the next goes: at last where the bucket ends. */
+        memset(s->starts, 0, sizeof s->starts);
+        for (size_t i = 0; i < s->n_pending; i++) {
+            const pending_rec *r = &s->pending[i];
+            if (!r->promoted)
+                s->starts[bucket_of(r->hash[kind]) + 1] +=
+                    ENTRY_HEAD + r->id_len + r->key_len;
+        }
+        for (uint32_t b = 0; b < n_buckets; b++)
+            s->starts[b + 1] += s->starts[b];
+        sl_buf_clear(&s->frag);
+        if (sl_buf_reserve(&s->frag, s->starts[n_buckets]))
+            return SLUICE_ENOMEM;
+        for (size_t i = 0; i < s->n_pending; i++) {
+            const pending_rec *r = &s->pending[i];
+            if (r->promoted)
+                continue;
+            char *e = s->frag.data + s->starts[bucket_of(r->hash[kind])];
+            uint16_t id_len = (uint16_t)r->id_len;
+            uint16_t key_len = (uint16_t)r->key_len;
+            memcpy(e, &r->at, 8);
+            memcpy(e + 8, &id_len, 2);
+            memcpy(e + 10, &key_len, 2);
+            memcpy(e + ENTRY_HEAD, pending_id(s, r),
+                   (size_t)r->id_len + r->key_len);
+            s->starts[bucket_of(r->hash[kind])] +=
+                ENTRY_HEAD + r->id_len + r->key_len;
+        }
+        uint32_t first = 0;
+        for (uint32_t b = 0; b < n_buckets && err == SLUICE_OK; b++) {
+            uint32_t end = s->starts[b];
+            if (end == first)
+                continue;
+            sqlite3_bind_int64(st, 1, frag_number(s->n_flushes, kind, b));
+            sqlite3_bind_blob(st, 2, s->frag.data + first, (int)(end - first),
+                              SQLITE_STATIC);
+            err = exec(s, S_PUT_FRAG, NULL);
+            first = end;
+        }
+    }
+    if (err != SLUICE_OK)
+        return err;
+    s->n_flushes++;
+    s->n_pending = 0;
+    sl_buf_clear(&s->pending_text);
+    if (s->n_indexed)
+        memset(s->slots, 0, SLOTS * sizeof *s->slots);
+    s->n_indexed = 0;
+    return SLUICE_OK;
+}
+
+/* Defer a record that repeats nothing (the filter says so): in memory,
+ * written out with the others when they are many. */
+static sluice_err
+defer(sl_seen *s, const char *id, size_t id_len, const char *key,
+      size_t key_len, int64_t at, uint64_t id_hash, uint64_t key_hash)
+{
+    sluice_err err;
+    if ((s->n_pending >= s->defer_batch ||
+         s->pending_text.len + id_len + key_len > DEFER_BYTES) &&
+        (err = flush(s)) != SLUICE_OK)
+        return err;
+    pending_rec *r = &s->pending[s->n_pending];
+    *r = (pending_rec){{narrow(s, id_hash), narrow(s, key_hash)},
+                       at,
+                       (uint32_t)s->pending_text.len,
+                       (uint32_t)id_len,
+                       (uint32_t)key_len,
+                       false};
+    if (sl_buf_append(&s->pending_text, id, id_len) ||
+        sl_buf_append(&s->pending_text, key, key_len))
+        return SLUICE_ENOMEM;
+    s->n_pending++;
+    bloom_add(s, id_hash);
+    bloom_add(s, key_hash);
+    s->n_deferred++;
+    return SLUICE_OK;
+}
+
 sluice_err
 sl_seen_check(sl_seen *s, const char *id, size_t id_len, const char *key,
               size_t key_len, uint64_t line, bool strict, sl_seen_verdict *v)
@@ -334,6 +732,24 @@ sl_seen_check(sl_seen *s, const char *id, size_t id_len, const char *key,
     sluice_err err;
 
     memset(v, 0, sizeof *v);
+    uint64_t id_hash = text_hash(K_ID, id, id_len);
+    uint64_t key_hash = text_hash(K_KEY, key, key_len);
+    bool id_maybe = bloom_has(s, id_hash), key_maybe = bloom_has(s, key_hash);
+    if (!id_maybe && !key_maybe && may_defer(s, 1, id_len, key_len))
+        return defer(s, id, id_len, key, key_len, at, id_hash, key_hash);
+    /* Whatever was deferred with this id or key is in the tables first,
+     * where the check goes on. */
+    if (id_maybe && (err = promote_deferred(s, K_ID, id, id_len,
+                                            narrow(s, id_hash))) != SLUICE_OK)
+        return err;
+    if (key_maybe && (err = promote_deferred(s, K_KEY, key, key_len,
+                                             narrow(s, key_hash))) != SLUICE_OK)
+        return err;
+    if (s->deferring) {
+        bloom_add(s, id_hash);
+        bloom_add(s, key_hash);
+    }
+
     sqlite3_stmt *st = s->st[S_INS_ID];
     bind_text(st, 1, id, id_len);
     sqlite3_bind_int64(st, 2, at);
@@ -422,38 +838,53 @@ sl_seen_check(sl_seen *s, const char *id, size_t id_len, const char *key,
 sluice_err
 sl_seen_check_many(sl_seen *s, const sl_seen_record *recs, bool *clean)
 {
-    sqlite3_stmt *ids = s->st[S_INS_IDS], *keys = s->st[S_INS_KEYS];
-    int ids_new = 0, keys_new = 0;
+    uint64_t id_hash[SL_SEEN_MANY], key_hash[SL_SEEN_MANY];
+    *clean = false;
+    /* The hashes first, and the filter's blocks they pick fetched
+     * meanwhile: they are all over memory. */
     for (int r = 0; r < SL_SEEN_MANY; r++) {
         const sl_seen_record *rec = &recs[r];
-        int64_t at = at_of(s, rec->line);
-        bind_text(ids, r * 3 + 1, rec->id, rec->id_len);
-        sqlite3_bind_int64(ids, r * 3 + 2, at);
-        bind_text(ids, r * 3 + 3, rec->key, rec->key_len);
-        bind_text(keys, r * 3 + 1, rec->key, rec->key_len);
-        sqlite3_bind_int64(keys, r * 3 + 2, at);
-        bind_text(keys, r * 3 + 3, rec->id, rec->id_len);
+        if (!may_defer(s, SL_SEEN_MANY, rec->id_len, rec->key_len))
+            return SLUICE_OK;
+        id_hash[r] = text_hash(K_ID, rec->id, rec->id_len);
+        key_hash[r] = text_hash(K_KEY, rec->key, rec->key_len);
+        bloom_prefetch(s, id_hash[r]);
+        bloom_prefetch(s, key_hash[r]);
     }
-    sluice_err err = exec(s, S_INS_IDS, &ids_new);
-    if (err == SLUICE_OK)
-        err = exec(s, S_INS_KEYS, &keys_new);
-    if (err != SLUICE_OK)
-        return err;
-    *clean = ids_new == SL_SEEN_MANY && keys_new == SL_SEEN_MANY;
-    if (*clean)
-        return SLUICE_OK;
-    /* Some repeat: take back what went in (a row of this line is one of
-     * these records'), for the caller to check them one by one. */
-    for (int r = 0; r < SL_SEEN_MANY && err == SLUICE_OK; r++) {
-        int64_t at = at_of(s, recs[r].line);
-        bind_text(s->st[S_UNDO_ID], 1, recs[r].id, recs[r].id_len);
-        sqlite3_bind_int64(s->st[S_UNDO_ID], 2, at);
-        err = exec(s, S_UNDO_ID, NULL);
-        if (err == SLUICE_OK) {
-            bind_text(s->st[S_UNDO_KEY], 1, recs[r].key, recs[r].key_len);
-            sqlite3_bind_int64(s->st[S_UNDO_KEY], 2, at);
-            err = exec(s, S_UNDO_KEY, NULL);
+    /* None may have been seen, nor repeat another of them: those before
+     * it are in `ids` and `keys` by hash (r + 1; 0 free). */
+    uint8_t ids[4 * SL_SEEN_MANY] = {0}, keys[4 * SL_SEEN_MANY] = {0};
+    const size_t mask = 4 * SL_SEEN_MANY - 1;
+    for (int r = 0; r < SL_SEEN_MANY; r++) {
+        const sl_seen_record *rec = &recs[r];
+        if (bloom_has(s, id_hash[r]) || bloom_has(s, key_hash[r]))
+            return SLUICE_OK;
+        size_t i = (size_t)narrow(s, id_hash[r]) & mask;
+        for (; ids[i]; i = (i + 1) & mask) {
+            const sl_seen_record *q = &recs[ids[i] - 1];
+            if (narrow(s, id_hash[ids[i] - 1]) == narrow(s, id_hash[r]) &&
+                q->id_len == rec->id_len &&
+                memcmp(q->id, rec->id, rec->id_len) == 0)
+                return SLUICE_OK;
         }
+        ids[i] = (uint8_t)(r + 1);
+        for (i = (size_t)narrow(s, key_hash[r]) & mask; keys[i];
+             i = (i + 1) & mask) {
+            const sl_seen_record *q = &recs[keys[i] - 1];
+            if (narrow(s, key_hash[keys[i] - 1]) == narrow(s, key_hash[r]) &&
+                q->key_len == rec->key_len &&
+                memcmp(q->key, rec->key, rec->key_len) == 0)
+                return SLUICE_OK;
+        }
+        keys[i] = (uint8_t)(r + 1);
     }
-    return err;
+    for (int r = 0; r < SL_SEEN_MANY; r++) {
+        const sl_seen_record *rec = &recs[r];
+        sluice_err err = defer(s, rec->id, rec->id_len, rec->key, rec->key_len,
+                               at_of(s, rec->line), id_hash[r], key_hash[r]);
+        if (err != SLUICE_OK)
+            return err;
+    }
+    *clean = true;
+    return SLUICE_OK;
 }

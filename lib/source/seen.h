@@ -3,7 +3,8 @@
  * where, so that a duplicate id (the last wins) and two records naming one
  * key (one object would overwrite the other) are found as they come. Kept
  * in a private SQLite database in a temporary file, not in memory: a feed
- * of any size costs disk and a bounded page cache.
+ * of any size costs disk, a bounded page cache, a filter of fixed size
+ * and the records held in memory before they are written out (seen.c).
  */
 #ifndef SL_SEEN_H
 #define SL_SEEN_H
@@ -63,15 +64,26 @@ typedef struct {
 #define SL_SEEN_MANY 64
 
 /*
- * Check SL_SEEN_MANY records at once, in two statements, for the common
- * case that none repeats an id or a key: *clean says so, and they are
- * remembered. Otherwise nothing of them is remembered, and the caller
- * checks each with sl_seen_check, in order.
+ * Check SL_SEEN_MANY records at once, for the common case that none
+ * repeats an id or a key: *clean says so, and they are remembered (in
+ * memory first: no lookup in the database). Otherwise, or when it cannot
+ * tell, nothing of them is remembered, and the caller checks each with
+ * sl_seen_check, in order.
  */
 sluice_err sl_seen_check_many(sl_seen *s, const sl_seen_record *recs,
                               bool *clean);
 
 const char *sl_seen_errmsg(const sl_seen *s);
+
+/*
+ * For the tests: find deferred records by (hash & hash_mask), so that
+ * different texts collide (the filter still takes the whole); defer at most
+ * `defer_batch` records in memory before writing them out (0: never defer,
+ * every record is checked in the tables), and `defer_max` in all. Call before
+ * the first check.
+ */
+void sl_seen_tune(sl_seen *s, uint64_t hash_mask, size_t defer_batch,
+                  uint64_t defer_max);
 
 /* The input index the current records are checked under (0 first). */
 unsigned sl_seen_current_input(const sl_seen *s);
