@@ -62,6 +62,15 @@ open_queue(const char *loc)
 
 #define KEY(k) "sluice:{q}:" k
 
+/* Packs in the queue: each is its records and its "q:RID" head. */
+static long long
+n_packs(const char *loc)
+{
+    long long fields = test_redis_int(loc, "HLEN " KEY("packs"));
+    ASSERT_EQ(fields % 2, 0);
+    return fields / 2;
+}
+
 typedef struct {
     int n;
     bool in_order;
@@ -87,7 +96,7 @@ TEST(a_packed_ingest_reads_as_records_do)
     sl_queue_feed_start(q);
     sluice_ingest_stats st = batch(q, 0, 2500, 4000, true);
     ASSERT_EQ(st.added, 2500);
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 3);
+    ASSERT_EQ(n_packs(loc), 3);
     ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " tail"), 0);
     ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " version"), 2);
     ASSERT_EQ(test_redis_int(loc, "EXISTS " KEY("r:1")), 0);
@@ -99,14 +108,14 @@ TEST(a_packed_ingest_reads_as_records_do)
     ASSERT(c.oldest_pending_age >= 0);
     st = batch(q, 2500, 2800, 4000, true);
     ASSERT_EQ(st.added, 300);
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 4);
+    ASSERT_EQ(n_packs(loc), 4);
     /* A lookup by id unpacks every pack first. */
     sl_record_info info;
     ASSERT_EQ(sl_queue_get(q, "p2700", &info), SLUICE_OK);
     ASSERT_STR_EQ(info.url, "http://a.example/2700/v1.jpg");
     ASSERT_EQ(info.state, SL_STATE_PENDING);
     sl_record_info_clear(&info);
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 0);
+    ASSERT_EQ(n_packs(loc), 0);
     ASSERT_EQ(test_redis_int(loc, "HEXISTS " KEY("meta") " tail"), 0);
     ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("ids")), 2800);
     ASSERT_EQ(test_redis_int(loc, "ZCARD " KEY("pending")), 2800);
@@ -155,7 +164,7 @@ TEST(leases_unpack_as_they_go_in_feed_order)
     sl_queue_feed_start(q);
     /* p0..p1999 on origin a, p2000..p2999 on b: three packs. */
     ASSERT_EQ(batch(q, 0, 3000, 2000, true).added, 3000);
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 3);
+    ASSERT_EQ(n_packs(loc), 3);
     sl_lease l[100];
     size_t n = 0;
     sl_lease_req req = {100, T0, 60000, NULL, 0};
@@ -186,7 +195,7 @@ TEST(leases_unpack_as_they_go_in_feed_order)
     /* They came straight from the first pack, whose rest stays in it
      * (meta's pack and pack_at say where); `packed` counts what is left
      * by origin. */
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 3);
+    ASSERT_EQ(n_packs(loc), 3);
     ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " tail"), 100);
     ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " pack"), 1);
     ASSERT_GT(test_redis_int(loc, "HGET " KEY("meta") " pack_at"), 100);
@@ -207,7 +216,7 @@ TEST(leases_unpack_as_they_go_in_feed_order)
     ASSERT_STR_EQ(l[0].id, "p2000");
     sl_lease_clear(&l[0]);
     /* It took the second pack, whose last 48 records are b's. */
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 1);
+    ASSERT_EQ(n_packs(loc), 1);
     ASSERT_EQ(test_redis_int(loc, "HEXISTS " KEY("meta") " pack"), 0);
     ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packed")), 1);
     ASSERT_EQ(test_redis_int(loc, "HGET " KEY("packed") " http://b.example:80"),
@@ -227,7 +236,7 @@ TEST(leases_unpack_as_they_go_in_feed_order)
     ASSERT_EQ(c.done, 1);
     ASSERT_EQ(c.pending, 0);
     ASSERT_EQ(c.oldest_pending_age, -1);
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 0);
+    ASSERT_EQ(n_packs(loc), 0);
     sluice_queue_close(q);
 }
 
@@ -248,12 +257,12 @@ TEST(a_skipped_origin_alone_in_the_packs_leaves_them_packed)
     ASSERT_EQ(n, 10);
     for (size_t i = 0; i < n; i++)
         sl_lease_clear(&l[i]);
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 3);
+    ASSERT_EQ(n_packs(loc), 3);
     const char *skip[] = {"http://a.example:80"};
     sl_lease_req skip_a = {10, T0, 60000, skip, 1};
     ASSERT_EQ(sl_queue_lease(q, &skip_a, l, &n), SLUICE_OK);
     ASSERT_EQ(n, 0);
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 3);
+    ASSERT_EQ(n_packs(loc), 3);
     ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " tail"), 10);
     sluice_queue_close(q);
 }
@@ -265,7 +274,7 @@ TEST(a_repeated_id_is_looked_up_and_packing_goes_on)
     sluice_queue *q = open_queue(loc);
     sl_queue_feed_start(q);
     ASSERT_EQ(batch(q, 0, 100, 4000, true).added, 100);
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 1);
+    ASSERT_EQ(n_packs(loc), 1);
     /* p5 again with a new url (the checker says it is not its first),
      * and 50 new ones: the batch is looked up, after unpacking. */
     static sl_record r[51];
@@ -278,11 +287,11 @@ TEST(a_repeated_id_is_looked_up_and_packing_goes_on)
     ASSERT_EQ(sl_queue_commit(q), SLUICE_OK);
     ASSERT_EQ(st.added, 50);
     ASSERT_EQ(st.updated, 1);
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 0);
+    ASSERT_EQ(n_packs(loc), 0);
     ASSERT_EQ(test_redis_int(loc, "EXISTS " KEY("r:150")), 1);
     /* Every record is still this feed's: the next batch is packed. */
     ASSERT_EQ(batch(q, 150, 200, 4000, true).added, 50);
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 1);
+    ASSERT_EQ(n_packs(loc), 1);
     sl_record_info info;
     ASSERT_EQ(sl_queue_get(q, "p5", &info), SLUICE_OK);
     ASSERT_STR_EQ(info.url, "http://a.example/5/v2.jpg");
@@ -301,25 +310,25 @@ TEST(another_writer_makes_a_feed_look_its_ids_up)
     sluice_queue *a = open_queue(loc), *b = open_queue(loc);
     sl_queue_feed_start(a);
     ASSERT_EQ(batch(a, 0, 10, 4000, true).added, 10);
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 1);
+    ASSERT_EQ(n_packs(loc), 1);
     /* b's feed starts on a queue that holds records: no packs; its
      * lookup unpacks a's first. */
     sl_queue_feed_start(b);
     ASSERT_EQ(batch(b, 10, 11, 4000, true).added, 1);
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 0);
+    ASSERT_EQ(n_packs(loc), 0);
     ASSERT_EQ(test_redis_int(loc, "EXISTS " KEY("r:11")), 1);
     /* a's feed names p10 for the first time, but b put it in: a looks
      * its ids up now, and p10 is one record. */
     sluice_ingest_stats st = batch(a, 10, 20, 4000, true);
     ASSERT_EQ(st.added, 9);
     ASSERT_EQ(st.unchanged, 1);
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 0);
+    ASSERT_EQ(n_packs(loc), 0);
     ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " rid"), 20);
     ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("ids")), 20);
     /* A new feed on a queue with records is never packed. */
     sl_queue_feed_start(a);
     ASSERT_EQ(batch(a, 20, 30, 4000, true).added, 10);
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("packs")), 0);
+    ASSERT_EQ(n_packs(loc), 0);
     sluice_counts c;
     ASSERT_EQ(sluice_queue_counts(a, &c), SLUICE_OK);
     ASSERT_EQ(c.total, 30);

@@ -51,7 +51,6 @@ enum {
     RQ_RUNNER_COUNT,
     RQ_DUMP,
     RQ_RESTORE,
-    RQ_PACK,
     RQ_UNPACK,
     RQ_STREAM_LEASE,
     RQ_STREAM_UNLEASE,
@@ -158,6 +157,8 @@ void sl_rq_fingerprint(sl_rq_queue *s, const sl_record *r,
  */
 sluice_err sl_rq_upsert(sluice_queue *q, const char *now, const char **argv,
                         const size_t *lens, size_t n, char *letters);
+/* UNWATCH on the queue's connection. */
+sluice_err sl_rq_unwatch(sluice_queue *q);
 
 /*
  * Packs (queue_redis_pack.c). sl_rq_pack writes a batch's n records

@@ -1,8 +1,9 @@
 /*
  * Packs (queue_redis.h; docs/queue.md, "Packs"): a feed's first ingest
  * into an empty Redis queue writes its new records as a few large
- * values, PACK_RECORDS records each, in one script call a batch, rather
- * than as a hash and four index entries a record. The lease unpacks
+ * values, PACK_RECORDS records each, with a handful of plain commands a
+ * batch in one MULTI/EXEC, rather than as a hash and four index entries
+ * a record. The lease unpacks
  * them as the run needs records; whatever looks records up by id or RID
  * unpacks them all first (sl_rq_unpack_all, a few packs a call).
  *
@@ -11,12 +12,15 @@
  * (sl_record.first): then none of them can be in the queue, and no
  * lookup is needed. The feed started on an empty queue, and the queue's
  * last RID is still the one this feed's last batch left (nobody else
- * added a record since): the pack script checks that atomically.
+ * added a record since): WATCH on meta makes that atomic.
  */
 #include "queue_redis.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <hiredis/hiredis.h>
 
 /* Records a pack: what the lease unpacks at a time. */
 #define PACK_RECORDS 1024
@@ -52,6 +56,172 @@ sl_rq_pack_lost(sl_rq_queue *s)
     s->pack_mode = RQ_PACK_OFF;
 }
 
+/* The first round trip: WATCH meta, and its last RID into *top. */
+static sluice_err
+watch_top(sluice_queue *q, int64_t *top)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    const char *watch[] = {"WATCH", s->meta_key};
+    const char *get[] = {"HGET", s->meta_key, "rid"};
+    sl_redis_cmdv cmds[] = {{2, watch, NULL}, {3, get, NULL}};
+    redisReply *replies[2] = {NULL, NULL};
+    sluice_err err = sl_redis_pipeline(&s->conn, 2, cmds, replies, "upsert");
+    if (err != SLUICE_OK)
+        return sl_rq_conn_fail(q, err);
+    if (replies[0]->type != REDIS_REPLY_STATUS ||
+        (replies[1]->type != REDIS_REPLY_STRING &&
+         replies[1]->type != REDIS_REPLY_NIL))
+        err = sl_queue_fail(q, SLUICE_EDB,
+                            "%s: upsert: unexpected reply from Redis",
+                            s->conn.addr.where);
+    else
+        *top = replies[1]->type == REDIS_REPLY_STRING
+                   ? strtoll(replies[1]->str, NULL, 10)
+                   : 0;
+    sl_redis_replies_free(replies, 2);
+    return err;
+}
+
+/* Texts the second round trip's commands point to. */
+typedef struct {
+    char packs_key[160], counts_key[160], packed_key[160];
+    char top[24], last[24], added[24];
+    char (*fields)[2][32]; /* a pack's RID and "q:RID" */
+    char (*runs)[24];      /* a run's count */
+} pack_text;
+
+/*
+ * The second round trip: MULTI, the packs (each a slice of the batch's
+ * text, and its head, queued_at, under "q:RID"), meta's last RID and
+ * tail, the count, `packed` by origin, EXEC. *written is false when EXEC
+ * did nothing (another write to meta since watch_top).
+ */
+static sluice_err
+write_packs(sluice_queue *q, const char *now, const char *text,
+            const buffered_rec *recs, size_t n, int64_t top, bool *written)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    size_t n_packs = (n + PACK_RECORDS - 1) / PACK_RECORDS, n_runs = 0;
+    for (size_t k = 0; k < n; k++)
+        n_runs += k == 0 || !same_origin(text, &recs[k - 1], &recs[k]);
+    size_t n_cmds = 6 + n_runs, n_args = 18 + 4 * n_packs + 4 * n_runs;
+    pack_text t;
+    const char **args = sl_malloc(n_args * sizeof *args);
+    size_t *lens = sl_malloc(n_args * sizeof *lens), at = 0;
+    sl_redis_cmdv *cmds = sl_malloc(n_cmds * sizeof *cmds);
+    redisReply **replies = sl_calloc(n_cmds, sizeof *replies);
+    t.fields = sl_malloc(n_packs * sizeof *t.fields);
+    t.runs = sl_malloc(n_runs * sizeof *t.runs);
+    sluice_err err = SLUICE_OK;
+    *written = false;
+    if (!args || !lens || !cmds || !replies || !t.fields || !t.runs) {
+        err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+        goto done;
+    }
+    sl_fmt(t.packs_key, sizeof t.packs_key, "%spacks", s->base);
+    sl_fmt(t.counts_key, sizeof t.counts_key, "%scounts", s->base);
+    sl_fmt(t.packed_key, sizeof t.packed_key, "%spacked", s->base);
+    sl_fmt(t.top, sizeof t.top, "%" PRId64, top);
+    sl_fmt(t.last, sizeof t.last, "%" PRId64, top + (int64_t)n);
+    sl_fmt(t.added, sizeof t.added, "%zu", n);
+    size_t n_c = 0, start = 0;
+#define ARG(text, len) (args[at] = (text), lens[at++] = (len))
+#define ARG_STR(text) ARG(text, strlen(text))
+#define END() (cmds[n_c++] = (sl_redis_cmdv){(int)(at - start), NULL, NULL}, \
+               start = at)
+    ARG_STR("MULTI");
+    END();
+    ARG_STR("HSET");
+    ARG_STR(t.packs_key);
+    for (size_t p = 0; p < n_packs; p++) {
+        size_t from = p * PACK_RECORDS, to = SL_MIN(n, from + PACK_RECORDS);
+        size_t begin = recs[from].at[0] - 4;
+        size_t end = recs[to - 1].at[REC_ARGS - 1] +
+                     recs[to - 1].len[REC_ARGS - 1];
+        sl_fmt(t.fields[p][0], sizeof t.fields[p][0], "%" PRId64,
+               top + (int64_t)from + 1);
+        sl_fmt(t.fields[p][1], sizeof t.fields[p][1], "q:%s", t.fields[p][0]);
+        ARG_STR(t.fields[p][0]);
+        ARG(text + begin, end - begin);
+        ARG_STR(t.fields[p][1]);
+        ARG_STR(now);
+    }
+    END();
+    ARG_STR("HSETNX");
+    ARG_STR(s->meta_key);
+    ARG_STR("tail");
+    ARG_STR(t.top);
+    END();
+    ARG_STR("HSET");
+    ARG_STR(s->meta_key);
+    ARG_STR("rid");
+    ARG_STR(t.last);
+    ARG_STR("version");
+    ARG_STR("2");
+    END();
+    ARG_STR("HINCRBY");
+    ARG_STR(t.counts_key);
+    ARG_STR("s0");
+    ARG_STR(t.added);
+    END();
+    /* `packed` by origin, a run of records of one origin at a time. */
+    size_t run = 0, r = 0;
+    for (size_t k = 0; k < n; k++) {
+        run++;
+        if (k + 1 < n && same_origin(text, &recs[k], &recs[k + 1]))
+            continue;
+        sl_fmt(t.runs[r], sizeof t.runs[r], "%zu", run);
+        ARG_STR("HINCRBY");
+        ARG_STR(t.packed_key);
+        ARG(text + recs[k].at[4], recs[k].len[4]);
+        ARG_STR(t.runs[r]);
+        END();
+        r++;
+        run = 0;
+    }
+    ARG_STR("EXEC");
+    END();
+#undef ARG
+#undef ARG_STR
+#undef END
+    for (size_t i = 0, first = 0; i < n_c; i++) {
+        cmds[i].argv = &args[first];
+        cmds[i].lens = &lens[first];
+        first += (size_t)cmds[i].argc;
+    }
+    err = sl_redis_pipeline(&s->conn, n_c, cmds, replies, "upsert");
+    if (err != SLUICE_OK) {
+        err = sl_rq_conn_fail(q, err);
+        goto done;
+    }
+    const redisReply *exec = replies[n_c - 1];
+    if (exec->type == REDIS_REPLY_NIL)
+        goto done;
+    const char *why = exec->type == REDIS_REPLY_ERROR ? exec->str
+                      : exec->type != REDIS_REPLY_ARRAY ||
+                              exec->elements != n_c - 2
+                          ? "unexpected reply from Redis"
+                          : NULL;
+    for (size_t i = 0; !why && i < exec->elements; i++)
+        if (exec->element[i]->type == REDIS_REPLY_ERROR)
+            why = exec->element[i]->str;
+    if (why)
+        err = sl_queue_fail(q, SLUICE_EDB, "%s: upsert: %.300s",
+                            s->conn.addr.where, why);
+    else
+        *written = true;
+done:
+    if (replies)
+        sl_redis_replies_free(replies, n_cmds);
+    sl_free(replies);
+    sl_free(cmds);
+    sl_free(args);
+    sl_free(lens);
+    sl_free(t.fields);
+    sl_free(t.runs);
+    return err;
+}
+
 sluice_err
 sl_rq_pack(sluice_queue *q, const char *now, const char *text,
            const buffered_rec *recs, size_t n, char *letters, bool *packed)
@@ -63,84 +233,34 @@ sl_rq_pack(sluice_queue *q, const char *now, const char *text,
     for (size_t k = 0; k < n; k++)
         if (!recs[k].first)
             return SLUICE_OK;
-    size_t n_packs = (n + PACK_RECORDS - 1) / PACK_RECORDS, n_runs = 0;
-    for (size_t k = 0; k < n; k++)
-        n_runs += k == 0 || !same_origin(text, &recs[k - 1], &recs[k]);
-    size_t argc = 3 + 2 * n_packs + 2 * n_runs;
-    const char **args = sl_malloc(argc * sizeof *args);
-    size_t *arg_lens = sl_malloc(argc * sizeof *arg_lens);
-    char(*counts)[24] = sl_malloc((n_packs + n_runs) * sizeof *counts);
-    char expect[24], packs[24], head[4 + 24];
-    sluice_err err = SLUICE_OK;
-    if (!args || !arg_lens || !counts) {
-        err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
-        goto done;
-    }
-    int64_t base = s->pack_mode == RQ_PACK_ON ? s->pack_top : 0;
-    sl_fmt(expect, sizeof expect, "%" PRId64, base);
-    sl_fmt(packs, sizeof packs, "%zu", n_packs);
-    /* A pack's head, its queued_at, as its records' fields are. */
-    size_t now_len = strlen(now);
-    head[0] = (char)now_len;
-    head[1] = head[2] = head[3] = 0;
-    memcpy(head + 4, now, now_len);
-    const char *fixed[] = {expect, packs, head};
-    size_t fixed_lens[] = {strlen(expect), strlen(packs), 4 + now_len};
-    for (int i = 0; i < 3; i++) {
-        args[i] = fixed[i];
-        arg_lens[i] = fixed_lens[i];
-    }
-    /* Each pack is a slice of the batch's text: its records' fields lie
-     * one after the other, each behind its length. */
-    for (size_t p = 0; p < n_packs; p++) {
-        size_t from = p * PACK_RECORDS, to = SL_MIN(n, from + PACK_RECORDS);
-        size_t start = recs[from].at[0] - 4;
-        size_t end = recs[to - 1].at[REC_ARGS - 1] +
-                     recs[to - 1].len[REC_ARGS - 1];
-        sl_fmt(counts[p], sizeof counts[p], "%zu", to - from);
-        args[3 + 2 * p] = counts[p];
-        arg_lens[3 + 2 * p] = strlen(counts[p]);
-        args[4 + 2 * p] = text + start;
-        arg_lens[4 + 2 * p] = end - start;
-    }
-    /* The origins, a run of records of one origin at a time. */
-    size_t at = 3 + 2 * n_packs, run = 0, r = 0;
-    for (size_t k = 0; k < n; k++) {
-        run++;
-        if (k + 1 < n && same_origin(text, &recs[k], &recs[k + 1]))
-            continue;
-        char *count = counts[n_packs + r++];
-        sl_fmt(count, 24, "%zu", run);
-        args[at] = text + recs[k].at[4];
-        arg_lens[at++] = recs[k].len[4];
-        args[at] = count;
-        arg_lens[at++] = strlen(count);
-        run = 0;
-    }
-    redisReply *reply;
-    if ((err = sl_rq_eval(q, RQ_PACK, &reply, (int)argc, args, arg_lens)) !=
-        SLUICE_OK)
-        goto done;
-    if (reply->type != REDIS_REPLY_INTEGER) {
-        err = sl_rq_bad_reply(q, reply, "upsert");
-        goto done;
-    }
-    if (reply->integer == 1) {
-        s->pack_mode = RQ_PACK_ON;
-        s->pack_top = base + (int64_t)n;
-        memset(letters, 'a', n);
-        *packed = true;
-    } else {
+    int64_t base = s->pack_mode == RQ_PACK_ON ? s->pack_top : 0, top = 0;
+    sluice_err err = watch_top(q, &top);
+    if (err != SLUICE_OK)
+        return err;
+    if (top != base) {
         /* Someone else's records are in the queue: this feed looks its
          * ids up from now on. */
         s->pack_mode = RQ_PACK_OFF;
+        return sl_rq_unwatch(q);
     }
-    freeReplyObject(reply);
-done:
-    sl_free(counts);
-    sl_free(args);
-    sl_free(arg_lens);
-    return err;
+    /* The WATCH holds only on the connection that sent it. */
+    if (!sl_redis_connected(&s->conn))
+        return sl_queue_fail(q, SLUICE_ENETWORK,
+                             "%s: upsert: the connection was lost",
+                             s->conn.addr.where);
+    bool written;
+    if ((err = write_packs(q, now, text, recs, n, top, &written)) !=
+        SLUICE_OK)
+        return err;
+    if (!written) {
+        s->pack_mode = RQ_PACK_OFF; /* someone wrote meta meanwhile */
+        return SLUICE_OK;
+    }
+    s->pack_mode = RQ_PACK_ON;
+    s->pack_top = top + (int64_t)n;
+    memset(letters, 'a', n);
+    *packed = true;
+    return SLUICE_OK;
 }
 
 sluice_err

@@ -21,9 +21,9 @@
  * records, or unpacks for origins to skip; every script that looks a
  * record up by id or by RID
  * calls unpack_all() first (the client has unpacked already, a few
- * packs a call, so that is usually nothing). A pack is its queued_at
- * then id, url, key, meta, origin and fingerprint a record, each a
- * 4-byte little-endian length and the text.
+ * packs a call, so that is usually nothing). A pack is id, url, key,
+ * meta, origin and fingerprint a record, each a 4-byte little-endian
+ * length and the text; "q:RID" beside it, its records' queued_at.
  */
 #define PACKS                                                                  \
     "local function bulk(cmd, key, list)\n"                                    \
@@ -37,10 +37,10 @@
     "  if not m[1] then return false end\n"                                    \
     "  local rid = tonumber(m[1])\n"                                           \
     "  local first = m[2] or rid + 1\n"                                        \
-    "  local blob = redis.call('HGET', K('packs'), first)\n"                   \
+    "  local p = redis.call('HMGET', K('packs'), first, 'q:' .. first)\n"      \
+    "  local blob, now = p[1], p[2]\n"                                         \
     "  if not blob then error('sluice: pack ' .. first .. ' is missing') end\n"\
-    "  local now, pos = struct.unpack('<I4c0', blob)\n"                        \
-    "  if m[3] then pos = tonumber(m[3]) end\n"                                \
+    "  local pos = tonumber(m[3] or 1)\n"                                      \
     "  local took, ids, pend, per, out = 0, {}, {}, {}, {}\n"                  \
     "  while pos <= #blob and not (direct and took >= direct) do\n"            \
     "    local id, url, key, meta, origin, fp\n"                               \
@@ -84,7 +84,7 @@
     "    redis.call('HSET', KEYS[1], 'tail', rid, 'pack', first,\n"           \
     "      'pack_at', pos)\n"                                                 \
     "  else\n"                                                                 \
-    "    redis.call('HDEL', K('packs'), first)\n"                              \
+    "    redis.call('HDEL', K('packs'), first, 'q:' .. first)\n"               \
     "    redis.call('HDEL', KEYS[1], 'pack', 'pack_at')\n"                     \
     "    if rid >= tonumber(redis.call('HGET', KEYS[1], 'rid')) then\n"        \
     "      redis.call('HDEL', KEYS[1], 'tail')\n"                              \
@@ -551,9 +551,10 @@ static const char counts_lua[] = PRELUDE
     "  q = redis.call('HGET', R(first[1]), 'queued_at') or ''\n"
     "else\n"
     "  local m = redis.call('HMGET', KEYS[1], 'tail', 'pack')\n"
-    "  local blob = m[1] and\n"
-    "    redis.call('HGET', K('packs'), m[2] or tonumber(m[1]) + 1)\n"
-    "  if blob then q = struct.unpack('<I4c0', blob) end\n"
+    "  if m[1] then\n"
+    "    q = redis.call('HGET', K('packs'),\n"
+    "      'q:' .. (m[2] or tonumber(m[1]) + 1)) or ''\n"
+    "  end\n"
     "end\n"
     "return {c[1] or '0', c[2] or '0', c[3] or '0', c[4] or '0',\n"
     "  c[5] or '0', q}\n";
@@ -743,30 +744,6 @@ static const char restore_lua[] =
             "redis.call('HSET', KEYS[1], 'rid', top)\n"
             "return {1}\n";
 
-/* ARGV: the last RID the writer expects, how many packs, their head
- * (queued_at), records and records' texts a pack (queue_redis_pack.c
- * writes them), then origin and how many of its records a run of one
- * origin. Appends the packs after the queue's last record when its
- * last RID is the expected one, counts their records by origin in
- * `packed`, and returns 1; else writes nothing and returns 0. */
-static const char pack_lua[] = PRELUDE
-    "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"
-    "if top ~= tonumber(ARGV[1]) then return 0 end\n"
-    "redis.call('HSETNX', KEYS[1], 'tail', top)\n"
-    "local n, stop = 0, 3 + 2 * tonumber(ARGV[2])\n"
-    "for i = 4, stop, 2 do\n"
-    "  redis.call('HSET', K('packs'), top + n + 1, ARGV[3] .. ARGV[i + 1])\n"
-    "  n = n + tonumber(ARGV[i])\n"
-    "end\n"
-    "local per = {}\n"
-    "for i = stop + 1, #ARGV, 2 do\n"
-    "  per[ARGV[i]] = (per[ARGV[i]] or 0) + tonumber(ARGV[i + 1])\n"
-    "end\n"
-    "for o, k in pairs(per) do redis.call('HINCRBY', K('packed'), o, k) end\n"
-    "redis.call('HSET', KEYS[1], 'rid', top + n, 'version', 2)\n"
-    "cnt(0, n)\n"
-    "return 1\n";
-
 /* ARGV: how many packs at most. Unpacks them; returns 1 if packs are
  * left, else 0. */
 static const char unpack_lua[] = PRELUDE
@@ -846,7 +823,6 @@ const sl_redis_script sl_rq_scripts[RQ_COUNT_] = {
     [RQ_RUNNER_COUNT] = {"runner count", runner_count_lua, ""},
     [RQ_DUMP] = {"dump", dump_lua, ""},
     [RQ_RESTORE] = {"restore", restore_lua, ""},
-    [RQ_PACK] = {"pack", pack_lua, ""},
     [RQ_UNPACK] = {"unpack", unpack_lua, ""},
     [RQ_STREAM_LEASE] = {"stream lease", stream_lease_lua, ""},
     [RQ_STREAM_UNLEASE] = {"stream unlease", stream_unlease_lua, ""},

@@ -445,8 +445,8 @@ done:
     return err;
 }
 
-static sluice_err
-unwatch(sluice_queue *q)
+sluice_err
+sl_rq_unwatch(sluice_queue *q)
 {
     sl_rq_queue *s = sl_rq_state(q);
     redisReply *reply;
@@ -517,7 +517,7 @@ sl_rq_upsert(sluice_queue *q, const char *now, const char **argv,
         if (packed && unpacks++ < WATCH_TRIES) {
             /* The ids in packs must be in `ids` to be looked up: unpack
              * them (which writes meta: unwatch it first), then again. */
-            if ((err = unwatch(q)) != SLUICE_OK ||
+            if ((err = sl_rq_unwatch(q)) != SLUICE_OK ||
                 (err = sl_rq_unpack_all(q)) != SLUICE_OK)
                 goto done;
             attempt--;
@@ -525,7 +525,7 @@ sl_rq_upsert(sluice_queue *q, const char *now, const char **argv,
         }
         if (packed) {
             /* Packs keep coming: the script unpacks them itself. */
-            if ((err = unwatch(q)) != SLUICE_OK)
+            if ((err = sl_rq_unwatch(q)) != SLUICE_OK)
                 goto done;
             break;
         }
@@ -535,7 +535,7 @@ sl_rq_upsert(sluice_queue *q, const char *now, const char **argv,
         if (n_new == 0) {
             /* Nothing new: what changed is one script call, atomic on
              * its own; the unchanged need nothing. */
-            if ((err = unwatch(q)) != SLUICE_OK)
+            if ((err = sl_rq_unwatch(q)) != SLUICE_OK)
                 goto done;
             sl_rq_pack_follow(s, top, 0);
             break;
