@@ -155,16 +155,25 @@ lease_all(sluice_queue *q, bool *seen, bool *in_order)
     }
 }
 
-TEST(leases_unpack_as_they_go_in_feed_order)
+/* A Redis of the test's own (its location into loc) and a queue on it,
+ * with the runner's claim, holding p0..p2999 in three packs, those from
+ * b_from on origin b. */
+static sluice_queue *
+three_packs(char *loc, size_t size, int b_from)
 {
-    char loc[300];
-    test_redis_start(loc, sizeof loc, NULL);
+    test_redis_start(loc, size, NULL);
     sluice_queue *q = open_queue(loc);
     ASSERT_EQ(sl_queue_acquire_runner(q), SLUICE_OK);
     sl_queue_feed_start(q);
-    /* p0..p1999 on origin a, p2000..p2999 on b: three packs. */
-    ASSERT_EQ(batch(q, 0, 3000, 2000, true).added, 3000);
+    ASSERT_EQ(batch(q, 0, 3000, b_from, true).added, 3000);
     ASSERT_EQ(n_packs(loc), 3);
+    return q;
+}
+
+TEST(leases_unpack_as_they_go_in_feed_order)
+{
+    char loc[300];
+    sluice_queue *q = three_packs(loc, sizeof loc, 2000);
     sl_lease l[100];
     size_t n = 0;
     sl_lease_req req = {100, T0, 60000, NULL, 0};
@@ -245,11 +254,7 @@ TEST(leases_unpack_as_they_go_in_feed_order)
 TEST(a_skipped_origin_alone_in_the_packs_leaves_them_packed)
 {
     char loc[300];
-    test_redis_start(loc, sizeof loc, NULL);
-    sluice_queue *q = open_queue(loc);
-    ASSERT_EQ(sl_queue_acquire_runner(q), SLUICE_OK);
-    sl_queue_feed_start(q);
-    ASSERT_EQ(batch(q, 0, 3000, 4000, true).added, 3000);
+    sluice_queue *q = three_packs(loc, sizeof loc, 4000);
     sl_lease l[10];
     size_t n = 0;
     sl_lease_req req = {10, T0, 60000, NULL, 0};

@@ -32,6 +32,24 @@
     "  end\n"                                                                  \
     "end\n"                                                                    \
     "local PACK_REC = '<I4c0I4c0I4c0I4c0I4c0I4c0'\n"                           \
+    "-- a new record's hash; its place in pending and its origin's index\n"\
+    "-- into the lists pend and per[origin], for bulk commands\n"          \
+    "local function new_pending(rid, id, url, key, meta, origin, now, pend,\n"\
+    "    per)\n"                                                               \
+    "  if meta == '' then\n"                                                   \
+    "    redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"       \
+    "      'origin', origin, 'state', 0, 'queued_at', now)\n"                  \
+    "  else\n"                                                                 \
+    "    redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"       \
+    "      'origin', origin, 'state', 0, 'queued_at', now, 'meta', meta)\n"    \
+    "  end\n"                                                                  \
+    "  pend[#pend + 1] = rid\n"                                                \
+    "  pend[#pend + 1] = rid\n"                                                \
+    "  local list = per[origin]\n"                                             \
+    "  if not list then list = {}; per[origin] = list end\n"                   \
+    "  list[#list + 1] = rid\n"                                                \
+    "  list[#list + 1] = rid\n"                                                \
+    "end\n"                                                                    \
     "local function unpack_next(direct, took_one)\n"                           \
     "  local m = redis.call('HMGET', KEYS[1], 'tail', 'pack', 'pack_at')\n"    \
     "  if not m[1] then return false end\n"                                    \
@@ -54,19 +72,7 @@
     "      took = took + 1\n"                                                  \
     "      took_one(rid, id, url, key, meta, origin, now)\n"                   \
     "    else\n"                                                               \
-    "      if meta == '' then\n"                                               \
-    "        redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"   \
-    "          'origin', origin, 'state', 0, 'queued_at', now)\n"              \
-    "      else\n"                                                             \
-    "        redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"   \
-    "          'origin', origin, 'state', 0, 'queued_at', now, 'meta', meta)\n"\
-    "      end\n"                                                              \
-    "      pend[#pend + 1] = rid\n"                                            \
-    "      pend[#pend + 1] = rid\n"                                            \
-    "      local list = per[origin]\n"                                         \
-    "      if not list then list = {}; per[origin] = list end\n"               \
-    "      list[#list + 1] = rid\n"                                            \
-    "      list[#list + 1] = rid\n"                                            \
+    "      new_pending(rid, id, url, key, meta, origin, now, pend, per)\n"     \
     "    end\n"                                                                \
     "  end\n"                                                                  \
     "  bulk('HSET', K('ids'), ids)\n"                                          \
@@ -245,19 +251,7 @@ static const char init_lua[] =
     "    seen[id], seen_fp[id] = rid, fp\n"                                    \
     "    new_ids[#new_ids + 1] = id\n"                                         \
     "    new_ids[#new_ids + 1] = rid .. ':' .. fp\n"                           \
-    "    if meta == '' then\n"                                                 \
-    "      redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"     \
-    "        'origin', origin, 'state', 0, 'queued_at', now)\n"                \
-    "    else\n"                                                               \
-    "      redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"     \
-    "        'origin', origin, 'state', 0, 'queued_at', now, 'meta', meta)\n"  \
-    "    end\n"                                                                \
-    "    pend[#pend + 1] = rid\n"                                              \
-    "    pend[#pend + 1] = rid\n"                                              \
-    "    local list = per[origin]\n"                                           \
-    "    if not list then list = {}; per[origin] = list end\n"                 \
-    "    list[#list + 1] = rid\n"                                              \
-    "    list[#list + 1] = rid\n"                                              \
+    "    new_pending(rid, id, url, key, meta, origin, now, pend, per)\n"       \
     "    added = added + 1\n"                                                  \
     "    out[#out + 1] = 'a'\n"                                                \
     "  else\n"                                                                 \
