@@ -18,7 +18,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <yajl/yajl_gen.h>
+
 #include "sluice/sluice.h"
+#include "../json_arena.h"
+#include "../util.h"
 
 #define SL_META_MAX 2048
 
@@ -41,6 +45,21 @@ typedef int sl_meta_field_fn(void *ctx, const char *name, const char *value);
  */
 sluice_err sl_meta_fields(const char *meta, sl_meta_field_fn *fn, void *ctx,
                    char *reason, size_t reason_size);
+
+/* What sl_meta_fields_with reuses from one call to the next. */
+typedef struct {
+    sl_buf members;      /* the members of the meta last read */
+    yajl_gen gen;        /* re-emits values that are not strings */
+    sl_json_arena arena; /* the parser's memory */
+} sl_meta_scratch;
+
+void sl_meta_scratch_init(sl_meta_scratch *s);
+void sl_meta_scratch_free(sl_meta_scratch *s);
+
+/* sl_meta_fields, with its memory kept in `s` for the next call. */
+sluice_err sl_meta_fields_with(sl_meta_scratch *s, const char *meta,
+                               sl_meta_field_fn *fn, void *ctx, char *reason,
+                               size_t reason_size);
 
 /* Fields sluice sets itself on every object; a member may not take them. */
 #define SL_META_SOURCE_URL  "source-url"

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "../util.h"
+#include "meta.h"
 
 #define SL_URL_MAX     8192 /* bytes, as given in the feed */
 #define SL_KEY_MAX     1024 /* bytes, the whole key */
@@ -47,6 +48,7 @@ typedef struct {
 typedef struct {
     sl_buf url, key, origin, seg;
     void *curl_url; /* a CURLU handle, made on first use */
+    sl_meta_scratch meta;
 } sl_record_scratch;
 
 void sl_record_scratch_init(sl_record_scratch *s);

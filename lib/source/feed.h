@@ -11,6 +11,7 @@
 
 #include <yajl/yajl_gen.h>
 
+#include "../json_arena.h"
 #include "../record/record.h"
 #include "../util.h"
 #include "reader.h"
@@ -25,13 +26,23 @@ typedef enum {
     SL_FEED_ERROR /* the input cannot be read further: reason set */
 } sl_feed_status;
 
+/* The top-level member names of a line kept for a rejection that lists
+ * them: as many as the list can show (jsonl.c). */
+#define SL_JSONL_KEYS_KEPT 48
+
 /* JSON Lines state: the fields of the line being parsed. */
 typedef struct {
     const char *names[5]; /* each field's member name, by field */
+    size_t name_len[5];
     unsigned given;       /* bit per field: its name given by an option */
-    sl_buf members;       /* the line's first member names, for errors */
+    sl_buf keys;          /* the line's first member names, as they are */
+    size_t key_len[SL_JSONL_KEYS_KEPT];
+    unsigned n_keys;      /* member names seen (kept: the first few) */
+    sl_buf members;       /* those names quoted, for errors */
     sl_buf url, id, key;
     yajl_gen meta;
+    int meta_used;  /* the generator was written since its reset */
+    sl_json_arena arena; /* the line's parser's memory */
     int has_url, has_id, has_key, has_meta;
     int depth;      /* containers open */
     int field;      /* which top-level member the value belongs to */

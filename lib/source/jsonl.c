@@ -18,7 +18,20 @@ static const char *const field_names[] = {"", "url", "id", "key", "meta"};
 /* The member names a rejection lists: the first few, up to this much. */
 #define MEMBERS_SHOWN 160
 
+/* Each listed name takes at least 4 bytes (`""` and ", "): a list of
+ * the kept names is full, so no later name would be listed. */
+_Static_assert(4 * SL_JSONL_KEYS_KEPT - 2 >= MEMBERS_SHOWN,
+               "keep the names a rejection can list");
+
 #define J(ctx) ((sl_jsonl *)(ctx))
+
+/* The meta generator, about to be written: it must be reset after. */
+static yajl_gen
+meta_gen(sl_jsonl *j)
+{
+    j->meta_used = 1;
+    return j->meta;
+}
 
 static int fail(sl_jsonl *j, const char *fmt, ...) SL_PRINTF(2, 3);
 
@@ -81,7 +94,7 @@ on_null(void *ctx)
         return 0;
     }
     if (in_meta(j))
-        return yajl_gen_null(j->meta) == yajl_gen_status_ok;
+        return yajl_gen_null(meta_gen(j)) == yajl_gen_status_ok;
     if (j->depth == 1 && j->field == F_URL)
         return fail(j, "url: not a string");
     return 1; /* null id, key or meta: absent */
@@ -96,7 +109,7 @@ on_boolean(void *ctx, int value)
         return 0;
     }
     if (in_meta(j))
-        return yajl_gen_bool(j->meta, value) == yajl_gen_status_ok;
+        return yajl_gen_bool(meta_gen(j), value) == yajl_gen_status_ok;
     return j->depth == 1 ? top_scalar(j) : 1;
 }
 
@@ -121,7 +134,7 @@ on_number(void *ctx, const char *num, size_t len)
         return 0;
     }
     if (in_meta(j))
-        return yajl_gen_number(j->meta, num, len) == yajl_gen_status_ok;
+        return yajl_gen_number(meta_gen(j), num, len) == yajl_gen_status_ok;
     if (j->depth == 1 && j->field == F_ID && integer_text(num, len)) {
         j->has_id = 1;
         return sl_buf_append(&j->id, num, len) == 0 ? 1 : nomem(j);
@@ -135,7 +148,7 @@ meta_string(sl_jsonl *j, const unsigned char *s, size_t len)
 {
     if (!sl_utf8_valid((const char *)s, len, NULL))
         return fail(j, "meta: " SL_JSON_BAD_ESCAPE);
-    return yajl_gen_string(j->meta, s, len) == yajl_gen_status_ok;
+    return yajl_gen_string(meta_gen(j), s, len) == yajl_gen_status_ok;
 }
 
 static int
@@ -177,17 +190,16 @@ on_map_key(void *ctx, const unsigned char *key, size_t len)
         return meta_string(j, key, len);
     if (j->depth != 1)
         return 1;
-    if (j->members.len < MEMBERS_SHOWN) {
-        char shown[80];
-        sl_quote(shown, sizeof shown, (const char *)key, len, 40);
-        if ((j->members.len && sl_buf_append(&j->members, ", ", 2)) ||
-            sl_buf_printf(&j->members, "\"%s\"", shown))
+    /* Kept as they are; quoted only for a rejection that lists them. */
+    if (j->n_keys < SL_JSONL_KEYS_KEPT) {
+        if (sl_buf_append(&j->keys, key, len))
             return nomem(j);
+        j->key_len[j->n_keys] = len;
     }
+    j->n_keys++;
     j->field = F_OTHER;
     for (int f = F_URL; f <= F_META; f++) {
-        if (len == strlen(j->names[f]) &&
-            memcmp(key, j->names[f], len) == 0) {
+        if (len == j->name_len[f] && memcmp(key, j->names[f], len) == 0) {
             if (j->seen & (1 << f))
                 return fail(j, "duplicate member \"%s\"", j->names[f]);
             j->seen |= 1 << f;
@@ -209,7 +221,7 @@ on_start_map(void *ctx)
     if (in_meta(j)) {
         if (j->depth == 2)
             j->has_meta = 1;
-        return meta_open(j, yajl_gen_map_open(j->meta));
+        return meta_open(j, yajl_gen_map_open(meta_gen(j)));
     }
     return 1;
 }
@@ -218,8 +230,9 @@ static int
 on_end_map(void *ctx)
 {
     sl_jsonl *j = J(ctx);
-    int ok = in_meta(j) ? yajl_gen_map_close(j->meta) == yajl_gen_status_ok
-                        : 1;
+    int ok = in_meta(j)
+                 ? yajl_gen_map_close(meta_gen(j)) == yajl_gen_status_ok
+                 : 1;
     j->depth--;
     return ok;
 }
@@ -236,7 +249,7 @@ on_start_array(void *ctx)
     if (j->depth == 2 && j->field != F_OTHER)
         return top_scalar(j);
     if (in_meta(j))
-        return meta_open(j, yajl_gen_array_open(j->meta));
+        return meta_open(j, yajl_gen_array_open(meta_gen(j)));
     return 1;
 }
 
@@ -244,8 +257,9 @@ static int
 on_end_array(void *ctx)
 {
     sl_jsonl *j = J(ctx);
-    int ok = in_meta(j) ? yajl_gen_array_close(j->meta) == yajl_gen_status_ok
-                        : 1;
+    int ok = in_meta(j)
+                 ? yajl_gen_array_close(meta_gen(j)) == yajl_gen_status_ok
+                 : 1;
     j->depth--;
     return ok;
 }
@@ -261,6 +275,7 @@ sl_jsonl_init(sl_jsonl *j)
 {
     memset(j, 0, sizeof *j);
     sl_jsonl_set_names(j, NULL, NULL, NULL);
+    sl_buf_init(&j->keys);
     sl_buf_init(&j->members);
     sl_buf_init(&j->url);
     sl_buf_init(&j->id);
@@ -282,23 +297,50 @@ sl_jsonl_set_names(sl_jsonl *j, const char *url, const char *id,
         j->names[F_ID] = id, j->given |= 1 << F_ID;
     if (key)
         j->names[F_KEY] = key, j->given |= 1 << F_KEY;
+    for (int f = 0; f <= F_META; f++)
+        j->name_len[f] = strlen(j->names[f]);
+}
+
+/* The line's first member names, quoted and split by ", " into
+ * j->members, up to about MEMBERS_SHOWN bytes. -1 when out of memory. */
+static int
+list_members(sl_jsonl *j)
+{
+    const char *key = j->keys.data;
+    sl_buf_clear(&j->members);
+    for (unsigned i = 0; i < j->n_keys && i < SL_JSONL_KEYS_KEPT; i++) {
+        if (j->members.len < MEMBERS_SHOWN) {
+            char shown[80];
+            sl_quote(shown, sizeof shown, key, j->key_len[i], 40);
+            if ((j->members.len && sl_buf_append(&j->members, ", ", 2)) ||
+                sl_buf_putc(&j->members, '"') ||
+                sl_buf_append(&j->members, shown, strlen(shown)) ||
+                sl_buf_putc(&j->members, '"'))
+                return -1;
+        }
+        key += j->key_len[i];
+    }
+    return 0;
 }
 
 /*
  * A line without the url member, or without one named by an option, is
  * rejected with the members it has, so that the first error says what the
- * feed calls its fields. An empty object is left to validation.
+ * feed calls its fields. An empty object is left to validation. -1 when
+ * out of memory.
  */
-static bool
-missing_member(const sl_jsonl *j, char *reason, size_t reason_size)
+static int
+missing_member(sl_jsonl *j, char *reason, size_t reason_size)
 {
     static const char *const options[] = {"", "--url-column",
                                           "--id-column", "--key-column"};
     for (int f = F_URL; f <= F_KEY; f++) {
-        if (j->seen & (1 << f) || !j->members.len)
+        if (j->seen & (1 << f) || !j->n_keys)
             continue;
         if (f != F_URL && !(j->given & (1 << f)))
             continue;
+        if (list_members(j))
+            return -1;
         const char *more = j->members.len >= MEMBERS_SHOWN ? ", ..." : "";
         if (j->given & (1 << f))
             sl_fmt(reason, reason_size,
@@ -311,14 +353,15 @@ missing_member(const sl_jsonl *j, char *reason, size_t reason_size)
                    "with %s",
                    field_names[f], j->names[f], j->members.data, more,
                    options[f]);
-        return true;
+        return 1;
     }
-    return false;
+    return 0;
 }
 
 void
 sl_jsonl_free(sl_jsonl *j)
 {
+    sl_buf_free(&j->keys);
     sl_buf_free(&j->members);
     sl_buf_free(&j->url);
     sl_buf_free(&j->id);
@@ -332,12 +375,16 @@ sl_feed_status
 sl_jsonl_parse(sl_jsonl *j, const char *line, size_t len,
                sl_feed_item *item, char *reason, size_t reason_size)
 {
-    sl_buf_clear(&j->members);
+    sl_buf_clear(&j->keys);
     sl_buf_clear(&j->url);
     sl_buf_clear(&j->id);
     sl_buf_clear(&j->key);
-    yajl_gen_reset(j->meta, NULL);
-    yajl_gen_clear(j->meta);
+    if (j->meta_used) {
+        yajl_gen_reset(j->meta, NULL);
+        yajl_gen_clear(j->meta);
+        j->meta_used = 0;
+    }
+    j->n_keys = 0;
     j->has_url = j->has_id = j->has_key = j->has_meta = 0;
     j->depth = j->field = j->seen = j->not_object = j->nomem = 0;
     j->reason[0] = '\0';
@@ -349,7 +396,8 @@ sl_jsonl_parse(sl_jsonl *j, const char *line, size_t len,
         sl_fmt(reason, reason_size, "invalid UTF-8 at byte %zu", bad + 1);
         return SL_FEED_REJECT;
     }
-    yajl_handle h = yajl_alloc(&jsonl_callbacks, NULL, j);
+    yajl_handle h =
+        yajl_alloc(&jsonl_callbacks, sl_json_arena_begin(&j->arena), j);
     if (!h) {
         sl_fmt(reason, reason_size, "out of memory");
         return SL_FEED_ERROR;
@@ -372,8 +420,15 @@ sl_jsonl_parse(sl_jsonl *j, const char *line, size_t len,
         out = SL_FEED_REJECT;
     }
     yajl_free(h);
-    if (out == SL_FEED_RECORD && missing_member(j, reason, reason_size))
-        out = SL_FEED_REJECT;
+    if (out == SL_FEED_RECORD) {
+        int missing = missing_member(j, reason, reason_size);
+        if (missing < 0) {
+            sl_fmt(reason, reason_size, "out of memory");
+            out = SL_FEED_ERROR;
+        } else if (missing) {
+            out = SL_FEED_REJECT;
+        }
+    }
     if (out != SL_FEED_RECORD)
         return out;
     /* sl_buf data stays NULL for an empty string: point at "" instead. */
