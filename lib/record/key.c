@@ -130,6 +130,9 @@ static int
 decode(sl_buf *out, const char *s, size_t len)
 {
     sl_buf_clear(out);
+    if (sl_buf_reserve(out, len) != 0) /* decoding only shortens */
+        return -1;
+    char *dst = out->data;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (c == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 &&
@@ -137,11 +140,9 @@ decode(sl_buf *out, const char *s, size_t len)
             c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
             i += 2;
         }
-        if (sl_buf_putc(out, c) != 0)
-            return -1;
+        *dst++ = c;
     }
-    if (sl_buf_reserve(out, 0) != 0)
-        return -1;
+    out->len = (size_t)(dst - out->data);
     out->data[out->len] = '\0';
     return 0;
 }
