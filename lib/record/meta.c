@@ -42,15 +42,7 @@ map_name(char *dst, size_t size, const char *src)
  * NUL byte ("\u0000"), as a field's name and value are C strings; a value
  * that is not a string is its compact JSON text, re-emitted by `gen`.
  */
-typedef struct {
-    sl_meta_scratch *s;
-    int depth;      /* containers open */
-    int not_object; /* the text is no JSON object */
-    int nomem;
-    size_t kept; /* C strings in s->members */
-} meta_reader;
-
-#define READER(ctx) ((meta_reader *)(ctx))
+#define READER(ctx) ((sl_meta_reader *)(ctx))
 
 static size_t
 c_len(const unsigned char *s, size_t len)
@@ -59,23 +51,23 @@ c_len(const unsigned char *s, size_t len)
     return nul ? (size_t)(nul - s) : len;
 }
 
-/* One name or scalar value of a top-level member, as a C string. */
+/* One name or value of a top-level member, as a C string. */
 static int
-keep(meta_reader *r, const void *text, size_t len)
+keep(sl_meta_reader *r, const void *text, size_t len)
 {
-    if (sl_buf_append(&r->s->members, text, len) ||
-        sl_buf_putc(&r->s->members, '\0')) {
+    if (sl_buf_append(&r->members, text, len) ||
+        sl_buf_putc(&r->members, '\0')) {
         r->nomem = 1;
         return 0;
     }
-    r->kept++;
+    r->strings++;
     return 1;
 }
 
 /* A scalar: a member's value at depth 1 (re-emitted when deeper, by the
- * caller); at depth 0 the text is no object. */
+ * caller); at depth 0 the events are of no object. */
 static int
-scalar(meta_reader *r, const void *text, size_t len)
+scalar(sl_meta_reader *r, const void *text, size_t len)
 {
     if (r->depth == 0) {
         r->not_object = 1;
@@ -87,79 +79,79 @@ scalar(meta_reader *r, const void *text, size_t len)
 static int
 meta_null(void *ctx)
 {
-    meta_reader *r = READER(ctx);
+    sl_meta_reader *r = READER(ctx);
     if (r->depth >= 2)
-        yajl_gen_null(r->s->gen);
+        yajl_gen_null(r->gen);
     return scalar(r, "null", 4);
 }
 
 static int
 meta_boolean(void *ctx, int value)
 {
-    meta_reader *r = READER(ctx);
+    sl_meta_reader *r = READER(ctx);
     if (r->depth >= 2)
-        yajl_gen_bool(r->s->gen, value);
+        yajl_gen_bool(r->gen, value);
     return scalar(r, value ? "true" : "false", value ? 4 : 5);
 }
 
 static int
 meta_number(void *ctx, const char *num, size_t len)
 {
-    meta_reader *r = READER(ctx);
+    sl_meta_reader *r = READER(ctx);
     if (r->depth >= 2)
-        yajl_gen_number(r->s->gen, num, len);
+        yajl_gen_number(r->gen, num, len);
     return scalar(r, num, len);
 }
 
 static int
 meta_string(void *ctx, const unsigned char *s, size_t len)
 {
-    meta_reader *r = READER(ctx);
+    sl_meta_reader *r = READER(ctx);
     len = c_len(s, len);
     if (r->depth >= 2)
-        yajl_gen_string(r->s->gen, s, len);
+        yajl_gen_string(r->gen, s, len);
     return scalar(r, s, len);
 }
 
 /* A container opens: the top-level object, or a member's value (the
  * generator starts anew), or one inside it. */
 static int
-open_container(meta_reader *r, int map)
+open_container(sl_meta_reader *r, int map)
 {
     if (r->depth == 0 && !map) {
         r->not_object = 1;
         return 0;
     }
     if (r->depth == 1) {
-        if (!r->s->gen && !(r->s->gen = sl_json_gen_new())) {
+        if (!r->gen && !(r->gen = sl_json_gen_new())) {
             r->nomem = 1;
             return 0;
         }
-        yajl_gen_reset(r->s->gen, NULL);
-        yajl_gen_clear(r->s->gen);
+        yajl_gen_reset(r->gen, NULL);
+        yajl_gen_clear(r->gen);
     }
     if (r->depth++ >= 1) {
         if (map)
-            yajl_gen_map_open(r->s->gen);
+            yajl_gen_map_open(r->gen);
         else
-            yajl_gen_array_open(r->s->gen);
+            yajl_gen_array_open(r->gen);
     }
     return 1;
 }
 
 static int
-close_container(meta_reader *r, int map)
+close_container(sl_meta_reader *r, int map)
 {
     if (--r->depth == 0)
         return 1;
     if (map)
-        yajl_gen_map_close(r->s->gen);
+        yajl_gen_map_close(r->gen);
     else
-        yajl_gen_array_close(r->s->gen);
+        yajl_gen_array_close(r->gen);
     if (r->depth > 1)
         return 1;
     size_t len;
-    const char *text = sl_json_gen_text(r->s->gen, &len);
+    const char *text = sl_json_gen_text(r->gen, &len);
     return keep(r, text, len);
 }
 
@@ -172,10 +164,10 @@ meta_start_map(void *ctx)
 static int
 meta_map_key(void *ctx, const unsigned char *key, size_t len)
 {
-    meta_reader *r = READER(ctx);
+    sl_meta_reader *r = READER(ctx);
     len = c_len(key, len);
     if (r->depth >= 2) {
-        yajl_gen_string(r->s->gen, key, len);
+        yajl_gen_string(r->gen, key, len);
         return 1;
     }
     return keep(r, key, len);
@@ -199,51 +191,102 @@ meta_end_array(void *ctx)
     return close_container(READER(ctx), 0);
 }
 
-static const yajl_callbacks meta_callbacks = {
+const yajl_callbacks sl_meta_reader_callbacks = {
     meta_null,      meta_boolean,     NULL,
     NULL,           meta_number,      meta_string,
     meta_start_map, meta_map_key,     meta_end_map,
     meta_start_array, meta_end_array,
 };
 
-/* Read `meta` into s->members: SLUICE_OK, SLUICE_ENOMEM, or SLUICE_EPARSE
- * when it is no JSON object (comments allowed). */
-static sluice_err
-read_members(sl_meta_scratch *s, const char *meta, size_t *n_members)
+void
+sl_meta_reader_init(sl_meta_reader *r)
 {
-    meta_reader r = {.s = s};
-    sl_buf_clear(&s->members);
-    yajl_handle h =
-        yajl_alloc(&meta_callbacks, sl_json_arena_begin(&s->arena), &r);
-    if (!h)
+    memset(r, 0, sizeof *r);
+    sl_buf_init(&r->members);
+}
+
+void
+sl_meta_reader_free(sl_meta_reader *r)
+{
+    sl_buf_free(&r->members);
+    if (r->gen)
+        yajl_gen_free(r->gen);
+    r->gen = NULL;
+}
+
+void
+sl_meta_reader_start(sl_meta_reader *r)
+{
+    sl_buf_clear(&r->members);
+    r->strings = 0;
+    r->depth = r->not_object = r->nomem = 0;
+}
+
+sluice_err
+sl_meta_fields_read(const sl_meta_reader *r, sl_meta_field_fn *fn,
+                    void *ctx, char *reason, size_t reason_size)
+{
+    if (r->nomem) {
+        sl_fmt(reason, reason_size, "out of memory");
         return SLUICE_ENOMEM;
-    yajl_config(h, yajl_allow_comments, 1);
-    yajl_status st = yajl_parse(h, (const unsigned char *)meta, strlen(meta));
-    if (st == yajl_status_ok)
-        st = yajl_complete_parse(h);
-    yajl_free(h);
-    if (r.nomem)
-        return SLUICE_ENOMEM;
-    if (st != yajl_status_ok || r.not_object)
+    }
+    if (r->not_object || r->depth != 0 || r->strings % 2) {
+        sl_fmt(reason, reason_size, "meta: not a JSON object");
         return SLUICE_EPARSE;
-    *n_members = r.kept / 2; /* a name and a value each */
+    }
+    size_t total = 0, n = r->strings / 2;
+    char name[SL_META_MAX + 1];
+    const char *key = r->members.data;
+    for (size_t i = 0; i < n; i++) {
+        const char *value = key + strlen(key) + 1;
+        map_name(name, sizeof name, key);
+        if (!*name || strcmp(name, SL_META_SOURCE_URL) == 0 ||
+            strcmp(name, SL_META_ORIGIN_ETAG) == 0) {
+            sl_fmt(reason, reason_size,
+                   "meta: member \"%.60s\" would be metadata \"%s\", which "
+                   "sluice sets itself",
+                   key, name);
+            return SLUICE_EPARSE;
+        }
+        const char *earlier = r->members.data;
+        for (size_t k = 0; k < i; k++) {
+            char other[SL_META_MAX + 1];
+            map_name(other, sizeof other, earlier);
+            if (strcmp(other, name) == 0) {
+                sl_fmt(reason, reason_size,
+                       "meta: members \"%.60s\" and \"%.60s\" are both "
+                       "metadata \"%s\"",
+                       earlier, key, name);
+                return SLUICE_EPARSE;
+            }
+            earlier += strlen(earlier) + 1; /* its name */
+            earlier += strlen(earlier) + 1; /* its value */
+        }
+        total += strlen(name) + sent_len(value);
+        if (total > SL_META_MAX) {
+            sl_fmt(reason, reason_size,
+                   "meta: over %d bytes as object metadata (S3's limit), "
+                   "at member \"%.60s\"",
+                   SL_META_MAX, key);
+            return SLUICE_EPARSE;
+        }
+        if (fn && fn(ctx, name, value) != 0)
+            break;
+        key = value + strlen(value) + 1;
+    }
     return SLUICE_OK;
 }
 
 void
 sl_meta_scratch_init(sl_meta_scratch *s)
 {
-    sl_buf_init(&s->members);
-    s->gen = NULL;
+    sl_meta_reader_init(&s->reader);
 }
 
 void
 sl_meta_scratch_free(sl_meta_scratch *s)
 {
-    sl_buf_free(&s->members);
-    if (s->gen)
-        yajl_gen_free(s->gen);
-    s->gen = NULL;
+    sl_meta_reader_free(&s->reader);
 }
 
 sluice_err
@@ -265,55 +308,20 @@ sl_meta_fields_with(sl_meta_scratch *s, const char *meta,
 {
     if (!meta)
         return SLUICE_OK;
-    size_t n;
-    sluice_err rc = read_members(s, meta, &n);
-    if (rc == SLUICE_ENOMEM) {
+    sl_meta_reader *r = &s->reader;
+    sl_meta_reader_start(r);
+    yajl_handle h = yajl_alloc(&sl_meta_reader_callbacks,
+                               sl_json_arena_begin(&s->arena), r);
+    if (!h) {
         sl_fmt(reason, reason_size, "out of memory");
-        return rc;
+        return SLUICE_ENOMEM;
     }
-    if (rc != SLUICE_OK) {
-        sl_fmt(reason, reason_size, "meta: not a JSON object");
-        return SLUICE_EPARSE;
-    }
-    size_t total = 0;
-    char name[SL_META_MAX + 1];
-    const char *key = s->members.data;
-    for (size_t i = 0; i < n; i++) {
-        const char *value = key + strlen(key) + 1;
-        map_name(name, sizeof name, key);
-        if (!*name || strcmp(name, SL_META_SOURCE_URL) == 0 ||
-            strcmp(name, SL_META_ORIGIN_ETAG) == 0) {
-            sl_fmt(reason, reason_size,
-                   "meta: member \"%.60s\" would be metadata \"%s\", which "
-                   "sluice sets itself",
-                   key, name);
-            return SLUICE_EPARSE;
-        }
-        const char *earlier = s->members.data;
-        for (size_t k = 0; k < i; k++) {
-            char other[SL_META_MAX + 1];
-            map_name(other, sizeof other, earlier);
-            if (strcmp(other, name) == 0) {
-                sl_fmt(reason, reason_size,
-                       "meta: members \"%.60s\" and \"%.60s\" are both "
-                       "metadata \"%s\"",
-                       earlier, key, name);
-                return SLUICE_EPARSE;
-            }
-            earlier += strlen(earlier) + 1;
-            earlier += strlen(earlier) + 1;
-        }
-        total += strlen(name) + sent_len(value);
-        if (total > SL_META_MAX) {
-            sl_fmt(reason, reason_size,
-                   "meta: over %d bytes as object metadata (S3's limit), "
-                   "at member \"%.60s\"",
-                   SL_META_MAX, key);
-            return SLUICE_EPARSE;
-        }
-        if (fn && fn(ctx, name, value) != 0)
-            break;
-        key = value + strlen(value) + 1;
-    }
-    return SLUICE_OK;
+    yajl_config(h, yajl_allow_comments, 1);
+    yajl_status st = yajl_parse(h, (const unsigned char *)meta, strlen(meta));
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(h);
+    yajl_free(h);
+    if (st != yajl_status_ok && !r->nomem)
+        r->not_object = 1;
+    return sl_meta_fields_read(r, fn, ctx, reason, reason_size);
 }

@@ -119,8 +119,12 @@ sl_record_prepare(sl_record_scratch *s, const sl_feed_item *item,
         rec->key_len = s->key.len;
     }
     /* It goes on the object as metadata: refused now if it cannot. */
-    err = sl_meta_fields_with(&s->meta, item->meta, NULL, NULL, reason,
-                              reason_size);
+    if (item->meta && item->meta_read)
+        err = sl_meta_fields_read(item->meta_read, NULL, NULL, reason,
+                                  reason_size);
+    else
+        err = sl_meta_fields_with(&s->meta, item->meta, NULL, NULL, reason,
+                                  reason_size);
     if (err != SLUICE_OK)
         return err;
     rec->meta = item->meta;

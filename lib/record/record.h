@@ -28,6 +28,9 @@ typedef struct {
     const char *key; /* NULL: derive one */
     size_t key_len;
     const char *meta; /* compact JSON object text, or NULL */
+    /* The members of meta as its parser read them (so that they need not
+     * be read again from the text), or NULL. */
+    const sl_meta_reader *meta_read;
 } sl_feed_item;
 
 /* A validated record as the queue stores it: views, owned elsewhere. */

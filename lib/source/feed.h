@@ -42,6 +42,7 @@ typedef struct {
     sl_buf url, id, key;
     yajl_gen meta;
     int meta_used;  /* the generator was written since its reset */
+    sl_meta_reader meta_read; /* meta's members, read as it is parsed */
     sl_json_arena arena; /* the line's parser's memory */
     int has_url, has_id, has_key, has_meta;
     int depth;      /* containers open */

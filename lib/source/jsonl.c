@@ -54,6 +54,14 @@ nomem(sl_jsonl *j)
     return 0;
 }
 
+/* One of meta's events, handed on to its reader: 0 stops the parser
+ * (the reader fails only for want of memory). */
+static int
+read_meta(sl_jsonl *j, int read)
+{
+    return read ? 1 : nomem(j);
+}
+
 /* A scalar at depth 1 is the value of a top-level member. */
 static int
 top_scalar(sl_jsonl *j)
@@ -78,11 +86,14 @@ in_meta(const sl_jsonl *j)
 
 /* Opening a container in meta fails when it nests too deeply. */
 static int
-meta_open(sl_jsonl *j, yajl_gen_status st)
+meta_open(sl_jsonl *j, yajl_gen_status st, int map)
 {
     if (st == yajl_max_depth_exceeded)
         return fail(j, "meta: nested too deeply");
-    return st == yajl_gen_status_ok;
+    const yajl_callbacks *r = &sl_meta_reader_callbacks;
+    return st == yajl_gen_status_ok &&
+           read_meta(j, map ? r->yajl_start_map(&j->meta_read)
+                            : r->yajl_start_array(&j->meta_read));
 }
 
 static int
@@ -94,7 +105,9 @@ on_null(void *ctx)
         return 0;
     }
     if (in_meta(j))
-        return yajl_gen_null(meta_gen(j)) == yajl_gen_status_ok;
+        return yajl_gen_null(meta_gen(j)) == yajl_gen_status_ok &&
+               read_meta(j, sl_meta_reader_callbacks.yajl_null(
+                                &j->meta_read));
     if (j->depth == 1 && j->field == F_URL)
         return fail(j, "url: not a string");
     return 1; /* null id, key or meta: absent */
@@ -109,7 +122,9 @@ on_boolean(void *ctx, int value)
         return 0;
     }
     if (in_meta(j))
-        return yajl_gen_bool(meta_gen(j), value) == yajl_gen_status_ok;
+        return yajl_gen_bool(meta_gen(j), value) == yajl_gen_status_ok &&
+               read_meta(j, sl_meta_reader_callbacks.yajl_boolean(
+                                &j->meta_read, value));
     return j->depth == 1 ? top_scalar(j) : 1;
 }
 
@@ -134,7 +149,10 @@ on_number(void *ctx, const char *num, size_t len)
         return 0;
     }
     if (in_meta(j))
-        return yajl_gen_number(meta_gen(j), num, len) == yajl_gen_status_ok;
+        return yajl_gen_number(meta_gen(j), num, len) ==
+                   yajl_gen_status_ok &&
+               read_meta(j, sl_meta_reader_callbacks.yajl_number(
+                                &j->meta_read, num, len));
     if (j->depth == 1 && j->field == F_ID && integer_text(num, len)) {
         j->has_id = 1;
         return sl_buf_append(&j->id, num, len) == 0 ? 1 : nomem(j);
@@ -144,11 +162,14 @@ on_number(void *ctx, const char *num, size_t len)
 
 /* A string or a member name of meta, whose escapes yajl has decoded. */
 static int
-meta_string(sl_jsonl *j, const unsigned char *s, size_t len)
+meta_string(sl_jsonl *j, const unsigned char *s, size_t len, int name)
 {
     if (!sl_utf8_valid((const char *)s, len, NULL))
         return fail(j, "meta: " SL_JSON_BAD_ESCAPE);
-    return yajl_gen_string(meta_gen(j), s, len) == yajl_gen_status_ok;
+    const yajl_callbacks *r = &sl_meta_reader_callbacks;
+    return yajl_gen_string(meta_gen(j), s, len) == yajl_gen_status_ok &&
+           read_meta(j, name ? r->yajl_map_key(&j->meta_read, s, len)
+                             : r->yajl_string(&j->meta_read, s, len));
 }
 
 static int
@@ -161,7 +182,7 @@ on_string(void *ctx, const unsigned char *s, size_t len)
         return 0;
     }
     if (in_meta(j))
-        return meta_string(j, s, len);
+        return meta_string(j, s, len, 0);
     if (j->depth > 1)
         return 1;
     switch (j->field) {
@@ -187,7 +208,7 @@ on_map_key(void *ctx, const unsigned char *key, size_t len)
 {
     sl_jsonl *j = J(ctx);
     if (in_meta(j))
-        return meta_string(j, key, len);
+        return meta_string(j, key, len, 1);
     if (j->depth != 1)
         return 1;
     /* Kept as they are; quoted only for a rejection that lists them. */
@@ -221,7 +242,7 @@ on_start_map(void *ctx)
     if (in_meta(j)) {
         if (j->depth == 2)
             j->has_meta = 1;
-        return meta_open(j, yajl_gen_map_open(meta_gen(j)));
+        return meta_open(j, yajl_gen_map_open(meta_gen(j)), 1);
     }
     return 1;
 }
@@ -230,9 +251,11 @@ static int
 on_end_map(void *ctx)
 {
     sl_jsonl *j = J(ctx);
-    int ok = in_meta(j)
-                 ? yajl_gen_map_close(meta_gen(j)) == yajl_gen_status_ok
-                 : 1;
+    int ok = 1;
+    if (in_meta(j))
+        ok = yajl_gen_map_close(meta_gen(j)) == yajl_gen_status_ok &&
+             read_meta(j, sl_meta_reader_callbacks.yajl_end_map(
+                              &j->meta_read));
     j->depth--;
     return ok;
 }
@@ -249,7 +272,7 @@ on_start_array(void *ctx)
     if (j->depth == 2 && j->field != F_OTHER)
         return top_scalar(j);
     if (in_meta(j))
-        return meta_open(j, yajl_gen_array_open(meta_gen(j)));
+        return meta_open(j, yajl_gen_array_open(meta_gen(j)), 0);
     return 1;
 }
 
@@ -257,9 +280,11 @@ static int
 on_end_array(void *ctx)
 {
     sl_jsonl *j = J(ctx);
-    int ok = in_meta(j)
-                 ? yajl_gen_array_close(meta_gen(j)) == yajl_gen_status_ok
-                 : 1;
+    int ok = 1;
+    if (in_meta(j))
+        ok = yajl_gen_array_close(meta_gen(j)) == yajl_gen_status_ok &&
+             read_meta(j, sl_meta_reader_callbacks.yajl_end_array(
+                              &j->meta_read));
     j->depth--;
     return ok;
 }
@@ -280,6 +305,7 @@ sl_jsonl_init(sl_jsonl *j)
     sl_buf_init(&j->url);
     sl_buf_init(&j->id);
     sl_buf_init(&j->key);
+    sl_meta_reader_init(&j->meta_read);
     j->meta = sl_json_gen_new();
     return j->meta ? SLUICE_OK : SLUICE_ENOMEM;
 }
@@ -369,6 +395,7 @@ sl_jsonl_free(sl_jsonl *j)
     if (j->meta)
         yajl_gen_free(j->meta);
     j->meta = NULL;
+    sl_meta_reader_free(&j->meta_read);
 }
 
 sl_feed_status
@@ -385,6 +412,7 @@ sl_jsonl_parse(sl_jsonl *j, const char *line, size_t len,
         j->meta_used = 0;
     }
     j->n_keys = 0;
+    sl_meta_reader_start(&j->meta_read);
     j->has_url = j->has_id = j->has_key = j->has_meta = 0;
     j->depth = j->field = j->seen = j->not_object = j->nomem = 0;
     j->reason[0] = '\0';
@@ -444,7 +472,9 @@ sl_jsonl_parse(sl_jsonl *j, const char *line, size_t len,
         item->key = j->key.data ? j->key.data : "";
         item->key_len = j->key.len;
     }
-    if (j->has_meta)
+    if (j->has_meta) {
         item->meta = sl_json_gen_text(j->meta, NULL);
+        item->meta_read = &j->meta_read;
+    }
     return SL_FEED_RECORD;
 }
