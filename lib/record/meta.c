@@ -55,11 +55,15 @@ c_len(const unsigned char *s, size_t len)
 static int
 keep(sl_meta_reader *r, const void *text, size_t len)
 {
-    if (sl_buf_append(&r->members, text, len) ||
-        sl_buf_putc(&r->members, '\0')) {
+    sl_buf *b = &r->members;
+    if (sl_buf_reserve(b, len + 1)) {
         r->nomem = 1;
         return 0;
     }
+    if (len)
+        memcpy(b->data + b->len, text, len);
+    b->len += len + 1;
+    b->data[b->len - 1] = b->data[b->len] = '\0';
     r->strings++;
     return 1;
 }

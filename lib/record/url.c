@@ -85,15 +85,22 @@ origin_of(const sl_url_parts *p, sl_buf *origin)
 {
     const char *port = p->port_len ? p->port : p->https ? "443" : "80";
     size_t port_len = p->port_len ? p->port_len : p->https ? 3 : 2;
+    size_t len = p->scheme_len + 3 + p->host_len + 1 + port_len;
     sl_buf_clear(origin);
-    if (sl_buf_reserve(origin, p->scheme_len + 3 + p->host_len + 1 +
-                                   port_len) ||
-        sl_buf_append_lower(origin, p->scheme, p->scheme_len) ||
-        sl_buf_append(origin, "://", 3) ||
-        sl_buf_append_lower(origin, p->host, p->host_len) ||
-        sl_buf_putc(origin, ':'))
+    if (sl_buf_reserve(origin, len))
         return -1;
-    return sl_buf_append(origin, port, port_len);
+    char *d = origin->data;
+    for (size_t i = 0; i < p->scheme_len; i++)
+        *d++ = (char)tolower((unsigned char)p->scheme[i]);
+    memcpy(d, "://", 3);
+    d += 3;
+    for (size_t i = 0; i < p->host_len; i++)
+        *d++ = (char)tolower((unsigned char)p->host[i]);
+    *d++ = ':';
+    memcpy(d, port, port_len);
+    origin->len = len;
+    origin->data[len] = '\0';
+    return 0;
 }
 
 int

@@ -26,19 +26,13 @@ typedef enum {
     SL_FEED_ERROR /* the input cannot be read further: reason set */
 } sl_feed_status;
 
-/* The top-level member names of a line kept for a rejection that lists
- * them: as many as the list can show (jsonl.c). */
-#define SL_JSONL_KEYS_KEPT 48
-
 /* JSON Lines state: the fields of the line being parsed. */
 typedef struct {
     const char *names[5]; /* each field's member name, by field */
     size_t name_len[5];
     unsigned given;       /* bit per field: its name given by an option */
-    sl_buf keys;          /* the line's first member names, as they are */
-    size_t key_len[SL_JSONL_KEYS_KEPT];
-    unsigned n_keys;      /* member names seen (kept: the first few) */
-    sl_buf members;       /* those names quoted, for errors */
+    unsigned n_members;   /* the line's top-level members */
+    sl_buf members;       /* their first names quoted, for errors */
     sl_buf url, id, key;
     yajl_gen meta;
     int meta_used;  /* the generator was written since its reset */

@@ -18,11 +18,6 @@ static const char *const field_names[] = {"", "url", "id", "key", "meta"};
 /* The member names a rejection lists: the first few, up to this much. */
 #define MEMBERS_SHOWN 160
 
-/* Each listed name takes at least 4 bytes (`""` and ", "): a list of
- * the kept names is full, so no later name would be listed. */
-_Static_assert(4 * SL_JSONL_KEYS_KEPT - 2 >= MEMBERS_SHOWN,
-               "keep the names a rejection can list");
-
 #define J(ctx) ((sl_jsonl *)(ctx))
 
 /* The meta generator, about to be written: it must be reset after. */
@@ -211,13 +206,7 @@ on_map_key(void *ctx, const unsigned char *key, size_t len)
         return meta_string(j, key, len, 1);
     if (j->depth != 1)
         return 1;
-    /* Kept as they are; quoted only for a rejection that lists them. */
-    if (j->n_keys < SL_JSONL_KEYS_KEPT) {
-        if (sl_buf_append(&j->keys, key, len))
-            return nomem(j);
-        j->key_len[j->n_keys] = len;
-    }
-    j->n_keys++;
+    j->n_members++;
     j->field = F_OTHER;
     for (int f = F_URL; f <= F_META; f++) {
         if (len == j->name_len[f] && memcmp(key, j->names[f], len) == 0) {
@@ -300,7 +289,6 @@ sl_jsonl_init(sl_jsonl *j)
 {
     memset(j, 0, sizeof *j);
     sl_jsonl_set_names(j, NULL, NULL, NULL);
-    sl_buf_init(&j->keys);
     sl_buf_init(&j->members);
     sl_buf_init(&j->url);
     sl_buf_init(&j->id);
@@ -327,26 +315,70 @@ sl_jsonl_set_names(sl_jsonl *j, const char *url, const char *id,
         j->name_len[f] = strlen(j->names[f]);
 }
 
-/* The line's first member names, quoted and split by ", " into
- * j->members, up to about MEMBERS_SHOWN bytes. -1 when out of memory. */
+/*
+ * Listing a line's members for a rejection: the line is parsed again (it
+ * parsed once, so it does again), its top-level member names quoted and
+ * split by ", " into `members` while it is under MEMBERS_SHOWN bytes.
+ * Only a line so rejected pays for it.
+ */
+typedef struct {
+    sl_buf *members;
+    int depth;
+    int nomem;
+} name_lister;
+
 static int
-list_members(sl_jsonl *j)
+list_open(void *ctx)
 {
-    const char *key = j->keys.data;
-    sl_buf_clear(&j->members);
-    for (unsigned i = 0; i < j->n_keys && i < SL_JSONL_KEYS_KEPT; i++) {
-        if (j->members.len < MEMBERS_SHOWN) {
-            char shown[80];
-            sl_quote(shown, sizeof shown, key, j->key_len[i], 40);
-            if ((j->members.len && sl_buf_append(&j->members, ", ", 2)) ||
-                sl_buf_putc(&j->members, '"') ||
-                sl_buf_append(&j->members, shown, strlen(shown)) ||
-                sl_buf_putc(&j->members, '"'))
-                return -1;
-        }
-        key += j->key_len[i];
+    ((name_lister *)ctx)->depth++;
+    return 1;
+}
+
+static int
+list_close(void *ctx)
+{
+    ((name_lister *)ctx)->depth--;
+    return 1;
+}
+
+static int
+list_name(void *ctx, const unsigned char *name, size_t len)
+{
+    name_lister *l = ctx;
+    if (l->depth != 1 || l->members->len >= MEMBERS_SHOWN)
+        return 1;
+    char shown[80];
+    sl_quote(shown, sizeof shown, (const char *)name, len, 40);
+    if ((l->members->len && sl_buf_append(l->members, ", ", 2)) ||
+        sl_buf_putc(l->members, '"') ||
+        sl_buf_append(l->members, shown, strlen(shown)) ||
+        sl_buf_putc(l->members, '"')) {
+        l->nomem = 1;
+        return 0;
     }
-    return 0;
+    return 1;
+}
+
+static const yajl_callbacks list_callbacks = {
+    NULL,      NULL,      NULL,       NULL,      NULL,       NULL,
+    list_open, list_name, list_close, list_open, list_close,
+};
+
+/* -1 when out of memory. */
+static int
+list_members(sl_jsonl *j, const char *line, size_t len)
+{
+    name_lister l = {.members = &j->members};
+    sl_buf_clear(&j->members);
+    yajl_handle h =
+        yajl_alloc(&list_callbacks, sl_json_arena_begin(&j->arena), &l);
+    if (!h)
+        return -1;
+    yajl_status st = yajl_parse(h, (const unsigned char *)line, len);
+    if (st == yajl_status_ok)
+        yajl_complete_parse(h);
+    yajl_free(h);
+    return l.nomem ? -1 : 0;
 }
 
 /*
@@ -356,16 +388,17 @@ list_members(sl_jsonl *j)
  * out of memory.
  */
 static int
-missing_member(sl_jsonl *j, char *reason, size_t reason_size)
+missing_member(sl_jsonl *j, const char *line, size_t len, char *reason,
+               size_t reason_size)
 {
     static const char *const options[] = {"", "--url-column",
                                           "--id-column", "--key-column"};
     for (int f = F_URL; f <= F_KEY; f++) {
-        if (j->seen & (1 << f) || !j->n_keys)
+        if (j->seen & (1 << f) || !j->n_members)
             continue;
         if (f != F_URL && !(j->given & (1 << f)))
             continue;
-        if (list_members(j))
+        if (list_members(j, line, len))
             return -1;
         const char *more = j->members.len >= MEMBERS_SHOWN ? ", ..." : "";
         if (j->given & (1 << f))
@@ -387,7 +420,6 @@ missing_member(sl_jsonl *j, char *reason, size_t reason_size)
 void
 sl_jsonl_free(sl_jsonl *j)
 {
-    sl_buf_free(&j->keys);
     sl_buf_free(&j->members);
     sl_buf_free(&j->url);
     sl_buf_free(&j->id);
@@ -402,7 +434,6 @@ sl_feed_status
 sl_jsonl_parse(sl_jsonl *j, const char *line, size_t len,
                sl_feed_item *item, char *reason, size_t reason_size)
 {
-    sl_buf_clear(&j->keys);
     sl_buf_clear(&j->url);
     sl_buf_clear(&j->id);
     sl_buf_clear(&j->key);
@@ -411,7 +442,7 @@ sl_jsonl_parse(sl_jsonl *j, const char *line, size_t len,
         yajl_gen_clear(j->meta);
         j->meta_used = 0;
     }
-    j->n_keys = 0;
+    j->n_members = 0;
     sl_meta_reader_start(&j->meta_read);
     j->has_url = j->has_id = j->has_key = j->has_meta = 0;
     j->depth = j->field = j->seen = j->not_object = j->nomem = 0;
@@ -449,7 +480,7 @@ sl_jsonl_parse(sl_jsonl *j, const char *line, size_t len,
     }
     yajl_free(h);
     if (out == SL_FEED_RECORD) {
-        int missing = missing_member(j, reason, reason_size);
+        int missing = missing_member(j, line, len, reason, reason_size);
         if (missing < 0) {
             sl_fmt(reason, reason_size, "out of memory");
             out = SL_FEED_ERROR;
