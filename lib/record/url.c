@@ -39,24 +39,26 @@ sl_url_split(const char *url, sl_url_parts *p)
     p->scheme_len = auth ? (size_t)(auth - url) : 0;
     p->https = p->scheme_len == 5;
     auth = auth ? auth + 3 : url;
-    const char *end = auth, *at = NULL;
-    for (; *end && *end != '/' && *end != '?' && *end != '#'; end++)
+    /* The authority ends at the path, query or fragment; the host
+     * follows the first '@'; a port follows the last ':' that is not
+     * inside [an IPv6 literal]. */
+    const char *end = auth, *at = NULL, *colon = NULL, *bracket = NULL;
+    for (; *end && *end != '/' && *end != '?' && *end != '#'; end++) {
         if (*end == '@' && !at)
             at = end;
+        else if (*end == ':')
+            colon = end;
+        else if (*end == ']')
+            bracket = end;
+    }
     if (at)
         auth = at + 1;
     p->host = auth;
     p->host_len = (size_t)(end - auth);
-    /* A port follows the last ':' that is not inside [an IPv6 literal]. */
-    for (const char *c = end; c > auth; c--) {
-        if (c[-1] == ']')
-            break;
-        if (c[-1] == ':') {
-            p->port = c;
-            p->port_len = (size_t)(end - c);
-            p->host_len = (size_t)(c - 1 - auth);
-            break;
-        }
+    if (colon && colon >= auth && (!bracket || bracket < colon)) {
+        p->port = colon + 1;
+        p->port_len = (size_t)(end - p->port);
+        p->host_len = (size_t)(colon - auth);
     }
     p->path = end;
     const char *c = end;
@@ -136,6 +138,34 @@ dotted_quad(const char *host, size_t len)
     return parts == 4 && i == len;
 }
 
+/* What each byte may be in a URL already in the form curl prints. */
+enum {
+    B_NAME = 1,   /* in a host name: a-z, 0-9, '-', '.' */
+    B_LETTER = 2, /* a-z */
+    B_PATH = 4,   /* in the path, as it is */
+    B_QUERY = 8,  /* in the query, as it is */
+    B_PQ = B_PATH | B_QUERY,
+};
+
+/* Printable ASCII but for the bytes curl would encode in a path ('"',
+ * '#', '<', '>', '\\', '^', '`', '{', '|', '}'), '^' allowed in a query;
+ * nothing else (space, control bytes, non-ASCII). */
+static const unsigned char url_byte[256] = {
+    ['!'] = B_PQ,
+    ['$' ... ','] = B_PQ,
+    ['-' ... '.'] = B_NAME | B_PQ,
+    ['/'] = B_PQ,
+    ['0' ... '9'] = B_NAME | B_PQ,
+    [':' ... ';'] = B_PQ,
+    ['='] = B_PQ,
+    ['?' ... '['] = B_PQ,
+    [']'] = B_PQ,
+    ['^'] = B_QUERY,
+    ['_'] = B_PQ,
+    ['a' ... 'z'] = B_NAME | B_LETTER | B_PQ,
+    ['~'] = B_PQ,
+};
+
 /*
  * True when curl accepts a URL and prints it as it is: lower-case scheme,
  * a lower-case host name that is not an IP address in any spelling (or
@@ -159,11 +189,10 @@ already_normal(const char *s, size_t len)
     size_t host = i;
     bool letter = false;
     for (; i < len && s[i] != '/' && s[i] != ':'; i++) {
-        char c = s[i];
-        if (c >= 'a' && c <= 'z')
-            letter = true;
-        else if (!((c >= '0' && c <= '9') || c == '-' || c == '.'))
+        unsigned char b = url_byte[(unsigned char)s[i]];
+        if (!(b & B_NAME))
             return false;
+        letter = letter || (b & B_LETTER);
     }
     /* A name whose last label starts with a digit may be an IPv4 form. */
     size_t last = i;
@@ -196,21 +225,15 @@ already_normal(const char *s, size_t len)
                 return false;
             seg = i + 1;
         }
-        if (c <= ' ' || c >= 0x7f || c == '#' || c == '\\' || c == '"' ||
-            c == '<' || c == '>' || c == '^' || c == '`' || c == '{' ||
-            c == '|' || c == '}')
+        if (!(url_byte[(unsigned char)c] & B_PATH))
             return false;
     }
     /* curl drops an empty query: "http://h/?" prints as "http://h/". */
     if (i + 1 == len)
         return false;
-    for (; i < len; i++) {
-        char c = s[i];
-        if (c <= ' ' || c >= 0x7f || c == '#' || c == '\\' || c == '"' ||
-            c == '<' || c == '>' || c == '`' || c == '{' || c == '|' ||
-            c == '}')
+    for (; i < len; i++)
+        if (!(url_byte[(unsigned char)s[i]] & B_QUERY))
             return false;
-    }
     return true;
 }
 
