@@ -316,10 +316,10 @@ sl_jsonl_set_names(sl_jsonl *j, const char *url, const char *id,
 }
 
 /*
- * Listing a line's members for a rejection: the line is parsed again (it
- * parsed once, so it does again), its top-level member names quoted and
- * split by ", " into `members` while it is under MEMBERS_SHOWN bytes.
- * Only a line so rejected pays for it.
+ * Listing a line's members for a rejection: the line, which parsed
+ * whole, is parsed again, its top-level member names quoted and split by
+ * ", " into `members` while that is under MEMBERS_SHOWN bytes. Only a
+ * line so rejected pays for it.
  */
 typedef struct {
     sl_buf *members;
