@@ -48,7 +48,7 @@ sl_key_check(const char *key, size_t len, char *reason, size_t reason_size)
             return SLUICE_EKEY;
         }
         /* Any case: the store may sit on a case-insensitive disk. */
-        if (n >= RESERVED_PREFIX_LEN &&
+        if (n >= RESERVED_PREFIX_LEN && seg[0] == '.' &&
             strncasecmp(seg, RESERVED_PREFIX, RESERVED_PREFIX_LEN) == 0) {
             sl_fmt(reason, reason_size,
                    "key: segments starting with \"" RESERVED_PREFIX
@@ -92,7 +92,7 @@ put_segment(sl_buf *out, const char *s, size_t len, bool url_segment)
     bool only_dots = len > 0;
     for (size_t i = 0; i < len && only_dots; i++)
         only_dots = s[i] == '.';
-    bool reserved = len >= RESERVED_PREFIX_LEN &&
+    bool reserved = len >= RESERVED_PREFIX_LEN && s[0] == '.' &&
                     strncasecmp(s, RESERVED_PREFIX, RESERVED_PREFIX_LEN) == 0;
     if (sl_buf_reserve(out, len * 3) != 0)
         return -1;
@@ -130,6 +130,9 @@ static int
 decode(sl_buf *out, const char *s, size_t len)
 {
     sl_buf_clear(out);
+    if (sl_buf_reserve(out, len) != 0) /* decoding only shortens */
+        return -1;
+    char *dst = out->data;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (c == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 &&
@@ -137,11 +140,9 @@ decode(sl_buf *out, const char *s, size_t len)
             c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
             i += 2;
         }
-        if (sl_buf_putc(out, c) != 0)
-            return -1;
+        *dst++ = c;
     }
-    if (sl_buf_reserve(out, 0) != 0)
-        return -1;
+    out->len = (size_t)(dst - out->data);
     out->data[out->len] = '\0';
     return 0;
 }

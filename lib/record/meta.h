@@ -18,7 +18,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_parse.h>
+
 #include "sluice/sluice.h"
+#include "../json_arena.h"
+#include "../util.h"
 
 #define SL_META_MAX 2048
 
@@ -41,6 +46,47 @@ typedef int sl_meta_field_fn(void *ctx, const char *name, const char *value);
  */
 sluice_err sl_meta_fields(const char *meta, sl_meta_field_fn *fn, void *ctx,
                    char *reason, size_t reason_size);
+
+/*
+ * Reading meta from yajl's events (sl_meta_reader_callbacks, ctx the
+ * reader): each top-level member's name and value, as the fields are
+ * made of them. A parser of meta's text hands it every event; so may a
+ * parser of a larger text, meta's events as they come, so that meta is
+ * read once.
+ */
+typedef struct {
+    sl_buf members; /* a name and a value each: C strings in a row */
+    size_t strings; /* in `members` */
+    yajl_gen gen;   /* re-emits values that are not strings */
+    int depth;      /* containers open */
+    int not_object; /* the events are of no JSON object */
+    int nomem;
+} sl_meta_reader;
+
+extern const yajl_callbacks sl_meta_reader_callbacks;
+
+void sl_meta_reader_init(sl_meta_reader *r);
+void sl_meta_reader_free(sl_meta_reader *r);
+/* Forget the meta read last, to read another. */
+void sl_meta_reader_start(sl_meta_reader *r);
+
+/* sl_meta_fields on a meta `r` has read, all of it. */
+sluice_err sl_meta_fields_read(const sl_meta_reader *r, sl_meta_field_fn *fn,
+                               void *ctx, char *reason, size_t reason_size);
+
+/* What sl_meta_fields_with reuses from one call to the next. */
+typedef struct {
+    sl_meta_reader reader;
+    sl_json_arena arena; /* the parser's memory */
+} sl_meta_scratch;
+
+void sl_meta_scratch_init(sl_meta_scratch *s);
+void sl_meta_scratch_free(sl_meta_scratch *s);
+
+/* sl_meta_fields, with its memory kept in `s` for the next call. */
+sluice_err sl_meta_fields_with(sl_meta_scratch *s, const char *meta,
+                               sl_meta_field_fn *fn, void *ctx, char *reason,
+                               size_t reason_size);
 
 /* Fields sluice sets itself on every object; a member may not take them. */
 #define SL_META_SOURCE_URL  "source-url"

@@ -20,6 +20,7 @@ sl_record_scratch_init(sl_record_scratch *s)
     sl_buf_init(&s->origin);
     sl_buf_init(&s->seg);
     s->curl_url = NULL;
+    sl_meta_scratch_init(&s->meta);
 }
 
 void
@@ -29,6 +30,7 @@ sl_record_scratch_free(sl_record_scratch *s)
     sl_buf_free(&s->key);
     sl_buf_free(&s->origin);
     sl_buf_free(&s->seg);
+    sl_meta_scratch_free(&s->meta);
     curl_url_cleanup(s->curl_url);
     s->curl_url = NULL;
 }
@@ -117,7 +119,12 @@ sl_record_prepare(sl_record_scratch *s, const sl_feed_item *item,
         rec->key_len = s->key.len;
     }
     /* It goes on the object as metadata: refused now if it cannot. */
-    err = sl_meta_fields(item->meta, NULL, NULL, reason, reason_size);
+    if (item->meta && item->meta_read)
+        err = sl_meta_fields_read(item->meta_read, NULL, NULL, reason,
+                                  reason_size);
+    else
+        err = sl_meta_fields_with(&s->meta, item->meta, NULL, NULL, reason,
+                                  reason_size);
     if (err != SLUICE_OK)
         return err;
     rec->meta = item->meta;

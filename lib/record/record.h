@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "../util.h"
+#include "meta.h"
 
 #define SL_URL_MAX     8192 /* bytes, as given in the feed */
 #define SL_KEY_MAX     1024 /* bytes, the whole key */
@@ -27,6 +28,9 @@ typedef struct {
     const char *key; /* NULL: derive one */
     size_t key_len;
     const char *meta; /* compact JSON object text, or NULL */
+    /* The members of meta as its parser read them (so that they need not
+     * be read again from the text), or NULL. */
+    const sl_meta_reader *meta_read;
 } sl_feed_item;
 
 /* A validated record as the queue stores it: views, owned elsewhere. */
@@ -50,6 +54,7 @@ typedef struct {
 typedef struct {
     sl_buf url, key, origin, seg;
     void *curl_url; /* a CURLU handle, made on first use */
+    sl_meta_scratch meta;
 } sl_record_scratch;
 
 void sl_record_scratch_init(sl_record_scratch *s);

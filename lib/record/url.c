@@ -24,38 +24,52 @@ trim(const char **s, size_t *len)
 }
 
 
-/* Split a normalised URL into its parts (record.h). */
+/* Split a normalised URL into its parts (record.h). One pass, by hand:
+ * the URL is short, and libc's search functions cost more to set up than
+ * to run on it. */
 void
 sl_url_split(const char *url, sl_url_parts *p)
 {
     memset(p, 0, sizeof *p);
-    const char *auth = strstr(url, "://");
+    const char *auth = NULL; /* the first "://" */
+    for (const char *c = url; *c && !auth; c++)
+        if (c[0] == ':' && c[1] == '/' && c[2] == '/')
+            auth = c;
     p->scheme = url;
     p->scheme_len = auth ? (size_t)(auth - url) : 0;
     p->https = p->scheme_len == 5;
     auth = auth ? auth + 3 : url;
-    const char *end = auth + strcspn(auth, "/?#");
-    const char *at = memchr(auth, '@', (size_t)(end - auth));
+    /* The authority ends at the path, query or fragment; the host
+     * follows the first '@'; a port follows the last ':' that is not
+     * inside [an IPv6 literal]. */
+    const char *end = auth, *at = NULL, *colon = NULL, *bracket = NULL;
+    for (; *end && *end != '/' && *end != '?' && *end != '#'; end++) {
+        if (*end == '@' && !at)
+            at = end;
+        else if (*end == ':')
+            colon = end;
+        else if (*end == ']')
+            bracket = end;
+    }
     if (at)
         auth = at + 1;
     p->host = auth;
     p->host_len = (size_t)(end - auth);
-    /* A port follows the last ':' that is not inside [an IPv6 literal]. */
-    for (const char *c = end; c > auth; c--) {
-        if (c[-1] == ']')
-            break;
-        if (c[-1] == ':') {
-            p->port = c;
-            p->port_len = (size_t)(end - c);
-            p->host_len = (size_t)(c - 1 - auth);
-            break;
-        }
+    if (colon && colon >= auth && (!bracket || bracket < colon)) {
+        p->port = colon + 1;
+        p->port_len = (size_t)(end - p->port);
+        p->host_len = (size_t)(colon - auth);
     }
     p->path = end;
-    p->path_len = strcspn(end, "?#");
-    if (end[p->path_len] == '?') {
-        p->query = end + p->path_len + 1;
-        p->query_len = strcspn(p->query, "#");
+    const char *c = end;
+    while (*c && *c != '?' && *c != '#')
+        c++;
+    p->path_len = (size_t)(c - end);
+    if (*c == '?') {
+        p->query = ++c;
+        while (*c && *c != '#')
+            c++;
+        p->query_len = (size_t)(c - p->query);
     }
 }
 
@@ -67,20 +81,36 @@ sl_url_default_port(const sl_url_parts *p)
            (p->port_len == strlen(def) && !memcmp(p->port, def, p->port_len));
 }
 
+/* The origin of a URL split into `p`. */
+static int
+origin_of(const sl_url_parts *p, sl_buf *origin)
+{
+    const char *port = p->port_len ? p->port : p->https ? "443" : "80";
+    size_t port_len = p->port_len ? p->port_len : p->https ? 3 : 2;
+    size_t len = p->scheme_len + 3 + p->host_len + 1 + port_len;
+    sl_buf_clear(origin);
+    if (sl_buf_reserve(origin, len))
+        return -1;
+    char *d = origin->data;
+    for (size_t i = 0; i < p->scheme_len; i++)
+        *d++ = (char)tolower((unsigned char)p->scheme[i]);
+    memcpy(d, "://", 3);
+    d += 3;
+    for (size_t i = 0; i < p->host_len; i++)
+        *d++ = (char)tolower((unsigned char)p->host[i]);
+    *d++ = ':';
+    memcpy(d, port, port_len);
+    origin->len = len;
+    origin->data[len] = '\0';
+    return 0;
+}
+
 int
 sl_url_origin(const char *url, sl_buf *origin)
 {
     sl_url_parts p;
     sl_url_split(url, &p);
-    sl_buf_clear(origin);
-    if (sl_buf_append_lower(origin, p.scheme, p.scheme_len) ||
-        sl_buf_append(origin, "://", 3) ||
-        sl_buf_append_lower(origin, p.host, p.host_len) ||
-        sl_buf_putc(origin, ':'))
-        return -1;
-    if (p.port_len)
-        return sl_buf_append(origin, p.port, p.port_len);
-    return sl_buf_append(origin, p.https ? "443" : "80", p.https ? 3 : 2);
+    return origin_of(&p, origin);
 }
 
 /* True when host[0..len) is an IPv4 address in the one spelling curl
@@ -108,14 +138,43 @@ dotted_quad(const char *host, size_t len)
     return parts == 4 && i == len;
 }
 
+/* What each byte may be in a URL already in the form curl prints. */
+enum {
+    B_NAME = 1,   /* in a host name: a-z, 0-9, '-', '.' */
+    B_LETTER = 2, /* a-z */
+    B_PATH = 4,   /* in the path, as it is */
+    B_QUERY = 8,  /* in the query, as it is */
+    B_PQ = B_PATH | B_QUERY,
+};
+
+/* Printable ASCII but for the bytes curl would encode in a path ('"',
+ * '#', '<', '>', '\\', '^', '`', '{', '|', '}'), '^' allowed in a query;
+ * nothing else (space, control bytes, non-ASCII). */
+static const unsigned char url_byte[256] = {
+    ['!'] = B_PQ,
+    ['$' ... ','] = B_PQ,
+    ['-' ... '.'] = B_NAME | B_PQ,
+    ['/'] = B_PQ,
+    ['0' ... '9'] = B_NAME | B_PQ,
+    [':' ... ';'] = B_PQ,
+    ['='] = B_PQ,
+    ['?' ... '['] = B_PQ,
+    [']'] = B_PQ,
+    ['^'] = B_QUERY,
+    ['_'] = B_PQ,
+    ['a' ... 'z'] = B_NAME | B_LETTER | B_PQ,
+    ['~'] = B_PQ,
+};
+
 /*
- * True when a URL curl has accepted is already in the form curl would
- * print it: lower-case scheme, a lower-case host name that is not an IP
- * address in any spelling (or an IPv4 address in its usual one), a port
- * without leading zeros, a path with no dot segments, no userinfo, no
- * fragment, nothing to encode. Most feed URLs are; for them, asking curl to
- * print the URL back (which costs as much as parsing it) can be skipped.
- * Conservative: when in doubt, false.
+ * True when curl accepts a URL and prints it as it is: lower-case scheme,
+ * a lower-case host name that is not an IP address in any spelling (or
+ * an IPv4 address in its usual one), a port of 1 to 65535 without leading
+ * zeros, a path with no dot segments, no userinfo, no fragment, nothing
+ * to encode. Most feed URLs are; for them, asking curl to parse the URL
+ * and print it back (the greater part of checking it) can be skipped.
+ * Conservative: when in doubt, false (and curl is asked). test_record and
+ * the url fuzz harness hold this to curl's own parser.
  */
 static bool
 already_normal(const char *s, size_t len)
@@ -130,11 +189,10 @@ already_normal(const char *s, size_t len)
     size_t host = i;
     bool letter = false;
     for (; i < len && s[i] != '/' && s[i] != ':'; i++) {
-        char c = s[i];
-        if (c >= 'a' && c <= 'z')
-            letter = true;
-        else if (!((c >= '0' && c <= '9') || c == '-' || c == '.'))
+        unsigned char b = url_byte[(unsigned char)s[i]];
+        if (!(b & B_NAME))
             return false;
+        letter = letter || (b & B_LETTER);
     }
     /* A name whose last label starts with a digit may be an IPv4 form. */
     size_t last = i;
@@ -146,9 +204,12 @@ already_normal(const char *s, size_t len)
         return false;
     if (i < len && s[i] == ':') {
         size_t digits = ++i;
-        while (i < len && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == digits || i - digits > 5 || s[digits] == '0')
+        unsigned port = 0;
+        while (i < len && s[i] >= '0' && s[i] <= '9' && i - digits < 6)
+            port = port * 10 + (unsigned)(s[i++] - '0');
+        /* curl refuses a port past 65535. */
+        if (i == digits || i - digits > 5 || s[digits] == '0' ||
+            port > 65535)
             return false;
     }
     if (i >= len || s[i] != '/')
@@ -164,21 +225,15 @@ already_normal(const char *s, size_t len)
                 return false;
             seg = i + 1;
         }
-        if (c <= ' ' || c >= 0x7f || c == '#' || c == '\\' || c == '"' ||
-            c == '<' || c == '>' || c == '^' || c == '`' || c == '{' ||
-            c == '|' || c == '}')
+        if (!(url_byte[(unsigned char)c] & B_PATH))
             return false;
     }
     /* curl drops an empty query: "http://h/?" prints as "http://h/". */
     if (i + 1 == len)
         return false;
-    for (; i < len; i++) {
-        char c = s[i];
-        if (c <= ' ' || c >= 0x7f || c == '#' || c == '\\' || c == '"' ||
-            c == '<' || c == '>' || c == '`' || c == '{' || c == '|' ||
-            c == '}')
+    for (; i < len; i++)
+        if (!(url_byte[(unsigned char)s[i]] & B_QUERY))
             return false;
-    }
     return true;
 }
 
@@ -358,9 +413,7 @@ sl_url_check(const char *text, size_t len, void *reuse, sl_buf *url,
         return SLUICE_EURL;
     }
 
-    if (!h && !(h = curl_url()))
-        return SLUICE_ENOMEM;
-    /* curl_url_set wants a terminated string; the text is a slice. */
+    /* The text is a slice: terminated, for curl_url_set and the split. */
     copy = len < sizeof stack_copy ? stack_copy : sl_malloc(len + 1);
     if (!copy) {
         err = SLUICE_ENOMEM;
@@ -368,20 +421,24 @@ sl_url_check(const char *text, size_t len, void *reuse, sl_buf *url,
     }
     memcpy(copy, text, len);
     copy[len] = '\0';
-    unsigned flags = needs_encoding(text, len) ? CURLU_URLENCODE : 0;
-    CURLUcode rc = curl_url_set(h, CURLUPART_URL, copy, flags);
-    if (rc == CURLUE_OUT_OF_MEMORY) {
-        err = SLUICE_ENOMEM;
-        goto done;
-    }
-    if (rc != CURLUE_OK) {
-        const char *msg = curl_url_strerror(rc);
-        sl_fmt(reason, reason_size, "url: %c%s",
-               tolower((unsigned char)msg[0]), msg + 1);
-        goto done;
-    }
-    const char *normal = copy; /* terminated, unlike text */
+    const char *normal = copy;
     if (!already_normal(text, len)) {
+        if (!h && !(h = curl_url())) {
+            err = SLUICE_ENOMEM;
+            goto done;
+        }
+        unsigned flags = needs_encoding(text, len) ? CURLU_URLENCODE : 0;
+        CURLUcode rc = curl_url_set(h, CURLUPART_URL, copy, flags);
+        if (rc == CURLUE_OUT_OF_MEMORY) {
+            err = SLUICE_ENOMEM;
+            goto done;
+        }
+        if (rc != CURLUE_OK) {
+            const char *msg = curl_url_strerror(rc);
+            sl_fmt(reason, reason_size, "url: %c%s",
+                   tolower((unsigned char)msg[0]), msg + 1);
+            goto done;
+        }
         curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0);
         if (curl_url_get(h, CURLUPART_URL, &full, 0) != CURLUE_OK) {
             sl_fmt(reason, reason_size, "url: cannot be parsed");
@@ -446,7 +503,7 @@ sl_url_check(const char *text, size_t len, void *reuse, sl_buf *url,
             goto done;
         }
     }
-    if (origin && sl_url_origin(url ? url->data : normal, origin) != 0) {
+    if (origin && origin_of(&p, origin) != 0) {
         err = SLUICE_ENOMEM;
         goto done;
     }

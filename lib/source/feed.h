@@ -11,6 +11,7 @@
 
 #include <yajl/yajl_gen.h>
 
+#include "../json_arena.h"
 #include "../record/record.h"
 #include "../util.h"
 #include "reader.h"
@@ -28,10 +29,15 @@ typedef enum {
 /* JSON Lines state: the fields of the line being parsed. */
 typedef struct {
     const char *names[5]; /* each field's member name, by field */
+    size_t name_len[5];
     unsigned given;       /* bit per field: its name given by an option */
-    sl_buf members;       /* the line's first member names, for errors */
+    unsigned n_members;   /* the line's top-level members */
+    sl_buf members;       /* their first names quoted, for errors */
     sl_buf url, id, key;
     yajl_gen meta;
+    int meta_used;  /* the generator was written since its reset */
+    sl_meta_reader meta_read; /* meta's members, read as it is parsed */
+    sl_json_arena arena; /* the line's parser's memory */
     int has_url, has_id, has_key, has_meta;
     int depth;      /* containers open */
     int field;      /* which top-level member the value belongs to */

@@ -160,13 +160,27 @@ give_back(pipeline *p, chunk *c)
     pthread_mutex_unlock(&p->lock);
 }
 
-static int
-put(chunk *c, span *s, const char *text, size_t len)
+/* Copy a text into the chunk's arena, which has room for it already. */
+static void
+put_reserved(chunk *c, span *s, const char *text, size_t len)
 {
     s->off = c->arena.len;
     s->len = len;
+    if (len)
+        memcpy(c->arena.data + c->arena.len, text, len);
     /* Terminated, so the queue may treat each text as a C string. */
-    return sl_buf_append(&c->arena, text, len) || sl_buf_putc(&c->arena, 0);
+    c->arena.len += len + 1;
+    c->arena.data[c->arena.len - 1] = '\0';
+    c->arena.data[c->arena.len] = '\0';
+}
+
+static int
+put(chunk *c, span *s, const char *text, size_t len)
+{
+    if (sl_buf_reserve(&c->arena, len + 1))
+        return -1;
+    put_reserved(c, s, text, len);
+    return 0;
 }
 
 static int
@@ -189,12 +203,17 @@ add_record(chunk *c, uint64_t line, const sl_record *rec)
     memset(it, 0, sizeof *it);
     it->line = line;
     it->has_meta = rec->meta != NULL;
-    if (put(c, &it->id, rec->id, rec->id_len) ||
-        put(c, &it->url, rec->url, rec->url_len) ||
-        put(c, &it->key, rec->key, rec->key_len) ||
-        put(c, &it->origin, rec->origin, rec->origin_len) ||
-        (rec->meta && put(c, &it->meta, rec->meta, rec->meta_len)))
+    /* Room for all five texts at once (each is far below SIZE_MAX). */
+    if (sl_buf_reserve(&c->arena, rec->id_len + rec->url_len +
+                                      rec->key_len + rec->origin_len +
+                                      (rec->meta ? rec->meta_len : 0) + 5))
         return -1;
+    put_reserved(c, &it->id, rec->id, rec->id_len);
+    put_reserved(c, &it->url, rec->url, rec->url_len);
+    put_reserved(c, &it->key, rec->key, rec->key_len);
+    put_reserved(c, &it->origin, rec->origin, rec->origin_len);
+    if (rec->meta)
+        put_reserved(c, &it->meta, rec->meta, rec->meta_len);
     c->n++;
     return 0;
 }
