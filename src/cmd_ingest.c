@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -235,6 +236,12 @@ cmd_ingest(int argc, char **argv)
     bool lease_opt = false;
     const char *url_column = NULL, *id_column = NULL, *key_column = NULL;
     char delimiter = 0;
+    /* Batches of a few megabytes are made and freed again and again (the
+     * parsed chunks, a Redis commit's commands): keep freed memory for
+     * the next rather than give it back and fault it in anew. (Not for
+     * run, which measured slower with it.) */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 128 << 20);
     const char **nets = calloc((size_t)argc + 1, sizeof *nets);
     size_t n_nets = 0;
     cli_parser p;

@@ -2,7 +2,6 @@
  * The sluice tool: dispatches to one subcommand per file (cmd_*.c), each
  * written on the public library API only.
  */
-#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -96,11 +95,6 @@ static const cli_program program = {
 int
 main(int argc, char **argv)
 {
-    /* Batches of a few megabytes are made and freed again and again
-     * (ingest's chunks, Redis commands): keep freed memory for the next
-     * rather than give it back to the kernel and fault it in anew. */
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 128 << 20);
     if (argc < 2) {
         cli_program_help(&program, stderr);
         return EXIT_USAGE;
