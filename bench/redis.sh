@@ -17,6 +17,9 @@
 #   bash bench/redis.sh [BUILD_DIR]
 #   REDIS_N=5000 FAST_N=10000 INGEST_N=1000000 ROUNDS=3
 #   REDIS_WORKLOADS="partner fast ingest"
+#   BASE_BIN=DIR: the fast workload also runs DIR/sluice on Redis each
+#   round (the tool redis1base, right after redis1), for a pair measured
+#   under the same conditions; the table adds redis1's time over its
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -26,6 +29,7 @@ ingest_n=${INGEST_N:-1000000}
 rounds=${ROUNDS:-3}
 limit_s=${LIMIT_S:-300}
 workloads=${REDIS_WORKLOADS:-partner fast ingest}
+base_bin=${BASE_BIN:+$(cd "$BASE_BIN" && pwd)}
 cap=20
 . "$root/bench/lib.sh"
 bench_prepare redis "$@"
@@ -65,7 +69,7 @@ runners() {
     local queue=$1 store=$2 count=$3 each=$4 i
     local run_pids=()
     for i in $(seq "$count"); do
-        timeout "$limit_s" "$bin/sluice" run --db "$queue" --store "$store" \
+        timeout "$limit_s" "$sluice" run --db "$queue" --store "$store" \
             --max-concurrency "$each" --allow-net 127.0.0.1/32 --quiet \
             >"runner-$i.out" 2>&1 &
         run_pids+=($!)
@@ -78,6 +82,8 @@ runners() {
 measure() {
     local w=$1 tool=$2 r=$3 urls=$4 each=$5 size=$6 base=$7
     local queue count=1 store=stores/$w-$tool-$r mem=- calls=- records
+    sluice=$bin/sluice
+    [ "$tool" = redis1base ] && sluice=$base_bin/sluice
     records=$(wc -l <"$urls")
     case $tool in
     sqlite*) rm -f q.db*; queue=q.db ;;
@@ -86,7 +92,7 @@ measure() {
     [ "$tool" = redis3 ] && count=3
     local m0
     [ "$queue" = q.db ] || m0=$(redis_memory)
-    "$bin/sluice" ingest --quiet --allow-private --db "$queue" "$urls" \
+    "$sluice" ingest --quiet --allow-private --db "$queue" "$urls" \
         >/dev/null 2>&1
     if [ "$queue" != q.db ]; then
         mem=$(awk -v a="$m0" -v b="$(redis_memory)" -v n="$records" \
@@ -149,7 +155,7 @@ CONF
             echo "$nginx_base/img/$i.jpg"
         done >urls-fast.txt
         for r in $(seq "$rounds"); do
-            for tool in sqlite1 redis1; do
+            for tool in sqlite1 redis1 ${base_bin:+redis1base}; do
                 measure fast $tool "$r" urls-fast.txt 64 fixed:8192 nginx
             done
         done
@@ -200,6 +206,15 @@ if [ -s results.tsv ]; then
             printf "  %.2fx %s", median(runs[base, 3]) / secs, base
         printf "\n"
     }'
+    if [ -n "$base_bin" ]; then
+        echo "paired: redis1 (this build) over redis1base ($base_bin)," \
+            "round by round:"
+        awk -F'\t' '$1 == "fast/redis1" { a[$2] = $3 }
+            $1 == "fast/redis1base" { b[$2] = $3 }
+            END { for (r = 1; (r in a) && (r in b); r++)
+                      printf " %.2f", a[r] / b[r]
+                  printf "\n" }' results.tsv
+    fi
 fi
 if [ -s ingest.tsv ]; then
     echo "ingest: $ingest_n JSONL records; redis-benchmark -P 64 -t set" \
