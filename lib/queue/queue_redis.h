@@ -2,8 +2,11 @@
  * The Redis queue backend's insides, shared by its files: queue_redis.c
  * (opening, upserts and batches, leases and marks), queue_redis_read.c
  * (counts, records, lists, the DLQ), queue_redis_slots.c (the runner
- * claim, slot rows, settings) and queue_redis_scripts.c (the Lua scripts
- * that make each change atomic). docs/queue.md describes the key layout.
+ * claim, slot rows, settings), queue_redis_upsert.c and
+ * queue_redis_pack.c (ingest: lookups and writes, and a first ingest's
+ * packs), queue_redis_cmds.c (pipelines built in flat arrays) and
+ * queue_redis_scripts.c (the Lua scripts that make each change atomic).
+ * docs/queue.md describes the key layout.
  */
 #ifndef SL_QUEUE_REDIS_H
 #define SL_QUEUE_REDIS_H
@@ -159,6 +162,29 @@ sluice_err sl_rq_upsert(sluice_queue *q, const char *now, const char **argv,
                         const size_t *lens, size_t n, char *letters);
 /* UNWATCH on the queue's connection. */
 sluice_err sl_rq_unwatch(sluice_queue *q);
+
+/* The commands of one pipeline, their arguments in two flat arrays
+ * (queue_redis_cmds.c): sized at init for every argument and command,
+ * then added to in order, each command ended, then sealed. */
+typedef struct {
+    const char **args;
+    size_t *lens;
+    size_t n_args, cap_args;
+    sl_redis_cmdv *cmds;
+    size_t n_cmds, cap_cmds;
+    size_t start; /* first argument of the command being built */
+} sl_rq_cmds;
+
+bool sl_rq_cmds_init(sl_rq_cmds *c, size_t cap_args, size_t cap_cmds);
+void sl_rq_cmds_free(sl_rq_cmds *c);
+void sl_rq_arg(sl_rq_cmds *c, const char *s, size_t len);
+void sl_rq_arg_str(sl_rq_cmds *c, const char *s);
+void sl_rq_cmd_end(sl_rq_cmds *c);
+void sl_rq_cmds_seal(sl_rq_cmds *c);
+/* For a pipeline of n replies that is MULTI, commands, EXEC (which did
+ * not come back nil): why it failed, or NULL when every command ran
+ * without error. */
+const char *sl_rq_exec_why(redisReply *const *replies, size_t n);
 
 /*
  * Packs (queue_redis_pack.c). sl_rq_pack writes a batch's n records

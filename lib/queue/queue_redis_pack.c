@@ -3,9 +3,9 @@
  * into an empty Redis queue writes its new records as a few large
  * values, PACK_RECORDS records each, with a handful of plain commands a
  * batch in one MULTI/EXEC, rather than as a hash and four index entries
- * a record. The lease unpacks
- * them as the run needs records; whatever looks records up by id or RID
- * unpacks them all first (sl_rq_unpack_all, a few packs a call).
+ * a record. The lease unpacks them as the run needs records; whatever
+ * looks records up by id or RID unpacks them all first
+ * (sl_rq_unpack_all, a few packs a call).
  *
  * A batch may be packed only while every id in the queue came from this
  * feed and the feed names each of the batch's ids for the first time
@@ -104,17 +104,15 @@ write_packs(sluice_queue *q, const char *now, const char *text,
     size_t n_packs = (n + PACK_RECORDS - 1) / PACK_RECORDS, n_runs = 0;
     for (size_t k = 0; k < n; k++)
         n_runs += k == 0 || !same_origin(text, &recs[k - 1], &recs[k]);
-    size_t n_cmds = 6 + n_runs, n_args = 18 + 4 * n_packs + 4 * n_runs;
+    sl_rq_cmds c;
     pack_text t;
-    const char **args = sl_malloc(n_args * sizeof *args);
-    size_t *lens = sl_malloc(n_args * sizeof *lens), at = 0;
-    sl_redis_cmdv *cmds = sl_malloc(n_cmds * sizeof *cmds);
-    redisReply **replies = sl_calloc(n_cmds, sizeof *replies);
+    redisReply **replies = sl_calloc(6 + n_runs, sizeof *replies);
     t.fields = sl_malloc(n_packs * sizeof *t.fields);
     t.runs = sl_malloc(n_runs * sizeof *t.runs);
     sluice_err err = SLUICE_OK;
     *written = false;
-    if (!args || !lens || !cmds || !replies || !t.fields || !t.runs) {
+    if (!sl_rq_cmds_init(&c, 18 + 4 * n_packs + 4 * n_runs, 6 + n_runs) ||
+        !replies || !t.fields || !t.runs) {
         err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
         goto done;
     }
@@ -124,15 +122,10 @@ write_packs(sluice_queue *q, const char *now, const char *text,
     sl_fmt(t.top, sizeof t.top, "%" PRId64, top);
     sl_fmt(t.last, sizeof t.last, "%" PRId64, top + (int64_t)n);
     sl_fmt(t.added, sizeof t.added, "%zu", n);
-    size_t n_c = 0, start = 0;
-#define ARG(text, len) (args[at] = (text), lens[at++] = (len))
-#define ARG_STR(text) ARG(text, strlen(text))
-#define END() (cmds[n_c++] = (sl_redis_cmdv){(int)(at - start), NULL, NULL}, \
-               start = at)
-    ARG_STR("MULTI");
-    END();
-    ARG_STR("HSET");
-    ARG_STR(t.packs_key);
+    sl_rq_arg_str(&c, "MULTI");
+    sl_rq_cmd_end(&c);
+    sl_rq_arg_str(&c, "HSET");
+    sl_rq_arg_str(&c, t.packs_key);
     for (size_t p = 0; p < n_packs; p++) {
         size_t from = p * PACK_RECORDS, to = SL_MIN(n, from + PACK_RECORDS);
         size_t begin = recs[from].at[0] - 4;
@@ -141,29 +134,22 @@ write_packs(sluice_queue *q, const char *now, const char *text,
         sl_fmt(t.fields[p][0], sizeof t.fields[p][0], "%" PRId64,
                top + (int64_t)from + 1);
         sl_fmt(t.fields[p][1], sizeof t.fields[p][1], "q:%s", t.fields[p][0]);
-        ARG_STR(t.fields[p][0]);
-        ARG(text + begin, end - begin);
-        ARG_STR(t.fields[p][1]);
-        ARG_STR(now);
+        sl_rq_arg_str(&c, t.fields[p][0]);
+        sl_rq_arg(&c, text + begin, end - begin);
+        sl_rq_arg_str(&c, t.fields[p][1]);
+        sl_rq_arg_str(&c, now);
     }
-    END();
-    ARG_STR("HSETNX");
-    ARG_STR(s->meta_key);
-    ARG_STR("tail");
-    ARG_STR(t.top);
-    END();
-    ARG_STR("HSET");
-    ARG_STR(s->meta_key);
-    ARG_STR("rid");
-    ARG_STR(t.last);
-    ARG_STR("version");
-    ARG_STR("2");
-    END();
-    ARG_STR("HINCRBY");
-    ARG_STR(t.counts_key);
-    ARG_STR("s0");
-    ARG_STR(t.added);
-    END();
+    sl_rq_cmd_end(&c);
+    const char *const meta[][6] = {
+        {"HSETNX", s->meta_key, "tail", t.top},
+        {"HSET", s->meta_key, "rid", t.last, "version", "2"},
+        {"HINCRBY", t.counts_key, "s0", t.added},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(meta); i++) {
+        for (size_t j = 0; j < 6 && meta[i][j]; j++)
+            sl_rq_arg_str(&c, meta[i][j]);
+        sl_rq_cmd_end(&c);
+    }
     /* `packed` by origin, a run of records of one origin at a time. */
     size_t run = 0, r = 0;
     for (size_t k = 0; k < n; k++) {
@@ -171,40 +157,25 @@ write_packs(sluice_queue *q, const char *now, const char *text,
         if (k + 1 < n && same_origin(text, &recs[k], &recs[k + 1]))
             continue;
         sl_fmt(t.runs[r], sizeof t.runs[r], "%zu", run);
-        ARG_STR("HINCRBY");
-        ARG_STR(t.packed_key);
-        ARG(text + recs[k].at[4], recs[k].len[4]);
-        ARG_STR(t.runs[r]);
-        END();
+        sl_rq_arg_str(&c, "HINCRBY");
+        sl_rq_arg_str(&c, t.packed_key);
+        sl_rq_arg(&c, text + recs[k].at[4], recs[k].len[4]);
+        sl_rq_arg_str(&c, t.runs[r]);
+        sl_rq_cmd_end(&c);
         r++;
         run = 0;
     }
-    ARG_STR("EXEC");
-    END();
-#undef ARG
-#undef ARG_STR
-#undef END
-    for (size_t i = 0, first = 0; i < n_c; i++) {
-        cmds[i].argv = &args[first];
-        cmds[i].lens = &lens[first];
-        first += (size_t)cmds[i].argc;
-    }
-    err = sl_redis_pipeline(&s->conn, n_c, cmds, replies, "upsert");
+    sl_rq_arg_str(&c, "EXEC");
+    sl_rq_cmd_end(&c);
+    sl_rq_cmds_seal(&c);
+    err = sl_redis_pipeline(&s->conn, c.n_cmds, c.cmds, replies, "upsert");
     if (err != SLUICE_OK) {
         err = sl_rq_conn_fail(q, err);
         goto done;
     }
-    const redisReply *exec = replies[n_c - 1];
-    if (exec->type == REDIS_REPLY_NIL)
+    if (replies[c.n_cmds - 1]->type == REDIS_REPLY_NIL)
         goto done;
-    const char *why = exec->type == REDIS_REPLY_ERROR ? exec->str
-                      : exec->type != REDIS_REPLY_ARRAY ||
-                              exec->elements != n_c - 2
-                          ? "unexpected reply from Redis"
-                          : NULL;
-    for (size_t i = 0; !why && i < exec->elements; i++)
-        if (exec->element[i]->type == REDIS_REPLY_ERROR)
-            why = exec->element[i]->str;
+    const char *why = sl_rq_exec_why(replies, c.n_cmds);
     if (why)
         err = sl_queue_fail(q, SLUICE_EDB, "%s: upsert: %.300s",
                             s->conn.addr.where, why);
@@ -212,11 +183,9 @@ write_packs(sluice_queue *q, const char *now, const char *text,
         *written = true;
 done:
     if (replies)
-        sl_redis_replies_free(replies, n_cmds);
+        sl_redis_replies_free(replies, 6 + n_runs);
     sl_free(replies);
-    sl_free(cmds);
-    sl_free(args);
-    sl_free(lens);
+    sl_rq_cmds_free(&c);
     sl_free(t.fields);
     sl_free(t.runs);
     return err;

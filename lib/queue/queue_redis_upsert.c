@@ -7,7 +7,6 @@
  */
 #include "queue_redis.h"
 
-#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,73 +26,6 @@ enum { K_NEW, K_SAME, K_SCRIPT };
  * origin fp). */
 #define ARG(k, f) (argv[REC_ARGS * (k) + (f)])
 #define LEN(k, f) (lens[REC_ARGS * (k) + (f)])
-
-/* The commands of one pipeline, their arguments in two flat arrays. */
-typedef struct {
-    const char **args;
-    size_t *lens;
-    size_t n_args, cap_args;
-    sl_redis_cmdv *cmds;
-    size_t n_cmds, cap_cmds;
-    size_t start; /* first argument of the command being built */
-} cmd_list;
-
-static bool
-cmds_init(cmd_list *c, size_t cap_args, size_t cap_cmds)
-{
-    memset(c, 0, sizeof *c);
-    c->args = sl_malloc(cap_args * sizeof *c->args);
-    c->lens = sl_malloc(cap_args * sizeof *c->lens);
-    c->cmds = sl_malloc(cap_cmds * sizeof *c->cmds);
-    c->cap_args = cap_args;
-    c->cap_cmds = cap_cmds;
-    return c->args && c->lens && c->cmds;
-}
-
-static void
-cmds_free(cmd_list *c)
-{
-    sl_free(c->args);
-    sl_free(c->lens);
-    sl_free(c->cmds);
-}
-
-/* Arguments and commands are counted before they are added (the caller
- * sizes the arrays), so these never grow them. */
-static void
-arg(cmd_list *c, const char *s, size_t len)
-{
-    assert(c->n_args < c->cap_args);
-    c->args[c->n_args] = s;
-    c->lens[c->n_args++] = len;
-}
-
-static void
-arg_str(cmd_list *c, const char *s)
-{
-    arg(c, s, strlen(s));
-}
-
-static void
-cmd_end(cmd_list *c)
-{
-    assert(c->n_cmds < c->cap_cmds);
-    c->cmds[c->n_cmds++] =
-        (sl_redis_cmdv){(int)(c->n_args - c->start), NULL, NULL};
-    c->start = c->n_args;
-}
-
-/* Pointers are set once every argument is in (the arrays are fixed). */
-static void
-cmds_seal(cmd_list *c)
-{
-    size_t at = 0;
-    for (size_t i = 0; i < c->n_cmds; i++) {
-        c->cmds[i].argv = &c->args[at];
-        c->cmds[i].lens = &c->lens[at];
-        at += (size_t)c->cmds[i].argc;
-    }
-}
 
 /* FNV-1a, for the batch's table of ids. */
 static uint64_t
@@ -149,31 +81,31 @@ look_up(sluice_queue *q, const char **argv, const size_t *lens, size_t n,
     char ids_key[sizeof s->base + 8];
     sl_fmt(ids_key, sizeof ids_key, "%sids", s->base);
     size_t n_lookups = (n + LOOKUP_CHUNK - 1) / LOOKUP_CHUNK;
-    cmd_list c;
+    sl_rq_cmds c;
     redisReply **replies = NULL;
     sluice_err err = SLUICE_ENOMEM;
-    if (!cmds_init(&c, n + 8 + 2 * n_lookups, 2 + n_lookups) ||
+    if (!sl_rq_cmds_init(&c, n + 8 + 2 * n_lookups, 2 + n_lookups) ||
         !(replies = sl_malloc((2 + n_lookups) * sizeof *replies))) {
         err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
         goto done;
     }
-    arg_str(&c, "WATCH");
-    arg_str(&c, s->meta_key);
-    arg_str(&c, ids_key);
-    cmd_end(&c);
-    arg_str(&c, "HMGET");
-    arg_str(&c, s->meta_key);
-    arg_str(&c, "rid");
-    arg_str(&c, "tail");
-    cmd_end(&c);
+    sl_rq_arg_str(&c, "WATCH");
+    sl_rq_arg_str(&c, s->meta_key);
+    sl_rq_arg_str(&c, ids_key);
+    sl_rq_cmd_end(&c);
+    sl_rq_arg_str(&c, "HMGET");
+    sl_rq_arg_str(&c, s->meta_key);
+    sl_rq_arg_str(&c, "rid");
+    sl_rq_arg_str(&c, "tail");
+    sl_rq_cmd_end(&c);
     for (size_t k = 0; k < n; k += LOOKUP_CHUNK) {
-        arg_str(&c, "HMGET");
-        arg_str(&c, ids_key);
+        sl_rq_arg_str(&c, "HMGET");
+        sl_rq_arg_str(&c, ids_key);
         for (size_t i = k; i < SL_MIN(n, k + LOOKUP_CHUNK); i++)
-            arg(&c, ARG(i, 0), LEN(i, 0));
-        cmd_end(&c);
+            sl_rq_arg(&c, ARG(i, 0), LEN(i, 0));
+        sl_rq_cmd_end(&c);
     }
-    cmds_seal(&c);
+    sl_rq_cmds_seal(&c);
     err = sl_redis_pipeline(&s->conn, c.n_cmds, c.cmds, replies, "upsert");
     if (err != SLUICE_OK) {
         err = sl_rq_conn_fail(q, err);
@@ -222,7 +154,7 @@ done:
     if (replies)
         sl_redis_replies_free(replies, c.n_cmds);
     sl_free(replies);
-    cmds_free(&c);
+    sl_rq_cmds_free(&c);
     return err;
 }
 
@@ -268,18 +200,18 @@ write_batch(sluice_queue *q, const char *now, const char **argv,
     size_t chunks = 3 * (n_new / WRITE_CHUNK + 1);
     size_t cap_args = 64 + n_new * 28 + chunks * 3 + n_script * REC_ARGS;
     size_t cap_cmds = 16 + n_new * 3 + chunks;
-    cmd_list c;
+    sl_rq_cmds c;
     new_text *text = sl_malloc((n_new ? n_new : 1) * sizeof *text);
     char *po = sl_malloc(po_bytes + 1), *po_at = po;
     redisReply **replies = NULL;
     sluice_err err = SLUICE_OK;
-    if (!cmds_init(&c, cap_args, cap_cmds) || !text || !po ||
+    if (!sl_rq_cmds_init(&c, cap_args, cap_cmds) || !text || !po ||
         !(replies = sl_malloc(cap_cmds * sizeof *replies))) {
         err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
         goto done;
     }
-    arg_str(&c, "MULTI");
-    cmd_end(&c);
+    sl_rq_arg_str(&c, "MULTI");
+    sl_rq_cmd_end(&c);
     size_t t = 0;
     for (size_t k = 0; k < n; k++) {
         if (kind[k] != K_NEW)
@@ -290,24 +222,24 @@ write_batch(sluice_queue *q, const char *now, const char **argv,
         sl_fmt(x->key, sizeof x->key, "%sr:%" PRId64, s->base, rid);
         sl_fmt(x->id_val, sizeof x->id_val, "%" PRId64 ":%.*s", rid,
                (int)LEN(k, 5), ARG(k, 5));
-        arg_str(&c, "HSET");
-        arg_str(&c, x->key);
+        sl_rq_arg_str(&c, "HSET");
+        sl_rq_arg_str(&c, x->key);
         static const char *const names[] = {"id", "url", "key", NULL, "origin"};
         for (int f = 0; f < 5; f++) {
             if (f == 3)
                 continue;
-            arg_str(&c, names[f]);
-            arg(&c, ARG(k, f), LEN(k, f));
+            sl_rq_arg_str(&c, names[f]);
+            sl_rq_arg(&c, ARG(k, f), LEN(k, f));
         }
-        arg_str(&c, "state");
-        arg_str(&c, "0");
-        arg_str(&c, "queued_at");
-        arg_str(&c, now);
+        sl_rq_arg_str(&c, "state");
+        sl_rq_arg_str(&c, "0");
+        sl_rq_arg_str(&c, "queued_at");
+        sl_rq_arg_str(&c, now);
         if (LEN(k, 3) > 0) {
-            arg_str(&c, "meta");
-            arg(&c, ARG(k, 3), LEN(k, 3));
+            sl_rq_arg_str(&c, "meta");
+            sl_rq_arg(&c, ARG(k, 3), LEN(k, 3));
         }
-        cmd_end(&c);
+        sl_rq_cmd_end(&c);
     }
     /* The id hash and the feed-order index, WRITE_CHUNK a command. */
     for (size_t pass = 0; pass < 2; pass++) {
@@ -317,21 +249,21 @@ write_batch(sluice_queue *q, const char *now, const char **argv,
                 continue;
             if (t % WRITE_CHUNK == 0) {
                 if (t)
-                    cmd_end(&c);
-                arg_str(&c, pass == 0 ? "HSET" : "ZADD");
-                arg_str(&c, pass == 0 ? ids_key : pending_key);
+                    sl_rq_cmd_end(&c);
+                sl_rq_arg_str(&c, pass == 0 ? "HSET" : "ZADD");
+                sl_rq_arg_str(&c, pass == 0 ? ids_key : pending_key);
             }
             if (pass == 0) {
-                arg(&c, ARG(k, 0), LEN(k, 0));
-                arg_str(&c, text[t].id_val);
+                sl_rq_arg(&c, ARG(k, 0), LEN(k, 0));
+                sl_rq_arg_str(&c, text[t].id_val);
             } else {
-                arg_str(&c, text[t].rid);
-                arg_str(&c, text[t].rid);
+                sl_rq_arg_str(&c, text[t].rid);
+                sl_rq_arg_str(&c, text[t].rid);
             }
             t++;
         }
         if (t)
-            cmd_end(&c);
+            sl_rq_cmd_end(&c);
     }
     /* Each origin's index, a command a run of records of one origin. */
     t = 0;
@@ -343,56 +275,56 @@ write_batch(sluice_queue *q, const char *now, const char **argv,
                            memcmp(ARG(k, 4), ARG(last, 4), LEN(k, 4)) == 0;
         if (!same_origin || run == WRITE_CHUNK) {
             if (run)
-                cmd_end(&c);
+                sl_rq_cmd_end(&c);
             if (!same_origin) {
-                arg_str(&c, "SADD");
-                arg_str(&c, origins_key);
-                arg(&c, ARG(k, 4), LEN(k, 4));
-                cmd_end(&c);
+                sl_rq_arg_str(&c, "SADD");
+                sl_rq_arg_str(&c, origins_key);
+                sl_rq_arg(&c, ARG(k, 4), LEN(k, 4));
+                sl_rq_cmd_end(&c);
             }
             int len = snprintf(po_at, po_bytes + 1 - (size_t)(po_at - po),
                                "%spo:%.*s", s->base, (int)LEN(k, 4), ARG(k, 4));
-            arg_str(&c, "ZADD");
-            arg(&c, po_at, (size_t)len);
+            sl_rq_arg_str(&c, "ZADD");
+            sl_rq_arg(&c, po_at, (size_t)len);
             po_at += len + 1;
             run = 0;
         }
-        arg_str(&c, text[t].rid);
-        arg_str(&c, text[t].rid);
+        sl_rq_arg_str(&c, text[t].rid);
+        sl_rq_arg_str(&c, text[t].rid);
         t++;
         run++;
         last = k;
     }
     if (run)
-        cmd_end(&c);
-    arg_str(&c, "HSET");
-    arg_str(&c, s->meta_key);
-    arg_str(&c, "rid");
-    arg_str(&c, top_text);
-    cmd_end(&c);
-    arg_str(&c, "HINCRBY");
-    arg_str(&c, counts_key);
-    arg_str(&c, "s0");
-    arg_str(&c, added_text);
-    cmd_end(&c);
+        sl_rq_cmd_end(&c);
+    sl_rq_arg_str(&c, "HSET");
+    sl_rq_arg_str(&c, s->meta_key);
+    sl_rq_arg_str(&c, "rid");
+    sl_rq_arg_str(&c, top_text);
+    sl_rq_cmd_end(&c);
+    sl_rq_arg_str(&c, "HINCRBY");
+    sl_rq_arg_str(&c, counts_key);
+    sl_rq_arg_str(&c, "s0");
+    sl_rq_arg_str(&c, added_text);
+    sl_rq_cmd_end(&c);
     if (n_script > 0) {
         /* EVAL with the text, not EVALSHA: a script Redis forgot would
          * fail inside EXEC, after the other commands took effect. Redis
          * keeps the compiled script by its digest all the same. */
-        arg_str(&c, "EVAL");
-        arg_str(&c, sl_rq_scripts[RQ_UPSERT].text);
-        arg_str(&c, n_keys);
-        arg_str(&c, s->meta_key);
-        arg_str(&c, now);
+        sl_rq_arg_str(&c, "EVAL");
+        sl_rq_arg_str(&c, sl_rq_scripts[RQ_UPSERT].text);
+        sl_rq_arg_str(&c, n_keys);
+        sl_rq_arg_str(&c, s->meta_key);
+        sl_rq_arg_str(&c, now);
         for (size_t k = 0; k < n; k++)
             if (kind[k] == K_SCRIPT)
                 for (int f = 0; f < REC_ARGS; f++)
-                    arg(&c, ARG(k, f), LEN(k, f));
-        cmd_end(&c);
+                    sl_rq_arg(&c, ARG(k, f), LEN(k, f));
+        sl_rq_cmd_end(&c);
     }
-    arg_str(&c, "EXEC");
-    cmd_end(&c);
-    cmds_seal(&c);
+    sl_rq_arg_str(&c, "EXEC");
+    sl_rq_cmd_end(&c);
+    sl_rq_cmds_seal(&c);
     err = sl_redis_pipeline(&s->conn, c.n_cmds, c.cmds, replies, "upsert");
     if (err != SLUICE_OK) {
         err = sl_rq_conn_fail(q, err);
@@ -405,20 +337,7 @@ write_batch(sluice_queue *q, const char *now, const char **argv,
         *raced = true;
         goto done;
     }
-    const char *why = NULL;
-    if (exec->type == REDIS_REPLY_ERROR) {
-        why = exec->str;
-        for (size_t i = 1; i + 1 < c.n_cmds; i++)
-            if (replies[i]->type == REDIS_REPLY_ERROR)
-                why = replies[i]->str;
-    } else if (exec->type != REDIS_REPLY_ARRAY ||
-               exec->elements != c.n_cmds - 2) {
-        why = "unexpected reply from Redis";
-    } else {
-        for (size_t i = 0; i < exec->elements && !why; i++)
-            if (exec->element[i]->type == REDIS_REPLY_ERROR)
-                why = exec->element[i]->str;
-    }
+    const char *why = sl_rq_exec_why(replies, c.n_cmds);
     const redisReply *letters_reply =
         !why && n_script ? exec->element[exec->elements - 1] : NULL;
     if (!why && letters_reply &&
@@ -441,7 +360,7 @@ done:
     sl_free(replies);
     sl_free(text);
     sl_free(po);
-    cmds_free(&c);
+    sl_rq_cmds_free(&c);
     return err;
 }
 
