@@ -165,7 +165,7 @@ sluice_err sl_rq_unwatch(sluice_queue *q);
 
 /* The commands of one pipeline, their arguments in two flat arrays
  * (queue_redis_cmds.c): sized at init for every argument and command,
- * then added to in order, each command ended, then sealed. */
+ * then added to in order, each command ended, then sent. */
 typedef struct {
     const char **args;
     size_t *lens;
@@ -180,7 +180,10 @@ void sl_rq_cmds_free(sl_rq_cmds *c);
 void sl_rq_arg(sl_rq_cmds *c, const char *s, size_t len);
 void sl_rq_arg_str(sl_rq_cmds *c, const char *s);
 void sl_rq_cmd_end(sl_rq_cmds *c);
-void sl_rq_cmds_seal(sl_rq_cmds *c);
+/* Seal the commands and send them in one round trip, their replies into
+ * replies[0..c->n_cmds) (sl_redis_pipeline; the failure the queue's). */
+sluice_err sl_rq_cmds_send(sluice_queue *q, sl_rq_cmds *c,
+                           redisReply **replies);
 /* For a pipeline of n replies that is MULTI, commands, EXEC (which did
  * not come back nil): why it failed, or NULL when every command ran
  * without error. */

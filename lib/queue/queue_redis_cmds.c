@@ -54,8 +54,8 @@ sl_rq_cmd_end(sl_rq_cmds *c)
 }
 
 /* Pointers are set once every argument is in (the arrays are fixed). */
-void
-sl_rq_cmds_seal(sl_rq_cmds *c)
+static void
+seal(sl_rq_cmds *c)
 {
     size_t at = 0;
     for (size_t i = 0; i < c->n_cmds; i++) {
@@ -63,6 +63,15 @@ sl_rq_cmds_seal(sl_rq_cmds *c)
         c->cmds[i].lens = &c->lens[at];
         at += (size_t)c->cmds[i].argc;
     }
+}
+
+sluice_err
+sl_rq_cmds_send(sluice_queue *q, sl_rq_cmds *c, redisReply **replies)
+{
+    seal(c);
+    sluice_err err = sl_redis_pipeline(&sl_rq_state(q)->conn, c->n_cmds,
+                                       c->cmds, replies, "upsert");
+    return err == SLUICE_OK ? SLUICE_OK : sl_rq_conn_fail(q, err);
 }
 
 const char *

@@ -167,12 +167,8 @@ write_packs(sluice_queue *q, const char *now, const char *text,
     }
     sl_rq_arg_str(&c, "EXEC");
     sl_rq_cmd_end(&c);
-    sl_rq_cmds_seal(&c);
-    err = sl_redis_pipeline(&s->conn, c.n_cmds, c.cmds, replies, "upsert");
-    if (err != SLUICE_OK) {
-        err = sl_rq_conn_fail(q, err);
+    if ((err = sl_rq_cmds_send(q, &c, replies)) != SLUICE_OK)
         goto done;
-    }
     if (replies[c.n_cmds - 1]->type == REDIS_REPLY_NIL)
         goto done;
     const char *why = sl_rq_exec_why(replies, c.n_cmds);

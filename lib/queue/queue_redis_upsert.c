@@ -105,12 +105,8 @@ look_up(sluice_queue *q, const char **argv, const size_t *lens, size_t n,
             sl_rq_arg(&c, ARG(i, 0), LEN(i, 0));
         sl_rq_cmd_end(&c);
     }
-    sl_rq_cmds_seal(&c);
-    err = sl_redis_pipeline(&s->conn, c.n_cmds, c.cmds, replies, "upsert");
-    if (err != SLUICE_OK) {
-        err = sl_rq_conn_fail(q, err);
+    if ((err = sl_rq_cmds_send(q, &c, replies)) != SLUICE_OK)
         goto done;
-    }
     err = SLUICE_OK;
     for (size_t i = 0; i < c.n_cmds && err == SLUICE_OK; i++) {
         int want = i == 0 ? REDIS_REPLY_STATUS : REDIS_REPLY_ARRAY;
@@ -324,12 +320,8 @@ write_batch(sluice_queue *q, const char *now, const char **argv,
     }
     sl_rq_arg_str(&c, "EXEC");
     sl_rq_cmd_end(&c);
-    sl_rq_cmds_seal(&c);
-    err = sl_redis_pipeline(&s->conn, c.n_cmds, c.cmds, replies, "upsert");
-    if (err != SLUICE_OK) {
-        err = sl_rq_conn_fail(q, err);
+    if ((err = sl_rq_cmds_send(q, &c, replies)) != SLUICE_OK)
         goto done;
-    }
     /* An error while queueing makes EXEC refuse the whole (EXECABORT);
      * EXEC's answer says it all. */
     const redisReply *exec = replies[c.n_cmds - 1];
