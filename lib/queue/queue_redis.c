@@ -521,31 +521,46 @@ redis_rollback(sluice_queue *q)
 
 /* ------------------------------------------------------------ leases */
 
-/* A lease from ten reply fields at `at`: one allocation for its strings. */
+/* A lease's five strings (id url key origin meta), copied into one
+ * allocation that the lease owns: 0, or -2 out of memory. (The fills
+ * below answer -1 for a reply they cannot read.) */
 static int
-lease_fill(const sl_rq_queue *s, sl_lease *l, const redisReply *r, size_t at)
+lease_strings(sl_lease *l, const char *const v[5], const size_t lens[5])
 {
-    const char *v[5];
-    size_t lens[5], total = 0;
-    static const int cols[5] = {2, 3, 4, 5, 6}; /* id url key origin meta */
-    for (int i = 0; i < 5; i++) {
-        v[i] = sl_rq_str(r, at + (size_t)cols[i]);
-        if (!v[i])
-            return -1;
-        lens[i] = strlen(v[i]);
+    size_t total = 0;
+    for (int i = 0; i < 5; i++)
         total += lens[i] + 1;
-    }
     char *block = sl_malloc(total);
     if (!block)
-        return -1;
+        return -2;
     char **dst[5] = {&l->id, &l->url, &l->key, &l->origin, &l->meta};
     for (int i = 0; i < 5; i++) {
-        memcpy(block, v[i], lens[i] + 1);
+        memcpy(block, v[i], lens[i]);
+        block[lens[i]] = '\0';
         *dst[i] = block;
         block += lens[i] + 1;
     }
     if (!*l->meta)
         l->meta = NULL;
+    return 0;
+}
+
+/* A lease from ten reply fields of `r` at `at`. */
+static int
+lease_fill(const sl_rq_queue *s, sl_lease *l, const redisReply *r, size_t at)
+{
+    const char *v[5];
+    size_t lens[5];
+    static const int cols[5] = {2, 3, 4, 5, 6}; /* id url key origin meta */
+    for (int i = 0; i < 5; i++) {
+        const redisReply *e = r->element[at + (size_t)cols[i]];
+        if (e->type != REDIS_REPLY_STRING)
+            return -1;
+        v[i] = e->str;
+        lens[i] = e->len;
+    }
+    if (lease_strings(l, v, lens) != 0)
+        return -2;
     l->ref[0] = (uint64_t)sl_rq_int(r, at);
     l->token = (uint64_t)sl_rq_int(r, at + 1);
     l->attempts = (unsigned)sl_rq_int(r, at + 7);
@@ -554,8 +569,84 @@ lease_fill(const sl_rq_queue *s, sl_lease *l, const redisReply *r, size_t at)
     return 0;
 }
 
+/* A lease taken straight from a pack: its RID at `at` in `r`, its record
+ * as the pack holds it after; its first lease, at now_ms. */
+static int
+lease_fill_packed(sl_lease *l, const redisReply *r, size_t at, int64_t now_ms)
+{
+    const redisReply *e = r->element[at + 1];
+    const char *f[6];
+    size_t flens[6];
+    if (e->type != REDIS_REPLY_STRING ||
+        !sl_rq_pack_record(e->str, e->len, f, flens))
+        return -1;
+    /* the pack's order is id url key meta origin; the lease's id url key
+     * origin meta */
+    const char *v[5] = {f[0], f[1], f[2], f[4], f[3]};
+    size_t lens[5] = {flens[0], flens[1], flens[2], flens[4], flens[3]};
+    if (lease_strings(l, v, lens) != 0)
+        return -2;
+    l->ref[0] = (uint64_t)sl_rq_int(r, at);
+    l->token = 1;
+    l->attempts = 0;
+    l->first_attempt_ms = now_ms;
+    l->was_retrying = false;
+    return 0;
+}
+
 static sluice_err release_one(sluice_queue *q, uint64_t rid, uint64_t token,
                               int64_t now_ms);
+
+/* The lease script's answer, {A, P} (lease_lua), into out[]: *n_out
+ * leases, or none and every one of them released. */
+static sluice_err
+lease_read(sluice_queue *q, const sl_lease_req *req, redisReply *reply,
+           sl_lease *out, size_t *n_out)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    const redisReply *a = NULL, *p = NULL;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+        a = reply->element[0];
+        p = reply->element[1];
+    }
+    if (!a || a->type != REDIS_REPLY_ARRAY || a->elements % 10 != 0 ||
+        p->type != REDIS_REPLY_ARRAY || p->elements % 2 != 0 ||
+        a->elements / 10 + p->elements / 2 > req->max)
+        return sl_rq_bad_reply(q, reply, "lease");
+    size_t n_a = a->elements / 10, n = n_a + p->elements / 2, filled = 0;
+    int rc = 0;
+    for (; filled < n; filled++) {
+        rc = filled < n_a
+                     ? lease_fill(s, &out[filled], a, filled * 10)
+                     : lease_fill_packed(&out[filled], p, (filled - n_a) * 2,
+                                         req->now_ms);
+        if (rc != 0)
+            break;
+    }
+    if (filled < n) {
+        /* Give every lease back: none was started. */
+        for (size_t i = 0; i < n; i++) {
+            bool in_a = i < n_a;
+            size_t at = in_a ? i * 10 : (i - n_a) * 2;
+            const redisReply *r = in_a ? a : p;
+            release_one(q, (uint64_t)sl_rq_int(r, at),
+                        in_a ? (uint64_t)sl_rq_int(r, at + 1) : 1,
+                        req->now_ms);
+        }
+        for (size_t i = 0; i < filled; i++)
+            sl_lease_clear(&out[i]);
+        freeReplyObject(reply);
+        if (rc == -2)
+            return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+        return sl_queue_fail(q, SLUICE_EDB,
+                             "%s: lease: a leased record could not be read "
+                             "from its answer",
+                             s->conn.addr.where);
+    }
+    freeReplyObject(reply);
+    *n_out = n;
+    return SLUICE_OK;
+}
 
 static sluice_err
 redis_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
@@ -568,7 +659,6 @@ redis_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
     if (claim != SLUICE_OK)
         return claim;
     const char **argv = sl_malloc(argc * sizeof *argv);
-    *n_out = 0;
     if (!argv)
         return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
     char now[24], exp[24], max[24], n_skip[24];
@@ -588,26 +678,7 @@ redis_lease(sluice_queue *q, const sl_lease_req *req, sl_lease *out,
     sl_free(argv);
     if (err != SLUICE_OK)
         return err;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 10 != 0 ||
-        reply->elements / 10 > req->max)
-        return sl_rq_bad_reply(q, reply, "lease");
-    size_t n = reply->elements / 10, filled = 0;
-    for (; filled < n; filled++)
-        if (lease_fill(s, &out[filled], reply, filled * 10) != 0)
-            break;
-    if (filled < n) {
-        /* Give every lease back: none was started. */
-        for (size_t i = 0; i < n; i++)
-            release_one(q, (uint64_t)sl_rq_int(reply, i * 10),
-                        (uint64_t)sl_rq_int(reply, i * 10 + 1), req->now_ms);
-        for (size_t i = 0; i < filled; i++)
-            sl_lease_clear(&out[i]);
-        freeReplyObject(reply);
-        return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
-    }
-    freeReplyObject(reply);
-    *n_out = n;
-    return SLUICE_OK;
+    return lease_read(q, req, reply, out, n_out);
 }
 
 void

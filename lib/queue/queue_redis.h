@@ -205,6 +205,11 @@ sluice_err sl_rq_pack(sluice_queue *q, const char *now, const char *text,
 void sl_rq_pack_follow(sl_rq_queue *s, int64_t top, size_t added);
 void sl_rq_pack_lost(sl_rq_queue *s);
 sluice_err sl_rq_unpack_all(sluice_queue *q);
+/* One record as a pack holds it (`len` bytes at `rec`): its six fields
+ * (id url key meta origin fingerprint) into at[] and lens[]; false when
+ * the bytes are not one such record. */
+bool sl_rq_pack_record(const char *rec, size_t len, const char *at[6],
+                       size_t lens[6]);
 
 /* The record whose fields (F, in RF_ order) begin at element `at` of
  * `r`, copied into *out; false when out of memory (out cleared). */

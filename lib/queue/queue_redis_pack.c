@@ -247,3 +247,24 @@ sl_rq_unpack_all(sluice_queue *q)
             return SLUICE_OK;
     }
 }
+
+bool
+sl_rq_pack_record(const char *rec, size_t len, const char *at[6],
+                  size_t lens[6])
+{
+    size_t pos = 0;
+    for (int i = 0; i < 6; i++) {
+        if (len - pos < 4)
+            return false;
+        const unsigned char *p = (const unsigned char *)rec + pos;
+        size_t n = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 |
+                   (size_t)p[3] << 24;
+        pos += 4;
+        if (n > len - pos)
+            return false;
+        at[i] = rec + pos;
+        lens[i] = n;
+        pos += n;
+    }
+    return pos == len;
+}

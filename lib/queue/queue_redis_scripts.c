@@ -61,18 +61,20 @@
     "  local pos = tonumber(m[3] or 1)\n"                                      \
     "  local took, ids, pend, per, out = 0, {}, {}, {}, {}\n"                  \
     "  while pos <= #blob and not (direct and took >= direct) do\n"            \
-    "    local id, url, key, meta, origin, fp\n"                               \
+    "    local at, id, url, key, meta, origin, fp = pos\n"                     \
     "    id, url, key, meta, origin, fp, pos = struct.unpack(PACK_REC, blob,\n"\
     "      pos)\n"                                                             \
     "    rid = rid + 1\n"                                                      \
+    "    local srid = tostring(rid)\n"                                         \
     "    ids[#ids + 1] = id\n"                                                 \
-    "    ids[#ids + 1] = rid .. ':' .. fp\n"                                   \
+    "    ids[#ids + 1] = srid .. ':' .. fp\n"                                  \
     "    out[origin] = (out[origin] or 0) + 1\n"                               \
     "    if direct then\n"                                                     \
     "      took = took + 1\n"                                                  \
-    "      took_one(rid, id, url, key, meta, origin, now)\n"                   \
+    "      took_one(srid, id, url, key, meta, origin, now,\n"                  \
+    "        string.sub(blob, at, pos - 1))\n"                                 \
     "    else\n"                                                               \
-    "      new_pending(rid, id, url, key, meta, origin, now, pend, per)\n"     \
+    "      new_pending(srid, id, url, key, meta, origin, now, pend, per)\n"    \
     "    end\n"                                                                \
     "  end\n"                                                                  \
     "  bulk('HSET', K('ids'), ids)\n"                                          \
@@ -285,9 +287,11 @@ static const char init_lua[] =
 static const char upsert_lua[] = PRELUDE UPSERT_BODY "return letters\n";
 
 /* ARGV: now, the leases' expiry, max, n_skip, the origins to skip.
- * Returns ten fields a lease: rid, token, id, url, key, origin, meta,
- * attempts, first attempt, the state it came from. Due retries and
- * expired leases first (earliest first), then pending in feed order. */
+ * Returns {A, P}: in A ten fields a lease: rid, token, id, url, key,
+ * origin, meta, attempts, first attempt, the state it came from; in P,
+ * two a lease taken straight from a pack: rid and the record's bytes
+ * there. Due retries and expired leases first (earliest first), then
+ * pending in feed order, then the packs'. */
 static const char lease_lua[] = PRELUDE
     "DC = {}\n"
     "local now, exp, max = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
@@ -367,7 +371,7 @@ static const char lease_lua[] = PRELUDE
     "  take(c[1], c[3])\n"
     "end\n"
     "local rem = max - n\n"
-    "if rem <= 0 then finish() return out end\n"
+    "if rem <= 0 then finish() return {out, {}} end\n"
     /* Packed records come after every pending one: unpack while
      * pending has too few; with origins to skip, while the choice falls
      * short, up to 8 packs a call. */
@@ -421,52 +425,83 @@ static const char lease_lua[] = PRELUDE
     "end\n"
     "for _, rid in ipairs(rids) do take(rid, 0) end\n"
     /* Past the pending records, with no origin to skip: straight from
-     * the packs, in feed order. */
-    "local function took(rid, id, url, key, meta, origin, queued)\n"
-    "  local f = {'id', id, 'url', url, 'key', key, 'origin', origin,\n"
-    "    'state', 1, 'queued_at', queued, 'next_at', exp, 'lease', 1,\n"
-    "    'first_at', now}\n"
-    "  if meta ~= '' then f[#f + 1] = 'meta'; f[#f + 1] = meta end\n"
-    "  redis.call('HSET', R(rid), unpack(f))\n"
+     * the packs, in feed order. Such a lease is answered as its RID and
+     * its record as the pack has it (token 1, no attempt yet, first
+     * leased now): two fields, not ten. */
+    "local P = {}\n"
+    "local function took(rid, id, url, key, meta, origin, queued, rec)\n"
+    "  if meta == '' then\n"
+    "    redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"
+    "      'origin', origin, 'state', '1', 'queued_at', queued, 'next_at',\n"
+    "      exp, 'lease', '1', 'first_at', now)\n"
+    "  else\n"
+    "    redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"
+    "      'origin', origin, 'state', '1', 'queued_at', queued, 'next_at',\n"
+    "      exp, 'lease', '1', 'first_at', now, 'meta', meta)\n"
+    "  end\n"
     "  ADD[#ADD + 1] = exp\n"
     "  ADD[#ADD + 1] = rid\n"
-    "  cnt(0, -1); cnt(1, 1)\n"
-    "  n = n + 1\n"
-    "  local o = {tostring(rid), '1', id, url, key, origin, meta, '0', now,\n"
-    "    '0'}\n"
-    "  for _, v in ipairs(o) do out[#out + 1] = v end\n"
+    "  P[#P + 1] = rid\n"
+    "  P[#P + 1] = rec\n"
     "end\n"
+    "local before = n\n"
     "while nskip == 0 and n < max do\n"
-    "  if not unpack_next(max - n, took) then break end\n"
+    "  local k = unpack_next(max - n, took)\n"
+    "  if not k or k == 0 then break end\n"
+    "  n = n + k\n"
     "end\n"
+    "cnt(0, before - n)\n"
+    "cnt(1, n - before)\n"
     "finish()\n"
-    "return out\n";
+    "return {out, P}\n";
 
 /* ARGV: seven a mark, for one mark or many (the marker's batches): rid,
  * token, now, size, sha256, content type, etag. Returns an answer a
- * mark, in order: 1, done; 0, the lease is no longer held. */
+ * mark, in order: 1, done; 0, the lease is no longer held. A done
+ * record leaves no index (move() from in flight to done is a ZREM, made
+ * once for them all); the fields of a failure, or of an earlier
+ * object, go only where the record has them. */
 static const char complete_lua[] = PRELUDE
     "DC = {}\n"
-    "local out = {}\n"
+    "local out, gone = {}, {}\n"
     "local OPT = {'sha256', 'ctype', 'etag'}\n"
+    "local OLD = {'error_class', 'message', 'http_status', 'sha256',\n"
+    "  'ctype', 'etag'}\n"
     "for i = 1, #ARGV, 7 do\n"
     "  local rid = ARGV[i]\n"
-    "  local r = held(rid, ARGV[i + 1])\n"
-    "  if not r then out[#out + 1] = 0 else\n"
-    "    local set = {'state', 3, 'next_at', 0, 'finished_at', ARGV[i + 2],\n"
-    "      'size', ARGV[i + 3]}\n"
-    "    local del = {'error_class', 'message', 'http_status'}\n"
-    "    for k = 1, 3 do\n"
-    "      local v = ARGV[i + 3 + k]\n"
-    "      if v == '' then del[#del + 1] = OPT[k]\n"
-    "      else set[#set + 1] = OPT[k]; set[#set + 1] = v end\n"
+    "  local r = redis.call('HMGET', R(rid), 'state', 'lease',\n"
+    "    'error_class', 'message', 'http_status', 'sha256', 'ctype', 'etag')\n"
+    "  if r[1] ~= '1' or r[2] ~= ARGV[i + 1] then out[#out + 1] = 0 else\n"
+    "    local sha, ctype, etag = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]\n"
+    "    if sha ~= '' and ctype ~= '' and etag ~= '' then\n"
+    "      redis.call('HSET', R(rid), 'state', '3', 'next_at', '0',\n"
+    "        'finished_at', ARGV[i + 2], 'size', ARGV[i + 3], 'sha256', sha,\n"
+    "        'ctype', ctype, 'etag', etag)\n"
+    "    else\n"
+    "      local set = {'state', '3', 'next_at', '0', 'finished_at',\n"
+    "        ARGV[i + 2], 'size', ARGV[i + 3]}\n"
+    "      for k = 1, 3 do\n"
+    "        local v = ARGV[i + 3 + k]\n"
+    "        if v ~= '' then set[#set + 1] = OPT[k]; set[#set + 1] = v end\n"
+    "      end\n"
+    "      redis.call('HSET', R(rid), unpack(set))\n"
     "    end\n"
-    "    redis.call('HSET', R(rid), unpack(set))\n"
-    "    redis.call('HDEL', R(rid), unpack(del))\n"
-    "    move(rid, 1, 3, r[3], 0)\n"
+    "    if r[3] or r[4] or r[5] or r[6] or r[7] or r[8] then\n"
+    "      local del = {}\n"
+    "      for k = 1, 6 do\n"
+    "        if r[2 + k] and (k <= 3 or ARGV[i + k] == '') then\n"
+    "          del[#del + 1] = OLD[k]\n"
+    "        end\n"
+    "      end\n"
+    "      if #del > 0 then redis.call('HDEL', R(rid), unpack(del)) end\n"
+    "    end\n"
+    "    gone[#gone + 1] = rid\n"
     "    out[#out + 1] = 1\n"
     "  end\n"
     "end\n"
+    "bulk('ZREM', K('inflight'), gone)\n"
+    "cnt(1, -#gone)\n"
+    "cnt(3, #gone)\n"
     "flush()\n"
     "return out\n";
 
