@@ -68,7 +68,7 @@ came_back(sl_run *r)
                   since,
                   (double)(sl_now_ms() - r->marks.down_since_wall) / 1000.0);
     r->sched.next_renew_mono = 0;
-    r->sched.next_lease_mono = 0;
+    sl_sched_look_anywhere(r);
     r->sched.queue_dry = false;
 }
 
@@ -77,6 +77,12 @@ sl_marks_away(sl_run *r, sluice_err err)
 {
     char msg[512];
     sl_copy(msg, sizeof msg, sluice_queue_errmsg(r->q));
+    return sl_marks_away_with(r, err, msg);
+}
+
+bool
+sl_marks_away_with(sl_run *r, sluice_err err, const char *msg)
+{
     if (!sl_queue_outage(r->q, err)) {
         sl_run_fail(r, err, msg);
         return false;
@@ -359,7 +365,7 @@ sl_marks_news(sl_run *r)
     if (at_tail(r) && sl_marker_idle(m->marker, &settled) &&
         settled != m->settled_seen) {
         m->settled_seen = settled;
-        r->sched.next_lease_mono = 0;
+        sl_sched_look_anywhere(r);
     }
 }
 

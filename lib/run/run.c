@@ -80,8 +80,8 @@ finished(sl_run *r)
     /* Marks kept while the queue is away, and records it may yet hold. */
     if (r->marks.down || r->o->follow)
         return false;
-    return r->sched.jobs_used == 0 && r->sched.queue_dry &&
-           !r->sched.any_waiting;
+    return r->sched.jobs_used == 0 && r->sched.asked == 0 &&
+           r->sched.queue_dry && !r->sched.any_waiting;
 }
 
 #define TAIL_POLL_MS 5
@@ -167,6 +167,7 @@ static void
 wind_down(sl_run *r)
 {
     sl_sched_abort_running(r);
+    sl_sched_stop_leasing(r);
     SL_FOR_EACH_ORIGIN(&r->origins, o)
     {
         if (o->n_ready)
@@ -301,14 +302,20 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
     r->slots->outage_max_ms =
         SL_MAX((int64_t)1, (int64_t)(o->outage_max_s * 1000));
     sl_run_tell_held(r);
+    /* Leases answered off the loop (leaser.h) come a few ms after the
+     * question: there an origin keeps three times its cap ready, so
+     * that its slots do not run dry meanwhile. */
+    unsigned ahead = sl_queue_has(q, SL_QUEUE_F_CONNECTIONS) ? 3 : 1;
     unsigned n_active = (unsigned)SL_MIN(
-        (size_t)JOBS_MAX, SL_MAX((size_t)cap * 2 + 16, (size_t)64));
+        (size_t)JOBS_MAX,
+        SL_MAX((size_t)cap * (1 + ahead) + 16, (size_t)64));
     if (o->max_total)
-        n_active = SL_MIN(n_active, o->max_total * 2 + 16);
+        n_active = SL_MIN(n_active, o->max_total * (1 + ahead) + 16);
     unsigned n_jobs =
         n_active + (unsigned)sl_store_pipeline(r->store) + SL_MARK_BATCH;
     r->url_parser = curl_url();
-    if (!r->url_parser || sl_sched_init(r, n_active, n_jobs) != SLUICE_OK ||
+    if (!r->url_parser ||
+        sl_sched_init(r, n_active, n_jobs, cap * ahead) != SLUICE_OK ||
         sl_origins_init(&r->origins, r->slots) != SLUICE_OK)
         goto nomem;
     sl_fetch_opts fo = {
@@ -331,7 +338,8 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
             SLUICE_OK)
         mq = r->marks.marker_q;
     if (sl_fetcher_new(&fo, &r->fetcher) != SLUICE_OK ||
-        sl_marker_start(mq, &r->marks.marker) != SLUICE_OK)
+        sl_marker_start(mq, &r->marks.marker) != SLUICE_OK ||
+        sl_sched_start_leaser(r) != SLUICE_OK)
         goto nomem;
     sl_marker_set_outage_max(r->marks.marker,
                              (int64_t)(o->outage_max_s * 1000));

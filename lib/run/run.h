@@ -21,6 +21,7 @@
 #include "fetch.h"
 #include "guard.h"
 #include "manifest.h"
+#include "leaser.h"
 #include "marker.h"
 
 typedef struct sl_run sl_run;
@@ -113,6 +114,7 @@ typedef struct {
     sl_job *jobs;
     unsigned n_jobs, jobs_used;
     unsigned n_active;     /* jobs ready or running, at most */
+    unsigned ready_max;    /* an origin's ready jobs that are enough */
     unsigned jobs_storing; /* with the store or waiting for a mark */
     unsigned running;      /* requests in flight */
     sl_job *free_jobs;
@@ -126,14 +128,39 @@ typedef struct {
     int64_t lease_ms;          /* a lease's life, from its last renewal */
     int64_t next_renew_mono;   /* when the jobs' leases are renewed */
     sl_lease *renewing;        /* scratch: copies of the jobs' leases */
+    /* Leases off the loop (leaser.h), on a queue handle of its own;
+     * NULL: the loop leases itself. `asked`: the records of the question
+     * out (0: none), which leaves n_skip origins alone. */
+    sl_leaser *leaser;
+    sluice_queue *leaser_q;
+    size_t asked, asked_skip;
+    bool lease_now; /* since the question: lease again, whatever it says */
+    /* A lease that left alone every origin we know found nothing: none
+     * like it before this (the next poll, or a retry's due time). */
+    int64_t others_dry_mono;
 } sl_sched;
 
-/* Room for `n_jobs` jobs, n_active of them ready or running at once. */
-sluice_err sl_sched_init(sl_run *r, unsigned n_active, unsigned n_jobs);
+/* Room for `n_jobs` jobs, n_active of them ready or running at once; an
+ * origin with ready_max ready is leased no more until half are gone. */
+sluice_err sl_sched_init(sl_run *r, unsigned n_active, unsigned n_jobs,
+                         unsigned ready_max);
 void sl_sched_free(sl_run *r);
 /* Lease more records when there is room, leaving alone the origins that
- * have enough waiting or are paused. */
+ * have enough waiting or are paused; take in the leaser's answer. */
 void sl_sched_top_up(sl_run *r, int64_t now_mono);
+/* Something a lease may now find has changed (an origin's ready list ran
+ * low, a pause ended, the queue came back): lease at the next turn,
+ * whatever an answer still to come says of when. */
+void sl_sched_lease_now(sl_run *r);
+/* The same where any origin's records may have come (the queue came
+ * back, records another runner held may be due). */
+void sl_sched_look_anywhere(sl_run *r);
+/* Lease on the leaser's thread, where the queue gives a second handle
+ * (after the fetcher is made: it watches the leaser). */
+sluice_err sl_sched_start_leaser(sl_run *r);
+/* The question out to the leaser answered, waited for: its records are
+ * given back (the run is stopping). */
+void sl_sched_stop_leasing(sl_run *r);
 /* Start every ready job whose origin has a free slot, round-robin. */
 void sl_sched_start_ready(sl_run *r);
 /* The fetcher's on_sent: a job's request leaves now (the pace counts
@@ -194,6 +221,8 @@ bool sl_marks_begin(sl_run *r);
  * the queue's): true when the queue is away (an outage, said once; the
  * marker probes it), false when the run has failed. */
 bool sl_marks_away(sl_run *r, sluice_err err);
+/* The same for a failure met on another handle, with its message. */
+bool sl_marks_away_with(sl_run *r, sluice_err err, const char *msg);
 /* End the run's turn: commit. */
 void sl_marks_commit(sl_run *r);
 /* A turn on the queue without a transaction, for reads. */

@@ -14,11 +14,13 @@
 #define IDLE_POLL_MS 250 /* look for due records this often when idle */
 
 sluice_err
-sl_sched_init(sl_run *r, unsigned n_active, unsigned n_jobs)
+sl_sched_init(sl_run *r, unsigned n_active, unsigned n_jobs,
+              unsigned ready_max)
 {
     sl_sched *s = &r->sched;
     memset(s, 0, sizeof *s);
     s->n_active = n_active;
+    s->ready_max = SL_MAX(ready_max, 2u);
     s->n_jobs = n_jobs;
     s->jobs = sl_calloc(n_jobs, sizeof *s->jobs);
     s->leased = sl_calloc(LEASE_BATCH, sizeof *s->leased);
@@ -52,6 +54,8 @@ sl_sched_free(sl_run *r)
         }
     }
     sl_free(s->jobs);
+    sl_leaser_free(s->leaser);
+    sluice_queue_close(s->leaser_q);
     sl_free(s->leased);
     sl_free(s->skip);
     sl_free(s->renewing);
@@ -137,9 +141,9 @@ pop_ready(sl_run *r, sl_origin *o)
     j->next = NULL;
     /* Half the waiting jobs gone: lease more for this origin now, long
      * before its slots could run dry. */
-    if (o->enough_ready && o->n_ready <= r->slots->opts.cap / 2) {
+    if (o->enough_ready && o->n_ready <= r->sched.ready_max / 2) {
         o->enough_ready = false;
-        r->sched.next_lease_mono = 0;
+        sl_sched_lease_now(r);
     }
     return j;
 }
@@ -154,11 +158,12 @@ sl_sched_release_ready(sl_run *r, sl_origin *o)
 
 /* ------------------------------------------------------------ leasing */
 
-/* Jobs ready or running (not waiting for the store). */
+/* Jobs ready or running (not waiting for the store), and those the
+ * question out to the leaser may bring. */
 static unsigned
 jobs_active(const sl_sched *s)
 {
-    return s->jobs_used - s->jobs_storing;
+    return s->jobs_used - s->jobs_storing + s->asked;
 }
 
 /* Jobs a lease may take: free ones, within the budget of those ready,
@@ -168,39 +173,34 @@ static unsigned
 jobs_leasable(const sl_run *r)
 {
     const sl_sched *s = &r->sched;
-    unsigned busy = s->jobs_used - r->marks.n_to_mark;
+    unsigned busy = s->jobs_used + s->asked - r->marks.n_to_mark;
     unsigned budget = s->n_jobs - SL_MARK_BATCH;
-    return SL_MIN(busy < budget ? budget - busy : 0, s->n_jobs - s->jobs_used);
+    return SL_MIN(busy < budget ? budget - busy : 0,
+                  s->n_jobs - s->jobs_used - s->asked);
 }
 
-/* Room for a lease: jobs free, and a quarter of n_active fewer ready or
- * running than can start soon (one lease of many records costs far less
- * than many of one; the rest still waiting keep the slots busy). Jobs
- * waiting for the store do not count: a slow sync or upload must not
- * leave slots empty. */
+/* Room for a lease: no question out, jobs free, and a quarter of n_active
+ * fewer ready or running than can start soon (one lease of many records
+ * costs far less than many of one; the rest still waiting keep the slots
+ * busy). Jobs waiting for the store do not count: a slow sync or upload
+ * must not leave slots empty. */
 bool
 sl_sched_lease_room(const sl_run *r)
 {
     const sl_sched *s = &r->sched;
-    return jobs_leasable(r) > 0 &&
+    return s->asked == 0 && jobs_leasable(r) > 0 &&
            jobs_active(s) + SL_MAX(s->n_active / 4, 1u) <= s->n_active;
 }
 
-/* Nothing more is ready: look again when something comes due. */
+/* Fewer records than asked for: nothing more is ready (but for the
+ * origins left alone); look again when something comes due. */
 static void
-wait_for_due(sl_run *r, int64_t now, int64_t now_mono, size_t n_skip)
+wait_for_due(sl_run *r, int64_t now_mono, size_t n_skip, bool any,
+             int64_t due)
 {
     sl_sched *s = &r->sched;
-    bool any;
-    int64_t due;
+    int64_t now = sl_run_wall(r);
     s->queue_dry = n_skip == 0;
-    sl_marks_lock(r);
-    sluice_err err = sl_queue_next_due(r->q, &due, &any);
-    if (err != SLUICE_OK)
-        sl_marks_away(r, err); /* away: looked at again when it is back */
-    sl_marks_unlock(r);
-    if (err != SLUICE_OK)
-        return;
     s->any_waiting = any;
     s->next_due_wall = any ? due : 0;
     int64_t wait =
@@ -211,12 +211,84 @@ wait_for_due(sl_run *r, int64_t now, int64_t now_mono, size_t n_skip)
     if (any && due > now && due - now < wait)
         wait = due - now;
     s->next_lease_mono = now_mono + wait;
+    if (n_skip > 0)
+        s->others_dry_mono = s->next_lease_mono;
+}
+
+/* Leased records made jobs, ready on their origins' lists (or given
+ * back at once, the run stopping). */
+static void
+admit(sl_run *r, sl_lease *leased, size_t got)
+{
+    sl_sched *s = &r->sched;
+    for (size_t i = 0; i < got; i++) {
+        sl_job *j = job_new(s);
+        sl_origin *o = sl_origins_get(&r->origins, leased[i].origin);
+        j->lease = leased[i];
+        memset(&leased[i], 0, sizeof leased[i]);
+        j->url = sl_strdup(j->lease.url);
+        if (!o || !j->url) {
+            sl_run_fail(r, SLUICE_ENOMEM, "out of memory");
+            sl_job_release(r, j);
+            continue;
+        }
+        sl_job_set_origin(j, o);
+        if (r->stopping) {
+            sl_job_release(r, j);
+            continue;
+        }
+        sl_job_make_ready(j, false);
+        if (o->n_ready >= s->ready_max)
+            o->enough_ready = true;
+    }
+}
+
+void
+sl_sched_lease_now(sl_run *r)
+{
+    r->sched.next_lease_mono = 0;
+    r->sched.lease_now = r->sched.asked > 0;
+}
+
+void
+sl_sched_look_anywhere(sl_run *r)
+{
+    sl_sched_lease_now(r);
+    r->sched.others_dry_mono = 0;
+}
+
+/* The leaser's answer, if it is in (or, with `wait`, once it is). */
+static void
+take_answer(sl_run *r, int64_t now_mono, bool wait)
+{
+    sl_sched *s = &r->sched;
+    sl_lease_answer *a = sl_leaser_answer(s->leaser, wait);
+    if (!a)
+        return;
+    size_t want = s->asked;
+    bool stale = s->lease_now; /* the question's skips, say */
+    s->asked = 0;
+    s->lease_now = false;
+    admit(r, a->leases, a->n);
+    if (a->err != SLUICE_OK) {
+        if (a->outage)
+            sl_marks_away_with(r, a->err, a->msg);
+        else
+            sl_run_fail(r, a->err, a->msg);
+    } else if (a->n == want) {
+        s->next_lease_mono = 0;
+    } else if (a->due_read && !stale) {
+        wait_for_due(r, now_mono, s->asked_skip, a->any_due, a->due_ms);
+    }
+    sl_leaser_done(s->leaser);
 }
 
 void
 sl_sched_top_up(sl_run *r, int64_t now_mono)
 {
     sl_sched *s = &r->sched;
+    if (s->asked)
+        take_answer(r, now_mono, false);
     /* Nothing new while the queue is away (marks.c). */
     if (r->stopping || r->fatal != SLUICE_OK || r->marks.down)
         return;
@@ -225,12 +297,13 @@ sl_sched_top_up(sl_run *r, int64_t now_mono)
     int64_t now = sl_run_wall(r), now_boot = sl_boot_ms();
     /* A pause that has just ended: its origin's records can be leased. */
     if (sl_origins_sweep(&r->origins, now_boot))
-        s->next_lease_mono = 0;
+        sl_sched_lease_now(r);
     if (now_mono < s->next_lease_mono)
         return;
-    size_t n_skip = 0;
+    size_t n_skip = 0, n_origins = 0;
     SL_FOR_EACH_ORIGIN(&r->origins, o)
     {
+        n_origins++;
         if ((o->enough_ready || o->paused_until > now_boot) &&
             n_skip < s->n_jobs)
             s->skip[n_skip++] = o->name;
@@ -242,37 +315,71 @@ sl_sched_top_up(sl_run *r, int64_t now_mono)
      * bounded all the same. */
     if (!sl_queue_has(r->q, SL_QUEUE_F_SKIP))
         n_skip = 0;
+    /* Every origin we know left alone: only others' records could come,
+     * and the last look found none; they can come due no sooner. */
+    if (n_skip > 0 && n_skip == n_origins && now_mono < s->others_dry_mono)
+        return;
     sl_lease_req req = {want, now, s->lease_ms, s->skip, n_skip};
+    if (s->leaser) {
+        /* Answered on a later turn: the loop goes on meanwhile. */
+        if (!sl_leaser_ask(s->leaser, &req)) {
+            sl_run_fail(r, SLUICE_ENOMEM, "out of memory");
+            return;
+        }
+        s->asked = want;
+        s->asked_skip = n_skip;
+        return;
+    }
     size_t got = 0;
     if (!sl_marks_begin(r))
         return;
     sluice_err err = sl_queue_lease(r->q, &req, s->leased, &got);
+    bool any = false;
+    int64_t due = 0;
+    if (err == SLUICE_OK && got < want)
+        err = sl_queue_next_due(r->q, &due, &any);
     if (err != SLUICE_OK) /* while it is our turn: its message */
         sl_marks_away(r, err);
     sl_marks_commit(r);
+    admit(r, s->leased, got);
     if (err != SLUICE_OK)
         return;
-    for (size_t i = 0; i < got; i++) {
-        sl_job *j = job_new(s);
-        sl_origin *o = sl_origins_get(&r->origins, s->leased[i].origin);
-        j->lease = s->leased[i];
-        memset(&s->leased[i], 0, sizeof s->leased[i]);
-        j->url = sl_strdup(j->lease.url);
-        if (!o || !j->url) {
-            sl_run_fail(r, SLUICE_ENOMEM, "out of memory");
-            sl_job_release(r, j);
-            continue;
-        }
-        sl_job_set_origin(j, o);
-        sl_job_make_ready(j, false);
-        if (o->n_ready >= r->slots->opts.cap)
-            o->enough_ready = true;
-    }
-    if (got == want) {
+    if (got == want)
         s->next_lease_mono = 0;
-        return;
-    }
-    wait_for_due(r, now, now_mono, n_skip);
+    else
+        wait_for_due(r, now_mono, n_skip, any, due);
+}
+
+/* The leaser's readable descriptor: its answer is taken next turn. */
+static void
+on_leaser_wake(void *arg, int fd)
+{
+    (void)arg;
+    (void)fd;
+}
+
+sluice_err
+sl_sched_start_leaser(sl_run *r)
+{
+    sl_sched *s = &r->sched;
+    sluice_queue_opts mo = {SLUICE_QUEUE_NOCREATE, 0};
+    /* Without a handle of its own, the loop leases itself. */
+    if (!sl_queue_has(r->q, SL_QUEUE_F_CONNECTIONS) ||
+        sluice_queue_open(r->q->location, &mo, &s->leaser_q, NULL, 0) !=
+            SLUICE_OK)
+        return SLUICE_OK;
+    sluice_err err = sl_leaser_start(s->leaser_q, LEASE_BATCH, &s->leaser);
+    if (err == SLUICE_OK)
+        err = sl_fetcher_watch(r->fetcher, sl_leaser_fd(s->leaser),
+                               on_leaser_wake, r);
+    return err;
+}
+
+void
+sl_sched_stop_leasing(sl_run *r)
+{
+    if (r->sched.asked)
+        take_answer(r, sl_mono_ms(), true);
 }
 
 /* ------------------------------------------------------------ starting */
@@ -334,6 +441,15 @@ sl_sched_start_ready(sl_run *r)
     /* While the queue is away, no slot is taken: what runs ends or is
      * aborted by its own deadline, and nothing starts. */
     bool started = !r->stopping && !r->marks.down;
+    /* The slots each origin's ready jobs could take, asked for at once
+     * where a take is a round trip (an origin that was down: its one
+     * probe). */
+    SL_FOR_EACH_ORIGIN(&r->origins, o)
+    {
+        if (started && o->ready_head)
+            sl_slots_want(r->slots, o->slots,
+                          o->down_pauses ? 1 : o->n_ready);
+    }
     while (started && r->fatal == SLUICE_OK) {
         started = false;
         SL_FOR_EACH_ORIGIN(&r->origins, o)
