@@ -703,3 +703,92 @@ TEST(a_shared_rate_keeps_no_slot_for_reuse)
     sl_slots_close(a);
     sluice_queue_close(q);
 }
+
+/* Held in Redis, as a runner that took none of them sees it. */
+static unsigned
+held_seen(sl_slots *b, sl_slot_origin *ob, unsigned want)
+{
+    unsigned n = sl_slots_held(b, ob);
+    /* Give-backs are sent without waiting: a moment to arrive. */
+    for (int i = 0; i < 100 && n != want; i++) {
+        sleep_ms(10);
+        n = sl_slots_held(b, ob);
+    }
+    return n;
+}
+
+TEST(the_takes_of_a_turn_share_one_round_trip)
+{
+    char loc[300];
+    sluice_queue *q = start(loc, sizeof loc);
+    sl_slots *a = reuser(q, 8, 60000, 0), *b = runner(q, 8, 60000, 0);
+    sl_slot_origin *oa = sl_slots_origin_open(a, "http://a:80");
+    sl_slot_origin *ob = sl_slots_origin_open(b, "http://a:80");
+    sl_slot slot[6];
+    /* Five takes to come: the first asks Redis for five, in one go. */
+    sl_slots_want(a, oa, 5);
+    ASSERT_EQ(take(a, oa, &slot[0], NULL), SLUICE_OK);
+    ASSERT_EQ(held_seen(b, ob, 5), 5);
+    for (int i = 1; i < 5; i++) {
+        ASSERT_EQ(take(a, oa, &slot[i], NULL), SLUICE_OK);
+        /* The tokens Redis granted, in a row; nothing more asked. */
+        ASSERT_EQ(slot[i].token, slot[0].token + (uint64_t)i);
+        ASSERT_EQ(slot[i].deadline_boot, slot[0].deadline_boot);
+    }
+    ASSERT_EQ(held_seen(b, ob, 5), 5);
+    /* A sixth goes to Redis: a new token, one more held. */
+    ASSERT_EQ(take(a, oa, &slot[5], NULL), SLUICE_OK);
+    ASSERT_GT(slot[5].token, slot[4].token);
+    ASSERT_EQ(held_seen(b, ob, 6), 6);
+    for (int i = 0; i < 6; i++)
+        sl_slots_release(a, &slot[i], true);
+    sl_slots_settle(a);
+    ASSERT_EQ(held_seen(b, ob, 0), 0);
+    /* Granted and not taken this turn: every runner's again. */
+    sl_slots_want(a, oa, 4);
+    ASSERT_EQ(take(a, oa, &slot[0], NULL), SLUICE_OK);
+    ASSERT_EQ(held_seen(b, ob, 4), 4);
+    sl_slots_settle(a);
+    ASSERT_EQ(held_seen(b, ob, 1), 1);
+    /* Never more than the cap, whatever is wanted: b holds 1 now too. */
+    sl_slot other;
+    ASSERT_EQ(take(b, ob, &other, NULL), SLUICE_OK);
+    sl_slots_want(a, oa, 20);
+    sl_slot more[8];
+    int got = 0;
+    while (got < 8 && take(a, oa, &more[got], NULL) == SLUICE_OK)
+        got++;
+    ASSERT_EQ(got, 6); /* 8, less a's first and b's */
+    ASSERT_EQ(held_seen(b, ob, 8), 8);
+    for (int i = 0; i < got; i++)
+        sl_slots_release(a, &more[i], true);
+    sl_slots_release(a, &slot[0], true);
+    sl_slots_release(b, &other, true);
+    sl_slots_settle(a);
+    ASSERT_EQ(held_seen(b, ob, 0), 0);
+    sl_slots_origin_close(a, oa);
+    sl_slots_origin_close(b, ob);
+    sl_slots_close(a);
+    sl_slots_close(b);
+    sluice_queue_close(q);
+}
+
+TEST(under_a_rate_a_take_is_granted_one_slot)
+{
+    char loc[300];
+    sluice_queue *q = start(loc, sizeof loc);
+    sl_slots *a = reuser(q, 8, 60000, 1000), *b = runner(q, 8, 60000, 0);
+    sl_slot_origin *oa = sl_slots_origin_open(a, "http://a:80");
+    sl_slot_origin *ob = sl_slots_origin_open(b, "http://a:80");
+    sl_slot slot;
+    sl_slots_want(a, oa, 5);
+    ASSERT_EQ(take(a, oa, &slot, NULL), SLUICE_OK);
+    ASSERT_EQ(held_seen(b, ob, 1), 1);
+    sl_slots_release(a, &slot, true);
+    sl_slots_settle(a);
+    sl_slots_origin_close(a, oa);
+    sl_slots_origin_close(b, ob);
+    sl_slots_close(a);
+    sl_slots_close(b);
+    sluice_queue_close(q);
+}

@@ -134,6 +134,13 @@ sl_slots_settle(sl_slots *s)
         s->ops->settle(s);
 }
 
+void
+sl_slots_want(sl_slots *s, sl_slot_origin *o, unsigned n)
+{
+    if (s->ops->want)
+        s->ops->want(s, o, n);
+}
+
 static sl_pacer_limits
 pacer_limits(const sl_slots *s)
 {

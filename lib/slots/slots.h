@@ -133,6 +133,8 @@ struct sl_slots_ops {
     /* Optional: slots kept for reuse (opts.reuse) that no take used
      * this turn are given back. */
     void (*settle)(sl_slots *s);
+    /* Optional: up to n takes of `o` may follow this turn. */
+    void (*want)(sl_slots *s, sl_slot_origin *o, unsigned n);
     /* Optional: the request of a slot of `o` taken last left at `at`. */
     void (*sent)(sl_slots *s, sl_slot_origin *o, double at);
     /* How a request to `o` ended (after its release): the pacer learns. */
@@ -193,6 +195,11 @@ sluice_err sl_slots_sync(sl_slots *s, int64_t now);
 /* The turn's requests are started: a slot released whole and kept for
  * one of them (opts.reuse) that none took goes back to every runner. */
 void sl_slots_settle(sl_slots *s);
+/* Up to n takes of `o` may follow in this turn: a service whose take is
+ * a round trip (Redis) asks for that many at once, and keeps those the
+ * take does not use for the takes that follow, until sl_slots_settle
+ * gives back what none used. */
+void sl_slots_want(sl_slots *s, sl_slot_origin *o, unsigned n);
 /* How a request to `o` ended, given after its slot's release: the
  * adaptive limits and the advertised rate learn from it (and an origin
  * that says no request is left in its window is paused). */

@@ -52,6 +52,7 @@ typedef struct {
     int64_t asked;  /* boot ms before the take asked Redis for it */
     bool abandoned; /* released without a complete response */
     bool kept;      /* released whole, kept for a take of this turn */
+    bool granted;   /* kept: granted ahead by a take of this turn */
 } rslot;
 
 struct sl_slot_origin {
@@ -60,6 +61,9 @@ struct sl_slot_origin {
     char *state_key; /* PREFIX{o:ORIGIN}:state */
     rslot *slots;    /* this process's, cap of them, made at first take */
     unsigned live, abandoned, kept;
+    /* Takes this turn may still ask for (sl_slots_want): a take that
+     * goes to Redis asks for as many at once. */
+    unsigned want;
     /* Requests started on kept slots since a take last went to Redis:
      * the next one counts them among every runner's starts. */
     unsigned reused;
@@ -452,6 +456,7 @@ settle_origin(sl_slots *s, sl_slot_origin *o, int64_t now)
         if (!d->kept)
             continue;
         d->kept = false;
+        d->granted = false;
         o->kept--;
         give_back(s, o, d, true, now);
     }
@@ -461,24 +466,34 @@ static void
 redis_settle(sl_slots *s)
 {
     int64_t now = sl_boot_ms();
-    for (sl_slot_origin *o = rs_of(s)->origins; o; o = o->next)
+    for (sl_slot_origin *o = rs_of(s)->origins; o; o = o->next) {
         settle_origin(s, o, now);
+        o->want = 0;
+    }
 }
 
 /* A request of o starts on a slot it kept: true, and *out is it (its
- * token and deadline unchanged: Redis holds it as before). */
+ * token and deadline unchanged: Redis holds it as before). A slot a take
+ * granted ahead this turn serves as that take's would have: the script
+ * checked the limits, the pace and the pauses for it, and counted its
+ * start. */
 static bool
 reuse_kept(sl_slots *s, sl_slot_origin *o, double at, int64_t now,
            sl_slot *out)
 {
     for (unsigned i = 0; o->kept && i < s->opts.cap; i++) {
         rslot *d = &o->slots[i];
-        if (!d->kept || !keepable(s, o, d, now))
+        if (!d->kept)
+            continue;
+        if (d->granted ? in_outage(rs_of(s), now) || now - d->asked >= KEEP_MS
+                       : !keepable(s, o, d, now))
             continue;
         d->kept = false;
         o->kept--;
         o->live++;
-        o->reused++;
+        if (!d->granted)
+            o->reused++;
+        d->granted = false;
         d->taken = (int64_t)at;
         /* Redis counted it among the held at the last take. */
         o->held_fresh = true;
@@ -491,6 +506,38 @@ reuse_kept(sl_slots *s, sl_slot_origin *o, double at, int64_t now,
     return false;
 }
 
+/* Up to n takes of o may follow this turn. */
+static void
+redis_want(sl_slots *s, sl_slot_origin *o, unsigned n)
+{
+    (void)s;
+    o->want = n;
+}
+
+/* The slots a take was granted beyond its own, tokens first + 1 ..
+ * first + extra, kept for the takes that follow this turn. */
+static void
+keep_granted(sl_slots *s, sl_slot_origin *o, uint64_t first, unsigned extra,
+             int64_t before, int64_t taken)
+{
+    rstate *rs = rs_of(s);
+    unsigned i = 0;
+    for (unsigned k = 1; k <= extra; k++) {
+        while (i < s->opts.cap && o->slots[i].token)
+            i++;
+        if (i == s->opts.cap)
+            return; /* cannot be: asked for no more than were free */
+        rslot *d = &o->slots[i];
+        *d = (rslot){.token = first + k,
+                     .taken = taken,
+                     .deadline = before + rs->hold,
+                     .asked = before,
+                     .kept = true,
+                     .granted = true};
+        o->kept++;
+    }
+}
+
 /* ------------------------------------------------------------ taking */
 
 static sluice_err
@@ -500,6 +547,10 @@ redis_take(sl_slots *s, sl_slot_origin *o, double at, sl_slot *out,
     rstate *rs = rs_of(s);
     double now = sl_boot_msf();
     int64_t now_ms = (int64_t)now;
+    /* This take is one of those wanted (sl_slots_want). */
+    unsigned wanted = o->want;
+    if (o->want)
+        o->want--;
     if (in_outage(rs, now_ms)) {
         *free_at = (double)rs->retry_at;
         return SLUICE_EAGAIN;
@@ -539,24 +590,31 @@ redis_take(sl_slots *s, sl_slot_origin *o, double at, sl_slot *out,
         *free_at = o->live ? 0 : (double)first_abandoned(s, o);
         return SLUICE_EAGAIN;
     }
-    char cap[16], hold[24], rate[40], reused[16];
+    char cap[16], hold[24], rate[40], reused[16], want[16];
     const char *adapt = s->opts.adapt ? "1" : "0";
+    /* The takes still to come this turn, as many as are free here, in
+     * one round trip: the ones this take does not use are kept. */
+    unsigned room = s->opts.cap - o->live - o->abandoned - o->kept;
+    unsigned ask = SL_MAX(1u, SL_MIN(wanted, room));
+    if (s->opts.max_total)
+        ask = SL_MIN(ask, s->opts.max_total - s->n_held);
+    sl_fmt(want, sizeof want, "%u", ask);
     sl_fmt(reused, sizeof reused, "%u", o->reused);
     sl_fmt(cap, sizeof cap, "%u", s->opts.cap);
     sl_fmt(hold, sizeof hold, "%" PRId64, rs->hold);
     sl_fmt(rate, sizeof rate, "%.17g", s->opts.rate > 0 ? s->opts.rate : 0);
     /* Our deadline counts from before we asked: Redis's is later. */
     double before = sl_boot_msf();
-    const char *argv[] = {cap,   hold,  rate, rs->conn.run_id, o->rid_seen,
-                          adapt, reused};
+    const char *argv[] = {cap,   hold,   rate, rs->conn.run_id, o->rid_seen,
+                          adapt, reused, want};
     redisReply *r;
-    err = run_script(s, &rs->take, o->held_key, o->state_key, &r, 7, argv);
+    err = run_script(s, &rs->take, o->held_key, o->state_key, &r, 8, argv);
     if (err != SLUICE_OK)
         return outage(s, err, free_at);
     reached(rs);
     double after = sl_boot_msf();
     sl_copy(o->rid_seen, sizeof o->rid_seen, rs->conn.run_id);
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 9)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 10)
         return bad_reply(s, r, "take");
     adopt(s, o, r, 5, (int64_t)after);
     if (el_int(r, 0) != 1) {
@@ -569,17 +627,21 @@ redis_take(sl_slots *s, sl_slot_origin *o, double at, sl_slot *out,
     o->held_reply = (unsigned)el_int(r, 4);
     o->held_fresh = true;
     uint64_t token = strtoull(el_str(r, 1) ? el_str(r, 1) : "0", NULL, 10);
+    int64_t granted = el_int(r, 9);
     freeReplyObject(r);
     unsigned i = 0;
     while (o->slots[i].token)
-        i++; /* one is free: live + abandoned < cap */
+        i++; /* one is free: live + abandoned + kept < cap */
     rslot *d = &o->slots[i];
-    d->token = token;
-    d->taken = (int64_t)SL_MIN(at, before);
-    d->deadline = (int64_t)before + rs->hold;
-    d->asked = (int64_t)before;
-    d->abandoned = false;
+    *d = (rslot){.token = token,
+                 .taken = (int64_t)SL_MIN(at, before),
+                 .deadline = (int64_t)before + rs->hold,
+                 .asked = (int64_t)before};
     o->live++;
+    if (granted > 1)
+        keep_granted(s, o, token,
+                     (unsigned)SL_MIN((int64_t)ask - 1, granted - 1),
+                     (int64_t)before, d->taken);
     if (!o->registered)
         register_origin(s, o);
     sl_slots_pace_start(s, &o->pacer, at);
@@ -988,4 +1050,5 @@ const sl_slots_ops sl_slots_redis = {
     .feedback = redis_feedback,
     .limits = redis_limits,
     .settle = redis_settle,
+    .want = redis_want,
 };

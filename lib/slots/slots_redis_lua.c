@@ -58,11 +58,14 @@
  * run_id it last took a slot of this origin under ('' none), '1' to
  * obey and grow the learnt limits (adaptive) or '0', the requests the
  * caller started on kept slots since its last grant (counted among
- * every runner's starts).
+ * every runner's starts), the slots it asks for (at least 1: granted as
+ * many as are free under the limit, tokens in a row, but one at a time
+ * under a pace).
  * Returns {1, token, now, deadline, held} or {0, wait_ms, reason, held,
  * pause_left_ms}, each followed by the learnt limits: lconc, lrate ('':
- * none), lgen, every runner's starts a second; wait_ms for 'full' is to
- * the earliest deadline.
+ * none), lgen, every runner's starts a second; and by the slots granted
+ * (0 when refused; tokens token, token + 1, ...). wait_ms for 'full' is
+ * to the earliest deadline.
  */
 const char sl_rslots_take_lua[] =
     CLOCK LEARNT
@@ -81,8 +84,9 @@ const char sl_rslots_take_lua[] =
     "local hold_max = math.max(tonumber(s[5] or '0'), hold)\n"
     "local token = tonumber(s[6] or '0')\n"
     "local L = learnt(s, 8)\n"
-    "local function out(t)\n"
+    "local function out(t, granted)\n"
     "  for _, v in ipairs(told(L)) do t[#t + 1] = v end\n"
+    "  t[#t + 1] = granted or 0\n"
     "  return t\n"
     "end\n"
     /* Another Redis process wrote last: it restarted, and may have lost
@@ -158,14 +162,24 @@ const char sl_rslots_take_lua[] =
     "  L.prate = L.pn * 1000 / (now - L.pfrom)\n"
     "  L.pfrom, L.pn = now, 0\n"
     "end\n"
-    "L.pn = L.pn + 1 + (tonumber(ARGV[7]) or 0)\n"
-    "token = math.max(token + 1, now * 1000)\n"
+    "local k = 1\n"
+    "if pace <= 0 then\n"
+    "  k = math.max(1, math.min(tonumber(ARGV[8]) or 1, limit - card))\n"
+    "end\n"
+    "L.pn = L.pn + k + (tonumber(ARGV[7]) or 0)\n"
+    "local first = math.max(token + 1, now * 1000)\n"
+    "token = first + k - 1\n"
     "local deadline = now + hold\n"
-    "redis.call('ZADD', held, f(deadline), f(token))\n"
+    "local z = {}\n"
+    "for i = 0, k - 1 do\n"
+    "  z[#z + 1] = f(deadline)\n"
+    "  z[#z + 1] = f(first + i)\n"
+    "end\n"
+    "redis.call('ZADD', held, unpack(z))\n"
     "redis.call('HSET', st, 'token', f(token), 'hold_max', f(hold_max),\n"
     "  'next_start', string.format('%.3f', next_start), 'pfrom',\n"
     "  f(L.pfrom), 'pn', L.pn, 'prate', g(L.prate))\n"
-    "return out({1, f(token), f(now), f(deadline), card + 1})\n";
+    "return out({1, f(first), f(now), f(deadline), card + k}, k)\n";
 
 /*
  * KEYS: state. ARGV: the limits a runner's pacer cut to (requests at
