@@ -14,6 +14,9 @@
 #include "sluice/sluice.h"
 
 #define SL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+/* A macro's value as a string literal (for Lua scripts built in C). */
+#define SL_STR_(x) #x
+#define SL_STR(x)  SL_STR_(x)
 #define SL_MIN(a, b)    ((a) < (b) ? (a) : (b))
 #define SL_MAX(a, b)    ((a) > (b) ? (a) : (b))
 

@@ -1,9 +1,9 @@
 /*
  * Packs (queue_redis.h; docs/queue.md, "Packs"): a feed's first ingest
  * into an empty Redis queue writes its new records as a few large
- * values, PACK_RECORDS records each, with a handful of plain commands a
- * batch in one MULTI/EXEC, rather than as a hash and four index entries
- * a record. The lease unpacks them as the run needs records; whatever
+ * values, SL_RQ_PACK_RECORDS records each, with a handful of plain
+ * commands a batch in one MULTI/EXEC, rather than as a hash and four
+ * index entries a record. The lease unpacks them as the run needs records; whatever
  * looks records up by id or RID unpacks them all first
  * (sl_rq_unpack_all, a few packs a call).
  *
@@ -22,10 +22,6 @@
 
 #include <hiredis/hiredis.h>
 
-/* Records a pack: what the lease unpacks at a time. */
-#define PACK_RECORDS 1024
-/* Packs an unpack call turns into records: a few milliseconds. */
-#define UNPACK_PER_CALL 8
 
 static bool
 same_origin(const char *text, const buffered_rec *a, const buffered_rec *b)
@@ -101,7 +97,8 @@ write_packs(sluice_queue *q, const char *now, const char *text,
             const buffered_rec *recs, size_t n, int64_t top, bool *written)
 {
     sl_rq_queue *s = sl_rq_state(q);
-    size_t n_packs = (n + PACK_RECORDS - 1) / PACK_RECORDS, n_runs = 0;
+    size_t n_packs = (n + SL_RQ_PACK_RECORDS - 1) / SL_RQ_PACK_RECORDS;
+    size_t n_runs = 0;
     for (size_t k = 0; k < n; k++)
         n_runs += k == 0 || !same_origin(text, &recs[k - 1], &recs[k]);
     sl_rq_cmds c;
@@ -127,7 +124,8 @@ write_packs(sluice_queue *q, const char *now, const char *text,
     sl_rq_arg_str(&c, "HSET");
     sl_rq_arg_str(&c, t.packs_key);
     for (size_t p = 0; p < n_packs; p++) {
-        size_t from = p * PACK_RECORDS, to = SL_MIN(n, from + PACK_RECORDS);
+        size_t from = p * SL_RQ_PACK_RECORDS;
+        size_t to = SL_MIN(n, from + SL_RQ_PACK_RECORDS);
         size_t begin = recs[from].at[0] - 4;
         size_t end = recs[to - 1].at[REC_ARGS - 1] +
                      recs[to - 1].len[REC_ARGS - 1];
@@ -232,7 +230,7 @@ sluice_err
 sl_rq_unpack_all(sluice_queue *q)
 {
     char most[16];
-    sl_fmt(most, sizeof most, "%d", UNPACK_PER_CALL);
+    sl_fmt(most, sizeof most, "%d", SL_RQ_UNPACK_PACKS);
     const char *argv[] = {most};
     for (;;) {
         redisReply *reply;

@@ -374,7 +374,7 @@ static const char lease_lua[] = PRELUDE
     "if rem <= 0 then finish() return {out, {}} end\n"
     /* Packed records come after every pending one: unpack while
      * pending has too few; with origins to skip, while the choice falls
-     * short, up to 8 packs a call. */
+     * short, up to SL_RQ_UNPACK_PACKS packs a call. */
     "local function choose()\n"
     "local rids = {}\n"
     "if nskip == 0 then\n"
@@ -418,7 +418,9 @@ static const char lease_lua[] = PRELUDE
     "  return false\n"
     "end\n"
     "local rids, packs = choose(), 0\n"
-    "while nskip > 0 and #rids < rem and packs < 8 and worth() and\n"
+    "while nskip > 0 and #rids < rem and packs < " SL_STR(SL_RQ_UNPACK_PACKS)
+    " and\n"
+    "    worth() and\n"
     "    unpack_next() do\n"
     "  packs = packs + 1\n"
     "  rids = choose()\n"
