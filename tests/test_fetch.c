@@ -267,6 +267,14 @@ TEST(any_number_of_watched_descriptors_wake_the_loop)
     ASSERT_EQ(write(p[0][1], "x", 1), 1);
     fetch_one(f);
     ASSERT_EQ(woken[0], 1);
+    /* Watched with no callback: it only ends the wait. */
+    int q[2];
+    ASSERT_EQ(pipe(q), 0);
+    ASSERT_EQ(sl_fetcher_watch(f, q[0], NULL, NULL), SLUICE_OK);
+    ASSERT_EQ(write(q[1], "x", 1), 1);
+    t0 = sl_mono_ms();
+    sl_fetcher_run(f, 5000);
+    ASSERT_LT(sl_mono_ms() - t0, 2000);
     sl_fetcher_free(f);
 }
 

@@ -49,6 +49,15 @@ leaser_on(sluice_queue **lq)
     return l;
 }
 
+/* The leaser stopped, then its handle and the test's closed. */
+static void
+end(sl_leaser *l, sluice_queue *lq, sluice_queue *q)
+{
+    sl_leaser_free(l);
+    sluice_queue_close(lq);
+    sluice_queue_close(q);
+}
+
 static sl_lease_answer *
 ask_and_wait(sl_leaser *l, size_t max, const char *skip)
 {
@@ -95,9 +104,7 @@ TEST(a_question_is_answered_with_the_queues_leases)
     sl_leaser_done(l);
     ASSERT_EQ(sl_queue_release(q, &kept, T0 + 2), SLUICE_OK);
     sl_lease_clear(&kept);
-    sl_leaser_free(l);
-    sluice_queue_close(lq);
-    sluice_queue_close(q);
+    end(l, lq, q);
 }
 
 TEST(origins_to_skip_are_left_alone)
@@ -109,9 +116,7 @@ TEST(origins_to_skip_are_left_alone)
     ASSERT(a->due_read);
     sl_leaser_done(l);
     ASSERT_EQ(counts(q).pending, 3);
-    sl_leaser_free(l);
-    sluice_queue_close(lq);
-    sluice_queue_close(q);
+    end(l, lq, q);
 }
 
 TEST(one_question_at_a_time_and_the_descriptor_wakes)
@@ -136,9 +141,7 @@ TEST(one_question_at_a_time_and_the_descriptor_wakes)
     /* More than the leaser was made for: refused. */
     req.max = 17;
     ASSERT(!sl_leaser_ask(l, &req));
-    sl_leaser_free(l);
-    sluice_queue_close(lq);
-    sluice_queue_close(q);
+    end(l, lq, q);
 }
 
 TEST(an_answer_never_taken_goes_back_to_the_queue)

@@ -506,7 +506,8 @@ sl_fetcher_dispatch(sl_fetcher *f)
     for (int i = 0; i < n; i++) {
         if (ev[i].data.u64 & WATCH_TAG) {
             size_t w = (size_t)(ev[i].data.u64 & ~WATCH_TAG);
-            if (w < f->n_watches && f->watches[w].fd >= 0)
+            if (w < f->n_watches && f->watches[w].fd >= 0 &&
+                f->watches[w].fn)
                 f->watches[w].fn(f->watches[w].arg, f->watches[w].fd);
             continue;
         }

@@ -90,7 +90,9 @@ typedef void sl_watch_fn(void *arg, int fd);
 
 /*
  * Watch `fd` in the fetcher's wait as well: when it is readable,
- * sl_fetcher_run calls fn(arg, fd) (level-triggered: until it is read).
+ * sl_fetcher_run calls fn(arg, fd) (level-triggered: until it is read);
+ * fn NULL: the descriptor only ends the wait (its owner reads it on the
+ * caller's next turn).
  * Any number of descriptors may be watched (a store's wake pipe, a
  * queue's connection, a listener). SLUICE_ENOMEM, or SLUICE_EINVAL for
  * a descriptor that cannot be watched or is watched already.

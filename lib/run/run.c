@@ -114,14 +114,6 @@ wait_ms(sl_run *r, int64_t now_mono)
     return SL_MAX(wait, 0);
 }
 
-/* The store's wake pipe is readable: its results are reaped each turn. */
-static void
-on_store_wake(void *arg, int fd)
-{
-    (void)arg;
-    (void)fd;
-}
-
 static void
 loop(sl_run *r)
 {
@@ -348,9 +340,11 @@ setup(sl_run *r, sluice_queue *q, const sluice_run_opts *o, char *errbuf,
     if (sl_counter_start(q->location, COUNT_INTERVAL_MS, &r->counter) ==
         SLUICE_ENOMEM)
         goto nomem;
+    /* The store's wake pipe ends the wait: its results are reaped each
+     * turn. */
     int wake_fd = sl_store_wake_fd(r->store);
     if (wake_fd >= 0 &&
-        sl_fetcher_watch(r->fetcher, wake_fd, on_store_wake, r) != SLUICE_OK)
+        sl_fetcher_watch(r->fetcher, wake_fd, NULL, NULL) != SLUICE_OK)
         goto nomem;
     return SLUICE_OK;
 nomem:

@@ -350,14 +350,6 @@ sl_sched_top_up(sl_run *r, int64_t now_mono)
         wait_for_due(r, now_mono, n_skip, any, due);
 }
 
-/* The leaser's readable descriptor: its answer is taken next turn. */
-static void
-on_leaser_wake(void *arg, int fd)
-{
-    (void)arg;
-    (void)fd;
-}
-
 sluice_err
 sl_sched_start_leaser(sl_run *r)
 {
@@ -369,9 +361,11 @@ sl_sched_start_leaser(sl_run *r)
             SLUICE_OK)
         return SLUICE_OK;
     sluice_err err = sl_leaser_start(s->leaser_q, LEASE_BATCH, &s->leaser);
+    /* Its descriptor ends the loop's wait: the answer is taken next
+     * turn (sl_sched_top_up). */
     if (err == SLUICE_OK)
-        err = sl_fetcher_watch(r->fetcher, sl_leaser_fd(s->leaser),
-                               on_leaser_wake, r);
+        err = sl_fetcher_watch(r->fetcher, sl_leaser_fd(s->leaser), NULL,
+                               NULL);
     return err;
 }
 
@@ -444,11 +438,13 @@ sl_sched_start_ready(sl_run *r)
     /* The slots each origin's ready jobs could take, asked for at once
      * where a take is a round trip (an origin that was down: its one
      * probe). */
-    SL_FOR_EACH_ORIGIN(&r->origins, o)
-    {
-        if (started && o->ready_head)
-            sl_slots_want(r->slots, o->slots,
-                          o->down_pauses ? 1 : o->n_ready);
+    if (started) {
+        SL_FOR_EACH_ORIGIN(&r->origins, o)
+        {
+            if (o->ready_head)
+                sl_slots_want(r->slots, o->slots,
+                              o->down_pauses ? 1 : o->n_ready);
+        }
     }
     while (started && r->fatal == SLUICE_OK) {
         started = false;

@@ -514,28 +514,30 @@ redis_want(sl_slots *s, sl_slot_origin *o, unsigned n)
     o->want = n;
 }
 
-/* The slots a take was granted beyond its own, tokens first + 1 ..
- * first + extra, kept for the takes that follow this turn. */
-static void
-keep_granted(sl_slots *s, sl_slot_origin *o, uint64_t first, unsigned extra,
-             int64_t before, int64_t taken)
+/* Slot `token`, granted by a take that asked Redis at `before`, into the
+ * first free entry of o's: live (the take's own) or kept (granted ahead,
+ * for the turn's next takes). Its index, or cap when none is free, which
+ * cannot be: a take asks for no more than are. */
+static unsigned
+place(sl_slots *s, sl_slot_origin *o, uint64_t token, int64_t before,
+      int64_t taken, bool ahead)
 {
-    rstate *rs = rs_of(s);
     unsigned i = 0;
-    for (unsigned k = 1; k <= extra; k++) {
-        while (i < s->opts.cap && o->slots[i].token)
-            i++;
-        if (i == s->opts.cap)
-            return; /* cannot be: asked for no more than were free */
-        rslot *d = &o->slots[i];
-        *d = (rslot){.token = first + k,
-                     .taken = taken,
-                     .deadline = before + rs->hold,
-                     .asked = before,
-                     .kept = true,
-                     .granted = true};
+    while (i < s->opts.cap && o->slots[i].token)
+        i++;
+    if (i == s->opts.cap)
+        return i;
+    o->slots[i] = (rslot){.token = token,
+                          .taken = taken,
+                          .deadline = before + rs_of(s)->hold,
+                          .asked = before,
+                          .kept = ahead,
+                          .granted = ahead};
+    if (ahead)
         o->kept++;
-    }
+    else
+        o->live++;
+    return i;
 }
 
 /* ------------------------------------------------------------ taking */
@@ -629,19 +631,14 @@ redis_take(sl_slots *s, sl_slot_origin *o, double at, sl_slot *out,
     uint64_t token = strtoull(el_str(r, 1) ? el_str(r, 1) : "0", NULL, 10);
     int64_t granted = el_int(r, 9);
     freeReplyObject(r);
-    unsigned i = 0;
-    while (o->slots[i].token)
-        i++; /* one is free: live + abandoned + kept < cap */
+    /* One is free: live + abandoned + kept < cap. */
+    int64_t taken = (int64_t)SL_MIN(at, before);
+    unsigned i = place(s, o, token, (int64_t)before, taken, false);
     rslot *d = &o->slots[i];
-    *d = (rslot){.token = token,
-                 .taken = (int64_t)SL_MIN(at, before),
-                 .deadline = (int64_t)before + rs->hold,
-                 .asked = (int64_t)before};
-    o->live++;
-    if (granted > 1)
-        keep_granted(s, o, token,
-                     (unsigned)SL_MIN((int64_t)ask - 1, granted - 1),
-                     (int64_t)before, d->taken);
+    for (int64_t k = 1; k < SL_MIN((int64_t)ask, granted); k++)
+        if (place(s, o, token + (uint64_t)k, (int64_t)before, taken, true) ==
+            s->opts.cap)
+            break;
     if (!o->registered)
         register_origin(s, o);
     sl_slots_pace_start(s, &o->pacer, at);
