@@ -62,14 +62,21 @@ redis_calls() {
 redis_memory() {
     rcli INFO memory | tr -d '\r' | sed -n 's/^used_memory://p'
 }
+# Redis's CPU seconds so far (user and system, its threads).
+redis_cpu() {
+    rcli INFO cpu | tr -d '\r' |
+        awk -F: '/^used_cpu_(user|sys):/ { s += $2 } END { print s + 0 }'
+}
 
 # runners QUEUE STORE N CAP: N sluice runs at once on QUEUE, each with
-# --max-concurrency CAP, into STORE; waits for all.
+# --max-concurrency CAP, into STORE; waits for all. Each one's CPU
+# seconds (user and system) in runner-N.cpu.
 runners() {
     local queue=$1 store=$2 count=$3 each=$4 i
     local run_pids=()
     for i in $(seq "$count"); do
-        timeout "$limit_s" "$sluice" run --db "$queue" --store "$store" \
+        /usr/bin/time -f "%U %S" -o "runner-$i.cpu" \
+            timeout "$limit_s" "$sluice" run --db "$queue" --store "$store" \
             --max-concurrency "$each" --allow-net 127.0.0.1/32 --quiet \
             >"runner-$i.out" 2>&1 &
         run_pids+=($!)
@@ -90,7 +97,7 @@ measure() {
     redis*) rcli FLUSHALL >/dev/null; queue=$db ;;
     esac
     [ "$tool" = redis3 ] && count=3
-    local m0
+    local m0 c0 rcpu=-
     [ "$queue" = q.db ] || m0=$(redis_memory)
     "$sluice" ingest --quiet --allow-private --db "$queue" "$urls" \
         >/dev/null 2>&1
@@ -98,6 +105,7 @@ measure() {
         mem=$(awk -v a="$m0" -v b="$(redis_memory)" -v n="$records" \
             'BEGIN { printf "%.0f", (b - a) / n }')
         rcli CONFIG RESETSTAT >/dev/null
+        c0=$(redis_cpu)
     fi
     mkdir -p "$store"
     [ "$base" = nginx ] || curl -s "$base/_reset" >/dev/null
@@ -105,9 +113,16 @@ measure() {
     local start=$EPOCHREALTIME
     runners "$queue" "$store" $count "$each"
     local end=$EPOCHREALTIME
-    [ "$queue" = q.db ] ||
+    if [ "$queue" != q.db ]; then
         calls=$(awk -v c="$(redis_calls)" -v n="$records" \
             'BEGIN { printf "%.2f", c / n }')
+        rcpu=$(awk -v a="$c0" -v b="$(redis_cpu)" -v n="$records" \
+            'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')
+    fi
+    local scpu
+    scpu=$(cat runner-*.cpu | awk -v n="$records" '/^[0-9.]+ [0-9.]+$/ {
+        s += $1 + $2 } END { printf "%.1f", s * 1e6 / n }')
+    rm -f runner-*.cpu
     local secs ratio=- peak=- viol=- good
     secs=$(awk -v a="${start/,/.}" -v b="${end/,/.}" \
         'BEGIN { printf "%.3f", b - a }')
@@ -122,11 +137,12 @@ measure() {
     fi
     read -r good _ <<<"$("$bin/tests/origin/origin_verify" tree "$size" \
         "$store")"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w/$tool" "$r" \
-        "$secs" "$ratio" "$peak" "$viol" "$good" "$records" "$calls" \
-        "$mem" >>results.tsv
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$w/$tool" "$r" "$secs" "$ratio" "$peak" "$viol" "$good" \
+        "$records" "$calls" "$mem" "$scpu" "$rcpu" >>results.tsv
     echo "  redis $w $tool round $r: ${secs}s, peak $peak, viol $viol," \
-        "$good byte-exact, $calls commands/record" >&2
+        "$good byte-exact, $calls commands/record, CPU us/record:" \
+        "sluice $scpu, redis $rcpu" >&2
     # Kept until the end: deleting 80 MB here makes the disk's discards
     # (this VM mounts with -o discard) run during the next round.
 }
@@ -192,28 +208,44 @@ echo "redis: the partner origin (cap $cap, lognormal 30 ms, sigma 1), $n" \
     "images; nginx, $fast_n files, cap 64; medians of $rounds rounds"
 if [ -s results.tsv ]; then
     bench_table results.tsv '
-    printf "%-15s %8s %9s %9s %5s %5s %11s %12s %12s\n", "workload/tool",
-        "seconds", "images/s", "ideal/act", "peak", "viol", "byte-exact",
-        "cmds/record", "bytes/record"
+    printf "%-15s %8s %9s %9s %5s %5s %11s %12s %12s %7s %7s\n",
+        "workload/tool", "seconds", "images/s", "ideal/act", "peak",
+        "viol", "byte-exact", "cmds/record", "bytes/record", "cpu_sl",
+        "cpu_rd"
     for (i = 1; i <= m; i++) {
         t = order[i]; secs = median(runs[t, 3])
         split(t, wt, "/"); base = wt[1] "/sqlite1"
-        printf "%-15s %8.2f %9.1f %9s %5s %5d %6d/%-5d %12s %12s",
+        printf "%-15s %8.2f %9.1f %9s %5s %5d %6d/%-5d %12s %12s %7s %7s",
             t, secs, median(runs[t, 7]) / secs, median(runs[t, 4]),
             median(runs[t, 5]), total[t, 6], median(runs[t, 7]),
-            last[t, 8], median(runs[t, 9]), median(runs[t, 10])
+            last[t, 8], median(runs[t, 9]), median(runs[t, 10]),
+            median(runs[t, 11]), median(runs[t, 12])
         if (t != base && (base in seen))
             printf "  %.2fx %s", median(runs[base, 3]) / secs, base
         printf "\n"
     }'
+    # paired A B WHAT: A's time over B's, round by round (runs of one
+    # round ran back to back, so a slow spell of the host is in both),
+    # and the median of those ratios.
+    paired() {
+        awk -F'\t' -v a="$1" -v b="$2" -v what="$3" '
+            $1 == a { x[$2] = $3 } $1 == b { y[$2] = $3 }
+            END { for (r = 1; (r in x) && (r in y); r++) {
+                      q[r] = y[r] / x[r]; s = s sprintf(" %.2f", q[r]) }
+                  n = r - 1; if (n == 0) exit
+                  for (i = 2; i <= n; i++) { t = q[i]
+                      for (j = i - 1; j >= 1 && q[j] > t; j--)
+                          q[j + 1] = q[j]
+                      q[j + 1] = t }
+                  printf "paired: %s, round by round:%s; median %.2fx\n",
+                      what, s, q[int((n + 1) / 2)] }' results.tsv
+    }
+    paired fast/redis1 fast/sqlite1 "fast/redis1 throughput over fast/sqlite1"
+    paired partner/redis1 partner/sqlite1 \
+        "partner/redis1 throughput over partner/sqlite1"
     if [ -n "$base_bin" ]; then
-        echo "paired: redis1 (this build) over redis1base ($base_bin)," \
-            "round by round:"
-        awk -F'\t' '$1 == "fast/redis1" { a[$2] = $3 }
-            $1 == "fast/redis1base" { b[$2] = $3 }
-            END { for (r = 1; (r in a) && (r in b); r++)
-                      printf " %.2f", a[r] / b[r]
-                  printf "\n" }' results.tsv
+        paired fast/redis1base fast/redis1 \
+            "redis1 (this build) time over redis1base ($base_bin)"
     fi
 fi
 if [ -s ingest.tsv ]; then
@@ -228,5 +260,6 @@ if [ -s ingest.tsv ]; then
             median(runs["ingest/redis-benchmark", 3]) / secs
     }' -v n="$ingest_n"
 fi
+echo "(cpu_sl, cpu_rd: the runners' and Redis's CPU, microseconds a record)"
 echo "(targets: redis3 ideal/act >= 0.95 with 0 violations; redis1 >= 0.9x"
 echo " sqlite1 on partner and fast; ingest into Redis >= 0.5x its SETs/s)"
