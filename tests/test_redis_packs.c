@@ -2,7 +2,8 @@
  * Packs on the Redis queue (lib/queue/queue_redis_pack.c): a feed's
  * first ingest into an empty queue writes its records as packs; the
  * lease unpacks them in feed order as it needs them, with origins to
- * skip too; lookups by id and lists see every record; a repeated id,
+ * skip too; lookups by id see every record, and lists too, reading
+ * the packs where they are; a repeated id,
  * another writer or a queue that held records already make the feed
  * look its ids up, and nothing is added twice.
  */
@@ -344,6 +345,164 @@ TEST(another_writer_makes_a_feed_look_its_ids_up)
     ASSERT_EQ(c.total, 30);
     sluice_queue_close(a);
     sluice_queue_close(b);
+}
+
+/* A listing as text, a line a record, and what to do on the way. */
+typedef struct {
+    char *text;
+    size_t len, n;
+    sluice_queue *other; /* leases LATE records at record AT, once */
+    size_t at, late;
+} list_text;
+
+static int
+append_record(void *ctx, const sluice_record *r)
+{
+    list_text *t = ctx;
+    char line[512];
+    int k = snprintf(line, sizeof line, "%s|%d|%s|%s|%s|%lld|%u\n", r->id,
+                     (int)r->state, r->url, r->key, r->meta ? r->meta : "-",
+                     (long long)r->size, r->attempts);
+    ASSERT(k > 0 && (size_t)k < sizeof line);
+    t->text = realloc(t->text, t->len + (size_t)k + 1);
+    ASSERT_NOT_NULL(t->text);
+    memcpy(t->text + t->len, line, (size_t)k + 1);
+    t->len += (size_t)k;
+    if (++t->n == t->at && t->other) {
+        static sl_lease l[600];
+        size_t n = 0;
+        sl_lease_req req = {t->late, T0, 60000, NULL, 0};
+        ASSERT_EQ(sl_queue_lease(t->other, &req, l, &n), SLUICE_OK);
+        ASSERT_EQ(n, t->late);
+        for (size_t i = 0; i < n; i++)
+            sl_lease_clear(&l[i]);
+    }
+    return 0;
+}
+
+static list_text
+list_of(sluice_queue *q, int state)
+{
+    list_text t = {0};
+    sluice_list_filter f = {state};
+    ASSERT_EQ(sluice_list(q, &f, append_record, &t), SLUICE_OK);
+    return t;
+}
+
+/* Records 0..n, every third with meta, as one first-seen batch. */
+static void
+batch_with_meta(sluice_queue *q, int n)
+{
+    static sl_record r[1000];
+    static char metas[1000][32];
+    for (int k = 0; k < n; k++) {
+        r[k] = rec(k, 600, 1, true);
+        if (k % 3 == 0) {
+            snprintf(metas[k], sizeof metas[k], "{\"n\":%d}", k);
+            r[k].meta = metas[k];
+            r[k].meta_len = strlen(metas[k]);
+        }
+    }
+    sluice_ingest_stats st = {0};
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(q, r, (size_t)n, T0, &st), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit(q), SLUICE_OK);
+    ASSERT_EQ(st.added, (uint64_t)n);
+}
+
+TEST(a_list_reads_packed_records_where_they_are)
+{
+    char loc[300];
+    test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *q = open_queue(loc);
+    ASSERT_EQ(sl_queue_acquire_runner(q), SLUICE_OK);
+    sl_queue_feed_start(q);
+    batch_with_meta(q, 1000);
+    ASSERT_EQ(n_packs(loc), PACKS(1000));
+    /* 100 leased straight from the first pack, one of them done: the
+     * list reads hashes up to the tail, then the packs, pages of 512
+     * RIDs, each from where the one before left off in the packs. */
+    sl_lease l[100];
+    size_t n = 0;
+    sl_lease_req req = {100, T0, 60000, NULL, 0};
+    ASSERT_EQ(sl_queue_lease(q, &req, l, &n), SLUICE_OK);
+    ASSERT_EQ(n, 100);
+    sl_object_info obj = {5, "0000000000000000000000000000000000000000000"
+                             "000000000000000000000",
+                          NULL, NULL};
+    ASSERT_EQ(sl_queue_complete(q, &l[7], &obj, T0), SLUICE_OK);
+    for (size_t i = 0; i < n; i++)
+        sl_lease_clear(&l[i]);
+    list_text packed = list_of(q, -1);
+    ASSERT_EQ(packed.n, 1000);
+    list_text pending = list_of(q, SLUICE_STATE_PENDING);
+    ASSERT_EQ(pending.n, 900);
+    list_text done = list_of(q, SLUICE_STATE_DONE);
+    ASSERT_EQ(done.n, 1);
+    ASSERT(strncmp(done.text, "p7|3|", 5) == 0);
+    /* Nothing was unpacked for them. */
+    ASSERT_EQ(n_packs(loc), PACKS(1000));
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " tail"), 100);
+    ASSERT_EQ(test_redis_int(loc, "EXISTS " KEY("r:101")), 0);
+    /* A packed record is never dead: replaying it by id finds it
+     * missing and unpacks nothing. */
+    const char *const again[] = {"p999"};
+    sluice_dlq_filter any = {NULL};
+    uint64_t replayed = 9, missing = 0;
+    ASSERT_EQ(sluice_dlq_replay(q, again, 1, &any, &replayed, &missing),
+              SLUICE_OK);
+    ASSERT_EQ(replayed, 0);
+    ASSERT_EQ(missing, 1);
+    ASSERT_EQ(n_packs(loc), PACKS(1000));
+    /* The same records unpacked list the same, meta and all. */
+    sl_record_info info;
+    ASSERT_EQ(sl_queue_get(q, "p999", &info), SLUICE_OK);
+    sl_record_info_clear(&info);
+    ASSERT_EQ(n_packs(loc), 0);
+    list_text unpacked = list_of(q, -1);
+    ASSERT_EQ(unpacked.len, packed.len);
+    ASSERT_STR_EQ(unpacked.text, packed.text);
+    list_text unpacked_pending = list_of(q, SLUICE_STATE_PENDING);
+    ASSERT_STR_EQ(unpacked_pending.text, pending.text);
+    ASSERT(strstr(packed.text, "p999|0|http://b.example/999/v1.jpg|p999|"
+                               "{\"n\":999}|-1|0\n") != NULL);
+    free(packed.text);
+    free(pending.text);
+    free(done.text);
+    free(unpacked.text);
+    free(unpacked_pending.text);
+    sluice_queue_close(q);
+}
+
+TEST(a_list_goes_on_when_its_packs_are_leased_meanwhile)
+{
+    char loc[300];
+    test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *q = open_queue(loc), *other = open_queue(loc);
+    ASSERT_EQ(sl_queue_acquire_runner(other), SLUICE_OK);
+    sl_queue_feed_start(q);
+    batch_with_meta(q, 1000);
+    /* After the first page (RIDs 1 to 512), another runner leases 600
+     * records: the place the page gave is unpacked now, and the next
+     * page reads 513 to 600 from hashes, the rest from the packs. */
+    list_text t = {.other = other, .at = 300, .late = 600};
+    ASSERT_EQ(sluice_list(q, NULL, append_record, &t), SLUICE_OK);
+    ASSERT_EQ(t.n, 1000);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " tail"), 600);
+    char *line = t.text;
+    for (int k = 0; k < 1000; k++) {
+        char want[64];
+        /* listed before the lease: pending; after it, in flight up
+         * to p599 */
+        snprintf(want, sizeof want, "p%d|%d|", k,
+                 k >= 512 && k < 600 ? SLUICE_STATE_IN_FLIGHT
+                                     : SLUICE_STATE_PENDING);
+        ASSERT(strncmp(line, want, strlen(want)) == 0);
+        line = strchr(line, '\n') + 1;
+    }
+    free(t.text);
+    sluice_queue_close(other);
+    sluice_queue_close(q);
 }
 
 static int

@@ -4,8 +4,9 @@
  * values, SL_RQ_PACK_RECORDS records each, with a handful of plain
  * commands a batch in one MULTI/EXEC, rather than as a hash and four
  * index entries a record. The lease unpacks them as the run needs
- * records; whatever looks records up by id or RID unpacks them all
- * first (sl_rq_unpack_all, a few packs a call).
+ * records, a list reads them where they are, and whatever looks
+ * records up by id unpacks them all first (sl_rq_unpack_all, a few
+ * packs a call).
  *
  * A batch may be packed only while every id in the queue came from this
  * feed and the feed names each of the batch's ids for the first time

@@ -162,12 +162,11 @@ sl_rq_list(sluice_queue *q, int state, const char *id, sluice_record_fn *fn,
 {
     sl_rq_queue *s = sl_rq_state(q);
     redisReply *reply;
-    sluice_err err = sl_rq_unpack_all(q);
-    if (err != SLUICE_OK)
-        return err;
+    sluice_err err;
     if (id) {
         const char *argv[] = {id};
-        if ((err = sl_rq_eval(q, RQ_GET, &reply, 1, argv, NULL)) != SLUICE_OK)
+        if ((err = sl_rq_unpack_all(q)) != SLUICE_OK ||
+            (err = sl_rq_eval(q, RQ_GET, &reply, 1, argv, NULL)) != SLUICE_OK)
             return err;
         if (reply->type == REDIS_REPLY_NIL) {
             freeReplyObject(reply);
@@ -182,23 +181,28 @@ sl_rq_list(sluice_queue *q, int state, const char *id, sluice_record_fn *fn,
         return SLUICE_OK;
     }
     /* Feed order is rid order, 1 to the highest: records are never
-     * removed. A page at a time, so memory stays flat. */
-    char start[24], count[24], want[24];
+     * removed. A page at a time, so memory stays flat; packed records
+     * are read in their packs, where the page before says the next one
+     * begins (a list unpacks nothing). */
+    char start[24], count[24], want[24], place[80] = "";
     sl_fmt(count, sizeof count, "%d", PAGE_RIDS);
     sl_fmt(want, sizeof want, "%d", state < 0 ? -1 : state);
     int64_t next = 1, top = 1;
     while (next <= top) {
         sl_fmt(start, sizeof start, "%" PRId64, next);
-        const char *argv[] = {start, count, want};
-        if ((err = sl_rq_eval(q, RQ_PAGE, &reply, 3, argv, NULL)) != SLUICE_OK)
+        const char *argv[] = {start, count, want, place};
+        if ((err = sl_rq_eval(q, RQ_PAGE, &reply, 4, argv, NULL)) != SLUICE_OK)
             return err;
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
-            (reply->elements - 2) % RF_COUNT_ != 0)
+        const char *at = sl_rq_str(reply, 2);
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
+            (reply->elements - 3) % RF_COUNT_ != 0 || !at ||
+            strlen(at) >= sizeof place)
             return sl_rq_bad_reply(q, reply, "list");
         next = sl_rq_int(reply, 0);
         top = sl_rq_int(reply, 1);
-        for (size_t at = 2; at < reply->elements; at += RF_COUNT_) {
-            sluice_record rec = record_of(s, reply, at);
+        sl_fmt(place, sizeof place, "%s", at);
+        for (size_t i = 3; i < reply->elements; i += RF_COUNT_) {
+            sluice_record rec = record_of(s, reply, i);
             if (fn(ctx, &rec) != 0) {
                 freeReplyObject(reply);
                 return SLUICE_OK;
@@ -263,9 +267,8 @@ sl_rq_replay(sluice_queue *q, const char *id, const sluice_dlq_filter *filter,
     const char *argv[] = {id ? id : "",
                           filter->error_class ? filter->error_class : "", now};
     redisReply *reply;
-    sluice_err err = id ? sl_rq_unpack_all(q) : SLUICE_OK;
-    if (err == SLUICE_OK)
-        err = sl_rq_eval(q, RQ_REPLAY, &reply, 3, argv, NULL);
+    /* Nothing packed is dead: an id looked up unpacks nothing. */
+    sluice_err err = sl_rq_eval(q, RQ_REPLAY, &reply, 3, argv, NULL);
     if (err != SLUICE_OK)
         return err;
     if (reply->type != REDIS_REPLY_INTEGER)

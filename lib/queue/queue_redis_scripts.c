@@ -18,10 +18,10 @@
  * made (no pending entries to add and remove); the rest of that pack
  * is read later from meta's `pack` (its key) and `pack_at` (where its
  * next record begins). The lease takes from packs past the pending
- * records, or unpacks for origins to skip; every script that looks a
- * record up by id or by RID
- * calls unpack_all() first (the client has unpacked already, a few
- * packs a call, so that is usually nothing). A pack is id, url, key,
+ * records, or unpacks for origins to skip; the list's pages read them
+ * where they are; every other script that looks a record up by id or
+ * by RID calls unpack_all() first (the client has unpacked already, a
+ * few packs a call, so that is usually nothing). A pack is id, url, key,
  * meta, origin and fingerprint a record, each a 4-byte little-endian
  * length and the text; "q:RID" beside it, its records' queued_at.
  */
@@ -597,20 +597,65 @@ static const char get_lua[] =
             "if not rid then return false end\n"
             "return redis.call('HMGET', R(rid), unpack(F))\n";
 
-/* ARGV: the first rid, how many rids, the state (-1: all). Returns the
- * next rid, the highest rid, then the fields (F) of each record there. */
+/* ARGV: the first rid, how many rids, the state (-1: all), and where
+ * the first rid is in the packs if it is packed ('' not known). Returns
+ * the next rid, the highest rid, where the next is in the packs ('' not
+ * packed), then the fields (F) of each record there. Records above
+ * meta's `tail` are read from their packs as they are (pending, queued
+ * when their pack was): a list leaves them packed. A place in the packs
+ * is "PACK AT RID", the pack's key, where a record begins in it and
+ * that record's RID; without one the walk starts at the lowest pack. */
 static const char page_lua[] =
-    PRELUDE "unpack_all()\n"
-            "local start, count = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    PRELUDE "local start, count = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
             "local top = tonumber(redis.call('HGET', KEYS[1], 'rid') or '0')\n"
             "local stop = math.min(top, start + count - 1)\n"
-            "local out = {stop + 1, top}\n"
-            "for rid = start, stop do\n"
+            "local m = redis.call('HMGET', KEYS[1], 'tail', 'pack',\n"
+            "  'pack_at')\n"
+            "local tail = m[1] and tonumber(m[1]) or top\n"
+            "local out = {stop + 1, top, ''}\n"
+            "for rid = start, math.min(stop, tail) do\n"
             "  local r = redis.call('HMGET', R(rid), unpack(F))\n"
             "  if r[1] and (ARGV[3] == '-1' or r[6] == ARGV[3]) then\n"
             "    for k = 1, #F do out[#out + 1] = r[k] end\n"
             "  end\n"
             "end\n"
+            "if stop <= tail then return out end\n"
+            /* packed records are pending: none for another state */
+            "if ARGV[3] ~= '-1' and ARGV[3] ~= '0' then\n"
+            "  out[1] = top + 1\n"
+            "  return out\n"
+            "end\n"
+            "local pack, at, rid = string.match(ARGV[4] or '',\n"
+            "  '^(%d+) (%d+) (%d+)$')\n"
+            "pack, at, rid = tonumber(pack), tonumber(at), tonumber(rid)\n"
+            "if not rid or rid <= tail or\n"
+            "    rid > math.max(start, tail + 1) then\n"
+            "  pack = tonumber(m[2] or tail + 1)\n"
+            "  at, rid = tonumber(m[3] or 1), tail + 1\n"
+            "end\n"
+            "local function load(p)\n"
+            "  local b = redis.call('HGET', K('packs'), p)\n"
+            "  if not b then error('sluice: pack ' .. p .. ' is missing') end\n"
+            "  return b\n"
+            "end\n"
+            "local blob = load(pack)\n"
+            "while rid <= stop do\n"
+            "  if at > #blob then\n"
+            "    pack, at = rid, 1\n"
+            "    blob = load(pack)\n"
+            "  else\n"
+            "    local id, url, key, meta, origin, _\n"
+            "    id, url, key, meta, origin, _, at = struct.unpack(PACK_REC,\n"
+            "      blob, at)\n"
+            "    if rid >= start then\n"
+            "      local r = {id, url, key, meta ~= '' and meta, origin, '0'}\n"
+            "      for k = 7, #F do r[k] = false end\n"
+            "      for k = 1, #F do out[#out + 1] = r[k] end\n"
+            "    end\n"
+            "    rid = rid + 1\n"
+            "  end\n"
+            "end\n"
+            "if rid <= top then out[3] = pack .. ' ' .. at .. ' ' .. rid end\n"
             "return out\n";
 
 /* ARGV: offset, count, error class ('' all). Dead records by the time
@@ -644,7 +689,7 @@ static const char replay_lua[] =
             "  return 1\n"
             "end\n"
             "if ARGV[1] ~= '' then\n"
-            "  unpack_all()\n"
+            /* a packed record is pending: not found is the same */
             "  local rid = rid_of(ARGV[1])\n"
             "  if not rid then return 0 end\n"
             "  return one(rid)\n"
