@@ -36,10 +36,12 @@ steps() {
     "$SLUICE" status --db "$db" --json >"$dir/status1.json"
     "$SLUICE" status --db "$db" | grep -v oldest >"$dir/status1.txt"
     # FAILED_AT (the fifth column, the "failed_at" field) is a time.
-    "$SLUICE" dlq list --db "$db" | cut -f1-4,6- >"$dir/dlq.txt"
+    # The list is in the order the records died, and gone and gone2 die
+    # at once, in either order from one run to the next: sorted here.
+    "$SLUICE" dlq list --db "$db" | cut -f1-4,6- | sort >"$dir/dlq.txt"
     "$SLUICE" dlq list --db "$db" --json |
-        sed 's/"failed_at":"[^"]*"//g' >"$dir/dlq.json"
-    "$SLUICE" dlq list --db "$db" --class http | cut -f1-4,6- \
+        sed 's/"failed_at":"[^"]*"//g; s/},{/}\n{/g' | sort >"$dir/dlq.json"
+    "$SLUICE" dlq list --db "$db" --class http | cut -f1-4,6- | sort \
         >"$dir/dlq_http.txt"
     "$SLUICE" list --db "$db" >"$dir/list.txt"
     "$SLUICE" list --db "$db" --json | sed 's/"finished_at":[^,}]*//g' \
