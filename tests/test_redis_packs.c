@@ -95,8 +95,7 @@ TEST(a_packed_ingest_reads_as_records_do)
 {
     char loc[300];
     test_redis_start(loc, sizeof loc, NULL);
-    /* A queue of schema 1 (before packs) takes them and becomes the
-     * newest. */
+    /* A queue of schema 1 (before packs) takes them and becomes 2. */
     test_redis_int(loc, "HSET " KEY("meta") " app sluice version 1 rid 0");
     sluice_queue *q = open_queue(loc);
     sl_queue_feed_start(q);
@@ -104,8 +103,7 @@ TEST(a_packed_ingest_reads_as_records_do)
     ASSERT_EQ(st.added, 2500);
     ASSERT_EQ(n_packs(loc), PACKS(2500));
     ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " tail"), 0);
-    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " version"),
-              SL_REDIS_SCHEMA);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " version"), 2);
     ASSERT_EQ(test_redis_int(loc, "EXISTS " KEY("r:1")), 0);
     sluice_counts c;
     ASSERT_EQ(sluice_queue_counts(q, &c), SLUICE_OK);
@@ -160,21 +158,6 @@ lease_all(sluice_queue *q, bool *seen, bool *in_order)
         }
         total += (int)n;
     }
-}
-
-/* Lease n records, no origin skipped, and drop the leases: the records
- * stay in flight. */
-static void
-lease_n(sluice_queue *q, size_t n)
-{
-    sl_lease l[100];
-    size_t got = 0;
-    ASSERT(n <= 100);
-    sl_lease_req req = {n, T0, 60000, NULL, 0};
-    ASSERT_EQ(sl_queue_lease(q, &req, l, &got), SLUICE_OK);
-    ASSERT_EQ(got, n);
-    for (size_t i = 0; i < got; i++)
-        sl_lease_clear(&l[i]);
 }
 
 /* A Redis of the test's own (its location into loc) and a queue on it,
@@ -272,87 +255,19 @@ TEST(leases_unpack_as_they_go_in_feed_order)
     sluice_queue_close(q);
 }
 
-/* A record leased straight from its pack keeps the pack's bytes as one
- * field (schema 3), and a queue of schema 2 becomes 3 when that first
- * happens; every script reads such a record as it reads others, and an
- * upsert that changes one makes its fields separate again. */
-TEST(a_record_leased_from_its_pack_keeps_its_bytes)
-{
-    char loc[300];
-    sluice_queue *q = three_packs(loc, sizeof loc, 2000);
-    test_redis_int(loc, "HSET " KEY("meta") " version 2");
-    sl_lease l[20];
-    size_t n = 0;
-    sl_lease_req req = {20, T0, 60000, NULL, 0};
-    ASSERT_EQ(sl_queue_lease(q, &req, l, &n), SLUICE_OK);
-    ASSERT_EQ(n, 20);
-    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " version"), 3);
-    ASSERT_EQ(test_redis_int(loc, "HEXISTS " KEY("r:6") " p"), 1);
-    ASSERT_EQ(test_redis_int(loc, "HEXISTS " KEY("r:6") " url"), 0);
-    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("r:6")), 6);
-    /* Read by id, as the lease handed it out. */
-    sl_record_info info;
-    ASSERT_EQ(sl_queue_get(q, "p5", &info), SLUICE_OK);
-    ASSERT_STR_EQ(info.url, "http://a.example/5/v1.jpg");
-    ASSERT_STR_EQ(info.key, "p5");
-    ASSERT_STR_EQ(info.origin, "http://a.example:80");
-    ASSERT_EQ(info.state, SL_STATE_IN_FLIGHT);
-    sl_record_info_clear(&info);
-    /* Given back, failed, dead: each finds its origin in the bytes. */
-    ASSERT_EQ(sl_queue_release(q, &l[0], T0), SLUICE_OK);
-    const sl_failure reset = {SL_CLASS_NETWORK, "connection reset", 0};
-    const sl_failure gone = {SL_CLASS_HTTP, "HTTP 404 Not Found", 404};
-    ASSERT_EQ(sl_queue_retry(q, &l[1], T0 + 5, &reset, true), SLUICE_OK);
-    ASSERT_EQ(sl_queue_dead(q, &l[2], &gone, T0), SLUICE_OK);
-    sluice_counts c;
-    ASSERT_EQ(sluice_queue_counts(q, &c), SLUICE_OK);
-    ASSERT_EQ(c.in_flight, 17);
-    ASSERT_EQ(c.retrying, 1);
-    ASSERT_EQ(c.dead, 1);
-    /* a's pending: the one given back and (the lookup by id unpacked
-     * them) the 1,980 leased from no pack */
-    ASSERT_EQ(test_redis_int(loc, "ZCARD " KEY("po:http://a.example:80")),
-              1981);
-    /* p5 comes again with a new url: its fields are separate again, its
-     * lease is no longer held, and it is pending at the new url. */
-    static sl_record again[1];
-    again[0] = rec(5, 2000, 2, false);
-    sluice_ingest_stats st = {0};
-    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
-    ASSERT_EQ(sl_queue_upsert(q, again, 1, T0, &st), SLUICE_OK);
-    ASSERT_EQ(sl_queue_commit(q), SLUICE_OK);
-    ASSERT_EQ(st.updated, 1);
-    ASSERT_EQ(test_redis_int(loc, "HEXISTS " KEY("r:6") " p"), 0);
-    sl_object_info obj = {5, "0000000000000000000000000000000000000000000"
-                             "000000000000000000000",
-                          NULL, NULL};
-    ASSERT_EQ(sl_queue_complete(q, &l[5], &obj, T0), SLUICE_ENOTFOUND);
-    ASSERT_EQ(sl_queue_get(q, "p5", &info), SLUICE_OK);
-    ASSERT_STR_EQ(info.url, "http://a.example/5/v2.jpg");
-    ASSERT_STR_EQ(info.id, "p5");
-    ASSERT_EQ(info.state, SL_STATE_PENDING);
-    sl_record_info_clear(&info);
-    /* The others complete under their tokens; a dead one is listed. */
-    ASSERT_EQ(sl_queue_complete(q, &l[6], &obj, T0), SLUICE_OK);
-    ASSERT_EQ(sl_queue_get(q, "p6", &info), SLUICE_OK);
-    ASSERT_STR_EQ(info.url, "http://a.example/6/v1.jpg");
-    ASSERT_EQ(info.state, SL_STATE_DONE);
-    ASSERT_EQ(info.size, 5);
-    sl_record_info_clear(&info);
-    for (size_t i = 0; i < n; i++)
-        sl_lease_clear(&l[i]);
-    sluice_queue_close(q);
-}
-
 /* A lease that skips the only origin the packs hold unpacks nothing:
  * the run skips an origin whenever it has enough of its records. */
 TEST(a_skipped_origin_alone_in_the_packs_leaves_them_packed)
 {
     char loc[300];
     sluice_queue *q = three_packs(loc, sizeof loc, 4000);
-    lease_n(q, 10);
     sl_lease l[10];
     size_t n = 0;
+    sl_lease_req req = {10, T0, 60000, NULL, 0};
+    ASSERT_EQ(sl_queue_lease(q, &req, l, &n), SLUICE_OK);
+    ASSERT_EQ(n, 10);
+    for (size_t i = 0; i < n; i++)
+        sl_lease_clear(&l[i]);
     ASSERT_EQ(n_packs(loc), PACKS(3000));
     const char *skip[] = {"http://a.example:80"};
     sl_lease_req skip_a = {10, T0, 60000, skip, 1};
@@ -598,43 +513,14 @@ count_info(void *ctx, const sl_record_info *r)
     return 0;
 }
 
-/* The dump's records, checked against rec(k, 700, 1) as the pack had
- * them: ctx counts them. */
-static int
-check_info(void *ctx, const sl_record_info *r)
-{
-    int *n = ctx;
-    char id[16], url[64];
-    int k = (*n)++;
-    snprintf(id, sizeof id, "p%d", k);
-    snprintf(url, sizeof url, "http://%s/%d/v1.jpg",
-             k < 700 ? "a.example" : "b.example", k);
-    ASSERT_STR_EQ(r->id, id);
-    ASSERT_STR_EQ(r->url, url);
-    ASSERT_STR_EQ(r->key, id);
-    ASSERT_STR_EQ(r->origin,
-                  k < 700 ? "http://a.example:80" : "http://b.example:80");
-    ASSERT_NULL(r->meta);
-    ASSERT_EQ(r->state, k < 10 ? SL_STATE_IN_FLIGHT : SL_STATE_PENDING);
-    return 0;
-}
-
 TEST(a_packed_queue_dumps_every_record)
 {
     char loc[300];
     test_redis_start(loc, sizeof loc, NULL);
     sluice_queue *q = open_queue(loc);
-    ASSERT_EQ(sl_queue_acquire_runner(q), SLUICE_OK);
     sl_queue_feed_start(q);
     ASSERT_EQ(batch(q, 0, 1500, 700, true).added, 1500);
-    /* Ten of them leased straight from their pack: their fields are
-     * the pack's bytes, which the dump reads as any other record's. */
-    lease_n(q, 10);
-    ASSERT_EQ(test_redis_int(loc, "HEXISTS " KEY("r:3") " p"), 1);
     int n = 0;
-    ASSERT_EQ(sl_queue_dump(q, check_info, &n), SLUICE_OK);
-    ASSERT_EQ(n, 1500);
-    n = 0;
     ASSERT_EQ(sl_queue_dump(q, count_info, &n), SLUICE_OK);
     ASSERT_EQ(n, 1500);
     ASSERT_EQ(test_redis_int(loc, "ZCARD " KEY("po:http://b.example:80")),

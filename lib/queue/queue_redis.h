@@ -27,12 +27,9 @@
 #define FP_HEX 24
 
 /* The schema version kept in the queue's meta hash: 1, records only;
- * 2, packs too (queue_redis_pack.c); 3, a record leased straight from
- * its pack keeps its pack bytes as one field (queue_redis_scripts.c,
- * RECORD_FIELDS). A queue of an older version is read as it is; the
- * first pack written into it, or the first record leased from a pack,
- * makes it 3. */
-#define SL_REDIS_SCHEMA 3
+ * 2, packs too (queue_redis_pack.c). A queue of version 1 is read as it
+ * is; the first pack written into it makes it 2. */
+#define SL_REDIS_SCHEMA 2
 
 /* The scripts, by number: rq_scripts[] in queue_redis_scripts.c. */
 enum {

@@ -107,35 +107,6 @@
     "  while unpack_next() do end\n"                                           \
     "end\n"
 
-/* A record leased straight from its pack (schema 3) keeps id, url, key,
- * meta and origin as its pack has them, the field `p`: one field, not
- * five, in the hash the lease writes a record. hmget(rid, names) reads
- * fields by name either way (meta '' as none); plain(rid) makes such a
- * record's fields separate, before an upsert changes them. */
-#define RECORD_FIELDS                                                          \
-    "local PF = {id = 1, url = 2, key = 3, meta = 4, origin = 5}\n"            \
-    "local function hmget(rid, names)\n"                                       \
-    "  local r = redis.call('HMGET', R(rid), 'p', unpack(names))\n"            \
-    "  local p = table.remove(r, 1)\n"                                         \
-    "  if p then\n"                                                            \
-    "    local v = {struct.unpack(PACK_REC, p)}\n"                             \
-    "    for i, n in ipairs(names) do\n"                                       \
-    "      local k = PF[n]\n"                                                  \
-    "      if k then r[i] = (k ~= 4 or v[k] ~= '') and v[k] end\n"             \
-    "    end\n"                                                                \
-    "  end\n"                                                                  \
-    "  return r\n"                                                             \
-    "end\n"                                                                    \
-    "local function plain(rid)\n"                                              \
-    "  local p = redis.call('HGET', R(rid), 'p')\n"                            \
-    "  if not p then return end\n"                                             \
-    "  local id, url, key, meta, origin = struct.unpack(PACK_REC, p)\n"        \
-    "  redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"         \
-    "    'origin', origin)\n"                                                  \
-    "  if meta ~= '' then redis.call('HSET', R(rid), 'meta', meta) end\n"     \
-    "  redis.call('HDEL', R(rid), 'p')\n"                                      \
-    "end\n"
-
 /* Helpers every script begins with. A record's state moves between the
  * indexes (pending, per-origin pending, inflight, retry, dead) only
  * through move(), which also keeps the per-state counts. */
@@ -190,9 +161,9 @@
     "  index(rid, to, origin, score)\n"                                        \
     "  if from ~= to then cnt(from, -1); cnt(to, 1) end\n"                     \
     "end\n"                                                                    \
-    PACKS RECORD_FIELDS                                                        \
     "local function held(rid, token)\n"                                        \
-    "  local r = hmget(rid, {'state', 'lease', 'origin', 'error_class'})\n"    \
+    "  local r = redis.call('HMGET', R(rid), 'state', 'lease', 'origin',\n"    \
+    "    'error_class')\n"                                                     \
     "  if r[1] ~= '1' or r[2] ~= token then return nil end\n"                  \
     "  return r\n"                                                             \
     "end\n"                                                                    \
@@ -203,7 +174,8 @@
     "local function opt(rid, field, v)\n"                                      \
     "  if v == '' then redis.call('HDEL', R(rid), field)\n"                    \
     "  else redis.call('HSET', R(rid), field, v) end\n"                        \
-    "end\n"
+    "end\n" \
+    PACKS
 
 /* ARGV: the schema version, '1' if it may create the queue. Returns
  * {'created'|'ok', version}, {'none'} or {'foreign', what}. */
@@ -287,7 +259,6 @@ static const char init_lua[] =
     "  else\n"                                                                 \
     "    redis.call('HSET', ids, id, rid .. ':' .. fp)\n"                      \
     "    seen[id], seen_fp[id] = rid, fp\n"                                    \
-    "    plain(rid)\n"                                                         \
     "    local r = redis.call('HMGET', R(rid), 'url', 'key', 'meta',\n"        \
     "      'origin', 'state')\n"                                               \
     "    if r[1] ~= url or r[2] ~= key then\n"                                 \
@@ -352,8 +323,8 @@ static const char lease_lua[] = PRELUDE
     "  flush()\n"
     "end\n"
     "local function take(rid, st)\n"
-    "  local r = hmget(rid, {'id', 'url', 'key', 'origin', 'meta',\n"
-    "    'attempts', 'first_at', 'lease'})\n"
+    "  local r = redis.call('HMGET', R(rid), 'id', 'url', 'key', 'origin',\n"
+    "    'meta', 'attempts', 'first_at', 'lease')\n"
     "  local lease = (tonumber(r[8]) or 0) + 1\n"
     "  local first = r[7] or now\n"
     "  redis.call('HSET', R(rid), 'state', 1, 'next_at', exp, 'lease',\n"
@@ -380,7 +351,7 @@ static const char lease_lua[] = PRELUDE
     "    if #page == 0 then break end\n"
     "    for i = 1, #page, 2 do\n"
     "      if #got < max and (nskip == 0 or\n"
-    "          not skip[hmget(page[i], {'origin'})[1]]) then\n"
+    "          not skip[redis.call('HGET', R(page[i]), 'origin')]) then\n"
     "        got[#got + 1] = {page[i], tonumber(page[i + 1]), st}\n"
     "      end\n"
     "    end\n"
@@ -428,7 +399,7 @@ static const char lease_lua[] = PRELUDE
     "    if #page == 0 then break end\n"
     "    for _, rid in ipairs(page) do\n"
     "      if #rids < rem and\n"
-    "          not skip[hmget(rid, {'origin'})[1]] then\n"
+    "          not skip[redis.call('HGET', R(rid), 'origin')] then\n"
     "        rids[#rids + 1] = rid\n"
     "      end\n"
     "    end\n"
@@ -461,8 +432,15 @@ static const char lease_lua[] = PRELUDE
      * leased now): two fields, not ten. */
     "local P = {}\n"
     "local function took(rid, id, url, key, meta, origin, queued, rec)\n"
-    "  redis.call('HSET', R(rid), 'p', rec, 'state', '1', 'queued_at',\n"
-    "    queued, 'next_at', exp, 'lease', '1', 'first_at', now)\n"
+    "  if meta == '' then\n"
+    "    redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"
+    "      'origin', origin, 'state', '1', 'queued_at', queued, 'next_at',\n"
+    "      exp, 'lease', '1', 'first_at', now)\n"
+    "  else\n"
+    "    redis.call('HSET', R(rid), 'id', id, 'url', url, 'key', key,\n"
+    "      'origin', origin, 'state', '1', 'queued_at', queued, 'next_at',\n"
+    "      exp, 'lease', '1', 'first_at', now, 'meta', meta)\n"
+    "  end\n"
     "  ADD[#ADD + 1] = exp\n"
     "  ADD[#ADD + 1] = rid\n"
     "  P[#P + 1] = rid\n"
@@ -476,10 +454,6 @@ static const char lease_lua[] = PRELUDE
     "end\n"
     "cnt(0, before - n)\n"
     "cnt(1, n - before)\n"
-    /* records with `p` are schema 3's */
-    "if n > before then\n"
-    "  redis.call('HSET', KEYS[1], 'version', " SL_STR(SL_REDIS_SCHEMA) ")\n"
-    "end\n"
     "finish()\n"
     "return {out, P}\n";
 
@@ -588,7 +562,7 @@ static const char renew_lua[] =
 static const char recover_lua[] = PRELUDE
     "local n = 0\n"
     "for _, rid in ipairs(redis.call('ZRANGE', K('inflight'), 0, -1)) do\n"
-    "  local r = hmget(rid, {'origin', 'error_class'})\n"
+    "  local r = redis.call('HMGET', R(rid), 'origin', 'error_class')\n"
     "  local to = r[2] and 2 or 0\n"
     "  redis.call('HSET', R(rid), 'state', to, 'next_at',\n"
     "    to == 2 and ARGV[1] or 0)\n"
@@ -621,7 +595,7 @@ static const char get_lua[] =
     PRELUDE "unpack_all()\n"
             "local rid = rid_of(ARGV[1])\n"
             "if not rid then return false end\n"
-            "return hmget(rid, F)\n";
+            "return redis.call('HMGET', R(rid), unpack(F))\n";
 
 /* ARGV: the first rid, how many rids, the state (-1: all), and where
  * the first rid is in the packs if it is packed ('' not known). Returns
@@ -640,7 +614,7 @@ static const char page_lua[] =
             "local tail = m[1] and tonumber(m[1]) or top\n"
             "local out = {stop + 1, top, ''}\n"
             "for rid = start, math.min(stop, tail) do\n"
-            "  local r = hmget(rid, F)\n"
+            "  local r = redis.call('HMGET', R(rid), unpack(F))\n"
             "  if r[1] and (ARGV[3] == '-1' or r[6] == ARGV[3]) then\n"
             "    for k = 1, #F do out[#out + 1] = r[k] end\n"
             "  end\n"
@@ -691,7 +665,7 @@ static const char dlq_page_lua[] =
             "local m = redis.call('ZRANGE', K('dead'), off, off + count - 1)\n"
             "local out = {#m}\n"
             "for _, member in ipairs(m) do\n"
-            "  local r = hmget(tonumber(member), F)\n"
+            "  local r = redis.call('HMGET', R(tonumber(member)), unpack(F))\n"
             "  if r[1] and (ARGV[3] == '' or r[10] == ARGV[3]) then\n"
             "    for k = 1, #F do out[#out + 1] = r[k] end\n"
             "  end\n"
@@ -702,7 +676,8 @@ static const char dlq_page_lua[] =
  * pending with a fresh start; returns how many. */
 static const char replay_lua[] =
     PRELUDE "local function one(rid)\n"
-            "  local r = hmget(rid, {'state', 'error_class', 'origin'})\n"
+            "  local r = redis.call('HMGET', R(rid), 'state', 'error_class',\n"
+            "    'origin')\n"
             "  if r[1] ~= '4' then return 0 end\n"
             "  if ARGV[2] ~= '' and r[2] ~= ARGV[2] then return 0 end\n"
             "  redis.call('HDEL', R(rid), 'next_at', 'attempts', 'throttles',\n"
@@ -798,7 +773,7 @@ static const char dump_lua[] =
             "G[#G + 1] = 'queued_at'\n"
             "G[#G + 1] = 'first_at'\n"
             "for rid = start, stop do\n"
-            "  local r = hmget(rid, G)\n"
+            "  local r = redis.call('HMGET', R(rid), unpack(G))\n"
             "  if r[1] then\n"
             "    for k = 1, #G do out[#out + 1] = r[k] end\n"
             "  end\n"
