@@ -316,9 +316,13 @@ sl_sched_top_up(sl_run *r, int64_t now_mono)
     if (!sl_queue_has(r->q, SL_QUEUE_F_SKIP))
         n_skip = 0;
     /* Every origin we know left alone: only others' records could come,
-     * and the last look found none; they can come due no sooner. */
-    if (n_skip > 0 && n_skip == n_origins && now_mono < s->others_dry_mono)
+     * and the last look found none; they can come due no sooner. Nor
+     * does the loop wake to lease before then: an origin wanting records
+     * again (pop_ready) or a pause ending leases at once. */
+    if (n_skip > 0 && n_skip == n_origins && now_mono < s->others_dry_mono) {
+        s->next_lease_mono = s->others_dry_mono;
         return;
+    }
     sl_lease_req req = {want, now, s->lease_ms, s->skip, n_skip};
     if (s->leaser) {
         /* Answered on a later turn: the loop goes on meanwhile. */
