@@ -40,7 +40,8 @@ steps() {
     # at once, in either order from one run to the next: sorted here.
     "$SLUICE" dlq list --db "$db" | cut -f1-4,6- | sort >"$dir/dlq.txt"
     "$SLUICE" dlq list --db "$db" --json |
-        sed 's/"failed_at":"[^"]*"//g; s/},{/}\n{/g' | sort >"$dir/dlq.json"
+        sed 's/"failed_at":"[^"]*"//g; s/^{"records":\[/&\n/
+             s/\],"count":/\n&/; s/},{/}\n{/g' | sort >"$dir/dlq.json"
     "$SLUICE" dlq list --db "$db" --class http | cut -f1-4,6- | sort \
         >"$dir/dlq_http.txt"
     "$SLUICE" list --db "$db" >"$dir/list.txt"
