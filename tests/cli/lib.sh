@@ -143,6 +143,17 @@ origin_stat() {
         sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"
 }
 
+# cpu_ms PID SECONDS [user]: the CPU time, in ms, that PID uses over the
+# next SECONDS (user and system time; with `user`, user time only).
+cpu_ms() {
+    local ticks='$14 + $15' before after
+    [ "${3:-}" = user ] && ticks='$14'
+    before=$(awk "{ print $ticks }" "/proc/$1/stat")
+    sleep "$2"
+    after=$(awk "{ print $ticks }" "/proc/$1/stat")
+    echo $(((after - before) * 1000 / $(getconf CLK_TCK)))
+}
+
 # verify_objects DIR FIRST LAST SIZE_SPEC [SKIP_CMD]: every object
 # DIR/sku-i.jpg for i in FIRST..LAST is byte for byte the origin's body i
 # (records for which `SKIP_CMD i` succeeds are skipped). Prints the count

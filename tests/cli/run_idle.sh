@@ -14,14 +14,10 @@ case_ "20 slots on a 30 ms origin: the run waits, it does not spin"
 "$SLUICE" run --store out --allow-private --max-concurrency 20 --quiet \
     >run.out 2>&1 &
 run_pid=$!
+sleep 1
 # User time only: writing the objects is system time, and a loop that
 # turns without waiting is user time (its clock reads, its scheduling).
-cpu_ticks() { awk "{ print \$14 }" /proc/$run_pid/stat; }
-sleep 1
-before=$(cpu_ticks)
-sleep 3
-after=$(cpu_ticks)
-busy_ms=$(((after - before) * 1000 / $(getconf CLK_TCK)))
+busy_ms=$(cpu_ms $run_pid 3 user)
 echo "# ${busy_ms} ms of user CPU in 3 s"
 [ "$busy_ms" -lt 400 ] ||
     fail "the run used ${busy_ms} ms of user CPU in 3 s (it spins)"

@@ -17,12 +17,8 @@ run_pid=$!
 sleep 1
 stop_origins
 # While it waits for the origin, the run must idle, not spin.
-cpu_ticks() { awk '{ print $14 + $15 }' /proc/$run_pid/stat; }
 sleep 1
-before=$(cpu_ticks)
-sleep 5
-after=$(cpu_ticks)
-busy_ms=$(((after - before) * 1000 / $(getconf CLK_TCK)))
+busy_ms=$(cpu_ms $run_pid 5)
 [ "$busy_ms" -lt 500 ] || fail "the run used ${busy_ms} ms of CPU in 5 s of waiting"
 start_origin o --listen 127.0.0.1:$port --latency fixed:20 --size fixed:2000
 wait $run_pid
