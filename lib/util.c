@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "fault.h"
@@ -58,6 +59,12 @@ char *
 sl_strdup_or_null(const char *s)
 {
     return s ? sl_strdup(s) : NULL;
+}
+
+void
+sl_thread_name(const char *name)
+{
+    (void)prctl(PR_SET_NAME, name, 0, 0, 0);
 }
 
 const char *

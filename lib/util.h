@@ -35,6 +35,8 @@ char *sl_strdup(const char *s);
 char *sl_strdup_or_null(const char *s);
 /* The environment variable's value when it is set and not empty. */
 const char *sl_env(const char *name);
+/* Names the calling thread (at most 15 bytes), as top -H and gdb show it. */
+void sl_thread_name(const char *name);
 char *sl_strndup(const char *s, size_t len);
 void sl_free(void *ptr);
 

@@ -47,6 +47,7 @@ static void *
 checkpoint_main(void *arg)
 {
     sl_checkpointer *c = arg;
+    sl_thread_name("sl-checkpoint");
     pthread_mutex_lock(&c->lock);
     for (;;) {
         while (!c->wanted && !c->stopping)

@@ -31,6 +31,7 @@ renewer_main(void *arg)
     sl_redis conn;
     sl_redis_script script = sl_rq_scripts[RQ_RUNNER_RENEW];
     char location[512];
+    sl_thread_name("sl-renewer");
     memset(&conn, 0, sizeof conn);
     /* The same address, parsed again: a location of our own. */
     if (s->conn.addr.path)

@@ -25,6 +25,7 @@ static void *
 counter_main(void *arg)
 {
     sl_counter *c = arg;
+    sl_thread_name("sl-counter");
     pthread_mutex_lock(&c->lock);
     while (!c->stopping) {
         pthread_mutex_unlock(&c->lock);

@@ -75,6 +75,7 @@ static void *
 leaser_main(void *arg)
 {
     sl_leaser *l = arg;
+    sl_thread_name("sl-leaser");
     pthread_mutex_lock(&l->lock);
     for (;;) {
         while (l->phase != LEASER_ASKED && !l->stopping)

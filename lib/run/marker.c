@@ -404,6 +404,7 @@ static void *
 marker_main(void *arg)
 {
     sl_marker *m = arg;
+    sl_thread_name("sl-marker");
     pthread_mutex_lock(&m->lock);
     while (wait_for_work(m)) {
         /* Behind the marks kept; out of memory to join them, the kept

@@ -226,6 +226,7 @@ parse_feed(void *arg)
     char reason[512];
     sl_feed_item item;
     sl_record rec;
+    sl_thread_name("sl-parse");
     chunk *c = take_free(p);
 
     while (c) {
@@ -394,6 +395,7 @@ static void *
 check_feed(void *arg)
 {
     pipeline *p = arg;
+    sl_thread_name("sl-check");
     chunk *c;
     while ((c = pop(p, &p->parsed))) {
         bool last = c->last;

@@ -341,6 +341,7 @@ static void *
 upload_main(void *arg)
 {
     sl_s3_store *ss = arg;
+    sl_thread_name("sl-upload");
     for (;;) {
         pthread_mutex_lock(&ss->async->lock);
         bool stop = ss->async->stopping;

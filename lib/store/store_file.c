@@ -745,6 +745,7 @@ static void *
 flush_main(void *arg)
 {
     file_store *fs = arg;
+    sl_thread_name("sl-flush");
     pthread_mutex_lock(&fs->async->lock);
     for (;;) {
         while (!fs->flush_asked && !fs->flush_stopping)
@@ -825,6 +826,7 @@ static void *
 sync_main(void *arg)
 {
     sl_store *s = arg;
+    sl_thread_name("sl-sync");
     file_store *fs = fs_of(s);
     sl_async *a = fs->async;
     sl_object *placed = NULL, *placed_last = NULL;   /* renamed, unsynced */

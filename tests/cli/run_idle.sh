@@ -18,6 +18,15 @@ sleep 1
 # User time only: writing the objects is system time, and a loop that
 # turns without waiting is user time (its clock reads, its scheduling).
 busy_ms=$(cpu_ms $run_pid 3 user)
+# Its threads say what they are for (top -H, gdb): the loop's helpers.
+threads=$(cat /proc/$run_pid/task/*/comm | sort -u | tr '\n' ' ')
+echo "# threads: $threads"
+for t in sl-marker sl-sync sl-flush sl-counter; do
+    case " $threads " in
+    *" $t "*) ;;
+    *) fail "no thread named $t among: $threads" ;;
+    esac
+done
 echo "# ${busy_ms} ms of user CPU in 3 s"
 [ "$busy_ms" -lt 400 ] ||
     fail "the run used ${busy_ms} ms of user CPU in 3 s (it spins)"
