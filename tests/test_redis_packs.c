@@ -114,12 +114,17 @@ TEST(a_packed_ingest_reads_as_records_do)
     st = batch(q, 2500, 2800, 4000, true);
     ASSERT_EQ(st.added, 300);
     ASSERT_EQ(n_packs(loc), PACKS(2500) + PACKS(300));
-    /* A lookup by id unpacks every pack first. */
+    /* A lookup by id finds the record in its pack, unpacking nothing. */
     sl_record_info info;
     ASSERT_EQ(sl_queue_get(q, "p2700", &info), SLUICE_OK);
     ASSERT_STR_EQ(info.url, "http://a.example/2700/v1.jpg");
+    ASSERT_STR_EQ(info.origin, "http://a.example:80");
     ASSERT_EQ(info.state, SL_STATE_PENDING);
     sl_record_info_clear(&info);
+    ASSERT_EQ(sl_queue_get(q, "p2800", &info), SLUICE_ENOTFOUND);
+    ASSERT_EQ(n_packs(loc), PACKS(2500) + PACKS(300));
+    /* Unpacked, they are hashes and index entries like any. */
+    ASSERT_EQ(sl_rq_unpack_all(q), SLUICE_OK);
     ASSERT_EQ(n_packs(loc), 0);
     ASSERT_EQ(test_redis_int(loc, "HEXISTS " KEY("meta") " tail"), 0);
     ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("ids")), 2800);
@@ -310,6 +315,9 @@ TEST(a_repeated_id_is_looked_up_and_packing_goes_on)
     sluice_counts c;
     ASSERT_EQ(sluice_queue_counts(q, &c), SLUICE_OK);
     ASSERT_EQ(c.total, 200);
+    /* p150..p199 are still packed; their ids go in `ids` unpacked. */
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("ids")), 150);
+    ASSERT_EQ(sl_rq_unpack_all(q), SLUICE_OK);
     ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("ids")), 200);
     sluice_queue_close(q);
 }
@@ -455,9 +463,7 @@ TEST(a_list_reads_packed_records_where_they_are)
     ASSERT_EQ(missing, 1);
     ASSERT_EQ(n_packs(loc), PACKS(1000));
     /* The same records unpacked list the same, meta and all. */
-    sl_record_info info;
-    ASSERT_EQ(sl_queue_get(q, "p999", &info), SLUICE_OK);
-    sl_record_info_clear(&info);
+    ASSERT_EQ(sl_rq_unpack_all(q), SLUICE_OK);
     ASSERT_EQ(n_packs(loc), 0);
     list_text unpacked = list_of(q, -1);
     ASSERT_EQ(unpacked.len, packed.len);
@@ -525,5 +531,111 @@ TEST(a_packed_queue_dumps_every_record)
     ASSERT_EQ(n, 1500);
     ASSERT_EQ(test_redis_int(loc, "ZCARD " KEY("po:http://b.example:80")),
               800);
+    sluice_queue_close(q);
+}
+
+/* The get script once, from pack `from` ('' the lowest), `most` packs:
+ * its answer's first element into what, its second into next. */
+static redisReply *
+get_step(sluice_queue *q, const char *id, const char *from, const char *most)
+{
+    const char *argv[] = {id, from, most};
+    redisReply *r = NULL;
+    ASSERT_EQ(sl_rq_eval(q, RQ_GET, &r, 3, argv, NULL), SLUICE_OK);
+    ASSERT_NOT_NULL(sl_rq_str(r, 0));
+    return r;
+}
+
+/* Lease n records (n must come) and let them go unmarked. */
+static void
+lease_n(sluice_queue *q, size_t n)
+{
+    static sl_lease l[1000];
+    size_t got = 0;
+    sl_lease_req req = {n, T0, 60000, NULL, 0};
+    ASSERT(n <= SL_ARRAY_LEN(l));
+    ASSERT_EQ(sl_queue_lease(q, &req, l, &got), SLUICE_OK);
+    ASSERT_EQ(got, n);
+    for (size_t i = 0; i < got; i++)
+        sl_lease_clear(&l[i]);
+}
+
+static sl_record_info
+get_info(sluice_queue *q, const char *id)
+{
+    sl_record_info info;
+    ASSERT_EQ(sl_queue_get(q, id, &info), SLUICE_OK);
+    return info;
+}
+
+TEST(a_lookup_by_id_finds_a_record_where_it_is)
+{
+    char loc[300];
+    sluice_queue *q = three_packs(loc, sizeof loc, 1000);
+    /* 100 leased from the first pack: p0..p99 are hashes, the rest of
+     * that pack is still packed after them. */
+    lease_n(q, 100);
+    long long packs = n_packs(loc);
+    sl_record_info info = get_info(q, "p50");
+    ASSERT_EQ(info.state, SL_STATE_IN_FLIGHT);
+    sl_record_info_clear(&info);
+    const char *const packed[] = {"p100", "p127", "p128", "p999", "p1000",
+                                  "p2999"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(packed); i++) {
+        int k = atoi(packed[i] + 1);
+        char url[64];
+        snprintf(url, sizeof url, "http://%s/%d/v1.jpg",
+                 k < 1000 ? "a.example" : "b.example", k);
+        info = get_info(q, packed[i]);
+        ASSERT_STR_EQ(info.id, packed[i]);
+        ASSERT_STR_EQ(info.url, url);
+        ASSERT_STR_EQ(info.key, packed[i]);
+        ASSERT_STR_EQ(info.origin, k < 1000 ? "http://a.example:80"
+                                            : "http://b.example:80");
+        ASSERT_EQ(info.state, SL_STATE_PENDING);
+        ASSERT(info.meta == NULL);
+        ASSERT_EQ(info.attempts, 0);
+        sl_record_info_clear(&info);
+    }
+    /* Neither a missing id, nor one whose text is a prefix of ids or
+     * inside urls, is taken for a record. */
+    const char *const missing[] = {"p3000", "p", "a.example", "v1.jpg"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(missing); i++)
+        ASSERT_EQ(sl_queue_get(q, missing[i], &info), SLUICE_ENOTFOUND);
+    ASSERT_EQ(n_packs(loc), packs);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " tail"), 100);
+    sluice_queue_close(q);
+}
+
+TEST(a_lookup_goes_on_from_pack_to_pack_while_leases_unpack_them)
+{
+    char loc[300];
+    sluice_queue *q = three_packs(loc, sizeof loc, 3000);
+    /* One pack a call: the first call, on the lowest pack, says where
+     * to go on. */
+    redisReply *r = get_step(q, "p700", "", "1");
+    ASSERT_STR_EQ(sl_rq_str(r, 0), "more");
+    ASSERT_STR_EQ(sl_rq_str(r, 1), "129");
+    freeReplyObject(r);
+    r = get_step(q, "p700", "129", "1");
+    ASSERT_STR_EQ(sl_rq_str(r, 0), "more");
+    ASSERT_STR_EQ(sl_rq_str(r, 1), "257");
+    freeReplyObject(r);
+    /* Meanwhile a lease unpacks p0..p999: the next call finds p700 in
+     * its hash, leased. */
+    lease_n(q, 1000);
+    r = get_step(q, "p700", "257", "1");
+    ASSERT_STR_EQ(sl_rq_str(r, 0), "rec");
+    ASSERT_STR_EQ(sl_rq_str(r, 1 + RF_ID), "p700");
+    ASSERT_STR_EQ(sl_rq_str(r, 1 + RF_STATE), "1");
+    freeReplyObject(r);
+    /* A place below the lowest pack left starts at it; the last pack
+     * searched, the answer is none. */
+    r = get_step(q, "p1500", "129", "1");
+    ASSERT_STR_EQ(sl_rq_str(r, 0), "more");
+    freeReplyObject(r);
+    r = get_step(q, "p4000", "", "100");
+    ASSERT_STR_EQ(sl_rq_str(r, 0), "none");
+    freeReplyObject(r);
     sluice_queue_close(q);
 }

@@ -4,9 +4,9 @@
  * values, SL_RQ_PACK_RECORDS records each, with a handful of plain
  * commands a batch in one MULTI/EXEC, rather than as a hash and four
  * index entries a record. The lease unpacks them as the run needs
- * records, a list reads them where they are, and whatever looks
- * records up by id unpacks them all first (sl_rq_unpack_all, a few
- * packs a call).
+ * records, a list and a lookup by id read them where they are, and
+ * whatever else looks records up by id (an ingest's lookup, a dump)
+ * unpacks them all first (sl_rq_unpack_all, a few packs a call).
  *
  * A batch may be packed only while every id in the queue came from this
  * feed and the feed names each of the batch's ids for the first time

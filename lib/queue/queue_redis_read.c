@@ -13,6 +13,8 @@
 
 /* Records a page of `list` and `dlq list` reads. */
 #define PAGE_RIDS 512
+/* Packs a lookup by id searches a call, at most (some 2 MB). */
+#define FIND_PACKS "128"
 
 sluice_err
 sl_rq_counts(sluice_queue *q, int64_t now_ms, sluice_counts *out)
@@ -98,27 +100,51 @@ sl_rq_info_read(const sl_rq_queue *s, const redisReply *r, size_t at,
     return true;
 }
 
+/*
+ * The record `id`: *reply, its fields (F) from element 1, or
+ * SLUICE_ENOTFOUND. Packed records are searched where they are, some
+ * packs a call (RQ_GET), so that a lookup unpacks nothing.
+ */
+static sluice_err
+find(sluice_queue *q, const char *id, redisReply **reply)
+{
+    char place[24] = "";
+    for (;;) {
+        const char *argv[] = {id, place, FIND_PACKS};
+        redisReply *r;
+        sluice_err err = sl_rq_eval(q, RQ_GET, &r, 3, argv, NULL);
+        if (err != SLUICE_OK)
+            return err;
+        const char *what = sl_rq_str(r, 0);
+        if (r->type != REDIS_REPLY_ARRAY || !what)
+            return sl_rq_bad_reply(q, r, "get");
+        if (strcmp(what, "rec") == 0 && r->elements == 1 + RF_COUNT_) {
+            *reply = r;
+            return SLUICE_OK;
+        }
+        const char *next = r->elements == 2 ? sl_rq_str(r, 1) : NULL;
+        if (strcmp(what, "more") == 0 && next && strlen(next) < sizeof place) {
+            sl_fmt(place, sizeof place, "%s", next);
+            freeReplyObject(r);
+            continue;
+        }
+        if (strcmp(what, "none") != 0)
+            return sl_rq_bad_reply(q, r, "get");
+        freeReplyObject(r);
+        return sl_queue_fail(q, SLUICE_ENOTFOUND, "no record with id %.200s",
+                             id);
+    }
+}
+
 sluice_err
 sl_rq_get(sluice_queue *q, const char *id, sl_record_info *out)
 {
     sl_rq_queue *s = sl_rq_state(q);
-    const char *argv[] = {id};
     redisReply *reply;
-    /* Records looked up by id or RID are unpacked first, here a few
-     * packs a call (the scripts would do it all at once). */
-    sluice_err err = sl_rq_unpack_all(q);
-    if (err == SLUICE_OK)
-        err = sl_rq_eval(q, RQ_GET, &reply, 1, argv, NULL);
+    sluice_err err = find(q, id, &reply);
     if (err != SLUICE_OK)
         return err;
-    if (reply->type == REDIS_REPLY_NIL) {
-        freeReplyObject(reply);
-        return sl_queue_fail(q, SLUICE_ENOTFOUND, "no record with id %.200s",
-                             id);
-    }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != RF_COUNT_)
-        return sl_rq_bad_reply(q, reply, "get");
-    bool copied = sl_rq_info_read(s, reply, 0, out);
+    bool copied = sl_rq_info_read(s, reply, 1, out);
     freeReplyObject(reply);
     if (!copied)
         return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
@@ -164,18 +190,9 @@ sl_rq_list(sluice_queue *q, int state, const char *id, sluice_record_fn *fn,
     redisReply *reply;
     sluice_err err;
     if (id) {
-        const char *argv[] = {id};
-        if ((err = sl_rq_unpack_all(q)) != SLUICE_OK ||
-            (err = sl_rq_eval(q, RQ_GET, &reply, 1, argv, NULL)) != SLUICE_OK)
+        if ((err = find(q, id, &reply)) != SLUICE_OK)
             return err;
-        if (reply->type == REDIS_REPLY_NIL) {
-            freeReplyObject(reply);
-            return sl_queue_fail(q, SLUICE_ENOTFOUND,
-                                 "no record with id %.200s", id);
-        }
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != RF_COUNT_)
-            return sl_rq_bad_reply(q, reply, "list");
-        sluice_record rec = record_of(s, reply, 0);
+        sluice_record rec = record_of(s, reply, 1);
         fn(ctx, &rec);
         freeReplyObject(reply);
         return SLUICE_OK;

@@ -18,9 +18,9 @@
  * made (no pending entries to add and remove); the rest of that pack
  * is read later from meta's `pack` (its key) and `pack_at` (where its
  * next record begins). The lease takes from packs past the pending
- * records, or unpacks for origins to skip; the list's pages read them
- * where they are; every other script that looks a record up by id or
- * by RID calls unpack_all() first (the client has unpacked already, a
+ * records, or unpacks for origins to skip; the list's pages and `get`
+ * read them where they are; every other script that looks a record up
+ * by id or by RID calls unpack_all() first (the client has unpacked already, a
  * few packs a call, so that is usually nothing). A pack is id, url, key,
  * meta, origin and fingerprint a record, each a 4-byte little-endian
  * length and the text; "q:RID" beside it, its records' queued_at.
@@ -590,12 +590,53 @@ static const char counts_lua[] = PRELUDE
     "return {c[1] or '0', c[2] or '0', c[3] or '0', c[4] or '0',\n"
     "  c[5] or '0', q}\n";
 
-/* ARGV: id. The record's fields (F), or nil. */
+/* ARGV: id, the first pack to look in ('' the lowest), how many packs
+ * to look in at most. Returns {'rec', the record's fields (F)},
+ * {'none'}, or {'more', the next pack}: a record looked up by id is
+ * found where it is, in its hash or in its pack (pending, as a list
+ * reads it), and nothing is unpacked. A pack is searched for the id's
+ * bytes as a pack holds them, then walked only where they occur. The
+ * caller calls again from the pack named: whatever a lease unpacked
+ * meanwhile is in `ids` by then, and nothing is packed again. */
 static const char get_lua[] =
-    PRELUDE "unpack_all()\n"
-            "local rid = rid_of(ARGV[1])\n"
-            "if not rid then return false end\n"
-            "return redis.call('HMGET', R(rid), unpack(F))\n";
+    PRELUDE "local id, most = ARGV[1], tonumber(ARGV[3])\n"
+            "local rid = rid_of(id)\n"
+            "if rid then\n"
+            "  return {'rec', unpack(redis.call('HMGET', R(rid), unpack(F)))}\n"
+            "end\n"
+            "local m = redis.call('HMGET', KEYS[1], 'tail', 'pack')\n"
+            "if not m[1] then return {'none'} end\n"
+            "local tail = tonumber(m[1])\n"
+            "local from = math.max(tonumber(ARGV[2]) or 0,\n"
+            "  tonumber(m[2] or tail + 1))\n"
+            "local firsts = {}\n"
+            "for _, f in ipairs(redis.call('HKEYS', K('packs'))) do\n"
+            "  local n = tonumber(f)\n"
+            "  if n and n >= from then firsts[#firsts + 1] = n end\n"
+            "end\n"
+            "table.sort(firsts)\n"
+            "local needle = struct.pack('<I4', #id) .. id\n"
+            "for k = 1, math.min(#firsts, most) do\n"
+            "  local first = firsts[k]\n"
+            "  local blob = redis.call('HGET', K('packs'), first)\n"
+            "  if string.find(blob, needle, 1, true) then\n"
+            "    local at, r = 1, first\n"
+            "    while at <= #blob do\n"
+            "      local pid, url, key, meta, origin, _\n"
+            "      pid, url, key, meta, origin, _, at = struct.unpack(PACK_REC,\n"
+            "        blob, at)\n"
+            "      if pid == id and r > tail then\n"
+            "        local out = {'rec', id, url, key, meta ~= '' and meta,\n"
+            "          origin, '0'}\n"
+            "        for j = 7, #F do out[j + 1] = false end\n"
+            "        return out\n"
+            "      end\n"
+            "      r = r + 1\n"
+            "    end\n"
+            "  end\n"
+            "end\n"
+            "if #firsts > most then return {'more', tostring(firsts[most + 1])} end\n"
+            "return {'none'}\n";
 
 /* ARGV: the first rid, how many rids, the state (-1: all), and where
  * the first rid is in the packs if it is packed ('' not known). Returns
