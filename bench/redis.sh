@@ -12,7 +12,8 @@
 #   fast      nginx serving FAST_N files of 8 KiB, cap 64: one runner on
 #             SQLite against one on Redis (the CPU-bound case)
 #   ingest    INGEST_N JSONL records into Redis and into SQLite, against
-#             redis-benchmark -P 64 -t set on the same socket
+#             redis-benchmark -P 64 -t set on the same socket; for the
+#             Redis runs, Redis's CPU and the AOF rewrites it forked for
 #
 #   bash bench/redis.sh [BUILD_DIR]
 #   REDIS_N=5000 FAST_N=10000 INGEST_N=1000000 ROUNDS=3
@@ -66,6 +67,22 @@ redis_memory() {
 redis_cpu() {
     rcli INFO cpu | tr -d '\r' |
         awk -F: '/^used_cpu_(user|sys):/ { s += $2 } END { print s + 0 }'
+}
+
+# Redis's forks so far (each an AOF rewrite here: no RDB snapshots).
+redis_forks() {
+    rcli INFO stats | tr -d '\r' | sed -n 's/^total_forks://p'
+}
+# redis_mark, then redis_since: Redis's CPU seconds in between (its own
+# process; a rewrite's child is not in it) and the forks it made, two
+# tab-separated columns.
+redis_mark() {
+    mark_cpu=$(redis_cpu)
+    mark_forks=$(redis_forks)
+}
+redis_since() {
+    awk -v a="$mark_cpu" -v b="$(redis_cpu)" -v f="$mark_forks" \
+        -v g="$(redis_forks)" 'BEGIN { printf "%.2f\t%d", b - a, g - f }'
 }
 
 # runners QUEUE STORE N CAP: N sluice runs at once on QUEUE, each with
@@ -180,21 +197,26 @@ CONF
         "$bin/bench/gen_feed" "$ingest_n" jsonl >feed.jsonl
         for r in $(seq "$rounds"); do
             rcli FLUSHALL >/dev/null
+            redis_mark
             /usr/bin/time -f "%e" -o t.txt "$bin/sluice" ingest --quiet \
                 --db "$db" feed.jsonl >/dev/null
-            printf 'ingest/redis\t%s\t%s\n' "$r" "$(cat t.txt)" >>ingest.tsv
+            printf 'ingest/redis\t%s\t%s\t%s\n' "$r" "$(cat t.txt)" \
+                "$(redis_since)" >>ingest.tsv
             rm -f q.db*
             /usr/bin/time -f "%e" -o t.txt "$bin/sluice" ingest --quiet \
                 --db q.db feed.jsonl >/dev/null
-            printf 'ingest/sqlite\t%s\t%s\n' "$r" "$(cat t.txt)" >>ingest.tsv
+            printf 'ingest/sqlite\t%s\t%s\t-\t-\n' "$r" "$(cat t.txt)" \
+                >>ingest.tsv
             rcli FLUSHALL >/dev/null
+            redis_mark
             sets=$(redis-benchmark -s "$sock" -P 64 -t set -n "$ingest_n" \
                 -q 2>/dev/null | tr '\r' '\n' |
                 sed -n 's/^SET: \([0-9.]*\) requests per second.*/\1/p' |
                 tail -1)
-            printf 'ingest/redis-benchmark\t%s\t%s\n' "$r" \
+            printf 'ingest/redis-benchmark\t%s\t%s\t%s\n' "$r" \
                 "$(awk -v s="$sets" -v n="$ingest_n" \
-                    'BEGIN { printf "%.3f", n / s }')" >>ingest.tsv
+                    'BEGIN { printf "%.3f", n / s }')" \
+                "$(redis_since)" >>ingest.tsv
         done
         rcli FLUSHALL >/dev/null
         ;;
@@ -252,13 +274,17 @@ if [ -s ingest.tsv ]; then
     echo "ingest: $ingest_n JSONL records; redis-benchmark -P 64 -t set" \
         "-n $ingest_n on the same socket"
     bench_table ingest.tsv '
-    printf "%-24s %8s %10s %10s\n", "tool", "seconds", "records/s",
-        "vs_sets"
+    printf "%-24s %8s %10s %10s %7s %9s\n", "tool", "seconds",
+        "records/s", "vs_sets", "cpu_rd", "rewrites"
     for (i = 1; i <= m; i++) {
         t = order[i]; secs = median(runs[t, 3])
-        printf "%-24s %8.2f %10.0f %9.2fx\n", t, secs, n / secs,
-            median(runs["ingest/redis-benchmark", 3]) / secs
+        printf "%-24s %8.2f %10.0f %9.2fx %7s %9s\n", t, secs, n / secs,
+            median(runs["ingest/redis-benchmark", 3]) / secs,
+            median(runs[t, 4]), runs[t, 5]
     }' -v n="$ingest_n"
+    echo "(cpu_rd: Redis's own CPU seconds, median; rewrites: the AOF" \
+        "rewrites Redis forked for during each round's run, whose" \
+        "children's CPU competes for the same cores)"
 fi
 echo "(cpu_sl, cpu_rd: the runners' and Redis's CPU, microseconds a record)"
 echo "(targets: redis3 ideal/act >= 0.95 with 0 violations; redis1 >= 0.9x"
