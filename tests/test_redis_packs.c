@@ -639,3 +639,88 @@ TEST(a_lookup_goes_on_from_pack_to_pack_while_leases_unpack_them)
     freeReplyObject(r);
     sluice_queue_close(q);
 }
+
+TEST(a_commit_in_two_halves_writes_while_the_next_batch_is_made)
+{
+    char loc[300];
+    test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *q = open_queue(loc);
+    sl_queue_feed_start(q);
+    static sl_record r[1000];
+    for (int k = 0; k < 1000; k++)
+        r[k] = rec(k, 4000, 1, true);
+    sluice_ingest_stats a = {0}, b = {0}, c = {0};
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(q, r, 300, T0, &a), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit_send(q), SLUICE_OK);
+    ASSERT(q->commit_sent);
+    /* The next batch is made meanwhile; the first's counts come with
+     * its outcome. */
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(q, r + 300, 400, T0, &b), SLUICE_OK);
+    ASSERT_EQ(a.added, 0);
+    ASSERT_EQ(sl_queue_commit_wait(q), SLUICE_OK);
+    ASSERT_EQ(a.added, 300);
+    ASSERT_EQ(b.added, 0);
+    ASSERT_EQ(n_packs(loc), PACKS(300));
+    ASSERT_EQ(sl_queue_commit_send(q), SLUICE_OK);
+    /* A third, rolled back while the second is out: only the second
+     * goes in. */
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(q, r + 700, 300, T0, &c), SLUICE_OK);
+    ASSERT_EQ(sl_queue_rollback(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit_wait(q), SLUICE_OK);
+    ASSERT_EQ(b.added, 400);
+    ASSERT_EQ(c.added, 0);
+    ASSERT_EQ(n_packs(loc), PACKS(300) + PACKS(400));
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " rid"), 700);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("counts") " s0"), 700);
+    /* A batch that may not be packed (p5 again) commits whole in
+     * _send, looked up; _wait has nothing to read. */
+    r[5] = rec(5, 4000, 2, false);
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(q, r + 5, 1, T0, &c), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit_send(q), SLUICE_OK);
+    ASSERT(!q->commit_sent);
+    ASSERT_EQ(c.updated, 1);
+    ASSERT_EQ(sl_queue_commit_wait(q), SLUICE_OK);
+    listing l = {0, true};
+    ASSERT_EQ(sluice_list(q, NULL, check_order, &l), SLUICE_OK);
+    ASSERT_EQ(l.n, 700);
+    ASSERT(l.in_order);
+    sluice_queue_close(q);
+}
+
+TEST(a_commit_sent_after_another_writer_is_looked_up)
+{
+    char loc[300];
+    test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *q = open_queue(loc), *other = open_queue(loc);
+    sl_queue_feed_start(q);
+    ASSERT_EQ(batch(q, 0, 100, 4000, true).added, 100);
+    /* Another writer's record lands between this feed's batches (its
+     * lookup unpacks the queue): the next batch is not packed but
+     * looked up, whole in _send. */
+    static sl_record r[200];
+    r[0] = rec(150, 4000, 1, true);
+    sluice_ingest_stats o = {0}, a = {0};
+    ASSERT_EQ(sl_queue_begin(other), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(other, r, 1, T0, &o), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit(other), SLUICE_OK);
+    ASSERT_EQ(o.added, 1);
+    for (int k = 100; k < 200; k++)
+        r[k - 100] = rec(k, 4000, 1, true);
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(q, r, 100, T0, &a), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit_send(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit_wait(q), SLUICE_OK);
+    ASSERT_EQ(a.added, 99);
+    ASSERT_EQ(a.unchanged, 1);
+    ASSERT(!q->commit_sent);
+    ASSERT_EQ(n_packs(loc), 0);
+    sluice_counts c;
+    ASSERT_EQ(sluice_queue_counts(q, &c), SLUICE_OK);
+    ASSERT_EQ(c.total, 200);
+    sluice_queue_close(other);
+    sluice_queue_close(q);
+}

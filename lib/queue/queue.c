@@ -122,6 +122,7 @@ sluice_queue_close(sluice_queue *q)
     if (q->state) {
         if (q->in_batch)
             sl_queue_rollback(q);
+        (void)sl_queue_commit_wait(q);
         q->ops->close(q);
         sl_free(q->state);
     }
@@ -189,7 +190,7 @@ sl_queue_begin(sluice_queue *q)
 sluice_err
 sl_queue_commit(sluice_queue *q)
 {
-    assert(q->in_batch);
+    assert(q->in_batch && !q->commit_sent);
     sluice_err err = queue_fault(q, "commit");
     if (err != SLUICE_OK)
         return err;
@@ -198,6 +199,32 @@ sl_queue_commit(sluice_queue *q)
     if (err == SLUICE_OK)
         q->in_batch = false;
     return err;
+}
+
+sluice_err
+sl_queue_commit_send(sluice_queue *q)
+{
+    assert(q->in_batch && !q->commit_sent);
+    if (!q->ops->commit_send)
+        return sl_queue_commit(q);
+    bool sent = false;
+    sluice_err err = queue_fault(q, "commit");
+    if (err == SLUICE_OK)
+        err = q->ops->commit_send(q, &sent);
+    if (err == SLUICE_OK) {
+        q->in_batch = false;
+        q->commit_sent = sent;
+    }
+    return err;
+}
+
+sluice_err
+sl_queue_commit_wait(sluice_queue *q)
+{
+    if (!q->commit_sent)
+        return SLUICE_OK;
+    q->commit_sent = false;
+    return q->ops->commit_wait(q);
 }
 
 sluice_err

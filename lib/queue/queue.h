@@ -173,6 +173,7 @@ struct sluice_queue {
     char *location;
     void *state; /* the backend's, ops->state_size bytes, zeroed */
     bool in_batch;
+    bool commit_sent; /* sl_queue_commit_send's, not yet waited for */
     /* Threads that share the handle (a run's loop, its marker, its slot
      * service) take turns on it: sl_queue_lock. */
     pthread_mutex_t turn;
@@ -214,6 +215,10 @@ struct sl_queue_ops {
     sluice_err (*begin)(sluice_queue *q);
     sluice_err (*commit)(sluice_queue *q);
     sluice_err (*rollback)(sluice_queue *q);
+    /* Optional: commit in two halves (sl_queue_commit_send); *sent
+     * false: committed whole, nothing to wait for. */
+    sluice_err (*commit_send)(sluice_queue *q, bool *sent);
+    sluice_err (*commit_wait)(sluice_queue *q);
 
     /* Adds to counts->added, updated and unchanged. */
     sluice_err (*upsert)(sluice_queue *q, const sl_record *recs, size_t n,
@@ -329,6 +334,17 @@ bool sl_queue_holds_turn(sluice_queue *q);
 sluice_err sl_queue_begin(sluice_queue *q);
 sluice_err sl_queue_commit(sluice_queue *q);
 sluice_err sl_queue_rollback(sluice_queue *q);
+/*
+ * A commit in two halves, so that the caller makes its next batch while
+ * the queue writes this one: _send ends the batch and sends it, _wait
+ * says how it went (and only then are its upserts' counts added). In
+ * between, only begin, upsert inside that batch and rollback (of the
+ * new batch) may be called; _wait comes before anything else, and
+ * before the next _send. A backend that cannot split its commit commits
+ * whole in _send, and _wait says OK.
+ */
+sluice_err sl_queue_commit_send(sluice_queue *q);
+sluice_err sl_queue_commit_wait(sluice_queue *q);
 /*
  * Insert or update recs[0..n) by id (DESIGN.md: same url and key, no-op;
  * a new url or key, pending again; new meta, kept) and add the outcome to

@@ -228,7 +228,8 @@ static sluice_err
 redis_open(sluice_queue *q, const char *location, const sluice_queue_opts *opts)
 {
     sl_rq_queue *s = sl_rq_state(q);
-    sl_buf_init(&s->text);
+    sl_buf_init(&s->batch.text);
+    sl_buf_init(&s->sent.text);
     pthread_mutex_init(&s->renew_mu, NULL);
     pthread_cond_init(&s->renew_cv, NULL);
     memcpy(s->scripts, sl_rq_scripts, sizeof s->scripts);
@@ -248,12 +249,15 @@ redis_close(sluice_queue *q)
     sl_rq_queue *s = sl_rq_state(q);
     sl_rq_runner_end(s);
     sl_redis_close(&s->conn);
-    sl_buf_free(&s->text);
+    rq_batch *both[] = {&s->batch, &s->sent};
+    for (size_t i = 0; i < SL_ARRAY_LEN(both); i++) {
+        sl_buf_free(&both[i]->text);
+        sl_free(both[i]->recs);
+        sl_free(both[i]->calls);
+    }
     sl_buf_free(&s->mark_text);
     EVP_MD_CTX_free(s->fp_ctx);
     EVP_MD_free(s->fp_md);
-    sl_free(s->recs);
-    sl_free(s->calls);
     pthread_mutex_destroy(&s->renew_mu);
     pthread_cond_destroy(&s->renew_cv);
 }
@@ -285,7 +289,7 @@ upsert_call(sluice_queue *q, const char **argv, const size_t *lens, size_t n,
     if (!*letters)
         return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
     bool packed = false;
-    sluice_err err = sl_rq_pack(q, argv[0], s->text.data, s->recs, n,
+    sluice_err err = sl_rq_pack(q, argv[0], s->batch.text.data, s->batch.recs, n,
                                 *letters, &packed);
     if (err == SLUICE_OK && !packed)
         err = sl_rq_upsert(q, argv[0], argv + 1, lens + 1, n, *letters);
@@ -329,28 +333,28 @@ upsert_buffer(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
               sluice_ingest_stats *counts)
 {
     sl_rq_queue *s = sl_rq_state(q);
-    if (s->n_recs + n > s->cap_recs) {
-        size_t cap = SL_MAX(s->cap_recs * 2, s->n_recs + n);
-        buffered_rec *grown = sl_realloc(s->recs, cap * sizeof *grown);
+    if (s->batch.n_recs + n > s->batch.cap_recs) {
+        size_t cap = SL_MAX(s->batch.cap_recs * 2, s->batch.n_recs + n);
+        buffered_rec *grown = sl_realloc(s->batch.recs, cap * sizeof *grown);
         if (!grown)
             return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
-        s->recs = grown;
-        s->cap_recs = cap;
+        s->batch.recs = grown;
+        s->batch.cap_recs = cap;
     }
-    if (s->n_calls == s->cap_calls) {
-        size_t cap = SL_MAX(s->cap_calls * 2, 16);
-        buffered_call *grown = sl_realloc(s->calls, cap * sizeof *grown);
+    if (s->batch.n_calls == s->batch.cap_calls) {
+        size_t cap = SL_MAX(s->batch.cap_calls * 2, 16);
+        buffered_call *grown = sl_realloc(s->batch.calls, cap * sizeof *grown);
         if (!grown)
             return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
-        s->calls = grown;
-        s->cap_calls = cap;
+        s->batch.calls = grown;
+        s->batch.cap_calls = cap;
     }
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++)
         bytes += REC_ARGS * 4 + recs[i].id_len + recs[i].url_len +
                  recs[i].key_len + (recs[i].meta ? recs[i].meta_len : 0) +
                  recs[i].origin_len + FP_HEX;
-    if (sl_buf_reserve(&s->text, bytes) != 0)
+    if (sl_buf_reserve(&s->batch.text, bytes) != 0)
         return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         const sl_record *r = &recs[i];
@@ -361,26 +365,26 @@ upsert_buffer(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
         size_t l[REC_ARGS] = {r->id_len,  r->url_len,
                               r->key_len, r->meta ? r->meta_len : 0,
                               r->origin_len, FP_HEX};
-        buffered_rec *b = &s->recs[s->n_recs + i];
+        buffered_rec *b = &s->batch.recs[s->batch.n_recs + i];
         b->first = r->first;
         for (int f = 0; f < REC_ARGS; f++) {
-            if (put_text(&s->text, v[f], l[f]) != 0)
+            if (put_text(&s->batch.text, v[f], l[f]) != 0)
                 return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
-            b->at[f] = s->text.len - l[f];
+            b->at[f] = s->batch.text.len - l[f];
             b->len[f] = l[f];
         }
     }
-    s->n_recs += n;
-    s->calls[s->n_calls++] = (buffered_call){counts, n};
-    s->batch_now = now_ms;
+    s->batch.n_recs += n;
+    s->batch.calls[s->batch.n_calls++] = (buffered_call){counts, n};
+    s->batch.now = now_ms;
     return SLUICE_OK;
 }
 
 static void
 forget_batch(sl_rq_queue *s)
 {
-    sl_buf_clear(&s->text);
-    s->n_recs = s->n_calls = 0;
+    sl_buf_clear(&s->batch.text);
+    s->batch.n_recs = s->batch.n_calls = 0;
     s->mark_staged = false;
 }
 
@@ -435,7 +439,7 @@ static sluice_err
 redis_commit(sluice_queue *q)
 {
     sl_rq_queue *s = sl_rq_state(q);
-    if (s->n_recs == 0 && !s->mark_staged)
+    if (s->batch.n_recs == 0 && !s->mark_staged)
         return SLUICE_OK;
     sluice_err err = send_batch(q);
     if (err == SLUICE_OK)
@@ -450,21 +454,21 @@ send_batch(sluice_queue *q)
     sl_rq_queue *s = sl_rq_state(q);
     const char **argv;
     size_t *lens, extra = s->mark_staged ? 8 : 0;
-    sluice_err err = alloc_args(q, s->n_recs + (extra + REC_ARGS - 1) /
+    sluice_err err = alloc_args(q, s->batch.n_recs + (extra + REC_ARGS - 1) /
                                                  REC_ARGS,
                                 &argv, &lens);
     if (err != SLUICE_OK)
         return err;
     char now[24];
-    sl_fmt(now, sizeof now, "%" PRId64, sl_rq_to_redis(s, s->batch_now));
+    sl_fmt(now, sizeof now, "%" PRId64, sl_rq_to_redis(s, s->batch.now));
     argv[0] = now;
     lens[0] = strlen(now);
-    for (size_t i = 0; i < s->n_recs; i++) {
+    for (size_t i = 0; i < s->batch.n_recs; i++) {
         const char **a = &argv[1 + REC_ARGS * i];
         size_t *l = &lens[1 + REC_ARGS * i];
         for (int f = 0; f < REC_ARGS; f++) {
-            a[f] = s->text.data + s->recs[i].at[f];
-            l[f] = s->recs[i].len[f];
+            a[f] = s->batch.text.data + s->batch.recs[i].at[f];
+            l[f] = s->batch.recs[i].len[f];
         }
     }
     char *letters = NULL;
@@ -473,9 +477,9 @@ send_batch(sluice_queue *q)
         if ((err = sl_rq_unpack_all(q)) != SLUICE_OK)
             goto done;
         sl_rq_pack_lost(s);
-        sl_rq_stream_args(s, argv, lens, 1 + REC_ARGS * s->n_recs);
+        sl_rq_stream_args(s, argv, lens, 1 + REC_ARGS * s->batch.n_recs);
         err = sl_rq_eval(q, RQ_STREAM_UPSERT, &reply,
-                         (int)(1 + REC_ARGS * s->n_recs + extra), argv, lens);
+                         (int)(1 + REC_ARGS * s->batch.n_recs + extra), argv, lens);
         if (err == SLUICE_OK && reply->type == REDIS_REPLY_STRING &&
             reply->len > 0 && reply->str[0] == '!') {
             err = sl_queue_fail(q, SLUICE_EAGAIN,
@@ -485,18 +489,18 @@ send_batch(sluice_queue *q)
                                 reply->len > 1 ? reply->str + 1 : "none");
             freeReplyObject(reply);
         } else if (err == SLUICE_OK && (reply->type != REDIS_REPLY_STRING ||
-                                        reply->len != s->n_recs)) {
+                                        reply->len != s->batch.n_recs)) {
             err = sl_rq_bad_reply(q, reply, "stream upsert");
         } else if (err == SLUICE_OK) {
-            letters = sl_malloc(s->n_recs ? s->n_recs : 1);
+            letters = sl_malloc(s->batch.n_recs ? s->batch.n_recs : 1);
             if (letters)
-                memcpy(letters, reply->str, s->n_recs);
+                memcpy(letters, reply->str, s->batch.n_recs);
             else
                 err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
             freeReplyObject(reply);
         }
     } else {
-        err = upsert_call(q, argv, lens, s->n_recs, &letters);
+        err = upsert_call(q, argv, lens, s->batch.n_recs, &letters);
     }
 done:
     sl_free(argv);
@@ -504,9 +508,9 @@ done:
     if (err != SLUICE_OK)
         return err;
     const char *at = letters;
-    for (size_t c = 0; c < s->n_calls; c++) {
-        tally(at, s->calls[c].n, s->calls[c].counts);
-        at += s->calls[c].n;
+    for (size_t c = 0; c < s->batch.n_calls; c++) {
+        tally(at, s->batch.calls[c].n, s->batch.calls[c].counts);
+        at += s->batch.calls[c].n;
     }
     sl_free(letters);
     return SLUICE_OK;
@@ -517,6 +521,66 @@ redis_rollback(sluice_queue *q)
 {
     forget_batch(sl_rq_state(q));
     return SLUICE_OK;
+}
+
+static void
+swap_batches(sl_rq_queue *s)
+{
+    rq_batch t = s->batch;
+    s->batch = s->sent;
+    s->sent = t;
+}
+
+/* The first half of a commit (sl_queue_commit_send): a batch that may
+ * be packed is written and kept, its outcome read by redis_commit_wait
+ * while the caller makes the next; any other commits whole here. */
+static sluice_err
+redis_commit_send(sluice_queue *q, bool *sent)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    *sent = false;
+    if (s->batch.n_recs > 0 && !s->mark_staged) {
+        char now[24];
+        sl_fmt(now, sizeof now, "%" PRId64, sl_rq_to_redis(s, s->batch.now));
+        sluice_err err = sl_rq_pack_send(q, now, s->batch.text.data,
+                                         s->batch.recs, s->batch.n_recs,
+                                         &s->sent_replies);
+        if (err != SLUICE_OK)
+            return err;
+        if (s->sent_replies > 0) {
+            swap_batches(s);
+            forget_batch(s);
+            s->sent_pending = *sent = true;
+            return SLUICE_OK;
+        }
+    }
+    return redis_commit(q);
+}
+
+/* The second half: the sent batch's outcome into its counts; a batch
+ * whose packs were not written (another writer came first) is upserted
+ * again, looked up. The batch being made is set aside meanwhile. */
+static sluice_err
+redis_commit_wait(sluice_queue *q)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    if (!s->sent_pending)
+        return SLUICE_OK;
+    s->sent_pending = false;
+    bool written = false, staged = s->mark_staged;
+    sluice_err err = sl_rq_pack_recv(q, s->sent_replies, s->sent.n_recs,
+                                     &written);
+    swap_batches(s);
+    s->mark_staged = false;
+    if (err == SLUICE_OK && written)
+        for (size_t c = 0; c < s->batch.n_calls; c++)
+            s->batch.calls[c].counts->added += s->batch.calls[c].n;
+    else if (err == SLUICE_OK)
+        err = send_batch(q);
+    forget_batch(s);
+    swap_batches(s);
+    s->mark_staged = staged;
+    return err;
 }
 
 /* ------------------------------------------------------------ leases */
@@ -869,6 +933,7 @@ redis_recover(sluice_queue *q, int64_t now_ms, uint64_t *recovered)
         .slots = "redis", .state_size = sizeof(sl_rq_queue),                  \
         .open = redis_open, .close = redis_close, .begin = redis_begin,        \
         .commit = redis_commit, .rollback = redis_rollback,                    \
+        .commit_send = redis_commit_send, .commit_wait = redis_commit_wait,    \
         .upsert = redis_upsert, .feed_start = redis_feed_start,               \
         .lease = redis_lease,                                                  \
         .complete = redis_complete, .retry = redis_retry, .dead = redis_dead,  \

@@ -78,6 +78,17 @@ typedef struct {
     size_t n;
 } buffered_call;
 
+/* A batch's upserts, sent at commit: the records' fields one after the
+ * other in `text` as a pack holds them (queue_redis.c). */
+typedef struct {
+    sl_buf text;
+    buffered_rec *recs;
+    size_t n_recs, cap_recs;
+    buffered_call *calls;
+    size_t n_calls, cap_calls;
+    int64_t now;
+} rq_batch;
+
 /* The backend's state: a queue handle's q->state. */
 typedef struct {
     sl_redis conn;
@@ -87,13 +98,12 @@ typedef struct {
     /* Redis's clock minus this process's wall clock, measured at open:
      * every time stored is on Redis's clock (docs/queue.md). */
     int64_t clock_offset;
-    /* A batch's upserts, sent at commit. */
-    sl_buf text;
-    buffered_rec *recs;
-    size_t n_recs, cap_recs;
-    buffered_call *calls;
-    size_t n_calls, cap_calls;
-    int64_t batch_now;
+    /* The batch being made; the one sl_queue_commit_send sent as packs
+     * (`sent_replies` replies still to read), kept until its outcome
+     * is known: a lost race upserts it again, looked up. */
+    rq_batch batch, sent;
+    bool sent_pending;
+    size_t sent_replies;
     /* Packs: RQ_PACK_UNKNOWN until the feed's first write, then ON
      * while every record in the queue is this feed's, the last of them
      * `pack_top`. */
@@ -184,6 +194,9 @@ void sl_rq_cmd_end(sl_rq_cmds *c);
  * replies[0..c->n_cmds) (sl_redis_pipeline; the failure the queue's). */
 sluice_err sl_rq_cmds_send(sluice_queue *q, sl_rq_cmds *c,
                            redisReply **replies);
+/* Seal the commands and write them, their replies left to read
+ * (sl_redis_pipeline_send; the caller reads c->n_cmds of them). */
+sluice_err sl_rq_cmds_write(sluice_queue *q, sl_rq_cmds *c);
 /* For a pipeline of n replies that is MULTI, commands, EXEC (which did
  * not come back nil): why it failed, or NULL when every command ran
  * without error. */
@@ -210,6 +223,16 @@ void sl_rq_pack_feed_start(sl_rq_queue *s);
 sluice_err sl_rq_pack(sluice_queue *q, const char *now, const char *text,
                       const buffered_rec *recs, size_t n, char *letters,
                       bool *packed);
+/* sl_rq_pack in two halves (sl_queue_commit_send): _send writes the
+ * packs' transaction, *n_replies its replies (0: this batch may not be
+ * packed, and nothing is left to read); _recv reads them, *written
+ * false when nothing was written. Nothing else may use the connection
+ * in between. */
+sluice_err sl_rq_pack_send(sluice_queue *q, const char *now,
+                           const char *text, const buffered_rec *recs,
+                           size_t n, size_t *n_replies);
+sluice_err sl_rq_pack_recv(sluice_queue *q, size_t n_replies, size_t n,
+                           bool *written);
 void sl_rq_pack_follow(sl_rq_queue *s, int64_t top, size_t added);
 void sl_rq_pack_lost(sl_rq_queue *s);
 sluice_err sl_rq_unpack_all(sluice_queue *q);

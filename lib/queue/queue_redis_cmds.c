@@ -74,6 +74,15 @@ sl_rq_cmds_send(sluice_queue *q, sl_rq_cmds *c, redisReply **replies)
     return err == SLUICE_OK ? SLUICE_OK : sl_rq_conn_fail(q, err);
 }
 
+sluice_err
+sl_rq_cmds_write(sluice_queue *q, sl_rq_cmds *c)
+{
+    seal(c);
+    sluice_err err = sl_redis_pipeline_send(&sl_rq_state(q)->conn, c->n_cmds,
+                                            c->cmds, "upsert");
+    return err == SLUICE_OK ? SLUICE_OK : sl_rq_conn_fail(q, err);
+}
+
 const char *
 sl_rq_exec_why(redisReply *const *replies, size_t n)
 {

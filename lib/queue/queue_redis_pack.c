@@ -87,14 +87,15 @@ typedef struct {
 } pack_text;
 
 /*
- * The second round trip: MULTI, the packs (each a slice of the batch's
- * text, and its head, queued_at, under "q:RID"), meta's last RID and
- * tail, the count, `packed` by origin, EXEC. *written is false when EXEC
- * did nothing (another write to meta since watch_top).
+ * The second round trip, written: MULTI, the packs (each a slice of the
+ * batch's text, and its head, queued_at, under "q:RID"), meta's last
+ * RID and tail, the count, `packed` by origin, EXEC. *n_replies: the
+ * replies read_packs reads.
  */
 static sluice_err
-write_packs(sluice_queue *q, const char *now, const char *text,
-            const buffered_rec *recs, size_t n, int64_t top, bool *written)
+send_packs(sluice_queue *q, const char *now, const char *text,
+           const buffered_rec *recs, size_t n, int64_t top,
+           size_t *n_replies)
 {
     sl_rq_queue *s = sl_rq_state(q);
     size_t n_packs = (n + SL_RQ_PACK_RECORDS - 1) / SL_RQ_PACK_RECORDS;
@@ -103,13 +104,11 @@ write_packs(sluice_queue *q, const char *now, const char *text,
         n_runs += k == 0 || !same_origin(text, &recs[k - 1], &recs[k]);
     sl_rq_cmds c;
     pack_text t;
-    redisReply **replies = sl_calloc(6 + n_runs, sizeof *replies);
     t.fields = sl_malloc(n_packs * sizeof *t.fields);
     t.runs = sl_malloc(n_runs * sizeof *t.runs);
     sluice_err err = SLUICE_OK;
-    *written = false;
     if (!sl_rq_cmds_init(&c, 18 + 4 * n_packs + 4 * n_runs, 6 + n_runs) ||
-        !replies || !t.fields || !t.runs) {
+        !t.fields || !t.runs) {
         err = sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
         goto done;
     }
@@ -165,32 +164,48 @@ write_packs(sluice_queue *q, const char *now, const char *text,
     }
     sl_rq_arg_str(&c, "EXEC");
     sl_rq_cmd_end(&c);
-    if ((err = sl_rq_cmds_send(q, &c, replies)) != SLUICE_OK)
-        goto done;
-    if (replies[c.n_cmds - 1]->type == REDIS_REPLY_NIL)
-        goto done;
-    const char *why = sl_rq_exec_why(replies, c.n_cmds);
-    if (why)
-        err = sl_queue_fail(q, SLUICE_EDB, "%s: upsert: %.300s",
-                            s->conn.addr.where, why);
-    else
-        *written = true;
+    *n_replies = c.n_cmds;
+    err = sl_rq_cmds_write(q, &c);
 done:
-    if (replies)
-        sl_redis_replies_free(replies, 6 + n_runs);
-    sl_free(replies);
     sl_rq_cmds_free(&c);
     sl_free(t.fields);
     sl_free(t.runs);
     return err;
 }
 
-sluice_err
-sl_rq_pack(sluice_queue *q, const char *now, const char *text,
-           const buffered_rec *recs, size_t n, char *letters, bool *packed)
+/* The second round trip's replies: *written is false when EXEC did
+ * nothing (another write to meta since watch_top). */
+static sluice_err
+read_packs(sluice_queue *q, size_t n_replies, bool *written)
 {
     sl_rq_queue *s = sl_rq_state(q);
-    *packed = false;
+    redisReply **replies = sl_calloc(n_replies, sizeof *replies);
+    *written = false;
+    if (!replies)
+        return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+    sluice_err err = sl_redis_pipeline_recv(&s->conn, n_replies, replies,
+                                            "upsert");
+    if (err != SLUICE_OK) {
+        err = sl_rq_conn_fail(q, err);
+    } else if (replies[n_replies - 1]->type != REDIS_REPLY_NIL) {
+        const char *why = sl_rq_exec_why(replies, n_replies);
+        if (why)
+            err = sl_queue_fail(q, SLUICE_EDB, "%s: upsert: %.300s",
+                                s->conn.addr.where, why);
+        else
+            *written = true;
+    }
+    sl_redis_replies_free(replies, n_replies);
+    sl_free(replies);
+    return err;
+}
+
+sluice_err
+sl_rq_pack_send(sluice_queue *q, const char *now, const char *text,
+                const buffered_rec *recs, size_t n, size_t *n_replies)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    *n_replies = 0;
     if (s->pack_mode == RQ_PACK_OFF || n == 0)
         return SLUICE_OK;
     for (size_t k = 0; k < n; k++)
@@ -211,18 +226,39 @@ sl_rq_pack(sluice_queue *q, const char *now, const char *text,
         return sl_queue_fail(q, SLUICE_ENETWORK,
                              "%s: upsert: the connection was lost",
                              s->conn.addr.where);
-    bool written;
-    if ((err = write_packs(q, now, text, recs, n, top, &written)) !=
-        SLUICE_OK)
+    s->pack_top = top; /* until read: where the batch begins */
+    return send_packs(q, now, text, recs, n, top, n_replies);
+}
+
+sluice_err
+sl_rq_pack_recv(sluice_queue *q, size_t n_replies, size_t n, bool *written)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    sluice_err err = read_packs(q, n_replies, written);
+    if (err != SLUICE_OK)
         return err;
-    if (!written) {
+    if (!*written) {
         s->pack_mode = RQ_PACK_OFF; /* someone wrote meta meanwhile */
         return SLUICE_OK;
     }
     s->pack_mode = RQ_PACK_ON;
-    s->pack_top = top + (int64_t)n;
+    s->pack_top += (int64_t)n;
+    return SLUICE_OK;
+}
+
+sluice_err
+sl_rq_pack(sluice_queue *q, const char *now, const char *text,
+           const buffered_rec *recs, size_t n, char *letters, bool *packed)
+{
+    size_t n_replies;
+    *packed = false;
+    sluice_err err = sl_rq_pack_send(q, now, text, recs, n, &n_replies);
+    if (err != SLUICE_OK || n_replies == 0)
+        return err;
+    if ((err = sl_rq_pack_recv(q, n_replies, n, packed)) != SLUICE_OK ||
+        !*packed)
+        return err;
     memset(letters, 'a', n);
-    *packed = true;
     return SLUICE_OK;
 }
 

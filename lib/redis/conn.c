@@ -708,47 +708,93 @@ sl_redis_time_ms(sl_redis *r, int64_t *ms)
 /* Commands a pipeline formats before it writes what it has. */
 #define PIPELINE_FLUSH 256
 
-sluice_err
-sl_redis_pipeline(sl_redis *r, size_t n, const sl_redis_cmdv *cmds,
-                  redisReply **replies, const char *what)
+/* Format n commands, writing as it goes, and with `all` until every
+ * byte is written. */
+static sluice_err
+pipeline_out(sl_redis *r, size_t n, const sl_redis_cmdv *cmds, bool all,
+             const char *what)
 {
     sluice_err err;
-    for (size_t i = 0; i < n; i++)
-        replies[i] = NULL;
     if ((err = ready(r, what)) != SLUICE_OK)
         return err;
     sigpipe_guard g;
     sigpipe_block(&g);
-    size_t got = 0;
-    int saved = 0;
     bool oom = false;
     bool io_error = false;
+    int done = 0;
     for (size_t i = 0; i < n && !oom && !io_error; i++) {
         oom = redisAppendCommandArgv(r->ctx, cmds[i].argc, cmds[i].argv,
                                      cmds[i].lens) != REDIS_OK;
         /* Send as we go, so that Redis works while the rest is made. */
-        int done;
         if (!oom && i % PIPELINE_FLUSH == PIPELINE_FLUSH - 1)
             io_error = redisBufferWrite(r->ctx, &done) != REDIS_OK;
     }
-    while (!oom && !io_error && got < n) {
-        void *reply = NULL;
-        if (redisGetReply(r->ctx, &reply) != REDIS_OK || !reply)
-            break;
-        replies[got++] = reply;
-    }
-    saved = errno;
+    done = 0;
+    while (all && !oom && !io_error && !done)
+        io_error = redisBufferWrite(r->ctx, &done) != REDIS_OK;
+    int saved = errno;
     sigpipe_restore(&g);
-    if (got == n)
-        return SLUICE_OK;
-    sl_redis_replies_free(replies, got);
     if (oom) {
         drop(r);
         return fail(r, SLUICE_ENOMEM, "%s: %s: out of memory", r->addr.where,
                     what);
     }
+    if (io_error) {
+        errno = saved;
+        return io_fail(r, what);
+    }
+    return SLUICE_OK;
+}
+
+/* Read n replies (writing first whatever is left to write). */
+static sluice_err
+pipeline_in(sl_redis *r, size_t n, redisReply **replies, const char *what)
+{
+    sigpipe_guard g;
+    sigpipe_block(&g);
+    size_t got = 0;
+    while (got < n) {
+        void *reply = NULL;
+        if (redisGetReply(r->ctx, &reply) != REDIS_OK || !reply)
+            break;
+        replies[got++] = reply;
+    }
+    int saved = errno;
+    sigpipe_restore(&g);
+    if (got == n)
+        return SLUICE_OK;
+    sl_redis_replies_free(replies, got);
     errno = saved;
     return io_fail(r, what);
+}
+
+sluice_err
+sl_redis_pipeline(sl_redis *r, size_t n, const sl_redis_cmdv *cmds,
+                  redisReply **replies, const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        replies[i] = NULL;
+    sluice_err err = pipeline_out(r, n, cmds, false, what);
+    return err == SLUICE_OK ? pipeline_in(r, n, replies, what) : err;
+}
+
+sluice_err
+sl_redis_pipeline_send(sl_redis *r, size_t n, const sl_redis_cmdv *cmds,
+                       const char *what)
+{
+    return pipeline_out(r, n, cmds, true, what);
+}
+
+sluice_err
+sl_redis_pipeline_recv(sl_redis *r, size_t n, redisReply **replies,
+                       const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        replies[i] = NULL;
+    if (!r->ctx)
+        return fail(r, SLUICE_ENETWORK, "%s: %s: not connected",
+                    r->addr.where, what);
+    return pipeline_in(r, n, replies, what);
 }
 
 sluice_err

@@ -129,6 +129,20 @@ typedef struct {
 sluice_err sl_redis_pipeline(sl_redis *r, size_t n, const sl_redis_cmdv *cmds,
                              struct redisReply **replies, const char *what);
 
+/*
+ * sl_redis_pipeline in two halves, so that the caller works while Redis
+ * does: _send writes the n commands, every byte, and returns; _recv
+ * reads their n replies. Nothing else may use the connection in between
+ * (the replies would be taken for its own). An error from either drops
+ * the connection, as sl_redis_pipeline's; after one from _send, the
+ * commands may or may not have run.
+ */
+sluice_err sl_redis_pipeline_send(sl_redis *r, size_t n,
+                                  const sl_redis_cmdv *cmds, const char *what);
+sluice_err sl_redis_pipeline_recv(sl_redis *r, size_t n,
+                                  struct redisReply **replies,
+                                  const char *what);
+
 /* Free replies[0..n) (NULL ones skipped) and set each to NULL. */
 void sl_redis_replies_free(struct redisReply **replies, size_t n);
 

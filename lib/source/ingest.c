@@ -428,27 +428,58 @@ add_stats(sluice_ingest_stats *total, sluice_ingest_stats *batch)
     memset(batch, 0, sizeof *batch);
 }
 
-/* Where the caller's thread is in the current transaction. */
+/* Where the caller's thread is in its transactions: the batch being
+ * made, and the one sent before it whose outcome is not read yet (a
+ * queue that commits in two halves, sl_queue_commit_send: Redis writes
+ * one batch while the next is made). */
 typedef struct {
     sluice_queue *q;
     const sluice_ingest_opts *opts;
-    sluice_ingest_stats *stats; /* committed */
-    sluice_ingest_stats batch;  /* upserted, not yet committed */
+    sluice_ingest_stats *stats;    /* committed */
+    sluice_ingest_stats batch[2];  /* upserted, not yet committed */
+    int cur;                       /* batch[cur] is being made */
+    bool sent;                     /* batch[!cur] was sent */
     uint64_t batch_size, in_batch;
 } committer;
 
+static void
+committed(committer *cm, sluice_ingest_stats *batch)
+{
+    add_stats(cm->stats, batch);
+    if (cm->opts->on_progress)
+        cm->opts->on_progress(cm->opts->ctx, cm->stats);
+}
+
+/* The batch sent before: its outcome, and then its counts. */
+static sluice_err
+settle(committer *cm)
+{
+    if (!cm->sent)
+        return SLUICE_OK;
+    cm->sent = false;
+    sluice_err err = sl_queue_commit_wait(cm->q);
+    if (err == SLUICE_OK)
+        committed(cm, &cm->batch[!cm->cur]);
+    return err;
+}
+
+/* Send the batch being made, once the one before is settled; a queue
+ * that commits whole has committed it on return. */
 static sluice_err
 commit(committer *cm)
 {
-    sluice_err err = SLUICE_OK;
-    if (cm->q->in_batch)
-        err = sl_queue_commit(cm->q);
-    if (err != SLUICE_OK)
+    sluice_err err = settle(cm);
+    if (err != SLUICE_OK || !cm->q->in_batch)
         return err;
-    add_stats(cm->stats, &cm->batch);
+    if ((err = sl_queue_commit_send(cm->q)) != SLUICE_OK)
+        return err;
     cm->in_batch = 0;
-    if (cm->opts->on_progress)
-        cm->opts->on_progress(cm->opts->ctx, cm->stats);
+    if (cm->q->commit_sent) {
+        cm->sent = true;
+        cm->cur = !cm->cur;
+    } else {
+        committed(cm, &cm->batch[cm->cur]);
+    }
     return SLUICE_OK;
 }
 
@@ -462,7 +493,8 @@ upsert(committer *cm, const sl_record *recs, size_t n)
         if (!cm->q->in_batch)
             err = sl_queue_begin(cm->q);
         if (err == SLUICE_OK)
-            err = sl_queue_upsert(cm->q, recs, take, sl_now_ms(), &cm->batch);
+            err = sl_queue_upsert(cm->q, recs, take, sl_now_ms(),
+                                  &cm->batch[cm->cur]);
         if (err != SLUICE_OK)
             return err;
         cm->in_batch += take;
@@ -614,6 +646,8 @@ ingest_one(committer *cm, const sluice_ingest_input *in, const sl_guard *g,
         err = consume(cm, c, in->name, recs);
         if (err == SLUICE_OK && c->last)
             err = commit(cm);
+        if (err == SLUICE_OK && c->last)
+            err = settle(cm);
         bool last = c->last;
         if (err == SLUICE_OK && c->err != SLUICE_OK)
             err = sl_queue_fail(q, c->err, "%s", c->errmsg);
@@ -625,6 +659,12 @@ ingest_one(committer *cm, const sluice_ingest_input *in, const sl_guard *g,
 fail:
     if (err != SLUICE_OK) {
         sl_queue_rollback(q);
+        /* A batch sent before counts if it went in; the error that
+         * stopped the ingest is the one said. */
+        char first[sizeof q->errmsg];
+        sl_copy(first, sizeof first, q->errmsg);
+        if (settle(cm) != SLUICE_OK)
+            sl_copy(q->errmsg, sizeof q->errmsg, first);
         if (err == SLUICE_ENOMEM && !parsing)
             sl_queue_fail(q, err, "%s: out of memory", in->name);
     }
@@ -692,7 +732,7 @@ sluice_ingest_fds(sluice_queue *q, const sluice_ingest_input *inputs,
     /* Upserts count into *stats only once their transaction commits;
      * the checker's seen is this feed's (sl_record.first). */
     sl_queue_feed_start(q);
-    committer cm = {q, opts, stats, {0}, 0, 0};
+    committer cm = {q, opts, stats, {{0}, {0}}, 0, false, 0, 0};
     cm.batch_size = opts->batch_size ? opts->batch_size : DEFAULT_BATCH;
     for (size_t i = 0; i < n_inputs && err == SLUICE_OK; i++)
         err = ingest_one(&cm, &inputs[i], &guard, seen);
