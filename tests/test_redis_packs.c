@@ -95,7 +95,7 @@ TEST(a_packed_ingest_reads_as_records_do)
 {
     char loc[300];
     test_redis_start(loc, sizeof loc, NULL);
-    /* A queue of schema 1 (before packs) takes them and becomes 2. */
+    /* A queue of schema 1 (before packs) takes them and becomes 3. */
     test_redis_int(loc, "HSET " KEY("meta") " app sluice version 1 rid 0");
     sluice_queue *q = open_queue(loc);
     sl_queue_feed_start(q);
@@ -103,7 +103,7 @@ TEST(a_packed_ingest_reads_as_records_do)
     ASSERT_EQ(st.added, 2500);
     ASSERT_EQ(n_packs(loc), PACKS(2500));
     ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " tail"), 0);
-    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " version"), 2);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " version"), 3);
     ASSERT_EQ(test_redis_int(loc, "EXISTS " KEY("r:1")), 0);
     sluice_counts c;
     ASSERT_EQ(sluice_queue_counts(q, &c), SLUICE_OK);
@@ -722,5 +722,97 @@ TEST(a_commit_sent_after_another_writer_is_looked_up)
     ASSERT_EQ(sluice_queue_counts(q, &c), SLUICE_OK);
     ASSERT_EQ(c.total, 200);
     sluice_queue_close(other);
+    sluice_queue_close(q);
+}
+
+/* Records 0..n, on origin b when k % 3 == 1, else a, as one batch. */
+static void
+batch_of_two_origins(sluice_queue *q, int n)
+{
+    static sl_record r[1000];
+    for (int k = 0; k < n; k++) {
+        r[k] = rec(k, k % 3 == 1 ? 0 : 4000, 1, true);
+        ASSERT_STR_EQ(r[k].origin, k % 3 == 1 ? "http://b.example:80"
+                                              : "http://a.example:80");
+    }
+    sluice_ingest_stats st = {0};
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(q, r, (size_t)n, T0, &st), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit(q), SLUICE_OK);
+    ASSERT_EQ(st.added, (uint64_t)n);
+}
+
+/* How many times `text` is in the pack that begins at RID `first`. */
+static int
+count_in_pack(const char *loc, const char *first, const char *text)
+{
+    redisContext *c = redisConnectUnix(loc + strlen("unix://"));
+    ASSERT(c && !c->err);
+    redisReply *r = redisCommand(c, "HGET %s %s", KEY("packs"), first);
+    ASSERT(r && r->type == REDIS_REPLY_STRING);
+    int n = 0;
+    for (const char *at = r->str, *end = r->str + r->len;
+         (at = memmem(at, (size_t)(end - at), text, strlen(text))); at++)
+        n++;
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+static int
+check_origin(void *ctx, const sl_record_info *r)
+{
+    int k = atoi(r->id + 1);
+    ASSERT_STR_EQ(r->origin, k % 3 == 1 ? "http://b.example:80"
+                                        : "http://a.example:80");
+    (*(int *)ctx)++;
+    return 0;
+}
+
+TEST(a_pack_writes_its_first_records_origin_once)
+{
+    char loc[300];
+    test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *q = open_queue(loc);
+    ASSERT_EQ(sl_queue_acquire_runner(q), SLUICE_OK);
+    sl_queue_feed_start(q);
+    batch_of_two_origins(q, 300);
+    /* In the first pack, a's origin is written once (its first record
+     * is on a), b's for each of b's records; in the third, whose first
+     * record (p256) is on b, the other way round. */
+    ASSERT_EQ(count_in_pack(loc, "1", "a.example:80"), 1);
+    ASSERT_EQ(count_in_pack(loc, "1", "b.example:80"), 43);
+    ASSERT_EQ(count_in_pack(loc, "257", "a.example:80"), 29);
+    ASSERT_EQ(count_in_pack(loc, "257", "b.example:80"), 1);
+    /* Each record reads with its own origin: looked up, leased straight
+     * from its pack (mid-pack too), and unpacked. */
+    for (int k = 250; k < 300; k += 7) {
+        char id[16];
+        snprintf(id, sizeof id, "p%d", k);
+        sl_record_info info;
+        ASSERT_EQ(sl_queue_get(q, id, &info), SLUICE_OK);
+        ASSERT_STR_EQ(info.origin, k % 3 == 1 ? "http://b.example:80"
+                                              : "http://a.example:80");
+        sl_record_info_clear(&info);
+    }
+    static sl_lease l[200];
+    for (size_t taken = 0; taken < 200;) {
+        size_t n = 0;
+        sl_lease_req req = {50, T0, 60000, NULL, 0};
+        ASSERT_EQ(sl_queue_lease(q, &req, l + taken, &n), SLUICE_OK);
+        ASSERT_EQ(n, 50);
+        taken += n;
+    }
+    for (int k = 0; k < 200; k++) {
+        ASSERT_EQ(atoi(l[k].id + 1), k);
+        ASSERT_STR_EQ(l[k].origin, k % 3 == 1 ? "http://b.example:80"
+                                              : "http://a.example:80");
+        sl_lease_clear(&l[k]);
+    }
+    int n = 0;
+    ASSERT_EQ(sl_queue_dump(q, check_origin, &n), SLUICE_OK);
+    ASSERT_EQ(n, 300);
+    ASSERT_EQ(test_redis_int(loc, "ZCARD " KEY("po:http://b.example:80")),
+              33);
     sluice_queue_close(q);
 }

@@ -289,8 +289,8 @@ upsert_call(sluice_queue *q, const char **argv, const size_t *lens, size_t n,
     if (!*letters)
         return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
     bool packed = false;
-    sluice_err err = sl_rq_pack(q, argv[0], s->batch.text.data, s->batch.recs, n,
-                                *letters, &packed);
+    sluice_err err = sl_rq_pack(q, argv[0], s->batch.text.data,
+                                s->batch.recs, n, *letters, &packed);
     if (err == SLUICE_OK && !packed)
         err = sl_rq_upsert(q, argv[0], argv + 1, lens + 1, n, *letters);
     if (err != SLUICE_OK) {
@@ -325,9 +325,18 @@ put_text(sl_buf *b, const char *text, size_t len)
            (len && sl_buf_append(b, text, len));
 }
 
+/* Whether field f of the batch's record k is `text`. */
+static bool
+same_text(const rq_batch *b, size_t k, int f, const char *text, size_t len)
+{
+    return b->recs[k].len[f] == len &&
+           memcmp(b->text.data + b->recs[k].at[f], text, len) == 0;
+}
+
 /* Copy the records into the batch, which goes to Redis at commit: each
  * one's fields one after the other as a pack holds them, so that a
- * pack is a slice of the batch's text. */
+ * pack is a slice of the batch's text (a pack's records after its first
+ * write that one's origin as '' when it is theirs: schema 3). */
 static sluice_err
 upsert_buffer(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
               sluice_ingest_stats *counts)
@@ -365,12 +374,18 @@ upsert_buffer(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
         size_t l[REC_ARGS] = {r->id_len,  r->url_len,
                               r->key_len, r->meta ? r->meta_len : 0,
                               r->origin_len, FP_HEX};
-        buffered_rec *b = &s->batch.recs[s->batch.n_recs + i];
+        size_t k = s->batch.n_recs + i, head = k - k % SL_RQ_PACK_RECORDS;
+        buffered_rec *b = &s->batch.recs[k];
         b->first = r->first;
         for (int f = 0; f < REC_ARGS; f++) {
-            if (put_text(&s->batch.text, v[f], l[f]) != 0)
+            /* Its pack's first record's origin is written as '', and
+             * read where that one's is. */
+            bool elide = f == 4 && k != head &&
+                         same_text(&s->batch, head, f, v[f], l[f]);
+            if (put_text(&s->batch.text, v[f], elide ? 0 : l[f]) != 0)
                 return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
-            b->at[f] = s->batch.text.len - l[f];
+            b->at[f] = elide ? s->batch.recs[head].at[f]
+                             : s->batch.text.len - l[f];
             b->len[f] = l[f];
         }
     }
@@ -479,7 +494,8 @@ send_batch(sluice_queue *q)
         sl_rq_pack_lost(s);
         sl_rq_stream_args(s, argv, lens, 1 + REC_ARGS * s->batch.n_recs);
         err = sl_rq_eval(q, RQ_STREAM_UPSERT, &reply,
-                         (int)(1 + REC_ARGS * s->batch.n_recs + extra), argv, lens);
+                         (int)(1 + REC_ARGS * s->batch.n_recs + extra), argv,
+                         lens);
         if (err == SLUICE_OK && reply->type == REDIS_REPLY_STRING &&
             reply->len > 0 && reply->str[0] == '!') {
             err = sl_queue_fail(q, SLUICE_EAGAIN,
@@ -634,20 +650,21 @@ lease_fill(const sl_rq_queue *s, sl_lease *l, const redisReply *r, size_t at)
 }
 
 /* A lease taken straight from a pack: its RID at `at` in `r`, its record
- * as the pack holds it after; its first lease, at now_ms. */
+ * as the pack holds it after, then its origin; its first lease, at
+ * now_ms. */
 static int
 lease_fill_packed(sl_lease *l, const redisReply *r, size_t at, int64_t now_ms)
 {
-    const redisReply *e = r->element[at + 1];
+    const redisReply *e = r->element[at + 1], *o = r->element[at + 2];
     const char *f[6];
     size_t flens[6];
-    if (e->type != REDIS_REPLY_STRING ||
-        !sl_rq_pack_record(e->str, e->len, f, flens))
+    if (e->type != REDIS_REPLY_STRING || o->type != REDIS_REPLY_STRING ||
+        o->len == 0 || !sl_rq_pack_record(e->str, e->len, f, flens))
         return -1;
     /* the pack's order is id url key meta origin; the lease's id url key
-     * origin meta */
-    const char *v[5] = {f[0], f[1], f[2], f[4], f[3]};
-    size_t lens[5] = {flens[0], flens[1], flens[2], flens[4], flens[3]};
+     * origin meta (the pack's origin may be '': its first record's) */
+    const char *v[5] = {f[0], f[1], f[2], o->str, f[3]};
+    size_t lens[5] = {flens[0], flens[1], flens[2], o->len, flens[3]};
     if (lease_strings(l, v, lens) != 0)
         return -2;
     l->ref[0] = (uint64_t)sl_rq_int(r, at);
@@ -674,15 +691,15 @@ lease_read(sluice_queue *q, const sl_lease_req *req, redisReply *reply,
         p = reply->element[1];
     }
     if (!a || a->type != REDIS_REPLY_ARRAY || a->elements % 10 != 0 ||
-        p->type != REDIS_REPLY_ARRAY || p->elements % 2 != 0 ||
-        a->elements / 10 + p->elements / 2 > req->max)
+        p->type != REDIS_REPLY_ARRAY || p->elements % 3 != 0 ||
+        a->elements / 10 + p->elements / 3 > req->max)
         return sl_rq_bad_reply(q, reply, "lease");
-    size_t n_a = a->elements / 10, n = n_a + p->elements / 2, filled = 0;
+    size_t n_a = a->elements / 10, n = n_a + p->elements / 3, filled = 0;
     int rc = 0;
     for (; filled < n; filled++) {
         rc = filled < n_a
                      ? lease_fill(s, &out[filled], a, filled * 10)
-                     : lease_fill_packed(&out[filled], p, (filled - n_a) * 2,
+                     : lease_fill_packed(&out[filled], p, (filled - n_a) * 3,
                                          req->now_ms);
         if (rc != 0)
             break;
@@ -691,7 +708,7 @@ lease_read(sluice_queue *q, const sl_lease_req *req, redisReply *reply,
         /* Give every lease back: none was started. */
         for (size_t i = 0; i < n; i++) {
             bool in_a = i < n_a;
-            size_t at = in_a ? i * 10 : (i - n_a) * 2;
+            size_t at = in_a ? i * 10 : (i - n_a) * 3;
             const redisReply *r = in_a ? a : p;
             release_one(q, (uint64_t)sl_rq_int(r, at),
                         in_a ? (uint64_t)sl_rq_int(r, at + 1) : 1,

@@ -27,9 +27,10 @@
 #define FP_HEX 24
 
 /* The schema version kept in the queue's meta hash: 1, records only;
- * 2, packs too (queue_redis_pack.c). A queue of version 1 is read as it
- * is; the first pack written into it makes it 2. */
-#define SL_REDIS_SCHEMA 2
+ * 2, packs too (queue_redis_pack.c); 3, a packed record whose origin is
+ * its pack's first record's has '' for it. A queue of version 1 or 2 is
+ * read as it is; the first pack written into it makes it 3. */
+#define SL_REDIS_SCHEMA 3
 
 /* The scripts, by number: rq_scripts[] in queue_redis_scripts.c. */
 enum {

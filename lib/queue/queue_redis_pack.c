@@ -139,7 +139,8 @@ send_packs(sluice_queue *q, const char *now, const char *text,
     sl_rq_cmd_end(&c);
     const char *const meta[][6] = {
         {"HSETNX", s->meta_key, "tail", t.top},
-        {"HSET", s->meta_key, "rid", t.last, "version", "2"},
+        {"HSET", s->meta_key, "rid", t.last, "version",
+         SL_STR(SL_REDIS_SCHEMA)},
         {"HINCRBY", t.counts_key, "s0", t.added},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(meta); i++) {

@@ -32,6 +32,11 @@
     "  end\n"                                                                  \
     "end\n"                                                                    \
     "local PACK_REC = '<I4c0I4c0I4c0I4c0I4c0I4c0'\n"                           \
+    "-- a record's origin '' is its pack's first record's (schema 3)\n"       \
+    "local function pack_origin(blob)\n"                                      \
+    "  local _, _, _, _, o = struct.unpack(PACK_REC, blob, 1)\n"              \
+    "  return o\n"                                                            \
+    "end\n"                                                                   \
     "-- a new record's hash; its place in pending and its origin's index\n"\
     "-- into the lists pend and per[origin], for bulk commands\n"          \
     "local function new_pending(rid, id, url, key, meta, origin, now, pend,\n"\
@@ -60,10 +65,12 @@
     "  if not blob then error('sluice: pack ' .. first .. ' is missing') end\n"\
     "  local pos = tonumber(m[3] or 1)\n"                                      \
     "  local took, ids, pend, per, out = 0, {}, {}, {}, {}\n"                  \
+    "  local po = pack_origin(blob)\n"                                        \
     "  while pos <= #blob and not (direct and took >= direct) do\n"            \
     "    local at, id, url, key, meta, origin, fp = pos\n"                     \
     "    id, url, key, meta, origin, fp, pos = struct.unpack(PACK_REC, blob,\n"\
     "      pos)\n"                                                             \
+    "    if origin == '' then origin = po end\n"                              \
     "    rid = rid + 1\n"                                                      \
     "    local srid = tostring(rid)\n"                                         \
     "    ids[#ids + 1] = id\n"                                                 \
@@ -289,8 +296,9 @@ static const char upsert_lua[] = PRELUDE UPSERT_BODY "return letters\n";
 /* ARGV: now, the leases' expiry, max, n_skip, the origins to skip.
  * Returns {A, P}: in A ten fields a lease: rid, token, id, url, key,
  * origin, meta, attempts, first attempt, the state it came from; in P,
- * two a lease taken straight from a pack: rid and the record's bytes
- * there. Due retries and expired leases first (earliest first), then
+ * three a lease taken straight from a pack: rid, the record's bytes
+ * there, and its origin (the bytes may say '', their pack's first's).
+ * Due retries and expired leases first (earliest first), then
  * pending in feed order, then the packs'. */
 static const char lease_lua[] = PRELUDE
     "DC = {}\n"
@@ -445,6 +453,7 @@ static const char lease_lua[] = PRELUDE
     "  ADD[#ADD + 1] = rid\n"
     "  P[#P + 1] = rid\n"
     "  P[#P + 1] = rec\n"
+    "  P[#P + 1] = origin\n"
     "end\n"
     "local before = n\n"
     "while nskip == 0 and n < max do\n"
@@ -620,14 +629,14 @@ static const char get_lua[] =
             "  local first = firsts[k]\n"
             "  local blob = redis.call('HGET', K('packs'), first)\n"
             "  if string.find(blob, needle, 1, true) then\n"
-            "    local at, r = 1, first\n"
+            "    local at, r, po = 1, first, pack_origin(blob)\n"
             "    while at <= #blob do\n"
             "      local pid, url, key, meta, origin, _\n"
-            "      pid, url, key, meta, origin, _, at = struct.unpack(PACK_REC,\n"
-            "        blob, at)\n"
+            "      pid, url, key, meta, origin, _, at =\n"
+            "        struct.unpack(PACK_REC, blob, at)\n"
             "      if pid == id and r > tail then\n"
             "        local out = {'rec', id, url, key, meta ~= '' and meta,\n"
-            "          origin, '0'}\n"
+            "          origin ~= '' and origin or po, '0'}\n"
             "        for j = 7, #F do out[j + 1] = false end\n"
             "        return out\n"
             "      end\n"
@@ -635,7 +644,9 @@ static const char get_lua[] =
             "    end\n"
             "  end\n"
             "end\n"
-            "if #firsts > most then return {'more', tostring(firsts[most + 1])} end\n"
+            "if #firsts > most then\n"
+            "  return {'more', tostring(firsts[most + 1])}\n"
+            "end\n"
             "return {'none'}\n";
 
 /* ARGV: the first rid, how many rids, the state (-1: all), and where
@@ -674,9 +685,11 @@ static const char page_lua[] =
             "  pack = tonumber(m[2] or tail + 1)\n"
             "  at, rid = tonumber(m[3] or 1), tail + 1\n"
             "end\n"
+            "local po\n"
             "local function load(p)\n"
             "  local b = redis.call('HGET', K('packs'), p)\n"
             "  if not b then error('sluice: pack ' .. p .. ' is missing') end\n"
+            "  po = pack_origin(b)\n"
             "  return b\n"
             "end\n"
             "local blob = load(pack)\n"
@@ -689,7 +702,8 @@ static const char page_lua[] =
             "    id, url, key, meta, origin, _, at = struct.unpack(PACK_REC,\n"
             "      blob, at)\n"
             "    if rid >= start then\n"
-            "      local r = {id, url, key, meta ~= '' and meta, origin, '0'}\n"
+            "      local r = {id, url, key, meta ~= '' and meta,\n"
+            "        origin ~= '' and origin or po, '0'}\n"
             "      for k = 7, #F do r[k] = false end\n"
             "      for k = 1, #F do out[#out + 1] = r[k] end\n"
             "    end\n"
