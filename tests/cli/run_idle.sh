@@ -2,7 +2,7 @@
 # origin's records ready and nothing else to lease, the loop sleeps until
 # a response, a timer or an answer comes. (It once turned without pause
 # whenever it had just leased and knew no other origin's records: here
-# 760 ms of user CPU in these 3 s, now 80.)
+# 760 ms of user CPU in these 3 s, now 80 to 170.)
 . "$(dirname "$0")/lib.sh"
 
 RECORDS=2000
@@ -17,6 +17,11 @@ run_pid=$!
 sleep 1
 # User time only: writing the objects is system time, and a loop that
 # turns without waiting is user time (its clock reads, its scheduling).
+# A sanitized build does the same work at two to three times the CPU
+# (160 ms here, 330 to 400 ms under ASan); the spin cost 760 ms in a
+# plain build.
+limit=400
+if ldd "$SLUICE" | grep -q libasan; then limit=1000; fi
 busy_ms=$(cpu_ms $run_pid 3 user)
 # Its threads say what they are for (top -H, gdb): the loop's helpers.
 threads=$(cat /proc/$run_pid/task/*/comm | sort -u | tr '\n' ' ')
@@ -28,7 +33,7 @@ for t in sl-marker sl-sync sl-flush sl-counter; do
     esac
 done
 echo "# ${busy_ms} ms of user CPU in 3 s"
-[ "$busy_ms" -lt 400 ] ||
+[ "$busy_ms" -lt "$limit" ] ||
     fail "the run used ${busy_ms} ms of user CPU in 3 s (it spins)"
 wait $run_pid
 rc=$?
