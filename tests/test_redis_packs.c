@@ -76,6 +76,21 @@ n_packs(const char *loc)
     return fields / 2;
 }
 
+/* HGET key field at `loc`, binary-safe; "" for none. */
+static const char *
+hget(const char *loc, const char *key, const char *field)
+{
+    static char got[512];
+    redisContext *c = redisConnectUnix(loc + strlen("unix://"));
+    ASSERT(c && !c->err);
+    redisReply *r = redisCommand(c, "HGET %s %s", key, field);
+    ASSERT(r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_NIL));
+    snprintf(got, sizeof got, "%.*s", (int)r->len, r->str ? r->str : "");
+    freeReplyObject(r);
+    redisFree(c);
+    return got;
+}
+
 typedef struct {
     int n;
     bool in_order;
@@ -95,7 +110,7 @@ TEST(a_packed_ingest_reads_as_records_do)
 {
     char loc[300];
     test_redis_start(loc, sizeof loc, NULL);
-    /* A queue of schema 1 (before packs) takes them and becomes 3. */
+    /* A queue of schema 1 (before packs) takes them and becomes 4. */
     test_redis_int(loc, "HSET " KEY("meta") " app sluice version 1 rid 0");
     sluice_queue *q = open_queue(loc);
     sl_queue_feed_start(q);
@@ -103,7 +118,8 @@ TEST(a_packed_ingest_reads_as_records_do)
     ASSERT_EQ(st.added, 2500);
     ASSERT_EQ(n_packs(loc), PACKS(2500));
     ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " tail"), 0);
-    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " version"), 3);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " version"),
+              SL_REDIS_SCHEMA);
     ASSERT_EQ(test_redis_int(loc, "EXISTS " KEY("r:1")), 0);
     sluice_counts c;
     ASSERT_EQ(sluice_queue_counts(q, &c), SLUICE_OK);
@@ -128,6 +144,16 @@ TEST(a_packed_ingest_reads_as_records_do)
     ASSERT_EQ(n_packs(loc), 0);
     ASSERT_EQ(test_redis_int(loc, "HEXISTS " KEY("meta") " tail"), 0);
     ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("ids")), 2800);
+    /* Each id maps to "RID:FP", the fingerprint the unpacking script
+     * made as the client makes it: an ingest of the same records again
+     * finds them unchanged by the lookup alone. */
+    for (int k = 0; k < 2800; k += 311) {
+        char want[64], fp[FP_HEX + 1];
+        sl_record r = rec(k, 4000, 1, true);
+        sl_rq_fingerprint(sl_rq_state(q), &r, fp);
+        snprintf(want, sizeof want, "%d:%s", k + 1, fp);
+        ASSERT_STR_EQ(hget(loc, KEY("ids"), ids[k]), want);
+    }
     ASSERT_EQ(test_redis_int(loc, "ZCARD " KEY("pending")), 2800);
     ASSERT_EQ(test_redis_int(loc, "ZCARD " KEY("po:http://a.example:80")),
               2800);
@@ -180,15 +206,23 @@ three_packs(char *loc, size_t size, int b_from)
     return q;
 }
 
+/* Lease `want` records at T0 into l[], and get as many. */
+static void
+lease_into(sluice_queue *q, sl_lease *l, size_t want)
+{
+    size_t n = 0;
+    sl_lease_req req = {want, T0, 60000, NULL, 0};
+    ASSERT_EQ(sl_queue_lease(q, &req, l, &n), SLUICE_OK);
+    ASSERT_EQ(n, want);
+}
+
 TEST(leases_unpack_as_they_go_in_feed_order)
 {
     char loc[300];
     sluice_queue *q = three_packs(loc, sizeof loc, 2000);
     sl_lease l[100];
-    size_t n = 0;
-    sl_lease_req req = {100, T0, 60000, NULL, 0};
-    ASSERT_EQ(sl_queue_lease(q, &req, l, &n), SLUICE_OK);
-    ASSERT_EQ(n, 100);
+    size_t n = 100;
+    lease_into(q, l, n);
     for (size_t i = 0; i < n; i++) {
         char want[32];
         snprintf(want, sizeof want, "p%zu", i);
@@ -551,12 +585,9 @@ static void
 lease_n(sluice_queue *q, size_t n)
 {
     static sl_lease l[1000];
-    size_t got = 0;
-    sl_lease_req req = {n, T0, 60000, NULL, 0};
     ASSERT(n <= SL_ARRAY_LEN(l));
-    ASSERT_EQ(sl_queue_lease(q, &req, l, &got), SLUICE_OK);
-    ASSERT_EQ(got, n);
-    for (size_t i = 0; i < got; i++)
+    lease_into(q, l, n);
+    for (size_t i = 0; i < n; i++)
         sl_lease_clear(&l[i]);
 }
 
@@ -814,5 +845,107 @@ TEST(a_pack_writes_its_first_records_origin_once)
     ASSERT_EQ(n, 300);
     ASSERT_EQ(test_redis_int(loc, "ZCARD " KEY("po:http://b.example:80")),
               33);
+    sluice_queue_close(q);
+}
+
+/* A pack as schema 3 wrote it: records from..to (rec(), origin '' after
+ * the first, meta {"k":K} on every third) each behind 4-byte lengths,
+ * with the fingerprint "fp3-K..." sixth. */
+static size_t
+schema3_pack(char *out, int from, int to)
+{
+    size_t len = 0;
+    for (int k = from; k < to; k++) {
+        sl_record r = rec(k, 4000, 1, true);
+        char meta[32] = "", fp[32];
+        if (k % 3 == 0)
+            snprintf(meta, sizeof meta, "{\"k\":%d}", k);
+        snprintf(fp, sizeof fp, "fp3-%020d", k);
+        const char *f[6] = {r.id, r.url, r.key, meta,
+                            k == from ? r.origin : "", fp};
+        for (int i = 0; i < 6; i++) {
+            uint32_t n = (uint32_t)strlen(f[i]);
+            unsigned char le[4] = {(unsigned char)n, (unsigned char)(n >> 8),
+                                   (unsigned char)(n >> 16),
+                                   (unsigned char)(n >> 24)};
+            memcpy(out + len, le, 4);
+            memcpy(out + len + 4, f[i], n);
+            len += 4 + n;
+        }
+    }
+    return len;
+}
+
+TEST(a_queue_of_schema_3_reads_its_packs_as_they_were_written)
+{
+    char loc[300];
+    test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *q = open_queue(loc);
+    sl_queue_feed_start(q);
+    batch(q, 0, 300, 4000, true);
+    ASSERT_EQ(n_packs(loc), 3);
+    /* Its packs rewritten as schema 3 wrote them, the queue marked so. */
+    redisContext *c = redisConnectUnix(loc + strlen("unix://"));
+    ASSERT(c && !c->err);
+    static char blob[3][64 * 1024];
+    static const int first[3] = {0, 128, 256}, end[3] = {128, 256, 300};
+    for (int p = 0; p < 3; p++) {
+        size_t len = schema3_pack(blob[p], first[p], end[p]);
+        redisReply *r = redisCommand(c, "HSET %s %d %b", KEY("packs"),
+                                     first[p] + 1, blob[p], len);
+        ASSERT(r && r->type == REDIS_REPLY_INTEGER);
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    test_redis_int(loc, "HSET " KEY("meta") " version 3");
+    sluice_queue_close(q);
+    q = open_queue(loc);
+    /* A lookup and a list read them where they are... */
+    sl_record_info info;
+    ASSERT_EQ(sl_queue_get(q, "p201", &info), SLUICE_OK);
+    ASSERT_STR_EQ(info.url, "http://a.example/201/v1.jpg");
+    ASSERT_STR_EQ(info.origin, "http://a.example:80");
+    ASSERT_STR_EQ(info.meta, "{\"k\":201}");
+    sl_record_info_clear(&info);
+    listing l = {0, true};
+    ASSERT_EQ(sluice_list(q, NULL, check_order, &l), SLUICE_OK);
+    ASSERT_EQ(l.n, 300);
+    ASSERT(l.in_order);
+    /* ...a lease takes them straight from the pack... */
+    sl_lease ls[100];
+    lease_into(q, ls, 100);
+    for (size_t i = 0; i < 100; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "http://a.example/%zu/v1.jpg", i);
+        ASSERT_STR_EQ(ls[i].url, want);
+        ASSERT_STR_EQ(ls[i].origin, "http://a.example:80");
+        if (i % 3 == 0) {
+            snprintf(want, sizeof want, "{\"k\":%zu}", i);
+            ASSERT_STR_EQ(ls[i].meta, want);
+        } else {
+            ASSERT_NULL(ls[i].meta);
+        }
+        sl_lease_clear(&ls[i]);
+    }
+    /* ...and unpacked, each id keeps the fingerprint its pack held. */
+    ASSERT_EQ(sl_rq_unpack_all(q), SLUICE_OK);
+    ASSERT_EQ(n_packs(loc), 0);
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("ids")), 300);
+    ASSERT_STR_EQ(hget(loc, KEY("ids"), "p7"),
+                  "8:fp3-00000000000000000007");
+    ASSERT_STR_EQ(hget(loc, KEY("ids"), "p299"),
+                  "300:fp3-00000000000000000299");
+    ASSERT_EQ(sl_queue_get(q, "p297", &info), SLUICE_OK);
+    ASSERT_STR_EQ(info.origin, "http://a.example:80");
+    ASSERT_STR_EQ(info.meta, "{\"k\":297}");
+    sl_record_info_clear(&info);
+    /* An ingest of the same records again, none with a meta: the old
+     * fingerprints match nothing, the fields are compared, and only the
+     * records that had a meta changed. */
+    sl_queue_feed_start(q);
+    sluice_ingest_stats st = batch(q, 0, 300, 4000, true);
+    ASSERT_EQ(st.added, 0);
+    ASSERT_EQ(st.updated, 100);
+    ASSERT_EQ(st.unchanged, 200);
     sluice_queue_close(q);
 }

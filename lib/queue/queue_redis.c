@@ -79,8 +79,10 @@ sl_rq_bad_reply(sluice_queue *q, redisReply *reply, const char *what)
 /*
  * What the upsert compares: a digest of url, key and meta, so that a
  * record ingested again unchanged is told apart from one that changed
- * by one hash lookup. 96 bits: a changed record taken for an unchanged
- * one would need a SHA-256 collision in them.
+ * by one hash lookup. 96 bits of SHA-1 (a script that unpacks a pack
+ * makes the same with redis.sha1hex): a changed record taken for an
+ * unchanged one would need a collision in them, which only a feed made
+ * for it could hold, and its maker could as well leave it unchanged.
  */
 void
 sl_rq_fingerprint(sl_rq_queue *s, const sl_record *r, char out[FP_HEX + 1])
@@ -89,18 +91,20 @@ sl_rq_fingerprint(sl_rq_queue *s, const sl_record *r, char out[FP_HEX + 1])
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned md_len = 0;
     /* The digest and its context are made once a handle: fetching
-     * SHA-256 takes OpenSSL's locks, a context an allocation. */
+     * SHA-1 takes OpenSSL's locks, a context an allocation. */
     if (!s->fp_md)
-        s->fp_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        s->fp_md = EVP_MD_fetch(NULL, "SHA1", NULL);
     if (!s->fp_ctx)
         s->fp_ctx = EVP_MD_CTX_new();
     EVP_MD_CTX *ctx = s->fp_ctx;
+    /* An empty meta is none, as a pack holds it. */
+    bool has_meta = r->meta && r->meta_len > 0;
     bool ok = ctx && s->fp_md && EVP_DigestInit_ex2(ctx, s->fp_md, NULL) == 1 &&
               EVP_DigestUpdate(ctx, r->url, r->url_len) == 1 &&
               EVP_DigestUpdate(ctx, "", 1) == 1 &&
               EVP_DigestUpdate(ctx, r->key, r->key_len) == 1 &&
-              EVP_DigestUpdate(ctx, r->meta ? "\1" : "\2", 1) == 1 &&
-              (!r->meta || EVP_DigestUpdate(ctx, r->meta, r->meta_len) == 1) &&
+              EVP_DigestUpdate(ctx, has_meta ? "\1" : "\2", 1) == 1 &&
+              (!has_meta || EVP_DigestUpdate(ctx, r->meta, r->meta_len) == 1) &&
               EVP_DigestFinal_ex(ctx, md, &md_len) == 1;
     if (!ok) {
         /* No digest: one that matches nothing stored, so the script
@@ -313,16 +317,17 @@ alloc_args(sluice_queue *q, size_t n, const char ***argv, size_t **lens)
     return SLUICE_OK;
 }
 
-/* A record's text in the batch: its length (4 bytes, little-endian),
- * then its bytes, as a pack holds it (queue_redis_pack.c). */
-static int
+/* A record's text in the batch: its length (2 bytes, little-endian),
+ * then its bytes, as a pack holds it (queue_redis_pack.c). Every field
+ * is shorter (record.h, meta.h); the caller reserved the room. */
+static void
 put_text(sl_buf *b, const char *text, size_t len)
 {
-    unsigned char n[4] = {(unsigned char)len, (unsigned char)(len >> 8),
-                          (unsigned char)(len >> 16),
-                          (unsigned char)(len >> 24)};
-    return sl_buf_append(b, n, sizeof n) ||
-           (len && sl_buf_append(b, text, len));
+    unsigned char n[2] = {(unsigned char)len, (unsigned char)(len >> 8)};
+    memcpy(b->data + b->len, n, sizeof n);
+    if (len)
+        memcpy(b->data + b->len + sizeof n, text, len);
+    b->len += sizeof n + len;
 }
 
 /* Whether field f of the batch's record k is `text`. */
@@ -335,8 +340,9 @@ same_text(const rq_batch *b, size_t k, int f, const char *text, size_t len)
 
 /* Copy the records into the batch, which goes to Redis at commit: each
  * one's fields one after the other as a pack holds them, so that a
- * pack is a slice of the batch's text (a pack's records after its first
- * write that one's origin as '' when it is theirs: schema 3). */
+ * pack is a slice of the batch's text (it begins with the mark of a
+ * pack, and its records after its first write that one's origin as ''
+ * when it is theirs). */
 static sluice_err
 upsert_buffer(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
               sluice_ingest_stats *counts)
@@ -360,34 +366,45 @@ upsert_buffer(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
     }
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++)
-        bytes += REC_ARGS * 4 + recs[i].id_len + recs[i].url_len +
-                 recs[i].key_len + (recs[i].meta ? recs[i].meta_len : 0) +
-                 recs[i].origin_len + FP_HEX;
+        bytes += SL_RQ_PACK_MARK_LEN + PACK_FIELDS * 2 + recs[i].id_len +
+                 recs[i].url_len + recs[i].key_len +
+                 (recs[i].meta ? recs[i].meta_len : 0) + recs[i].origin_len;
     if (sl_buf_reserve(&s->batch.text, bytes) != 0)
         return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         const sl_record *r = &recs[i];
         char fp[FP_HEX + 1];
-        sl_rq_fingerprint(s, r, fp);
-        const char *v[REC_ARGS] = {r->id, r->url, r->key, r->meta, r->origin,
-                                   fp};
-        size_t l[REC_ARGS] = {r->id_len,  r->url_len,
-                              r->key_len, r->meta ? r->meta_len : 0,
-                              r->origin_len, FP_HEX};
+        const char *v[PACK_FIELDS] = {r->id, r->url, r->key, r->meta,
+                                      r->origin};
+        size_t l[PACK_FIELDS] = {r->id_len, r->url_len, r->key_len,
+                                 r->meta ? r->meta_len : 0, r->origin_len};
         size_t k = s->batch.n_recs + i, head = k - k % SL_RQ_PACK_RECORDS;
         buffered_rec *b = &s->batch.recs[k];
         b->first = r->first;
-        for (int f = 0; f < REC_ARGS; f++) {
+        sl_rq_fingerprint(s, r, fp);
+        memcpy(b->fp, fp, FP_HEX);
+        b->begin = s->batch.text.len;
+        if (k == head) {
+            memcpy(s->batch.text.data + s->batch.text.len, SL_RQ_PACK_MARK,
+                   SL_RQ_PACK_MARK_LEN);
+            s->batch.text.len += SL_RQ_PACK_MARK_LEN;
+        }
+        for (int f = 0; f < PACK_FIELDS; f++) {
             /* Its pack's first record's origin is written as '', and
              * read where that one's is. */
             bool elide = f == 4 && k != head &&
                          same_text(&s->batch, head, f, v[f], l[f]);
-            if (put_text(&s->batch.text, v[f], elide ? 0 : l[f]) != 0)
-                return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
+            if (l[f] > 0xffff)
+                return sl_queue_fail(q, SLUICE_EINVAL,
+                                     "%s: a record's field of %zu bytes "
+                                     "(ids, urls and keys are shorter)",
+                                     s->conn.addr.where, l[f]);
+            put_text(&s->batch.text, v[f], elide ? 0 : l[f]);
             b->at[f] = elide ? s->batch.recs[head].at[f]
                              : s->batch.text.len - l[f];
             b->len[f] = l[f];
         }
+        b->end = s->batch.text.len;
     }
     s->batch.n_recs += n;
     s->batch.calls[s->batch.n_calls++] = (buffered_call){counts, n};
@@ -481,10 +498,12 @@ send_batch(sluice_queue *q)
     for (size_t i = 0; i < s->batch.n_recs; i++) {
         const char **a = &argv[1 + REC_ARGS * i];
         size_t *l = &lens[1 + REC_ARGS * i];
-        for (int f = 0; f < REC_ARGS; f++) {
+        for (int f = 0; f < PACK_FIELDS; f++) {
             a[f] = s->batch.text.data + s->batch.recs[i].at[f];
             l[f] = s->batch.recs[i].len[f];
         }
+        a[PACK_FIELDS] = s->batch.recs[i].fp;
+        l[PACK_FIELDS] = FP_HEX;
     }
     char *letters = NULL;
     if (s->mark_staged) {
@@ -656,8 +675,8 @@ static int
 lease_fill_packed(sl_lease *l, const redisReply *r, size_t at, int64_t now_ms)
 {
     const redisReply *e = r->element[at + 1], *o = r->element[at + 2];
-    const char *f[6];
-    size_t flens[6];
+    const char *f[PACK_FIELDS];
+    size_t flens[PACK_FIELDS];
     if (e->type != REDIS_REPLY_STRING || o->type != REDIS_REPLY_STRING ||
         o->len == 0 || !sl_rq_pack_record(e->str, e->len, f, flens))
         return -1;

@@ -23,14 +23,20 @@
 /* Arguments a record takes in the upsert script: id, url, key, meta,
  * origin and the fingerprint. */
 #define REC_ARGS 6
-/* A fingerprint: 96 bits of SHA-256 in hex. */
+/* Fields a record has in a pack: id, url, key, meta and origin. */
+#define PACK_FIELDS 5
+/* A fingerprint: 96 bits of SHA-1 in hex (SHA-256 before schema 4;
+ * Redis's scripts can make SHA-1's, redis.sha1hex). */
 #define FP_HEX 24
 
 /* The schema version kept in the queue's meta hash: 1, records only;
  * 2, packs too (queue_redis_pack.c); 3, a packed record whose origin is
- * its pack's first record's has '' for it. A queue of version 1 or 2 is
- * read as it is; the first pack written into it makes it 3. */
-#define SL_REDIS_SCHEMA 3
+ * its pack's first record's has '' for it; 4, a pack is marked as such
+ * and holds its fields behind 2-byte lengths and no fingerprint (the
+ * script that unpacks it makes that), and fingerprints are SHA-1's. A
+ * queue of an earlier version is read as it is (its packs as they were
+ * written); the first pack written into it makes it 4. */
+#define SL_REDIS_SCHEMA 4
 
 /* The scripts, by number: rq_scripts[] in queue_redis_scripts.c. */
 enum {
@@ -63,10 +69,14 @@ enum {
 };
 
 extern const sl_redis_script sl_rq_scripts[RQ_COUNT_];
-/* A record buffered in a batch: where its REC_ARGS fields are in the
- * batch's text, each behind its 4-byte length (a pack's layout). */
+/* A record buffered in a batch: where its PACK_FIELDS fields are in
+ * the batch's text, each behind its 2-byte length, and where its bytes
+ * begin and end there (a pack's layout: a pack is a slice of the text,
+ * and its first record's bytes begin with the mark of a pack); its
+ * fingerprint, the sixth of its REC_ARGS. */
 typedef struct {
-    size_t at[REC_ARGS], len[REC_ARGS];
+    size_t at[PACK_FIELDS], len[PACK_FIELDS], begin, end;
+    char fp[FP_HEX];
     bool first; /* sl_record.first */
 } buffered_rec;
 
@@ -237,11 +247,16 @@ sluice_err sl_rq_pack_recv(sluice_queue *q, size_t n_replies, size_t n,
 void sl_rq_pack_follow(sl_rq_queue *s, int64_t top, size_t added);
 void sl_rq_pack_lost(sl_rq_queue *s);
 sluice_err sl_rq_unpack_all(sluice_queue *q);
-/* One record as a pack holds it (`len` bytes at `rec`): its six fields
- * (id url key meta origin fingerprint) into at[] and lens[]; false when
+/* A pack's first bytes (schema 4): no record of an earlier schema's
+ * pack begins so, its id's 4-byte length being above 0. */
+#define SL_RQ_PACK_MARK     "\0\0\0\0"
+#define SL_RQ_PACK_MARK_LEN 4
+/* One record as a pack of schema 4 holds it (`len` bytes at `rec`):
+ * its fields (id url key meta origin) into at[] and lens[]; false when
  * the bytes are not one such record. */
-bool sl_rq_pack_record(const char *rec, size_t len, const char *at[6],
-                       size_t lens[6]);
+bool sl_rq_pack_record(const char *rec, size_t len,
+                       const char *at[PACK_FIELDS],
+                       size_t lens[PACK_FIELDS]);
 
 /* The record whose fields (F, in RF_ order) begin at element `at` of
  * `r`, copied into *out; false when out of memory (out cleared). */

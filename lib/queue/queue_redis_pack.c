@@ -125,9 +125,7 @@ send_packs(sluice_queue *q, const char *now, const char *text,
     for (size_t p = 0; p < n_packs; p++) {
         size_t from = p * SL_RQ_PACK_RECORDS;
         size_t to = SL_MIN(n, from + SL_RQ_PACK_RECORDS);
-        size_t begin = recs[from].at[0] - 4;
-        size_t end = recs[to - 1].at[REC_ARGS - 1] +
-                     recs[to - 1].len[REC_ARGS - 1];
+        size_t begin = recs[from].begin, end = recs[to - 1].end;
         sl_fmt(t.fields[p][0], sizeof t.fields[p][0], "%" PRId64,
                top + (int64_t)from + 1);
         sl_fmt(t.fields[p][1], sizeof t.fields[p][1], "q:%s", t.fields[p][0]);
@@ -284,17 +282,16 @@ sl_rq_unpack_all(sluice_queue *q)
 }
 
 bool
-sl_rq_pack_record(const char *rec, size_t len, const char *at[6],
-                  size_t lens[6])
+sl_rq_pack_record(const char *rec, size_t len, const char *at[PACK_FIELDS],
+                  size_t lens[PACK_FIELDS])
 {
     size_t pos = 0;
-    for (int i = 0; i < 6; i++) {
-        if (len - pos < 4)
+    for (int i = 0; i < PACK_FIELDS; i++) {
+        if (len - pos < 2)
             return false;
         const unsigned char *p = (const unsigned char *)rec + pos;
-        size_t n = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 |
-                   (size_t)p[3] << 24;
-        pos += 4;
+        size_t n = (size_t)p[0] | (size_t)p[1] << 8;
+        pos += 2;
         if (n > len - pos)
             return false;
         at[i] = rec + pos;

@@ -21,9 +21,13 @@
  * records, or unpacks for origins to skip; the list's pages and `get`
  * read them where they are; every other script that looks a record up
  * by id or by RID calls unpack_all() first (the client has unpacked already, a
- * few packs a call, so that is usually nothing). A pack is id, url, key,
- * meta, origin and fingerprint a record, each a 4-byte little-endian
- * length and the text; "q:RID" beside it, its records' queued_at.
+ * few packs a call, so that is usually nothing). A pack (schema 4) is
+ * four zero bytes, then id, url, key, meta and origin a record, each a
+ * 2-byte little-endian length and the text; the record's fingerprint is
+ * made as it is unpacked, as the client makes it (queue_redis.c). A
+ * pack of schema 2 or 3 begins with its first record (an id's 4-byte
+ * length is not 0), each field behind a 4-byte length, and the
+ * fingerprint the sixth. "q:RID" beside a pack: its records' queued_at.
  */
 #define PACKS                                                                  \
     "local function bulk(cmd, key, list)\n"                                    \
@@ -31,10 +35,29 @@
     "    redis.call(cmd, key, unpack(list, c, math.min(#list, c + 3999)))\n"   \
     "  end\n"                                                                  \
     "end\n"                                                                    \
-    "local PACK_REC = '<I4c0I4c0I4c0I4c0I4c0I4c0'\n"                           \
+    "local PACK3, PACK4 = '<I4c0I4c0I4c0I4c0I4c0I4c0', '<Hc0Hc0Hc0Hc0Hc0'\n"  \
+    "-- where a pack's first record begins, and whether it is of schema 4\n"\
+    "local function pack_start(blob)\n"                                       \
+    "  if string.sub(blob, 1, 4) == '\\0\\0\\0\\0' then return 5, true end\n"\
+    "  return 1, false\n"                                                     \
+    "end\n"                                                                   \
+    "-- the record at pos: id url key meta origin, its fingerprint as the\n"  \
+    "-- pack has it (false: schema 4 has none), and where the next begins\n"  \
+    "local function pack_rec(v4, blob, pos)\n"                                \
+    "  if not v4 then return struct.unpack(PACK3, blob, pos) end\n"           \
+    "  local id, url, key, meta, origin, nxt = struct.unpack(PACK4, blob,\n"  \
+    "    pos)\n"                                                              \
+    "  return id, url, key, meta, origin, false, nxt\n"                       \
+    "end\n"                                                                   \
+    "-- sl_rq_fingerprint's: 96 bits of SHA-1 of url, key and meta\n"        \
+    "local function fingerprint(url, key, meta)\n"                            \
+    "  return string.sub(redis.sha1hex(url .. '\\0' .. key ..\n"              \
+    "    (meta ~= '' and '\\1' .. meta or '\\2')), 1, 24)\n"                 \
+    "end\n"                                                                   \
     "-- a record's origin '' is its pack's first record's (schema 3)\n"       \
     "local function pack_origin(blob)\n"                                      \
-    "  local _, _, _, _, o = struct.unpack(PACK_REC, blob, 1)\n"              \
+    "  local start, v4 = pack_start(blob)\n"                                  \
+    "  local _, _, _, _, o = pack_rec(v4, blob, start)\n"                     \
     "  return o\n"                                                            \
     "end\n"                                                                   \
     "-- a new record's hash; its place in pending and its origin's index\n"\
@@ -63,13 +86,14 @@
     "  local p = redis.call('HMGET', K('packs'), first, 'q:' .. first)\n"      \
     "  local blob, now = p[1], p[2]\n"                                         \
     "  if not blob then error('sluice: pack ' .. first .. ' is missing') end\n"\
-    "  local pos = tonumber(m[3] or 1)\n"                                      \
+    "  local start, v4 = pack_start(blob)\n"                                  \
+    "  local pos = math.max(tonumber(m[3] or 1), start)\n"                    \
     "  local took, ids, pend, per, out = 0, {}, {}, {}, {}\n"                  \
     "  local po = pack_origin(blob)\n"                                        \
     "  while pos <= #blob and not (direct and took >= direct) do\n"            \
     "    local at, id, url, key, meta, origin, fp = pos\n"                     \
-    "    id, url, key, meta, origin, fp, pos = struct.unpack(PACK_REC, blob,\n"\
-    "      pos)\n"                                                             \
+    "    id, url, key, meta, origin, fp, pos = pack_rec(v4, blob, pos)\n"      \
+    "    fp = fp or fingerprint(url, key, meta)\n"                            \
     "    if origin == '' then origin = po end\n"                              \
     "    rid = rid + 1\n"                                                      \
     "    local srid = tostring(rid)\n"                                         \
@@ -78,8 +102,10 @@
     "    out[origin] = (out[origin] or 0) + 1\n"                               \
     "    if direct then\n"                                                     \
     "      took = took + 1\n"                                                  \
-    "      took_one(srid, id, url, key, meta, origin, now,\n"                  \
-    "        string.sub(blob, at, pos - 1))\n"                                 \
+    "      -- the client reads a record as schema 4 holds it\n"              \
+    "      took_one(srid, id, url, key, meta, origin, now, v4 and\n"           \
+    "        string.sub(blob, at, pos - 1) or struct.pack(PACK4, #id, id,\n"   \
+    "        #url, url, #key, key, #meta, meta, #origin, origin))\n"          \
     "    else\n"                                                               \
     "      new_pending(srid, id, url, key, meta, origin, now, pend, per)\n"    \
     "    end\n"                                                                \
@@ -624,16 +650,17 @@ static const char get_lua[] =
             "  if n and n >= from then firsts[#firsts + 1] = n end\n"
             "end\n"
             "table.sort(firsts)\n"
-            "local needle = struct.pack('<I4', #id) .. id\n"
             "for k = 1, math.min(#firsts, most) do\n"
             "  local first = firsts[k]\n"
             "  local blob = redis.call('HGET', K('packs'), first)\n"
+            "  local at, v4 = pack_start(blob)\n"
+            "  local needle = struct.pack(v4 and '<H' or '<I4', #id) .. id\n"
             "  if string.find(blob, needle, 1, true) then\n"
-            "    local at, r, po = 1, first, pack_origin(blob)\n"
+            "    local r, po = first, pack_origin(blob)\n"
             "    while at <= #blob do\n"
             "      local pid, url, key, meta, origin, _\n"
             "      pid, url, key, meta, origin, _, at =\n"
-            "        struct.unpack(PACK_REC, blob, at)\n"
+            "        pack_rec(v4, blob, at)\n"
             "      if pid == id and r > tail then\n"
             "        local out = {'rec', id, url, key, meta ~= '' and meta,\n"
             "          origin ~= '' and origin or po, '0'}\n"
@@ -685,11 +712,14 @@ static const char page_lua[] =
             "  pack = tonumber(m[2] or tail + 1)\n"
             "  at, rid = tonumber(m[3] or 1), tail + 1\n"
             "end\n"
-            "local po\n"
+            "local po, v4\n"
             "local function load(p)\n"
             "  local b = redis.call('HGET', K('packs'), p)\n"
             "  if not b then error('sluice: pack ' .. p .. ' is missing') end\n"
             "  po = pack_origin(b)\n"
+            "  local start\n"
+            "  start, v4 = pack_start(b)\n"
+            "  at = math.max(at, start)\n"
             "  return b\n"
             "end\n"
             "local blob = load(pack)\n"
@@ -699,8 +729,7 @@ static const char page_lua[] =
             "    blob = load(pack)\n"
             "  else\n"
             "    local id, url, key, meta, origin, _\n"
-            "    id, url, key, meta, origin, _, at = struct.unpack(PACK_REC,\n"
-            "      blob, at)\n"
+            "    id, url, key, meta, origin, _, at = pack_rec(v4, blob, at)\n"
             "    if rid >= start then\n"
             "      local r = {id, url, key, meta ~= '' and meta,\n"
             "        origin ~= '' and origin or po, '0'}\n"
