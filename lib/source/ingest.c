@@ -24,10 +24,10 @@
 #define CHUNK_RECORDS  1024
 #define CHUNK_BYTES    (1u << 20) /* hand a chunk over past this much text */
 /* Enough that the parser runs on while the checker writes out what it
- * deferred (seen.c, some 130,000 records at a time), and the caller
- * while Redis takes a batch: with 16, a core sat idle a tenth of a
- * 1,000,000-record ingest into Redis. Some 250 KiB a chunk. */
-#define CHUNKS_IN_USE  64
+ * deferred (seen.c) and the caller while Redis takes a batch: with 16,
+ * a core sat idle a tenth of a 1,000,000-record ingest into Redis; 64
+ * were faster still, but past issue 2's 64 MiB. Some 200 KiB a chunk. */
+#define CHUNKS_IN_USE  32
 
 int
 sluice_format_from_name(const char *name)
@@ -55,18 +55,21 @@ sluice_format_name(sluice_format format)
     return "unknown";
 }
 
-/* A text in a chunk's arena. */
+/* A text in a chunk's arena (a few MiB at most: CHUNK_BYTES, and one
+ * record's or reason's texts past it). */
 typedef struct {
-    size_t off, len;
+    uint32_t off, len;
 } span;
 
+/* 72 bytes, laid out without holes: CHUNKS_IN_USE * CHUNK_RECORDS of
+ * them are the larger half of what the chunks cost. */
 typedef struct {
-    bool rejected; /* else a record */
-    bool dup_id, shared_key; /* what the checker found */
     uint64_t line;
     span id, url, key, origin, meta; /* a rejection's reason is in `id` */
     span warn[2];                    /* the checker's warnings */
     unsigned n_warn;
+    bool rejected;           /* else a record */
+    bool dup_id, shared_key; /* what the checker found */
     bool has_meta;
 } chunk_item;
 
@@ -168,8 +171,8 @@ give_back(pipeline *p, chunk *c)
 static void
 put_reserved(chunk *c, span *s, const char *text, size_t len)
 {
-    s->off = c->arena.len;
-    s->len = len;
+    s->off = (uint32_t)c->arena.len;
+    s->len = (uint32_t)len;
     if (len)
         memcpy(c->arena.data + c->arena.len, text, len);
     /* Terminated, so the queue may treat each text as a C string. */

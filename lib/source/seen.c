@@ -20,7 +20,7 @@
  * the filter would fill: it is frozen (it still covers the deferred
  * ones) and the records that follow go to the tables directly. Memory:
  * the page cache, the filter (8 MiB) and the records in memory with what
- * writes them out (some 15 MiB; 25 at most), whatever the feed's size.
+ * writes them out (some 9 MiB; 17 at most), whatever the feed's size.
  */
 #include "seen.h"
 
@@ -52,6 +52,8 @@
 #define BUCKET_LOG  12
 #define DEFER_MAX   (UINT64_C(1) << 21)
 #define DEFER_TEXT  65535
+/* A flush lays out a kind's entries a part of the buckets at a time. */
+#define FLUSH_PARTS 4
 /* The in-memory records by hash: open addressing, half full at most. */
 #define SLOTS (4 * DEFER_BATCH)
 
@@ -100,12 +102,14 @@ static const char *const sql[S_COUNT_] = {
 };
 
 /* A deferred record still in memory; its id and then its key are in
- * `pending_text` from `text`. */
+ * `pending_text` from `text` (below DEFER_BYTES; each at most
+ * DEFER_TEXT). 32 bytes. */
 typedef struct {
     uint64_t hash[2]; /* K_ID, K_KEY */
     int64_t at;
-    uint32_t text, id_len, key_len;
-    bool promoted; /* it is in the tables now */
+    uint32_t text : 31;
+    uint32_t promoted : 1; /* it is in the tables now */
+    uint16_t id_len, key_len;
 } pending_rec;
 
 /* A fragment's entries, one after the other: at, the id's length and the
@@ -129,7 +133,7 @@ struct sl_seen {
     sl_buf pending_text;
     uint32_t *slots;  /* pending by hash: (index << 1 | kind) + 1; 0 free */
     size_t n_indexed; /* the first pending records, in `slots` */
-    uint32_t starts[(1u << BUCKET_LOG) + 1];
+    uint32_t starts[(1u << BUCKET_LOG) / FLUSH_PARTS + 1];
     uint64_t n_flushes; /* fragments were written by each */
     sl_buf frag;
 
@@ -630,58 +634,69 @@ promote_deferred(sl_seen *s, int kind, const char *text, size_t len, uint64_t h)
     return err;
 }
 
+/* Write out the fragments of one kind for buckets [lo, hi): the
+ * entries are laid out bucket by bucket in one buffer, each record read
+ * once and in order (random reads of the records would miss the cache at
+ * each). */
+static sluice_err
+flush_buckets(sl_seen *s, int kind, uint32_t lo, uint32_t hi)
+{
+    sqlite3_stmt *st = s->st[S_PUT_FRAG];
+    sluice_err err = SLUICE_OK;
+    /* starts[b - lo]: where bucket b's entries begin, then, as they are
+     * laid out, where the next goes: at last where the bucket ends. */
+    memset(s->starts, 0, (hi - lo + 1) * sizeof *s->starts);
+    for (size_t i = 0; i < s->n_pending; i++) {
+        const pending_rec *r = &s->pending[i];
+        uint32_t b = bucket_of(r->hash[kind]);
+        if (!r->promoted && b >= lo && b < hi)
+            s->starts[b - lo + 1] += ENTRY_HEAD + r->id_len + r->key_len;
+    }
+    for (uint32_t b = 0; b < hi - lo; b++)
+        s->starts[b + 1] += s->starts[b];
+    sl_buf_clear(&s->frag);
+    if (sl_buf_reserve(&s->frag, s->starts[hi - lo]))
+        return SLUICE_ENOMEM;
+    for (size_t i = 0; i < s->n_pending; i++) {
+        const pending_rec *r = &s->pending[i];
+        uint32_t b = bucket_of(r->hash[kind]);
+        if (r->promoted || b < lo || b >= hi)
+            continue;
+        char *e = s->frag.data + s->starts[b - lo];
+        uint16_t id_len = r->id_len, key_len = r->key_len;
+        memcpy(e, &r->at, 8);
+        memcpy(e + 8, &id_len, 2);
+        memcpy(e + 10, &key_len, 2);
+        memcpy(e + ENTRY_HEAD, pending_id(s, r),
+               (size_t)r->id_len + r->key_len);
+        s->starts[b - lo] += ENTRY_HEAD + r->id_len + r->key_len;
+    }
+    uint32_t first = 0;
+    for (uint32_t b = lo; b < hi && err == SLUICE_OK; b++) {
+        uint32_t end = s->starts[b - lo];
+        if (end == first)
+            continue;
+        sqlite3_bind_int64(st, 1, frag_number(s->n_flushes, kind, b));
+        sqlite3_bind_blob(st, 2, s->frag.data + first, (int)(end - first),
+                          SQLITE_STATIC);
+        err = exec(s, S_PUT_FRAG, NULL);
+        first = end;
+    }
+    return err;
+}
+
 /* Write the records in memory out, but those promoted: for each kind and
- * bucket one fragment. The entries are laid out bucket by bucket in one
- * buffer, each record read once and in order (random reads of the
- * records would miss the cache at each). */
+ * bucket one fragment, FLUSH_PARTS ranges of buckets at a time (so the
+ * buffer they are laid out in is a part of one kind's entries). */
 static sluice_err
 flush(sl_seen *s)
 {
     const uint32_t n_buckets = 1u << BUCKET_LOG;
-    sqlite3_stmt *st = s->st[S_PUT_FRAG];
+    const uint32_t part = n_buckets / FLUSH_PARTS;
     sluice_err err = SLUICE_OK;
-    for (int kind = K_ID; kind <= K_KEY && err == SLUICE_OK; kind++) {
-        /* starts[b]: where bucket b's entries begin, then, as they are
-         * laid out, where the next goes: at last where the bucket ends. */
-        memset(s->starts, 0, sizeof s->starts);
-        for (size_t i = 0; i < s->n_pending; i++) {
-            const pending_rec *r = &s->pending[i];
-            if (!r->promoted)
-                s->starts[bucket_of(r->hash[kind]) + 1] +=
-                    ENTRY_HEAD + r->id_len + r->key_len;
-        }
-        for (uint32_t b = 0; b < n_buckets; b++)
-            s->starts[b + 1] += s->starts[b];
-        sl_buf_clear(&s->frag);
-        if (sl_buf_reserve(&s->frag, s->starts[n_buckets]))
-            return SLUICE_ENOMEM;
-        for (size_t i = 0; i < s->n_pending; i++) {
-            const pending_rec *r = &s->pending[i];
-            if (r->promoted)
-                continue;
-            char *e = s->frag.data + s->starts[bucket_of(r->hash[kind])];
-            uint16_t id_len = (uint16_t)r->id_len;
-            uint16_t key_len = (uint16_t)r->key_len;
-            memcpy(e, &r->at, 8);
-            memcpy(e + 8, &id_len, 2);
-            memcpy(e + 10, &key_len, 2);
-            memcpy(e + ENTRY_HEAD, pending_id(s, r),
-                   (size_t)r->id_len + r->key_len);
-            s->starts[bucket_of(r->hash[kind])] +=
-                ENTRY_HEAD + r->id_len + r->key_len;
-        }
-        uint32_t first = 0;
-        for (uint32_t b = 0; b < n_buckets && err == SLUICE_OK; b++) {
-            uint32_t end = s->starts[b];
-            if (end == first)
-                continue;
-            sqlite3_bind_int64(st, 1, frag_number(s->n_flushes, kind, b));
-            sqlite3_bind_blob(st, 2, s->frag.data + first, (int)(end - first),
-                              SQLITE_STATIC);
-            err = exec(s, S_PUT_FRAG, NULL);
-            first = end;
-        }
-    }
+    for (int kind = K_ID; kind <= K_KEY && err == SLUICE_OK; kind++)
+        for (uint32_t lo = 0; lo < n_buckets && err == SLUICE_OK; lo += part)
+            err = flush_buckets(s, kind, lo, lo + part);
     if (err != SLUICE_OK)
         return err;
     s->n_flushes++;
@@ -708,9 +723,9 @@ defer(sl_seen *s, const char *id, size_t id_len, const char *key,
     *r = (pending_rec){{narrow(s, id_hash), narrow(s, key_hash)},
                        at,
                        (uint32_t)s->pending_text.len,
-                       (uint32_t)id_len,
-                       (uint32_t)key_len,
-                       false};
+                       false,
+                       (uint16_t)id_len,
+                       (uint16_t)key_len};
     if (sl_buf_append(&s->pending_text, id, id_len) ||
         sl_buf_append(&s->pending_text, key, key_len))
         return SLUICE_ENOMEM;
