@@ -756,6 +756,65 @@ TEST(a_commit_sent_after_another_writer_is_looked_up)
     sluice_queue_close(q);
 }
 
+/* Another writer's record (p3000), written between a packed batch's
+ * WATCH and its transaction. */
+static void
+other_writes(void *ctx)
+{
+    static sl_record r;
+    r = rec(3000, 4000, 1, true);
+    sluice_ingest_stats o = {0};
+    ASSERT_EQ(sl_queue_begin(ctx), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(ctx, &r, 1, T0, &o), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit(ctx), SLUICE_OK);
+    ASSERT_EQ(o.added, 1);
+}
+
+TEST(a_commit_that_loses_the_race_is_upserted_again_looked_up)
+{
+    char loc[300];
+    test_redis_start(loc, sizeof loc, NULL);
+    sluice_queue *q = open_queue(loc), *other = open_queue(loc);
+    sl_queue_feed_start(q);
+    ASSERT_EQ(batch(q, 0, 100, 4000, true).added, 100);
+    /* The next batch is sent as packs, but the other writer writes meta
+     * after its WATCH: its EXEC comes back nil, nothing of it is in,
+     * and the wait upserts it again with lookups. */
+    static sl_record r[300];
+    for (int k = 0; k < 300; k++)
+        r[k] = rec(100 + k, 4000, 1, true);
+    sluice_ingest_stats a = {0}, b = {0};
+    sl_rq_pack_race(q, other_writes, other);
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(q, r, 200, T0, &a), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit_send(q), SLUICE_OK);
+    ASSERT(q->commit_sent);
+    sl_rq_pack_race(q, NULL, NULL);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " rid"), 101);
+    ASSERT_EQ(a.added, 0);
+    ASSERT_EQ(sl_queue_commit_wait(q), SLUICE_OK);
+    ASSERT_EQ(a.added, 200);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("meta") " rid"), 301);
+    /* The feed looks its ids up from then on: nothing is packed. */
+    ASSERT_EQ(sl_queue_begin(q), SLUICE_OK);
+    ASSERT_EQ(sl_queue_upsert(q, r + 200, 100, T0, &b), SLUICE_OK);
+    ASSERT_EQ(sl_queue_commit_send(q), SLUICE_OK);
+    ASSERT(!q->commit_sent);
+    ASSERT_EQ(b.added, 100);
+    ASSERT_EQ(n_packs(loc), 0);
+    /* Each record once, under its own RID. */
+    ASSERT_EQ(test_redis_int(loc, "HLEN " KEY("ids")), 401);
+    ASSERT_EQ(test_redis_int(loc, "HGET " KEY("counts") " s0"), 401);
+    ASSERT_EQ(strncmp(hget(loc, KEY("ids"), "p3000"), "101:", 4), 0);
+    ASSERT_EQ(strncmp(hget(loc, KEY("ids"), "p100"), "102:", 4), 0);
+    listing l = {0, true};
+    ASSERT_EQ(sluice_list(q, NULL, check_order, &l), SLUICE_OK);
+    ASSERT_EQ(l.n, 401);
+    ASSERT(!l.in_order); /* p3000 is 101st */
+    sluice_queue_close(other);
+    sluice_queue_close(q);
+}
+
 /* Records 0..n, on origin b when k % 3 == 1, else a, as one batch. */
 static void
 batch_of_two_origins(sluice_queue *q, int n)

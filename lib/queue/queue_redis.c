@@ -330,14 +330,6 @@ put_text(sl_buf *b, const char *text, size_t len)
     b->len += sizeof n + len;
 }
 
-/* Whether field f of the batch's record k is `text`. */
-static bool
-same_text(const rq_batch *b, size_t k, int f, const char *text, size_t len)
-{
-    return b->recs[k].len[f] == len &&
-           memcmp(b->text.data + b->recs[k].at[f], text, len) == 0;
-}
-
 /* Copy the records into the batch, which goes to Redis at commit: each
  * one's fields one after the other as a pack holds them, so that a
  * pack is a slice of the batch's text (it begins with the mark of a
@@ -393,7 +385,8 @@ upsert_buffer(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
             /* Its pack's first record's origin is written as '', and
              * read where that one's is. */
             bool elide = f == 4 && k != head &&
-                         same_text(&s->batch, head, f, v[f], l[f]);
+                         sl_rq_field_is(s->batch.text.data,
+                                        &s->batch.recs[head], f, v[f], l[f]);
             if (l[f] > 0xffff)
                 return sl_queue_fail(q, SLUICE_EINVAL,
                                      "%s: a record's field of %zu bytes "

@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include <hiredis/hiredis.h>
 #include <openssl/types.h>
@@ -80,6 +81,15 @@ typedef struct {
     bool first; /* sl_record.first */
 } buffered_rec;
 
+/* Whether field f of record r (its text in `text`) is `len` bytes at
+ * `bytes`. */
+static inline bool
+sl_rq_field_is(const char *text, const buffered_rec *r, int f,
+               const char *bytes, size_t len)
+{
+    return r->len[f] == len && memcmp(text + r->at[f], bytes, len) == 0;
+}
+
 /* Whether this feed may write packs (queue_redis_pack.c). */
 enum { RQ_PACK_UNKNOWN, RQ_PACK_ON, RQ_PACK_OFF };
 
@@ -120,6 +130,10 @@ typedef struct {
      * `pack_top`. */
     int pack_mode;
     int64_t pack_top;
+    /* Tests only (sl_rq_pack_race): run between a batch's WATCH and its
+     * transaction. */
+    void (*pack_race)(void *ctx);
+    void *pack_race_ctx;
     /* sl_rq_fingerprint's digest and context, made on first use. */
     EVP_MD *fp_md;
     EVP_MD_CTX *fp_ctx;
@@ -247,6 +261,10 @@ sluice_err sl_rq_pack_recv(sluice_queue *q, size_t n_replies, size_t n,
 void sl_rq_pack_follow(sl_rq_queue *s, int64_t top, size_t added);
 void sl_rq_pack_lost(sl_rq_queue *s);
 sluice_err sl_rq_unpack_all(sluice_queue *q);
+/* Tests only: fn(ctx) runs after each packed batch's WATCH and before
+ * its transaction is written, where another writer may come first (NULL:
+ * nothing runs). */
+void sl_rq_pack_race(sluice_queue *q, void (*fn)(void *ctx), void *ctx);
 /* A pack's first bytes (schema 4): no record of an earlier schema's
  * pack begins so, its id's 4-byte length being above 0. */
 #define SL_RQ_PACK_MARK     "\0\0\0\0"

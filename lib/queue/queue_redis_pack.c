@@ -26,8 +26,7 @@
 static bool
 same_origin(const char *text, const buffered_rec *a, const buffered_rec *b)
 {
-    return a->len[4] == b->len[4] &&
-           memcmp(text + a->at[4], text + b->at[4], a->len[4]) == 0;
+    return sl_rq_field_is(text, a, 4, text + b->at[4], b->len[4]);
 }
 
 void
@@ -226,7 +225,17 @@ sl_rq_pack_send(sluice_queue *q, const char *now, const char *text,
                              "%s: upsert: the connection was lost",
                              s->conn.addr.where);
     s->pack_top = top; /* until read: where the batch begins */
+    if (s->pack_race)
+        s->pack_race(s->pack_race_ctx);
     return send_packs(q, now, text, recs, n, top, n_replies);
+}
+
+void
+sl_rq_pack_race(sluice_queue *q, void (*fn)(void *ctx), void *ctx)
+{
+    sl_rq_queue *s = sl_rq_state(q);
+    s->pack_race = fn;
+    s->pack_race_ctx = ctx;
 }
 
 sluice_err
