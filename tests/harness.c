@@ -61,8 +61,9 @@ test_write_str(const char *path, const char *text)
     test_write_file(path, text, strlen(text));
 }
 
-int
-test_listen_loopback(void *(*serve)(void *), void *arg, int *port)
+void
+test_listen_loopback(void *(*serve)(void *), void *arg, int *port,
+                     int *listen_fd)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     ASSERT_GE(fd, 0);
@@ -73,10 +74,10 @@ test_listen_loopback(void *(*serve)(void *), void *arg, int *port)
     socklen_t len = sizeof a;
     ASSERT_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
     *port = ntohs(a.sin_port);
+    *listen_fd = fd;
     pthread_t t;
     ASSERT_EQ(pthread_create(&t, NULL, serve, arg), 0);
     pthread_detach(t);
-    return fd;
 }
 
 char *

@@ -92,8 +92,12 @@ void test_write_file(const char *path, const void *data, size_t len);
 void test_write_str(const char *path, const char *text);
 char *test_read_file(const char *path, size_t *len);
 
-/* A TCP socket listening on 127.0.0.1 at a free port (*port), served by
- * a detached thread running serve(arg). Returns the socket. */
-int test_listen_loopback(void *(*serve)(void *), void *arg, int *port);
+/* A TCP socket listening on 127.0.0.1 at a free port (*port), into
+ * *fd, then a detached thread running serve(arg): the thread finds both
+ * set (a thread that read *fd before it was set polled fd 0, and could
+ * block in accept() on the socket, where a test that stops its server
+ * and closes the socket found it still answering). */
+void test_listen_loopback(void *(*serve)(void *), void *arg, int *port,
+                          int *fd);
 
 #endif /* SLUICE_TEST_H */

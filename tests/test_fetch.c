@@ -112,7 +112,7 @@ server_start(bool close_each, int idle_close_ms)
 {
     srv.close_each = close_each;
     srv.idle_close_ms = idle_close_ms;
-    srv.listen_fd = test_listen_loopback(server_main, NULL, &srv.port);
+    test_listen_loopback(server_main, NULL, &srv.port, &srv.listen_fd);
 }
 
 /* ---- the client ---- */

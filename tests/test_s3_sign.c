@@ -217,7 +217,7 @@ server_main(void *arg)
 static void
 server_start(void)
 {
-    srv.listen_fd = test_listen_loopback(server_main, NULL, &srv.port);
+    test_listen_loopback(server_main, NULL, &srv.port, &srv.listen_fd);
     setenv("AWS_ACCESS_KEY_ID", KEY_ID, 1);
     setenv("AWS_SECRET_ACCESS_KEY", SECRET, 1);
     setenv("AWS_REGION", REGION, 1);
