@@ -23,7 +23,14 @@ run "$SLUICE" run --store out --allow-net 127.0.0.1/32 \
     --backoff-cap 0.5 --json
 assert_rc 1 "some records are dead"
 assert_eq "$(origin_stat "$o_port" violations)" 0
-assert_eq "$(origin_stat "$o_port" peak_in_flight)" $N
+# The cap is used: near N at once. Not exactly N, as the runs without
+# faults check (run_slots, run_s3): here a stalled request's slot is
+# held to its deadline after the origin stopped counting it, and on a
+# busy host the first 20 may not all be out before the fastest answers
+# (CI on dea832f saw 18).
+peak=$(origin_stat "$o_port" peak_in_flight)
+[ "$peak" -ge $((N - 2)) ] && [ "$peak" -le $N ] ||
+    fail "peak in flight $peak, not within 2 below the cap $N"
 assert_eq "$(status_field sluice.db done)" "$want_done"
 assert_eq "$(status_field sluice.db dead)" "$want_dead"
 assert_eq "$(status_field sluice.db pending)" 0
