@@ -55,8 +55,7 @@
     "    (meta ~= '' and '\\1' .. meta or '\\2')), 1, 24)\n"                 \
     "end\n"                                                                   \
     "-- a record's origin '' is its pack's first record's (schema 3)\n"       \
-    "local function pack_origin(blob)\n"                                      \
-    "  local start, v4 = pack_start(blob)\n"                                  \
+    "local function pack_origin(v4, blob, start)\n"                          \
     "  local _, _, _, _, o = pack_rec(v4, blob, start)\n"                     \
     "  return o\n"                                                            \
     "end\n"                                                                   \
@@ -89,7 +88,7 @@
     "  local start, v4 = pack_start(blob)\n"                                  \
     "  local pos = math.max(tonumber(m[3] or 1), start)\n"                    \
     "  local took, ids, pend, per, out = 0, {}, {}, {}, {}\n"                  \
-    "  local po = pack_origin(blob)\n"                                        \
+    "  local po = pack_origin(v4, blob, start)\n"                            \
     "  while pos <= #blob and not (direct and took >= direct) do\n"            \
     "    local at, id, url, key, meta, origin, fp = pos\n"                     \
     "    id, url, key, meta, origin, fp, pos = pack_rec(v4, blob, pos)\n"      \
@@ -656,7 +655,7 @@ static const char get_lua[] =
             "  local at, v4 = pack_start(blob)\n"
             "  local needle = struct.pack(v4 and '<H' or '<I4', #id) .. id\n"
             "  if string.find(blob, needle, 1, true) then\n"
-            "    local r, po = first, pack_origin(blob)\n"
+            "    local r, po = first, pack_origin(v4, blob, at)\n"
             "    while at <= #blob do\n"
             "      local pid, url, key, meta, origin, _\n"
             "      pid, url, key, meta, origin, _, at =\n"
@@ -716,9 +715,9 @@ static const char page_lua[] =
             "local function load(p)\n"
             "  local b = redis.call('HGET', K('packs'), p)\n"
             "  if not b then error('sluice: pack ' .. p .. ' is missing') end\n"
-            "  po = pack_origin(b)\n"
             "  local start\n"
             "  start, v4 = pack_start(b)\n"
+            "  po = pack_origin(v4, b, start)\n"
             "  at = math.max(at, start)\n"
             "  return b\n"
             "end\n"
