@@ -356,11 +356,23 @@ upsert_buffer(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
         s->batch.calls = grown;
         s->batch.cap_calls = cap;
     }
+    /* Room for a mark a record (more than the packs need) and each
+     * field behind its 2-byte length, which every field fits. */
     size_t bytes = 0;
-    for (size_t i = 0; i < n; i++)
-        bytes += SL_RQ_PACK_MARK_LEN + PACK_FIELDS * 2 + recs[i].id_len +
-                 recs[i].url_len + recs[i].key_len +
-                 (recs[i].meta ? recs[i].meta_len : 0) + recs[i].origin_len;
+    for (size_t i = 0; i < n; i++) {
+        const sl_record *r = &recs[i];
+        size_t meta_len = r->meta ? r->meta_len : 0;
+        size_t most = SL_MAX(SL_MAX(r->id_len, r->url_len),
+                             SL_MAX(SL_MAX(r->key_len, meta_len),
+                                    r->origin_len));
+        if (most > 0xffff)
+            return sl_queue_fail(q, SLUICE_EINVAL,
+                                 "%s: a record's field of %zu bytes "
+                                 "(ids, urls and keys are shorter)",
+                                 s->conn.addr.where, most);
+        bytes += SL_RQ_PACK_MARK_LEN + PACK_FIELDS * 2 + r->id_len +
+                 r->url_len + r->key_len + meta_len + r->origin_len;
+    }
     if (sl_buf_reserve(&s->batch.text, bytes) != 0)
         return sl_queue_fail(q, SLUICE_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
@@ -387,11 +399,6 @@ upsert_buffer(sluice_queue *q, const sl_record *recs, size_t n, int64_t now_ms,
             bool elide = f == 4 && k != head &&
                          sl_rq_field_is(s->batch.text.data,
                                         &s->batch.recs[head], f, v[f], l[f]);
-            if (l[f] > 0xffff)
-                return sl_queue_fail(q, SLUICE_EINVAL,
-                                     "%s: a record's field of %zu bytes "
-                                     "(ids, urls and keys are shorter)",
-                                     s->conn.addr.where, l[f]);
             put_text(&s->batch.text, v[f], elide ? 0 : l[f]);
             b->at[f] = elide ? s->batch.recs[head].at[f]
                              : s->batch.text.len - l[f];
